@@ -1,0 +1,116 @@
+"""US addresses: does a request set one forth, and in what USPS Publication 28 form.
+
+Parsing is `usaddress` (a CRF tagger); standardisation is `usaddress-scourgify`. The only
+patterns written here are the ones no parser answers: ZIP codes, state codes, placeholders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import usaddress
+from scourgify import normalize_address_record
+from scourgify.exceptions import AddressNormalizationError
+
+from taxgate.normalize.text import fold
+
+_ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
+
+STATES: dict[str, str] = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
+    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "district of columbia": "DC",
+    "florida": "FL", "georgia": "GA", "hawaii": "HI", "idaho": "ID", "illinois": "IL",
+    "indiana": "IN", "iowa": "IA", "kansas": "KS", "kentucky": "KY", "louisiana": "LA",
+    "maine": "ME", "maryland": "MD", "massachusetts": "MA", "michigan": "MI", "minnesota": "MN",
+    "mississippi": "MS", "missouri": "MO", "montana": "MT", "nebraska": "NE", "nevada": "NV",
+    "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM", "new york": "NY",
+    "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK", "oregon": "OR",
+    "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC", "south dakota": "SD",
+    "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT", "virginia": "VA",
+    "washington": "WA", "west virginia": "WV", "wisconsin": "WI", "wyoming": "WY",
+    "puerto rico": "PR", "guam": "GU", "virgin islands": "VI", "american samoa": "AS",
+    "northern mariana islands": "MP", "armed forces americas": "AA", "armed forces europe": "AE",
+    "armed forces pacific": "AP",
+}
+_STATE_CODES = frozenset(STATES.values())
+
+
+def state_code(state: str) -> str:
+    """The USPS two-letter code for a state written either way; "" when it is not a state."""
+    folded = fold(state)
+    if len(folded) == 2 and folded.upper() in _STATE_CODES:
+        return folded.upper()
+    return STATES.get(folded, "")
+
+
+def zip5(zip_code: str) -> str:
+    """The five-digit ZIP of a ZIP or ZIP+4; "" when it is not one, or is all zeros."""
+    match = _ZIP.match(zip_code.strip())
+    if not match or match.group(1) == "00000":
+        return ""
+    return match.group(1)
+
+
+def is_placeholder(value: str, phrases: frozenset[str]) -> bool:
+    """True when a field is filled without content: a listed phrase, all zeros, or a bare ZIP
+    where a street line belongs (the forms of the 2025 datafile: "Failed to Provide", "NA NA")."""
+    folded = fold(value)
+    if not folded:
+        # Punctuation only ("-", "?", "//") is a placeholder; a truly empty field is just missing.
+        return bool(value.strip())
+    if folded in phrases:
+        return True
+    compact = folded.replace(" ", "")
+    if set(compact) <= {"0"} or set(compact) <= {"x"}:
+        return True
+    # The same placeholder word repeated ("NA NA NA", "UNKNOWN UNKNOWN").
+    words = set(folded.split())
+    return len(words) == 1 and next(iter(words)) in phrases
+
+
+@dataclass(frozen=True, slots=True)
+class StreetLine:
+    """What a street line turned out to be, and its USPS standard form."""
+
+    kind: str  # "street" (house number + street name), "po_box", or "" (neither)
+    line: str = ""  # e.g. "55 W OAK AVE" or "PO BOX 77"
+    unit: str = ""  # the unit's identifier without its designator: "APT 12", "# 12", "UNIT 12" -> "12"
+
+    @property
+    def standard(self) -> str:
+        return f"{self.line} # {self.unit}" if self.unit else self.line
+
+
+# scourgify validates the last line even when asked only for line 1; this stands in for it
+# and is discarded. It is a well-formed ZIP that is never compared with anything.
+_LAST_LINE_STAND_IN = {"city": None, "state": None, "postal_code": "99999"}
+_DESIGNATOR = re.compile(r"^(?:#|(?:APT|APARTMENT|UNIT|STE|SUITE|RM|ROOM|FL|FLOOR|BLDG|LOT|SPC|SPACE|TRLR|DEPT)\b)\s*#?\s*")
+
+
+@lru_cache(maxsize=200_000)
+def parse_street(street: str, unit: str = "") -> StreetLine:
+    """Tag a street line with usaddress and standardise it with scourgify (USPS Pub. 28)."""
+    text = " ".join(part for part in (street.strip(), unit.strip()) if part)
+    if not text:
+        return StreetLine("")
+    try:
+        tags, _ = usaddress.tag(text)
+    except usaddress.RepeatedLabelError:
+        return StreetLine("")
+    if tags.get("USPSBoxID"):
+        box = re.sub(r"[^A-Z0-9]", "", tags["USPSBoxID"].upper())
+        return StreetLine("po_box", f"PO BOX {box}") if box else StreetLine("")
+    if not (tags.get("AddressNumber") and tags.get("StreetName")):
+        return StreetLine("")
+    try:
+        record = normalize_address_record(
+            {"address_line_1": street, "address_line_2": unit or None, **_LAST_LINE_STAND_IN}, strict=False
+        )
+        line, second = record.get("address_line_1") or "", record.get("address_line_2") or ""
+    except (AddressNormalizationError, ValueError, TypeError, KeyError):
+        line = " ".join(fold(v).upper() for k, v in tags.items() if not k.startswith("Occupancy"))
+        second = fold(tags.get("OccupancyIdentifier", "")).upper()
+    unit_id = re.sub(r"[^A-Z0-9]", "", _DESIGNATOR.sub("", second.upper()))
+    return StreetLine("street", re.sub(r"\s+", " ", line).strip(), unit_id)
