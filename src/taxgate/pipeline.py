@@ -1,0 +1,219 @@
+"""The main job: intake -> rules -> identify -> decide -> response, for one batch.
+
+The batch is streamed in chunks and staged as Parquet between passes, so memory does not grow with
+the batch: pass 1 reads the rows and their batch keys, DuckDB turns the keys into per-row batch
+figures, pass 2 judges each request, identification runs as one DuckDB query over the eligible
+requests, and pass 3 decides and writes the response in row order.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from taxgate import identify as identification
+from taxgate.decide import decide
+from taxgate.domain import REQUEST_COLUMNS, ReasonCode, Request
+from taxgate.intake import RowStream, read_manifest
+from taxgate.policy import load_policies, policy_in_force
+from taxgate.response import ResponseWriter
+from taxgate.rules import (
+    KEY_COLUMNS,
+    ROW_STATS_SQL,
+    RULE_SET_VERSION,
+    Context,
+    RowStats,
+    is_refusal,
+    judge_batch,
+    judge_request,
+    refused_items,
+    requested_items,
+    row_keys,
+)
+
+CHUNK_ROWS = 50_000
+_STAGED = pa.schema(
+    [("row_number", pa.int64())]
+    + [(c, pa.string()) for c in REQUEST_COLUMNS]
+    + [("parse_error", pa.string()), ("extra", pa.string())]
+    + [(k, pa.string()) for k in KEY_COLUMNS]
+)
+_JUDGED = pa.schema([("row_number", pa.int64()), ("codes", pa.string()), ("refused_items", pa.string()), ("wants", pa.bool_())])
+_ID_REQUESTS = pa.schema([("row_number", pa.int64())] + [(k, pa.string()) for k in identification.KEY_COLUMNS])
+
+
+@dataclass
+class BatchResult:
+    batch_ref: str
+    manifest_sha256: str
+    rows_sha256: str
+    rows: int
+    malformed: int
+    policy_version: str
+    rule_set_version: str
+    model_version: str
+    out_dir: str
+    outcomes: dict[str, int] = field(default_factory=dict)
+    codes: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _ChunkWriter:
+    """Append rows to a Parquet file a chunk at a time."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.schema, self.columns = schema, {name: [] for name in schema.names}
+        self._writer = pq.ParquetWriter(path, schema)
+
+    def add(self, values: tuple) -> None:
+        for column, value in zip(self.columns.values(), values):
+            column.append(value)
+        if len(self.columns["row_number"]) >= CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.columns["row_number"]:
+            self._writer.write_table(pa.table(self.columns, schema=self.schema))
+            self.columns = {name: [] for name in self.schema.names}
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
+
+
+def _staged_requests(path: Path):
+    """Requests back from the staging file, in row order."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
+        columns = batch.to_pydict()
+        for i in range(batch.num_rows):
+            request = Request(row_number=columns["row_number"][i], parse_error=columns["parse_error"][i])
+            for name in REQUEST_COLUMNS:
+                setattr(request, name, columns[name][i])
+            yield request
+
+
+def process(
+    manifest_path: Path,
+    master_path: Path,
+    out_dir: Path,
+    policy_path: Path | None = None,
+    today: date | None = None,
+) -> BatchResult:
+    """Process one batch end to end and write the response files into `out_dir`.
+
+    Raises IntakeError, MasterError or PolicyError for input that cannot be processed at all.
+    """
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 3)
+        clock = now
+
+    manifest = read_manifest(manifest_path)
+    today = today or datetime.now(timezone.utc).date()
+    as_of = manifest.submitted_at.date() if manifest.submitted_at else today
+    policy = policy_in_force(load_policies(policy_path), as_of)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    try:
+        # Pass 1: intake, staging every row with its batch keys.
+        stream = RowStream(manifest.rows_path, manifest.rows_format, policy.thresholds.max_field_chars)
+        staged = _ChunkWriter(work / "staged.parquet", _STAGED)
+        for request in stream:
+            staged.add(
+                (request.row_number, *(getattr(request, c) for c in REQUEST_COLUMNS), request.parse_error,
+                 json.dumps(request.extra) if request.extra else "", *row_keys(request))
+            )
+        staged.close()
+        lap("intake")
+
+        # Batch figures, then pass 2: every rule on every request.
+        con.execute(
+            f"CREATE TABLE batch_keys AS SELECT row_number, {', '.join(KEY_COLUMNS)} FROM read_parquet(?)",
+            [str(work / "staged.parquet")],
+        )
+        stats = con.execute(ROW_STATS_SQL).fetchnumpy()
+        batch_codes = judge_batch(manifest, policy, as_of)
+        ctx = Context(policy, manifest, as_of)
+        judged = _ChunkWriter(work / "judged.parquet", _JUDGED)
+        eligible = _ChunkWriter(work / "id_requests.parquet", _ID_REQUESTS)
+        for i, request in enumerate(_staged_requests(work / "staged.parquet")):
+            ctx.stats = RowStats(
+                int(stats["relevance_repeats"][i]),
+                int(stats["official_cases"][i]),
+                int(stats["request_id_ordinal"][i]),
+                int(stats["person_case_ordinal"][i]),
+            )
+            codes = batch_codes + [c for c in judge_request(request, ctx) if c not in batch_codes]
+            refused = [] if request.malformed else refused_items(request, policy)
+            wants = not request.malformed and any(i in policy.disclosable_items for i in requested_items(request, policy))
+            judged.add((request.row_number, ";".join(codes), ";".join(refused), wants))
+            if wants and not any(is_refusal(c) for c in codes):
+                eligible.add((request.row_number, *identification.request_keys(request)))
+        judged.close()
+        eligible.close()
+        lap("rules")
+
+        # Identification: only requests that passed every rule are looked up at all.
+        identification.load_master(con, master_path)
+        con.execute("CREATE TABLE id_requests AS SELECT * FROM read_parquet(?)", [str(work / "id_requests.parquet")])
+        found = identification.identify(con)
+        positive = sorted({i.matched_tin for i in found.values() if i.code is ReasonCode.ID_POSITIVE})
+        addresses = identification.last_known_addresses(con, positive)
+        lap("identify")
+
+        # Pass 3: decide and respond, in row order.
+        outcomes: Counter[str] = Counter()
+        code_counts: Counter[str] = Counter()
+        with ResponseWriter(out_dir, f"{RULE_SET_VERSION}+{policy.version}", identification.MODEL_VERSION) as writer:
+            requests = _staged_requests(work / "staged.parquet")
+            for batch in pq.ParquetFile(work / "judged.parquet").iter_batches(batch_size=CHUNK_ROWS):
+                columns = batch.to_pydict()
+                for row_number, codes, refused, wants in zip(*columns.values()):
+                    request = next(requests)
+                    decision = decide(
+                        [ReasonCode(c) for c in codes.split(";") if c],
+                        [r for r in refused.split(";") if r],
+                        wants,
+                        found.get(row_number),
+                    )
+                    writer.write(request, decision, addresses.get(decision.matched_tin))
+                    outcomes[decision.outcome.value] += 1
+                    code_counts.update(c.value for c in decision.codes)
+        lap("decide")
+    finally:
+        con.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    result = BatchResult(
+        batch_ref=manifest.batch_ref,
+        manifest_sha256=manifest.sha256,
+        rows_sha256=stream.sha256,
+        rows=stream.rows,
+        malformed=stream.malformed,
+        policy_version=policy.version,
+        rule_set_version=RULE_SET_VERSION,
+        model_version=identification.MODEL_VERSION,
+        out_dir=str(out_dir),
+        outcomes=dict(outcomes.most_common()),
+        codes=dict(code_counts.most_common()),
+        seconds=seconds,
+    )
+    (out_dir / "summary.json").write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+    return result

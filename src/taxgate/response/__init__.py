@@ -1,0 +1,81 @@
+"""Response: the files the requester and the auditors receive (DESIGN.md "Data formats").
+
+- response.csv / response.jsonl: for the requester; request-level codes only, the address only
+  when DISCLOSED.
+- decisions.csv: for the tax agency's auditors; every code, the candidate and runner-up.
+- malformed_rows.csv: which rows could not be read and why, so the requester can resend them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from taxgate.decide import Decision
+from taxgate.domain import Outcome, Request
+
+RESPONSE_COLUMNS = (
+    "request_id", "outcome", "reasons", "refused_items", "address_street", "address_unit", "address_city",
+    "address_state", "address_zip", "address_tax_year", "ledger_index",
+)
+DECISION_COLUMNS = (
+    "request_id", "outcome", "reasons", "matched_tin", "match_weight", "runner_up_tin", "runner_up_weight",
+    "rule_set_version", "model_version",
+)
+MALFORMED_COLUMNS = ("row_number", "request_id", "problem")
+_ADDRESS_PARTS = ("street", "unit", "city", "state", "zip", "tax_year")
+
+
+class ResponseWriter:
+    """Streams the output files; use as a context manager."""
+
+    def __init__(self, out_dir: Path, rule_set_version: str, model_version: str):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
+        self._versions = (rule_set_version, model_version)
+        self._files = [
+            open(out_dir / name, "w", encoding="utf-8", newline="")
+            for name in ("response.csv", "response.jsonl", "decisions.csv", "malformed_rows.csv")
+        ]
+        self._response = csv.writer(self._files[0])
+        self._jsonl = self._files[1]
+        self._decisions = csv.writer(self._files[2])
+        self._malformed = csv.writer(self._files[3])
+        self._response.writerow(RESPONSE_COLUMNS)
+        self._decisions.writerow(DECISION_COLUMNS)
+        self._malformed.writerow(MALFORMED_COLUMNS)
+
+    def __enter__(self) -> "ResponseWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for f in self._files:
+            f.close()
+
+    def write(self, request: Request, decision: Decision, address: dict[str, str] | None, ledger_index: str = "") -> None:
+        released = address if decision.outcome is Outcome.DISCLOSED and address else {}
+        row = {
+            "request_id": request.display_id,
+            "outcome": decision.outcome.value,
+            "reasons": ";".join(c.value for c in decision.requester_codes),
+            "refused_items": ";".join(decision.refused_items),
+            **{f"address_{p}": str(released.get(p, "") or "") for p in _ADDRESS_PARTS},
+            "ledger_index": ledger_index,
+        }
+        self._response.writerow(row[c] for c in RESPONSE_COLUMNS)
+        self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._decisions.writerow(
+            (
+                request.display_id,
+                decision.outcome.value,
+                ";".join(c.value for c in decision.codes),
+                decision.matched_tin,
+                "",  # match weights arrive with the probabilistic model (issue 3)
+                decision.runner_up_tin,
+                "",
+                *self._versions,
+            )
+        )
+        if request.malformed:
+            self._malformed.writerow((request.row_number, request.request_id, request.parse_error))

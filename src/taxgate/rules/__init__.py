@@ -1,0 +1,70 @@
+"""Rules: the statute as code.
+
+Files follow the statute: `requester` is who may ask (§ 6103(i)(2)(A), (p)(4)), `request` is what the
+request must set forth ((B)(i)-(iv)), `purpose` is what it may be for ((A)), `items` is what may be
+released ((C)), `batch` is what only the whole batch shows. Every rule runs; `judge_*` collect codes.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from taxgate.domain import Level, ReasonCode, Request
+from taxgate.intake import Manifest
+from taxgate.policy import Policy
+from taxgate.rules import batch, items, purpose, request, requester  # noqa: F401  (registers the rules)
+from taxgate.rules.batch import KEY_COLUMNS, ROW_STATS_SQL, row_keys
+from taxgate.rules.items import refused_items, requested_items
+from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, Rule, RowStats, all_rules, rule_for
+
+# Bump when a rule's logic changes; the policy version is recorded beside it on every decision.
+RULE_SET_VERSION = "2026.11.1"
+
+
+def judge_batch(manifest: Manifest, policy: Policy, as_of: date) -> list[ReasonCode]:
+    """Codes of every batch-scope rule that fails; each applies to every request of the batch."""
+    return sorted({r.code for r in BATCH_RULES if r.check(manifest, policy, as_of)}, key=_CODE_ORDER.__getitem__)
+
+
+def judge_request(request_: Request, ctx: Context) -> list[ReasonCode]:
+    """Codes of every request-scope rule that fails, in registry order, without repeats.
+
+    A row that could not be parsed is judged on MALFORMED_ROW alone: its fields are not the
+    requester's words, so nothing else can be said about them.
+    """
+    if request_.malformed:
+        return [ReasonCode.MALFORMED_ROW]
+    found: dict[ReasonCode, None] = {}
+    for rule in REQUEST_RULES:
+        if rule.code not in found and rule.check(request_, ctx):
+            found[rule.code] = None
+    return sorted(found, key=_CODE_ORDER.__getitem__)
+
+
+_CODE_ORDER = {code: i for i, code in enumerate(ReasonCode)}  # DESIGN.md's table order
+
+
+def is_refusal(code: ReasonCode) -> bool:
+    """Codes that make the request itself defective (item refusals do not)."""
+    return code.level in (Level.BATCH, Level.REQUEST) and code not in (
+        ReasonCode.HELD_BY_COURT_ORDER,
+        ReasonCode.NOTICE_PERIOD,
+    )
+
+
+__all__ = [
+    "KEY_COLUMNS",
+    "ROW_STATS_SQL",
+    "RULE_SET_VERSION",
+    "Context",
+    "Rule",
+    "RowStats",
+    "all_rules",
+    "is_refusal",
+    "judge_batch",
+    "judge_request",
+    "refused_items",
+    "requested_items",
+    "row_keys",
+    "rule_for",
+]

@@ -1,0 +1,32 @@
+"""What may be released: § 6103(i)(2)(C) with (b)(6) — taxpayer identity, and by this path only the
+last known address. Everything the taxpayer furnished is return information under (b)(2) and needs an
+ex parte order under (i)(1). Item scope: a refused item does not refuse the rest of the request."""
+
+from __future__ import annotations
+
+from taxgate.domain import LAST_KNOWN_ADDRESS, ReasonCode, Request
+from taxgate.normalize.text import split_list
+from taxgate.policy import Policy
+from taxgate.rules.registry import Context, request_rule
+
+CITATION = "26 U.S.C. § 6103(i)(2)(C), (b)(2), (b)(6)"
+
+
+def requested_items(request: Request, policy: Policy) -> list[str]:
+    """The items asked for, in canonical names; none listed means the last known address."""
+    items = [policy.canonical_item(i) for i in split_list(request.requested_items)]
+    return list(dict.fromkeys(items)) or [LAST_KNOWN_ADDRESS]
+
+
+def refused_items(request: Request, policy: Policy) -> list[str]:
+    """Requested items this path may not release: return information, and anything unrecognised."""
+    return [i for i in requested_items(request, policy) if i not in policy.disclosable_items]
+
+
+@request_rule(
+    ReasonCode.ITEM_NOT_DISCLOSABLE,
+    CITATION,
+    "A requested item is return information (employer, bank, income, relatives, phone, e-mail, IP, ...): refused.",
+)
+def item_not_disclosable(request: Request, ctx: Context) -> bool:
+    return bool(refused_items(request, ctx.policy))

@@ -1,0 +1,113 @@
+"""For what the information may be used: § 6103(i)(2)(A) — a proceeding or investigation under a
+specifically designated Federal criminal statute not involving tax administration, by officers
+personally and directly engaged in it — and what the agreement adds. Request scope."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from taxgate.domain import ReasonCode, Request
+from taxgate.normalize.statute import Citation, parse_citation
+from taxgate.normalize.text import fold, split_list
+from taxgate.rules.registry import Context, request_rule
+
+A = "26 U.S.C. § 6103(i)(2)(A)"
+TAX_TITLE = 26
+
+
+def _citations(request: Request) -> list[Citation | None]:
+    return [parse_citation(part) for part in split_list(request.statute)]
+
+
+def _kinds(request: Request, ctx: Context) -> list[str]:
+    """The catalog kind of each cited statute: criminal, civil, tax_administration or unknown."""
+    kinds = []
+    for citation in _citations(request):
+        if citation is not None and citation.title == TAX_TITLE:
+            kinds.append("tax_administration")  # § 6103(b)(4): all of title 26 is tax administration
+            continue
+        statute = ctx.policy.statute_for(citation) if citation is not None else None
+        kinds.append(statute.kind if statute else "unknown")
+    return kinds
+
+
+@request_rule(
+    ReasonCode.STATUTE_NOT_CRIMINAL,
+    A,
+    "The cited statute is civil (e.g. 8 U.S.C. § 1227, § 1229a, § 1231); (i)(2) serves criminal matters only.",
+)
+def statute_not_criminal(request: Request, ctx: Context) -> bool:
+    return "civil" in _kinds(request, ctx)
+
+
+@request_rule(
+    ReasonCode.STATUTE_TAX_ADMINISTRATION,
+    A,
+    "The cited statute is in title 26, which is tax administration; (i)(2) excludes it.",
+)
+def statute_tax_administration(request: Request, ctx: Context) -> bool:
+    return "tax_administration" in _kinds(request, ctx)
+
+
+@request_rule(
+    ReasonCode.STATUTE_UNKNOWN,
+    A,
+    "The cited statute is not in the policy's catalog of designated statutes; it is refused, never guessed.",
+)
+def statute_unknown(request: Request, ctx: Context) -> bool:
+    return "unknown" in _kinds(request, ctx)
+
+
+@request_rule(
+    ReasonCode.CASE_NUMBER_MISSING,
+    A,
+    "The request must name the proceeding or investigation (its case number) the information is for.",
+)
+def case_number_missing(request: Request, ctx: Context) -> bool:
+    return not fold(request.case_number)
+
+
+@request_rule(
+    ReasonCode.ENGAGED_OFFICIAL_MISSING,
+    A,
+    "The request must name the officer personally and directly engaged in the investigation.",
+)
+def engaged_official_missing(request: Request, ctx: Context) -> bool:
+    return not fold(request.engaged_official)
+
+
+def _readable_date(text: str) -> bool:
+    for candidate in (text, text.replace("/", "-")):
+        try:
+            date.fromisoformat(candidate)
+            return True
+        except ValueError:
+            pass
+    parts = text.replace("-", "/").split("/")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):  # US style MM/DD/YYYY
+        month, day, year = (int(p) for p in parts)
+        try:
+            date(year, month, day)
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+@request_rule(
+    ReasonCode.REMOVAL_ORDER_MISSING,
+    "26 U.S.C. § 6103(i)(2)(A); agreement terms",
+    "For this statute the agreement requires the final removal order's date and number.",
+)
+def removal_order_missing(request: Request, ctx: Context) -> bool:
+    if ctx.manifest.submitted_at is None:
+        return False  # no agreement can apply; NO_AGREEMENT says it
+    agreement = ctx.policy.agreement_for(ctx.manifest.agency, ctx.manifest.submitted_at.date())
+    if agreement is None:
+        return False
+    needs_order = any(
+        c is not None and any(c.within(required) for required in agreement.removal_order_required_for)
+        for c in _citations(request)
+    )
+    has_order = _readable_date(request.removal_order_date.strip()) and bool(fold(request.removal_order_number))
+    return needs_order and not has_order

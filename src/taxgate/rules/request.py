@@ -1,0 +1,123 @@
+"""What the written request must set forth: 26 U.S.C. § 6103(i)(2)(B)(i)-(iv). Request scope."""
+
+from __future__ import annotations
+
+from taxgate.domain import ADDRESS_FIELDS, ReasonCode, Request
+from taxgate.normalize.address import is_placeholder, parse_street, state_code, zip5
+from taxgate.normalize.text import fold, split_list
+from taxgate.rules.registry import Context, request_rule
+
+B_I = "26 U.S.C. § 6103(i)(2)(B)(i)"
+B_II = "26 U.S.C. § 6103(i)(2)(B)(ii)"
+B_III = "26 U.S.C. § 6103(i)(2)(B)(iii)"
+B_IV = "26 U.S.C. § 6103(i)(2)(B)(iv)"
+
+
+@request_rule(
+    ReasonCode.MALFORMED_ROW,
+    "26 U.S.C. § 6103(i)(2)(B)",
+    "The row could not be read, so it sets forth nothing the statute requires.",
+)
+def malformed_row(request: Request, ctx: Context) -> bool:
+    return request.malformed
+
+
+# -- (B)(i): the name and address of the taxpayer ------------------------------------------------
+
+
+def _name_absent(value: str, ctx: Context) -> bool:
+    return not value or fold(value) in ctx.policy.name_placeholders or is_placeholder(value, frozenset())
+
+
+@request_rule(ReasonCode.NAME_MISSING, B_I, "The request must set forth the taxpayer's given name and surname.")
+def name_missing(request: Request, ctx: Context) -> bool:
+    return _name_absent(request.first_name, ctx) or _name_absent(request.last_name, ctx)
+
+
+def _address_given(request: Request) -> bool:
+    return any(getattr(request, f) for f in ADDRESS_FIELDS)
+
+
+@request_rule(ReasonCode.ADDRESS_MISSING, B_I, "The request must set forth the taxpayer's address.")
+def address_missing(request: Request, ctx: Context) -> bool:
+    return not _address_given(request)
+
+
+@request_rule(
+    ReasonCode.ADDRESS_PLACEHOLDER,
+    B_I,
+    'An address field holds a placeholder ("Failed to Provide", "NA NA", "00000", a ZIP code alone), not an address.',
+)
+def address_placeholder(request: Request, ctx: Context) -> bool:
+    phrases = ctx.policy.address_placeholders
+    if any(is_placeholder(getattr(request, f), phrases) for f in ADDRESS_FIELDS):
+        return True
+    # A ZIP code where the street line belongs, or a ZIP code and nothing else.
+    if zip5(request.street) or (request.street.strip().isdigit() and len(request.street.strip()) in (5, 9)):
+        return True
+    return bool(request.zip) and not (request.street or request.unit or request.city or request.state)
+
+
+@request_rule(
+    ReasonCode.ADDRESS_INCOMPLETE,
+    B_I,
+    "The address needs a street line or PO box, and either a city and state or a ZIP code.",
+)
+def address_incomplete(request: Request, ctx: Context) -> bool:
+    if not _address_given(request):
+        return False  # ADDRESS_MISSING says it
+    phrases = ctx.policy.address_placeholders
+
+    def usable(value: str) -> str:
+        return "" if is_placeholder(value, phrases) else value
+
+    street = parse_street(usable(request.street), usable(request.unit))
+    has_locality = bool(zip5(usable(request.zip))) or bool(usable(request.city) and state_code(usable(request.state)))
+    return not (street.kind and has_locality)
+
+
+# -- (B)(ii): the taxable period or periods -------------------------------------------------------
+
+
+@request_rule(ReasonCode.TAX_PERIOD_MISSING, B_II, "The request must set forth the taxable period or periods.")
+def tax_period_missing(request: Request, ctx: Context) -> bool:
+    return not split_list(request.tax_periods)
+
+
+@request_rule(
+    ReasonCode.TAX_PERIOD_INVALID,
+    B_II,
+    "Every taxable period must be a past tax year within the policy's range.",
+)
+def tax_period_invalid(request: Request, ctx: Context) -> bool:
+    first, last = ctx.policy.thresholds.tax_year_min, ctx.as_of.year - 1
+    for period in split_list(request.tax_periods):
+        if not (len(period) == 4 and period.isdigit() and first <= int(period) <= last):
+            return True
+    return False
+
+
+# -- (B)(iii): the statutory authority ------------------------------------------------------------
+
+
+@request_rule(ReasonCode.STATUTE_MISSING, B_III, "The request must set forth the statute under which it is made.")
+def statute_missing(request: Request, ctx: Context) -> bool:
+    return not split_list(request.statute)
+
+
+# -- (B)(iv): the specific reasons why disclosure is or may be relevant ---------------------------
+
+
+@request_rule(ReasonCode.RELEVANCE_MISSING, B_IV, "The request must state why the information is or may be relevant.")
+def relevance_missing(request: Request, ctx: Context) -> bool:
+    return not fold(request.relevance)
+
+
+@request_rule(
+    ReasonCode.RELEVANCE_NOT_SPECIFIC,
+    B_IV,
+    "The stated reason is too short to be specific to this taxpayer.",
+)
+def relevance_too_short(request: Request, ctx: Context) -> bool:
+    text = " ".join(request.relevance.split())
+    return bool(fold(text)) and len(text) < ctx.policy.thresholds.relevance_min_chars
