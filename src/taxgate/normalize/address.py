@@ -54,8 +54,9 @@ def zip5(zip_code: str) -> str:
 
 
 def is_placeholder(value: str, phrases: frozenset[str]) -> bool:
-    """True when a field is filled without content: a listed phrase, all zeros, or a bare ZIP
-    where a street line belongs (the forms of the 2025 datafile: "Failed to Provide", "NA NA")."""
+    """True when a field is filled without content: a listed phrase (case, punctuation and spacing
+    aside, so "N/A N/A" is "NA NA"), the same phrase repeated, or all zeros / all x's.
+    These are the forms of the 2025 datafile: "Failed to Provide", "Unknown Address", "NA NA"."""
     folded = fold(value)
     if not folded:
         # Punctuation only ("-", "?", "//") is a placeholder; a truly empty field is just missing.
@@ -65,9 +66,14 @@ def is_placeholder(value: str, phrases: frozenset[str]) -> bool:
     compact = folded.replace(" ", "")
     if set(compact) <= {"0"} or set(compact) <= {"x"}:
         return True
-    # The same placeholder word repeated ("NA NA NA", "UNKNOWN UNKNOWN").
-    words = set(folded.split())
-    return len(words) == 1 and next(iter(words)) in phrases
+    return any(
+        len(compact) % len(p) == 0 and p * (len(compact) // len(p)) == compact for p in _compact(phrases)
+    )
+
+
+@lru_cache(maxsize=16)
+def _compact(phrases: frozenset[str]) -> tuple[str, ...]:
+    return tuple({p.replace(" ", "") for p in phrases if p})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,132 @@
+"""Runs the conformance cases: every YAML file here but `_world.yaml` is one rule family.
+
+A case is a batch built from `_world.yaml` with the case's changes, run through the whole pipeline
+(`taxgate.pipeline.process`); its expectations are checked against the audit file, decisions.csv.
+
+Case keys:
+  id, says          a name and one sentence of what the law requires
+  request           changes to the world's request (a batch of one)
+  rows              several rows: each {request: {...}, repeat: N, expect: {...}}; "{n}" in a value
+                    becomes the row's number within its group
+  raw_rows          the rows file's data lines verbatim (CSV, header added); {BAD_UTF8} becomes
+                    bytes that are not UTF-8, {LONG:N} a field of N characters
+  manifest          changes to the world's manifest
+  policy_replace    [old, new] text replacements applied to the demo policy
+  expect            {outcome, codes (exact, every code incl. ID_*), includes, excludes, released_zip}
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from taxgate.domain import REQUEST_COLUMNS, ReasonCode
+from taxgate.pipeline import process
+from taxgate.policy import POLICY_DIR
+
+HERE = Path(__file__).parent
+WORLD = yaml.safe_load((HERE / "_world.yaml").read_text(encoding="utf-8"))
+MASTER_COLUMNS = ("tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
+                  "street", "unit", "city", "state", "zip", "tax_year")
+
+
+def _cases():
+    for path in sorted(HERE.glob("*.yaml")):
+        if path.name.startswith("_"):
+            continue
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:
+            yield pytest.param(case, id=f"{path.stem}:{case['id']}")
+
+
+def _expand(case: dict) -> list[tuple[dict, dict]]:
+    """(row, expectation) pairs for the case."""
+    if "rows" not in case:
+        return [({**WORLD["request"], **case.get("request", {})}, case.get("expect", {}))]
+    out = []
+    for group_index, group in enumerate(case["rows"]):
+        repeat = group.get("repeat", 1)
+        for n in range(1, repeat + 1):
+            row = {**WORLD["request"], **group.get("request", {})}
+            row = {k: str(v).replace("{n}", str(n)) for k, v in row.items()}
+            if repeat > 1 and "{n}" not in str(group.get("request", {}).get("request_id", "")):
+                row["request_id"] = f"{row['request_id']}-{group_index}-{n}"
+            out.append((row, group.get("expect", case.get("expect", {}))))
+    return out
+
+
+def _write_raw(path: Path, raw: str) -> None:
+    data = ",".join(REQUEST_COLUMNS).encode() + b"\n"
+    text = re.sub(r"\{LONG:(\d+)\}", lambda m: "x" * int(m.group(1)), raw)
+    data += text.encode("utf-8").replace(b"{BAD_UTF8}", b"\xff\xfe")
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("case", list(_cases()))
+def test_case(case: dict, tmp_path: Path) -> None:
+    with open(tmp_path / "master.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, MASTER_COLUMNS)
+        writer.writeheader()
+        for record in WORLD["master"]:
+            writer.writerow({c: record.get(c, "") for c in MASTER_COLUMNS})
+
+    manifest = copy.deepcopy(WORLD["manifest"])
+    for key, value in case.get("manifest", {}).items():
+        if value is None:
+            manifest.pop(key, None)
+        else:
+            manifest[key] = value
+    manifest["requests"] = "rows.csv"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    if "raw_rows" in case:
+        _write_raw(tmp_path / "rows.csv", case["raw_rows"])
+        expected = [(None, e) for e in case["expect_rows"]]
+    else:
+        pairs = _expand(case)
+        with open(tmp_path / "rows.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(REQUEST_COLUMNS)
+            for row, _ in pairs:
+                writer.writerow(str(row.get(c, "") or "") for c in REQUEST_COLUMNS)
+        expected = pairs
+
+    policy = None
+    if "policy_replace" in case:
+        text = next(POLICY_DIR.glob("*.toml")).read_text(encoding="utf-8")
+        for old, new in case["policy_replace"]:
+            assert old in text, f"policy_replace: {old!r} is not in the demo policy"
+            text = text.replace(old, new)
+        policy = tmp_path / "policy.toml"
+        policy.write_text(text, encoding="utf-8")
+
+    process(tmp_path / "manifest.json", tmp_path / "master.csv", tmp_path / "out", policy_path=policy)
+    with open(tmp_path / "out" / "decisions.csv", newline="", encoding="utf-8") as fh:
+        decisions = list(csv.DictReader(fh))
+    with open(tmp_path / "out" / "response.csv", newline="", encoding="utf-8") as fh:
+        responses = list(csv.DictReader(fh))
+    assert len(decisions) == len(expected), "every row must end with exactly one decision"
+
+    for index, ((_, expect), decision, response) in enumerate(zip(expected, decisions, responses)):
+        where = f"row {index + 1} ({decision['request_id']})"
+        codes = {c for c in decision["reasons"].split(";") if c}
+        assert all(c in ReasonCode.__members__ for c in codes)
+        if "outcome" in expect:
+            assert decision["outcome"] == expect["outcome"], f"{where}: codes {sorted(codes)}"
+        if "codes" in expect:
+            assert codes == set(expect["codes"]), where
+        for code in expect.get("includes", []):
+            assert code in codes, f"{where}: {code} missing from {sorted(codes)}"
+        for code in expect.get("excludes", []):
+            assert code not in codes, f"{where}: {code} present"
+        if "refused_items" in expect:
+            assert response["refused_items"] == expect["refused_items"], where
+        if "released_zip" in expect:
+            assert response["address_zip"] == str(expect["released_zip"]), where
+        if response["outcome"] != "DISCLOSED":
+            assert not any(response[f"address_{p}"] for p in ("street", "city", "state", "zip")), where
