@@ -248,7 +248,7 @@ def _salvage_id(raw: bytes, id_index: int | None) -> str:
     if id_index is None:
         return ""
     parts = raw.decode("utf-8", errors="replace").split(",")
-    value = parts[id_index].strip() if id_index < len(parts) else ""
+    value = parts[id_index].strip().strip('"') if id_index < len(parts) else ""
     return "" if '"' in value or "\ufffd" in value else value
 
 

@@ -1,0 +1,76 @@
+"""The command line as a user meets it: exit codes, one-line errors, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def taxgate(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "taxgate", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def assert_user_error(run, fragment):
+    assert run.returncode == 2, run
+    assert "Traceback" not in run.stderr + run.stdout
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0], run.stderr
+
+
+def test_missing_manifest(tmp_path):
+    assert_user_error(taxgate("process", tmp_path / "nope.json", "--master", tmp_path / "m.csv", "--out", tmp_path / "o"),
+                      "manifest not found")
+
+
+def test_unknown_rows_format(tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps({"requests": "rows.xml"}))
+    assert_user_error(taxgate("process", tmp_path / "m.json", "--master", tmp_path / "m.csv", "--out", tmp_path / "o"),
+                      "unknown rows format")
+
+
+def test_missing_master(world, tmp_path):
+    assert_user_error(taxgate("process", world["manifest"], "--master", tmp_path / "absent.parquet", "--out", tmp_path / "o"),
+                      "taxpayer master not found")
+
+
+def test_master_without_required_columns(world, tmp_path):
+    (tmp_path / "master.csv").write_text("tin,name\n1,x\n")
+    assert_user_error(taxgate("process", world["manifest"], "--master", tmp_path / "master.csv", "--out", tmp_path / "o"),
+                      "lacks column")
+
+
+def test_bad_policy(world, tmp_path):
+    (tmp_path / "p.toml").write_text("nonsense = [")
+    assert_user_error(taxgate("process", world["manifest"], "--master", world["master"], "--out", tmp_path / "o",
+                              "--policy", tmp_path / "p.toml"), "not valid TOML")
+
+
+def test_reserved_commands_say_so(tmp_path):
+    assert_user_error(taxgate("ledger", "verify"), "not available")
+
+
+def test_rules_lists_codes_and_citations():
+    run = taxgate("rules")
+    assert run.returncode == 0
+    assert "ADDRESS_PLACEHOLDER" in run.stdout and "6103(i)(2)(B)(i)" in run.stdout
+
+
+def test_demo_end_to_end(tmp_path):
+    run = taxgate("demo", "--out", tmp_path / "demo", "--taxpayers", 600, "--requests", 300)
+    assert run.returncode == 0, run.stderr
+    assert "DISCLOSED" in run.stdout and "REFUSED" in run.stdout
+    for name in ("response.csv", "response.jsonl", "decisions.csv", "summary.json"):
+        assert (tmp_path / "demo" / "response" / name).exists()
+    summary = json.loads((tmp_path / "demo" / "response" / "summary.json").read_text())
+    assert summary["rows"] >= 300 and sum(summary["outcomes"].values()) == summary["rows"]
+
+
+def test_synth_then_process(tmp_path):
+    assert taxgate("synth", "master", "--out", tmp_path / "m.parquet", "--taxpayers", 500).returncode == 0
+    assert taxgate("synth", "batch", "--master", tmp_path / "m.parquet", "--out", tmp_path / "b", "--size", 100,
+                   "--format", "jsonl").returncode == 0
+    run = taxgate("process", tmp_path / "b" / "manifest.json", "--master", tmp_path / "m.parquet", "--out", tmp_path / "o")
+    assert run.returncode == 0, run.stderr
+    assert_user_error(taxgate("synth", "batch", "--master", tmp_path / "m.parquet", "--out", tmp_path / "x", "--format", "xlsx"),
+                      "unknown format")

@@ -1,0 +1,130 @@
+"""The main job end to end on a synthetic world with ground truth."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from taxgate.domain import Level, ReasonCode
+from taxgate.pipeline import process
+from taxgate.synth import Mix, generate_batch
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def processed(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    result = process(world["manifest"], world["master"], out)
+    labels = pq.read_table(world["manifest"].parent / "requests.labels.parquet").to_pylist()
+    return result, out, labels
+
+
+def test_every_row_ends_with_exactly_one_outcome(processed, world):
+    result, out, labels = processed
+    responses = read_csv(out / "response.csv")
+    decisions = read_csv(out / "decisions.csv")
+    assert len(responses) == len(decisions) == len(labels) == result.rows
+    assert [r["request_id"] for r in responses] == [d["request_id"] for d in decisions]
+    jsonl = [json.loads(line) for line in (out / "response.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert jsonl == responses
+    assert all(r["outcome"] in ("DISCLOSED", "NOT_DISCLOSED", "REFUSED", "HELD", "REVIEW") for r in responses)
+    rows_file = world["manifest"].parent / "requests.csv"
+    assert result.rows_sha256 == hashlib.sha256(rows_file.read_bytes()).hexdigest()
+    assert json.loads((out / "summary.json").read_text())["rows"] == result.rows
+
+
+def test_no_false_disclosure(processed):
+    _, out, labels = processed
+    decisions = read_csv(out / "decisions.csv")
+    disclosed = [(d, l) for d, l in zip(decisions, labels) if d["outcome"] == "DISCLOSED"]
+    assert len(disclosed) > 50
+    for decision, label in disclosed:
+        assert label["true_tin"] and decision["matched_tin"] == label["true_tin"].replace("-", ""), decision
+        assert label["address_on_record"], decision
+        assert not label["malformed"]
+
+
+def test_released_address_is_the_latest_tax_year(processed, world):
+    _, out, _ = processed
+    con = duckdb.connect()
+    latest = {
+        tin: row
+        for tin, *row in con.execute(
+            f"""SELECT replace(tin, '-', ''), arg_max(street, tax_year), arg_max(zip, tax_year), max(tax_year)::VARCHAR
+                FROM '{world['master']}' GROUP BY 1"""
+        ).fetchall()
+    }
+    for response, decision in zip(read_csv(out / "response.csv"), read_csv(out / "decisions.csv")):
+        if response["outcome"] == "DISCLOSED":
+            assert [response["address_street"], response["address_zip"], response["address_tax_year"]] == latest[decision["matched_tin"]]
+        else:
+            assert not response["address_street"] and not response["address_zip"]
+
+
+def test_labelled_defects_are_refused_with_their_code(processed):
+    _, out, labels = processed
+    expected = {
+        "placeholder_address": "ADDRESS_PLACEHOLDER",
+        "zip_only": "ADDRESS_PLACEHOLDER",
+        "boilerplate_relevance": "RELEVANCE_NOT_SPECIFIC",
+        "single_officer": "ENGAGED_OFFICIAL_IMPLAUSIBLE",
+        "civil_statute": "STATUTE_NOT_CRIMINAL",
+        "unknown_statute": "STATUTE_UNKNOWN",
+        "tax_statute": "STATUTE_TAX_ADMINISTRATION",
+        "return_information": "ITEM_NOT_DISCLOSABLE",
+        "missing_removal_order": "REMOVAL_ORDER_MISSING",
+        "missing_name": "NAME_MISSING",
+        "missing_case": "CASE_NUMBER_MISSING",
+        "bad_tax_period": "TAX_PERIOD_INVALID",
+    }
+    seen = set()
+    for decision, label in zip(read_csv(out / "decisions.csv"), labels):
+        codes = decision["reasons"].split(";")
+        if label["malformed"]:
+            assert decision["outcome"] == "REFUSED" and codes == ["MALFORMED_ROW"]
+            continue
+        for defect in label["defects"].split(";"):
+            if defect in expected:
+                seen.add(defect)
+                assert expected[defect] in codes, (decision, label)
+                if defect != "return_information":
+                    assert decision["outcome"] == "REFUSED"
+    assert {"placeholder_address", "boilerplate_relevance", "single_officer", "civil_statute"} <= seen
+
+
+def test_requester_never_sees_identification_evidence(processed):
+    _, out, _ = processed
+    audit_codes = {c.value for c in ReasonCode if c.level is Level.AUDIT}
+    for response in read_csv(out / "response.csv"):
+        codes = set(filter(None, response["reasons"].split(";")))
+        assert not codes & audit_codes
+        if response["outcome"] == "NOT_DISCLOSED":
+            assert codes <= {"ITEM_NOT_DISCLOSABLE"}  # nothing that says whether a record exists
+
+
+def test_formats_agree(world, tmp_path):
+    decisions = {}
+    for fmt in ("csv", "jsonl", "parquet"):
+        manifest = generate_batch(world["master"], tmp_path / fmt, 300, seed=8, mix=Mix(malformed=0), fmt=fmt)
+        process(manifest, world["master"], tmp_path / f"out-{fmt}")
+        decisions[fmt] = [(d["request_id"], d["outcome"], d["reasons"], d["matched_tin"])
+                          for d in read_csv(tmp_path / f"out-{fmt}" / "decisions.csv")]
+    assert decisions["csv"] == decisions["jsonl"] == decisions["parquet"]
+
+
+def test_master_may_be_csv(world, tmp_path):
+    master_csv = tmp_path / "master.csv"
+    duckdb.connect().execute(f"COPY (SELECT * FROM '{world['master']}') TO '{master_csv}' (HEADER)")
+    a = process(world["manifest"], world["master"], tmp_path / "a")
+    b = process(world["manifest"], master_csv, tmp_path / "b")
+    assert a.outcomes == b.outcomes
+    assert read_csv(tmp_path / "a" / "decisions.csv") == read_csv(tmp_path / "b" / "decisions.csv")
