@@ -74,3 +74,16 @@ def test_synth_then_process(tmp_path):
     assert run.returncode == 0, run.stderr
     assert_user_error(taxgate("synth", "batch", "--master", tmp_path / "m.parquet", "--out", tmp_path / "x", "--format", "xlsx"),
                       "unknown format")
+
+
+def test_synth_batch_mix_gives_the_2025_shape(tmp_path):
+    assert taxgate("synth", "master", "--out", tmp_path / "m.parquet", "--taxpayers", 300).returncode == 0
+    run = taxgate("synth", "batch", "--master", tmp_path / "m.parquet", "--out", tmp_path / "b", "--size", 120,
+                  "--mix", "boilerplate=1", "--mix", "single_officer=1")
+    assert run.returncode == 0, run.stderr
+    run = taxgate("process", tmp_path / "b" / "manifest.json", "--master", tmp_path / "m.parquet", "--out", tmp_path / "o")
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["outcomes"] == {"REFUSED": summary["rows"]}
+    assert summary["codes"]["RELEVANCE_NOT_SPECIFIC"] == summary["codes"]["ENGAGED_OFFICIAL_IMPLAUSIBLE"] == summary["rows"] - summary["malformed"]
+    assert_user_error(taxgate("synth", "batch", "--master", tmp_path / "m.parquet", "--out", tmp_path / "x", "--mix", "nonsense=2"),
+                      "--mix")

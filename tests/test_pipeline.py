@@ -128,3 +128,14 @@ def test_master_may_be_csv(world, tmp_path):
     b = process(world["manifest"], master_csv, tmp_path / "b")
     assert a.outcomes == b.outcomes
     assert read_csv(tmp_path / "a" / "decisions.csv") == read_csv(tmp_path / "b" / "decisions.csv")
+
+
+def test_parallel_rules_pass_gives_the_same_decisions(world, tmp_path, monkeypatch):
+    monkeypatch.setattr("taxgate.pipeline.CHUNK_ROWS", 200)  # several chunks from a small batch
+    monkeypatch.setenv("TAXGATE_WORKERS", "1")
+    one = process(world["manifest"], world["master"], tmp_path / "one")
+    monkeypatch.setenv("TAXGATE_WORKERS", "2")
+    two = process(world["manifest"], world["master"], tmp_path / "two")
+    assert one.outcomes == two.outcomes
+    assert read_csv(tmp_path / "one" / "decisions.csv") == read_csv(tmp_path / "two" / "decisions.csv")
+    assert (tmp_path / "one" / "response.csv").read_bytes() == (tmp_path / "two" / "response.csv").read_bytes()

@@ -116,17 +116,32 @@ def synth_batch(
     seed: int = typer.Option(11),
     fmt: str = typer.Option("csv", "--format", help="csv, jsonl or parquet."),
     clean: bool = typer.Option(False, "--clean", help="No defects: only lawful requests (for matching accuracy)."),
+    mix: list[str] = typer.Option(
+        [], "--mix", help="NAME=SHARE, repeatable: e.g. --mix boilerplate=1 --mix single_officer=1 for the 2025 shape."
+    ),
     submitted_at: str = typer.Option("2025-07-25T14:00:00Z", help="The manifest's submitted_at."),
 ) -> None:
     """A request batch shaped like the 2025 datafile, with the defects the courts found."""
+    from dataclasses import fields, replace
+
     from taxgate.synth import Mix, generate_batch
 
     if fmt not in ("csv", "jsonl", "parquet"):
         fail(f"unknown format {fmt!r}: use csv, jsonl or parquet")
     if not master.is_file():
         fail(f"taxpayer master not found: {master}")
-    manifest = generate_batch(master, out, size, seed=seed, mix=Mix.clean() if clean else None, fmt=fmt,
-                              submitted_at=submitted_at)
+    shares = Mix.clean() if clean else Mix()
+    names = {f.name for f in fields(Mix)}
+    for item in mix:
+        name, _, value = item.partition("=")
+        try:
+            share = float(value)
+        except ValueError:
+            share = -1.0
+        if name not in names or not 0.0 <= share <= 1.0:
+            fail(f"--mix {item!r}: use NAME=SHARE with SHARE in 0..1 and NAME one of {', '.join(sorted(names))}")
+        shares = replace(shares, **{name: share})
+    manifest = generate_batch(master, out, size, seed=seed, mix=shares, fmt=fmt, submitted_at=submitted_at)
     console.print(f"Wrote {manifest} with its rows and labels.")
 
 

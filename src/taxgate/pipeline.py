@@ -9,22 +9,27 @@ requests, and pass 3 decides and writes the response in row order.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from multiprocessing import get_context
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taxgate import identify as identification
 from taxgate.decide import decide
 from taxgate.domain import REQUEST_COLUMNS, ReasonCode, Request
-from taxgate.intake import RowStream, read_manifest
-from taxgate.policy import load_policies, policy_in_force
+from taxgate.intake import Manifest, RowStream, read_manifest
+from taxgate.policy import Policy, load_policies, policy_in_force
 from taxgate.response import ResponseWriter
 from taxgate.rules import (
     KEY_COLUMNS,
@@ -90,15 +95,62 @@ class _ChunkWriter:
         self._writer.close()
 
 
-def _staged_requests(path: Path):
+def _requests_from(batch: pa.RecordBatch | pa.Table, fields: tuple[str, ...] = REQUEST_COLUMNS):
+    """Requests back from staged rows, with only `fields` filled in."""
+    columns = batch.to_pydict()
+    for i in range(batch.num_rows):
+        request = Request(row_number=columns["row_number"][i], parse_error=columns["parse_error"][i])
+        for name in fields:
+            setattr(request, name, columns[name][i])
+        yield request
+
+
+def _staged_requests(path: Path, fields: tuple[str, ...] = REQUEST_COLUMNS):
     """Requests back from the staging file, in row order."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
-        columns = batch.to_pydict()
-        for i in range(batch.num_rows):
-            request = Request(row_number=columns["row_number"][i], parse_error=columns["parse_error"][i])
-            for name in REQUEST_COLUMNS:
-                setattr(request, name, columns[name][i])
-            yield request
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS, columns=["row_number", "parse_error", *fields]):
+        yield from _requests_from(batch, fields)
+
+
+@dataclass(frozen=True)
+class _RuleTask:
+    """One staged chunk to judge; small enough to send to a worker process."""
+
+    staged: Path
+    row_group: int
+    stats: dict[str, np.ndarray]  # this chunk's slice of the batch figures
+    policy: Policy
+    manifest: Manifest
+    as_of: date
+    batch_codes: tuple[ReasonCode, ...]
+
+
+def _judge_chunk(task: _RuleTask) -> tuple[pa.Table, pa.Table]:
+    """Every rule on every request of one chunk: (judged rows, identification keys of eligible rows)."""
+    policy, batch_codes = task.policy, list(task.batch_codes)
+    ctx = Context(policy, task.manifest, task.as_of)
+    judged = {name: [] for name in _JUDGED.names}
+    eligible = {name: [] for name in _ID_REQUESTS.names}
+    rows = pq.ParquetFile(task.staged).read_row_group(task.row_group)
+    figures = zip(*(task.stats[k].tolist() for k in ("relevance_repeats", "official_cases", "request_id_ordinal", "person_case_ordinal")))
+    for request, stats in zip(_requests_from(rows), figures):
+        ctx.stats = RowStats(*stats)
+        codes = batch_codes + [c for c in judge_request(request, ctx) if c not in batch_codes]
+        refused = [] if request.malformed else refused_items(request, policy)
+        wants = not request.malformed and any(i in policy.disclosable_items for i in requested_items(request, policy))
+        for name, value in zip(_JUDGED.names, (request.row_number, ";".join(codes), ";".join(refused), wants)):
+            judged[name].append(value)
+        if wants and not any(is_refusal(c) for c in codes):
+            for name, value in zip(_ID_REQUESTS.names, (request.row_number, *identification.request_keys(request))):
+                eligible[name].append(value)
+    return pa.table(judged, schema=_JUDGED), pa.table(eligible, schema=_ID_REQUESTS)
+
+
+def _rule_workers(rows: int) -> int:
+    """Worker processes for the rules pass: one per core for big batches; none for small ones,
+    where starting processes costs more than it saves. TAXGATE_WORKERS overrides."""
+    if "TAXGATE_WORKERS" in os.environ:
+        return max(1, int(os.environ["TAXGATE_WORKERS"]))
+    return min(len(os.sched_getaffinity(0)), 4) if rows > 2 * CHUNK_ROWS else 1
 
 
 def process(
@@ -131,6 +183,7 @@ def process(
     work.mkdir()
     con = duckdb.connect()
     con.execute("SET threads TO 2")
+    con.execute("SET enable_progress_bar = false")  # the CLI prints its own summary; stdout is not DuckDB's
     try:
         # Pass 1: intake, staging every row with its batch keys.
         stream = RowStream(manifest.rows_path, manifest.rows_format, policy.thresholds.max_field_chars)
@@ -149,23 +202,21 @@ def process(
             [str(work / "staged.parquet")],
         )
         stats = con.execute(ROW_STATS_SQL).fetchnumpy()
-        batch_codes = judge_batch(manifest, policy, as_of)
-        ctx = Context(policy, manifest, as_of)
-        judged = _ChunkWriter(work / "judged.parquet", _JUDGED)
-        eligible = _ChunkWriter(work / "id_requests.parquet", _ID_REQUESTS)
-        for i, request in enumerate(_staged_requests(work / "staged.parquet")):
-            ctx.stats = RowStats(
-                int(stats["relevance_repeats"][i]),
-                int(stats["official_cases"][i]),
-                int(stats["request_id_ordinal"][i]),
-                int(stats["person_case_ordinal"][i]),
-            )
-            codes = batch_codes + [c for c in judge_request(request, ctx) if c not in batch_codes]
-            refused = [] if request.malformed else refused_items(request, policy)
-            wants = not request.malformed and any(i in policy.disclosable_items for i in requested_items(request, policy))
-            judged.add((request.row_number, ";".join(codes), ";".join(refused), wants))
-            if wants and not any(is_refusal(c) for c in codes):
-                eligible.add((request.row_number, *identification.request_keys(request)))
+        batch_codes = tuple(judge_batch(manifest, policy, as_of))
+        staged_file = pq.ParquetFile(work / "staged.parquet")
+        bounds = np.cumsum([0] + [staged_file.metadata.row_group(g).num_rows for g in range(staged_file.num_row_groups)])
+        tasks = [
+            _RuleTask(work / "staged.parquet", g, {k: v[bounds[g]:bounds[g + 1]] for k, v in stats.items()},
+                      policy, manifest, as_of, batch_codes)
+            for g in range(staged_file.num_row_groups)
+        ]
+        workers = _rule_workers(stream.rows)
+        judged = pq.ParquetWriter(work / "judged.parquet", _JUDGED)
+        eligible = pq.ParquetWriter(work / "id_requests.parquet", _ID_REQUESTS)
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else nullcontext() as pool:
+            for judged_rows, eligible_rows in (pool.map(_judge_chunk, tasks) if pool else map(_judge_chunk, tasks)):
+                judged.write_table(judged_rows)
+                eligible.write_table(eligible_rows)
         judged.close()
         eligible.close()
         lap("rules")
@@ -182,7 +233,7 @@ def process(
         outcomes: Counter[str] = Counter()
         code_counts: Counter[str] = Counter()
         with ResponseWriter(out_dir, f"{RULE_SET_VERSION}+{policy.version}", identification.MODEL_VERSION) as writer:
-            requests = _staged_requests(work / "staged.parquet")
+            requests = _staged_requests(work / "staged.parquet", ("request_id",))
             for batch in pq.ParquetFile(work / "judged.parquet").iter_batches(batch_size=CHUNK_ROWS):
                 columns = batch.to_pydict()
                 for row_number, codes, refused, wants in zip(*columns.values()):

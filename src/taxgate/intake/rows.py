@@ -78,6 +78,9 @@ class RowStream:
             if not _KNOWN & set(header):
                 raise IntakeError(f"{self.path.name}: the header names none of the request columns (request_id, ...)")
             id_index = header.index("request_id") if "request_id" in header else None
+            # Where each column goes: request fields by name (the first of a repeated name), the rest kept aside.
+            known = [(name, header.index(name)) for name in REQUEST_COLUMNS if name in header]
+            extra = [(name, i) for i, name in enumerate(header) if name and name not in _KNOWN]
             row_number = 0
             while (raw := lines.next()) is not None:
                 try:
@@ -101,7 +104,13 @@ class RowStream:
                     salvaged = fields[id_index] if id_index is not None and id_index < len(fields) else ""
                     yield _malformed(row_number, f"expected {len(header)} fields, found {len(fields)}", salvaged)
                     continue
-                yield self._request(row_number, dict(zip(header, fields)))
+                if max(map(len, fields)) > self.max_field_chars:
+                    yield self._request(row_number, dict(zip(header, fields)))  # reports which field
+                    continue
+                request = Request(row_number, **{name: fields[i].strip() for name, i in known})
+                if extra:
+                    request.extra = {name: fields[i] for name, i in extra}
+                yield request
 
     # -- JSON Lines --------------------------------------------------------------------------
 

@@ -11,8 +11,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import usaddress
-from scourgify import normalize_address_record
+from scourgify.cleaning import pre_clean_addr_str
 from scourgify.exceptions import AddressNormalizationError
+from scourgify.normalize import (
+    LINE1_USADDRESS_LABELS,
+    LINE2_USADDRESS_LABELS,
+    get_normalized_line_segment,
+    handle_abnormal_occupancy,
+    normalize_address_components,
+)
 
 from taxgate.normalize.text import fold
 
@@ -66,14 +73,14 @@ def is_placeholder(value: str, phrases: frozenset[str]) -> bool:
     compact = folded.replace(" ", "")
     if set(compact) <= {"0"} or set(compact) <= {"x"}:
         return True
-    return any(
-        len(compact) % len(p) == 0 and p * (len(compact) // len(p)) == compact for p in _compact(phrases)
-    )
+    # The same placeholder repeated ("NA NA NA", "n/a n/a"): reduce to the shortest repeating unit.
+    period = (compact + compact).find(compact, 1)
+    return compact[:period] in _compact(phrases)
 
 
 @lru_cache(maxsize=16)
-def _compact(phrases: frozenset[str]) -> tuple[str, ...]:
-    return tuple({p.replace(" ", "") for p in phrases if p})
+def _compact(phrases: frozenset[str]) -> frozenset[str]:
+    return frozenset(p.replace(" ", "") for p in phrases if p)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,21 +96,22 @@ class StreetLine:
         return f"{self.line} # {self.unit}" if self.unit else self.line
 
 
-# scourgify validates the last line even when asked only for line 1; this stands in for it
-# and is discarded. It is a well-formed ZIP that is never compared with anything.
-_LAST_LINE_STAND_IN = {"city": None, "state": None, "postal_code": "99999"}
-_DESIGNATOR = re.compile(r"^(?:#|(?:APT|APARTMENT|UNIT|STE|SUITE|RM|ROOM|FL|FLOOR|BLDG|LOT|SPC|SPACE|TRLR|DEPT)\b)\s*#?\s*")
+_DESIGNATOR = re.compile(
+    r"^(?:#|(?:APT|APARTMENT|UNIT|STE|SUITE|RM|ROOM|FL|FLOOR|BLDG|LOT|SPC|SPACE|TRLR|DEPT)\b)\s*#?\s*"
+)
 
 
 @lru_cache(maxsize=200_000)
 def parse_street(street: str, unit: str = "") -> StreetLine:
-    """Tag a street line with usaddress and standardise it with scourgify (USPS Pub. 28)."""
+    """Tag a street line once with usaddress, then standardise the tagged parts with scourgify's
+    Publication 28 rules (directionals, street types, numbered streets, unit designators)."""
     text = " ".join(part for part in (street.strip(), unit.strip()) if part)
     if not text:
         return StreetLine("")
     try:
+        text = pre_clean_addr_str(text)
         tags, _ = usaddress.tag(text)
-    except usaddress.RepeatedLabelError:
+    except (usaddress.RepeatedLabelError, AddressNormalizationError, ValueError):
         return StreetLine("")
     if tags.get("USPSBoxID"):
         box = re.sub(r"[^A-Z0-9]", "", tags["USPSBoxID"].upper())
@@ -111,12 +119,11 @@ def parse_street(street: str, unit: str = "") -> StreetLine:
     if not (tags.get("AddressNumber") and tags.get("StreetName")):
         return StreetLine("")
     try:
-        record = normalize_address_record(
-            {"address_line_1": street, "address_line_2": unit or None, **_LAST_LINE_STAND_IN}, strict=False
-        )
-        line, second = record.get("address_line_1") or "", record.get("address_line_2") or ""
+        tags = normalize_address_components(handle_abnormal_occupancy(tags, text))
+        line = get_normalized_line_segment(tags, LINE1_USADDRESS_LABELS) or ""
+        second = get_normalized_line_segment(tags, LINE2_USADDRESS_LABELS) or ""
     except (AddressNormalizationError, ValueError, TypeError, KeyError):
         line = " ".join(fold(v).upper() for k, v in tags.items() if not k.startswith("Occupancy"))
         second = fold(tags.get("OccupancyIdentifier", "")).upper()
     unit_id = re.sub(r"[^A-Z0-9]", "", _DESIGNATOR.sub("", second.upper()))
-    return StreetLine("street", re.sub(r"\s+", " ", line).strip(), unit_id)
+    return StreetLine("street", re.sub(r"\s+", " ", line.upper()).strip(), unit_id)

@@ -12,8 +12,8 @@ def fold(text: str) -> str:
     """Lower-case, strip accents, turn every run of punctuation or space into one space."""
     if text.isascii():
         return _NON_ALNUM.sub(" ", text.lower()).strip()
-    decomposed = unicodedata.normalize("NFKD", text)
-    ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
+    # Decompose, then drop what is not ASCII: accents go, letters stay ("Núñez" -> "nunez").
+    ascii_only = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return _NON_ALNUM.sub(" ", ascii_only.lower()).strip()
 
 

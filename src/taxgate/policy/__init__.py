@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 
 from taxgate.normalize.statute import Citation, parse_citation
-from taxgate.normalize.text import fold
+from taxgate.normalize.text import fold, split_list
 
 POLICY_DIR = Path(__file__).parent
 
@@ -83,11 +83,29 @@ class Policy:
     agreements: tuple[Agreement, ...]
     statutes: tuple[Statute, ...]
     source: Path | None = field(default=None, compare=False)
+    _kinds: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def statute_for(self, citation: Citation) -> Statute | None:
         """The most specific catalog entry that this citation names or falls within."""
         matches = [s for s in self.statutes if citation.within(s.citation)]
         return max(matches, key=lambda s: len(s.citation.subsections), default=None)
+
+    def statute_kinds(self, statute_field: str) -> tuple[str, ...]:
+        """The kind of each `;`-separated citation: criminal, civil, tax_administration or unknown.
+        Any title-26 provision is tax administration (§ 6103(b)(4)), listed or not."""
+        if statute_field not in self._kinds:
+            kinds = []
+            for part in split_list(statute_field):
+                citation = parse_citation(part)
+                statute = self.statute_for(citation) if citation is not None else None
+                if citation is not None and citation.title == 26:
+                    kinds.append("tax_administration")
+                else:
+                    kinds.append(statute.kind if statute else "unknown")
+            if len(self._kinds) > 50_000:  # bounded: statute fields repeat, but a hostile batch need not
+                self._kinds.clear()
+            self._kinds[statute_field] = tuple(kinds)
+        return self._kinds[statute_field]
 
     def agreement_for(self, agency: str, day: date) -> Agreement | None:
         return next((a for a in self.agreements if a.agency == agency and a.period.covers(day)), None)

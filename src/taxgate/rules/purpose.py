@@ -12,23 +12,10 @@ from taxgate.normalize.text import fold, split_list
 from taxgate.rules.registry import Context, request_rule
 
 A = "26 U.S.C. § 6103(i)(2)(A)"
-TAX_TITLE = 26
 
 
 def _citations(request: Request) -> list[Citation | None]:
     return [parse_citation(part) for part in split_list(request.statute)]
-
-
-def _kinds(request: Request, ctx: Context) -> list[str]:
-    """The catalog kind of each cited statute: criminal, civil, tax_administration or unknown."""
-    kinds = []
-    for citation in _citations(request):
-        if citation is not None and citation.title == TAX_TITLE:
-            kinds.append("tax_administration")  # § 6103(b)(4): all of title 26 is tax administration
-            continue
-        statute = ctx.policy.statute_for(citation) if citation is not None else None
-        kinds.append(statute.kind if statute else "unknown")
-    return kinds
 
 
 @request_rule(
@@ -37,7 +24,7 @@ def _kinds(request: Request, ctx: Context) -> list[str]:
     "The cited statute is civil (e.g. 8 U.S.C. § 1227, § 1229a, § 1231); (i)(2) serves criminal matters only.",
 )
 def statute_not_criminal(request: Request, ctx: Context) -> bool:
-    return "civil" in _kinds(request, ctx)
+    return "civil" in ctx.policy.statute_kinds(request.statute)
 
 
 @request_rule(
@@ -46,7 +33,7 @@ def statute_not_criminal(request: Request, ctx: Context) -> bool:
     "The cited statute is in title 26, which is tax administration; (i)(2) excludes it.",
 )
 def statute_tax_administration(request: Request, ctx: Context) -> bool:
-    return "tax_administration" in _kinds(request, ctx)
+    return "tax_administration" in ctx.policy.statute_kinds(request.statute)
 
 
 @request_rule(
@@ -55,7 +42,7 @@ def statute_tax_administration(request: Request, ctx: Context) -> bool:
     "The cited statute is not in the policy's catalog of designated statutes; it is refused, never guessed.",
 )
 def statute_unknown(request: Request, ctx: Context) -> bool:
-    return "unknown" in _kinds(request, ctx)
+    return "unknown" in ctx.policy.statute_kinds(request.statute)
 
 
 @request_rule(

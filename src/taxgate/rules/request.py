@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from taxgate.domain import ADDRESS_FIELDS, ReasonCode, Request
 from taxgate.normalize.address import is_placeholder, parse_street, state_code, zip5
 from taxgate.normalize.text import fold, split_list
@@ -43,19 +45,31 @@ def address_missing(request: Request, ctx: Context) -> bool:
     return not _address_given(request)
 
 
+@lru_cache(maxsize=1024)  # the address rules run one after another on the same request
+def _assess_address(street: str, unit: str, city: str, state: str, zip_code: str, phrases: frozenset[str]):
+    """(has a placeholder, is complete once placeholders are set aside) for one request's address."""
+    fields = (street, unit, city, state, zip_code)
+    usable = [("" if is_placeholder(v, phrases) else v) for v in fields]
+    # A ZIP code where the street line belongs, or a ZIP code and nothing else, is a placeholder too.
+    zip_as_street = bool(zip5(street)) or (street.isdigit() and len(street) in (5, 9))
+    zip_alone = bool(zip_code) and not (street or unit or city or state)
+    placeholder = usable != list(fields) or zip_as_street or zip_alone
+    line = parse_street(usable[0], usable[1])
+    locality = bool(zip5(usable[4])) or bool(usable[2] and state_code(usable[3]))
+    return placeholder, bool(line.kind and locality)
+
+
+def _address(request: Request, ctx: Context) -> tuple[bool, bool]:
+    return _assess_address(*(getattr(request, f) for f in ADDRESS_FIELDS), ctx.policy.address_placeholders)
+
+
 @request_rule(
     ReasonCode.ADDRESS_PLACEHOLDER,
     B_I,
     'An address field holds a placeholder ("Failed to Provide", "NA NA", "00000", a ZIP code alone), not an address.',
 )
 def address_placeholder(request: Request, ctx: Context) -> bool:
-    phrases = ctx.policy.address_placeholders
-    if any(is_placeholder(getattr(request, f), phrases) for f in ADDRESS_FIELDS):
-        return True
-    # A ZIP code where the street line belongs, or a ZIP code and nothing else.
-    if zip5(request.street) or (request.street.strip().isdigit() and len(request.street.strip()) in (5, 9)):
-        return True
-    return bool(request.zip) and not (request.street or request.unit or request.city or request.state)
+    return _address_given(request) and _address(request, ctx)[0]
 
 
 @request_rule(
@@ -64,16 +78,8 @@ def address_placeholder(request: Request, ctx: Context) -> bool:
     "The address needs a street line or PO box, and either a city and state or a ZIP code.",
 )
 def address_incomplete(request: Request, ctx: Context) -> bool:
-    if not _address_given(request):
-        return False  # ADDRESS_MISSING says it
-    phrases = ctx.policy.address_placeholders
-
-    def usable(value: str) -> str:
-        return "" if is_placeholder(value, phrases) else value
-
-    street = parse_street(usable(request.street), usable(request.unit))
-    has_locality = bool(zip5(usable(request.zip))) or bool(usable(request.city) and state_code(usable(request.state)))
-    return not (street.kind and has_locality)
+    # An address not given at all is ADDRESS_MISSING, not incomplete.
+    return _address_given(request) and not _address(request, ctx)[1]
 
 
 # -- (B)(ii): the taxable period or periods -------------------------------------------------------
