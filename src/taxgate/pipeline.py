@@ -32,7 +32,6 @@ from taxgate.intake import Manifest, RowStream, read_manifest
 from taxgate.policy import Policy, load_policies, policy_in_force
 from taxgate.response import ResponseWriter
 from taxgate.rules import (
-    KEY_COLUMNS,
     ROW_STATS_SQL,
     RULE_SET_VERSION,
     Context,
@@ -42,7 +41,6 @@ from taxgate.rules import (
     judge_request,
     refused_items,
     requested_items,
-    row_keys,
 )
 
 CHUNK_ROWS = 50_000
@@ -50,7 +48,6 @@ _STAGED = pa.schema(
     [("row_number", pa.int64())]
     + [(c, pa.string()) for c in REQUEST_COLUMNS]
     + [("parse_error", pa.string()), ("extra", pa.string())]
-    + [(k, pa.string()) for k in KEY_COLUMNS]
 )
 _JUDGED = pa.schema([("row_number", pa.int64()), ("codes", pa.string()), ("refused_items", pa.string()), ("wants", pa.bool_())])
 _ID_REQUESTS = pa.schema([("row_number", pa.int64())] + [(k, pa.string()) for k in identification.KEY_COLUMNS])
@@ -73,26 +70,31 @@ class BatchResult:
 
 
 class _ChunkWriter:
-    """Append rows to a Parquet file a chunk at a time."""
+    """Append rows (tuples in schema order) to a Parquet file, a chunk at a time."""
 
     def __init__(self, path: Path, schema: pa.Schema):
-        self.schema, self.columns = schema, {name: [] for name in schema.names}
+        self.schema, self.rows = schema, []
         self._writer = pq.ParquetWriter(path, schema)
 
-    def add(self, values: tuple) -> None:
-        for column, value in zip(self.columns.values(), values):
-            column.append(value)
-        if len(self.columns["row_number"]) >= CHUNK_ROWS:
+    def add(self, row: tuple) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= CHUNK_ROWS:
             self.flush()
 
     def flush(self) -> None:
-        if self.columns["row_number"]:
-            self._writer.write_table(pa.table(self.columns, schema=self.schema))
-            self.columns = {name: [] for name in self.schema.names}
+        if self.rows:
+            columns = [pa.array(column, type=f.type) for column, f in zip(zip(*self.rows), self.schema)]
+            self._writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
+            self.rows = []
 
     def close(self) -> None:
         self.flush()
         self._writer.close()
+
+
+def _sql_text(path: Path) -> str:
+    """A path as a SQL string literal (views cannot take parameters)."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _requests_from(batch: pa.RecordBatch | pa.Table, fields: tuple[str, ...] = REQUEST_COLUMNS):
@@ -181,8 +183,10 @@ def process(
     work = out_dir / ".work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    con = duckdb.connect()
+    # An on-disk work database: DuckDB spills to it instead of holding a big batch in memory.
+    con = duckdb.connect(str(work / "work.duckdb"))
     con.execute("SET threads TO 2")
+    con.execute("SET memory_limit = '4GB'")
     con.execute("SET enable_progress_bar = false")  # the CLI prints its own summary; stdout is not DuckDB's
     try:
         # Pass 1: intake, staging every row with its batch keys.
@@ -191,16 +195,13 @@ def process(
         for request in stream:
             staged.add(
                 (request.row_number, *(getattr(request, c) for c in REQUEST_COLUMNS), request.parse_error,
-                 json.dumps(request.extra) if request.extra else "", *row_keys(request))
+                 json.dumps(request.extra) if request.extra else "")
             )
         staged.close()
         lap("intake")
 
         # Batch figures, then pass 2: every rule on every request.
-        con.execute(
-            f"CREATE TABLE batch_keys AS SELECT row_number, {', '.join(KEY_COLUMNS)} FROM read_parquet(?)",
-            [str(work / "staged.parquet")],
-        )
+        con.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet({_sql_text(work / 'staged.parquet')})")
         stats = con.execute(ROW_STATS_SQL).fetchnumpy()
         batch_codes = tuple(judge_batch(manifest, policy, as_of))
         staged_file = pq.ParquetFile(work / "staged.parquet")

@@ -13,7 +13,7 @@ from taxgate.domain import Level, ReasonCode, Request
 from taxgate.intake import Manifest
 from taxgate.policy import Policy
 from taxgate.rules import batch, items, purpose, request, requester  # noqa: F401  (registers the rules)
-from taxgate.rules.batch import KEY_COLUMNS, ROW_STATS_SQL, row_keys
+from taxgate.rules.batch import ROW_STATS_SQL
 from taxgate.rules.items import refused_items, requested_items
 from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, Rule, RowStats, all_rules, rule_for
 
@@ -53,7 +53,6 @@ def is_refusal(code: ReasonCode) -> bool:
 
 
 __all__ = [
-    "KEY_COLUMNS",
     "ROW_STATS_SQL",
     "RULE_SET_VERSION",
     "Context",
@@ -65,6 +64,5 @@ __all__ = [
     "judge_request",
     "refused_items",
     "requested_items",
-    "row_keys",
     "rule_for",
 ]

@@ -1,47 +1,37 @@
 """Rules that need the whole batch: one reason text pasted on many requests, one officer named on
 more cases than anyone could be personally engaged in, the same request twice.
 
-The batch is never held in memory: each row contributes a few short keys (`row_keys`), DuckDB
-aggregates them (`ROW_STATS_SQL`), and each request then reads its own figures from `ctx.stats`.
+The batch is never held in Python's memory: DuckDB reads the staged rows and computes each row's
+figures (`ROW_STATS_SQL`); each request then reads its own figures from `ctx.stats`.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 from taxgate.domain import ReasonCode, Request
-from taxgate.normalize.text import fold
 from taxgate.rules.registry import Context, request_rule
 
-KEY_COLUMNS = ("relevance_key", "official_key", "case_key", "request_id_key", "person_case_key")
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest() if text else ""
-
-
-def row_keys(request: Request) -> tuple[str, str, str, str, str]:
-    """The keys a row contributes to the batch figures, in KEY_COLUMNS order ("" = no key)."""
-    if request.malformed:
-        return ("", "", "", request.request_id, "")
-    case = fold(request.case_number)
-    person = "|".join((fold(request.first_name), fold(request.last_name), request.date_of_birth.strip(), case))
-    return (
-        _digest(fold(request.relevance)),
-        fold(request.engaged_official),
-        case,
-        request.request_id,
-        _digest(person) if case and fold(request.last_name) else "",
-    )
-
-
-# Reads table `batch_keys` (row_number + KEY_COLUMNS); returns one row per row_number, in order.
-ROW_STATS_SQL = """
-WITH reasons AS (
-    SELECT relevance_key, count(*) AS repeats FROM batch_keys WHERE relevance_key <> '' GROUP BY 1
+# Reads table `staged` (the batch's rows as received: row_number, parse_error and the request
+# columns); returns one row of batch figures per row_number, in order. Text is folded the way
+# `normalize.text.fold` folds it (accents, case, punctuation) so that trivial edits do not make
+# boilerplate look specific or one officer look like two. Unparseable rows contribute nothing.
+_FOLD = "trim(regexp_replace(lower(strip_accents({})), '[^a-z0-9]+', ' ', 'g'))"
+ROW_STATS_SQL = f"""
+WITH keys AS (
+    SELECT row_number,
+           CASE WHEN parse_error = '' THEN {_FOLD.format('relevance')} ELSE '' END AS relevance_key,
+           CASE WHEN parse_error = '' THEN {_FOLD.format('engaged_official')} ELSE '' END AS official_key,
+           CASE WHEN parse_error = '' THEN {_FOLD.format('case_number')} ELSE '' END AS case_key,
+           request_id AS request_id_key,
+           CASE WHEN parse_error = '' AND {_FOLD.format('case_number')} <> '' AND {_FOLD.format('last_name')} <> ''
+                THEN concat_ws('|', {_FOLD.format('first_name')}, {_FOLD.format('last_name')}, trim(date_of_birth),
+                               {_FOLD.format('case_number')})
+                ELSE '' END AS person_case_key
+    FROM staged
+), reasons AS (
+    SELECT relevance_key, count(*) AS repeats FROM keys WHERE relevance_key <> '' GROUP BY 1
 ), officials AS (
     SELECT official_key, count(DISTINCT case_key) FILTER (WHERE case_key <> '') AS cases
-    FROM batch_keys WHERE official_key <> '' GROUP BY 1
+    FROM keys WHERE official_key <> '' GROUP BY 1
 )
 SELECT
     k.row_number,
@@ -51,7 +41,7 @@ SELECT
          ELSE row_number() OVER (PARTITION BY k.request_id_key ORDER BY k.row_number) END AS request_id_ordinal,
     CASE WHEN k.person_case_key = '' THEN 1
          ELSE row_number() OVER (PARTITION BY k.person_case_key ORDER BY k.row_number) END AS person_case_ordinal
-FROM batch_keys k
+FROM keys k
 LEFT JOIN reasons r USING (relevance_key)
 LEFT JOIN officials o USING (official_key)
 ORDER BY k.row_number
