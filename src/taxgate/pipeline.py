@@ -50,7 +50,7 @@ _STAGED = pa.schema(
     + [("parse_error", pa.string()), ("extra", pa.string())]
 )
 _JUDGED = pa.schema([("row_number", pa.int64()), ("codes", pa.string()), ("refused_items", pa.string()), ("wants", pa.bool_())])
-_ID_REQUESTS = pa.schema([("row_number", pa.int64())] + [(k, pa.string()) for k in identification.KEY_COLUMNS])
+_ID_REQUESTS = pa.schema([("row_number", pa.int64())] + [(k, pa.string()) for k in identification.FEATURE_COLUMNS])
 
 
 @dataclass
@@ -142,7 +142,7 @@ def _judge_chunk(task: _RuleTask) -> tuple[pa.Table, pa.Table]:
         for name, value in zip(_JUDGED.names, (request.row_number, ";".join(codes), ";".join(refused), wants)):
             judged[name].append(value)
         if wants and not any(is_refusal(c) for c in codes):
-            for name, value in zip(_ID_REQUESTS.names, (request.row_number, *identification.request_keys(request))):
+            for name, value in zip(_ID_REQUESTS.names, (request.row_number, *identification.request_features(request))):
                 eligible[name].append(value)
     return pa.table(judged, schema=_JUDGED), pa.table(eligible, schema=_ID_REQUESTS)
 
@@ -225,7 +225,7 @@ def process(
         # Identification: only requests that passed every rule are looked up at all.
         identification.load_master(con, master_path)
         con.execute("CREATE TABLE id_requests AS SELECT * FROM read_parquet(?)", [str(work / "id_requests.parquet")])
-        found = identification.identify(con)
+        found = identification.identify(con, policy.identification)
         positive = sorted({i.matched_tin for i in found.values() if i.code is ReasonCode.ID_POSITIVE})
         addresses = identification.last_known_addresses(con, positive)
         lap("identify")
@@ -245,7 +245,8 @@ def process(
                         wants,
                         found.get(row_number),
                     )
-                    writer.write(request, decision, addresses.get(decision.matched_tin))
+                    evidence = found[row_number].evidence if row_number in found else None
+                    writer.write(request, decision, addresses.get(decision.matched_tin), evidence)
                     outcomes[decision.outcome.value] += 1
                     code_counts.update(c.value for c in decision.codes)
         lap("decide")

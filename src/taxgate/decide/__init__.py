@@ -20,6 +20,8 @@ class Decision:
     refused_items: tuple[str, ...]
     matched_tin: str = ""
     runner_up_tin: str = ""
+    match_weight: float | None = None
+    runner_up_weight: float | None = None
 
     @property
     def requester_codes(self) -> tuple[ReasonCode, ...]:
@@ -40,6 +42,10 @@ def decide(
     if identification is None:  # not identified at all: never a reason to disclose
         return Decision(Outcome.NOT_DISCLOSED, tuple(codes) + (ReasonCode.ID_NO_CANDIDATE,), refused)
     all_codes = tuple(codes) + (identification.code,)
+    evidence = (identification.matched_tin, identification.runner_up_tin, identification.match_weight,
+                identification.runner_up_weight)
     if identification.code is ReasonCode.ID_POSITIVE:
-        return Decision(Outcome.DISCLOSED, all_codes, refused, identification.matched_tin)
-    return Decision(Outcome.NOT_DISCLOSED, all_codes, refused, identification.matched_tin, identification.runner_up_tin)
+        return Decision(Outcome.DISCLOSED, all_codes, refused, *evidence)
+    if identification.review:  # near the line: a disclosure officer decides, and that is ledgered
+        return Decision(Outcome.REVIEW, all_codes, refused, *evidence)
+    return Decision(Outcome.NOT_DISCLOSED, all_codes, refused, *evidence)

@@ -1,205 +1,173 @@
 """Identify: find the one taxpayer a request is about, only when the evidence is positive.
 
-INTERIM MATCHER (until issue 3 brings the Splink model): a taxpayer is a candidate when the folded
-given name and surname equal the request's (suffix too, when the request gives one); the candidate is
-positive only when the request's address (USPS-standardised street line, unit, and ZIP or city+state)
-is an address that taxpayer filed from in some tax year, no other taxpayer qualifies as well, and a
-supplied TIN or date of birth does not contradict it. A TIN is never used to find a candidate: a TIN
-alone never releases an address (DESIGN.md "Positive identification", rule 3).
+Scoring is Splink (Fellegi–Sunter) with the trained model in `identify/model/`, run on the same
+DuckDB connection as the rest of the pipeline: each request is compared with every address the
+taxpayer filed from, and the best pair per taxpayer is kept. The decision (DESIGN.md "Positive
+identification") is then made here, in plain code:
+
+1. one best candidate, ahead of the runner-up by the policy margin in match-weight space;
+2. given name and surname agree after normalising (`normalize.name.names_agree`);
+3. the requester's standardised address equals an address the candidate filed from; a TIN alone
+   never suffices (TIN is a blocking key only so that a contradiction can veto);
+4. a supplied TIN equals the candidate's, and a supplied date of birth does not contradict it;
+5. the weight clears the policy threshold; near it the request goes to REVIEW.
+Every decision keeps its evidence: candidate, runner-up, per-field comparison levels and weights.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from taxgate.domain import ReasonCode, Request
-from taxgate.normalize.address import parse_street, state_code, zip5
-from taxgate.normalize.name import name_key
-from taxgate.normalize.text import fold
+from taxgate.identify.features import FEATURE_COLUMNS, address_features, person_features
+from taxgate.identify.master import MasterError, last_known_addresses, load_master
+from taxgate.normalize.name import names_agree
+from taxgate.policy import Identification as IdentificationRules
 
-MODEL_VERSION = "interim-exact-1"
+MODEL_FILE = Path(__file__).parent / "model" / "taxgate-id-1.json"
+MODEL_VERSION = MODEL_FILE.stem
 
-KEY_COLUMNS = ("given_key", "surname_key", "suffix_key", "line", "unit_id", "zip5", "city_key", "state", "dob", "tin")
-MASTER_COLUMNS = ("tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
-                  "street", "unit", "city", "state", "zip", "tax_year")
-
-
-class MasterError(ValueError):
-    """The taxpayer master cannot be used; the message is the one line the user sees."""
+__all__ = [
+    "FEATURE_COLUMNS", "MODEL_VERSION", "Identification", "MasterError", "identify",
+    "last_known_addresses", "load_master", "request_features",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Identification:
     row_number: int
     code: ReasonCode
-    matched_tin: str = ""  # the candidate (set for ID_POSITIVE and for vetoed candidates)
+    review: bool = False  # near the line: a disclosure officer decides
+    matched_tin: str = ""  # the best candidate
+    match_weight: float | None = None
     runner_up_tin: str = ""
+    runner_up_weight: float | None = None
+    evidence: dict | None = None
 
 
-def digits(value: str) -> str:
-    return "".join(c for c in value if c.isdigit())
-
-
-def iso_date(value: str) -> str:
-    """A date of birth as YYYY-MM-DD, or "" when it cannot be read (it then neither helps nor vetoes)."""
-    text = value.strip()
-    if len(text) >= 10 and text[4] == "-" and text[7] == "-":
-        return text[:10]
-    parts = text.replace("-", "/").split("/")
-    if len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[2]) == 4:
-        return f"{parts[2]}-{int(parts[0]):02d}-{int(parts[1]):02d}"
-    return ""
-
-
-def request_keys(request: Request) -> tuple[str, ...]:
-    """The comparison keys of one request, in KEY_COLUMNS order."""
-    street = parse_street(request.street, request.unit)
+def request_features(request: Request) -> tuple[str, ...]:
+    """The model's comparison columns for one request, in FEATURE_COLUMNS order."""
     return (
-        name_key(request.first_name),
-        name_key(request.last_name),
-        fold(request.suffix),
-        street.line,
-        street.unit,
-        zip5(request.zip),
-        fold(request.city),
-        state_code(request.state),
-        iso_date(request.date_of_birth),
-        digits(request.tin),
+        *person_features(request.first_name, request.middle_name, request.last_name, request.suffix,
+                         request.date_of_birth, request.tin),
+        *address_features(request.street, request.unit, request.city, request.state, request.zip),
     )
 
 
-def load_master(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Create tables `master` (as filed) and `master_keys` (normalised) in `con`.
+def _side(prefix_request: str, prefix_master: str) -> str:
+    """Splink orders a pair's sides by dataset; pick each column from the side it belongs to."""
+    cols = ["unique_id", *FEATURE_COLUMNS]
+    req = ", ".join(f"CASE WHEN source_dataset_l = 'requests' THEN {c}_l ELSE {c}_r END AS {prefix_request}{c}" for c in cols)
+    mas = ", ".join(f"CASE WHEN source_dataset_l = 'requests' THEN {c}_r ELSE {c}_l END AS {prefix_master}{c}" for c in cols)
+    return f"{req}, {mas}"
 
-    Names and street lines are normalised once per distinct value with the same functions the
-    requests go through, so both sides are compared in one form.
-    """
-    if not path.is_file():
-        raise MasterError(f"taxpayer master not found: {path}")
-    reader = "read_parquet(?)" if path.suffix.lower() in (".parquet", ".pq") else "read_csv(?, header=true, all_varchar=true)"
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE master_raw AS SELECT * FROM {reader}", [str(path)])
-    except duckdb.Error as exc:
-        raise MasterError(f"cannot read taxpayer master {path.name}: {str(exc).splitlines()[0]}") from None
-    present = {r[0].lower() for r in con.execute("DESCRIBE master_raw").fetchall()}
-    missing = [c for c in ("tin", "first_name", "last_name", "street", "tax_year") if c not in present]
-    if missing:
-        raise MasterError(f"taxpayer master {path.name} lacks column(s): {', '.join(missing)}")
-    select = ", ".join(
-        f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" if c in present else f"'' AS {c}" for c in MASTER_COLUMNS if c != "tax_year"
-    )
-    con.execute(f"CREATE OR REPLACE TABLE master AS SELECT {select}, CAST(tax_year AS INTEGER) AS tax_year FROM master_raw")
-    con.execute("DROP TABLE master_raw")
 
-    # Each distinct value is normalised once, in Python, by the same functions as the requests.
-    _map_distinct(con, "given_map", ("first_name",), lambda v: (name_key(v),), ("given_key",))
-    _map_distinct(con, "surname_map", ("last_name",), lambda v: (name_key(v),), ("surname_key",))
-    _map_distinct(con, "suffix_map", ("suffix",), lambda v: (fold(v),), ("suffix_key",))
-    _map_distinct(con, "dob_map", ("date_of_birth",), lambda v: (iso_date(v),), ("dob",))
-    _map_distinct(con, "street_map", ("street", "unit"), _street_keys, ("line", "unit_id"))
-    _map_distinct(
-        con, "locality_map", ("city", "state", "zip"), lambda c, s, z: (fold(c), state_code(s), zip5(z)),
-        ("city_key", "state_code", "zip5"),
-    )
+def identify(
+    con: duckdb.DuckDBPyConnection, policy: IdentificationRules, model: Path = MODEL_FILE
+) -> dict[int, Identification]:
+    """Identify every row of table `id_requests` (row_number + FEATURE_COLUMNS) against
+    `master_addresses` (made by `load_master`)."""
+    from splink import DuckDBAPI, Linker
+
     con.execute(
-        """
-        CREATE OR REPLACE TABLE master_keys AS
-        SELECT regexp_replace(m.tin, '[^0-9]', '', 'g') AS tin, g.given_key, s.surname_key, x.suffix_key,
-               a.line, a.unit_id, l.zip5, l.city_key, l.state_code AS state, d.dob, m.tax_year
-        FROM master m
-        JOIN given_map g USING (first_name)
-        JOIN surname_map s USING (last_name)
-        JOIN suffix_map x USING (suffix)
-        JOIN dob_map d USING (date_of_birth)
-        JOIN street_map a USING (street, unit)
-        JOIN locality_map l USING (city, state, zip)
-        """
+        f"""CREATE OR REPLACE TABLE id_left AS SELECT 'R' || row_number AS unique_id,
+            {', '.join(f"nullif({c}, '') AS {c}" for c in FEATURE_COLUMNS)} FROM id_requests"""
     )
-
-
-def _street_keys(street: str, unit: str) -> tuple[str, str]:
-    parsed = parse_street(street, unit)
-    return parsed.line, parsed.unit
-
-
-def _map_distinct(con, table: str, columns: tuple[str, ...], fn, outputs: tuple[str, ...]) -> None:
-    values = con.execute(f"SELECT DISTINCT {', '.join(columns)} FROM master").fetchall()
-    mapped = [fn(*v) for v in values]
-    data = {c: pa.array([v[i] for v in values], pa.string()) for i, c in enumerate(columns)}
-    data |= {c: pa.array([m[j] for m in mapped], pa.string()) for j, c in enumerate(outputs)}
-    con.register(f"{table}_arrow", pa.table(data))
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table}_arrow")
-    con.unregister(f"{table}_arrow")
-
-
-_CANDIDATES_SQL = """
-WITH cand AS (
-    SELECT r.row_number, m.tin,
-           bool_or(m.line <> '' AND m.line = r.line AND m.unit_id = r.unit_id
-                   AND CASE WHEN r.zip5 <> '' THEN m.zip5 = r.zip5
-                            ELSE r.city_key <> '' AND m.city_key = r.city_key AND m.state = r.state END)
-               AS address_on_record,
-           max(m.dob) AS dob
-    FROM id_requests r
-    JOIN master_keys m ON m.given_key = r.given_key AND m.surname_key = r.surname_key
-                      AND (r.suffix_key = '' OR m.suffix_key = r.suffix_key)
-    WHERE r.given_key <> '' AND r.surname_key <> ''
-    GROUP BY 1, 2
-), per_row AS (
-    SELECT row_number,
-           list(tin ORDER BY tin) FILTER (WHERE address_on_record) AS address_tins,
-           list(dob ORDER BY tin) FILTER (WHERE address_on_record) AS address_dobs,
-           count(*) AS name_candidates
-    FROM cand GROUP BY 1
-)
-SELECT r.row_number, r.tin, r.dob, p.address_tins, p.address_dobs, coalesce(p.name_candidates, 0),
-       r.tin <> '' AND r.tin IN (SELECT tin FROM master_keys) AS tin_on_file
-FROM id_requests r LEFT JOIN per_row p USING (row_number)
-ORDER BY r.row_number
-"""
-
-
-def identify(con: duckdb.DuckDBPyConnection) -> dict[int, Identification]:
-    """Identify every row of table `id_requests` (row_number + KEY_COLUMNS) against `master_keys`."""
-    results: dict[int, Identification] = {}
-    for row_number, tin, dob, tins, dobs, name_candidates, tin_on_file in con.execute(_CANDIDATES_SQL).fetchall():
-        tins, dobs = tins or [], dobs or []
-        if len(tins) == 1:
-            candidate = tins[0]
-            if tin and tin != candidate:
-                code = ReasonCode.ID_TIN_CONFLICT
-            elif dob and dobs[0] and dob != dobs[0]:
-                code = ReasonCode.ID_DOB_CONFLICT
-            else:
-                code = ReasonCode.ID_POSITIVE
-            results[row_number] = Identification(row_number, code, candidate)
-        elif len(tins) > 1:
-            results[row_number] = Identification(row_number, ReasonCode.ID_AMBIGUOUS, tins[0], tins[1])
-        elif name_candidates:
-            results[row_number] = Identification(row_number, ReasonCode.ID_ADDRESS_NOT_ON_RECORD)
-        elif tin_on_file:
-            results[row_number] = Identification(row_number, ReasonCode.ID_WEAK)  # the TIN agrees, the name does not
-        else:
-            results[row_number] = Identification(row_number, ReasonCode.ID_NO_CANDIDATE)
+    if con.execute("SELECT count(*) FROM id_left").fetchall()[0][0] == 0:
+        return {}
+    # Both sides must carry the same columns for Splink: the comparison columns and the id.
+    con.execute(f"CREATE OR REPLACE VIEW id_right AS SELECT unique_id, {', '.join(FEATURE_COLUMNS)} FROM master_addresses")
+    db = DuckDBAPI(connection=con)
+    linker = Linker(
+        [db.register("id_left", dataset_display_name="requests"),
+         db.register("id_right", dataset_display_name="master")],
+        str(model),
+        log_level=logging.WARNING,
+    )
+    floor = min(policy.review, policy.threshold - policy.margin) - 1.0  # runner-ups below this cannot matter
+    predictions = linker.inference.predict(threshold_match_weight=floor, warning_mode="never")
+    comparisons = [c.output_column_name for c in linker._settings_obj.comparisons]
+    tf_adjusted = {c.output_column_name for c in linker._settings_obj.comparisons if c._has_tf_adjustments}
+    evidence_cols = ", ".join(
+        f"gamma_{c}, mw_{c}" + (f", mw_tf_adj_{c}" if c in tf_adjusted else f", 0.0 AS mw_tf_adj_{c}") for c in comparisons
+    )
+    rows = con.execute(
+        f"""
+        WITH pairs AS (
+            SELECT match_weight, {_side('q_', 'm_')}, {evidence_cols}
+            FROM {predictions.physical_name}
+        ), per_taxpayer AS (
+            SELECT q_unique_id, m_tin,
+                   max(match_weight) AS weight,
+                   arg_max(struct_pack(m_unique_id, m_given, m_surname, m_dob,
+                                       {', '.join(f'gamma_{c}, mw_{c}, mw_tf_adj_{c}' for c in comparisons)}),
+                           match_weight) AS best_pair,
+                   bool_or(q_address_key IS NOT NULL AND q_address_key = m_address_key
+                           AND (q_zip5 = m_zip5 OR (q_city = m_city AND q_state = m_state))) AS address_on_record,
+                   any_value(q_given) AS q_given, any_value(q_surname) AS q_surname,
+                   any_value(q_tin) AS q_tin, any_value(q_dob) AS q_dob
+            FROM pairs GROUP BY ALL
+        ), ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY q_unique_id ORDER BY weight DESC, m_tin) AS rank
+            FROM per_taxpayer
+        )
+        SELECT CAST(substr(q_unique_id, 2) AS BIGINT) AS row_number, rank, m_tin, weight, address_on_record,
+               q_given, q_surname, q_tin, q_dob, best_pair
+        FROM ranked WHERE rank <= 2 ORDER BY row_number, rank
+        """
+    ).fetchall()
+    candidates: dict[int, list[tuple]] = {}
+    for row in rows:
+        candidates.setdefault(row[0], []).append(row)
+    results = {}
+    for (row_number,) in con.execute("SELECT row_number FROM id_requests").fetchall():
+        results[row_number] = _decide(row_number, candidates.get(row_number, []), policy, comparisons)
     return results
 
 
-def last_known_addresses(con: duckdb.DuckDBPyConnection, tins: list[str]) -> dict[str, dict[str, str]]:
-    """The address on each taxpayer's latest tax year (ties broken by the master's row order)."""
-    if not tins:
-        return {}
-    con.register("wanted_arrow", pa.table({"tin": tins}))
-    rows = con.execute(
-        """
-        SELECT regexp_replace(m.tin, '[^0-9]', '', 'g') AS tin,
-               arg_max(struct_pack(street := m.street, unit := m.unit, city := m.city, state := m.state,
-                                   zip := m.zip, tax_year := CAST(m.tax_year AS VARCHAR)), m.tax_year)
-        FROM master m WHERE regexp_replace(m.tin, '[^0-9]', '', 'g') IN (SELECT tin FROM wanted_arrow) GROUP BY 1
-        """
-    ).fetchall()
-    con.unregister("wanted_arrow")
-    return {tin: address for tin, address in rows}
+def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, comparisons: list[str]) -> Identification:
+    if not found:
+        return Identification(row_number, ReasonCode.ID_NO_CANDIDATE)
+    _, _, tin, weight, on_record, q_given, q_surname, q_tin, q_dob, pair = found[0]
+    runner_tin, runner_weight = (found[1][2], found[1][3]) if len(found) > 1 else ("", None)
+    evidence = {
+        "candidate": {"tin": tin, "address_row": pair["m_unique_id"], "weight": round(weight, 3),
+                      "address_on_record": bool(on_record)},
+        "runner_up": {"tin": runner_tin, "weight": None if runner_weight is None else round(runner_weight, 3)},
+        # Each field's level and weight; `tf` is the term-frequency adjustment (rarer values weigh more).
+        "fields": {c: {"level": pair[f"gamma_{c}"], "weight": round(pair[f"mw_{c}"], 3),
+                       "tf": round(pair[f"mw_tf_adj_{c}"] or 0.0, 3)} for c in comparisons},
+    }
+    base = dict(matched_tin=tin, match_weight=weight, runner_up_tin=runner_tin, runner_up_weight=runner_weight,
+                evidence=evidence)
+
+    def result(code: ReasonCode, review: bool = False) -> Identification:
+        evidence["decision"] = code.value + (" (review)" if review else "")
+        return Identification(row_number, code, review, **base)
+
+    if q_tin and tin != q_tin:
+        return result(ReasonCode.ID_TIN_CONFLICT)
+    if q_dob and pair["m_dob"] and q_dob != pair["m_dob"]:
+        return result(ReasonCode.ID_DOB_CONFLICT)
+    if runner_weight is not None and weight - runner_weight < policy.margin:
+        return result(ReasonCode.ID_AMBIGUOUS)
+    if not on_record:
+        return result(ReasonCode.ID_ADDRESS_NOT_ON_RECORD)
+    agree = names_agree(q_given or "", q_surname or "", pair["m_given"] or "", pair["m_surname"] or "", policy.nicknames)
+    # Close but not agreeing: both names at some similarity level above "different" (a misspelling).
+    close = pair.get("gamma_given", 0) > 0 and pair.get("gamma_surname", 0) > 0
+    evidence["names_agree"] = agree
+    if weight >= policy.threshold and agree:
+        return result(ReasonCode.ID_POSITIVE)
+    if weight >= policy.review and (agree or close):
+        return result(ReasonCode.ID_WEAK, review=True)
+    return result(ReasonCode.ID_WEAK)
+
+
+def evidence_json(identification: Identification) -> str:
+    return json.dumps(identification.evidence, sort_keys=True)

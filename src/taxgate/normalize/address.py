@@ -95,6 +95,16 @@ class StreetLine:
     def standard(self) -> str:
         return f"{self.line} # {self.unit}" if self.unit else self.line
 
+    @property
+    def number(self) -> str:
+        """The house number, or the box number of a PO box."""
+        return self.line.split(" ", 1)[0] if self.kind == "street" else self.line.rsplit(" ", 1)[-1] if self.kind else ""
+
+    @property
+    def name(self) -> str:
+        """The street without its number ("N 3RD CT"), or "PO BOX"."""
+        return self.line.split(" ", 1)[-1] if self.kind == "street" else "PO BOX" if self.kind else ""
+
 
 _DESIGNATOR = re.compile(
     r"^(?:#|(?:APT|APARTMENT|UNIT|STE|SUITE|RM|ROOM|FL|FLOOR|BLDG|LOT|SPC|SPACE|TRLR|DEPT)\b)\s*#?\s*"

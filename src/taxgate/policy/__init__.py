@@ -69,11 +69,22 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Identification:
+    """Rules 1, 2 and 5 of positive identification, in match-weight space."""
+
+    threshold: float
+    review: float
+    margin: float
+    nicknames: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     version: str
     period: Period
     thresholds: Thresholds
+    identification: Identification
     disclosable_items: frozenset[str]
     return_information_items: frozenset[str]
     item_aliases: dict[str, str]
@@ -133,6 +144,18 @@ def _citation(text: str, where: str) -> Citation:
     return citation
 
 
+def _identification(table: dict) -> Identification:
+    values = Identification(
+        threshold=float(table["threshold"]),
+        review=float(table["review"]),
+        margin=float(table["margin"]),
+        nicknames={fold(k): fold(v) for k, v in table.get("nicknames", {}).items()},
+    )
+    if not values.review <= values.threshold or values.margin <= 0:
+        raise PolicyError("identification: need review <= threshold and margin > 0")
+    return values
+
+
 def load_policy(path: Path) -> Policy:
     """Read one policy version from a TOML file."""
     try:
@@ -175,6 +198,7 @@ def load_policy(path: Path) -> Policy:
             version=meta["version"],
             period=_period(meta, "policy"),
             thresholds=Thresholds(**limits),
+            identification=_identification(raw.get("identification", {})),
             disclosable_items=frozenset(items["disclosable"]),
             return_information_items=frozenset(items.get("return_information", [])),
             item_aliases=dict(items.get("aliases", {})),

@@ -4,6 +4,8 @@
   when DISCLOSED.
 - decisions.csv: for the tax agency's auditors; every code, the candidate and runner-up.
 - malformed_rows.csv: which rows could not be read and why, so the requester can resend them.
+- evidence.jsonl: for auditors and `taxgate explain`; per identified request, the candidate, the
+  runner-up and every field's comparison level and weight.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ MALFORMED_COLUMNS = ("row_number", "request_id", "problem")
 _ADDRESS_PARTS = ("street", "unit", "city", "state", "zip", "tax_year")
 
 
+def _weight(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
 class ResponseWriter:
     """Streams the output files; use as a context manager."""
 
@@ -36,8 +42,9 @@ class ResponseWriter:
         self._versions = (rule_set_version, model_version)
         self._files = [
             open(out_dir / name, "w", encoding="utf-8", newline="")
-            for name in ("response.csv", "response.jsonl", "decisions.csv", "malformed_rows.csv")
+            for name in ("response.csv", "response.jsonl", "decisions.csv", "malformed_rows.csv", "evidence.jsonl")
         ]
+        self._evidence = self._files[4]
         self._response = csv.writer(self._files[0])
         self._jsonl = self._files[1]
         self._decisions = csv.writer(self._files[2])
@@ -53,7 +60,8 @@ class ResponseWriter:
         for f in self._files:
             f.close()
 
-    def write(self, request: Request, decision: Decision, address: dict[str, str] | None, ledger_index: str = "") -> None:
+    def write(self, request: Request, decision: Decision, address: dict[str, str] | None,
+              evidence: dict | None = None, ledger_index: str = "") -> None:
         released = address if decision.outcome is Outcome.DISCLOSED and address else {}
         row = {
             "request_id": request.display_id,
@@ -71,11 +79,14 @@ class ResponseWriter:
                 decision.outcome.value,
                 ";".join(c.value for c in decision.codes),
                 decision.matched_tin,
-                "",  # match weights arrive with the probabilistic model (issue 3)
+                _weight(decision.match_weight),
                 decision.runner_up_tin,
-                "",
+                _weight(decision.runner_up_weight),
                 *self._versions,
             )
         )
         if request.malformed:
             self._malformed.writerow((request.row_number, request.request_id, request.parse_error))
+        if evidence:
+            self._evidence.write(json.dumps({"request_id": request.display_id, "row_number": request.row_number,
+                                             "outcome": decision.outcome.value, **evidence}, sort_keys=True) + "\n")

@@ -102,11 +102,13 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
     unit_no[shared] = unit_no[donor[shared]]
     unit_no[building] = rng.integers(1, 40, size=(building.sum(), YEARS + 1)) * 10 + 9
 
-    # People: role 0 is the head, 1 the partner (in households of 2+, mostly), then children.
+    # People: role 0 is the head, 1 the partner (in most households of 2+), 2 a child.
     hh = np.repeat(np.arange(H), size)
-    role = np.arange(len(hh)) - np.repeat(np.cumsum(size) - size, size)
+    position = np.arange(len(hh)) - np.repeat(np.cumsum(size) - size, size)
     partner = (size >= 2) & (rng.random(H) < 0.8)
-    role = np.where((role == 1) & ~partner[hh], 2, role)  # single parent: second person is a child
+    adults = np.where(partner, 2, 1)
+    role = np.where(position == 0, 0, np.where(partner[hh] & (position == 1), 1, 2))
+    child_index = position - adults[hh]  # 0 for the first child, 1 for the second, ...
     P = len(hh)
     o = origin[hh]
 
@@ -131,14 +133,14 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
         if two:
             # Head: own paternal + own maternal; partner likewise; children: head's + partner's first surname.
             sur_a[idx] = np.where(r == 0, head_sur[h], np.where(r == 1, partner_sur[h], head_sur[h]))
-            sur_b[idx] = np.where(r == 2, partner_sur[h], own)
+            sur_b[idx] = np.where(r == 2, partner_sur[h], own)  # children: the partner's first surname
             sur_b[idx[rng.random(len(idx)) < 0.25]] = ""  # many file with one surname only
         else:
             keeps = rng.random(len(idx)) < 0.75
             sur_a[idx] = np.where((r == 1) & ~keeps, own, head_sur[h])
     # Jr/Sr: in some households a child carries the head's given name.
     jr_house = (size >= 2) & (rng.random(H) < 0.06)
-    first_child = (role == 2) & np.r_[True, role[:-1] != 2]
+    first_child = child_index == 0
     jr = first_child & jr_house[hh]
     head_index = np.cumsum(size) - size
     given[jr] = given[head_index[hh[jr]]]
@@ -157,7 +159,7 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
     birth_year = np.where(role == 2, child_year, birth_year)
     birth_day = rng.integers(0, 365, size=P)
     twin_house = (size >= 4) & (rng.random(H) < 0.05)
-    second_child = (role == 2) & np.r_[False, first_child[:-1]] & twin_house[hh]
+    second_child = (child_index == 1) & twin_house[hh]
     twin = second_child | (first_child & twin_house[hh] & np.r_[second_child[1:], False])
     birth_year[second_child] = birth_year[np.flatnonzero(second_child) - 1]
     birth_day[second_child] = birth_day[np.flatnonzero(second_child) - 1]

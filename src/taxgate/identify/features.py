@@ -1,0 +1,68 @@
+"""The columns the model compares, built the same way for requests and for the master.
+
+Names are folded tokens without particles; addresses are USPS-standardised by usaddress + scourgify
+and split into house number, street, unit, ZIP5, city and state; phonetic codes come from jellyfish.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jellyfish
+
+from taxgate.normalize.address import parse_street, state_code, zip5
+from taxgate.normalize.name import name_tokens, suffix_code
+from taxgate.normalize.text import fold
+
+PERSON_COLUMNS = (
+    "given", "given_first", "given_phonetic", "middle_initial", "surname", "surname_first",
+    "surname_phonetic", "suffix", "dob", "tin",
+)
+ADDRESS_COLUMNS = ("house_number", "street_name", "unit", "zip5", "city", "state", "address_key")
+FEATURE_COLUMNS = PERSON_COLUMNS + ADDRESS_COLUMNS
+
+
+def digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit())
+
+
+def iso_date(value: str) -> str:
+    """A date of birth as YYYY-MM-DD, or "" when it cannot be read (it then neither helps nor vetoes)."""
+    text = value.strip()
+    if len(text) >= 10 and text[4] == "-" and text[7] == "-" and text[:4].isdigit():
+        return text[:10]
+    parts = text.replace("-", "/").split("/")
+    if len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[2]) == 4:
+        return f"{parts[2]}-{int(parts[0]):02d}-{int(parts[1]):02d}"
+    return ""
+
+
+@lru_cache(maxsize=200_000)
+def _phonetic(token: str) -> str:
+    return jellyfish.metaphone(token) if token else ""
+
+
+def name_features(first: str, middle: str, last: str) -> tuple[str, str, str, str, str, str, str]:
+    given, surname = name_tokens(first), name_tokens(last)
+    return (
+        " ".join(given),
+        given[0] if given else "",
+        _phonetic(given[0]) if given else "",
+        fold(middle)[:1],
+        " ".join(surname),
+        surname[0] if surname else "",
+        _phonetic(surname[0]) if surname else "",
+    )
+
+
+def person_features(first: str, middle: str, last: str, suffix: str, dob: str, tin: str) -> tuple[str, ...]:
+    """PERSON_COLUMNS for one person."""
+    return (*name_features(first, middle, last), suffix_code(suffix), iso_date(dob), digits(tin))
+
+
+def address_features(street: str, unit: str, city: str, state: str, zip_code: str) -> tuple[str, ...]:
+    """ADDRESS_COLUMNS for one address. `address_key` is the standardised street line and unit, the
+    form in which a requester's address must equal one the taxpayer filed from."""
+    line = parse_street(street, unit)
+    return (line.number, line.name, line.unit, zip5(zip_code), fold(city), state_code(state),
+            f"{line.line}#{line.unit}" if line.kind else "")

@@ -1,0 +1,131 @@
+"""The taxpayer master, prepared for identification: one row per taxpayer per distinct address they
+filed from ("address history"), with the model's comparison columns, and the last known address.
+
+Preparing normalises each distinct name and street once; the result is cached beside the master
+(`<name>.taxgate-prepared.parquet`, tied to the master's SHA-256 and FEATURES_VERSION) so a large
+master is prepared once, not on every batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from taxgate.identify.features import ADDRESS_COLUMNS, address_features, iso_date, name_features
+from taxgate.normalize.name import suffix_code
+
+FEATURES_VERSION = "1"
+MASTER_COLUMNS = ("tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
+                  "street", "unit", "city", "state", "zip", "tax_year")
+REQUIRED = ("tin", "first_name", "last_name", "street", "tax_year")
+
+
+class MasterError(ValueError):
+    """The taxpayer master cannot be used; the message is the one line the user sees."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_master(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Create table `master` (as filed, every column text but tax_year) and `master_addresses`."""
+    if not path.is_file():
+        raise MasterError(f"taxpayer master not found: {path}")
+    reader = "read_parquet(?)" if path.suffix.lower() in (".parquet", ".pq") else "read_csv(?, header=true, all_varchar=true)"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE master_raw AS SELECT * FROM {reader}", [str(path)])
+    except duckdb.Error as exc:
+        raise MasterError(f"cannot read taxpayer master {path.name}: {str(exc).splitlines()[0]}") from None
+    present = {r[0].lower() for r in con.execute("DESCRIBE master_raw").fetchall()}
+    missing = [c for c in REQUIRED if c not in present]
+    if missing:
+        raise MasterError(f"taxpayer master {path.name} lacks column(s): {', '.join(missing)}")
+    select = ", ".join(
+        f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" if c in present else f"'' AS {c}"
+        for c in MASTER_COLUMNS if c != "tax_year"
+    )
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE master AS SELECT {select}, CAST(tax_year AS INTEGER) AS tax_year FROM master_raw")
+    except duckdb.Error:
+        raise MasterError(f"taxpayer master {path.name}: tax_year must be a year") from None
+    con.execute("DROP TABLE master_raw")
+
+    cache = path.with_name(path.stem + ".taxgate-prepared.parquet")
+    stamp = cache.with_suffix(".json")
+    source = {"sha256": _sha256(path), "features_version": FEATURES_VERSION}
+    if cache.exists() and stamp.exists() and json.loads(stamp.read_text()) == source:
+        con.execute("CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)", [str(cache)])
+        return
+    _prepare(con)
+    try:
+        con.execute("COPY master_addresses TO ? (FORMAT parquet)", [str(cache)])
+        stamp.write_text(json.dumps(source))
+    except (duckdb.Error, OSError):
+        pass  # a read-only folder: prepare again next time
+
+
+def _map_distinct(con, table: str, columns: tuple[str, ...], fn, outputs: tuple[str, ...]) -> None:
+    """Normalise each distinct value of `columns` once, in Python, into table `table`."""
+    values = con.execute(f"SELECT DISTINCT {', '.join(columns)} FROM master").fetchall()
+    mapped = [fn(*v) for v in values]
+    data = {c: pa.array([v[i] for v in values], pa.string()) for i, c in enumerate(columns)}
+    # Outputs are prefixed: an output may share its name with an input ("city" -> folded "city").
+    data |= {f"out_{c}": pa.array([m[j] or None for m in mapped], pa.string()) for j, c in enumerate(outputs)}
+    con.register(f"{table}_arrow", pa.table(data))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
+    con.unregister(f"{table}_arrow")
+
+
+def _prepare(con: duckdb.DuckDBPyConnection) -> None:
+    names = ("given", "given_first", "given_phonetic", "middle_initial", "surname", "surname_first", "surname_phonetic")
+    _map_distinct(con, "name_map", ("first_name", "middle_name", "last_name"), name_features, names)
+    _map_distinct(con, "suffix_map", ("suffix",), lambda v: (suffix_code(v),), ("suffix",))
+    _map_distinct(con, "dob_map", ("date_of_birth",), lambda v: (iso_date(v),), ("dob",))
+    _map_distinct(con, "address_map", ("street", "unit", "city", "state", "zip"), address_features, ADDRESS_COLUMNS)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE master_addresses AS
+        WITH rows AS (
+            SELECT nullif(regexp_replace(m.tin, '[^0-9]', '', 'g'), '') AS tin,
+                   {', '.join(f'n.out_{c} AS {c}' for c in names)}, x.out_suffix AS suffix, d.out_dob AS dob,
+                   {', '.join(f'a.out_{c} AS {c}' for c in ADDRESS_COLUMNS)}, m.tax_year
+            FROM master m
+            JOIN name_map n USING (first_name, middle_name, last_name)
+            JOIN suffix_map x USING (suffix)
+            JOIN dob_map d USING (date_of_birth)
+            JOIN address_map a USING (street, unit, city, state, zip)
+        )
+        SELECT 'M' || row_number() OVER (ORDER BY tin, first_year, address_key) AS unique_id, *
+        FROM (
+            SELECT tin, {', '.join(names)}, suffix, dob, {', '.join(ADDRESS_COLUMNS)},
+                   min(tax_year) AS first_year, max(tax_year) AS last_year
+            FROM rows GROUP BY ALL
+        )
+        """
+    )
+
+
+def last_known_addresses(con: duckdb.DuckDBPyConnection, tins: list[str]) -> dict[str, dict[str, str]]:
+    """The address on each taxpayer's latest tax year, as filed (ties broken by the master's order)."""
+    if not tins:
+        return {}
+    con.register("wanted_arrow", pa.table({"tin": pa.array(tins, pa.string())}))
+    rows = con.execute(
+        """
+        SELECT regexp_replace(m.tin, '[^0-9]', '', 'g') AS tin,
+               arg_max(struct_pack(street := m.street, unit := m.unit, city := m.city, state := m.state,
+                                   zip := m.zip, tax_year := CAST(m.tax_year AS VARCHAR)), m.tax_year)
+        FROM master m WHERE regexp_replace(m.tin, '[^0-9]', '', 'g') IN (SELECT tin FROM wanted_arrow) GROUP BY 1
+        """
+    ).fetchall()
+    con.unregister("wanted_arrow")
+    return {tin: address for tin, address in rows}

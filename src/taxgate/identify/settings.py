@@ -1,0 +1,71 @@
+"""The identification model as Splink settings: comparisons and blocking rules as data.
+
+`model_settings()` is the untrained model; `taxgate model train` fits it on a seeded synthetic world
+and writes the trained model to `identify/model/` as JSON, versioned by file name. The same settings
+run on DuckDB or Spark; only the SQL dialect differs.
+
+Blocking generates candidates only where the requester's address could agree with an address the
+taxpayer filed from (same ZIP and house number, or same house number and street in the same state),
+or where a supplied TIN names a taxpayer — so that a TIN's contradiction can veto, never so that a
+TIN alone can release (rule 3).
+"""
+
+from __future__ import annotations
+
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from splink import SettingsCreator, block_on
+
+MODEL_NAME = "taxgate-id"
+
+
+def _name_comparison(column: str, first_token: str, phonetic: str, label: str) -> cl.CustomComparison:
+    return cl.CustomComparison(
+        output_column_name=column,
+        comparison_description=label,
+        comparison_levels=[
+            cll.NullLevel(column),
+            cll.ExactMatchLevel(column).configure(tf_adjustment_column=column),
+            cll.ExactMatchLevel(first_token),  # a compound name with one part, a dropped second surname
+            cll.JaroWinklerLevel(column, 0.92),
+            cll.ExactMatchLevel(phonetic),
+            cll.JaroWinklerLevel(column, 0.80),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def model_settings(sql_dialect: str = "duckdb") -> SettingsCreator:
+    return SettingsCreator(
+        link_type="link_only",
+        unique_id_column_name="unique_id",
+        comparisons=[
+            _name_comparison("given", "given_first", "given_phonetic", "given name"),
+            _name_comparison("surname", "surname_first", "surname_phonetic", "surname"),
+            cl.ExactMatch("middle_initial"),
+            cl.ExactMatch("suffix"),
+            cl.DamerauLevenshteinAtThresholds("dob", [1]),
+            cl.ExactMatch("tin"),
+            cl.ExactMatch("house_number"),
+            cl.JaroWinklerAtThresholds("street_name", [0.95, 0.85]).configure(term_frequency_adjustments=True),
+            cl.ExactMatch("unit"),
+            cl.ExactMatch("zip5"),
+            cl.CustomComparison(
+                output_column_name="city_state",
+                comparison_levels=[
+                    cll.Or(cll.NullLevel("city"), cll.NullLevel("state")),
+                    cll.And(cll.ExactMatchLevel("city"), cll.ExactMatchLevel("state")),
+                    cll.ExactMatchLevel("state"),
+                    cll.ElseLevel(),
+                ],
+            ),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("zip5", "house_number"),
+            block_on("house_number", "street_name", "state"),
+            block_on("tin"),
+        ],
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=True,
+        additional_columns_to_retain=["address_key"],
+    )

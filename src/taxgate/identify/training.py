@@ -1,0 +1,100 @@
+"""Training the identification model, seeded and reproducible, on a synthetic world with ground truth.
+
+u probabilities come from random pairs (seeded); m probabilities from labelled true pairs: a request
+and the master row of the same taxpayer at the same standardised address. The prior is set from the
+world: one true row per request among the master's address rows. The result is a Splink model file
+(JSON) that `identify` loads; it is versioned by its file name and never retrained at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from taxgate.identify.features import FEATURE_COLUMNS
+from taxgate.identify.master import load_master
+from taxgate.intake import RowStream, read_manifest
+
+
+def request_features_table(manifest: Path) -> pa.Table:
+    """The model's columns for every readable request of a batch, keyed `R<row_number>`."""
+    from taxgate.identify import request_features  # the pipeline's own function, not a copy
+
+    parsed = read_manifest(manifest)
+    rows = []
+    for request in RowStream(parsed.rows_path, parsed.rows_format, 4000):
+        if not request.malformed:
+            rows.append((f"R{request.row_number}", request.request_id, *request_features(request)))
+    names = ("unique_id", "request_id", *FEATURE_COLUMNS)
+    return pa.table({n: pa.array([r[i] or None for r in rows], pa.string()) for i, n in enumerate(names)})
+
+
+def train_model(out: Path, seed: int = 2026, taxpayers: int = 40_000, requests: int = 20_000) -> Path:
+    """Fit the model on a fresh synthetic world made from `seed`; write it to `out`."""
+    from splink import DuckDBAPI, Linker
+
+    from taxgate.identify.settings import model_settings
+    from taxgate.synth import Mix, generate_batch, generate_master
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        master = work / "master.parquet"
+        generate_master(taxpayers, master, seed=seed)
+        manifest = generate_batch(master, work / "batch", requests, seed=seed + 1, mix=Mix.clean())
+        labels = pq.read_table(work / "batch" / "requests.labels.parquet")
+        con = duckdb.connect()
+        load_master(con, master)
+        con.register("req_arrow", request_features_table(manifest))
+        con.register("labels_arrow", labels.select(["request_id", "true_tin"]))
+        # Truth: the same taxpayer at the same standardised address (what rule 3 asks for).
+        con.execute(
+            """
+            CREATE TABLE train_requests AS
+            SELECT r.* EXCLUDE (request_id), CASE WHEN l.true_tin <> '' THEN regexp_replace(l.true_tin, '[^0-9]', '', 'g') || '#' || r.address_key END AS truth
+            FROM req_arrow r JOIN labels_arrow l USING (request_id)
+            """
+        )
+        con.execute("CREATE TABLE train_master AS SELECT * EXCLUDE (first_year, last_year), tin || '#' || address_key AS truth FROM master_addresses")
+        db = DuckDBAPI(connection=con)
+        settings = model_settings()
+        rows = con.execute("SELECT count(*) FROM train_master").fetchall()[0][0]
+        settings.probability_two_random_records_match = 1.0 / rows
+        linker = Linker(
+            [db.register("train_requests", dataset_display_name="requests"),
+             db.register("train_master", dataset_display_name="master")],
+            settings,
+            log_level=logging.WARNING,
+        )
+        linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
+        linker.training.estimate_m_from_label_column("truth")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        linker.misc.save_model_to_json(str(out), overwrite=True)
+        con.close()
+    _floor_unseen_m(out)
+    return out
+
+
+M_FLOOR = 1e-3
+
+
+def _floor_unseen_m(model: Path) -> None:
+    """Give every level that no true pair reached (an address or TIN that disagrees, say) a small m
+    instead of leaving it to Splink's default: such a disagreement then weighs strongly against a
+    match, which is what rule 3 and rule 4 mean. The m values of each comparison still sum to 1."""
+    settings = json.loads(model.read_text())
+    for comparison in settings["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        for level in levels:
+            if level.get("m_probability") is None:
+                level["m_probability"] = M_FLOOR
+        total = sum(lv["m_probability"] for lv in levels)
+        for level in levels:
+            level["m_probability"] = level["m_probability"] / total
+    settings.pop("linker_uid", None)  # a fresh id each run would make the file differ for nothing
+    model.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
