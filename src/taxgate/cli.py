@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 synth_app = typer.Typer(help="Seeded synthetic data with ground-truth labels.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
+model_app = typer.Typer(help="The identification model (Splink).", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 console = Console()
 errors = Console(stderr=True)
 
@@ -143,6 +145,56 @@ def synth_batch(
         shares = replace(shares, **{name: share})
     manifest = generate_batch(master, out, size, seed=seed, mix=shares, fmt=fmt, submitted_at=submitted_at)
     console.print(f"Wrote {manifest} with its rows and labels.")
+
+
+@model_app.command("train")
+def model_train(
+    out: Path = typer.Option(..., "--out", help="Where to write the trained model (JSON)."),
+    seed: int = typer.Option(2026, help="Seed of the synthetic training world."),
+    taxpayers: int = typer.Option(40_000, min=1_000),
+    requests: int = typer.Option(20_000, min=500),
+) -> None:
+    """Train the identification model on a seeded synthetic world; the same seed gives the same file."""
+    from taxgate.identify.training import train_model
+
+    with console.status("Training..."):
+        train_model(out, seed=seed, taxpayers=taxpayers, requests=requests)
+    console.print(f"Wrote {out}. Ship it as src/taxgate/identify/model/<name>.json to make it the model in use.")
+
+
+@app.command()
+def explain(
+    request_id: str = typer.Argument(..., help="The request to explain."),
+    out: Path = typer.Option(..., "--out", help="The folder `taxgate process` wrote (it reads evidence.jsonl)."),
+) -> None:
+    """Why a request was or was not identified: candidate, runner-up, every field's level and weight."""
+    import json
+
+    path = out / "evidence.jsonl"
+    if not path.is_file():
+        fail(f"no evidence file in {out}: run `taxgate process ... --out {out}` first")
+    found = None
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            if record["request_id"] == request_id:
+                found = record
+                break
+    if found is None:
+        fail(f"request {request_id!r} was not identified in {out} (refused requests are never looked up)")
+    candidate, runner = found["candidate"], found["runner_up"]
+    console.print(f"[bold]{request_id}[/]: {found['outcome']}, {found['decision']}")
+    console.print(f"candidate TIN {candidate['tin']} weight {candidate['weight']}, "
+                  f"address on record: {candidate['address_on_record']}, names agree: {found.get('names_agree', '-')}")
+    console.print(f"runner-up: {runner['tin'] or 'none'} weight {runner['weight']}")
+    table = Table(title="Match weight, field by field (log2 Bayes factor; the prior is not shown)")
+    for column in ("field", "level", "weight", "term-frequency adj.", "running total"):
+        table.add_column(column, justify="right" if column != "field" else "left")
+    total = 0.0
+    for name, field in found["fields"].items():
+        total += field["weight"] + field.get("tf", 0.0)
+        table.add_row(name, str(field["level"]), f"{field['weight']:+.2f}", f"{field.get('tf', 0.0):+.2f}", f"{total:.2f}")
+    console.print(table)
 
 
 def _not_yet(name: str, issue: int) -> None:

@@ -1,0 +1,85 @@
+"""Identification: the name rule, the shipped model, reproducible training, explainable decisions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from taxgate.identify import MODEL_FILE
+from taxgate.identify.settings import model_settings
+from taxgate.identify.training import train_model
+from taxgate.normalize.name import names_agree, suffix_code
+
+NICKNAMES = {"bill": "william", "pepe": "jose"}
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (("María", "García López"), ("MARIA", "GARCIA LOPEZ")),  # accents, case
+        (("Maria", "Lopez Garcia"), ("MARIA", "GARCIA LOPEZ")),  # surname order
+        (("Maria", "Garcia"), ("MARIA", "GARCIA LOPEZ")),  # one surname missing
+        (("Maria Guadalupe", "Garcia"), ("MARIA", "GARCIA")),  # compound given name
+        (("Nguyen", "Thi Lan"), ("THI LAN", "NGUYEN")),  # written surname first
+        (("Ana", "de la Cruz"), ("ANA", "CRUZ")),  # particles
+        (("Ana", "Cruz-Nunez"), ("ANA", "CRUZ NUÑEZ")),  # hyphen
+        (("Bill", "Smith"), ("WILLIAM", "SMITH")),  # a listed nickname
+    ],
+)
+def test_names_that_agree(a, b):
+    assert names_agree(*a, *b, NICKNAMES)
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (("Bob", "Smith"), ("ROBERT", "SMITH")),  # a nickname the policy does not list
+        (("John", "Johnon"), ("JOHN", "JOHNSON")),  # a misspelling is for a person to judge
+        (("Jose", "Garcia"), ("JUAN", "GARCIA")),
+        (("Maria", "Lopez"), ("MARIA", "GARCIA")),
+        (("", "Garcia"), ("MARIA", "GARCIA")),
+    ],
+)
+def test_names_that_do_not_agree(a, b):
+    assert not names_agree(*a, *b, NICKNAMES)
+
+
+def test_suffixes():
+    assert [suffix_code(s) for s in ("Jr.", "JUNIOR", "iii", "3rd", "Sr", "MD", "")] == ["jr", "jr", "iii", "iii", "sr", "", ""]
+
+
+def test_shipped_model_matches_the_settings_and_is_trained():
+    model = json.loads(MODEL_FILE.read_text())
+    settings = model_settings().get_settings("duckdb").as_dict()
+    assert [c["output_column_name"] for c in model["comparisons"]] == [c["output_column_name"] for c in settings["comparisons"]]
+    for comparison in model["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        assert abs(sum(lv["m_probability"] for lv in levels) - 1) < 1e-9, comparison["output_column_name"]
+        assert all(lv.get("u_probability") for lv in levels), comparison["output_column_name"]
+
+
+def test_training_is_reproducible(tmp_path):
+    a = train_model(tmp_path / "a.json", seed=5, taxpayers=2_000, requests=1_000)
+    b = train_model(tmp_path / "b.json", seed=5, taxpayers=2_000, requests=1_000)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_explain_shows_the_evidence(world, tmp_path):
+    from taxgate.pipeline import process
+
+    process(world["manifest"], world["master"], tmp_path / "out")
+    decisions = [json.loads(line) for line in (tmp_path / "out" / "evidence.jsonl").read_text().splitlines()]
+    disclosed = next(d for d in decisions if d["outcome"] == "DISCLOSED")
+    assert disclosed["candidate"]["address_on_record"] and disclosed["names_agree"]
+    assert set(disclosed["fields"]) == {"given", "surname", "middle_initial", "suffix", "dob", "tin", "house_number",
+                                        "street_name", "unit", "zip5", "city_state"}
+    run = subprocess.run([sys.executable, "-m", "taxgate", "explain", disclosed["request_id"], "--out", tmp_path / "out"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert disclosed["candidate"]["tin"] in run.stdout and "house_number" in run.stdout
+    missing = subprocess.run([sys.executable, "-m", "taxgate", "explain", "NO-SUCH", "--out", tmp_path / "out"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
