@@ -109,6 +109,10 @@ def identify(
                            match_weight) AS best_pair,
                    bool_or(q_address_key IS NOT NULL AND q_address_key = m_address_key
                            AND (q_zip5 = m_zip5 OR (q_city = m_city AND q_state = m_state))) AS address_on_record,
+                   -- Near: same house number and unit, same ZIP or city, a street spelled alike.
+                   bool_or(q_house_number = m_house_number AND coalesce(q_unit, '') = coalesce(m_unit, '')
+                           AND (q_zip5 = m_zip5 OR q_city = m_city)
+                           AND jaro_winkler_similarity(q_street_name, m_street_name) >= 0.85) AS address_near,
                    any_value(q_given) AS q_given, any_value(q_surname) AS q_surname,
                    any_value(q_tin) AS q_tin, any_value(q_dob) AS q_dob
             FROM pairs GROUP BY ALL
@@ -117,7 +121,7 @@ def identify(
             FROM per_taxpayer
         )
         SELECT CAST(substr(q_unique_id, 2) AS BIGINT) AS row_number, rank, m_tin, weight, address_on_record,
-               q_given, q_surname, q_tin, q_dob, best_pair
+               q_given, q_surname, q_tin, q_dob, best_pair, address_near
         FROM ranked WHERE rank <= 2 ORDER BY row_number, rank
         """
     ).fetchall()
@@ -133,11 +137,11 @@ def identify(
 def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, comparisons: list[str]) -> Identification:
     if not found:
         return Identification(row_number, ReasonCode.ID_NO_CANDIDATE)
-    _, _, tin, weight, on_record, q_given, q_surname, q_tin, q_dob, pair = found[0]
+    _, _, tin, weight, on_record, q_given, q_surname, q_tin, q_dob, pair, near = found[0]
     runner_tin, runner_weight = (found[1][2], found[1][3]) if len(found) > 1 else ("", None)
     evidence = {
         "candidate": {"tin": tin, "address_row": pair["m_unique_id"], "weight": round(weight, 3),
-                      "address_on_record": bool(on_record)},
+                      "address_on_record": bool(on_record), "address_near": bool(near)},
         "runner_up": {"tin": runner_tin, "weight": None if runner_weight is None else round(runner_weight, 3)},
         # Each field's level and weight; `tf` is the term-frequency adjustment (rarer values weigh more).
         "fields": {c: {"level": pair[f"gamma_{c}"], "weight": round(pair[f"mw_{c}"], 3),
@@ -156,12 +160,15 @@ def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, co
         return result(ReasonCode.ID_DOB_CONFLICT)
     if runner_weight is not None and weight - runner_weight < policy.margin:
         return result(ReasonCode.ID_AMBIGUOUS)
-    if not on_record:
-        return result(ReasonCode.ID_ADDRESS_NOT_ON_RECORD)
     agree = names_agree(q_given or "", q_surname or "", pair["m_given"] or "", pair["m_surname"] or "", policy.nicknames)
     # Close but not agreeing: both names at some similarity level above "different" (a misspelling).
     close = pair.get("gamma_given", 0) > 0 and pair.get("gamma_surname", 0) > 0
     evidence["names_agree"] = agree
+    if not on_record:
+        # A street spelled a little differently at the same number and place is for a person to judge.
+        if near and weight >= policy.review and (agree or close):
+            return result(ReasonCode.ID_ADDRESS_NOT_ON_RECORD, review=True)
+        return result(ReasonCode.ID_ADDRESS_NOT_ON_RECORD)
     if weight >= policy.threshold and agree:
         return result(ReasonCode.ID_POSITIVE)
     if weight >= policy.review and (agree or close):

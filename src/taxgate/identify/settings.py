@@ -4,10 +4,10 @@
 and writes the trained model to `identify/model/` as JSON, versioned by file name. The same settings
 run on DuckDB or Spark; only the SQL dialect differs.
 
-Blocking generates candidates only where the requester's address could agree with an address the
-taxpayer filed from (same ZIP and house number, or same house number and street in the same state),
-or where a supplied TIN names a taxpayer — so that a TIN's contradiction can veto, never so that a
-TIN alone can release (rule 3).
+Blocking generates candidates where the requester's address could agree with an address the taxpayer
+filed from (same ZIP and house number, or same house number and street in the same state), where
+name and date of birth agree (so that a wrong address is reported as such), or where a supplied TIN
+names a taxpayer — so that a TIN's contradiction can veto, never so that a TIN alone can release.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def model_settings(sql_dialect: str = "duckdb") -> SettingsCreator:
         blocking_rules_to_generate_predictions=[
             block_on("zip5", "house_number"),
             block_on("house_number", "street_name", "state"),
+            block_on("given_first", "surname_first", "dob"),
             block_on("tin"),
         ],
         retain_matching_columns=True,
