@@ -8,7 +8,13 @@ Data sets:
   a name or an address is refused, as it should be). FEBRL postcodes have four digits and are
   left-padded to five so that the US ZIP rules apply; no TIN is supplied. Beside it, the baseline:
   a stock Splink model (the FEBRL4 example's comparisons, EM-trained) disclosing at p >= 0.99.
-The pseudopeople population is still to come.
+- pseudopeople: the package's simulated population (its bundled sample). The master is the 1040
+  returns of every tax year (names and addresses with pseudopeople's noise; the TIN of record is
+  derived from the simulant id, standing for the agency's own key; the date of birth comes from the
+  simulant's Social Security record, as the agency's does); the requests are the 2020 census
+  records with their noise (children, who file no return, included). Truth is the simulant id; a
+  request is disclosable when its simulant filed and the census address, standardised, is one they
+  filed from. The sample's ZIP codes are all "00000" (anonymised) and are blanked on both sides.
 
 Prints, overall and broken down by name origin and by hard case:
   precision   correct disclosures / disclosures
@@ -192,9 +198,78 @@ def febrl4_baseline(originals, duplicates, truth) -> tuple:
     return len(duplicates), len(duplicates), len(best), correct, len(best) - correct, 0
 
 
+def pseudopeople() -> None:
+    import csv
+    import hashlib
+    import json
+
+    import pseudopeople as psp
+
+    from taxgate.identify.features import address_features
+
+    folder = WORK / "pseudopeople"
+    folder.mkdir(parents=True, exist_ok=True)
+    returns = psp.generate_taxes_1040(year=None, seed=0).astype(str).replace({"nan": "", "<NA>": "", "None": ""})
+    census = psp.generate_decennial_census(seed=0).astype(str).replace({"nan": "", "<NA>": "", "None": ""})
+    ssa = psp.generate_social_security(seed=0, year=None).astype(str)
+    born = {r.simulant_id: f"{r.date_of_birth[:4]}-{r.date_of_birth[4:6]}-{r.date_of_birth[6:8]}"
+            for r in ssa[ssa.event_type == "creation"].itertuples() if r.date_of_birth.isdigit()}
+
+    def tin(simulant: str) -> str:
+        return str(int(hashlib.sha256(simulant.encode()).hexdigest(), 16) % 10**9).zfill(9)
+
+    def no_zip(z: str) -> str:
+        return "" if set(z) <= {"0", "o"} else z  # the sample's anonymised ZIPs
+
+    filed: dict[str, set[str]] = {}
+    with open(folder / "master.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth", "street", "unit",
+                         "city", "state", "zip", "tax_year"])
+        for r in returns.itertuples():
+            street = (f"PO Box {r.mailing_address_po_box}" if r.mailing_address_po_box
+                      else f"{r.mailing_address_street_number} {r.mailing_address_street_name}".strip())
+            row = [tin(r.simulant_id), r.first_name, r.middle_initial, r.last_name, "", born.get(r.simulant_id, ""), street,
+                   r.mailing_address_unit_number, r.mailing_address_city, r.mailing_address_state,
+                   no_zip(r.mailing_address_zipcode), r.tax_year]
+            writer.writerow(row)
+            filed.setdefault(r.simulant_id, set()).add(address_features(*row[6:11])[-1])
+    truth, disclosable = {}, set()
+    with open(folder / "requests.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["request_id", "first_name", "middle_name", "last_name", "street", "unit", "city", "state", "zip",
+                         "date_of_birth", "tax_periods", "statute", "case_number", "engaged_official", "relevance"])
+        for i, r in enumerate(census.itertuples()):
+            rid = f"P{i:06d}"
+            street = f"{r.street_number} {r.street_name}".strip()
+            truth[rid] = tin(r.simulant_id) if r.simulant_id in filed else ""
+            key = address_features(street, r.unit_number, r.city, r.state, no_zip(r.zipcode))[-1]
+            if key and key in filed.get(r.simulant_id, set()):
+                disclosable.add(rid)
+            writer.writerow([rid, r.first_name, r.middle_initial, r.last_name, street, r.unit_number, r.city, r.state,
+                             no_zip(r.zipcode), r.date_of_birth, "2019", "8 U.S.C. § 1326", f"P-{i}", f"Agent {i // 20}",
+                             f"Census record {rid}: subject of reentry investigation P-{i}; address sought for a warrant."])
+    (folder / "manifest.json").write_text(json.dumps({
+        "batch_ref": "PSEUDOPEOPLE", "agency": "DHS-ICE", "submitted_at": "2025-07-25T00:00:00Z", "requests": "requests.csv",
+        "signed_by": {"name": "Casey Morgan", "title": "Director, U.S. Immigration and Customs Enforcement"},
+        "certification": "Solely for the investigations named."}))
+    result = process(folder / "manifest.json", folder / "master.csv", folder / "out")
+    with open(folder / "out" / "decisions.csv", newline="", encoding="utf-8") as fh:
+        decisions = list(csv.DictReader(fh))
+    disclosed = [d for d in decisions if d["outcome"] == "DISCLOSED"]
+    correct = sum(d["request_id"] in disclosable and d["matched_tin"] == truth[d["request_id"]] for d in disclosed)
+    review = sum(d["outcome"] == "REVIEW" for d in decisions)
+    print(f"pseudopeople: {len(returns):,} returns as the master, {len(decisions):,} census records as requests "
+          f"({sum(1 for t in truth.values() if t):,} of people who filed), "
+          f"{result.outcomes.get('REFUSED', 0):,} refused by the rules")
+    print(HEADER)
+    print(_row("pseudopeople taxgate", len(decisions), len(disclosable), len(disclosed), correct,
+               len(disclosed) - correct, review))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", choices=("all", "synthetic", "febrl4"), default="all")
+    parser.add_argument("--dataset", choices=("all", "synthetic", "febrl4", "pseudopeople"), default="all")
     parser.add_argument("--taxpayers", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
@@ -203,6 +278,8 @@ def main() -> None:
         synthetic(args.taxpayers, args.requests, args.seed)
     if args.dataset in ("all", "febrl4"):
         febrl4()
+    if args.dataset in ("all", "pseudopeople"):
+        pseudopeople()
 
 
 if __name__ == "__main__":

@@ -104,24 +104,33 @@ def identify(
         ), per_taxpayer AS (
             SELECT q_unique_id, m_tin,
                    max(match_weight) AS weight,
-                   arg_max(struct_pack(m_unique_id, m_given, m_surname, m_dob,
+                   arg_max(struct_pack(m_unique_id, m_given, m_surname, m_dob, m_middle_initial,
                                        {', '.join(f'gamma_{c}, mw_{c}, mw_tf_adj_{c}' for c in comparisons)}),
                            match_weight) AS best_pair,
                    bool_or(q_address_key IS NOT NULL AND q_address_key = m_address_key
                            AND (q_zip5 = m_zip5 OR (q_city = m_city AND q_state = m_state))) AS address_on_record,
+                   bool_or(q_address_key IS NOT NULL AND q_address_key = m_address_key) AS same_street_line,
                    -- Near: same house number and unit, same ZIP or city, a street spelled alike.
                    bool_or(q_house_number = m_house_number AND coalesce(q_unit, '') = coalesce(m_unit, '')
                            AND (q_zip5 = m_zip5 OR q_city = m_city)
                            AND jaro_winkler_similarity(q_street_name, m_street_name) >= 0.85) AS address_near,
                    any_value(q_given) AS q_given, any_value(q_surname) AS q_surname,
-                   any_value(q_tin) AS q_tin, any_value(q_dob) AS q_dob
+                   any_value(q_tin) AS q_tin, any_value(q_dob) AS q_dob, any_value(q_middle_initial) AS q_middle,
+                   any_value(q_suffix) AS q_suffix, any_value(m_given) AS any_given,
+                   any_value(m_surname) AS any_surname, any_value(m_dob) AS any_dob, any_value(m_suffix) AS any_suffix
             FROM pairs GROUP BY ALL
         ), ranked AS (
-            SELECT *, row_number() OVER (PARTITION BY q_unique_id ORDER BY weight DESC, m_tin) AS rank
+            SELECT *, row_number() OVER (PARTITION BY q_unique_id ORDER BY weight DESC, m_tin) AS rank,
+                   -- every taxpayer who filed from (about) the requester's address, whatever their weight;
+                   -- loose on purpose: it can only make a request ambiguous, never disclose one
+                   list(struct_pack(tin := m_tin, given := any_given, surname := any_surname, dob := any_dob,
+                                    suffix := any_suffix))
+                       FILTER (WHERE address_on_record OR same_street_line OR address_near)
+                       OVER (PARTITION BY q_unique_id) AS at_address
             FROM per_taxpayer
         )
         SELECT CAST(substr(q_unique_id, 2) AS BIGINT) AS row_number, rank, m_tin, weight, address_on_record,
-               q_given, q_surname, q_tin, q_dob, best_pair, address_near
+               q_given, q_surname, q_tin, q_dob, best_pair, address_near, q_middle, at_address, q_suffix
         FROM ranked WHERE rank <= 2 ORDER BY row_number, rank
         """
     ).fetchall()
@@ -137,7 +146,7 @@ def identify(
 def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, comparisons: list[str]) -> Identification:
     if not found:
         return Identification(row_number, ReasonCode.ID_NO_CANDIDATE)
-    _, _, tin, weight, on_record, q_given, q_surname, q_tin, q_dob, pair, near = found[0]
+    _, _, tin, weight, on_record, q_given, q_surname, q_tin, q_dob, pair, near, q_middle, at_address, q_suffix = found[0]
     runner_tin, runner_weight = (found[1][2], found[1][3]) if len(found) > 1 else ("", None)
     evidence = {
         "candidate": {"tin": tin, "address_row": pair["m_unique_id"], "weight": round(weight, 3),
@@ -160,6 +169,21 @@ def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, co
         return result(ReasonCode.ID_DOB_CONFLICT)
     if runner_weight is not None and weight - runner_weight < policy.margin:
         return result(ReasonCode.ID_AMBIGUOUS)
+    # Another taxpayer whose name agrees filed from the requester's address (father and son, a
+    # namesake in a shared home), and nothing the request says (date of birth, suffix) rules them
+    # out: no weight gap can tell the two apart, whatever noise opened it.
+    def namesake(other: dict) -> bool:
+        return (
+            other["tin"] != tin
+            and names_agree(q_given or "", q_surname or "", other["given"] or "", other["surname"] or "", policy.nicknames)
+            and not (q_dob and other["dob"] and q_dob != other["dob"])
+            and not (q_suffix and other["suffix"] != q_suffix)
+        )
+
+    namesakes = [other["tin"] for other in at_address or [] if namesake(other)]
+    if namesakes:
+        evidence["namesakes_at_address"] = namesakes
+        return result(ReasonCode.ID_AMBIGUOUS)
     agree = names_agree(q_given or "", q_surname or "", pair["m_given"] or "", pair["m_surname"] or "", policy.nicknames)
     # Close but not agreeing: both names at some similarity level above "different" (a misspelling).
     close = pair.get("gamma_given", 0) > 0 and pair.get("gamma_surname", 0) > 0
@@ -169,7 +193,10 @@ def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, co
         if near and weight >= policy.review and (agree or close):
             return result(ReasonCode.ID_ADDRESS_NOT_ON_RECORD, review=True)
         return result(ReasonCode.ID_ADDRESS_NOT_ON_RECORD)
-    if weight >= policy.threshold and agree:
+    # Rule 4 in spirit: a middle initial that contradicts is evidence of another person; a person decides.
+    middle_conflict = bool(q_middle and pair["m_middle_initial"] and q_middle != pair["m_middle_initial"])
+    evidence["middle_initial_conflict"] = middle_conflict
+    if weight >= policy.threshold and agree and not middle_conflict:
         return result(ReasonCode.ID_POSITIVE)
     if weight >= policy.review and (agree or close):
         return result(ReasonCode.ID_WEAK, review=True)
