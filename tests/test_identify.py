@@ -80,6 +80,35 @@ def test_explain_shows_the_evidence(world, tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert disclosed["candidate"]["tin"] in run.stdout and "house_number" in run.stdout
+    chart = (tmp_path / "out" / f"explain-{disclosed['request_id']}.html").read_text()
+    assert "vega" in chart and "<script src=\"http" not in chart  # libraries inlined: opens offline
+
+    from taxgate.identify.waterfall import waterfall_records
+
+    records = waterfall_records(disclosed)
+    assert records[0]["column_name"] == "Prior" and records[-1]["column_name"] == "Final score"
+    # The bars add up to the candidate's match weight: the chart explains the number that decided.
+    assert abs(records[-1]["log2_bayes_factor"] - disclosed["candidate"]["weight"]) < 0.01
     missing = subprocess.run([sys.executable, "-m", "taxgate", "explain", "NO-SUCH", "--out", tmp_path / "out"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_master_preparation_in_parallel_gives_the_same_table(world, tmp_path, monkeypatch):
+    import shutil
+
+    import duckdb
+
+    from taxgate.identify import master as prepared
+
+    copy = tmp_path / "master.parquet"
+    shutil.copy(world["master"], copy)
+    tables = []
+    for threshold in (10**9, 100):  # serial, then in worker processes
+        monkeypatch.setattr(prepared, "PARALLEL_ABOVE", threshold)
+        for stale in tmp_path.glob("*.taxgate-prepared.*"):
+            stale.unlink()
+        con = duckdb.connect()
+        prepared.load_master(con, copy)
+        tables.append(con.execute("SELECT * FROM master_addresses ORDER BY unique_id").fetchall())
+    assert tables[0] == tables[1] and len(tables[0]) > 3_000

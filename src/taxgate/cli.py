@@ -195,6 +195,11 @@ def explain(
         total += field["weight"] + field.get("tf", 0.0)
         table.add_row(name, str(field["level"]), f"{field['weight']:+.2f}", f"{field.get('tf', 0.0):+.2f}", f"{total:.2f}")
     console.print(table)
+    from taxgate.identify.waterfall import waterfall_html
+
+    chart = out / f"explain-{request_id}.html"
+    chart.write_text(waterfall_html(found), encoding="utf-8")
+    console.print(f"Waterfall chart (opens offline): {chart}")
 
 
 def _not_yet(name: str, issue: int) -> None:

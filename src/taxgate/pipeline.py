@@ -107,12 +107,6 @@ def _requests_from(batch: pa.RecordBatch | pa.Table, fields: tuple[str, ...] = R
         yield request
 
 
-def _staged_requests(path: Path, fields: tuple[str, ...] = REQUEST_COLUMNS):
-    """Requests back from the staging file, in row order."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS, columns=["row_number", "parse_error", *fields]):
-        yield from _requests_from(batch, fields)
-
-
 @dataclass(frozen=True)
 class _RuleTask:
     """One staged chunk to judge; small enough to send to a worker process."""
@@ -161,8 +155,12 @@ def process(
     out_dir: Path,
     policy_path: Path | None = None,
     today: date | None = None,
+    keep_work: bool = False,
 ) -> BatchResult:
     """Process one batch end to end and write the response files into `out_dir`.
+
+    `keep_work` leaves the staged files and the DuckDB work database in `out_dir/.work` (for
+    benchmarks and debugging; they hold the requests, so they are removed by default).
 
     Raises IntakeError, MasterError or PolicyError for input that cannot be processed at all.
     """
@@ -224,35 +222,47 @@ def process(
 
         # Identification: only requests that passed every rule are looked up at all.
         identification.load_master(con, master_path)
+        lap("master")
         con.execute("CREATE TABLE id_requests AS SELECT * FROM read_parquet(?)", [str(work / "id_requests.parquet")])
-        found = identification.identify(con, policy.identification)
-        positive = sorted({i.matched_tin for i in found.values() if i.code is ReasonCode.ID_POSITIVE})
-        addresses = identification.last_known_addresses(con, positive)
+        identification.identify(con, policy.identification, work / "decisions.parquet")
+        con.execute(f"CREATE VIEW id_decisions AS SELECT * FROM read_parquet({_sql_text(work / 'decisions.parquet')})")
+        identification.release_addresses(con, "id_decisions")
         lap("identify")
 
-        # Pass 3: decide and respond, in row order.
+        # Pass 3: decide and respond, in row order, streamed.
         outcomes: Counter[str] = Counter()
         code_counts: Counter[str] = Counter()
+        rows = con.sql(
+            f"""
+            SELECT s.row_number, s.request_id, s.parse_error, j.codes, j.refused_items, j.wants,
+                   d.code, d.review, d.matched_tin, d.match_weight, d.runner_up_tin, d.runner_up_weight, d.evidence,
+                   a.address
+            FROM staged s
+            JOIN read_parquet({_sql_text(work / 'judged.parquet')}) j USING (row_number)
+            LEFT JOIN id_decisions d USING (row_number)
+            LEFT JOIN released a ON d.code = 'ID_POSITIVE' AND a.tin = d.matched_tin
+            ORDER BY s.row_number
+            """
+        ).to_arrow_reader(CHUNK_ROWS)
         with ResponseWriter(out_dir, f"{RULE_SET_VERSION}+{policy.version}", identification.MODEL_VERSION) as writer:
-            requests = _staged_requests(work / "staged.parquet", ("request_id",))
-            for batch in pq.ParquetFile(work / "judged.parquet").iter_batches(batch_size=CHUNK_ROWS):
-                columns = batch.to_pydict()
-                for row_number, codes, refused, wants in zip(*columns.values()):
-                    request = next(requests)
+            for batch in rows:
+                for row in batch.to_pylist():
+                    request = Request(row["row_number"], request_id=row["request_id"], parse_error=row["parse_error"])
+                    found = identification.from_row(row) if row["code"] else None
                     decision = decide(
-                        [ReasonCode(c) for c in codes.split(";") if c],
-                        [r for r in refused.split(";") if r],
-                        wants,
-                        found.get(row_number),
+                        [ReasonCode(c) for c in row["codes"].split(";") if c],
+                        [r for r in row["refused_items"].split(";") if r],
+                        row["wants"],
+                        found,
                     )
-                    evidence = found[row_number].evidence if row_number in found else None
-                    writer.write(request, decision, addresses.get(decision.matched_tin), evidence)
+                    writer.write(request, decision, row["address"], found.evidence if found else None)
                     outcomes[decision.outcome.value] += 1
                     code_counts.update(c.value for c in decision.codes)
         lap("decide")
     finally:
         con.close()
-        shutil.rmtree(work, ignore_errors=True)
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
 
     result = BatchResult(
         batch_ref=manifest.batch_ref,

@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from taxgate.domain import ReasonCode, Request
 from taxgate.identify.features import FEATURE_COLUMNS, address_features, person_features
-from taxgate.identify.master import MasterError, last_known_addresses, load_master
+from taxgate.identify.master import MasterError, load_master, release_addresses
+from taxgate.identify.settings import trained_settings
 from taxgate.normalize.name import names_agree
 from taxgate.policy import Identification as IdentificationRules
 
@@ -33,8 +37,8 @@ MODEL_FILE = Path(__file__).parent / "model" / "taxgate-id-1.json"
 MODEL_VERSION = MODEL_FILE.stem
 
 __all__ = [
-    "FEATURE_COLUMNS", "MODEL_VERSION", "Identification", "MasterError", "identify",
-    "last_known_addresses", "load_master", "request_features",
+    "DECISIONS", "FEATURE_COLUMNS", "MODEL_VERSION", "Identification", "MasterError", "from_row", "identify",
+    "load_master", "release_addresses", "request_features",
 ]
 
 
@@ -68,39 +72,46 @@ def _side(prefix_request: str, prefix_master: str) -> str:
 
 
 def identify(
-    con: duckdb.DuckDBPyConnection, policy: IdentificationRules, model: Path = MODEL_FILE
-) -> dict[int, Identification]:
+    con: duckdb.DuckDBPyConnection,
+    policy: IdentificationRules,
+    out: Path,
+    model: Path = MODEL_FILE,
+    backend: str | None = None,
+) -> None:
     """Identify every row of table `id_requests` (row_number + FEATURE_COLUMNS) against
-    `master_addresses` (made by `load_master`)."""
-    from splink import DuckDBAPI, Linker
+    `master_addresses` (made by `load_master`); write one decision per row to the Parquet file `out`
+    (DECISIONS schema, row order). Splink scores on DuckDB (this connection) or on Spark
+    (`backend="spark"`, or TAXGATE_MATCH_BACKEND=spark): one model, one decision.
 
+    Candidates are decided a chunk at a time, so memory does not grow with the batch."""
     con.execute(
         f"""CREATE OR REPLACE TABLE id_left AS SELECT 'R' || row_number AS unique_id,
             {', '.join(f"nullif({c}, '') AS {c}" for c in FEATURE_COLUMNS)} FROM id_requests"""
     )
+    writer = pq.ParquetWriter(out, DECISIONS)
     if con.execute("SELECT count(*) FROM id_left").fetchall()[0][0] == 0:
-        return {}
+        writer.close()
+        return
     # Both sides must carry the same columns for Splink: the comparison columns and the id.
     con.execute(f"CREATE OR REPLACE VIEW id_right AS SELECT unique_id, {', '.join(FEATURE_COLUMNS)} FROM master_addresses")
-    db = DuckDBAPI(connection=con)
-    linker = Linker(
-        [db.register("id_left", dataset_display_name="requests"),
-         db.register("id_right", dataset_display_name="master")],
-        str(model),
-        log_level=logging.WARNING,
-    )
     floor = min(policy.review, policy.threshold - policy.margin) - 1.0  # runner-ups below this cannot matter
-    predictions = linker.inference.predict(threshold_match_weight=floor, warning_mode="never")
-    comparisons = [c.output_column_name for c in linker._settings_obj.comparisons]
-    tf_adjusted = {c.output_column_name for c in linker._settings_obj.comparisons if c._has_tf_adjustments}
+    backend = backend or os.environ.get("TAXGATE_MATCH_BACKEND", "duckdb")
+    if backend not in ("duckdb", "spark"):
+        raise ValueError(f"unknown match backend {backend!r}: use duckdb or spark")
+    settings = trained_settings(model, backend)
+    predictions = _score_spark(con, settings, floor) if backend == "spark" else _score_duckdb(con, settings, floor)
+    comparisons = [c["output_column_name"] for c in settings["comparisons"]]
+    tf_adjusted = {c["output_column_name"] for c in settings["comparisons"]
+                   if any(level.get("tf_adjustment_column") for level in c["comparison_levels"])}
     evidence_cols = ", ".join(
         f"gamma_{c}, mw_{c}" + (f", mw_tf_adj_{c}" if c in tf_adjusted else f", 0.0 AS mw_tf_adj_{c}") for c in comparisons
     )
-    rows = con.execute(
+    con.execute(
         f"""
+        CREATE OR REPLACE TABLE id_candidates AS
         WITH pairs AS (
             SELECT match_weight, {_side('q_', 'm_')}, {evidence_cols}
-            FROM {predictions.physical_name}
+            FROM {predictions}
         ), per_taxpayer AS (
             SELECT q_unique_id, m_tin,
                    max(match_weight) AS weight,
@@ -131,16 +142,89 @@ def identify(
         )
         SELECT CAST(substr(q_unique_id, 2) AS BIGINT) AS row_number, rank, m_tin, weight, address_on_record,
                q_given, q_surname, q_tin, q_dob, best_pair, address_near, q_middle, at_address, q_suffix
-        FROM ranked WHERE rank <= 2 ORDER BY row_number, rank
+        FROM ranked WHERE rank <= 2
         """
-    ).fetchall()
-    candidates: dict[int, list[tuple]] = {}
-    for row in rows:
-        candidates.setdefault(row[0], []).append(row)
-    results = {}
-    for (row_number,) in con.execute("SELECT row_number FROM id_requests").fetchall():
-        results[row_number] = _decide(row_number, candidates.get(row_number, []), policy, comparisons)
-    return results
+    )
+    columns = ("row_number", "rank", "m_tin", "weight", "address_on_record", "q_given", "q_surname", "q_tin", "q_dob",
+               "best_pair", "address_near", "q_middle", "at_address", "q_suffix")
+    reader = con.sql(
+        f"""SELECT r.row_number, {', '.join(f'c.{c}' for c in columns[1:])}
+            FROM id_requests r LEFT JOIN id_candidates c USING (row_number) ORDER BY r.row_number, c.rank"""
+    ).to_arrow_reader(20_000)
+    pending: list[tuple] = []  # the candidates of the row being read (a row may span two batches)
+    decided: list[Identification] = []
+
+    def flush(final: bool = False) -> None:
+        if decided and (final or len(decided) >= 20_000):
+            writer.write_table(pa.Table.from_pylist([_as_row(i) for i in decided], schema=DECISIONS))
+            decided.clear()
+
+    for batch in reader:
+        for row in zip(*(batch.column(c).to_pylist() for c in columns)):
+            if pending and row[0] != pending[0][0]:
+                decided.append(_decide(pending[0][0], [p for p in pending if p[1] is not None], policy, comparisons))
+                pending = []
+                flush()
+            pending.append(row)
+    if pending:
+        decided.append(_decide(pending[0][0], [p for p in pending if p[1] is not None], policy, comparisons))
+    flush(final=True)
+    writer.close()
+
+
+DECISIONS = pa.schema([
+    ("row_number", pa.int64()), ("code", pa.string()), ("review", pa.bool_()), ("matched_tin", pa.string()),
+    ("match_weight", pa.float64()), ("runner_up_tin", pa.string()), ("runner_up_weight", pa.float64()),
+    ("evidence", pa.string()),
+])
+
+
+def _as_row(i: Identification) -> dict:
+    return {"row_number": i.row_number, "code": i.code.value, "review": i.review, "matched_tin": i.matched_tin,
+            "match_weight": i.match_weight, "runner_up_tin": i.runner_up_tin, "runner_up_weight": i.runner_up_weight,
+            "evidence": json.dumps(i.evidence, sort_keys=True) if i.evidence else None}
+
+
+def from_row(row: dict) -> Identification:
+    """An Identification back from a row of the decisions file."""
+    return Identification(
+        row["row_number"], ReasonCode(row["code"]), bool(row["review"]), row["matched_tin"] or "",
+        row["match_weight"], row["runner_up_tin"] or "", row["runner_up_weight"],
+        json.loads(row["evidence"]) if row["evidence"] else None,
+    )
+
+
+def _score_duckdb(con: duckdb.DuckDBPyConnection, settings: dict, floor: float) -> str:
+    """Score on this DuckDB connection; returns the predictions table's name."""
+    from splink import DuckDBAPI, Linker
+
+    db = DuckDBAPI(connection=con)
+    linker = Linker(
+        [db.register("id_left", dataset_display_name="requests"), db.register("id_right", dataset_display_name="master")],
+        settings,
+        log_level=logging.WARNING,
+    )
+    return linker.inference.predict(threshold_match_weight=floor, warning_mode="never").physical_name
+
+
+def _score_spark(con: duckdb.DuckDBPyConnection, settings: dict, floor: float) -> str:
+    """Score on Spark; the predictions come back into this connection as table `spark_predictions`."""
+    from splink import Linker, SparkAPI
+
+    from taxgate.identify.spark import session
+
+    spark = session()
+    db = SparkAPI(spark_session=spark)
+    inputs = [
+        db.register(spark.createDataFrame(con.sql(f"SELECT * FROM {table}").to_arrow_table()), dataset_display_name=name)
+        for table, name in (("id_left", "requests"), ("id_right", "master"))
+    ]
+    linker = Linker(inputs, settings, log_level=logging.WARNING)
+    predicted = linker.inference.predict(threshold_match_weight=floor, warning_mode="never").as_spark_dataframe()
+    con.register("spark_predictions_arrow", predicted.toArrow())
+    con.execute("CREATE OR REPLACE TABLE spark_predictions AS SELECT * FROM spark_predictions_arrow")
+    con.unregister("spark_predictions_arrow")
+    return "spark_predictions"
 
 
 def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, comparisons: list[str]) -> Identification:
@@ -203,5 +287,3 @@ def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, co
     return result(ReasonCode.ID_WEAK)
 
 
-def evidence_json(identification: Identification) -> str:
-    return json.dumps(identification.evidence, sort_keys=True)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import duckdb
@@ -73,10 +76,25 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         pass  # a read-only folder: prepare again next time
 
 
+PARALLEL_ABOVE = 100_000  # distinct values; below this, starting processes costs more than it saves
+
+
+def _apply(fn, values: list[tuple]) -> list[tuple]:
+    return [fn(*v) for v in values]
+
+
 def _map_distinct(con, table: str, columns: tuple[str, ...], fn, outputs: tuple[str, ...]) -> None:
-    """Normalise each distinct value of `columns` once, in Python, into table `table`."""
+    """Normalise each distinct value of `columns` once, in Python, into table `table`; large sets of
+    values (the street lines of a national master) are spread over the machine's cores."""
     values = con.execute(f"SELECT DISTINCT {', '.join(columns)} FROM master").fetchall()
-    mapped = [fn(*v) for v in values]
+    workers = min(len(os.sched_getaffinity(0)), 4)
+    if len(values) > PARALLEL_ABOVE and workers > 1 and fn.__module__ != "__main__" and fn.__name__ != "<lambda>":
+        size = -(-len(values) // (workers * 8))
+        chunks = [values[i:i + size] for i in range(0, len(values), size)]
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            mapped = [m for part in pool.map(_apply, [fn] * len(chunks), chunks) for m in part]
+    else:
+        mapped = _apply(fn, values)
     data = {c: pa.array([v[i] for v in values], pa.string()) for i, c in enumerate(columns)}
     # Outputs are prefixed: an output may share its name with an input ("city" -> folded "city").
     data |= {f"out_{c}": pa.array([m[j] or None for m in mapped], pa.string()) for j, c in enumerate(outputs)}
@@ -114,18 +132,17 @@ def _prepare(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def last_known_addresses(con: duckdb.DuckDBPyConnection, tins: list[str]) -> dict[str, dict[str, str]]:
-    """The address on each taxpayer's latest tax year, as filed (ties broken by the master's order)."""
-    if not tins:
-        return {}
-    con.register("wanted_arrow", pa.table({"tin": pa.array(tins, pa.string())}))
-    rows = con.execute(
-        """
+def release_addresses(con: duckdb.DuckDBPyConnection, decisions: str) -> None:
+    """Table `released`: for each positively identified taxpayer in table `decisions`, the address on
+    their latest tax year, as filed (ties broken by the master's order)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE released AS
         SELECT regexp_replace(m.tin, '[^0-9]', '', 'g') AS tin,
                arg_max(struct_pack(street := m.street, unit := m.unit, city := m.city, state := m.state,
-                                   zip := m.zip, tax_year := CAST(m.tax_year AS VARCHAR)), m.tax_year)
-        FROM master m WHERE regexp_replace(m.tin, '[^0-9]', '', 'g') IN (SELECT tin FROM wanted_arrow) GROUP BY 1
+                                   zip := m.zip, tax_year := CAST(m.tax_year AS VARCHAR)), m.tax_year) AS address
+        FROM master m
+        WHERE regexp_replace(m.tin, '[^0-9]', '', 'g') IN (SELECT matched_tin FROM {decisions} WHERE code = 'ID_POSITIVE')
+        GROUP BY 1
         """
-    ).fetchall()
-    con.unregister("wanted_arrow")
-    return {tin: address for tin, address in rows}
+    )

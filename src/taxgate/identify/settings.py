@@ -12,6 +12,9 @@ names a taxpayer — so that a TIN's contradiction can veto, never so that a TIN
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
@@ -70,3 +73,25 @@ def model_settings(sql_dialect: str = "duckdb") -> SettingsCreator:
         retain_intermediate_calculation_columns=True,
         additional_columns_to_retain=["address_key"],
     )
+
+
+def trained_settings(model_file: Path, sql_dialect: str) -> dict:
+    """The trained model as a Splink settings dict for `sql_dialect`.
+
+    The model file holds DuckDB SQL; for another backend the same comparisons are rendered in that
+    dialect and the trained parameters (the prior, each level's m and u) are carried over level by
+    level, so that both backends score with one model.
+    """
+    trained = json.loads(model_file.read_text())
+    if sql_dialect == trained.get("sql_dialect", "duckdb"):
+        return trained
+    rendered = model_settings().get_settings(sql_dialect).as_dict()
+    rendered["probability_two_random_records_match"] = trained["probability_two_random_records_match"]
+    for ours, theirs in zip(rendered["comparisons"], trained["comparisons"], strict=True):
+        assert ours["output_column_name"] == theirs["output_column_name"], "model and settings differ"
+        for level, fitted in zip(ours["comparison_levels"], theirs["comparison_levels"], strict=True):
+            assert level.get("label_for_charts") == fitted.get("label_for_charts"), "model and settings differ"
+            for key in ("m_probability", "u_probability"):
+                if key in fitted:
+                    level[key] = fitted[key]
+    return rendered

@@ -1,0 +1,107 @@
+"""Scale: 1.28 million requests against a ten-million-row master through `taxgate process`.
+
+Prints wall time per stage (intake, rules, master preparation, identification, decision), peak
+memory, the comparisons the blocking rules generate, and — in the same run, on the same inputs —
+a bare Splink predict with the same model and blocking rules, so that the identify stage's cost
+beyond Splink is visible. The requests are lawful (no defects), so every one is identified: the
+heaviest case. The master preparation is timed cold (no cache) and then warm.
+
+    python benchmarks/identify_scale.py [--rows 10000000] [--requests 1280000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import time
+from pathlib import Path
+
+import duckdb
+
+from taxgate.identify import MODEL_FILE
+from taxgate.identify.features import FEATURE_COLUMNS
+from taxgate.pipeline import process
+from taxgate.policy import load_policies
+from taxgate.synth import Mix, generate_batch, generate_master
+
+WORK = Path(__file__).parent / "_work" / "scale"
+ROWS_PER_TAXPAYER = 4.14
+
+
+def peak_gib() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024**2
+
+
+def bare_predict(work: Path, master_prepared: Path) -> tuple[float, int, int]:
+    """Splink alone: the same model, blocking rules and threshold, on the pipeline's own inputs."""
+    from splink import DuckDBAPI, Linker
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
+
+    policy = load_policies()[0].identification
+    con = duckdb.connect(str(work / "bare.duckdb"))
+    con.execute("SET threads TO 2")
+    con.execute("SET memory_limit = '4GB'")
+    con.execute(f"""CREATE TABLE id_left AS SELECT 'R' || row_number AS unique_id,
+                    {', '.join(f"nullif({c}, '') AS {c}" for c in FEATURE_COLUMNS)}
+                    FROM read_parquet('{work / "id_requests.parquet"}')""")
+    con.execute(f"CREATE TABLE id_right AS SELECT unique_id, {', '.join(FEATURE_COLUMNS)} FROM read_parquet('{master_prepared}')")
+    db = DuckDBAPI(connection=con)
+    left, right = db.register("id_left", dataset_display_name="requests"), db.register("id_right", dataset_display_name="master")
+    linker = Linker([left, right], str(MODEL_FILE), log_level=logging.WARNING)
+    floor = min(policy.review, policy.threshold - policy.margin) - 1.0
+    started = time.perf_counter()
+    predictions = linker.inference.predict(threshold_match_weight=floor, warning_mode="never")
+    scored = con.execute(f"SELECT count(*) FROM {predictions.physical_name}").fetchall()[0][0]
+    seconds = time.perf_counter() - started
+    rules = linker._settings_obj._blocking_rules_to_generate_predictions
+    counts = count_comparisons_from_blocking_rules([left, right], blocking_rules=rules, link_type="link_only",
+                                                   record_sample_proportion=1.0)
+    con.close()
+    return seconds, counts[-1].cumulative_comparison_count, scored
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--requests", type=int, default=1_280_000)
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    master = WORK / f"master-{args.rows}.parquet"
+    if not master.exists():
+        generate_master(int(args.rows / ROWS_PER_TAXPAYER), master, seed=7)
+    manifest = WORK / f"batch-{args.requests}" / "manifest.json"
+    if not manifest.exists():
+        generate_batch(master, manifest.parent, args.requests, seed=17, mix=Mix.clean())
+    for cache in master.parent.glob(master.stem + ".taxgate-prepared.*"):
+        cache.unlink()  # time the preparation cold
+    rows = duckdb.connect().execute(f"SELECT count(*) FROM '{master}'").fetchall()[0][0]
+    print(f"master: {rows:,} rows; requests: {args.requests:,} lawful (every one is identified)")
+
+    started = time.perf_counter()
+    result = process(manifest, master, WORK / "out", keep_work=True)
+    total = time.perf_counter() - started
+    s = result.seconds
+    print(f"taxgate process (cold master): {total:.0f} s = {total / 60:.1f} min")
+    for stage in ("intake", "rules", "master", "identify", "decide"):
+        print(f"  {stage:9} {s[stage]:8.1f} s")
+    print(f"  outcomes {result.outcomes}")
+    print(f"peak memory (largest process): {peak_gib():.2f} GiB")
+
+    started = time.perf_counter()
+    warm = process(manifest, master, WORK / "out-warm")
+    print(f"taxgate process (prepared master cached): {time.perf_counter() - started:.0f} s; "
+          f"master {warm.seconds['master']:.1f} s, identify {warm.seconds['identify']:.1f} s")
+
+    prepared = master.with_name(master.stem + ".taxgate-prepared.parquet")
+    bare_s, comparisons, scored = bare_predict(WORK / "out" / ".work", prepared)
+    print(f"comparisons generated by the blocking rules: {comparisons:,}; scored above the floor: {scored:,}")
+    print(f"bare Splink predict (same model, rules, threshold): {bare_s:.1f} s")
+    print(f"identify stage / bare predict: {warm.seconds['identify'] / bare_s:.2f}x")
+    print(f"peak memory (largest process, whole run): {peak_gib():.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""A local Spark session for Splink's Spark backend (`TAXGATE_MATCH_BACKEND=spark`).
+
+Local mode on this machine's cores; a cluster is configured the usual Spark way (SPARK_* settings,
+`spark-defaults.conf`). Splink's similarity functions come from the jar it ships.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def session():
+    from pyspark.sql import SparkSession
+    from splink.internals.spark.jar_location import similarity_jar_location
+
+    spark = (
+        SparkSession.builder.master(os.environ.get("TAXGATE_SPARK_MASTER", "local[2]"))
+        .appName("taxgate")
+        .config("spark.jars", similarity_jar_location())
+        .config("spark.sql.shuffle.partitions", os.environ.get("TAXGATE_SPARK_PARTITIONS", "8"))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", os.environ.get("TAXGATE_SPARK_DRIVER_MEMORY", "4g"))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="taxgate-spark-"))
+    return spark
