@@ -79,7 +79,9 @@ def demo(
     with console.status("Processing the batch..."):
         result = run(manifest, master_path, out / "response")
     _print_result(result)
-    console.print(f"Demo done in {time.perf_counter() - started:.1f} s. World: {out / 'world'}  Batch: {manifest}")
+    console.print(f"Demo done in {time.perf_counter() - started:.1f} s. World: {out / 'world'}  Batch: {manifest}",
+                  soft_wrap=True)
+    console.print(f"Why a request went as it did: taxgate explain REQUEST_ID --out {out / 'response'}", soft_wrap=True)
 
 
 @app.command()
@@ -216,7 +218,8 @@ _not_yet("serve", 6)
 
 
 def _print_result(result) -> None:
-    table = Table(title=f"Batch {result.batch_ref}: {result.rows:,} requests")
+    console.print(f"Batch [bold]{result.batch_ref}[/]: {result.rows:,} requests ({result.malformed:,} could not be read)")
+    table = Table(title="Outcomes")
     table.add_column("outcome")
     table.add_column("requests", justify="right")
     for outcome in Outcome:
@@ -232,9 +235,9 @@ def _print_result(result) -> None:
             reasons.add_row(code.value, code.level.value, f"{count:,}")
     console.print(reasons)
     out = Path(result.out_dir)
-    console.print(f"Rows file SHA-256: {result.rows_sha256}")
+    console.print(f"Rows file SHA-256: {result.rows_sha256}", soft_wrap=True)
     console.print(f"Policy {result.policy_version}, rules {result.rule_set_version}, model {result.model_version}")
-    for name in ("response.csv", "response.jsonl", "decisions.csv", "malformed_rows.csv", "summary.json"):
+    for name in ("response.csv", "response.jsonl", "decisions.csv", "evidence.jsonl", "malformed_rows.csv", "summary.json"):
         console.print(f"  {out / name}")
 
 
