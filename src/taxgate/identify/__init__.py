@@ -20,6 +20,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
 
 import duckdb
@@ -115,8 +116,12 @@ def identify(
         ), per_taxpayer AS (
             SELECT q_unique_id, m_tin,
                    max(match_weight) AS weight,
-                   arg_max(struct_pack(m_unique_id, m_given, m_surname, m_dob, m_middle_initial,
-                                       {', '.join(f'gamma_{c}, mw_{c}, mw_tf_adj_{c}' for c in comparisons)}),
+                   arg_max(struct_pack(m_unique_id, m_given, m_surname, m_dob, m_middle_initial, gamma_given,
+                                       gamma_surname,
+                                       -- each field's level, weight and term-frequency adjustment, as JSON
+                                       fields := to_json(struct_pack({', '.join(
+                                           f"{c} := struct_pack(level := gamma_{c}, weight := round(mw_{c}, 3), "
+                                           f"tf := round(coalesce(mw_tf_adj_{c}, 0.0), 3))" for c in comparisons)}))),
                            match_weight) AS best_pair,
                    bool_or(q_address_key IS NOT NULL AND q_address_key = m_address_key
                            AND (q_zip5 = m_zip5 OR (q_city = m_city AND q_state = m_state))) AS address_on_record,
@@ -151,6 +156,8 @@ def identify(
         f"""SELECT r.row_number, {', '.join(f'c.{c}' for c in columns[1:])}
             FROM id_requests r LEFT JOIN id_candidates c USING (row_number) ORDER BY r.row_number, c.rank"""
     ).to_arrow_reader(20_000)
+    # Names repeat (common names, families): decide each pair of names once per run.
+    agree = lru_cache(maxsize=1 << 18)(partial(names_agree, nicknames=policy.nicknames))
     pending: list[tuple] = []  # the candidates of the row being read (a row may span two batches)
     decided: list[Identification] = []
 
@@ -162,12 +169,12 @@ def identify(
     for batch in reader:
         for row in zip(*(batch.column(c).to_pylist() for c in columns)):
             if pending and row[0] != pending[0][0]:
-                decided.append(_decide(pending[0][0], [p for p in pending if p[1] is not None], policy, comparisons))
+                decided.append(_decide(pending[0][0], [p for p in pending if p[1] is not None], policy, agree))
                 pending = []
                 flush()
             pending.append(row)
     if pending:
-        decided.append(_decide(pending[0][0], [p for p in pending if p[1] is not None], policy, comparisons))
+        decided.append(_decide(pending[0][0], [p for p in pending if p[1] is not None], policy, agree))
     flush(final=True)
     writer.close()
 
@@ -179,10 +186,23 @@ DECISIONS = pa.schema([
 ])
 
 
+class _Raw(str):
+    """A JSON text to be embedded as it is (the query already wrote it)."""
+
+
+def _evidence_json(evidence: dict) -> str:
+    """One json.dumps per decision, with the query's JSON texts put in place afterwards."""
+    raw = {key: value for key, value in evidence.items() if isinstance(value, _Raw)}
+    text = json.dumps({key: (f"\0{key}\0" if key in raw else value) for key, value in evidence.items()}, sort_keys=True)
+    for key, value in raw.items():
+        text = text.replace(json.dumps(f"\0{key}\0"), value)
+    return text
+
+
 def _as_row(i: Identification) -> dict:
     return {"row_number": i.row_number, "code": i.code.value, "review": i.review, "matched_tin": i.matched_tin,
             "match_weight": i.match_weight, "runner_up_tin": i.runner_up_tin, "runner_up_weight": i.runner_up_weight,
-            "evidence": json.dumps(i.evidence, sort_keys=True) if i.evidence else None}
+            "evidence": _evidence_json(i.evidence) if i.evidence else None}
 
 
 def from_row(row: dict) -> Identification:
@@ -227,7 +247,7 @@ def _score_spark(con: duckdb.DuckDBPyConnection, settings: dict, floor: float) -
     return "spark_predictions"
 
 
-def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, comparisons: list[str]) -> Identification:
+def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, agree) -> Identification:
     if not found:
         return Identification(row_number, ReasonCode.ID_NO_CANDIDATE)
     _, _, tin, weight, on_record, q_given, q_surname, q_tin, q_dob, pair, near, q_middle, at_address, q_suffix = found[0]
@@ -236,9 +256,8 @@ def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, co
         "candidate": {"tin": tin, "address_row": pair["m_unique_id"], "weight": round(weight, 3),
                       "address_on_record": bool(on_record), "address_near": bool(near)},
         "runner_up": {"tin": runner_tin, "weight": None if runner_weight is None else round(runner_weight, 3)},
-        # Each field's level and weight; `tf` is the term-frequency adjustment (rarer values weigh more).
-        "fields": {c: {"level": pair[f"gamma_{c}"], "weight": round(pair[f"mw_{c}"], 3),
-                       "tf": round(pair[f"mw_tf_adj_{c}"] or 0.0, 3)} for c in comparisons},
+        # Each field's level, weight and term-frequency adjustment, built as JSON by the query.
+        "fields": _Raw(pair["fields"]),
     }
     base = dict(matched_tin=tin, match_weight=weight, runner_up_tin=runner_tin, runner_up_weight=runner_weight,
                 evidence=evidence)
@@ -259,7 +278,7 @@ def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, co
     def namesake(other: dict) -> bool:
         return (
             other["tin"] != tin
-            and names_agree(q_given or "", q_surname or "", other["given"] or "", other["surname"] or "", policy.nicknames)
+            and agree(q_given or "", q_surname or "", other["given"] or "", other["surname"] or "")
             and not (q_dob and other["dob"] and q_dob != other["dob"])
             and not (q_suffix and other["suffix"] != q_suffix)
         )
@@ -268,21 +287,21 @@ def _decide(row_number: int, found: list[tuple], policy: IdentificationRules, co
     if namesakes:
         evidence["namesakes_at_address"] = namesakes
         return result(ReasonCode.ID_AMBIGUOUS)
-    agree = names_agree(q_given or "", q_surname or "", pair["m_given"] or "", pair["m_surname"] or "", policy.nicknames)
+    agreeing = agree(q_given or "", q_surname or "", pair["m_given"] or "", pair["m_surname"] or "")
     # Close but not agreeing: both names at some similarity level above "different" (a misspelling).
     close = pair.get("gamma_given", 0) > 0 and pair.get("gamma_surname", 0) > 0
-    evidence["names_agree"] = agree
+    evidence["names_agree"] = agreeing
     if not on_record:
         # A street spelled a little differently at the same number and place is for a person to judge.
-        if near and weight >= policy.review and (agree or close):
+        if near and weight >= policy.review and (agreeing or close):
             return result(ReasonCode.ID_ADDRESS_NOT_ON_RECORD, review=True)
         return result(ReasonCode.ID_ADDRESS_NOT_ON_RECORD)
     # Rule 4 in spirit: a middle initial that contradicts is evidence of another person; a person decides.
     middle_conflict = bool(q_middle and pair["m_middle_initial"] and q_middle != pair["m_middle_initial"])
     evidence["middle_initial_conflict"] = middle_conflict
-    if weight >= policy.threshold and agree and not middle_conflict:
+    if weight >= policy.threshold and agreeing and not middle_conflict:
         return result(ReasonCode.ID_POSITIVE)
-    if weight >= policy.review and (agree or close):
+    if weight >= policy.review and (agreeing or close):
         return result(ReasonCode.ID_WEAK, review=True)
     return result(ReasonCode.ID_WEAK)
 
