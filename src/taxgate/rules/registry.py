@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
-from taxgate.domain import ReasonCode, Request
+from taxgate.domain import ReasonCode
 from taxgate.intake import Manifest
 from taxgate.policy import Policy
 

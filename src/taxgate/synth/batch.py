@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from taxgate.domain import REQUEST_COLUMNS
 from taxgate.synth.master import strip_accents
-from taxgate.synth.pools import DIRECTIONALS, ORIGINS, PLACES, STREET_NAMES, STREET_TYPES, SURNAME_FIRST, UNIT_TYPES
+from taxgate.synth.pools import DIRECTIONALS, ORIGINS, PLACES, STREET_NAMES, STREET_TYPES, SURNAME_FIRST
 
 PLACEHOLDERS = ["Failed to Provide", "Unknown Address", "NA NA", "N/A", "None", "Not provided", "UNKNOWN", "00000"]
 BOILERPLATE = "The subject is an alien subject to a final order of removal who is believed to reside in the United States."
