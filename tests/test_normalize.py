@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from taxgate.normalize.address import is_placeholder, parse_street, state_code, zip5
-from taxgate.normalize.name import name_key
+from taxgate.normalize.name import name_tokens
 from taxgate.normalize.statute import parse_citation
 from taxgate.policy import load_policies
 
@@ -60,5 +60,5 @@ def test_zip_and_state():
     assert (state_code("Texas"), state_code("tx"), state_code("Texaz")) == ("TX", "TX", "")
 
 
-def test_name_key_folds_accents_particles_and_hyphens():
-    assert name_key("María de la Cruz-Núñez") == name_key("MARIA CRUZ NUNEZ") == "maria cruz nunez"
+def test_name_tokens_fold_accents_particles_and_hyphens():
+    assert name_tokens("María de la Cruz-Núñez") == name_tokens("MARIA CRUZ NUNEZ") == ("maria", "cruz", "nunez")

@@ -92,10 +92,6 @@ class StreetLine:
     unit: str = ""  # the unit's identifier without its designator: "APT 12", "# 12", "UNIT 12" -> "12"
 
     @property
-    def standard(self) -> str:
-        return f"{self.line} # {self.unit}" if self.unit else self.line
-
-    @property
     def number(self) -> str:
         """The house number, or the box number of a PO box."""
         return self.line.split(" ", 1)[0] if self.kind == "street" else self.line.rsplit(" ", 1)[-1] if self.kind else ""

@@ -26,10 +26,6 @@ def name_tokens(name: str) -> tuple[str, ...]:
     return tuple(t for t in fold(name).split() if t not in PARTICLES)
 
 
-def name_key(name: str) -> str:
-    return " ".join(name_tokens(name))
-
-
 def suffix_code(suffix: str) -> str:
     """"Jr." -> "jr", "III" -> "iii"; anything else is not a generational suffix and reads as ""."""
     return SUFFIXES.get(fold(suffix).replace(" ", ""), "")

@@ -15,7 +15,7 @@ from taxgate.policy import Policy
 from taxgate.rules import batch, items, purpose, request, requester  # noqa: F401  (registers the rules)
 from taxgate.rules.batch import ROW_STATS_SQL
 from taxgate.rules.items import refused_items, requested_items
-from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, Rule, RowStats, all_rules, rule_for
+from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, Rule, RowStats, all_rules
 
 # Bump when a rule's logic changes; the policy version is recorded beside it on every decision.
 RULE_SET_VERSION = "2026.11.1"
@@ -64,5 +64,4 @@ __all__ = [
     "judge_request",
     "refused_items",
     "requested_items",
-    "rule_for",
 ]

@@ -72,8 +72,3 @@ def request_rule(code: ReasonCode, citation: str, explanation: str):
 
 def all_rules() -> list[Rule]:
     return BATCH_RULES + REQUEST_RULES
-
-
-def rule_for(code: ReasonCode) -> Rule | None:
-    """The first rule that reports `code` (the citation a response's reader wants)."""
-    return next((r for r in all_rules() if r.code is code), None)
