@@ -31,34 +31,56 @@ def suffix_code(suffix: str) -> str:
     return SUFFIXES.get(fold(suffix).replace(" ", ""), "")
 
 
-def _given_agree(a: tuple[str, ...], b: tuple[str, ...], nicknames: dict[str, str]) -> bool:
-    if not a or not b:
-        return False
-    if a == b:
-        return True
+# Rule 2 is written once, in SQL, so that identification decides a million requests inside the
+# database; `names_agree` below evaluates the same text for Python callers. Arguments are token
+# lists (`name_tokens`); a nickname agrees only through the policy's table, built into tg_nick.
+_RULE_2_MACROS = (
     # A compound given name with its first part alone ("maria guadalupe" / "maria") agrees.
-    shorter, longer = sorted((a, b), key=len)
-    if longer[: len(shorter)] == shorter:
-        return True
-    canon = lambda t: tuple(nicknames.get(x, x) for x in t)  # noqa: E731
-    return canon(a)[:1] == canon(b)[:1] and len(a) == len(b) == 1
-
-
-def _surnames_agree(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """CREATE OR REPLACE MACRO tg_given_agree(a, b) AS len(a) > 0 AND len(b) > 0 AND (
+           (len(a) <= len(b) AND b[1:len(a)] = a) OR (len(b) < len(a) AND a[1:len(b)] = b)
+           OR (len(a) = 1 AND len(b) = 1 AND tg_nick(a[1]) = tg_nick(b[1])))""",
     # Either order, and one surname may be missing: one side's surnames are all among the other's.
-    return bool(a) and bool(b) and (set(a) <= set(b) or set(b) <= set(a))
+    """CREATE OR REPLACE MACRO tg_surnames_agree(a, b) AS len(a) > 0 AND len(b) > 0
+           AND (list_has_all(b, a) OR list_has_all(a, b))""",
+    # `text` is space-joined name_tokens (one space between tokens), so a split is enough.
+    """CREATE OR REPLACE MACRO tg_tokens(text) AS CASE WHEN coalesce(text, '') = '' THEN [] ELSE string_split(text, ' ') END""",
+    # Arguments are token lists: tg_tokens(the model's `given` / `surname` column).
+    """CREATE OR REPLACE MACRO tg_names_agree(given_a, surname_a, given_b, surname_b) AS
+           (tg_given_agree(given_a, given_b) AND tg_surnames_agree(surname_a, surname_b))
+           -- written surname-first on one side ("Nguyen" / "Thi Lan" against "Thi Lan" / "Nguyen")
+           OR (tg_given_agree(given_a, surname_b) AND tg_surnames_agree(surname_a, given_b))
+           -- the whole name in one field on one side: all tokens in order
+           OR (len(given_a || surname_a) > 0 AND given_a || surname_a = given_b || surname_b)""",
+)
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def define_names_agree(con, nicknames: dict[str, str] | None = None) -> None:
+    """Define `tg_names_agree(given_a, surname_a, given_b, surname_b)` on a DuckDB connection, over
+    token lists: `tg_tokens(text)` splits space-joined `name_tokens` (the model's `given`, `surname`)."""
+    pairs = ", ".join(f"{_sql_literal(k)}: {_sql_literal(v)}" for k, v in sorted((nicknames or {}).items()))
+    con.execute(f"CREATE OR REPLACE MACRO tg_nick(t) AS coalesce(MAP {{{pairs}}}[t], t)" if pairs
+                else "CREATE OR REPLACE MACRO tg_nick(t) AS t")
+    for macro in _RULE_2_MACROS:
+        con.execute(macro)
+
+
+@lru_cache(maxsize=8)
+def _rule_2(nicknames: tuple[tuple[str, str], ...]):
+    import duckdb
+
+    con = duckdb.connect()
+    define_names_agree(con, dict(nicknames))
+    return con
 
 
 def names_agree(
     given_a: str, surname_a: str, given_b: str, surname_b: str, nicknames: dict[str, str] | None = None
 ) -> bool:
     """Rule 2: do two (given name, surname) pairs name the same person after normalising?"""
-    nicknames = nicknames or {}
-    ga, sa, gb, sb = name_tokens(given_a), name_tokens(surname_a), name_tokens(given_b), name_tokens(surname_b)
-    if _given_agree(ga, gb, nicknames) and _surnames_agree(sa, sb):
-        return True
-    # Written surname-first on one side ("Nguyen" / "Thi Lan" against "Thi Lan" / "Nguyen").
-    if _given_agree(ga, sb, nicknames) and _surnames_agree(sa, gb):
-        return True
-    # The whole name in one field on one side: compare all tokens in order.
-    return bool(ga + sa) and ga + sa == gb + sb
+    names = [" ".join(name_tokens(n)) for n in (given_a, surname_a, given_b, surname_b)]
+    con = _rule_2(tuple(sorted((nicknames or {}).items())))
+    return bool(con.execute("SELECT tg_names_agree(tg_tokens(?), tg_tokens(?), tg_tokens(?), tg_tokens(?))", names).fetchall()[0][0])
