@@ -223,7 +223,7 @@ def process(
         # Identification: only requests that passed every rule are looked up at all.
         identification.load_master(con, master_path)
         lap("master")
-        con.execute("CREATE TABLE id_requests AS SELECT * FROM read_parquet(?)", [str(work / "id_requests.parquet")])
+        con.execute(f"CREATE VIEW id_requests AS SELECT * FROM read_parquet({_sql_text(work / 'id_requests.parquet')})")
         identification.identify(con, policy.identification)
         lap("identify")
         # The one item the law allows, for positive identifications only; timed with the decision.

@@ -123,10 +123,7 @@ WITH requests AS (
 ), per_taxpayer AS (
     -- each taxpayer's best pair over the addresses they filed from, and what those addresses say
     SELECT unique_id_{q} AS q_unique_id, tin_{m} AS m_tin, max(match_weight) AS weight,
-        arg_max(struct_pack(m_unique_id := unique_id_{m}, m_given := given_{m}, m_surname := surname_{m},
-                            m_dob := nullif(dob_{m}, ''), m_suffix := nullif(suffix_{m}, ''),
-                            m_middle_initial := nullif(middle_initial_{m}, ''), gamma_given, gamma_surname),
-                match_weight) AS best_pair,
+        arg_max(rowid, match_weight) AS pair,  -- the best pair, read again below only where needed
         -- rule 3: the requester's standardised address equals one the taxpayer filed from
         coalesce(bool_or(address_key_{q} = address_key_{m}
                          AND (zip5_{q} = zip5_{m} OR (city_{q} = city_{m} AND state_{q} = state_{m}))), false) AS on_record,
@@ -147,32 +144,36 @@ WITH requests AS (
     -- can only make a request ambiguous, never disclose one.
     SELECT q_unique_id, list(m_tin ORDER BY m_tin) AS namesakes
     FROM (
-        SELECT r.q_unique_id, r.q_given, r.q_surname, other.m_tin, tg_tokens(other.best_pair.m_given) AS o_given,
-            tg_tokens(other.best_pair.m_surname) AS o_surname
+        SELECT r.q_unique_id, r.q_given, r.q_surname, other.m_tin, tg_tokens(p.given_{m}) AS o_given,
+            tg_tokens(p.surname_{m}) AS o_surname
         FROM ranked best JOIN ranked other ON other.q_unique_id = best.q_unique_id AND other.m_tin <> best.m_tin
-            JOIN requests r ON r.q_unique_id = best.q_unique_id
+            JOIN requests r ON r.q_unique_id = best.q_unique_id JOIN {predictions} p ON p.rowid = other.pair
         WHERE best.rank = 1 AND (other.on_record OR other.same_street_line OR other.near)
-            AND NOT coalesce(r.q_dob <> other.best_pair.m_dob, false)
-            AND NOT (r.q_suffix IS NOT NULL AND r.q_suffix IS DISTINCT FROM other.best_pair.m_suffix)
+            AND NOT coalesce(r.q_dob <> nullif(p.dob_{m}, ''), false)
+            AND NOT (r.q_suffix IS NOT NULL AND r.q_suffix IS DISTINCT FROM nullif(p.suffix_{m}, ''))
     )
     WHERE tg_names_agree(q_given, q_surname, o_given, o_surname)
     GROUP BY q_unique_id
 ), candidates AS (
     SELECT r.*, b.* EXCLUDE (q_unique_id, rank), coalesce(n.namesakes, []) AS namesakes,
-        tg_tokens(b.best_pair.m_given) AS m_given, tg_tokens(b.best_pair.m_surname) AS m_surname
+        p.unique_id_{m} AS m_unique_id, tg_tokens(p.given_{m}) AS m_given, tg_tokens(p.surname_{m}) AS m_surname,
+        nullif(p.dob_{m}, '') AS m_dob, nullif(p.middle_initial_{m}, '') AS m_middle, p.gamma_given, p.gamma_surname,
+        -- each field's level, weight and term-frequency adjustment for the deciding pair
+        struct_pack({fields}) AS fields
     FROM requests r JOIN ranked b ON b.q_unique_id = r.q_unique_id AND b.rank = 1
+        JOIN {predictions} p ON p.rowid = b.pair
         LEFT JOIN namesakes n ON n.q_unique_id = r.q_unique_id
 ), facts AS (
     SELECT *, coalesce(tg_names_agree(q_given, q_surname, m_given, m_surname), false) AS agreeing,
         -- close but not agreeing: both names at some similarity level above "different" (a misspelling)
-        coalesce(best_pair.gamma_given > 0 AND best_pair.gamma_surname > 0, false) AS close,
+        coalesce(gamma_given > 0 AND gamma_surname > 0, false) AS close,
         -- rule 4 in spirit: a middle initial that contradicts is evidence of another person
-        coalesce(q_middle <> best_pair.m_middle_initial, false) AS middle_conflict
+        coalesce(q_middle <> m_middle, false) AS middle_conflict
     FROM candidates
 ), decided AS (
     SELECT *, CASE
         WHEN q_tin IS NOT NULL AND q_tin IS DISTINCT FROM m_tin THEN 'ID_TIN_CONFLICT'
-        WHEN coalesce(q_dob <> best_pair.m_dob, false) THEN 'ID_DOB_CONFLICT'
+        WHEN coalesce(q_dob <> m_dob, false) THEN 'ID_DOB_CONFLICT'
         WHEN weight - runner_weight < {margin} THEN 'ID_AMBIGUOUS'
         WHEN len(namesakes) > 0 THEN 'ID_AMBIGUOUS'
         WHEN NOT on_record THEN 'ID_ADDRESS_NOT_ON_RECORD'
@@ -191,17 +192,15 @@ SELECT q.row_number, coalesce(d.code, 'ID_NO_CANDIDATE') AS code, coalesce(d.rev
     d.runner_weight AS runner_up_weight,
     CASE WHEN d.code IS NOT NULL THEN struct_pack(
         candidate := struct_pack(address_near := near, address_on_record := on_record,
-                                 address_row := best_pair.m_unique_id, tin := m_tin, weight := round(weight, 3)),
+                                 address_row := m_unique_id, tin := m_tin, weight := round(weight, 3)),
         decision := code || CASE WHEN review THEN ' (review)' ELSE '' END,
-        -- each field's level, weight and term-frequency adjustment for the deciding pair
-        fields := struct_pack({fields}),
+        fields := fields,
         middle_initial_conflict := middle_conflict,
         names_agree := agreeing,
         namesakes_at_address := namesakes,
         runner_up := struct_pack(tin := coalesce(runner_tin, ''), weight := round(runner_weight, 3))
     ) END AS evidence
 FROM id_requests q LEFT JOIN reviewed d USING (row_number)
-    LEFT JOIN {predictions} p ON p.unique_id_{q} = d.q_unique_id AND p.unique_id_{m} = d.best_pair.m_unique_id
 """
 
 
