@@ -1,0 +1,55 @@
+"""Signed checkpoints: the Go sumdb/note reference vector, and every alteration refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer, open_note, parse, verify
+
+# golang.org/x/mod/sumdb/note's documented example key and note (used as data).
+GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
+GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
+GO_NOTE = GO_TEXT + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+
+
+def test_the_reference_note_is_reproduced_byte_for_byte():
+    signer = Signer.from_text(GO_SKEY)
+    assert signer.key_id.hex() == "c74f20a3"
+    assert signer.verifier_key() == GO_VKEY
+    assert signer.to_text() == GO_SKEY
+    assert signer.sign_note(GO_TEXT) == GO_NOTE
+    assert open_note(GO_NOTE, GO_VKEY) == GO_TEXT
+
+
+def test_a_checkpoint_round_trips_and_alterations_fail():
+    signer = Signer.generate("taxgate.example/ledger")
+    checkpoint = Checkpoint("taxgate.example/ledger", 1234, bytes(range(32)))
+    note = signer.sign(checkpoint)
+    assert note.startswith("taxgate.example/ledger\n1234\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\n\u2014 ")
+    assert verify(note, signer.verifier_key(), origin="taxgate.example/ledger") == checkpoint
+    assert parse(note) == checkpoint
+    altered = [
+        note.replace("\n1234\n", "\n1235\n"),  # a size changed
+        note.replace("AAEC", "AAED"),  # a root changed
+        note.replace("taxgate.example/ledger\n", "other.example/ledger\n", 1),  # another origin
+    ]
+    for bad in altered:
+        with pytest.raises(CheckpointError):
+            verify(bad, signer.verifier_key())
+    with pytest.raises(CheckpointError, match="no signature"):
+        verify(note, Signer.generate("taxgate.example/ledger").verifier_key())
+    with pytest.raises(CheckpointError, match="origin"):
+        verify(note, signer.verifier_key(), origin="elsewhere")
+
+
+def test_malformed_keys_and_notes_are_refused_with_a_reason():
+    for key in ["", "PRIVATE+KEY+x", GO_SKEY.replace("c74f20a3", "00000000")]:
+        with pytest.raises(CheckpointError):
+            Signer.from_text(key)
+    for key in ["", "name+zz+AAAA", GO_VKEY.replace("c74f20a3", "00000000")]:
+        with pytest.raises(CheckpointError):
+            open_note(GO_NOTE, key)
+    for note in ["", GO_TEXT, GO_TEXT + "\n- PeterNeumann abc\n"]:
+        with pytest.raises(CheckpointError):
+            open_note(note, GO_VKEY)
