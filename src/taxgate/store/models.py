@@ -1,0 +1,164 @@
+"""The operational store's tables (SQLAlchemy 2). Alembic migrations in `store/migrations` create them;
+change a table here and add a migration there.
+
+What is ledgered (DESIGN.md "Pipeline", ledger) is also kept here in queryable form; every row that
+records an event carries the `ledger_index` of its entry, and `taxgate ledger verify` checks that the
+two agree, so an edit to either is found.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Batch(Base):
+    """One batch as received. A batch is known by agency, reference and the SHA-256 of its rows, so
+    the same file sent twice is the same batch (decided once)."""
+
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("agency", "batch_ref", "rows_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency: Mapped[str] = mapped_column(String(64))
+    batch_ref: Mapped[str] = mapped_column(String(200))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    rows_sha256: Mapped[str] = mapped_column(String(64))
+    submitted_at: Mapped[str] = mapped_column(String(40))  # as the manifest states it
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    as_of: Mapped[str] = mapped_column(String(10))  # the date the rules were applied; fixed at receipt
+    rows: Mapped[int] = mapped_column(Integer)
+    policy_version: Mapped[str] = mapped_column(String(64))
+    rule_set_version: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # processing | done
+    committed_rows: Mapped[int] = mapped_column(Integer, default=0)  # rows decided and ledgered so far
+    received_index: Mapped[int] = mapped_column(BigInteger)  # ledger entry "batch_received"
+    completed_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Decision(Base):
+    """One request of a batch and what was decided about it."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (UniqueConstraint("batch_id", "row_number"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    row_number: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(String(200))
+    requested_tin: Mapped[str] = mapped_column(String(16), index=True)  # digits, or ""
+    outcome: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[str] = mapped_column(Text)  # ";"-separated codes
+    refused_items: Mapped[str] = mapped_column(Text)
+    matched_tin: Mapped[str] = mapped_column(String(16), index=True)
+    match_weight: Mapped[float | None] = mapped_column(Float, nullable=True)
+    runner_up_tin: Mapped[str] = mapped_column(String(16))
+    runner_up_weight: Mapped[float | None] = mapped_column(Float, nullable=True)
+    evidence: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON; auditors only
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class Disclosure(Base):
+    """An item released: today only the last known address (§ 6103(i)(2)(C), (b)(6))."""
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    tin: Mapped[str] = mapped_column(String(16), index=True)
+    item: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(Text)  # canonical JSON of what left
+    disclosed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class Review(Base):
+    """A disclosure officer's action on a request in REVIEW."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    officer: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class Order(Base):
+    """A court order or agreement term (DESIGN.md "Court orders")."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    court: Mapped[str] = mapped_column(String(200))
+    docket: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)  # the order as given (JSON)
+    effective_from: Mapped[str] = mapped_column(String(10))
+    effective_to: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class Notice(Base):
+    """A notice owed: to a court, to a recipient, to a taxpayer."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(200))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    body: Mapped[str] = mapped_column(Text)
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class LedgerEntry(Base):
+    """The log itself: entry `idx` is canonical JSON; `leaf_hash` is its RFC 9162 leaf hash."""
+
+    __tablename__ = "ledger_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerTile(Base):
+    """Stored tree hashes, as C2SP tlog-tiles: tile (level, n) holds up to 256 hashes of the tree's
+    nodes at height 8 * level, numbers 256 n onwards. Only the right edge is ever partial."""
+
+    __tablename__ = "ledger_tiles"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Checkpoint(Base):
+    """A signed tree head (C2SP checkpoint note), kept so that any later state can be proved
+    consistent with it."""
+
+    __tablename__ = "ledger_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    note: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerHead(Base):
+    """One row: the log's size. Appenders lock it, so entries are numbered without gaps or races."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)

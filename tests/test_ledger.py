@@ -1,0 +1,122 @@
+"""The ledger in the store: proofs that verify with nothing but a checkpoint and the public key, and
+tampering made directly in the database (UPDATE, DELETE, reordering, insertion) found by verify."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from taxgate.ledger import Ledger, LedgerError, canonical
+from taxgate.ledger import merkle
+from taxgate.ledger.checkpoint import Signer, verify as verify_note
+
+
+def entries(n: int, start: int = 0) -> list[dict]:
+    return [{"kind": "test", "n": i, "text": f"entry {i} é"} for i in range(start, start + n)]
+
+
+@pytest.fixture()
+def ledger(store):
+    return Ledger(store)
+
+
+@pytest.fixture(scope="module")
+def signer():
+    return Signer.generate("taxgate.example/ledger")
+
+
+def fill(ledger, sizes) -> None:
+    """Append in several transactions of the given sizes (tiles fill across appends)."""
+    done = 0
+    for n in sizes:
+        with ledger.store.session.begin() as session:
+            assert ledger.append(session, entries(n, done)) == range(done, done + n)
+        done += n
+
+
+def test_canonical_is_rfc8785_for_ledger_entries():
+    rfc8785 = pytest.importorskip("rfc8785")
+    samples = [{"b": 1, "a": [True, None, "x\u2028y"], "é": {"z": "\u0001\"\\", "k": -12}}, *entries(3)]
+    for entry in samples:
+        assert canonical(entry) == rfc8785.dumps(entry)
+    with pytest.raises(TypeError):
+        canonical({"weight": 1.5})
+
+
+def test_roots_and_proofs_match_the_pure_tree(ledger, signer):
+    fill(ledger, [1, 254, 1, 300, 44, 70_000 - 600])  # tiles filled across appends, and a second tile level
+    blobs = [canonical(e) for e in entries(70_000)]
+    leaves = [merkle.leaf_hash(b) for b in blobs]
+    with ledger.store.session() as session:
+        assert ledger.size(session) == 70_000
+        for size in (1, 255, 256, 257, 65_536, 65_537, 70_000):
+            assert ledger.root(session, size) == merkle.root(leaves[:size])
+        note = ledger.checkpoint(session, signer)
+        session.commit()
+        checkpoint = verify_note(note, signer.verifier_key())  # a verifier holds only this, a proof, the key
+        for index in (0, 255, 256, 65_535, 65_536, 69_999):
+            proof = ledger.prove(session, index)
+            merkle.verify_inclusion(index, checkpoint.size, merkle.leaf_hash(ledger.entry(session, index)), proof,
+                                    checkpoint.root)
+        for old in (1, 256, 65_536, 69_000):
+            proof = ledger.consistency(session, old)
+            merkle.verify_consistency(old, 70_000, merkle.root(leaves[:old]), checkpoint.root, proof)
+        with pytest.raises(LedgerError):
+            ledger.prove(session, 70_000)
+        with pytest.raises(LedgerError):
+            ledger.consistency(session, 10, 80_000)
+    assert list(ledger.verify(signer.verifier_key())) == []
+
+
+def tamper(ledger, sql: str, **params) -> None:
+    with ledger.store.engine.begin() as connection:
+        connection.execute(text(sql), params)
+
+
+@pytest.mark.parametrize(
+    ("change", "first_bad"),
+    [
+        ("UPDATE ledger_entries SET entry = :blob WHERE idx = 700", 700),
+        ("DELETE FROM ledger_entries WHERE idx = 701", 701),
+        ("REORDER", 702),
+        ("INSERT INTO ledger_entries (idx, entry, leaf_hash) VALUES (1000, :blob, :leaf)", 1000),
+    ],
+    ids=["update", "delete", "reorder", "insert"],
+)
+def test_tampering_in_the_database_is_found(ledger, signer, change, first_bad):
+    fill(ledger, [1000])
+    with ledger.store.session.begin() as session:
+        ledger.checkpoint(session, signer)
+    forged = canonical({"kind": "test", "n": 700, "text": "forged"})
+    if change == "REORDER":  # swap two entries, leaf hashes and all
+        tamper(ledger, "UPDATE ledger_entries SET idx = -1 WHERE idx = 702")
+        tamper(ledger, "UPDATE ledger_entries SET idx = 702 WHERE idx = 703")
+        tamper(ledger, "UPDATE ledger_entries SET idx = 703 WHERE idx = -1")
+    else:
+        tamper(ledger, change, blob=forged, leaf=merkle.leaf_hash(forged))
+    problems = list(ledger.verify(signer.verifier_key()))
+    assert problems and problems[0].index == first_bad, problems
+
+
+def test_rewriting_hashes_too_is_caught_by_the_signed_checkpoint(ledger, signer):
+    fill(ledger, [600])
+    with ledger.store.session.begin() as session:
+        ledger.checkpoint(session, signer)
+    forged = canonical({"kind": "test", "n": 5, "text": "forged"})
+    leaf = merkle.leaf_hash(forged)
+    tamper(ledger, "UPDATE ledger_entries SET entry = :blob, leaf_hash = :leaf WHERE idx = 5", blob=forged, leaf=leaf)
+    with ledger.store.engine.begin() as connection:  # and the stored tile, consistently
+        tile = connection.execute(text("SELECT hashes FROM ledger_tiles WHERE level = 0 AND n = 0")).scalar_one()
+        connection.execute(text("UPDATE ledger_tiles SET hashes = :h WHERE level = 0 AND n = 0"),
+                           {"h": tile[:5 * 32] + leaf + tile[6 * 32:]})
+    problems = list(ledger.verify(signer.verifier_key()))
+    assert problems and "checkpoint" in problems[0].message or "tree hashes" in problems[0].message
+
+
+def test_a_forged_checkpoint_is_refused(ledger, signer):
+    fill(ledger, [10])
+    with ledger.store.session.begin() as session:
+        ledger.checkpoint(session, signer)
+    tamper(ledger, "UPDATE ledger_checkpoints SET note = replace(note, '\n10\n', '\n9\n')")
+    problems = list(ledger.verify(signer.verifier_key()))
+    assert problems and "checkpoint" in problems[0].message
