@@ -47,7 +47,12 @@ def test_bad_policy(world, tmp_path):
 
 
 def test_reserved_commands_say_so(tmp_path):
-    assert_user_error(taxgate("ledger", "verify"), "not available")
+    assert_user_error(taxgate("orders", "list"), "not available")
+
+
+def test_a_bad_database_url_is_one_line(world, tmp_path):
+    assert_user_error(taxgate("process", world["manifest"], "--master", world["master"], "--out", tmp_path / "o",
+                              "--database-url", "nosuchdb://x"), "database URL")
 
 
 def test_rules_lists_codes_and_citations():

@@ -17,6 +17,7 @@ from taxgate.domain import Outcome, ReasonCode
 from taxgate.identify import MasterError
 from taxgate.intake import IntakeError
 from taxgate.policy import PolicyError
+from taxgate.store import StoreError
 
 app = typer.Typer(
     help="taxgate: a disclosure gateway for confidential taxpayer information (26 U.S.C. § 6103(i)(2)).",
@@ -31,7 +32,7 @@ app.add_typer(model_app, name="model")
 console = Console()
 errors = Console(stderr=True)
 
-USER_ERRORS = (IntakeError, MasterError, PolicyError)
+USER_ERRORS = (IntakeError, MasterError, PolicyError, StoreError)
 
 
 def fail(message: str) -> None:
@@ -45,12 +46,14 @@ def process(
     master: Path = typer.Option(..., "--master", help="Taxpayer master (Parquet or CSV)."),
     out: Path = typer.Option(..., "--out", help="Folder for response.csv, response.jsonl, decisions.csv."),
     policy: Path = typer.Option(None, "--policy", help="Policy file or folder (default: the shipped demo policy)."),
+    database_url: str = typer.Option(None, "--database-url", help="The store (default: TAXGATE_DATABASE_URL or sqlite:///taxgate.db)."),
 ) -> None:
-    """Process one batch: intake, rules, identification, decision; write the response files."""
+    """Process one batch: intake, rules, identification, decision; record it in the store and the
+    ledger (once, however often it is sent); write the response files."""
     from taxgate.pipeline import process as run
 
     try:
-        result = run(manifest, master, out, policy)
+        result = run(manifest, master, out, policy, store=_store(database_url))
     except USER_ERRORS as exc:
         fail(str(exc))
     except OSError as exc:
@@ -211,10 +214,212 @@ def _not_yet(name: str, issue: int) -> None:
         fail(f"'taxgate {name}' is not available in this version (planned in issue {issue})")
 
 
-_not_yet("ledger", 4)
 _not_yet("orders", 5)
-_not_yet("report", 5)
 _not_yet("serve", 6)
+
+ledger_app = typer.Typer(help="The tamper-evident ledger: verify, checkpoints, proofs.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+report_app = typer.Typer(help="Reports from the store: accounting (§ 6103(p)(3)(A)), JCT (§ 6103(p)(3)(C)).",
+                         no_args_is_help=True)
+app.add_typer(report_app, name="report")
+DATABASE = typer.Option(None, "--database-url", help="The store (default: TAXGATE_DATABASE_URL or sqlite:///taxgate.db).")
+
+
+def _store(url: str | None):
+    from taxgate.store import StoreError, open_store
+
+    try:
+        return open_store(url)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def _verifier_key(key: str | None) -> str:
+    """A verifier key given as text, or read from a file (default: the signing key's .pub)."""
+    import os
+
+    if key and "+" in key and not Path(key).exists():
+        return key
+    path = Path(key or Path(os.environ.get("TAXGATE_LEDGER_KEY") or "taxgate-ledger.key").with_suffix(".pub"))
+    if not path.is_file():
+        fail(f"no verifier key at {path}: give --key NAME+ID+KEY or a file holding it")
+    return path.read_text(encoding="utf-8").strip()
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    key: str = typer.Option(None, "--key", help="Verifier key (text or file; default: taxgate-ledger.pub)."),
+    database_url: str = DATABASE,
+) -> None:
+    """Recompute the whole ledger from its entries; name the first bad entry (exit 1) if any."""
+    from taxgate.ledger import Ledger
+    from taxgate.ledger.record import verify_records
+
+    store = _store(database_url)
+    ledger = Ledger(store)
+    started = time.perf_counter()
+    problem = next(iter(ledger.verify(_verifier_key(key))), None) or next(iter(verify_records(store)), None)
+    with store.session() as session:
+        size, note = ledger.size(session), ledger.latest_checkpoint(session)
+    if problem is not None:
+        errors.print(f"taxgate: ledger FAILED verification at entry {problem.index}: {problem.message}",
+                     markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    signed = int(note.split("\n")[1]) if note else 0
+    console.print(f"Ledger verified: {size:,} entries, every checkpoint signature and root recomputed, "
+                  "every stored decision and disclosure matched to its entry "
+                  f"({time.perf_counter() - started:.1f} s).")
+    if size > signed:
+        console.print(f"{size - signed:,} entries after the latest checkpoint (size {signed:,}) are not signed yet: "
+                      "run `taxgate ledger checkpoint`.")
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(database_url: str = DATABASE) -> None:
+    """Sign the current tree head and print the checkpoint (C2SP signed note)."""
+    from taxgate.ledger import Ledger, LedgerError, load_signer
+
+    store = _store(database_url)
+    try:
+        signer = load_signer()
+    except LedgerError as exc:
+        fail(str(exc))
+    with store.session.begin() as session:
+        note = Ledger(store).checkpoint(session, signer)
+    sys.stdout.write(note)
+
+
+@ledger_app.command("prove")
+def ledger_prove(
+    index: int = typer.Argument(..., help="The entry's index."),
+    size: int = typer.Option(None, "--size", help="Tree size to prove against (default: the latest checkpoint)."),
+    database_url: str = DATABASE,
+) -> None:
+    """Print an inclusion proof (JSON) for one entry, with the checkpoint it proves against."""
+    import base64
+    import json
+
+    from taxgate.ledger import Ledger, LedgerError
+    from taxgate.ledger.checkpoint import parse
+
+    store = _store(database_url)
+    ledger = Ledger(store)
+    with store.session() as session:
+        note = ledger.latest_checkpoint(session)
+        if size is None and note is None:
+            fail("no checkpoint yet: run `taxgate ledger checkpoint` first")
+        size = parse(note).size if size is None else size
+        try:
+            proof = ledger.prove(session, index, size)
+            entry = ledger.entry(session, index)
+        except LedgerError as exc:
+            fail(str(exc))
+        from taxgate.store.models import Checkpoint as CheckpointRow
+
+        row = session.get(CheckpointRow, size)
+    print(json.dumps({"index": index, "size": size, "entry": entry.decode(),
+                      "proof": [base64.b64encode(h).decode() for h in proof],
+                      "checkpoint": row.note if row else None}, indent=2, ensure_ascii=False))
+
+
+@ledger_app.command("consistency")
+def ledger_consistency(
+    old: int = typer.Argument(..., help="The older tree size."),
+    new: int = typer.Argument(None, help="The newer tree size (default: the ledger's size)."),
+    database_url: str = DATABASE,
+) -> None:
+    """Print a consistency proof (JSON) that the tree of size NEW extends the tree of size OLD."""
+    import base64
+    import json
+
+    from taxgate.ledger import Ledger, LedgerError
+
+    store = _store(database_url)
+    ledger = Ledger(store)
+    with store.session() as session:
+        try:
+            new = ledger.size(session) if new is None else new
+            proof = ledger.consistency(session, old, new)
+            roots = ledger.root(session, old), ledger.root(session, new)
+        except LedgerError as exc:
+            fail(str(exc))
+    print(json.dumps({"old": old, "new": new, "old_root": base64.b64encode(roots[0]).decode(),
+                      "new_root": base64.b64encode(roots[1]).decode(),
+                      "proof": [base64.b64encode(h).decode() for h in proof]}, indent=2))
+
+
+@ledger_app.command("check")
+def ledger_check(
+    proof_file: Path = typer.Argument(..., help="A proof from `taxgate ledger prove` (JSON)."),
+    key: str = typer.Option(..., "--key", help="The ledger's verifier key (text or file)."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="The checkpoint to trust (default: the one in the proof)."),
+) -> None:
+    """Check an inclusion proof offline: needs only the proof, a checkpoint and the public key."""
+    import base64
+    import binascii
+    import json
+
+    from taxgate.ledger import merkle
+    from taxgate.ledger.checkpoint import CheckpointError, verify
+
+    try:
+        data = json.loads(proof_file.read_text(encoding="utf-8"))
+        note = checkpoint.read_text(encoding="utf-8") if checkpoint else data["checkpoint"]
+        trusted = verify(note, _verifier_key(key))
+        if trusted.size != data["size"]:
+            fail(f"the proof is for tree size {data['size']}, the checkpoint for {trusted.size}")
+        merkle.verify_inclusion(data["index"], data["size"], merkle.leaf_hash(data["entry"].encode()),
+                                [base64.b64decode(h, validate=True) for h in data["proof"]], trusted.root)
+    except (OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
+        if isinstance(exc, (CheckpointError, merkle.ProofError)):
+            errors.print(f"taxgate: proof REJECTED: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        fail(f"cannot read the proof: {exc}")
+    console.print(f"Proof checked: entry {data['index']} is in the ledger of {trusted.size:,} entries signed by "
+                  f"{trusted.origin}.")
+
+
+@report_app.command("accounting")
+def report_accounting(
+    tin: str = typer.Option(..., "--tin", help="The taxpayer's TIN."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+    database_url: str = DATABASE,
+) -> None:
+    """Every request about one taxpayer and every disclosure of their information."""
+    import json
+
+    from taxgate.reports import accounting
+
+    rows = accounting(_store(database_url), tin)
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title=f"Accounting of requests and disclosures, TIN ending {tin[-4:]} (26 U.S.C. § 6103(p)(3)(A))")
+    for column in ("received", "agency", "request_id", "about", "outcome", "disclosed_item", "disclosed", "ledger_index"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("received", "agency", "request_id", "about", "outcome",
+                                               "disclosed_item", "disclosed", "ledger_index")))
+    console.print(table)
+    console.print(f"{len(rows)} request(s), {sum(1 for r in rows if r['disclosed'])} disclosure(s).")
+
+
+@report_app.command("jct")
+def report_jct(
+    year: int = typer.Option(..., "--year", help="Calendar year."),
+    database_url: str = DATABASE,
+) -> None:
+    """The yearly figures for the Joint Committee on Taxation, per agency (§ 6103(p)(3)(C))."""
+    from taxgate.reports import jct
+
+    rows = jct(_store(database_url), year)
+    table = Table(title=f"Disclosures under § 6103(i)(2), {year} (26 U.S.C. § 6103(p)(3)(C))")
+    for column in ("agency", "requests", "disclosures", "taxpayers_disclosed"):
+        table.add_column(column, justify="left" if column == "agency" else "right")
+    for row in rows:
+        table.add_row(row["agency"], f"{row['requests']:,}", f"{row['disclosures']:,}", f"{row['taxpayers_disclosed']:,}")
+    console.print(table)
 
 
 def _print_result(result) -> None:
@@ -236,6 +441,10 @@ def _print_result(result) -> None:
     console.print(reasons)
     out = Path(result.out_dir)
     console.print(f"Rows file SHA-256: {result.rows_sha256}", soft_wrap=True)
+    if result.checkpoint:
+        size = result.checkpoint.split("\n")[1]
+        again = " It had been received before: nothing was decided or ledgered twice." if result.resumed else ""
+        console.print(f"Recorded as batch {result.batch_id} in the store; ledger checkpoint signed at {int(size):,} entries.{again}")
     console.print(f"Policy {result.policy_version}, rules {result.rule_set_version}, model {result.model_version}")
     for name in ("response.csv", "response.jsonl", "decisions.csv", "evidence.jsonl", "malformed_rows.csv", "summary.json"):
         console.print(f"  {out / name}")

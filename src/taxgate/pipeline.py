@@ -1,9 +1,10 @@
-"""The main job: intake -> rules -> identify -> decide -> response, for one batch.
+"""The main job: intake -> rules -> identify -> decide -> ledger -> response, for one batch.
 
 The batch is streamed in chunks and staged as Parquet between passes, so memory does not grow with
 the batch: pass 1 reads the rows and their batch keys, DuckDB turns the keys into per-row batch
 figures, pass 2 judges each request, identification runs as one DuckDB query over the eligible
-requests, and pass 3 decides and writes the response in row order.
+requests, and pass 3 decides, records each chunk in the store and the ledger (exactly once: see
+`ledger.record`), and writes the response in row order.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from taxgate import identify as identification
 from taxgate.decide import decide
 from taxgate.domain import REQUEST_COLUMNS, ReasonCode, Request
 from taxgate.intake import Manifest, RowStream, read_manifest
+from taxgate.ledger.record import BatchRecorder, Row
 from taxgate.policy import Policy, load_policies, policy_in_force
 from taxgate.response import ResponseWriter
+from taxgate.store import Store, open_store
 from taxgate.rules import (
     ROW_STATS_SQL,
     RULE_SET_VERSION,
@@ -44,6 +47,9 @@ from taxgate.rules import (
 )
 
 CHUNK_ROWS = 50_000
+# Rows recorded per store transaction in pass 3. Smaller means less to redo after a crash; the
+# exactly-once test sets it low so that a kill lands mid-batch.
+RECORD_ROWS = int(os.environ.get("TAXGATE_RECORD_ROWS", CHUNK_ROWS))
 _STAGED = pa.schema(
     [("row_number", pa.int64())]
     + [(c, pa.string()) for c in REQUEST_COLUMNS]
@@ -64,6 +70,9 @@ class BatchResult:
     rule_set_version: str
     model_version: str
     out_dir: str
+    batch_id: int = 0  # in the store
+    resumed: bool = False  # the store already knew this batch (sent again, or a run restarted)
+    checkpoint: str = ""  # the signed ledger checkpoint after the batch
     outcomes: dict[str, int] = field(default_factory=dict)
     codes: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -90,6 +99,10 @@ class _ChunkWriter:
     def close(self) -> None:
         self.flush()
         self._writer.close()
+
+
+def _digits(text: str | None) -> str:
+    return "".join(c for c in text or "" if c.isdigit())
 
 
 def _sql_text(path: Path) -> str:
@@ -156,13 +169,17 @@ def process(
     policy_path: Path | None = None,
     today: date | None = None,
     keep_work: bool = False,
+    store: Store | None = None,
 ) -> BatchResult:
     """Process one batch end to end and write the response files into `out_dir`.
 
     `keep_work` leaves the staged files and the DuckDB work database in `out_dir/.work` (for
     benchmarks and debugging; they hold the requests, so they are removed by default).
 
-    Raises IntakeError, MasterError or PolicyError for input that cannot be processed at all.
+    `store` is where the batch is recorded and ledgered (default: `open_store()`, the URL in
+    TAXGATE_DATABASE_URL or ./taxgate.db).
+
+    Raises IntakeError, MasterError, PolicyError or StoreError for input that cannot be processed.
     """
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -182,6 +199,7 @@ def process(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     # An on-disk work database: DuckDB spills to it instead of holding a big batch in memory.
+    own_store = store is None
     con = duckdb.connect(str(work / "work.duckdb"))
     con.execute("SET threads TO 2")
     con.execute("SET memory_limit = '4GB'")
@@ -197,6 +215,14 @@ def process(
             )
         staged.close()
         lap("intake")
+
+        # The batch's receipt is ledgered once; a batch seen before keeps the date it was judged as of.
+        store = store or open_store()
+        versions = {"policy": policy.version, "rule_set": RULE_SET_VERSION, "model": identification.MODEL_VERSION}
+        recorder = BatchRecorder.open(store, manifest, stream.sha256, stream.rows, as_of, versions)
+        if recorder.as_of != as_of:
+            as_of = recorder.as_of
+            policy = policy_in_force(load_policies(policy_path), as_of)
 
         # Batch figures, then pass 2: every rule on every request.
         con.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet({_sql_text(work / 'staged.parquet')})")
@@ -229,12 +255,13 @@ def process(
         # The one item the law allows, for positive identifications only; timed with the decision.
         identification.release_addresses(con, "id_decisions")
 
-        # Pass 3: decide and respond, in row order, streamed.
+        # Pass 3: decide, record and respond, in row order, streamed.
         outcomes: Counter[str] = Counter()
         code_counts: Counter[str] = Counter()
+        recording = 0.0
         rows = con.sql(
             f"""
-            SELECT s.row_number, s.request_id, s.parse_error, j.codes, j.refused_items, j.wants,
+            SELECT s.row_number, s.request_id, s.parse_error, s.tin, j.codes, j.refused_items, j.wants,
                    d.code, d.review, d.matched_tin, d.match_weight, d.runner_up_tin, d.runner_up_weight, d.evidence,
                    a.address
             FROM staged s
@@ -243,9 +270,10 @@ def process(
             LEFT JOIN released a ON d.code = 'ID_POSITIVE' AND a.tin = d.matched_tin
             ORDER BY s.row_number
             """
-        ).to_arrow_reader(CHUNK_ROWS)
+        ).to_arrow_reader(RECORD_ROWS)
         with ResponseWriter(out_dir, f"{RULE_SET_VERSION}+{policy.version}", identification.MODEL_VERSION) as writer:
             for batch in rows:
+                chunk: list[tuple[Request, Row, dict | None]] = []
                 for row in batch.to_pylist():
                     request = Request(row["row_number"], request_id=row["request_id"], parse_error=row["parse_error"])
                     found = identification.from_row(row) if row["code"] else None
@@ -255,14 +283,29 @@ def process(
                         row["wants"],
                         found,
                     )
-                    writer.write(request, decision, row["address"], found.evidence if found else None)
+                    evidence = found.evidence if found else None
+                    chunk.append((request, Row(request.row_number, request.display_id, _digits(row["tin"]), decision,
+                                               row["address"], json.dumps(evidence, sort_keys=True) if evidence else None),
+                                  evidence))
                     outcomes[decision.outcome.value] += 1
                     code_counts.update(c.value for c in decision.codes)
+                started = time.perf_counter()
+                indexes = recorder.record([r for _, r, _ in chunk])
+                recording += time.perf_counter() - started
+                for (request, r, evidence), index in zip(chunk, indexes):
+                    writer.write(request, r.decision, r.address, evidence, ledger_index=str(index))
+        started = time.perf_counter()
+        note = recorder.complete(outcomes)
+        recording += time.perf_counter() - started
         lap("decide")
+        seconds["ledger"] = round(recording, 3)
+        seconds["decide"] = round(seconds["decide"] - recording, 3)
     finally:
         con.close()
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
+        if own_store and store is not None:
+            store.close()
 
     result = BatchResult(
         batch_ref=manifest.batch_ref,
@@ -274,6 +317,9 @@ def process(
         rule_set_version=RULE_SET_VERSION,
         model_version=identification.MODEL_VERSION,
         out_dir=str(out_dir),
+        batch_id=recorder.batch.id,
+        resumed=recorder.resumed,
+        checkpoint=note,
         outcomes=dict(outcomes.most_common()),
         codes=dict(code_counts.most_common()),
         seconds=seconds,

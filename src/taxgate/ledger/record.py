@@ -1,0 +1,198 @@
+"""Recording a batch: the store's rows and the ledger's entries for it, exactly once.
+
+A batch is known by (agency, batch_ref, SHA-256 of its rows). Its rows are recorded in chunks, each
+one transaction holding the decisions, the disclosures and their ledger entries, and moving the
+batch's `committed_rows` mark. A batch sent again, or a run killed and started again, finds the mark:
+rows at or below it are not recorded twice, and their ledger indexes are read back for the response.
+The rules are applied as of the date fixed when the batch was first received, so a resumed run
+decides the remaining rows as the first run would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import insert, select
+
+from taxgate.decide import Decision
+from taxgate.domain import Outcome
+from taxgate.intake import Manifest
+from taxgate.ledger import Ledger, Problem, canonical, load_signer
+from taxgate.store import Store, StoreError
+from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, LedgerEntry
+
+DISCLOSABLE = "last_known_address"
+
+
+def _weight(value: float | None) -> str | None:
+    return None if value is None else f"{value:.3f}"
+
+
+def decision_entry(batch_id: int, row: dict) -> dict:
+    """The ledger entry of one decision, from the row the store keeps (so verify can rebuild it)."""
+    return {
+        "kind": "decision", "batch": batch_id, "row": row["row_number"], "request_id": row["request_id"],
+        "outcome": row["outcome"], "reasons": [c for c in row["reasons"].split(";") if c],
+        "refused_items": [r for r in row["refused_items"].split(";") if r],
+        "matched_tin": row["matched_tin"], "weight": _weight(row["match_weight"]),
+        "runner_up_tin": row["runner_up_tin"], "runner_up_weight": _weight(row["runner_up_weight"]),
+    }
+
+
+def disclosure_entry(batch_id: int, row_number: int, request_id: str, tin: str, value: str) -> dict:
+    """The ledger entry of one disclosure; the released value is committed to by its SHA-256."""
+    return {"kind": "disclosure", "batch": batch_id, "row": row_number, "request_id": request_id, "tin": tin,
+            "item": DISCLOSABLE, "value_sha256": hashlib.sha256(value.encode()).hexdigest()}
+
+
+@dataclass
+class Row:
+    """One decided request, as pass 3 hands it over."""
+
+    row_number: int
+    request_id: str
+    requested_tin: str
+    decision: Decision
+    address: dict | None
+    evidence: str | None  # JSON
+
+
+class BatchRecorder:
+    def __init__(self, store: Store, ledger: Ledger, batch: Batch, resumed: bool):
+        self.store, self.ledger, self.batch, self.resumed = store, ledger, batch, resumed
+
+    @classmethod
+    def open(cls, store: Store, manifest: Manifest, rows_sha256: str, rows: int, as_of: date, versions: dict) -> BatchRecorder:
+        """Find the batch, or record its receipt (ledgered with the file's SHA-256)."""
+        ledger = Ledger(store)
+        with store.session.begin() as session:
+            batch = session.execute(select(Batch).where(
+                Batch.agency == manifest.agency, Batch.batch_ref == manifest.batch_ref,
+                Batch.rows_sha256 == rows_sha256)).scalar_one_or_none()
+            if batch is not None:
+                if batch.policy_version != versions["policy"]:
+                    raise StoreError(f"batch {manifest.batch_ref} was received under policy {batch.policy_version}, "
+                                     f"not {versions['policy']}: process it with that policy")
+                return cls(store, ledger, batch, resumed=True)
+            now = datetime.now(UTC)
+            entry = {
+                "kind": "batch_received", "at": now.isoformat(timespec="seconds"), "agency": manifest.agency,
+                "batch_ref": manifest.batch_ref, "submitted_at": manifest.submitted_at_text,
+                "signed_by": manifest.signer_name, "manifest_sha256": manifest.sha256, "rows_sha256": rows_sha256,
+                "rows": rows, "as_of": as_of.isoformat(), **versions,
+            }
+            (index,) = ledger.append(session, [entry])
+            batch = Batch(agency=manifest.agency, batch_ref=manifest.batch_ref, manifest_sha256=manifest.sha256,
+                          rows_sha256=rows_sha256, submitted_at=manifest.submitted_at_text, received_at=now,
+                          as_of=as_of.isoformat(), rows=rows, policy_version=versions["policy"],
+                          rule_set_version=versions["rule_set"], model_version=versions["model"],
+                          status="processing", committed_rows=0, received_index=index)
+            session.add(batch)
+        return cls(store, ledger, batch, resumed=False)
+
+    @property
+    def as_of(self) -> date:
+        return date.fromisoformat(self.batch.as_of)
+
+    def record(self, rows: Sequence[Row]) -> list[int]:
+        """Record a chunk (in row order) in one transaction; returns each row's decision ledger index."""
+        with self.store.session.begin() as session:
+            batch = session.get(Batch, self.batch.id, with_for_update=True)
+            done = [r for r in rows if r.row_number <= batch.committed_rows]
+            fresh = [r for r in rows if r.row_number > batch.committed_rows]
+            indexes: dict[int, int] = {}
+            if done:
+                indexes.update(session.execute(
+                    select(DecisionRow.row_number, DecisionRow.ledger_index).where(
+                        DecisionRow.batch_id == batch.id,
+                        DecisionRow.row_number.between(done[0].row_number, done[-1].row_number))).all())
+            if fresh:
+                indexes.update(self._record_fresh(session, batch, fresh))
+                batch.committed_rows = fresh[-1].row_number
+        return [indexes[r.row_number] for r in rows]
+
+    def _record_fresh(self, session, batch: Batch, rows: Sequence[Row]) -> dict[int, int]:
+        decisions, entries, released = [], [], []
+        for r in rows:
+            d = r.decision
+            row = {
+                "batch_id": batch.id, "row_number": r.row_number, "request_id": r.request_id,
+                "requested_tin": r.requested_tin, "outcome": d.outcome.value,
+                "reasons": ";".join(c.value for c in d.codes), "refused_items": ";".join(d.refused_items),
+                "matched_tin": d.matched_tin, "match_weight": d.match_weight, "runner_up_tin": d.runner_up_tin,
+                "runner_up_weight": d.runner_up_weight, "evidence": r.evidence,
+            }
+            decisions.append(row)
+            entries.append(decision_entry(batch.id, row))
+            if d.outcome is Outcome.DISCLOSED and r.address:
+                value = canonical({k: str(v or "") for k, v in r.address.items()}).decode()
+                released.append((len(decisions) - 1, d.matched_tin, value))
+                entries.append(disclosure_entry(batch.id, r.row_number, r.request_id, d.matched_tin, value))
+        span = iter(self.ledger.append(session, entries))
+        out: dict[int, int] = {}
+        disclosure_index: dict[int, int] = {}
+        released_at = {i for i, _, _ in released}
+        for i, row in enumerate(decisions):
+            row["ledger_index"] = next(span)
+            out[row["row_number"]] = row["ledger_index"]
+            if i in released_at:
+                disclosure_index[i] = next(span)
+        session.execute(insert(DecisionRow), decisions)
+        if released:
+            ids = dict(session.execute(select(DecisionRow.row_number, DecisionRow.id).where(
+                DecisionRow.batch_id == batch.id,
+                DecisionRow.row_number.between(rows[0].row_number, rows[-1].row_number))).all())
+            now = datetime.now(UTC)
+            session.execute(insert(Disclosure), [
+                {"decision_id": ids[decisions[i]["row_number"]], "tin": tin, "item": DISCLOSABLE, "value": value,
+                 "disclosed_at": now, "ledger_index": disclosure_index[i]}
+                for i, tin, value in released
+            ])
+        return out
+
+    def complete(self, outcomes: Counter[str]) -> str:
+        """Ledger the batch's completion (once) and sign a checkpoint; returns the checkpoint note."""
+        signer = load_signer()
+        with self.store.session.begin() as session:
+            batch = session.get(Batch, self.batch.id, with_for_update=True)
+            if batch.status != "done":
+                (index,) = self.ledger.append(session, [{
+                    "kind": "batch_completed", "batch": batch.id, "rows": batch.rows,
+                    "outcomes": dict(sorted(outcomes.items())),
+                }])
+                batch.status, batch.completed_index = "done", index
+            note = self.ledger.checkpoint(session, signer)
+        self.batch = batch
+        return note
+
+
+def verify_records(store: Store) -> Iterator[Problem]:
+    """Check the store's decisions and disclosures against their ledger entries: an edit made to a
+    decision or a released address after the fact no longer matches what was ledgered."""
+    fields = ("row_number", "request_id", "outcome", "reasons", "refused_items", "matched_tin", "match_weight",
+              "runner_up_tin", "runner_up_weight")
+    with store.session() as session:
+        decisions = session.execute(
+            select(DecisionRow, LedgerEntry.entry).outerjoin(LedgerEntry, LedgerEntry.idx == DecisionRow.ledger_index)
+            .order_by(DecisionRow.ledger_index).execution_options(yield_per=20_000))
+        for d, entry in decisions:
+            expected = canonical(decision_entry(d.batch_id, {f: getattr(d, f) for f in fields}))
+            if entry is None or bytes(entry) != expected:
+                yield Problem(d.ledger_index, f"decision for request {d.request_id} (batch {d.batch_id}, row "
+                                              f"{d.row_number}) differs from its ledger entry {d.ledger_index}")
+                return
+        disclosures = session.execute(
+            select(Disclosure, DecisionRow.batch_id, DecisionRow.row_number, DecisionRow.request_id, LedgerEntry.entry)
+            .join(DecisionRow, DecisionRow.id == Disclosure.decision_id)
+            .outerjoin(LedgerEntry, LedgerEntry.idx == Disclosure.ledger_index)
+            .order_by(Disclosure.ledger_index).execution_options(yield_per=20_000))
+        for x, batch_id, row_number, request_id, entry in disclosures:
+            expected = canonical(disclosure_entry(batch_id, row_number, request_id, x.tin, x.value))
+            if entry is None or bytes(entry) != expected:
+                yield Problem(x.ledger_index, f"disclosure for request {request_id} (batch {batch_id}) differs from "
+                                              f"its ledger entry {x.ledger_index}")
+                return
