@@ -30,6 +30,7 @@ Prints, overall and broken down by name origin and by hard case:
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -39,6 +40,9 @@ from taxgate.pipeline import process
 from taxgate.synth import Mix, generate_batch, generate_master
 
 WORK = Path(__file__).parent / "_work" / "accuracy"
+# The benchmark's own store and signing key, not the working folder's.
+os.environ.setdefault("TAXGATE_DATABASE_URL", f"sqlite:///{WORK / 'taxgate.db'}")
+os.environ.setdefault("TAXGATE_LEDGER_KEY", str(WORK / "taxgate-ledger.key"))
 
 REPORT_SQL = """
 WITH name_counts AS (   -- a common name: shared by 20 or more taxpayers of the master

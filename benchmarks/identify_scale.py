@@ -12,6 +12,7 @@ heaviest case. The master preparation is timed cold (no cache) and then warm.
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import resource
 import time
@@ -26,6 +27,9 @@ from taxgate.policy import load_policies
 from taxgate.synth import Mix, generate_batch, generate_master
 
 WORK = Path(__file__).parent / "_work" / "scale"
+# The benchmark's own store and signing key, not the working folder's.
+os.environ.setdefault("TAXGATE_DATABASE_URL", f"sqlite:///{WORK / 'taxgate.db'}")
+os.environ.setdefault("TAXGATE_LEDGER_KEY", str(WORK / "taxgate-ledger.key"))
 ROWS_PER_TAXPAYER = 4.14
 
 

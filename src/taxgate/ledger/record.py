@@ -32,10 +32,12 @@ def _weight(value: float | None) -> str | None:
     return None if value is None else f"{value:.3f}"
 
 
-def decision_entry(batch_id: int, row: dict) -> dict:
-    """The ledger entry of one decision, from the row the store keeps (so verify can rebuild it)."""
+def decision_entry(batch: Batch, row: dict) -> dict:
+    """The ledger entry of one decision, from the row the store keeps (so verify can rebuild it),
+    with the rule-set and model versions it was decided under."""
     return {
-        "kind": "decision", "batch": batch_id, "row": row["row_number"], "request_id": row["request_id"],
+        "kind": "decision", "batch": batch.id, "row": row["row_number"], "request_id": row["request_id"],
+        "rule_set": f"{batch.rule_set_version}+{batch.policy_version}", "model": batch.model_version,
         "outcome": row["outcome"], "reasons": [c for c in row["reasons"].split(";") if c],
         "refused_items": [r for r in row["refused_items"].split(";") if r],
         "matched_tin": row["matched_tin"], "weight": _weight(row["match_weight"]),
@@ -74,9 +76,14 @@ class BatchRecorder:
                 Batch.agency == manifest.agency, Batch.batch_ref == manifest.batch_ref,
                 Batch.rows_sha256 == rows_sha256)).scalar_one_or_none()
             if batch is not None:
-                if batch.policy_version != versions["policy"]:
-                    raise StoreError(f"batch {manifest.batch_ref} was received under policy {batch.policy_version}, "
-                                     f"not {versions['policy']}: process it with that policy")
+                # A restarted run must decide the rest as the first run did, and a batch sent again
+                # must get the answer it was given: same policy, rules and model, or nothing.
+                received = {"policy": batch.policy_version, "rule_set": batch.rule_set_version,
+                            "model": batch.model_version}
+                for what, version in received.items():
+                    if version != versions[what]:
+                        raise StoreError(f"batch {manifest.batch_ref} was received under {what} {version}, not "
+                                         f"{versions[what]}: process it with the same {what}")
                 return cls(store, ledger, batch, resumed=True)
             now = datetime.now(UTC)
             entry = {
@@ -127,7 +134,7 @@ class BatchRecorder:
                 "runner_up_weight": d.runner_up_weight, "evidence": r.evidence,
             }
             decisions.append(row)
-            entries.append(decision_entry(batch.id, row))
+            entries.append(decision_entry(batch, row))
             if d.outcome is Outcome.DISCLOSED and r.address:
                 value = canonical({k: str(v or "") for k, v in r.address.items()}).decode()
                 released.append((len(decisions) - 1, d.matched_tin, value))
@@ -176,11 +183,13 @@ def verify_records(store: Store) -> Iterator[Problem]:
     fields = ("row_number", "request_id", "outcome", "reasons", "refused_items", "matched_tin", "match_weight",
               "runner_up_tin", "runner_up_weight")
     with store.session() as session:
+        batches = {b.id: b for b in session.execute(select(Batch)).scalars()}
         decisions = session.execute(
             select(DecisionRow, LedgerEntry.entry).outerjoin(LedgerEntry, LedgerEntry.idx == DecisionRow.ledger_index)
             .order_by(DecisionRow.ledger_index).execution_options(yield_per=20_000))
         for d, entry in decisions:
-            expected = canonical(decision_entry(d.batch_id, {f: getattr(d, f) for f in fields}))
+            batch = batches.get(d.batch_id)
+            expected = batch and canonical(decision_entry(batch, {f: getattr(d, f) for f in fields}))
             if entry is None or bytes(entry) != expected:
                 yield Problem(d.ledger_index, f"decision for request {d.request_id} (batch {d.batch_id}, row "
                                               f"{d.row_number}) differs from its ledger entry {d.ledger_index}")
