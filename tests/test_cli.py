@@ -47,7 +47,7 @@ def test_bad_policy(world, tmp_path):
 
 
 def test_reserved_commands_say_so(tmp_path):
-    assert_user_error(taxgate("orders", "list"), "not available")
+    assert_user_error(taxgate("serve"), "not available")
 
 
 def test_a_bad_database_url_is_one_line(world, tmp_path):

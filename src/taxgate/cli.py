@@ -214,7 +214,6 @@ def _not_yet(name: str, issue: int) -> None:
         fail(f"'taxgate {name}' is not available in this version (planned in issue {issue})")
 
 
-_not_yet("orders", 5)
 _not_yet("serve", 6)
 
 ledger_app = typer.Typer(help="The tamper-evident ledger: verify, checkpoints, proofs.", no_args_is_help=True)
@@ -377,6 +376,90 @@ def ledger_check(
         fail(f"cannot read the proof: {exc}")
     console.print(f"Proof checked: entry {data['index']} is in the ledger of {trusted.size:,} entries signed by "
                   f"{trusted.origin}.")
+
+
+orders_app = typer.Typer(help="Court orders and agreement terms: they hold disclosures, never refuse.",
+                         no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+
+
+@orders_app.command("add")
+def orders_add(
+    order_file: Path = typer.Argument(..., help="The order as JSON (DESIGN.md \"Court orders\")."),
+    database_url: str = DATABASE,
+) -> None:
+    """Add an order (ledgered). A stay in force holds every matching disclosure from now on."""
+    import json
+
+    from taxgate.orders import OrderError, add_order
+
+    try:
+        raw = json.loads(order_file.read_text(encoding="utf-8"))
+        order = add_order(_store(database_url), raw)
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {order_file}")
+    except json.JSONDecodeError as exc:
+        fail(f"{order_file.name} is not valid JSON: {exc.msg} (line {exc.lineno})")
+    except OrderError as exc:
+        fail(str(exc))
+    console.print(f"Order {order.id} added: {order.kind}, {order.court} {order.docket}, in force from "
+                  f"{order.effective_from} (ledger entry {order.ledger_index}).")
+
+
+@orders_app.command("list")
+def orders_list(
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+    database_url: str = DATABASE,
+) -> None:
+    """Every order, in force or not."""
+    import json
+    from dataclasses import asdict
+    from datetime import date
+
+    from taxgate.orders import list_orders
+
+    if as_json:
+        for o in list_orders(_store(database_url)):
+            print(json.dumps({**asdict(o), "in_force": o.in_force(date.today())}, default=str))
+        return
+    table = Table(title="Orders")
+    for column in ("id", "kind", "court", "docket", "agency", "statutes", "from", "to", "hours", "state"):
+        table.add_column(column)
+    today = date.today()
+    for o in list_orders(_store(database_url)):
+        state = f"lifted {o.lifted_at.date()}" if o.lifted_at else ("in force" if o.in_force(today) else "not in force")
+        table.add_row(str(o.id), o.kind, o.court, o.docket, o.agency or "any", "; ".join(o.statutes) or "all",
+                      str(o.effective_from), str(o.effective_to or ""), str(o.hours or ""), state)
+    console.print(table)
+
+
+@orders_app.command("lift")
+def orders_lift(
+    order_id: int = typer.Argument(..., help="The order's id (see `taxgate orders list`)."),
+    out: Path = typer.Option(Path("."), "--out", help="Folder for the released items' response file."),
+    database_url: str = DATABASE,
+) -> None:
+    """Lift an order (ledgered); every item it held that nothing else holds is released now, once."""
+    import csv
+
+    from taxgate.ledger.record import release_held
+    from taxgate.orders import OrderError, lift_order
+
+    store = _store(database_url)
+    try:
+        lift_order(store, order_id)
+    except OrderError as exc:
+        fail(str(exc))
+    released = release_held(store)
+    console.print(f"Order {order_id} lifted. {len(released):,} held item(s) released.")
+    if released:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"released-after-order-{order_id}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(released[0]))
+            writer.writeheader()
+            writer.writerows(released)
+        console.print(f"  {path}")
 
 
 @report_app.command("accounting")

@@ -261,7 +261,7 @@ def process(
         recording = 0.0
         rows = con.sql(
             f"""
-            SELECT s.row_number, s.request_id, s.parse_error, s.tin, j.codes, j.refused_items, j.wants,
+            SELECT s.row_number, s.request_id, s.parse_error, s.tin, s.statute, j.codes, j.refused_items, j.wants,
                    d.code, d.review, d.matched_tin, d.match_weight, d.runner_up_tin, d.runner_up_weight, d.evidence,
                    a.address
             FROM staged s
@@ -285,15 +285,17 @@ def process(
                     )
                     evidence = found.evidence if found else None
                     chunk.append((request, Row(request.row_number, request.display_id, _digits(row["tin"]), decision,
-                                               row["address"], json.dumps(evidence, sort_keys=True) if evidence else None),
+                                               row["address"], json.dumps(evidence, sort_keys=True) if evidence else None,
+                                               row["statute"] or ""),
                                   evidence))
-                    outcomes[decision.outcome.value] += 1
-                    code_counts.update(c.value for c in decision.codes)
                 started = time.perf_counter()
                 indexes = recorder.record([r for _, r, _ in chunk])
                 recording += time.perf_counter() - started
                 for (request, r, evidence), index in zip(chunk, indexes):
+                    # r.decision as recorded: an order in force at release may have held it
                     writer.write(request, r.decision, r.address, evidence, ledger_index=str(index))
+                    outcomes[r.decision.outcome.value] += 1
+                    code_counts.update(c.value for c in r.decision.codes)
         started = time.perf_counter()
         note = recorder.complete(outcomes)
         recording += time.perf_counter() - started

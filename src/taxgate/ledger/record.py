@@ -11,19 +11,21 @@ decides the remaining rows as the first run would have.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from sqlalchemy import insert, select
 
 from taxgate.decide import Decision
-from taxgate.domain import Outcome
+from taxgate.domain import Outcome, ReasonCode
+from taxgate.orders import holding_code, orders_in
 from taxgate.intake import Manifest
 from taxgate.ledger import Ledger, Problem, canonical, load_signer
 from taxgate.store import Store, StoreError
-from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, LedgerEntry
+from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, HeldItem, LedgerEntry
 
 DISCLOSABLE = "last_known_address"
 
@@ -61,6 +63,7 @@ class Row:
     decision: Decision
     address: dict | None
     evidence: str | None  # JSON
+    statute: str = ""
 
 
 class BatchRecorder:
@@ -113,17 +116,34 @@ class BatchRecorder:
             fresh = [r for r in rows if r.row_number > batch.committed_rows]
             indexes: dict[int, int] = {}
             if done:
-                indexes.update(session.execute(
-                    select(DecisionRow.row_number, DecisionRow.ledger_index).where(
-                        DecisionRow.batch_id == batch.id,
-                        DecisionRow.row_number.between(done[0].row_number, done[-1].row_number))).all())
+                recorded = {number: (index, outcome, reasons) for number, index, outcome, reasons in session.execute(
+                    select(DecisionRow.row_number, DecisionRow.ledger_index, DecisionRow.outcome, DecisionRow.reasons)
+                    .where(DecisionRow.batch_id == batch.id,
+                           DecisionRow.row_number.between(done[0].row_number, done[-1].row_number)))}
+                for r in done:  # the answer given then (an order may have held it), not a new one
+                    index, outcome, reasons = recorded[r.row_number]
+                    indexes[r.row_number] = index
+                    if outcome != r.decision.outcome.value:
+                        r.decision = replace(r.decision, outcome=Outcome(outcome),
+                                             codes=tuple(ReasonCode(c) for c in reasons.split(";") if c))
             if fresh:
+                self._hold(session, batch, fresh)
                 indexes.update(self._record_fresh(session, batch, fresh))
                 batch.committed_rows = fresh[-1].row_number
         return [indexes[r.row_number] for r in rows]
 
+    def _hold(self, session, batch: Batch, rows: Sequence[Row]) -> None:
+        """At release, in the transaction that would record it: an order in force now holds it."""
+        orders = orders_in(session)
+        today = datetime.now(UTC).date()
+        for r in rows:
+            if r.decision.outcome is Outcome.DISCLOSED:
+                code = holding_code(orders, batch.agency, r.statute, today)
+                if code is not None:
+                    r.decision = replace(r.decision, outcome=Outcome.HELD, codes=(*r.decision.codes, code))
+
     def _record_fresh(self, session, batch: Batch, rows: Sequence[Row]) -> dict[int, int]:
-        decisions, entries, released = [], [], []
+        decisions, entries, released, held = [], [], [], []
         for r in rows:
             d = r.decision
             row = {
@@ -139,6 +159,9 @@ class BatchRecorder:
                 value = canonical({k: str(v or "") for k, v in r.address.items()}).decode()
                 released.append((len(decisions) - 1, d.matched_tin, value))
                 entries.append(disclosure_entry(batch.id, r.row_number, r.request_id, d.matched_tin, value))
+            elif d.outcome is Outcome.HELD and r.address:
+                value = canonical({k: str(v or "") for k, v in r.address.items()}).decode()
+                held.append((r.row_number, d.matched_tin, value, r.statute))
         span = iter(self.ledger.append(session, entries))
         out: dict[int, int] = {}
         disclosure_index: dict[int, int] = {}
@@ -149,10 +172,17 @@ class BatchRecorder:
             if i in released_at:
                 disclosure_index[i] = next(span)
         session.execute(insert(DecisionRow), decisions)
-        if released:
+        if released or held:
             ids = dict(session.execute(select(DecisionRow.row_number, DecisionRow.id).where(
                 DecisionRow.batch_id == batch.id,
                 DecisionRow.row_number.between(rows[0].row_number, rows[-1].row_number))).all())
+        if held:
+            session.execute(insert(HeldItem), [
+                {"decision_id": ids[row_number], "tin": tin, "item": DISCLOSABLE, "value": value,
+                 "agency": batch.agency, "statute": statute}
+                for row_number, tin, value, statute in held
+            ])
+        if released:
             now = datetime.now(UTC)
             session.execute(insert(Disclosure), [
                 {"decision_id": ids[decisions[i]["row_number"]], "tin": tin, "item": DISCLOSABLE, "value": value,
@@ -205,3 +235,28 @@ def verify_records(store: Store) -> Iterator[Problem]:
                 yield Problem(x.ledger_index, f"disclosure for request {request_id} (batch {batch_id}) differs from "
                                               f"its ledger entry {x.ledger_index}")
                 return
+
+
+def release_held(store: Store) -> list[dict]:
+    """Decide held items again: each one no order holds any more is released now, once (its
+    disclosure ledgered like any other). Returns what was released, for the requester's response."""
+    ledger = Ledger(store)
+    released: list[dict] = []
+    with store.session.begin() as session:
+        orders = orders_in(session)
+        today, now = datetime.now(UTC).date(), datetime.now(UTC)
+        pending = session.execute(
+            select(HeldItem, DecisionRow, Batch).join(DecisionRow, DecisionRow.id == HeldItem.decision_id)
+            .join(Batch, Batch.id == DecisionRow.batch_id)
+            .where(HeldItem.released_at.is_(None)).order_by(HeldItem.id).with_for_update(of=HeldItem)).all()
+        for item, decision, batch in pending:
+            if holding_code(orders, item.agency, item.statute, today) is not None:
+                continue
+            (index,) = ledger.append(session, [disclosure_entry(batch.id, decision.row_number, decision.request_id,
+                                                                item.tin, item.value)])
+            session.add(Disclosure(decision_id=decision.id, tin=item.tin, item=item.item, value=item.value,
+                                   disclosed_at=now, ledger_index=index))
+            item.released_at = now
+            released.append({"batch_ref": batch.batch_ref, "request_id": decision.request_id, "ledger_index": index,
+                             **{f"address_{k}": v for k, v in json.loads(item.value).items()}})
+    return released

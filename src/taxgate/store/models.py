@@ -162,3 +162,19 @@ class LedgerHead(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     size: Mapped[int] = mapped_column(BigInteger)
+
+
+class HeldItem(Base):
+    """An item that would have been released but an order held it: kept until the hold ends, then
+    released once (a Disclosure) or never."""
+
+    __tablename__ = "held_items"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    tin: Mapped[str] = mapped_column(String(16))
+    item: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(Text)  # canonical JSON of what would leave
+    agency: Mapped[str] = mapped_column(String(64))
+    statute: Mapped[str] = mapped_column(Text)
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

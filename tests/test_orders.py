@@ -1,0 +1,122 @@
+"""Court orders as data: a stay in force means nothing is disclosed; lifting it releases exactly the
+held requests, once; orders are checked at release; bad orders get one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from taxgate.ledger import Ledger
+from taxgate.ledger.record import release_held, verify_records
+from taxgate.orders import OrderError, add_order, lift_order, parse_order
+from taxgate.pipeline import process
+from taxgate.store import open_store
+from taxgate.store.models import Disclosure, HeldItem
+from test_cli import assert_user_error, taxgate
+
+STAY = {"kind": "stay", "court": "D.D.C.", "docket": "1:25-cv-00457", "issued": "2025-11-21",
+        "effective_from": "2025-11-21", "effective_to": None, "hours": None,
+        "scope": {"agency": "DHS-ICE", "statutes": []}, "notify": ["court", "plaintiffs"]}
+
+
+def rows(out) -> list[dict]:
+    with open(out / "response.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture()
+def control(world, tmp_path):
+    """The same batch with no order, on its own store: what would have been disclosed."""
+    result = process(world["manifest"], world["master"], tmp_path / "control",
+                     store=open_store(f"sqlite:///{tmp_path / 'control.db'}"))
+    return rows(tmp_path / "control"), result  # in row order (request ids may repeat: duplicates)
+
+
+def verifies(store) -> bool:
+    key = Path(os.environ["TAXGATE_LEDGER_KEY"]).with_suffix(".pub").read_text()
+    return not list(Ledger(store).verify(key)) and not list(verify_records(store))
+
+
+def test_a_stay_in_force_holds_every_disclosure_and_lifting_releases_them_once(world, tmp_path, store, control):
+    expected, control_result = control
+    order = add_order(store, STAY)
+    result = process(world["manifest"], world["master"], tmp_path / "out", store=store)
+    answered = rows(tmp_path / "out")
+    assert result.outcomes.get("DISCLOSED", 0) == 0
+    held = [r for r in answered if r["outcome"] == "HELD"]
+    assert [i for i, r in enumerate(answered) if r["outcome"] == "HELD"] == \
+        [i for i, r in enumerate(expected) if r["outcome"] == "DISCLOSED"]
+    assert len(held) == control_result.outcomes["DISCLOSED"] > 0
+    assert all("HELD_BY_COURT_ORDER" in r["reasons"] and not r["address_street"] for r in held)
+    with store.session() as session:
+        assert session.scalar(select(func.count(Disclosure.id))) == 0
+        assert session.scalar(select(func.count(HeldItem.id))) == len(held)
+
+    assert release_held(store) == []  # still in force: nothing leaves
+    lift_order(store, order.id)
+    released = release_held(store)
+    assert sorted(r["request_id"] for r in released) == sorted(r["request_id"] for r in held)
+    would_have = sorted((r["request_id"], r["address_street"]) for r in expected if r["outcome"] == "DISCLOSED")
+    assert sorted((r["request_id"], r["address_street"]) for r in released) == would_have  # exactly what would have left
+    assert release_held(store) == []  # once
+    with pytest.raises(OrderError, match="was lifted"):
+        lift_order(store, order.id)
+    with store.session() as session:
+        assert session.scalar(select(func.count(Disclosure.id))) == len(held)
+    assert verifies(store)
+
+
+def test_orders_reach_only_their_scope(world, tmp_path, store, control):
+    expected, control_result = control
+    add_order(store, {**STAY, "scope": {"agency": "OTHER-AGENCY", "statutes": []}})
+    add_order(store, {**STAY, "scope": {"agency": "DHS-ICE", "statutes": ["8 U.S.C. § 1326"]}})
+    process(world["manifest"], world["master"], tmp_path / "out", store=store)
+    answered = rows(tmp_path / "out")
+    held = [r for r in answered if r["outcome"] == "HELD"]
+    disclosed = [r for r in answered if r["outcome"] == "DISCLOSED"]
+    assert held and disclosed  # only the § 1326 requests are held
+    assert len(held) + len(disclosed) == control_result.outcomes["DISCLOSED"]
+
+
+def test_a_lapsed_or_future_order_holds_nothing(world, tmp_path, store, control):
+    _, control_result = control
+    add_order(store, {**STAY, "effective_from": "2025-01-01", "effective_to": "2025-06-30"})
+    add_order(store, {**STAY, "effective_from": "2099-01-01"})
+    result = process(world["manifest"], world["master"], tmp_path / "out", store=store)
+    assert result.outcomes["DISCLOSED"] == control_result.outcomes["DISCLOSED"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"kind": "injunction"}, "kind must be one of"),
+    ({"docket": ""}, "lacks 'docket'"),
+    ({"effective_from": "21/11/2025"}, "not a date"),
+    ({"effective_to": "2025-01-01"}, "before"),
+    ({"kind": "notice_before_transfer"}, "needs 'hours'"),
+    ({"hours": 24}, "takes no 'hours'"),
+    ({"scope": {"statutes": ["section eight"]}}, "cannot be read as a statute"),
+])
+def test_bad_orders_are_refused_with_a_reason(change, message):
+    with pytest.raises(OrderError, match=message):
+        parse_order({**STAY, **change})
+
+
+def test_orders_on_the_command_line(tmp_path):
+    (tmp_path / "stay.json").write_text(json.dumps(STAY))
+    added = taxgate("orders", "add", tmp_path / "stay.json")
+    assert added.returncode == 0 and "Order 1 added" in added.stdout, added.stderr
+    listed = taxgate("orders", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout)["in_force"] is True
+    assert json.loads(listed.stdout)["docket"] == STAY["docket"]
+    lifted = taxgate("orders", "lift", 1, "--out", tmp_path)
+    assert lifted.returncode == 0 and "0 held item(s) released" in lifted.stdout
+    assert_user_error(taxgate("orders", "lift", 1), "was lifted")
+    assert_user_error(taxgate("orders", "lift", 99), "no order 99")
+    (tmp_path / "bad.json").write_text("{")
+    assert_user_error(taxgate("orders", "add", tmp_path / "bad.json"), "not valid JSON")
+    (tmp_path / "bad.json").write_text(json.dumps({**STAY, "kind": "nope"}))
+    assert_user_error(taxgate("orders", "add", tmp_path / "bad.json"), "kind must be one of")
