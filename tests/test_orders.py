@@ -113,7 +113,7 @@ def test_orders_on_the_command_line(tmp_path):
     assert listed.returncode == 0 and json.loads(listed.stdout)["in_force"] is True
     assert json.loads(listed.stdout)["docket"] == STAY["docket"]
     lifted = taxgate("orders", "lift", 1, "--out", tmp_path)
-    assert lifted.returncode == 0 and "0 held item(s) released" in lifted.stdout
+    assert lifted.returncode == 0 and "0 held item(s) released" in lifted.stdout and "lifted" in lifted.stdout
     assert_user_error(taxgate("orders", "lift", 1), "was lifted")
     assert_user_error(taxgate("orders", "lift", 99), "no order 99")
     (tmp_path / "bad.json").write_text("{")

@@ -440,8 +440,6 @@ def orders_lift(
     database_url: str = DATABASE,
 ) -> None:
     """Lift an order (ledgered); every item it held that nothing else holds is released now, once."""
-    import csv
-
     from taxgate.ledger.record import release_held
     from taxgate.orders import OrderError, lift_order
 
@@ -450,16 +448,81 @@ def orders_lift(
         lift_order(store, order_id)
     except OrderError as exc:
         fail(str(exc))
-    released = release_held(store)
-    console.print(f"Order {order_id} lifted. {len(released):,} held item(s) released.")
+    console.print(f"Order {order_id} lifted.")
+    _write_released(release_held(store), out / f"released-after-order-{order_id}.csv")
+
+
+@orders_app.command("release")
+def orders_release(
+    out: Path = typer.Option(Path("."), "--out", help="Folder for the released items' response file."),
+    database_url: str = DATABASE,
+) -> None:
+    """Decide held items again now: release, once, each one no order holds any more (a notice
+    period run out, an order lapsed)."""
+    from taxgate.ledger.record import release_held
+
+    _write_released(release_held(_store(database_url)), out / "released.csv")
+
+
+def _write_released(released: list[dict], path: Path) -> None:
+    import csv
+
+    console.print(f"{len(released):,} held item(s) released.")
     if released:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"released-after-order-{order_id}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(released[0]))
             writer.writeheader()
             writer.writerows(released)
         console.print(f"  {path}")
+
+
+notices_app = typer.Typer(help="Notices owed under court orders: what is due, what is overdue.", no_args_is_help=True)
+app.add_typer(notices_app, name="notices")
+
+
+@notices_app.command("due")
+def notices_due(
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+    database_url: str = DATABASE,
+) -> None:
+    """Every notice not yet sent, with its due time; overdue ones first."""
+    import json
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from taxgate.notices import list_notices
+
+    now = datetime.now(UTC)
+    notices = sorted(list_notices(_store(database_url), unsent_only=True), key=lambda n: (not n.overdue(now), n.due_at))
+    if as_json:
+        for n in notices:
+            print(json.dumps({**asdict(n), "overdue": n.overdue(now)}, default=str, ensure_ascii=False))
+        return
+    table = Table(title="Notices due")
+    for column in ("id", "kind", "recipient", "batch", "order", "due", "state"):
+        table.add_column(column)
+    for n in notices:
+        table.add_row(str(n.id), n.kind, n.recipient, str(n.batch_id or ""), str(n.order_id or ""),
+                      n.due_at.isoformat(timespec="minutes"), "OVERDUE" if n.overdue(now) else "due")
+    console.print(table)
+    console.print(f"{len(notices)} notice(s) not sent, {sum(n.overdue(now) for n in notices)} overdue.")
+
+
+@notices_app.command("sent")
+def notices_sent(
+    notice_id: int = typer.Argument(..., help="The notice's id (see `taxgate notices due`)."),
+    database_url: str = DATABASE,
+) -> None:
+    """Record that a notice was sent (ledgered); a pre-transfer notice starts its period."""
+    from taxgate.notices import NoticeError, mark_sent
+
+    try:
+        notice = mark_sent(_store(database_url), notice_id)
+    except NoticeError as exc:
+        fail(str(exc))
+    console.print(f"Notice {notice.id} ({notice.kind} to {notice.recipient}) recorded as sent "
+                  f"{notice.sent_at.isoformat(timespec='seconds')}.")
 
 
 @report_app.command("accounting")

@@ -21,7 +21,8 @@ from sqlalchemy import insert, select
 
 from taxgate.decide import Decision
 from taxgate.domain import Outcome, ReasonCode
-from taxgate.orders import holding_code, orders_in
+from taxgate.notices import owe, owe_on_receipt, sent_at
+from taxgate.orders import holding, orders_in
 from taxgate.intake import Manifest
 from taxgate.ledger import Ledger, Problem, canonical, load_signer
 from taxgate.store import Store, StoreError
@@ -102,6 +103,10 @@ class BatchRecorder:
                           rule_set_version=versions["rule_set"], model_version=versions["model"],
                           status="processing", committed_rows=0, received_index=index)
             session.add(batch)
+            session.flush()
+            owe_on_receipt(session, ledger, orders_in(session), batch.id, manifest.agency, now,
+                           {"batch_ref": manifest.batch_ref, "agency": manifest.agency, "rows": rows,
+                            "rows_sha256": rows_sha256, "received_at": entry["at"]})
         return cls(store, ledger, batch, resumed=False)
 
     @property
@@ -135,12 +140,17 @@ class BatchRecorder:
     def _hold(self, session, batch: Batch, rows: Sequence[Row]) -> None:
         """At release, in the transaction that would record it: an order in force now holds it."""
         orders = orders_in(session)
-        today = datetime.now(UTC).date()
+        now = datetime.now(UTC)
+        noticed = sent_at(session, "pre_transfer", batch.id)
         for r in rows:
             if r.decision.outcome is Outcome.DISCLOSED:
-                code = holding_code(orders, batch.agency, r.statute, today)
-                if code is not None:
+                held = holding(orders, batch.agency, r.statute, now, noticed)
+                if held is not None:
+                    code, order = held
                     r.decision = replace(r.decision, outcome=Outcome.HELD, codes=(*r.decision.codes, code))
+                    if order.kind == "notice_before_transfer":  # owed now: the transfer waits for it
+                        owe(session, self.ledger, "pre_transfer", order, batch.id, now,
+                            {"batch_ref": batch.batch_ref, "agency": batch.agency, "hours": order.hours})
 
     def _record_fresh(self, session, batch: Batch, rows: Sequence[Row]) -> dict[int, int]:
         decisions, entries, released, held = [], [], [], []
@@ -237,20 +247,20 @@ def verify_records(store: Store) -> Iterator[Problem]:
                 return
 
 
-def release_held(store: Store) -> list[dict]:
+def release_held(store: Store, now: datetime | None = None) -> list[dict]:
     """Decide held items again: each one no order holds any more is released now, once (its
     disclosure ledgered like any other). Returns what was released, for the requester's response."""
     ledger = Ledger(store)
     released: list[dict] = []
     with store.session.begin() as session:
         orders = orders_in(session)
-        today, now = datetime.now(UTC).date(), datetime.now(UTC)
+        now = now or datetime.now(UTC)
         pending = session.execute(
             select(HeldItem, DecisionRow, Batch).join(DecisionRow, DecisionRow.id == HeldItem.decision_id)
             .join(Batch, Batch.id == DecisionRow.batch_id)
             .where(HeldItem.released_at.is_(None)).order_by(HeldItem.id).with_for_update(of=HeldItem)).all()
         for item, decision, batch in pending:
-            if holding_code(orders, item.agency, item.statute, today) is not None:
+            if holding(orders, item.agency, item.statute, now, sent_at(session, "pre_transfer", batch.id)) is not None:
                 continue
             (index,) = ledger.append(session, [disclosure_entry(batch.id, decision.row_number, decision.request_id,
                                                                 item.tin, item.value)])

@@ -15,8 +15,9 @@ An empty `statutes` list means all. Adding and lifting an order are ledgered wit
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -53,9 +54,12 @@ class Order:
         return (self.lifted_at is None or self.lifted_at.date() > on) and self.effective_from <= on and (
             self.effective_to is None or on <= self.effective_to)
 
+    def covers_agency(self, agency: str) -> bool:
+        return not self.agency or self.agency == agency
+
     def covers(self, agency: str, statute: str) -> bool:
         """Does the order reach a request by `agency` under `statute`? (An empty list: every statute.)"""
-        if self.agency and self.agency != agency:
+        if not self.covers_agency(agency):
             return False
         if not self.statutes:
             return True
@@ -162,11 +166,18 @@ def list_orders(store: Store) -> list[Order]:
         return orders_in(session)
 
 
-def holding_code(orders: list[Order], agency: str, statute: str, on: date) -> ReasonCode | None:
-    """The code of an order in force that holds a disclosure to `agency` under `statute` on `on`;
-    a stay comes before a notice period."""
-    found = [o for o in orders if o.kind in HOLDING and o.in_force(on) and o.covers(agency, statute)]
-    for kind in ("stay", "notice_before_transfer"):
-        if any(o.kind == kind for o in found):
-            return HOLDING[kind]
+def holding(orders: list[Order], agency: str, statute: str, now: datetime,
+            notices_sent: Mapping[int, datetime] | None = None) -> tuple[ReasonCode, Order] | None:
+    """The order in force at `now` that holds a disclosure to `agency` under `statute`, with its
+    code; a stay comes first. A notice_before_transfer holds until the pre-transfer notice for the
+    batch (`notices_sent`: order id -> when sent) has run its hours."""
+    sent = notices_sent or {}
+    found = [o for o in orders if o.kind in HOLDING and o.in_force(now.date()) and o.covers(agency, statute)]
+    for order in found:
+        if order.kind == "stay":
+            return HOLDING["stay"], order
+    for order in found:
+        noticed = sent.get(order.id)
+        if noticed is None or noticed + timedelta(hours=order.hours or 0) > now:
+            return HOLDING["notice_before_transfer"], order
     return None

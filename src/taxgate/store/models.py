@@ -113,9 +113,12 @@ class Notice(Base):
     """A notice owed: to a court, to a recipient, to a taxpayer."""
 
     __tablename__ = "notices"
+    __table_args__ = (UniqueConstraint("kind", "batch_id", "order_id", name="uq_notices_kind_batch_order"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", name="fk_notices_batch"), nullable=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", name="fk_notices_order"), nullable=True)
     recipient: Mapped[str] = mapped_column(String(200))
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,67 @@
+"""Notices under orders: notice on receipt is owed once per batch with its due time; a notice before
+transfer holds the batch's disclosures until the notice has been sent and its hours have run."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from taxgate.ledger.record import release_held
+from taxgate.notices import NoticeError, list_notices, mark_sent
+from taxgate.orders import add_order
+from taxgate.pipeline import process
+from taxgate.store.models import Batch
+from test_cli import assert_user_error, taxgate
+from test_orders import STAY, rows
+
+
+def test_notice_on_receipt_is_owed_once_with_its_due_time(world, tmp_path, store):
+    add_order(store, {**STAY, "kind": "notice_on_receipt", "hours": 24})
+    process(world["manifest"], world["master"], tmp_path / "one", store=store)
+    process(world["manifest"], world["master"], tmp_path / "two", store=store)  # sent again
+    (notice,) = list_notices(store)
+    with store.session() as session:
+        received = session.execute(select(Batch.received_at)).scalar_one()
+    assert notice.kind == "court_receipt" and notice.recipient == "court, plaintiffs"
+    assert notice.due_at == (received if received.tzinfo else received.replace(tzinfo=UTC)) + timedelta(hours=24)
+    assert notice.body["rows_sha256"] and notice.body["docket"] == STAY["docket"]
+    assert not notice.overdue(datetime.now(UTC)) and notice.overdue(datetime.now(UTC) + timedelta(hours=25))
+    assert all(r["outcome"] != "HELD" for r in rows(tmp_path / "one"))  # notice on receipt holds nothing
+    mark_sent(store, notice.id)
+    with pytest.raises(NoticeError, match="was sent"):
+        mark_sent(store, notice.id)
+    assert list_notices(store, unsent_only=True) == []
+
+
+def test_notice_before_transfer_holds_until_the_notice_has_run_its_hours(world, tmp_path, store):
+    add_order(store, {**STAY, "kind": "notice_before_transfer", "hours": 24})
+    result = process(world["manifest"], world["master"], tmp_path / "out", store=store)
+    held = [r for r in rows(tmp_path / "out") if r["outcome"] == "HELD"]
+    assert result.outcomes.get("DISCLOSED", 0) == 0 and held
+    assert all("NOTICE_PERIOD" in r["reasons"] for r in held)
+    (notice,) = list_notices(store)  # one pre-transfer notice for the batch, due now
+    assert notice.kind == "pre_transfer" and notice.overdue(datetime.now(UTC) + timedelta(seconds=1))
+    assert release_held(store) == []  # not sent: nothing leaves
+    mark_sent(store, notice.id, at=datetime.now(UTC) - timedelta(hours=23))
+    assert release_held(store) == []  # sent, but the 24 hours have not run
+    released = release_held(store, now=datetime.now(UTC) + timedelta(hours=1, minutes=1))  # the period has run
+    assert sorted(r["request_id"] for r in released) == sorted(r["request_id"] for r in held)
+    assert release_held(store) == []
+
+
+def test_notices_on_the_command_line(world, tmp_path, store):
+    add_order(store, {**STAY, "kind": "notice_on_receipt", "hours": 2})
+    process(world["manifest"], world["master"], tmp_path / "out", store=store)
+    due = taxgate("notices", "due", "--json")
+    assert due.returncode == 0, due.stderr
+    (notice,) = [json.loads(line) for line in due.stdout.splitlines()]
+    assert notice["kind"] == "court_receipt" and notice["overdue"] is False
+    sent = taxgate("notices", "sent", notice["id"])
+    assert sent.returncode == 0 and "recorded as sent" in sent.stdout
+    assert_user_error(taxgate("notices", "sent", notice["id"]), "was sent")
+    assert taxgate("notices", "due", "--json").stdout == ""
+    released = taxgate("orders", "release", "--out", tmp_path)
+    assert released.returncode == 0 and "0 held item(s) released" in released.stdout
