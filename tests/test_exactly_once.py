@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -34,7 +35,7 @@ def counts(url: str) -> dict:
             "disclosures": session.scalar(select(func.count(Disclosure.id))),
             "entries": session.scalar(select(func.count(LedgerEntry.idx))),
         }
-    problems = list(Ledger(store).verify(open(os.environ["TAXGATE_LEDGER_KEY"].replace(".key", ".pub")).read()))
+    problems = list(Ledger(store).verify(Path(os.environ["TAXGATE_LEDGER_KEY"]).with_suffix(".pub").read_text()))
     store.close()
     return {**found, "problems": problems}
 

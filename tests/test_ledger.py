@@ -110,7 +110,7 @@ def test_rewriting_hashes_too_is_caught_by_the_signed_checkpoint(ledger, signer)
         connection.execute(text("UPDATE ledger_tiles SET hashes = :h WHERE level = 0 AND n = 0"),
                            {"h": tile[:5 * 32] + leaf + tile[6 * 32:]})
     problems = list(ledger.verify(signer.verifier_key()))
-    assert problems and "checkpoint" in problems[0].message or "tree hashes" in problems[0].message
+    assert problems and ("checkpoint" in problems[0].message or "tree hashes" in problems[0].message)
 
 
 def test_a_forged_checkpoint_is_refused(ledger, signer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import date
 
 import pytest
 from sqlalchemy import text
@@ -66,7 +67,7 @@ def test_accounting_and_jct(processed, world, database_url):
     from taxgate.reports import accounting, jct
 
     store = open_store(database_url)
-    figures = jct(store, int(__import__("datetime").date.today().year))
+    figures = jct(store, date.today().year)
     assert figures == [{"agency": "DHS-ICE", "requests": result.rows,
                         "disclosures": result.outcomes["DISCLOSED"],
                         "taxpayers_disclosed": figures[0]["taxpayers_disclosed"]}]
@@ -79,5 +80,5 @@ def test_accounting_and_jct(processed, world, database_url):
     store.close()
     run = taxgate("report", "accounting", "--tin", tin, "--json")
     assert run.returncode == 0 and [json.loads(line) for line in run.stdout.splitlines()] == lines
-    run = taxgate("report", "jct", "--year", __import__("datetime").date.today().year)
+    run = taxgate("report", "jct", "--year", date.today().year)
     assert run.returncode == 0 and "DHS-ICE" in run.stdout

@@ -30,6 +30,7 @@ from taxgate import identify as identification
 from taxgate.decide import decide
 from taxgate.domain import REQUEST_COLUMNS, ReasonCode, Request
 from taxgate.intake import Manifest, RowStream, read_manifest
+from taxgate.normalize.text import digits
 from taxgate.ledger.record import BatchRecorder, Row
 from taxgate.policy import Policy, load_policies, policy_in_force
 from taxgate.response import ResponseWriter
@@ -99,10 +100,6 @@ class _ChunkWriter:
     def close(self) -> None:
         self.flush()
         self._writer.close()
-
-
-def _digits(text: str | None) -> str:
-    return "".join(c for c in text or "" if c.isdigit())
 
 
 def _sql_text(path: Path) -> str:
@@ -284,7 +281,7 @@ def process(
                         found,
                     )
                     evidence = found.evidence if found else None
-                    chunk.append((request, Row(request.row_number, request.display_id, _digits(row["tin"]), decision,
+                    chunk.append((request, Row(request.row_number, request.display_id, digits(row["tin"]), decision,
                                                row["address"], json.dumps(evidence, sort_keys=True) if evidence else None,
                                                row["statute"] or ""),
                                   evidence))

@@ -12,7 +12,7 @@ import jellyfish
 
 from taxgate.normalize.address import parse_street, state_code, zip5
 from taxgate.normalize.name import name_tokens, suffix_code
-from taxgate.normalize.text import fold
+from taxgate.normalize.text import digits, fold
 
 PERSON_COLUMNS = (
     "given", "given_first", "given_phonetic", "middle_initial", "surname", "surname_first",
@@ -20,10 +20,6 @@ PERSON_COLUMNS = (
 )
 ADDRESS_COLUMNS = ("house_number", "street_name", "unit", "zip5", "city", "state", "address_key")
 FEATURE_COLUMNS = PERSON_COLUMNS + ADDRESS_COLUMNS
-
-
-def digits(value: str) -> str:
-    return "".join(c for c in value if c.isdigit())
 
 
 def iso_date(value: str) -> str:

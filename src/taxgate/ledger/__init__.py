@@ -288,7 +288,6 @@ class Ledger:
                 yield Problem(next_checkpoint.size, f"a checkpoint was signed at size {next_checkpoint.size}, "
                                                      f"beyond the ledger's {size} entries: entries were removed")
                 return
-            session.rollback()
 
 
 def _fold(stack: list[tuple[int, bytes]]) -> bytes:

@@ -54,6 +54,11 @@ def disclosure_entry(batch_id: int, row_number: int, request_id: str, tin: str, 
             "item": DISCLOSABLE, "value_sha256": hashlib.sha256(value.encode()).hexdigest()}
 
 
+def _value(address: dict) -> str:
+    """What leaves (or would): the address as canonical JSON, as stored and hashed into the ledger."""
+    return canonical({k: str(v or "") for k, v in address.items()}).decode()
+
+
 @dataclass
 class Row:
     """One decided request, as pass 3 hands it over."""
@@ -166,12 +171,11 @@ class BatchRecorder:
             decisions.append(row)
             entries.append(decision_entry(batch, row))
             if d.outcome is Outcome.DISCLOSED and r.address:
-                value = canonical({k: str(v or "") for k, v in r.address.items()}).decode()
+                value = _value(r.address)
                 released.append((len(decisions) - 1, d.matched_tin, value))
                 entries.append(disclosure_entry(batch.id, r.row_number, r.request_id, d.matched_tin, value))
             elif d.outcome is Outcome.HELD and r.address:
-                value = canonical({k: str(v or "") for k, v in r.address.items()}).decode()
-                held.append((r.row_number, d.matched_tin, value, r.statute))
+                held.append((r.row_number, d.matched_tin, _value(r.address), r.statute))
         span = iter(self.ledger.append(session, entries))
         out: dict[int, int] = {}
         disclosure_index: dict[int, int] = {}
@@ -259,8 +263,11 @@ def release_held(store: Store, now: datetime | None = None) -> list[dict]:
             select(HeldItem, DecisionRow, Batch).join(DecisionRow, DecisionRow.id == HeldItem.decision_id)
             .join(Batch, Batch.id == DecisionRow.batch_id)
             .where(HeldItem.released_at.is_(None)).order_by(HeldItem.id).with_for_update(of=HeldItem)).all()
+        noticed: dict[int, dict] = {}  # batch id -> its pre-transfer notices, read once per batch
         for item, decision, batch in pending:
-            if holding(orders, item.agency, item.statute, now, sent_at(session, "pre_transfer", batch.id)) is not None:
+            if batch.id not in noticed:
+                noticed[batch.id] = sent_at(session, "pre_transfer", batch.id)
+            if holding(orders, item.agency, item.statute, now, noticed[batch.id]) is not None:
                 continue
             (index,) = ledger.append(session, [disclosure_entry(batch.id, decision.row_number, decision.request_id,
                                                                 item.tin, item.value)])

@@ -17,6 +17,11 @@ def fold(text: str) -> str:
     return _NON_ALNUM.sub(" ", ascii_only.lower()).strip()
 
 
+def digits(value: str | None) -> str:
+    """Only the digits: "123-45-6789" -> "123456789" (TINs, ZIPs)."""
+    return "".join(c for c in value or "" if c.isdigit())
+
+
 def split_list(value: str) -> list[str]:
     """A `;`-separated field (tax periods, items, statutes) as its non-empty parts."""
     return [part.strip() for part in value.split(";") if part.strip()]

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 from sqlalchemy import distinct, extract, func, or_, select
 
+from taxgate.normalize.text import digits
 from taxgate.store import Store
 from taxgate.store.models import Batch, Decision, Disclosure
-
-
-def _digits(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
 
 
 def accounting(store: Store, tin: str) -> list[dict]:
     """One row per request about the taxpayer, oldest first: named by TIN, or matched to their record
     (whose master data was then consulted, even where nothing left); `disclosed_*` where something did."""
-    tin = _digits(tin)
+    tin = digits(tin)
     query = (
         select(Batch.received_at, Batch.agency, Batch.batch_ref, Decision.request_id, Decision.requested_tin,
                Decision.matched_tin, Decision.outcome, Decision.reasons, Decision.ledger_index,
