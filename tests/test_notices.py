@@ -30,9 +30,9 @@ def test_notice_on_receipt_is_owed_once_with_its_due_time(world, tmp_path, store
     assert notice.body["rows_sha256"] and notice.body["docket"] == STAY["docket"]
     assert not notice.overdue(datetime.now(UTC)) and notice.overdue(datetime.now(UTC) + timedelta(hours=25))
     assert all(r["outcome"] != "HELD" for r in rows(tmp_path / "one"))  # notice on receipt holds nothing
-    mark_sent(store, notice.id)
+    mark_sent(store, [notice.id])
     with pytest.raises(NoticeError, match="was sent"):
-        mark_sent(store, notice.id)
+        mark_sent(store, [notice.id])
     assert list_notices(store, unsent_only=True) == []
 
 
@@ -45,7 +45,7 @@ def test_notice_before_transfer_holds_until_the_notice_has_run_its_hours(world, 
     (notice,) = list_notices(store)  # one pre-transfer notice for the batch, due now
     assert notice.kind == "pre_transfer" and notice.overdue(datetime.now(UTC) + timedelta(seconds=1))
     assert release_held(store) == []  # not sent: nothing leaves
-    mark_sent(store, notice.id, at=datetime.now(UTC) - timedelta(hours=23))
+    mark_sent(store, [notice.id], at=datetime.now(UTC) - timedelta(hours=23))
     assert release_held(store) == []  # sent, but the 24 hours have not run
     released = release_held(store, now=datetime.now(UTC) + timedelta(hours=1, minutes=1))  # the period has run
     assert sorted(r["request_id"] for r in released) == sorted(r["request_id"] for r in held)

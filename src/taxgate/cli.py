@@ -31,6 +31,7 @@ model_app = typer.Typer(help="The identification model (Splink).", no_args_is_he
 app.add_typer(model_app, name="model")
 console = Console()
 errors = Console(stderr=True)
+DATABASE = typer.Option(None, "--database-url", help="The store (default: TAXGATE_DATABASE_URL or sqlite:///taxgate.db).")
 
 USER_ERRORS = (IntakeError, MasterError, PolicyError, StoreError)
 
@@ -62,29 +63,133 @@ def process(
 
 
 @app.command()
+def replay(
+    manifest: Path = typer.Argument(..., help="The batch manifest (JSON)."),
+    master: Path = typer.Option(..., "--master", help="Taxpayer master (Parquet or CSV)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the reconstructed response files."),
+    rule_set: str = typer.Option("as-practised-2025", "--rule-set", help="The past practice to reconstruct."),
+    database_url: str = DATABASE,
+) -> None:
+    """Reconstruct in the store and the ledger what a past practice disclosed for a batch, so that
+    `taxgate audit` can decide it again. Never a way to disclose: the practice is recorded as such."""
+    from taxgate.pipeline import process as run
+
+    errors.print(f"taxgate: replaying {manifest} under the rule set {rule_set!r}: this records what that practice "
+                 "disclosed; it is not a lawful disclosure path.", markup=False, highlight=False, soft_wrap=True)
+    try:
+        result = run(manifest, master, out, store=_store(database_url), rule_set=rule_set, replay=True)
+    except (*USER_ERRORS, ValueError) as exc:
+        fail(str(exc))
+    _print_result(result)
+
+
+@app.command()
+def audit(
+    manifest: Path = typer.Argument(..., help="The manifest of a recorded batch (its rows file must be the one received)."),
+    master: Path = typer.Option(..., "--master", help="Taxpayer master (Parquet or CSV)."),
+    out: Path = typer.Option(Path("."), "--out", help="Folder for audit-ID.csv and audit-ID.json."),
+    rule_set: str = typer.Option("statute", "--rule-set", help="The rules to decide again under."),
+    policy: Path = typer.Option(None, "--policy", help="Policy file or folder (default: the shipped policy)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    database_url: str = DATABASE,
+) -> None:
+    """Retroactive audit: decide every disclosure a recorded batch made again, and list (with
+    reasons) those the audit's rules would not have made. The audit is ledgered."""
+    import json
+    from dataclasses import asdict
+
+    from taxgate.remediation import CATEGORIES, RemediationError
+    from taxgate.remediation import audit as run_audit
+
+    try:
+        result = run_audit(_store(database_url), manifest, master, out, rule_set, policy)
+    except (*USER_ERRORS, RemediationError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(asdict(result)))
+        return
+    _print_audit(result, CATEGORIES)
+
+
+def _print_audit(result, categories: dict[str, str]) -> None:
+    share = lambda n, d: f"{n / d:.1%}" if d else "-"  # noqa: E731
+    console.print(f"Audit {result.audit_id} of batch {result.batch_ref}: decided under {result.then}, "
+                  f"audited under {result.now}{' (as recorded before)' if result.existing else ''}.", soft_wrap=True)
+    console.print(f"{result.audited:,} past disclosures decided again; {result.not_made:,} "
+                  f"({share(result.not_made, result.audited)}) would not have been made.")
+    table = Table(title="Why not")
+    for column in ("finding", "disclosures", "what it means"):
+        table.add_column(column, overflow="fold")
+    for name, text in categories.items():
+        if result.by_category.get(name):
+            table.add_row(name, f"{result.by_category[name]:,}", text)
+    console.print(table)
+    tin = result.shape
+    if tin["tin_path_disclosed"]:
+        console.print(f"TIN path: {tin['tin_path_disclosed']:,} disclosed, {tin['tin_path_without_valid_address']:,} "
+                      f"({tin['share']:.1%}) without a valid requester address (the D.D.C.'s finding of 2026-02-26: "
+                      "about 42,695 of 47,289).", soft_wrap=True)
+    console.print(f"List: {result.findings_file}  (ledger entry {result.ledger_index})", soft_wrap=True)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("taxgate-demo"), "--out", help="Folder for the demo world and its outputs."),
     taxpayers: int = typer.Option(20_000, min=100, help="Taxpayers in the synthetic master."),
     requests: int = typer.Option(5_000, min=10, help="Requests in the batch."),
     seed: int = typer.Option(7, help="Seed for the synthetic world."),
 ) -> None:
-    """Build the demo world (a synthetic master and a batch shaped like the 2025 datafile) and process it."""
+    """Build the demo world (a synthetic master and a batch shaped like the 2025 datafile) and process it;
+    then replay it as practised in 2025, audit that replay under the statute, open the incident, and
+    write the oversight report."""
+    import json
+
     from taxgate.pipeline import process as run
-    from taxgate.synth import generate_batch, generate_master
+    from taxgate.remediation import CATEGORIES, audit as run_audit, list_incidents, open_incident
+    from taxgate.reports.oversight import oversight
+    from taxgate.synth import Mix, generate_batch, generate_master
 
     started = time.perf_counter()
     master_path = out / "world" / "master.parquet"
-    with console.status("Building the synthetic master..."):
-        rows, people = generate_master(taxpayers, master_path, seed=seed)
-    console.print(f"Synthetic master: {people:,} taxpayers, {rows:,} rows (one per taxpayer per tax year).")
-    with console.status("Drawing a batch shaped like the 2025 datafile..."):
-        manifest = generate_batch(master_path, out / "batch", requests, seed=seed + 1)
-    with console.status("Processing the batch..."):
-        result = run(manifest, master_path, out / "response")
-    _print_result(result)
+    try:
+        store = _store(None)
+        with console.status("Building the synthetic master..."):
+            rows, people = generate_master(taxpayers, master_path, seed=seed)
+        console.print(f"Synthetic master: {people:,} taxpayers, {rows:,} rows (one per taxpayer per tax year).")
+        with console.status("Drawing a batch shaped like the 2025 datafile..."):
+            manifest = generate_batch(master_path, out / "batch", requests, seed=seed + 1, mix=Mix.datafile_2025())
+        with console.status("Processing the batch under the statute..."):
+            result = run(manifest, master_path, out / "response", store=store)
+        _print_result(result)
+
+        console.rule("The same requests as the 2025 script treated them")
+        raw = json.loads(manifest.read_text(encoding="utf-8"))
+        replayed = manifest.with_name("manifest-as-practised-2025.json")
+        replayed.write_text(json.dumps({**raw, "batch_ref": raw["batch_ref"] + "-as-practised-2025"}, indent=2) + "\n",
+                            encoding="utf-8")
+        with console.status("Replaying the batch as practised in 2025 (TIN match + non-blank address)..."):
+            past = run(replayed, master_path, out / "replay-2025", store=store, rule_set="as-practised-2025", replay=True)
+        console.print(f"As practised in 2025: {past.outcomes.get('DISCLOSED', 0):,} addresses disclosed "
+                      f"(under the statute: {result.outcomes.get('DISCLOSED', 0):,}).")
+        with console.status("Auditing those disclosures under the statute..."):
+            found = run_audit(store, replayed, master_path, out / "audit")
+        _print_audit(found, CATEGORIES)
+        incident = next((i for i in list_incidents(store) if i.audit_id == found.audit_id), None)
+        if incident is None and found.not_made:
+            incident = open_incident(store, found.audit_id)
+        if incident is not None:
+            console.print(f"Incident {incident.id}: a disposal request to {incident.agency} and "
+                          f"{incident.notices - 1:,} taxpayer notices (§ 7431) are owed; "
+                          f"`taxgate notices render --incident {incident.id}` writes them.", soft_wrap=True)
+        with console.status("Writing the oversight report..."):
+            html, pdf = oversight(store, out / "oversight-report.html")
+    except (*USER_ERRORS, ValueError) as exc:
+        fail(str(exc))
+    console.rule()
     console.print(f"Demo done in {time.perf_counter() - started:.1f} s. World: {out / 'world'}  Batch: {manifest}",
                   soft_wrap=True)
     console.print(f"Why a request went as it did: taxgate explain REQUEST_ID --out {out / 'response'}", soft_wrap=True)
+    console.print(f"Oversight report (opens offline): {html}  PDF: {pdf}", soft_wrap=True)
 
 
 @app.command()
@@ -218,10 +323,9 @@ _not_yet("serve", 6)
 
 ledger_app = typer.Typer(help="The tamper-evident ledger: verify, checkpoints, proofs.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
-report_app = typer.Typer(help="Reports from the store: accounting (§ 6103(p)(3)(A)), JCT (§ 6103(p)(3)(C)).",
+report_app = typer.Typer(help="Reports from the store: oversight, accounting (§ 6103(p)(3)(A)), JCT (§ 6103(p)(3)(C)).",
                          no_args_is_help=True)
 app.add_typer(report_app, name="report")
-DATABASE = typer.Option(None, "--database-url", help="The store (default: TAXGATE_DATABASE_URL or sqlite:///taxgate.db).")
 
 
 def _store(url: str | None):
@@ -391,11 +495,12 @@ def orders_add(
     """Add an order (ledgered). A stay in force holds every matching disclosure from now on."""
     import json
 
-    from taxgate.orders import OrderError, add_order
+    from taxgate.notices import add_order_with_notices
+    from taxgate.orders import OrderError
 
     try:
         raw = json.loads(order_file.read_text(encoding="utf-8"))
-        order = add_order(_store(database_url), raw)
+        order = add_order_with_notices(_store(database_url), raw)
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {order_file}")
     except json.JSONDecodeError as exc:
@@ -511,18 +616,133 @@ def notices_due(
 
 @notices_app.command("sent")
 def notices_sent(
-    notice_id: int = typer.Argument(..., help="The notice's id (see `taxgate notices due`)."),
+    notice_ids: list[int] = typer.Argument(None, help="The notices' ids (see `taxgate notices due`)."),
+    incident: int = typer.Option(None, "--incident", help="Every unsent notice of this incident."),
+    kind: str = typer.Option(None, "--kind", help="With --incident: only this kind (taxpayer, disposal_request)."),
     database_url: str = DATABASE,
 ) -> None:
-    """Record that a notice was sent (ledgered); a pre-transfer notice starts its period."""
-    from taxgate.notices import NoticeError, mark_sent
+    """Record that notices were sent (ledgered, once each); a pre-transfer notice starts its period."""
+    from taxgate.notices import NoticeError, list_notices, mark_sent
 
+    store = _store(database_url)
+    ids = list(notice_ids or [])
+    if incident is not None:
+        ids += [n.id for n in list_notices(store, unsent_only=True, incident_id=incident, kind=kind)]
+    if not ids:
+        fail("name the notices: IDs, or --incident ID (nothing unsent matched)")
     try:
-        notice = mark_sent(_store(database_url), notice_id)
+        sent = mark_sent(store, ids)
     except NoticeError as exc:
         fail(str(exc))
-    console.print(f"Notice {notice.id} ({notice.kind} to {notice.recipient}) recorded as sent "
-                  f"{notice.sent_at.isoformat(timespec='seconds')}.")
+    for notice in sent[:20]:
+        console.print(f"Notice {notice.id} ({notice.kind} to {notice.recipient}) recorded as sent "
+                      f"{notice.sent_at.isoformat(timespec='seconds')}.")
+    if len(sent) > 20:
+        console.print(f"... and {len(sent) - 20:,} more ({len(sent):,} in all).")
+
+
+@notices_app.command("render")
+def notices_render(
+    notice_ids: list[int] = typer.Argument(None, help="The notices' ids."),
+    incident: int = typer.Option(None, "--incident", help="Every notice of this incident."),
+    out: Path = typer.Option(Path("notices"), "--out", help="Folder for notice-ID.html and notice-ID.pdf."),
+    database_url: str = DATABASE,
+) -> None:
+    """Render notices as HTML and PDF documents, ready to send."""
+    from taxgate.notices import list_notices
+    from taxgate.notices.documents import write_notice
+
+    store = _store(database_url)
+    notices = list_notices(store, incident_id=incident, ids=list(notice_ids) if notice_ids else None)
+    if not notices:
+        fail("no such notices: give IDs or --incident ID (see `taxgate notices due`)")
+    for n in notices:
+        write_notice(n, out)
+    console.print(f"{len(notices):,} notice(s) rendered in {out} (HTML and PDF).")
+
+
+incidents_app = typer.Typer(help="Disclosures found unlawful: disposal requests and taxpayer notices, tracked.",
+                            no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+
+
+@incidents_app.command("open")
+def incidents_open(
+    audit_id: int = typer.Argument(..., help="The audit whose findings the incident covers."),
+    database_url: str = DATABASE,
+) -> None:
+    """Open an incident for an audit's findings: a disposal request to the recipient and a notice to
+    each taxpayer (26 U.S.C. § 7431), with due times; all ledgered."""
+    from taxgate.remediation import RemediationError, open_incident
+
+    try:
+        status = open_incident(_store(database_url), audit_id)
+    except (RemediationError, PolicyError) as exc:
+        fail(str(exc))
+    console.print(f"Incident {status.id} opened for audit {audit_id}: {status.notices:,} notice(s) owed "
+                  f"(1 disposal request to {status.agency}, {status.notices - 1:,} taxpayer notices). "
+                  "See `taxgate notices due`.", soft_wrap=True)
+
+
+@incidents_app.command("certify")
+def incidents_certify(
+    incident_id: int = typer.Argument(...),
+    by: str = typer.Option(..., "--by", help="Who certified the disposal for the recipient (name, title)."),
+    database_url: str = DATABASE,
+) -> None:
+    """Record the recipient's certification that it disposed of the records (ledgered)."""
+    from taxgate.remediation import RemediationError, certify_disposal
+
+    try:
+        status = certify_disposal(_store(database_url), incident_id, by)
+    except RemediationError as exc:
+        fail(str(exc))
+    console.print(f"Incident {incident_id}: disposal certified by {status.disposal_certified_by}. "
+                  + ("Closed." if status.closed_at else f"{status.notices - status.notices_sent:,} notice(s) still to send."))
+
+
+@incidents_app.command("list")
+def incidents_list(
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+    database_url: str = DATABASE,
+) -> None:
+    """Every incident and how far it is from closed."""
+    import json
+    from dataclasses import asdict
+
+    from taxgate.remediation import list_incidents
+
+    incidents = list_incidents(_store(database_url))
+    if as_json:
+        for i in incidents:
+            print(json.dumps(asdict(i), default=str))
+        return
+    table = Table(title="Incidents")
+    for column in ("id", "audit", "agency", "opened", "notices sent", "disposal certified", "state"):
+        table.add_column(column)
+    for i in incidents:
+        table.add_row(str(i.id), str(i.audit_id), i.agency, i.opened_at.date().isoformat(), f"{i.notices_sent}/{i.notices}",
+                      i.disposal_certified_by or "no", "closed" if i.closed_at else "open")
+    console.print(table)
+
+
+@report_app.command("oversight")
+def report_oversight(
+    out: Path = typer.Option(Path("oversight-report.html"), "--out", help="The HTML file; the PDF is written beside it."),
+    database_url: str = DATABASE,
+) -> None:
+    """The oversight report: one self-contained HTML file and a PDF, with charts, drawn from a ledger
+    checkpoint signed now."""
+    from taxgate.ledger import LedgerError
+    from taxgate.reports.oversight import oversight
+
+    try:
+        html, pdf = oversight(_store(database_url), out)
+    except (LedgerError, PolicyError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {exc.filename or out}")
+    console.print(f"Oversight report: {html}  (PDF: {pdf})", soft_wrap=True)
 
 
 @report_app.command("accounting")

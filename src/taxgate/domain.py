@@ -68,6 +68,9 @@ class ReasonCode(str, Enum):
     ID_ADDRESS_NOT_ON_RECORD = ("ID_ADDRESS_NOT_ON_RECORD", Level.AUDIT)
     ID_TIN_CONFLICT = ("ID_TIN_CONFLICT", Level.AUDIT)
     ID_DOB_CONFLICT = ("ID_DOB_CONFLICT", Level.AUDIT)
+    # Only under the rule set "as practised in 2025" (replay and audit): the supplied TIN is in the
+    # master, and nothing else was checked. Never a positive identification.
+    ID_TIN_MATCH = ("ID_TIN_MATCH", Level.AUDIT)
 
     @property
     def requester_visible(self) -> bool:

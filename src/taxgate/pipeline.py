@@ -14,8 +14,9 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from multiprocessing import get_context
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
@@ -37,15 +38,16 @@ from taxgate.response import ResponseWriter
 from taxgate.store import Store, open_store
 from taxgate.rules import (
     ROW_STATS_SQL,
-    RULE_SET_VERSION,
+    RULE_SETS,
     Context,
     RowStats,
+    RuleSet,
     is_refusal,
     judge_batch,
-    judge_request,
     refused_items,
     requested_items,
 )
+from taxgate.rules import rule_set as _rule_set
 
 CHUNK_ROWS = 50_000
 # Rows recorded per store transaction in pass 3. Smaller means less to redo after a crash; the
@@ -128,11 +130,12 @@ class _RuleTask:
     manifest: Manifest
     as_of: date
     batch_codes: tuple[ReasonCode, ...]
+    rule_set: str
 
 
 def _judge_chunk(task: _RuleTask) -> tuple[pa.Table, pa.Table]:
     """Every rule on every request of one chunk: (judged rows, identification keys of eligible rows)."""
-    policy, batch_codes = task.policy, list(task.batch_codes)
+    policy, batch_codes, judge = task.policy, list(task.batch_codes), RULE_SETS[task.rule_set].judge
     ctx = Context(policy, task.manifest, task.as_of)
     judged = {name: [] for name in _JUDGED.names}
     eligible = {name: [] for name in _ID_REQUESTS.names}
@@ -140,7 +143,7 @@ def _judge_chunk(task: _RuleTask) -> tuple[pa.Table, pa.Table]:
     figures = zip(*(task.stats[k].tolist() for k in ("relevance_repeats", "official_cases", "request_id_ordinal", "person_case_ordinal")))
     for request, stats in zip(_requests_from(rows), figures):
         ctx.stats = RowStats(*stats)
-        codes = batch_codes + [c for c in judge_request(request, ctx) if c not in batch_codes]
+        codes = batch_codes + [c for c in judge(request, ctx) if c not in batch_codes]
         refused = [] if request.malformed else refused_items(request, policy)
         wants = not request.malformed and any(i in policy.disclosable_items for i in requested_items(request, policy))
         for name, value in zip(_JUDGED.names, (request.row_number, ";".join(codes), ";".join(refused), wants)):
@@ -159,6 +162,136 @@ def _rule_workers(rows: int) -> int:
     return min(len(os.sched_getaffinity(0)), 4) if rows > 2 * CHUNK_ROWS else 1
 
 
+class _Laps:
+    """Seconds per stage, for the summary and the benchmarks."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._clock, 3)
+        self._clock = now
+
+
+@contextmanager
+def workspace(out_dir: Path, keep_work: bool = False) -> Iterator[tuple[Path, duckdb.DuckDBPyConnection]]:
+    """`out_dir/.work` and an on-disk DuckDB database in it: DuckDB spills there instead of holding a
+    big batch in memory. The work files hold the requests, so they are removed unless `keep_work`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    con = duckdb.connect(str(work / "work.duckdb"))
+    con.execute("SET threads TO 2")
+    con.execute("SET memory_limit = '4GB'")
+    con.execute("SET enable_progress_bar = false")  # the CLI prints its own summary; stdout is not DuckDB's
+    try:
+        yield work, con
+    finally:
+        con.close()
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def stage(manifest: Manifest, policy: Policy, work: Path) -> RowStream:
+    """Pass 1: intake, staging every row with its batch keys. Returns the consumed stream (its
+    `sha256`, `rows` and `malformed` are then known)."""
+    stream = RowStream(manifest.rows_path, manifest.rows_format, policy.thresholds.max_field_chars)
+    staged = _ChunkWriter(work / "staged.parquet", _STAGED)
+    for request in stream:
+        staged.add(
+            (request.row_number, *(getattr(request, c) for c in REQUEST_COLUMNS), request.parse_error,
+             json.dumps(request.extra) if request.extra else "")
+        )
+    staged.close()
+    return stream
+
+
+@dataclass
+class Decided:
+    """One request as decided, before any order is applied at release."""
+
+    request: Request
+    row: Row
+    evidence: dict | None
+
+
+def decide_staged(
+    con: duckdb.DuckDBPyConnection, work: Path, master_path: Path, manifest: Manifest, policy: Policy,
+    rules: RuleSet, as_of: date, rows: int, lap: Callable[[str], None] = lambda stage: None,
+) -> Iterator[list[Decided]]:
+    """Passes 2 and 3 over the staged rows: every rule on every request, identification of those that
+    passed, and one decision per request, yielded in row order in chunks of RECORD_ROWS."""
+    con.execute(f"CREATE OR REPLACE VIEW staged AS SELECT * FROM read_parquet({_sql_text(work / 'staged.parquet')})")
+    stats = con.execute(ROW_STATS_SQL).fetchnumpy()
+    batch_codes = tuple(judge_batch(manifest, policy, as_of))
+    staged_file = pq.ParquetFile(work / "staged.parquet")
+    bounds = np.cumsum([0] + [staged_file.metadata.row_group(g).num_rows for g in range(staged_file.num_row_groups)])
+    tasks = [
+        _RuleTask(work / "staged.parquet", g, {k: v[bounds[g]:bounds[g + 1]] for k, v in stats.items()},
+                  policy, manifest, as_of, batch_codes, rules.name)
+        for g in range(staged_file.num_row_groups)
+    ]
+    workers = _rule_workers(rows)
+    judged = pq.ParquetWriter(work / "judged.parquet", _JUDGED)
+    eligible = pq.ParquetWriter(work / "id_requests.parquet", _ID_REQUESTS)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else nullcontext() as pool:
+        for judged_rows, eligible_rows in (pool.map(_judge_chunk, tasks) if pool else map(_judge_chunk, tasks)):
+            judged.write_table(judged_rows)
+            eligible.write_table(eligible_rows)
+    judged.close()
+    eligible.close()
+    lap("rules")
+
+    # Identification: only requests that passed every rule are looked up at all.
+    identification.load_master(con, master_path)
+    lap("master")
+    con.execute(f"CREATE OR REPLACE VIEW id_requests AS SELECT * FROM read_parquet({_sql_text(work / 'id_requests.parquet')})")
+    identification.identify(con, policy.identification)
+    if rules.tin_path:
+        identification.match_by_tin(con)
+    lap("identify")
+    # The one item the law allows, for positive identifications only; timed with the decision.
+    releasing = sorted(c.value for c in rules.releases)
+    identification.release_addresses(con, "id_decisions", releasing)
+
+    # Pass 3: decide, in row order, streamed.
+    wanted = ", ".join(f"'{c}'" for c in releasing)
+    reader = con.sql(
+        f"""
+        SELECT s.row_number, s.request_id, s.parse_error, s.tin, s.statute, s.engaged_official, s.case_number,
+               j.codes, j.refused_items, j.wants,
+               d.code, d.review, d.matched_tin, d.match_weight, d.runner_up_tin, d.runner_up_weight, d.evidence,
+               a.address
+        FROM staged s
+        JOIN read_parquet({_sql_text(work / 'judged.parquet')}) j USING (row_number)
+        LEFT JOIN id_decisions d USING (row_number)
+        LEFT JOIN released a ON d.code IN ({wanted}) AND a.tin = d.matched_tin
+        ORDER BY s.row_number
+        """
+    ).to_arrow_reader(RECORD_ROWS)
+    for batch in reader:
+        chunk: list[Decided] = []
+        for row in batch.to_pylist():
+            request = Request(row["row_number"], request_id=row["request_id"], parse_error=row["parse_error"])
+            found = identification.from_row(row) if row["code"] else None
+            decision = decide(
+                [ReasonCode(c) for c in row["codes"].split(";") if c],
+                [r for r in row["refused_items"].split(";") if r],
+                row["wants"],
+                found,
+                rules.releases,
+            )
+            evidence = found.evidence if found else None
+            chunk.append(Decided(request, Row(
+                request.row_number, request.display_id, digits(row["tin"]), decision, row["address"],
+                json.dumps(evidence, sort_keys=True) if evidence else None, row["statute"] or "",
+                row["engaged_official"] or "", row["case_number"] or ""), evidence))
+        yield chunk
+
+
 def process(
     manifest_path: Path,
     master_path: Path,
@@ -167,6 +300,8 @@ def process(
     today: date | None = None,
     keep_work: bool = False,
     store: Store | None = None,
+    rule_set: str = "statute",
+    replay: bool = False,
 ) -> BatchResult:
     """Process one batch end to end and write the response files into `out_dir`.
 
@@ -176,135 +311,57 @@ def process(
     `store` is where the batch is recorded and ledgered (default: `open_store()`, the URL in
     TAXGATE_DATABASE_URL or ./taxgate.db).
 
-    Raises IntakeError, MasterError, PolicyError or StoreError for input that cannot be processed.
+    `rule_set` names one of `rules.RULE_SETS`; one that is not lawful runs only with `replay=True`
+    (reconstructing a past practice in the ledger so that it can be audited).
+
+    Raises IntakeError, MasterError, PolicyError, StoreError or ValueError for input that cannot be processed.
     """
-    clock = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = round(now - clock, 3)
-        clock = now
-
+    laps = _Laps()
+    rules = _rule_set(rule_set)
+    if not rules.lawful and not replay:
+        raise ValueError(f"rule set {rules.name} is not lawful: it can only be replayed (taxgate replay), never used to disclose")
     manifest = read_manifest(manifest_path)
     today = today or datetime.now(timezone.utc).date()
     as_of = manifest.submitted_at.date() if manifest.submitted_at else today
     policy = policy_in_force(load_policies(policy_path), as_of)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = out_dir / ".work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
-    # An on-disk work database: DuckDB spills to it instead of holding a big batch in memory.
     own_store = store is None
-    con = duckdb.connect(str(work / "work.duckdb"))
-    con.execute("SET threads TO 2")
-    con.execute("SET memory_limit = '4GB'")
-    con.execute("SET enable_progress_bar = false")  # the CLI prints its own summary; stdout is not DuckDB's
     try:
-        # Pass 1: intake, staging every row with its batch keys.
-        stream = RowStream(manifest.rows_path, manifest.rows_format, policy.thresholds.max_field_chars)
-        staged = _ChunkWriter(work / "staged.parquet", _STAGED)
-        for request in stream:
-            staged.add(
-                (request.row_number, *(getattr(request, c) for c in REQUEST_COLUMNS), request.parse_error,
-                 json.dumps(request.extra) if request.extra else "")
-            )
-        staged.close()
-        lap("intake")
+        with workspace(out_dir, keep_work) as (work, con):
+            stream = stage(manifest, policy, work)
+            laps("intake")
 
-        # The batch's receipt is ledgered once; a batch seen before keeps the date it was judged as of.
-        store = store or open_store()
-        versions = {"policy": policy.version, "rule_set": RULE_SET_VERSION, "model": identification.MODEL_VERSION}
-        recorder = BatchRecorder.open(store, manifest, stream.sha256, stream.rows, as_of, versions)
-        if recorder.as_of != as_of:
-            as_of = recorder.as_of
-            policy = policy_in_force(load_policies(policy_path), as_of)
+            # The batch's receipt is ledgered once; a batch seen before keeps the date it was judged as of.
+            store = store or open_store()
+            versions = {"policy": policy.version, "rule_set": rules.version, "model": identification.MODEL_VERSION}
+            recorder = BatchRecorder.open(store, manifest, stream.sha256, stream.rows, as_of, versions)
+            if recorder.as_of != as_of:
+                as_of = recorder.as_of
+                policy = policy_in_force(load_policies(policy_path), as_of)
 
-        # Batch figures, then pass 2: every rule on every request.
-        con.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet({_sql_text(work / 'staged.parquet')})")
-        stats = con.execute(ROW_STATS_SQL).fetchnumpy()
-        batch_codes = tuple(judge_batch(manifest, policy, as_of))
-        staged_file = pq.ParquetFile(work / "staged.parquet")
-        bounds = np.cumsum([0] + [staged_file.metadata.row_group(g).num_rows for g in range(staged_file.num_row_groups)])
-        tasks = [
-            _RuleTask(work / "staged.parquet", g, {k: v[bounds[g]:bounds[g + 1]] for k, v in stats.items()},
-                      policy, manifest, as_of, batch_codes)
-            for g in range(staged_file.num_row_groups)
-        ]
-        workers = _rule_workers(stream.rows)
-        judged = pq.ParquetWriter(work / "judged.parquet", _JUDGED)
-        eligible = pq.ParquetWriter(work / "id_requests.parquet", _ID_REQUESTS)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else nullcontext() as pool:
-            for judged_rows, eligible_rows in (pool.map(_judge_chunk, tasks) if pool else map(_judge_chunk, tasks)):
-                judged.write_table(judged_rows)
-                eligible.write_table(eligible_rows)
-        judged.close()
-        eligible.close()
-        lap("rules")
-
-        # Identification: only requests that passed every rule are looked up at all.
-        identification.load_master(con, master_path)
-        lap("master")
-        con.execute(f"CREATE VIEW id_requests AS SELECT * FROM read_parquet({_sql_text(work / 'id_requests.parquet')})")
-        identification.identify(con, policy.identification)
-        lap("identify")
-        # The one item the law allows, for positive identifications only; timed with the decision.
-        identification.release_addresses(con, "id_decisions")
-
-        # Pass 3: decide, record and respond, in row order, streamed.
-        outcomes: Counter[str] = Counter()
-        code_counts: Counter[str] = Counter()
-        recording = 0.0
-        rows = con.sql(
-            f"""
-            SELECT s.row_number, s.request_id, s.parse_error, s.tin, s.statute, j.codes, j.refused_items, j.wants,
-                   d.code, d.review, d.matched_tin, d.match_weight, d.runner_up_tin, d.runner_up_weight, d.evidence,
-                   a.address
-            FROM staged s
-            JOIN read_parquet({_sql_text(work / 'judged.parquet')}) j USING (row_number)
-            LEFT JOIN id_decisions d USING (row_number)
-            LEFT JOIN released a ON d.code = 'ID_POSITIVE' AND a.tin = d.matched_tin
-            ORDER BY s.row_number
-            """
-        ).to_arrow_reader(RECORD_ROWS)
-        with ResponseWriter(out_dir, f"{RULE_SET_VERSION}+{policy.version}", identification.MODEL_VERSION) as writer:
-            for batch in rows:
-                chunk: list[tuple[Request, Row, dict | None]] = []
-                for row in batch.to_pylist():
-                    request = Request(row["row_number"], request_id=row["request_id"], parse_error=row["parse_error"])
-                    found = identification.from_row(row) if row["code"] else None
-                    decision = decide(
-                        [ReasonCode(c) for c in row["codes"].split(";") if c],
-                        [r for r in row["refused_items"].split(";") if r],
-                        row["wants"],
-                        found,
-                    )
-                    evidence = found.evidence if found else None
-                    chunk.append((request, Row(request.row_number, request.display_id, digits(row["tin"]), decision,
-                                               row["address"], json.dumps(evidence, sort_keys=True) if evidence else None,
-                                               row["statute"] or ""),
-                                  evidence))
-                started = time.perf_counter()
-                indexes = recorder.record([r for _, r, _ in chunk])
-                recording += time.perf_counter() - started
-                for (request, r, evidence), index in zip(chunk, indexes):
-                    # r.decision as recorded: an order in force at release may have held it
-                    writer.write(request, r.decision, r.address, evidence, ledger_index=str(index))
-                    outcomes[r.decision.outcome.value] += 1
-                    code_counts.update(c.value for c in r.decision.codes)
-        started = time.perf_counter()
-        note = recorder.complete(outcomes)
-        recording += time.perf_counter() - started
-        lap("decide")
-        seconds["ledger"] = round(recording, 3)
-        seconds["decide"] = round(seconds["decide"] - recording, 3)
+            outcomes: Counter[str] = Counter()
+            code_counts: Counter[str] = Counter()
+            recording = 0.0
+            with ResponseWriter(out_dir, f"{rules.version}+{policy.version}", identification.MODEL_VERSION) as writer:
+                for chunk in decide_staged(con, work, master_path, manifest, policy, rules, as_of, stream.rows, laps):
+                    started = time.perf_counter()
+                    indexes = recorder.record([d.row for d in chunk])
+                    recording += time.perf_counter() - started
+                    for d, index in zip(chunk, indexes):
+                        # the decision as recorded: an order in force at release may have held it
+                        decision = d.row.decision
+                        writer.write(d.request, decision, d.row.address, d.evidence, ledger_index=str(index))
+                        outcomes[decision.outcome.value] += 1
+                        code_counts.update(c.value for c in decision.codes)
+            started = time.perf_counter()
+            note = recorder.complete(outcomes)
+            recording += time.perf_counter() - started
+            laps("decide")
     finally:
-        con.close()
-        if not keep_work:
-            shutil.rmtree(work, ignore_errors=True)
         if own_store and store is not None:
             store.close()
+    seconds = laps.seconds
+    seconds["ledger"] = round(recording, 3)
+    seconds["decide"] = round(seconds["decide"] - recording, 3)
 
     result = BatchResult(
         batch_ref=manifest.batch_ref,
@@ -313,7 +370,7 @@ def process(
         rows=stream.rows,
         malformed=stream.malformed,
         policy_version=policy.version,
-        rule_set_version=RULE_SET_VERSION,
+        rule_set_version=rules.version,
         model_version=identification.MODEL_VERSION,
         out_dir=str(out_dir),
         batch_id=recorder.batch.id,

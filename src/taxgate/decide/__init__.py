@@ -35,7 +35,10 @@ def decide(
     refused_items: list[str],
     wants_disclosable_item: bool,
     identification: Identification | None,
+    releases: frozenset[ReasonCode] = frozenset({ReasonCode.ID_POSITIVE}),
 ) -> Decision:
+    """`releases`: the identification codes that release the item; only ID_POSITIVE, unless a past
+    practice is being replayed (`rules.sets`)."""
     refused = tuple(refused_items)
     if any(is_refusal(c) for c in codes) or not wants_disclosable_item:
         return Decision(Outcome.REFUSED, tuple(codes), refused)
@@ -44,7 +47,7 @@ def decide(
     all_codes = tuple(codes) + (identification.code,)
     evidence = (identification.matched_tin, identification.runner_up_tin, identification.match_weight,
                 identification.runner_up_weight)
-    if identification.code is ReasonCode.ID_POSITIVE:
+    if identification.code in releases:
         return Decision(Outcome.DISCLOSED, all_codes, refused, *evidence)
     if identification.review:  # near the line: a disclosure officer decides, and that is ledgered
         return Decision(Outcome.REVIEW, all_codes, refused, *evidence)

@@ -35,7 +35,7 @@ MODEL_VERSION = MODEL_FILE.stem
 
 __all__ = [
     "DECISIONS", "FEATURE_COLUMNS", "MODEL_VERSION", "Identification", "MasterError", "from_row", "identify",
-    "load_master", "release_addresses", "request_features",
+    "load_master", "match_by_tin", "release_addresses", "request_features",
 ]
 
 
@@ -102,6 +102,27 @@ def identify(
     define_names_agree(con, policy.nicknames)
     decision = _DECISION_SQL.format(predictions=predictions, q=q, m=m, fields=fields, **_policy_values(policy))
     con.execute(f"CREATE OR REPLACE TEMP TABLE id_decisions AS {decision}")
+
+
+def match_by_tin(con: duckdb.DuckDBPyConnection) -> None:
+    """The 2025 script's TIN path (rule set `as-practised-2025`, for replay and audit only): a request
+    whose supplied TIN is in the master is taken as that taxpayer, with code ID_TIN_MATCH, whatever
+    its name and address say. Rows of `id_decisions` with such a TIN are replaced; others stay."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE id_decisions AS
+        WITH tins AS (SELECT DISTINCT regexp_replace(tin, '[^0-9]', '', 'g') AS tin FROM master),
+        by_tin AS (
+            SELECT q.row_number, t.tin FROM id_requests q JOIN tins t ON nullif(q.tin, '') = t.tin
+        )
+        SELECT row_number, 'ID_TIN_MATCH' AS code, false AS review, tin AS matched_tin,
+               CAST(NULL AS DOUBLE) AS match_weight, '' AS runner_up_tin, CAST(NULL AS DOUBLE) AS runner_up_weight,
+               struct_pack(decision := 'ID_TIN_MATCH', path := 'tin') AS evidence
+        FROM by_tin
+        UNION ALL BY NAME
+        SELECT * FROM id_decisions WHERE row_number NOT IN (SELECT row_number FROM by_tin)
+        """
+    )
 
 
 def _policy_values(policy: IdentificationRules) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -132,9 +133,11 @@ def _prepare(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def release_addresses(con: duckdb.DuckDBPyConnection, decisions: str) -> None:
-    """Table `released`: for each positively identified taxpayer in table `decisions`, the address on
-    their latest tax year, as filed (ties broken by the master's order)."""
+def release_addresses(con: duckdb.DuckDBPyConnection, decisions: str, codes: Iterable[str] = ("ID_POSITIVE",)) -> None:
+    """Table `released`: for each taxpayer identified in table `decisions` with one of `codes` (only a
+    positive identification, unless a replayed rule set says otherwise), the address on their latest
+    tax year, as filed (ties broken by the master's order)."""
+    wanted = ", ".join("'" + c.replace("'", "''") + "'" for c in codes)
     con.execute(
         f"""
         CREATE OR REPLACE TABLE released AS
@@ -142,7 +145,7 @@ def release_addresses(con: duckdb.DuckDBPyConnection, decisions: str) -> None:
                arg_max(struct_pack(street := m.street, unit := m.unit, city := m.city, state := m.state,
                                    zip := m.zip, tax_year := CAST(m.tax_year AS VARCHAR)), m.tax_year) AS address
         FROM master m
-        WHERE regexp_replace(m.tin, '[^0-9]', '', 'g') IN (SELECT matched_tin FROM {decisions} WHERE code = 'ID_POSITIVE')
+        WHERE regexp_replace(m.tin, '[^0-9]', '', 'g') IN (SELECT matched_tin FROM {decisions} WHERE code IN ({wanted}))
         GROUP BY 1
         """
     )

@@ -41,6 +41,7 @@ def decision_entry(batch: Batch, row: dict) -> dict:
     return {
         "kind": "decision", "batch": batch.id, "row": row["row_number"], "request_id": row["request_id"],
         "rule_set": f"{batch.rule_set_version}+{batch.policy_version}", "model": batch.model_version,
+        "official": row["official"], "case": row["case_number"],
         "outcome": row["outcome"], "reasons": [c for c in row["reasons"].split(";") if c],
         "refused_items": [r for r in row["refused_items"].split(";") if r],
         "matched_tin": row["matched_tin"], "weight": _weight(row["match_weight"]),
@@ -70,6 +71,8 @@ class Row:
     address: dict | None
     evidence: str | None  # JSON
     statute: str = ""
+    official: str = ""  # the officer named as personally and directly engaged
+    case_number: str = ""
 
 
 class BatchRecorder:
@@ -163,7 +166,8 @@ class BatchRecorder:
             d = r.decision
             row = {
                 "batch_id": batch.id, "row_number": r.row_number, "request_id": r.request_id,
-                "requested_tin": r.requested_tin, "outcome": d.outcome.value,
+                "requested_tin": r.requested_tin, "official": r.official, "case_number": r.case_number,
+                "outcome": d.outcome.value,
                 "reasons": ";".join(c.value for c in d.codes), "refused_items": ";".join(d.refused_items),
                 "matched_tin": d.matched_tin, "match_weight": d.match_weight, "runner_up_tin": d.runner_up_tin,
                 "runner_up_weight": d.runner_up_weight, "evidence": r.evidence,
@@ -224,8 +228,8 @@ class BatchRecorder:
 def verify_records(store: Store) -> Iterator[Problem]:
     """Check the store's decisions and disclosures against their ledger entries: an edit made to a
     decision or a released address after the fact no longer matches what was ledgered."""
-    fields = ("row_number", "request_id", "outcome", "reasons", "refused_items", "matched_tin", "match_weight",
-              "runner_up_tin", "runner_up_weight")
+    fields = ("row_number", "request_id", "official", "case_number", "outcome", "reasons", "refused_items",
+              "matched_tin", "match_weight", "runner_up_tin", "runner_up_weight")
     with store.session() as session:
         batches = {b.id: b for b in session.execute(select(Batch)).scalars()}
         decisions = session.execute(

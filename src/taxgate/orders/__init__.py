@@ -15,11 +15,12 @@ An empty `statutes` list means all. Adding and lifting an order are ledgered wit
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from taxgate.domain import ReasonCode
 from taxgate.ledger import Ledger, canonical
@@ -127,18 +128,23 @@ def _from_row(row: OrderRow) -> Order:
                  row.lifted_at, row.ledger_index)
 
 
-def add_order(store: Store, raw: object) -> Order:
-    """Store and ledger an order."""
+def add_order(store: Store, raw: object, then: Callable[[Session, Ledger, Order], None] | None = None) -> Order:
+    """Store and ledger an order; `then` runs in the same transaction (the notices it creates:
+    `notices.add_order_with_notices`)."""
     order = parse_order(raw)
+    ledger = Ledger(store)
     with store.session.begin() as session:
-        (index,) = Ledger(store).append(session, [{"kind": "order_added", "order": order,
-                                                   "at": datetime.now(UTC).isoformat(timespec="seconds")}])
+        (index,) = ledger.append(session, [{"kind": "order_added", "order": order,
+                                            "at": datetime.now(UTC).isoformat(timespec="seconds")}])
         row = OrderRow(kind=order["kind"], court=order["court"], docket=order["docket"],
                        body=canonical(order).decode(), effective_from=order["effective_from"],
                        effective_to=order["effective_to"], ledger_index=index)
         session.add(row)
         session.flush()
-        return _from_row(row)
+        added = _from_row(row)
+        if then is not None:
+            then(session, ledger, added)
+        return added
 
 
 def lift_order(store: Store, order_id: int, at: datetime | None = None) -> Order:

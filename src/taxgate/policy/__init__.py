@@ -79,6 +79,14 @@ class Identification:
 
 
 @dataclass(frozen=True)
+class Remediation:
+    """Deadlines once disclosures are found unlawful (`taxgate incidents`)."""
+
+    taxpayer_notice_days: int = 30  # § 7431(e): notify the taxpayer "as soon as practicable"
+    disposal_request_days: int = 5  # ask the recipient to dispose of what it should not have received
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     version: str
@@ -93,6 +101,7 @@ class Policy:
     agencies: dict[str, Agency]
     agreements: tuple[Agreement, ...]
     statutes: tuple[Statute, ...]
+    remediation: Remediation = Remediation()
     source: Path | None = field(default=None, compare=False)
     _kinds: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
@@ -207,6 +216,7 @@ def load_policy(path: Path) -> Policy:
             agencies=agencies,
             agreements=agreements,
             statutes=statutes,
+            remediation=Remediation(**raw.get("remediation", {})),
             source=path,
         )
     except KeyError as exc:

@@ -16,9 +16,19 @@ from taxgate.rules import batch, items, purpose, request, requester  # noqa: F40
 from taxgate.rules.batch import ROW_STATS_SQL
 from taxgate.rules.items import refused_items, requested_items
 from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, Rule, RowStats, all_rules
+from taxgate.rules.sets import RuleSet, rule_sets
 
 # Bump when a rule's logic changes; the policy version is recorded beside it on every decision.
 RULE_SET_VERSION = "2026.11.1"
+RULE_SETS = rule_sets(RULE_SET_VERSION)
+
+
+def rule_set(name: str) -> RuleSet:
+    """A rule set by name; ValueError with the names there are."""
+    try:
+        return RULE_SETS[name]
+    except KeyError:
+        raise ValueError(f"unknown rule set {name!r}: use {' or '.join(RULE_SETS)}") from None
 
 
 def judge_batch(manifest: Manifest, policy: Policy, as_of: date) -> list[ReasonCode]:
@@ -54,7 +64,9 @@ def is_refusal(code: ReasonCode) -> bool:
 
 __all__ = [
     "ROW_STATS_SQL",
+    "RULE_SETS",
     "RULE_SET_VERSION",
+    "RuleSet",
     "Context",
     "Rule",
     "RowStats",
@@ -64,4 +76,5 @@ __all__ = [
     "judge_request",
     "refused_items",
     "requested_items",
+    "rule_set",
 ]

@@ -54,6 +54,9 @@ class Decision(Base):
     row_number: Mapped[int] = mapped_column(Integer)
     request_id: Mapped[str] = mapped_column(String(200))
     requested_tin: Mapped[str] = mapped_column(String(16), index=True)  # digits, or ""
+    # (p)(3)(A)'s accounting of the request: who asked, for which case (caseloads in the oversight report)
+    official: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    case_number: Mapped[str] = mapped_column(String(200), default="", server_default="")
     outcome: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[str] = mapped_column(Text)  # ";"-separated codes
     refused_items: Mapped[str] = mapped_column(Text)
@@ -113,12 +116,15 @@ class Notice(Base):
     """A notice owed: to a court, to a recipient, to a taxpayer."""
 
     __tablename__ = "notices"
-    __table_args__ = (UniqueConstraint("kind", "batch_id", "order_id", name="uq_notices_kind_batch_order"),)
+    __table_args__ = (UniqueConstraint("kind", "batch_id", "order_id", name="uq_notices_kind_batch_order"),
+                      UniqueConstraint("kind", "incident_id", "tin", name="uq_notices_kind_incident_tin"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", name="fk_notices_batch"), nullable=True)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", name="fk_notices_order"), nullable=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", name="fk_notices_incident"), nullable=True)
+    tin: Mapped[str] = mapped_column(String(16), default="", server_default="")  # a taxpayer notice's taxpayer
     recipient: Mapped[str] = mapped_column(String(200))
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -181,3 +187,50 @@ class HeldItem(Base):
     agency: Mapped[str] = mapped_column(String(64))
     statute: Mapped[str] = mapped_column(Text)
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Audit(Base):
+    """A retroactive audit: a batch's disclosures decided again under another rule set or policy."""
+
+    __tablename__ = "audits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", name="fk_audits_batch"), index=True)
+    rule_set_version: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    audited: Mapped[int] = mapped_column(Integer)  # disclosures decided again
+    not_made: Mapped[int] = mapped_column(Integer)  # of which the audit's rules would not have made
+    summary: Mapped[str] = mapped_column(Text)  # JSON figures
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class AuditFinding(Base):
+    """One past disclosure that the audit's rules would not have made, and why."""
+
+    __tablename__ = "audit_findings"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", name="fk_findings_audit"), index=True)
+    disclosure_id: Mapped[int] = mapped_column(ForeignKey("disclosures.id", name="fk_findings_disclosure"))
+    path: Mapped[str] = mapped_column(String(16))  # how it was identified then: tin | name_address
+    category: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))  # under the audit's rules
+    reasons: Mapped[str] = mapped_column(Text)  # every code under the audit's rules
+
+
+class Incident(Base):
+    """Disclosures found unlawful, remediated: a disposal request to the recipient and a notice to each
+    taxpayer, tracked until the recipient certifies disposal and every notice is sent."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", name="fk_incidents_audit"), unique=True)
+    agency: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disposal_certified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    disposal_certified_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)

@@ -54,8 +54,18 @@ class Mix:
     malformed: float = 0.002  # CSV rows damaged in transit
     with_tin: float = 0.10
     wrong_tin: float = 0.01
+    # Requests whose address is a placeholder or a ZIP code alone that carry the person's TIN instead:
+    # the 2025 datafile's shape, where the TIN path disclosed mostly on such rows (D.D.C. 2026-02-26).
+    tin_with_address_defect: float = 0.90
     name_variation: float = 0.35
     address_variation: float = 0.40
+
+    @classmethod
+    def datafile_2025(cls) -> "Mix":
+        """The demo's batch: as the defaults, but TINs come mostly on rows without a usable address
+        (`tin_with_address_defect`) and seldom otherwise. That is the shape behind the D.D.C.'s finding
+        of 2026-02-26, where about 42,695 of the 47,289 TIN-path disclosures lacked a valid address."""
+        return cls(with_tin=0.02)
 
     @classmethod
     def clean(cls) -> "Mix":
@@ -169,6 +179,7 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
     """Write manifest.json, the rows file and its labels into `out_dir`; return the manifest path."""
     mix = mix or Mix()
     rnd = random.Random(seed)
+    tin_rnd = random.Random(f"{seed}-tin")  # its own stream: the other draws stay as they were
     out_dir.mkdir(parents=True, exist_ok=True)
     n_present = int(round(size * (1 - mix.absent)))
     people = _sample_people(master, n_present, seed)
@@ -230,6 +241,9 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
         elif r() < mix.zip_only:
             row.update(street="", unit="", city="", state="")
             defects.append("zip_only")
+        if (truth_tin and not row["tin"] and {"placeholder_address", "zip_only"} & set(defects)
+                and tin_rnd.random() < mix.tin_with_address_defect):
+            row["tin"] = truth_tin
         if r() < mix.boilerplate:
             row["relevance"] = BOILERPLATE
             defects.append("boilerplate_relevance")

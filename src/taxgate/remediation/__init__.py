@@ -1,0 +1,303 @@
+"""Remediation: past disclosures audited again, and incidents that put the unlawful ones right.
+
+- `audit`: decide a recorded batch again under another rule set or policy (by default the statute
+  as coded now) and list every disclosure it made that the audit's rules would not have made, with
+  the reasons. The batch's rows file must be the one received: its SHA-256 is checked against the
+  ledgered one. The audit, its figures and a digest of its list are ledgered.
+- `open_incident`: turn an audit's list into a disposal request to the recipient and a notice to
+  each taxpayer concerned (26 U.S.C. § 7431), with due times from the policy, all ledgered. The
+  incident closes once the recipient certifies disposal (`certify_disposal`) and every notice is
+  sent (`notices.mark_sent`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from taxgate import identify as identification
+from taxgate.domain import Outcome, ReasonCode
+from taxgate.intake import read_manifest
+from taxgate.ledger import Ledger, canonical
+from taxgate.notices import close_incident_if_done, owe_for_incident
+from taxgate.pipeline import decide_staged, stage, workspace
+from taxgate.policy import load_policies, policy_in_force
+from taxgate.rules import is_refusal, rule_set
+from taxgate.store import Store
+from taxgate.store.models import Audit, AuditFinding, Batch, Decision, Disclosure, Incident, Notice
+
+# Why a past disclosure would not be made now, most telling first. The first is the court's finding
+# of 2026-02-26: the request did not set forth the taxpayer's address (§ 6103(i)(2)(B)(i)).
+CATEGORIES = {
+    "address_not_set_forth": "the request did not set forth an address (§ 6103(i)(2)(B)(i))",
+    "request_defective": "the request was defective on other grounds (§ 6103(i)(2)(A)-(B))",
+    "address_not_on_record": "the address given was not one the taxpayer filed from (identification rule 3)",
+    "review": "identification was near the line: an officer would have decided",
+    "not_identified": "the taxpayer was not positively identified",
+}
+_NOT_SET_FORTH = {ReasonCode.ADDRESS_MISSING, ReasonCode.ADDRESS_PLACEHOLDER, ReasonCode.ADDRESS_INCOMPLETE}
+FINDING_COLUMNS = ("request_id", "row_number", "disclosure_ledger_index", "tin", "path", "category", "outcome_now",
+                   "reasons_now", "reasons_then")
+
+
+class RemediationError(ValueError):
+    """An audit or incident that cannot be carried out as asked; one line for the user."""
+
+
+def category(outcome: Outcome, codes: tuple[ReasonCode, ...]) -> str:
+    """The finding a past disclosure falls under, given the audit's decision for it."""
+    if _NOT_SET_FORTH & set(codes):
+        return "address_not_set_forth"
+    if any(is_refusal(c) for c in codes) or outcome is Outcome.REFUSED:
+        return "request_defective"
+    if ReasonCode.ID_ADDRESS_NOT_ON_RECORD in codes:
+        return "address_not_on_record"
+    if outcome is Outcome.REVIEW:
+        return "review"
+    return "not_identified"
+
+
+@dataclass
+class AuditResult:
+    audit_id: int
+    batch_id: int
+    batch_ref: str
+    then: str  # rule set + policy the batch was decided under
+    now: str  # rule set + policy of the audit
+    audited: int  # disclosures decided again
+    not_made: int
+    by_category: dict[str, int]
+    by_path: dict[str, dict[str, int]]  # tin | name_address -> disclosed, not_made, address_not_set_forth
+    findings_file: str
+    ledger_index: int
+    existing: bool = False  # the same audit had been run and recorded before
+    shape: dict = field(default_factory=dict)
+
+
+def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, rules: str = "statute",
+          policy_path: Path | None = None) -> AuditResult:
+    """Decide a recorded batch's disclosures again under `rules` and the policy in force on the
+    batch's as-of date (from `policy_path`, or the shipped policy). Writes `audit-ID.csv`."""
+    audit_rules = rule_set(rules)
+    manifest = read_manifest(manifest_path)
+    policies = load_policies(policy_path)
+    probe = manifest.submitted_at.date() if manifest.submitted_at else date.today()
+    with workspace(out_dir) as (work, con):
+        stream = stage(manifest, policy_in_force(policies, probe), work)
+        with store.session() as session:
+            batch = session.execute(select(Batch).where(
+                Batch.agency == manifest.agency, Batch.batch_ref == manifest.batch_ref,
+                Batch.rows_sha256 == stream.sha256)).scalar_one_or_none()
+            if batch is None:
+                raise RemediationError(f"batch {manifest.batch_ref} from {manifest.agency} with these rows (SHA-256 "
+                                       f"{stream.sha256[:12]}...) was never recorded: audit the rows file it was sent with")
+            if batch.status != "done":
+                raise RemediationError(f"batch {manifest.batch_ref} is still being processed: finish it first")
+            as_of = date.fromisoformat(batch.as_of)
+            policy = policy_in_force(policies, as_of)
+            past = {row_number: (disclosure_id, index, tin, reasons, request_id)
+                    for row_number, disclosure_id, index, tin, reasons, request_id in session.execute(
+                        select(Decision.row_number, Disclosure.id, Disclosure.ledger_index, Disclosure.tin,
+                               Decision.reasons, Decision.request_id)
+                        .join(Decision, Decision.id == Disclosure.decision_id).where(Decision.batch_id == batch.id))}
+            then = f"{batch.rule_set_version}+{batch.policy_version}"
+            batch_id, batch_ref = batch.id, batch.batch_ref
+        findings: list[dict] = []
+        by_path: dict[str, Counter] = defaultdict(Counter)
+        for chunk in decide_staged(con, work, master_path, manifest, policy, audit_rules, as_of, stream.rows):
+            for d in chunk:
+                if d.row.row_number not in past:
+                    continue
+                disclosure_id, index, tin, reasons_then, request_id = past[d.row.row_number]
+                path = "tin" if ReasonCode.ID_TIN_MATCH.value in reasons_then.split(";") else "name_address"
+                by_path[path]["disclosed"] += 1
+                decision = d.row.decision
+                if decision.outcome is Outcome.DISCLOSED:
+                    continue
+                kind = category(decision.outcome, decision.codes)
+                by_path[path]["not_made"] += 1
+                by_path[path][kind] += 1
+                findings.append({
+                    "request_id": request_id, "row_number": d.row.row_number, "disclosure_ledger_index": index,
+                    "tin": tin, "path": path, "category": kind, "outcome_now": decision.outcome.value,
+                    "reasons_now": ";".join(c.value for c in decision.codes), "reasons_then": reasons_then,
+                    "disclosure_id": disclosure_id,
+                })
+    now = f"{audit_rules.version}+{policy.version}"
+    by_category = Counter(f["category"] for f in findings)
+    digest = hashlib.sha256(b"".join(canonical({k: f[k] for k in FINDING_COLUMNS}) + b"\n" for f in findings)).hexdigest()
+    summary = {
+        "audited": len(past), "not_made": len(findings), "by_category": dict(sorted(by_category.items())),
+        "by_path": {p: dict(sorted(c.items())) for p, c in sorted(by_path.items())}, "findings_sha256": digest,
+    }
+    ledger = Ledger(store)
+    with store.session.begin() as session:
+        existing = session.execute(select(Audit).where(
+            Audit.batch_id == batch_id, Audit.rule_set_version == audit_rules.version,
+            Audit.policy_version == policy.version, Audit.model_version == identification.MODEL_VERSION,
+        )).scalars().first()
+        if existing is not None and json.loads(existing.summary)["findings_sha256"] == digest:
+            row = existing  # decided the same way again: one audit on record, not two
+        else:
+            (index,) = ledger.append(session, [{
+                "kind": "audit", "batch": batch_id, "then": then, "now": now, "model": identification.MODEL_VERSION,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"), **summary,
+            }])
+            row = Audit(batch_id=batch_id, rule_set_version=audit_rules.version, policy_version=policy.version,
+                        model_version=identification.MODEL_VERSION, run_at=datetime.now(UTC), audited=len(past),
+                        not_made=len(findings), summary=canonical(summary).decode(), ledger_index=index)
+            session.add(row)
+            session.flush()
+            if findings:
+                session.execute(insert(AuditFinding), [
+                    {"audit_id": row.id, "disclosure_id": f["disclosure_id"], "path": f["path"],
+                     "category": f["category"], "outcome": f["outcome_now"], "reasons": f["reasons_now"]}
+                    for f in findings])
+        audit_id, audit_index = row.id, row.ledger_index
+    out_dir.mkdir(parents=True, exist_ok=True)
+    findings_file = out_dir / f"audit-{audit_id}.csv"
+    with open(findings_file, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FINDING_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(findings)
+    result = AuditResult(audit_id, batch_id, batch_ref, then, now, len(past), len(findings), dict(by_category),
+                         summary["by_path"], str(findings_file), audit_index, existing=row is existing,
+                         shape=shape(summary["by_path"]))
+    (out_dir / f"audit-{audit_id}.json").write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def shape(by_path: dict[str, dict[str, int]]) -> dict:
+    """The court's finding, in this audit's figures: of the disclosures made on the TIN path, how
+    many had no valid requester address."""
+    tin = by_path.get("tin", {})
+    made, missing = tin.get("disclosed", 0), tin.get("address_not_set_forth", 0)
+    return {"tin_path_disclosed": made, "tin_path_without_valid_address": missing,
+            "share": round(missing / made, 4) if made else 0.0}
+
+
+# -- incidents ---------------------------------------------------------------------------------------
+
+# 26 U.S.C. § 7431 as the taxpayer notice states it. Plain words, not legal advice.
+RIGHTS_7431 = (
+    "Under 26 U.S.C. § 7431(a) you may bring a civil action for damages against the United States in a "
+    "United States district court for a disclosure of your return information in violation of 26 U.S.C. § 6103.",
+    "Under § 7431(c) the damages are the greater of $1,000 for each act of unauthorized disclosure or the "
+    "actual damages you sustained (plus punitive damages where the disclosure was willful or grossly "
+    "negligent), and the costs of the action.",
+    "Under § 7431(d) the action must be brought within 2 years after the date on which you discover the "
+    "unauthorized disclosure.",
+)
+
+
+@dataclass(frozen=True)
+class IncidentStatus:
+    id: int
+    audit_id: int
+    agency: str
+    opened_at: datetime
+    disposal_certified_at: datetime | None
+    disposal_certified_by: str
+    closed_at: datetime | None
+    notices: int
+    notices_sent: int
+    ledger_index: int
+
+
+def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
+                  now: datetime | None = None) -> IncidentStatus:
+    """Open an incident for an audit's findings (once per audit): a disposal request to the
+    recipient and one notice per taxpayer, with due times from the policy in force today."""
+    now = now or datetime.now(UTC)
+    policy = policy_in_force(load_policies(policy_path), now.date())
+    ledger = Ledger(store)
+    with store.session.begin() as session:
+        row = session.get(Audit, audit_id)
+        if row is None:
+            raise RemediationError(f"no audit {audit_id}")
+        if session.execute(select(Incident.id).where(Incident.audit_id == audit_id)).first():
+            raise RemediationError(f"audit {audit_id} already has an incident: see `taxgate incidents list`")
+        if row.not_made == 0:
+            raise RemediationError(f"audit {audit_id} found no disclosure that should not have been made")
+        batch = session.get(Batch, row.batch_id)
+        found = session.execute(
+            select(AuditFinding.category, AuditFinding.reasons, Disclosure.tin, Disclosure.value,
+                   Disclosure.disclosed_at, Disclosure.ledger_index, Decision.request_id)
+            .join(Disclosure, Disclosure.id == AuditFinding.disclosure_id)
+            .join(Decision, Decision.id == Disclosure.decision_id)
+            .where(AuditFinding.audit_id == audit_id).order_by(Disclosure.ledger_index)).all()
+        (index,) = ledger.append(session, [{
+            "kind": "incident_opened", "audit_entry": row.ledger_index, "agency": batch.agency,
+            "disclosures": len(found), "taxpayers": len({f.tin for f in found}), "at": now.isoformat(timespec="seconds"),
+        }])
+        incident = Incident(audit_id=audit_id, agency=batch.agency, opened_at=now, ledger_index=index)
+        session.add(incident)
+        session.flush()
+        owe_for_incident(session, ledger, "disposal_request", incident, batch.agency, "",
+                         now + timedelta(days=policy.remediation.disposal_request_days), {
+                             "agency": batch.agency, "batch_ref": batch.batch_ref, "audit": audit_id,
+                             "disclosures": [{"request_id": f.request_id, "ledger_index": f.ledger_index,
+                                              "date": _aware(f.disclosed_at).date().isoformat(),
+                                              "finding": f.category} for f in found],
+                             "findings": dict(sorted(Counter(f.category for f in found).items())),
+                         })
+        per_taxpayer: dict[str, list] = defaultdict(list)
+        for f in found:
+            per_taxpayer[f.tin].append(f)
+        for tin, items in sorted(per_taxpayer.items()):
+            owe_for_incident(session, ledger, "taxpayer", incident, f"Taxpayer TIN ending {tin[-4:]}", tin,
+                             now + timedelta(days=policy.remediation.taxpayer_notice_days), {
+                                 "tin_last4": tin[-4:], "mail_to": json.loads(items[-1].value),
+                                 "recipient_agency": batch.agency,
+                                 "disclosures": [{"date": _aware(f.disclosed_at).date().isoformat(),
+                                                  "item": "last known address", "ledger_index": f.ledger_index,
+                                                  "finding": CATEGORIES[f.category]} for f in items],
+                                 "rights": list(RIGHTS_7431),
+                             })
+        return _status(session, incident)
+
+
+def certify_disposal(store: Store, incident_id: int, by: str, at: datetime | None = None) -> IncidentStatus:
+    """Record the recipient's certification that it disposed of the records (ledgered, once)."""
+    at = at or datetime.now(UTC)
+    if not by.strip():
+        raise RemediationError("say who certified the disposal (--by NAME, TITLE)")
+    ledger = Ledger(store)
+    with store.session.begin() as session:
+        incident = session.get(Incident, incident_id, with_for_update=True)
+        if incident is None:
+            raise RemediationError(f"no incident {incident_id}")
+        if incident.disposal_certified_at is not None:
+            raise RemediationError(f"incident {incident_id}: disposal was certified on "
+                                   f"{_aware(incident.disposal_certified_at).date()} by {incident.disposal_certified_by}")
+        ledger.append(session, [{"kind": "disposal_certified", "incident_entry": incident.ledger_index,
+                                 "by": by.strip(), "at": at.isoformat(timespec="seconds")}])
+        incident.disposal_certified_at, incident.disposal_certified_by = at, by.strip()
+        session.flush()
+        close_incident_if_done(session, ledger, incident_id, at)
+        return _status(session, incident)
+
+
+def list_incidents(store: Store) -> list[IncidentStatus]:
+    with store.session() as session:
+        return [_status(session, i) for i in session.execute(select(Incident).order_by(Incident.id)).scalars()]
+
+
+def _status(session, incident: Incident) -> IncidentStatus:
+    total, sent = session.execute(select(func.count(Notice.id), func.count(Notice.sent_at))
+                                  .where(Notice.incident_id == incident.id)).one()
+    return IncidentStatus(incident.id, incident.audit_id, incident.agency, _aware(incident.opened_at),
+                          _aware(incident.disposal_certified_at), incident.disposal_certified_by,
+                          _aware(incident.closed_at), total, sent, incident.ledger_index)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time here is UTC."""
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
