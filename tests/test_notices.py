@@ -3,6 +3,7 @@ transfer holds the batch's disclosures until the notice has been sent and its ho
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -65,3 +66,36 @@ def test_notices_on_the_command_line(world, tmp_path, store):
     assert taxgate("notices", "due", "--json").stdout == ""
     released = taxgate("orders", "release", "--out", tmp_path)
     assert released.returncode == 0 and "0 held item(s) released" in released.stdout
+
+
+def test_a_watcher_releases_held_items_when_the_notice_period_ends_once(world, tmp_path, store):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    add_order(store, {**STAY, "kind": "notice_before_transfer", "hours": 24})
+    process(world["manifest"], world["master"], tmp_path / "out", store=store)
+    held = sorted(r["request_id"] for r in rows(tmp_path / "out") if r["outcome"] == "HELD")
+    (notice,) = list_notices(store)
+    watchers = [subprocess.Popen([sys.executable, "-m", "taxgate", "orders", "release", "--watch", "--every", "1",
+                                  "--out", str(tmp_path / f"w{i}")], stdout=subprocess.PIPE, text=True)
+                for i in range(2)]  # two watchers: each item still leaves once
+    try:
+        time.sleep(3)
+        assert not list(tmp_path.glob("w*/released-*.csv"))  # the notice is not sent: nothing leaves
+        mark_sent(store, [notice.id], at=datetime.now(UTC) - timedelta(hours=24, seconds=1))  # its period has run
+        deadline = time.time() + 60
+        while time.time() < deadline and not list(tmp_path.glob("w*/released-*.csv")):
+            time.sleep(0.5)
+        time.sleep(3)  # more rounds: nothing more may leave
+    finally:
+        for w in watchers:
+            w.send_signal(signal.SIGINT)
+            assert w.wait(timeout=30) == 0
+    released = []
+    for path in tmp_path.glob("w*/released-*.csv"):
+        with open(path, newline="", encoding="utf-8") as fh:
+            released += [r["request_id"] for r in csv.DictReader(fh)]
+    assert sorted(released) == held and held
+    assert release_held(store) == []

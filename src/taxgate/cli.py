@@ -560,13 +560,31 @@ def orders_lift(
 @orders_app.command("release")
 def orders_release(
     out: Path = typer.Option(Path("."), "--out", help="Folder for the released items' response file."),
+    watch: bool = typer.Option(False, "--watch", help="Keep running: decide held items again every --every seconds."),
+    every: float = typer.Option(60.0, "--every", min=1.0, help="With --watch: seconds between rounds."),
     database_url: str = DATABASE,
 ) -> None:
     """Decide held items again now: release, once, each one no order holds any more (a notice
-    period run out, an order lapsed)."""
+    period run out, an order lapsed). With --watch it does so on a timer until stopped; several
+    watchers, or a watcher and a lift, still release each item once (a locked row per item)."""
+    from datetime import UTC, datetime
+
     from taxgate.ledger.record import release_held
 
-    _write_released(release_held(_store(database_url)), out / "released.csv")
+    store = _store(database_url)
+    if not watch:
+        _write_released(release_held(store), out / "released.csv")
+        return
+    console.print(f"Watching held items every {every:g} s; Ctrl-C stops.")
+    try:
+        while True:
+            released = release_held(store)
+            if released:
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+                _write_released(released, out / f"released-{stamp}.csv")
+            time.sleep(every)
+    except KeyboardInterrupt:
+        console.print("Stopped.")
 
 
 def _write_released(released: list[dict], path: Path) -> None:
