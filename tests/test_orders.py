@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,8 @@ def test_a_stay_in_force_holds_every_disclosure_and_lifting_releases_them_once(w
 
     assert release_held(store) == []  # still in force: nothing leaves
     lift_order(store, order.id)
+    # Lifted, but were the agreement with the agency to have expired by then, nothing could leave.
+    assert release_held(store, now=datetime(2028, 1, 3, tzinfo=UTC)) == []
     released = release_held(store)
     assert sorted(r["request_id"] for r in released) == sorted(r["request_id"] for r in held)
     would_have = sorted((r["request_id"], r["address_street"]) for r in expected if r["outcome"] == "DISCLOSED")

@@ -25,6 +25,7 @@ from taxgate.notices import owe, owe_on_receipt, sent_at
 from taxgate.orders import holding, orders_in
 from taxgate.intake import Manifest
 from taxgate.ledger import Ledger, Problem, canonical, load_signer
+from taxgate.policy import Policy, PolicyError, load_policies, policy_in_force
 from taxgate.store import Store, StoreError
 from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, HeldItem, LedgerEntry
 
@@ -255,14 +256,17 @@ def verify_records(store: Store) -> Iterator[Problem]:
                 return
 
 
-def release_held(store: Store, now: datetime | None = None) -> list[dict]:
+def release_held(store: Store, now: datetime | None = None, policies: list[Policy] | None = None) -> list[dict]:
     """Decide held items again: each one no order holds any more is released now, once (its
-    disclosure ledgered like any other). Returns what was released, for the requester's response."""
+    disclosure ledgered like any other), provided the law still allows it at this moment: an
+    agreement with the agency in force and no open safeguard findings (§ 6103(p)(4)), by the policy
+    in force today. Returns what was released, for the requester's response."""
     ledger = Ledger(store)
     released: list[dict] = []
+    now = now or datetime.now(UTC)
+    allowed = _releasable(policies if policies is not None else load_policies(), now.date())
     with store.session.begin() as session:
         orders = orders_in(session)
-        now = now or datetime.now(UTC)
         pending = session.execute(
             select(HeldItem, DecisionRow, Batch).join(DecisionRow, DecisionRow.id == HeldItem.decision_id)
             .join(Batch, Batch.id == DecisionRow.batch_id)
@@ -271,7 +275,7 @@ def release_held(store: Store, now: datetime | None = None) -> list[dict]:
         for item, decision, batch in pending:
             if batch.id not in noticed:
                 noticed[batch.id] = sent_at(session, "pre_transfer", batch.id)
-            if holding(orders, item.agency, item.statute, now, noticed[batch.id]) is not None:
+            if not allowed(item.agency) or holding(orders, item.agency, item.statute, now, noticed[batch.id]) is not None:
                 continue
             (index,) = ledger.append(session, [disclosure_entry(batch.id, decision.row_number, decision.request_id,
                                                                 item.tin, item.value)])
@@ -281,3 +285,18 @@ def release_held(store: Store, now: datetime | None = None) -> list[dict]:
             released.append({"batch_ref": batch.batch_ref, "request_id": decision.request_id, "ledger_index": index,
                              **{f"address_{k}": v for k, v in json.loads(item.value).items()}})
     return released
+
+
+def _releasable(policies: list[Policy], day: date):
+    """Whether anything may leave to an agency on `day`: the agreement with it in force (it may
+    have expired while the item was held) and its safeguards not found deficient."""
+    try:
+        policy = policy_in_force(policies, day)
+    except PolicyError:
+        return lambda agency: False  # no policy in force: nothing leaves
+
+    def allowed(agency: str) -> bool:
+        known = policy.agencies.get(agency)
+        return policy.agreement_for(agency, day) is not None and known is not None and not known.safeguards_deficient
+
+    return allowed
