@@ -1,0 +1,40 @@
+"""What every command shares: the Typer app, the consoles, the one-line failure, the store option."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from taxgate.identify import MasterError
+from taxgate.intake import IntakeError
+from taxgate.policy import PolicyError
+from taxgate.store import StoreError
+
+app = typer.Typer(
+    help="taxgate: a disclosure gateway for confidential taxpayer information (26 U.S.C. § 6103(i)(2)).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+DATABASE = typer.Option(None, "--database-url", help="The store (default: TAXGATE_DATABASE_URL or sqlite:///taxgate.db).")
+
+USER_ERRORS = (IntakeError, MasterError, PolicyError, StoreError)
+
+
+def fail(message: str) -> None:
+    errors.print(f"taxgate: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+
+def store_at(url: str | None):
+    """The store at `url` (or the default), or a one-line failure."""
+    from taxgate.store import open_store
+
+    try:
+        return open_store(url)
+    except StoreError as exc:
+        fail(str(exc))
+

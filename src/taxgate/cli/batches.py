@@ -1,0 +1,245 @@
+"""Batches: process, replay, audit, the demo, rules and explanations."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from taxgate.cli._common import DATABASE, USER_ERRORS, app, console, errors, fail, store_at
+from taxgate.domain import Outcome, ReasonCode
+
+
+@app.command()
+def process(
+    manifest: Path = typer.Argument(..., help="The batch manifest (JSON)."),
+    master: Path = typer.Option(..., "--master", help="Taxpayer master (Parquet or CSV)."),
+    out: Path = typer.Option(..., "--out", help="Folder for response.csv, response.jsonl, decisions.csv."),
+    policy: Path = typer.Option(None, "--policy", help="Policy file or folder (default: the shipped demo policy)."),
+    database_url: str = typer.Option(None, "--database-url", help="The store (default: TAXGATE_DATABASE_URL or sqlite:///taxgate.db)."),
+) -> None:
+    """Process one batch: intake, rules, identification, decision; record it in the store and the
+    ledger (once, however often it is sent); write the response files."""
+    from taxgate.pipeline import process as run
+
+    try:
+        result = run(manifest, master, out, policy, store=store_at(database_url))
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+    _print_result(result)
+
+
+@app.command()
+def replay(
+    manifest: Path = typer.Argument(..., help="The batch manifest (JSON)."),
+    master: Path = typer.Option(..., "--master", help="Taxpayer master (Parquet or CSV)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the reconstructed response files."),
+    rule_set: str = typer.Option("as-practised-2025", "--rule-set", help="The past practice to reconstruct."),
+    database_url: str = DATABASE,
+) -> None:
+    """Reconstruct in the store and the ledger what a past practice disclosed for a batch, so that
+    `taxgate audit` can decide it again. Never a way to disclose: the practice is recorded as such."""
+    from taxgate.pipeline import process as run
+
+    errors.print(f"taxgate: replaying {manifest} under the rule set {rule_set!r}: this records what that practice "
+                 "disclosed; it is not a lawful disclosure path.", markup=False, highlight=False, soft_wrap=True)
+    try:
+        result = run(manifest, master, out, store=store_at(database_url), rule_set=rule_set, replay=True)
+    except (*USER_ERRORS, ValueError) as exc:
+        fail(str(exc))
+    _print_result(result)
+
+
+@app.command()
+def audit(
+    manifest: Path = typer.Argument(..., help="The manifest of a recorded batch (its rows file must be the one received)."),
+    master: Path = typer.Option(..., "--master", help="Taxpayer master (Parquet or CSV)."),
+    out: Path = typer.Option(Path("."), "--out", help="Folder for audit-ID.csv and audit-ID.json."),
+    rule_set: str = typer.Option("statute", "--rule-set", help="The rules to decide again under."),
+    policy: Path = typer.Option(None, "--policy", help="Policy file or folder (default: the shipped policy)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    database_url: str = DATABASE,
+) -> None:
+    """Retroactive audit: decide every disclosure a recorded batch made again, and list (with
+    reasons) those the audit's rules would not have made. The audit is ledgered."""
+    import json
+    from dataclasses import asdict
+
+    from taxgate.remediation import CATEGORIES, RemediationError
+    from taxgate.remediation import audit as run_audit
+
+    try:
+        result = run_audit(store_at(database_url), manifest, master, out, rule_set, policy)
+    except (*USER_ERRORS, RemediationError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(asdict(result)))
+        return
+    _print_audit(result, CATEGORIES)
+
+
+def _print_audit(result, categories: dict[str, str]) -> None:
+    share = lambda n, d: f"{n / d:.1%}" if d else "-"  # noqa: E731
+    console.print(f"Audit {result.audit_id} of batch {result.batch_ref}: decided under {result.then}, "
+                  f"audited under {result.now}{' (as recorded before)' if result.existing else ''}.", soft_wrap=True)
+    console.print(f"{result.audited:,} past disclosures decided again; {result.not_made:,} "
+                  f"({share(result.not_made, result.audited)}) would not have been made.")
+    table = Table(title="Why not")
+    for column in ("finding", "disclosures", "what it means"):
+        table.add_column(column, overflow="fold")
+    for name, text in categories.items():
+        if result.by_category.get(name):
+            table.add_row(name, f"{result.by_category[name]:,}", text)
+    console.print(table)
+    tin = result.shape
+    if tin["tin_path_disclosed"]:
+        console.print(f"TIN path: {tin['tin_path_disclosed']:,} disclosed, {tin['tin_path_without_valid_address']:,} "
+                      f"({tin['share']:.1%}) without a valid requester address (the D.D.C.'s finding of 2026-02-26: "
+                      "about 42,695 of 47,289).", soft_wrap=True)
+    console.print(f"List: {result.findings_file}  (ledger entry {result.ledger_index})", soft_wrap=True)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("taxgate-demo"), "--out", help="Folder for the demo world and its outputs."),
+    taxpayers: int = typer.Option(20_000, min=100, help="Taxpayers in the synthetic master."),
+    requests: int = typer.Option(5_000, min=10, help="Requests in the batch."),
+    seed: int = typer.Option(7, help="Seed for the synthetic world."),
+) -> None:
+    """Build the demo world (a synthetic master and a batch shaped like the 2025 datafile) and process it;
+    then replay it as practised in 2025, audit that replay under the statute, open the incident, and
+    write the oversight report."""
+    import json
+
+    from taxgate.pipeline import process as run
+    from taxgate.remediation import CATEGORIES, audit as run_audit, list_incidents, open_incident
+    from taxgate.reports.oversight import oversight
+    from taxgate.synth import Mix, generate_batch, generate_master
+
+    started = time.perf_counter()
+    master_path = out / "world" / "master.parquet"
+    try:
+        store = store_at(None)
+        with console.status("Building the synthetic master..."):
+            rows, people = generate_master(taxpayers, master_path, seed=seed)
+        console.print(f"Synthetic master: {people:,} taxpayers, {rows:,} rows (one per taxpayer per tax year).")
+        with console.status("Drawing a batch shaped like the 2025 datafile..."):
+            manifest = generate_batch(master_path, out / "batch", requests, seed=seed + 1, mix=Mix.datafile_2025())
+        with console.status("Processing the batch under the statute..."):
+            result = run(manifest, master_path, out / "response", store=store)
+        _print_result(result)
+
+        console.rule("The same requests as the 2025 script treated them")
+        raw = json.loads(manifest.read_text(encoding="utf-8"))
+        replayed = manifest.with_name("manifest-as-practised-2025.json")
+        replayed.write_text(json.dumps({**raw, "batch_ref": raw["batch_ref"] + "-as-practised-2025"}, indent=2) + "\n",
+                            encoding="utf-8")
+        with console.status("Replaying the batch as practised in 2025 (TIN match + non-blank address)..."):
+            past = run(replayed, master_path, out / "replay-2025", store=store, rule_set="as-practised-2025", replay=True)
+        console.print(f"As practised in 2025: {past.outcomes.get('DISCLOSED', 0):,} addresses disclosed "
+                      f"(under the statute: {result.outcomes.get('DISCLOSED', 0):,}).")
+        with console.status("Auditing those disclosures under the statute..."):
+            found = run_audit(store, replayed, master_path, out / "audit")
+        _print_audit(found, CATEGORIES)
+        incident = next((i for i in list_incidents(store) if i.audit_id == found.audit_id), None)
+        if incident is None and found.not_made:
+            incident = open_incident(store, found.audit_id)
+        if incident is not None:
+            console.print(f"Incident {incident.id}: a disposal request to {incident.agency} and "
+                          f"{incident.notices - 1:,} taxpayer notices (§ 7431) are owed; "
+                          f"`taxgate notices render --incident {incident.id}` writes them.", soft_wrap=True)
+        with console.status("Writing the oversight report..."):
+            html, pdf = oversight(store, out / "oversight-report.html")
+    except (*USER_ERRORS, ValueError) as exc:
+        fail(str(exc))
+    console.rule()
+    console.print(f"Demo done in {time.perf_counter() - started:.1f} s. World: {out / 'world'}  Batch: {manifest}",
+                  soft_wrap=True)
+    console.print(f"Why a request went as it did: taxgate explain REQUEST_ID --out {out / 'response'}", soft_wrap=True)
+    console.print(f"Oversight report (opens offline): {html}  PDF: {pdf}", soft_wrap=True)
+
+
+@app.command()
+def rules() -> None:
+    """List every rule: its reason code, the statute it applies, and what it checks."""
+    from taxgate.rules import all_rules
+
+    table = Table(title="Rules (all run; every failing code is reported)")
+    for column in ("code", "scope", "citation", "what it checks"):
+        table.add_column(column, overflow="fold")
+    for rule in all_rules():
+        table.add_row(rule.code.value, rule.scope, rule.citation, rule.explanation)
+    console.print(table)
+
+
+@app.command()
+def explain(
+    request_id: str = typer.Argument(..., help="The request to explain."),
+    out: Path = typer.Option(..., "--out", help="The folder `taxgate process` wrote (it reads evidence.jsonl)."),
+) -> None:
+    """Why a request was or was not identified: candidate, runner-up, every field's level and weight."""
+    import json
+
+    path = out / "evidence.jsonl"
+    if not path.is_file():
+        fail(f"no evidence file in {out}: run `taxgate process ... --out {out}` first")
+    found = None
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            if record["request_id"] == request_id:
+                found = record
+                break
+    if found is None:
+        fail(f"request {request_id!r} was not identified in {out} (refused requests are never looked up)")
+    candidate, runner = found["candidate"], found["runner_up"]
+    console.print(f"[bold]{request_id}[/]: {found['outcome']}, {found['decision']}")
+    console.print(f"candidate TIN {candidate['tin']} weight {candidate['weight']}, "
+                  f"address on record: {candidate['address_on_record']}, names agree: {found.get('names_agree', '-')}")
+    console.print(f"runner-up: {runner['tin'] or 'none'} weight {runner['weight']}")
+    table = Table(title="Match weight, field by field (log2 Bayes factor; the prior is not shown)")
+    for column in ("field", "level", "weight", "term-frequency adj.", "running total"):
+        table.add_column(column, justify="right" if column != "field" else "left")
+    total = 0.0
+    for name, field in found["fields"].items():
+        total += field["weight"] + field.get("tf", 0.0)
+        table.add_row(name, str(field["level"]), f"{field['weight']:+.2f}", f"{field.get('tf', 0.0):+.2f}", f"{total:.2f}")
+    console.print(table)
+    from taxgate.identify.waterfall import waterfall_html
+
+    chart = out / f"explain-{request_id}.html"
+    chart.write_text(waterfall_html(found), encoding="utf-8")
+    console.print(f"Waterfall chart (opens offline): {chart}")
+
+
+def _print_result(result) -> None:
+    console.print(f"Batch [bold]{result.batch_ref}[/]: {result.rows:,} requests ({result.malformed:,} could not be read)")
+    table = Table(title="Outcomes")
+    table.add_column("outcome")
+    table.add_column("requests", justify="right")
+    for outcome in Outcome:
+        table.add_row(outcome.value, f"{result.outcomes.get(outcome.value, 0):,}")
+    console.print(table)
+    reasons = Table(title="Reason codes (a request may carry several)")
+    reasons.add_column("code")
+    reasons.add_column("level")
+    reasons.add_column("requests", justify="right")
+    for code in ReasonCode:
+        count = result.codes.get(code.value, 0)
+        if count:
+            reasons.add_row(code.value, code.level.value, f"{count:,}")
+    console.print(reasons)
+    out = Path(result.out_dir)
+    console.print(f"Rows file SHA-256: {result.rows_sha256}", soft_wrap=True)
+    if result.checkpoint:
+        size = result.checkpoint.split("\n")[1]
+        again = " It had been received before: nothing was decided or ledgered twice." if result.resumed else ""
+        console.print(f"Recorded as batch {result.batch_id} in the store; ledger checkpoint signed at {int(size):,} entries.{again}")
+    console.print(f"Policy {result.policy_version}, rules {result.rule_set_version}, model {result.model_version}")
+    for name in ("response.csv", "response.jsonl", "decisions.csv", "evidence.jsonl", "malformed_rows.csv", "summary.json"):
+        console.print(f"  {out / name}")
+
