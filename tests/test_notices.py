@@ -27,7 +27,7 @@ def test_notice_on_receipt_is_owed_once_with_its_due_time(world, tmp_path, store
     with store.session() as session:
         received = session.execute(select(Batch.received_at)).scalar_one()
     assert notice.kind == "court_receipt" and notice.recipient == "court, plaintiffs"
-    assert notice.due_at == (received if received.tzinfo else received.replace(tzinfo=UTC)) + timedelta(hours=24)
+    assert notice.due_at == received + timedelta(hours=24)
     assert notice.body["rows_sha256"] and notice.body["docket"] == STAY["docket"]
     assert not notice.overdue(datetime.now(UTC)) and notice.overdue(datetime.now(UTC) + timedelta(hours=25))
     assert all(r["outcome"] != "HELD" for r in rows(tmp_path / "one"))  # notice on receipt holds nothing

@@ -28,8 +28,6 @@ from taxgate.orders import Order, add_order
 from taxgate.store import Store
 from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, Incident, Notice as NoticeRow
 
-KINDS = ("court_receipt", "pre_transfer", "use_bar", "disposal_request", "taxpayer")
-
 
 class NoticeError(ValueError):
     """A notice request that cannot be met; one line for the user."""
@@ -49,17 +47,12 @@ class Notice:
     ledger_index: int
 
     def overdue(self, now: datetime) -> bool:
-        return self.sent_at is None and _aware(self.due_at) < now
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time here is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return self.sent_at is None and self.due_at < now
 
 
 def _from_row(row: NoticeRow) -> Notice:
-    return Notice(row.id, row.kind, row.recipient, row.batch_id, row.order_id, row.incident_id, _aware(row.due_at),
-                  _aware(row.sent_at) if row.sent_at else None, json.loads(row.body), row.ledger_index)
+    return Notice(row.id, row.kind, row.recipient, row.batch_id, row.order_id, row.incident_id, row.due_at,
+                  row.sent_at, json.loads(row.body), row.ledger_index)
 
 
 def owe(session: Session, ledger: Ledger, kind: str, order: Order, batch_id: int | None, due_at: datetime,
@@ -141,7 +134,7 @@ def sent_at(session: Session, kind: str, batch_id: int) -> dict[int, datetime]:
     """When the notices of `kind` for a batch were sent, by order id."""
     rows = session.execute(select(NoticeRow.order_id, NoticeRow.sent_at).where(
         NoticeRow.kind == kind, NoticeRow.batch_id == batch_id, NoticeRow.sent_at.is_not(None))).all()
-    return {order_id: _aware(moment) for order_id, moment in rows}
+    return {order_id: moment for order_id, moment in rows}
 
 
 def mark_sent(store: Store, notice_ids: list[int], at: datetime | None = None) -> list[Notice]:
@@ -156,7 +149,7 @@ def mark_sent(store: Store, notice_ids: list[int], at: datetime | None = None) -
             if row is None:
                 raise NoticeError(f"no notice {notice_id}")
             if row.sent_at is not None:
-                raise NoticeError(f"notice {notice_id} was sent on {_aware(row.sent_at).isoformat(timespec='seconds')}")
+                raise NoticeError(f"notice {notice_id} was sent on {row.sent_at.isoformat(timespec='seconds')}")
             rows.append(row)
         ledger.append(session, [{"kind": "notice_sent", "notice_entry": row.ledger_index,
                                  "at": at.isoformat(timespec="seconds")} for row in rows])

@@ -244,7 +244,7 @@ def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
                          now + timedelta(days=policy.remediation.disposal_request_days), {
                              "agency": batch.agency, "batch_ref": batch.batch_ref, "audit": audit_id,
                              "disclosures": [{"request_id": f.request_id, "ledger_index": f.ledger_index,
-                                              "date": _aware(f.disclosed_at).date().isoformat(),
+                                              "date": f.disclosed_at.date().isoformat(),
                                               "finding": f.category} for f in found],
                              "findings": dict(sorted(Counter(f.category for f in found).items())),
                          })
@@ -256,7 +256,7 @@ def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
                              now + timedelta(days=policy.remediation.taxpayer_notice_days), {
                                  "tin_last4": tin[-4:], "mail_to": json.loads(items[-1].value),
                                  "recipient_agency": batch.agency,
-                                 "disclosures": [{"date": _aware(f.disclosed_at).date().isoformat(),
+                                 "disclosures": [{"date": f.disclosed_at.date().isoformat(),
                                                   "item": "last known address", "ledger_index": f.ledger_index,
                                                   "finding": CATEGORIES[f.category]} for f in items],
                                  "rights": list(RIGHTS_7431),
@@ -276,7 +276,7 @@ def certify_disposal(store: Store, incident_id: int, by: str, at: datetime | Non
             raise RemediationError(f"no incident {incident_id}")
         if incident.disposal_certified_at is not None:
             raise RemediationError(f"incident {incident_id}: disposal was certified on "
-                                   f"{_aware(incident.disposal_certified_at).date()} by {incident.disposal_certified_by}")
+                                   f"{incident.disposal_certified_at.date()} by {incident.disposal_certified_by}")
         ledger.append(session, [{"kind": "disposal_certified", "incident_entry": incident.ledger_index,
                                  "by": by.strip(), "at": at.isoformat(timespec="seconds")}])
         incident.disposal_certified_at, incident.disposal_certified_by = at, by.strip()
@@ -293,11 +293,6 @@ def list_incidents(store: Store) -> list[IncidentStatus]:
 def _status(session, incident: Incident) -> IncidentStatus:
     total, sent = session.execute(select(func.count(Notice.id), func.count(Notice.sent_at))
                                   .where(Notice.incident_id == incident.id)).one()
-    return IncidentStatus(incident.id, incident.audit_id, incident.agency, _aware(incident.opened_at),
-                          _aware(incident.disposal_certified_at), incident.disposal_certified_by,
-                          _aware(incident.closed_at), total, sent, incident.ledger_index)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time here is UTC."""
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+    return IncidentStatus(incident.id, incident.audit_id, incident.agency, incident.opened_at,
+                          incident.disposal_certified_at, incident.disposal_certified_by,
+                          incident.closed_at, total, sent, incident.ledger_index)

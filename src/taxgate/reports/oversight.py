@@ -15,17 +15,18 @@ from pathlib import Path
 
 from sqlalchemy import distinct, func, select
 
-from taxgate.domain import ReasonCode
 from taxgate.ledger import Ledger, load_signer
 from taxgate.ledger.checkpoint import parse as parse_checkpoint
 from taxgate.policy import load_policies, policy_in_force
 from taxgate.render import Document, Section, bar_chart, write
+from taxgate.rules import RULE_SETS
 from taxgate.store import Store
 from taxgate.store.models import Audit, Batch, Decision, Disclosure, Incident, Notice, Order, Review
 
 CHARTS = ("outcomes-by-reason", "match-yield", "review-rate", "disclosures-over-time", "cases-per-officer",
           "notice-timeliness")
-_RELEASING = {ReasonCode.ID_POSITIVE.value, ReasonCode.ID_TIN_MATCH.value}
+# Identified: whatever released the item under the rule set a batch was decided by.
+_RELEASING = {code.value for rules in RULE_SETS.values() for code in rules.releases}
 
 
 def oversight(store: Store, out: Path, policy_path: Path | None = None, now: datetime | None = None) -> tuple[Path, Path]:
@@ -170,9 +171,9 @@ def _audit_line(audit: Audit, batch_ref: str) -> str:
 def _timeliness(notices: list[Notice], now: datetime) -> dict[str, Counter]:
     state: dict[str, Counter] = defaultdict(Counter)
     for n in notices:
-        due = _aware(n.due_at)
+        due = n.due_at
         if n.sent_at is not None:
-            state["on_time" if _aware(n.sent_at) <= due else "late"][n.kind] += 1
+            state["on_time" if n.sent_at <= due else "late"][n.kind] += 1
         else:
             state["overdue" if due < now else "pending"][n.kind] += 1
     return state
@@ -183,10 +184,6 @@ def _timeliness_chart(state: dict[str, Counter]):
     values = [sum(state[s].values()) for s in ("on_time", "late", "overdue", "pending")]
     return bar_chart("notice-timeliness", "Notices by timeliness (all kinds).", labels if any(values) else [],
                      values if any(values) else [])
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _pct(n: int, d: int) -> str:

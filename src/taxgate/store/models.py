@@ -8,14 +8,25 @@ two agree, so an edit to either is found.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class UTCDateTime(TypeDecorator):
+    """A moment in UTC. PostgreSQL keeps the zone; SQLite hands back naive values, which are UTC
+    here, so they are made aware on the way out and every caller compares like with like."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Batch(Base):
@@ -31,7 +42,7 @@ class Batch(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     rows_sha256: Mapped[str] = mapped_column(String(64))
     submitted_at: Mapped[str] = mapped_column(String(40))  # as the manifest states it
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     as_of: Mapped[str] = mapped_column(String(10))  # the date the rules were applied; fixed at receipt
     rows: Mapped[int] = mapped_column(Integer)
     policy_version: Mapped[str] = mapped_column(String(64))
@@ -78,7 +89,7 @@ class Disclosure(Base):
     tin: Mapped[str] = mapped_column(String(16), index=True)
     item: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(Text)  # canonical JSON of what left
-    disclosed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disclosed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
 
 
@@ -92,7 +103,7 @@ class Review(Base):
     officer: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(32))
     note: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
 
 
@@ -108,7 +119,7 @@ class Order(Base):
     body: Mapped[str] = mapped_column(Text)  # the order as given (JSON)
     effective_from: Mapped[str] = mapped_column(String(10))
     effective_to: Mapped[str | None] = mapped_column(String(10), nullable=True)
-    lifted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
 
 
@@ -126,8 +137,8 @@ class Notice(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", name="fk_notices_incident"), nullable=True)
     tin: Mapped[str] = mapped_column(String(16), default="", server_default="")  # a taxpayer notice's taxpayer
     recipient: Mapped[str] = mapped_column(String(200))
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     body: Mapped[str] = mapped_column(Text)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
 
@@ -161,7 +172,7 @@ class Checkpoint(Base):
 
     size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     note: Mapped[str] = mapped_column(Text)
-    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class LedgerHead(Base):
@@ -186,7 +197,7 @@ class HeldItem(Base):
     value: Mapped[str] = mapped_column(Text)  # canonical JSON of what would leave
     agency: Mapped[str] = mapped_column(String(64))
     statute: Mapped[str] = mapped_column(Text)
-    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Audit(Base):
@@ -199,7 +210,7 @@ class Audit(Base):
     rule_set_version: Mapped[str] = mapped_column(String(64))
     policy_version: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(64))
-    run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime())
     audited: Mapped[int] = mapped_column(Integer)  # disclosures decided again
     not_made: Mapped[int] = mapped_column(Integer)  # of which the audit's rules would not have made
     summary: Mapped[str] = mapped_column(Text)  # JSON figures
@@ -229,8 +240,8 @@ class Incident(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", name="fk_incidents_audit"), unique=True)
     agency: Mapped[str] = mapped_column(String(64))
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    disposal_certified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disposal_certified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     disposal_certified_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
