@@ -46,8 +46,10 @@ def test_bad_policy(world, tmp_path):
                               "--policy", tmp_path / "p.toml"), "not valid TOML")
 
 
-def test_reserved_commands_say_so(tmp_path):
-    assert_user_error(taxgate("serve"), "not available")
+def test_serve_without_a_master_says_so(tmp_path):
+    assert_user_error(taxgate("serve", "--database-url", f"sqlite:///{tmp_path}/s.db"), "--master")
+    assert_user_error(taxgate("serve", "--master", tmp_path / "none.parquet", "--database-url",
+                              f"sqlite:///{tmp_path}/s.db"), "not found")
 
 
 def test_a_bad_database_url_is_one_line(world, tmp_path):

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from taxgate import identify as identification
 from taxgate.decide import decide
-from taxgate.domain import REQUEST_COLUMNS, ReasonCode, Request
+from taxgate.domain import REQUEST_COLUMNS, Outcome, ReasonCode, Request
 from taxgate.intake import Manifest, RowStream, read_manifest
 from taxgate.normalize.text import digits
 from taxgate.ledger.record import BatchRecorder, Row
@@ -209,6 +209,12 @@ def stage(manifest: Manifest, policy: Policy, work: Path) -> RowStream:
     return stream
 
 
+# What a request says about the person (and the statute, which decides whether an order holds a release),
+# kept with a REVIEW's evidence for the officer's side-by-side view and decision.
+ASKED = ("first_name", "middle_name", "last_name", "suffix", "date_of_birth", "tin", "street", "unit", "city",
+         "state", "zip", "statute")
+
+
 @dataclass
 class Decided:
     """One request as decided, before any order is applied at release."""
@@ -264,7 +270,7 @@ def decide_staged(
         SELECT s.row_number, s.request_id, s.parse_error, s.tin, s.statute, s.engaged_official, s.case_number,
                j.codes, j.refused_items, j.wants,
                d.code, d.review, d.matched_tin, d.match_weight, d.runner_up_tin, d.runner_up_weight, d.evidence,
-               a.address
+               a.address, struct_pack({", ".join(f"{c} := s.{c}" for c in ASKED)}) AS asked
         FROM staged s
         JOIN read_parquet({_sql_text(work / 'judged.parquet')}) j USING (row_number)
         LEFT JOIN id_decisions d USING (row_number)
@@ -285,6 +291,8 @@ def decide_staged(
                 rules.releases,
             )
             evidence = found.evidence if found else None
+            if evidence and decision.outcome is Outcome.REVIEW:  # the officer sees the request beside the record
+                evidence = {**evidence, "request": row["asked"]}
             chunk.append(Decided(request, Row(
                 request.row_number, request.display_id, digits(row["tin"]), decision, row["address"],
                 json.dumps(evidence, sort_keys=True) if evidence else None, row["statute"] or "",

@@ -8,20 +8,8 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
-from taxgate.cli import batches, courts, data, ledger  # noqa: F401  (registers the commands)
-from taxgate.cli._common import app, fail
-
-
-def _not_yet(name: str, issue: int) -> None:
-    @app.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-                 help=f"Not available yet: arrives with issue {issue}.")
-    def _command(ctx: typer.Context) -> None:
-        fail(f"'taxgate {name}' is not available in this version (planned in issue {issue})")
-
-
-_not_yet("serve", 6)
+from taxgate.cli import batches, courts, data, ledger, service  # noqa: F401  (registers the commands)
+from taxgate.cli._common import app
 
 
 def main() -> None:  # pragma: no cover - `python -m taxgate`

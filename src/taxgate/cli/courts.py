@@ -117,15 +117,15 @@ def orders_release(
 
 
 def _write_released(released: list[dict], path: Path) -> None:
-    import csv
+    from taxgate.response import SafeCSV
 
     console.print(f"{len(released):,} held item(s) released.")
     if released:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(released[0]))
-            writer.writeheader()
-            writer.writerows(released)
+            writer = SafeCSV(fh)
+            writer.writerow(list(released[0]))
+            writer.writerows(r.values() for r in released)
         console.print(f"  {path}")
 
 

@@ -81,30 +81,15 @@ def ledger_prove(
     database_url: str = DATABASE,
 ) -> None:
     """Print an inclusion proof (JSON) for one entry, with the checkpoint it proves against."""
-    import base64
     import json
 
-    from taxgate.ledger import Ledger, LedgerError
-    from taxgate.ledger.checkpoint import parse
+    from taxgate.ledger import LedgerError, inclusion_proof
 
-    store = store_at(database_url)
-    ledger = Ledger(store)
-    with store.session() as session:
-        note = ledger.latest_checkpoint(session)
-        if size is None and note is None:
-            fail("no checkpoint yet: run `taxgate ledger checkpoint` first")
-        size = parse(note).size if size is None else size
-        try:
-            proof = ledger.prove(session, index, size)
-            entry = ledger.entry(session, index)
-        except LedgerError as exc:
-            fail(str(exc))
-        from taxgate.store.models import Checkpoint as CheckpointRow
-
-        row = session.get(CheckpointRow, size)
-    print(json.dumps({"index": index, "size": size, "entry": entry.decode(),
-                      "proof": [base64.b64encode(h).decode() for h in proof],
-                      "checkpoint": row.note if row else None}, indent=2, ensure_ascii=False))
+    try:
+        proof = inclusion_proof(store_at(database_url), index, size)
+    except LedgerError as exc:
+        fail(str(exc))
+    print(json.dumps(proof, indent=2, ensure_ascii=False))
 
 
 @ledger_app.command("consistency")
@@ -140,21 +125,15 @@ def ledger_check(
     checkpoint: Path = typer.Option(None, "--checkpoint", help="The checkpoint to trust (default: the one in the proof)."),
 ) -> None:
     """Check an inclusion proof offline: needs only the proof, a checkpoint and the public key."""
-    import base64
     import binascii
     import json
 
-    from taxgate.ledger import merkle
-    from taxgate.ledger.checkpoint import CheckpointError, verify
+    from taxgate.ledger import check_proof, merkle
+    from taxgate.ledger.checkpoint import CheckpointError
 
     try:
         data = json.loads(proof_file.read_text(encoding="utf-8"))
-        note = checkpoint.read_text(encoding="utf-8") if checkpoint else data["checkpoint"]
-        trusted = verify(note, _verifier_key(key))
-        if trusted.size != data["size"]:
-            fail(f"the proof is for tree size {data['size']}, the checkpoint for {trusted.size}")
-        merkle.verify_inclusion(data["index"], data["size"], merkle.leaf_hash(data["entry"].encode()),
-                                [base64.b64decode(h, validate=True) for h in data["proof"]], trusted.root)
+        trusted = check_proof(data, _verifier_key(key), checkpoint.read_text(encoding="utf-8") if checkpoint else None)
     except (OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
         if isinstance(exc, (CheckpointError, merkle.ProofError)):
             errors.print(f"taxgate: proof REJECTED: {exc}", markup=False, highlight=False, soft_wrap=True)

@@ -31,7 +31,7 @@ ORIGIN = "taxgate.example/ledger"
 TILE = 256  # hashes per tile; tile level L holds tree height 8 L
 TILE_HEIGHT = 8
 
-__all__ = ["ORIGIN", "Ledger", "LedgerError", "Problem", "canonical", "load_signer"]
+__all__ = ["ORIGIN", "Ledger", "LedgerError", "Problem", "canonical", "check_proof", "inclusion_proof", "load_signer"]
 
 
 class LedgerError(ValueError):
@@ -299,3 +299,37 @@ def _fold(stack: list[tuple[int, bytes]]) -> bytes:
         node = merkle.node_hash(left, node)
     return node
 
+
+
+def inclusion_proof(store: Store, index: int, size: int | None = None) -> dict:
+    """An inclusion proof for entry `index` in the tree of `size` entries (default: the latest
+    checkpoint's), with the entry and that checkpoint: all `check_proof` needs, offline."""
+    import base64
+
+    from taxgate.ledger.checkpoint import parse
+
+    ledger = Ledger(store)
+    with store.session() as session:
+        note = ledger.latest_checkpoint(session)
+        if size is None and note is None:
+            raise LedgerError("no checkpoint yet: run `taxgate ledger checkpoint` first")
+        size = parse(note).size if size is None else size
+        proof = ledger.prove(session, index, size)
+        entry = ledger.entry(session, index)
+        row = session.get(CheckpointRow, size)
+    return {"index": index, "size": size, "entry": entry.decode(),
+            "proof": [base64.b64encode(h).decode() for h in proof], "checkpoint": row.note if row else None}
+
+
+def check_proof(proof: dict, verifier_key: str, note: str | None = None) -> Checkpoint:
+    """Check an inclusion proof against a checkpoint (default: the one it carries) signed by
+    `verifier_key`. Returns the trusted checkpoint; raises CheckpointError, merkle.ProofError, or
+    ValueError/KeyError/TypeError for a proof that cannot be read."""
+    import base64
+
+    trusted = verify_note(note or proof["checkpoint"], verifier_key)
+    if trusted.size != proof["size"]:
+        raise merkle.ProofError(f"the proof is for tree size {proof['size']}, the checkpoint for {trusted.size}")
+    merkle.verify_inclusion(int(proof["index"]), int(proof["size"]), merkle.leaf_hash(str(proof["entry"]).encode()),
+                            [base64.b64decode(h, validate=True) for h in proof["proof"]], trusted.root)
+    return trusted

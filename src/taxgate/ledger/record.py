@@ -27,7 +27,7 @@ from taxgate.intake import Manifest
 from taxgate.ledger import Ledger, Problem, canonical, load_signer
 from taxgate.policy import Policy, PolicyError, load_policies, policy_in_force
 from taxgate.store import Store, StoreError
-from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, HeldItem, LedgerEntry
+from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, HeldItem, LedgerEntry, Review
 
 DISCLOSABLE = "last_known_address"
 
@@ -56,7 +56,16 @@ def disclosure_entry(batch_id: int, row_number: int, request_id: str, tin: str, 
             "item": DISCLOSABLE, "value_sha256": hashlib.sha256(value.encode()).hexdigest()}
 
 
-def _value(address: dict) -> str:
+def review_entry(batch_id: int, row_number: int, request_id: str, officer: str, action: str, note: str,
+                 at: datetime) -> dict:
+    """The ledger entry of a disclosure officer's decision on a request in REVIEW; the note is
+    committed to by its SHA-256 (it may name the taxpayer)."""
+    return {"kind": "review", "batch": batch_id, "row": row_number, "request_id": request_id, "officer": officer,
+            "action": action, "note_sha256": hashlib.sha256(note.encode()).hexdigest(),
+            "at": at.isoformat(timespec="seconds")}
+
+
+def item_value(address: dict) -> str:
     """What leaves (or would): the address as canonical JSON, as stored and hashed into the ledger."""
     return canonical({k: str(v or "") for k, v in address.items()}).decode()
 
@@ -107,7 +116,7 @@ class BatchRecorder:
             }
             (index,) = ledger.append(session, [entry])
             batch = Batch(agency=manifest.agency, batch_ref=manifest.batch_ref, manifest_sha256=manifest.sha256,
-                          rows_sha256=rows_sha256, submitted_at=manifest.submitted_at_text, received_at=now,
+                          manifest_path=str(manifest.path.resolve()), rows_sha256=rows_sha256, submitted_at=manifest.submitted_at_text, received_at=now,
                           as_of=as_of.isoformat(), rows=rows, policy_version=versions["policy"],
                           rule_set_version=versions["rule_set"], model_version=versions["model"],
                           status="processing", committed_rows=0, received_index=index)
@@ -176,11 +185,11 @@ class BatchRecorder:
             decisions.append(row)
             entries.append(decision_entry(batch, row))
             if d.outcome is Outcome.DISCLOSED and r.address:
-                value = _value(r.address)
+                value = item_value(r.address)
                 released.append((len(decisions) - 1, d.matched_tin, value))
                 entries.append(disclosure_entry(batch.id, r.row_number, r.request_id, d.matched_tin, value))
             elif d.outcome is Outcome.HELD and r.address:
-                held.append((r.row_number, d.matched_tin, _value(r.address), r.statute))
+                held.append((r.row_number, d.matched_tin, item_value(r.address), r.statute))
         span = iter(self.ledger.append(session, entries))
         out: dict[int, int] = {}
         disclosure_index: dict[int, int] = {}
@@ -254,6 +263,16 @@ def verify_records(store: Store) -> Iterator[Problem]:
                 yield Problem(x.ledger_index, f"disclosure for request {request_id} (batch {batch_id}) differs from "
                                               f"its ledger entry {x.ledger_index}")
                 return
+        reviews = session.execute(
+            select(Review, DecisionRow.batch_id, DecisionRow.row_number, DecisionRow.request_id, LedgerEntry.entry)
+            .join(DecisionRow, DecisionRow.id == Review.decision_id)
+            .outerjoin(LedgerEntry, LedgerEntry.idx == Review.ledger_index).order_by(Review.ledger_index))
+        for r, batch_id, row_number, request_id, entry in reviews:
+            expected = canonical(review_entry(batch_id, row_number, request_id, r.officer, r.action, r.note, r.at))
+            if entry is None or bytes(entry) != expected:
+                yield Problem(r.ledger_index, f"review of request {request_id} (batch {batch_id}) differs from its "
+                                              f"ledger entry {r.ledger_index}")
+                return
 
 
 def release_held(store: Store, now: datetime | None = None, policies: list[Policy] | None = None) -> list[dict]:
@@ -264,7 +283,7 @@ def release_held(store: Store, now: datetime | None = None, policies: list[Polic
     ledger = Ledger(store)
     released: list[dict] = []
     now = now or datetime.now(UTC)
-    allowed = _releasable(policies if policies is not None else load_policies(), now.date())
+    allowed = releasable(policies if policies is not None else load_policies(), now.date())
     with store.session.begin() as session:
         orders = orders_in(session)
         pending = session.execute(
@@ -287,7 +306,7 @@ def release_held(store: Store, now: datetime | None = None, policies: list[Polic
     return released
 
 
-def _releasable(policies: list[Policy], day: date):
+def releasable(policies: list[Policy], day: date):
     """Whether anything may leave to an agency on `day`: the agreement with it in force (it may
     have expired while the item was held) and its safeguards not found deficient."""
     try:

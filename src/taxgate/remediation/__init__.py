@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections import Counter, defaultdict
@@ -28,6 +27,7 @@ from taxgate.intake import read_manifest
 from taxgate.ledger import Ledger, canonical
 from taxgate.notices import close_incident_if_done, owe_for_incident
 from taxgate.pipeline import decide_staged, stage, workspace
+from taxgate.response import SafeCSV
 from taxgate.policy import load_policies, policy_in_force
 from taxgate.rules import is_refusal, rule_set
 from taxgate.store import Store
@@ -164,9 +164,9 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
     out_dir.mkdir(parents=True, exist_ok=True)
     findings_file = out_dir / f"audit-{audit_id}.csv"
     with open(findings_file, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FINDING_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(findings)
+        writer = SafeCSV(fh)
+        writer.writerow(FINDING_COLUMNS)
+        writer.writerows([f.get(c, "") for c in FINDING_COLUMNS] for f in findings)
     result = AuditResult(audit_id, batch_id, batch_ref, then, now, len(past), len(findings), dict(by_category),
                          summary["by_path"], str(findings_file), audit_index, existing=row is existing,
                          shape=shape(summary["by_path"]))

@@ -31,14 +31,18 @@ _RELEASING = {code.value for rules in RULE_SETS.values() for code in rules.relea
 
 def oversight(store: Store, out: Path, policy_path: Path | None = None, now: datetime | None = None) -> tuple[Path, Path]:
     """Write `out` (.html) and its PDF beside it; returns both paths."""
+    return write(document(store, policy_path, now), out.with_suffix(""))
+
+
+def document(store: Store, policy_path: Path | None = None, now: datetime | None = None) -> Document:
+    """The oversight report as a Document, every figure from inside a checkpoint signed now."""
     now = now or datetime.now(UTC)
     policy = policy_in_force(load_policies(policy_path), now.date())
     with store.session.begin() as session:
         note = Ledger(store).checkpoint(session, load_signer())
     size = parse_checkpoint(note).size
     with store.session() as session:
-        document = _document(session, note, size, now, policy.thresholds.official_max_cases)
-    return write(document, out.with_suffix(""))
+        return _document(session, note, size, now, policy.thresholds.official_max_cases)
 
 
 def _document(session, note: str, size: int, now: datetime, max_cases: int) -> Document:

@@ -33,6 +33,29 @@ def _weight(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading apostrophe
+    (OWASP "CSV injection"). Only CSV files get this; JSON Lines carry the values exactly."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
+
+
+class SafeCSV:
+    """csv.writer over `fh` whose every cell passes through `spreadsheet_safe`."""
+
+    def __init__(self, fh, **options):
+        self._writer = csv.writer(fh, **options)
+
+    def writerow(self, row) -> None:
+        self._writer.writerow([spreadsheet_safe(v) for v in row])
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 class ResponseWriter:
     """Streams the output files; use as a context manager."""
 
@@ -45,10 +68,10 @@ class ResponseWriter:
             for name in ("response.csv", "response.jsonl", "decisions.csv", "malformed_rows.csv", "evidence.jsonl")
         ]
         self._evidence = self._files[4]
-        self._response = csv.writer(self._files[0])
+        self._response = SafeCSV(self._files[0])
         self._jsonl = self._files[1]
-        self._decisions = csv.writer(self._files[2])
-        self._malformed = csv.writer(self._files[3])
+        self._decisions = SafeCSV(self._files[2])
+        self._malformed = SafeCSV(self._files[3])
         self._response.writerow(RESPONSE_COLUMNS)
         self._decisions.writerow(DECISION_COLUMNS)
         self._malformed.writerow(MALFORMED_COLUMNS)

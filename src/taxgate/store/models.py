@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -51,6 +51,8 @@ class Batch(Base):
     status: Mapped[str] = mapped_column(String(16))  # processing | done
     committed_rows: Mapped[int] = mapped_column(Integer, default=0)  # rows decided and ledgered so far
     received_index: Mapped[int] = mapped_column(BigInteger)  # ledger entry "batch_received"
+    # where the manifest was read from, so a review can show the request as sent (checked by SHA-256)
+    manifest_path: Mapped[str] = mapped_column(Text, default="", server_default="")
     completed_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
@@ -245,3 +247,85 @@ class Incident(Base):
     disposal_certified_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class User(Base):
+    """Someone who may use the service, in one role (DESIGN.md "HTTP API"); a requester belongs to
+    one agency and sees only its batches. The password is kept as an argon2id hash, or not at all
+    (an account that only uses API tokens)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    agency: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    password_hash: Mapped[str] = mapped_column(Text, default="", server_default="")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiToken(Base):
+    """A bearer token for the API, kept only as its SHA-256 (the token is shown once, when issued)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", name="fk_tokens_user"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ConsoleSession(Base):
+    """A signed-in console session: the cookie's SHA-256, its CSRF token and when it ends."""
+
+    __tablename__ = "console_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", name="fk_sessions_user"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AccessRefusal(Base):
+    """An access the service refused (no or bad credentials, a role without the right, another
+    agency's batch, a bad CSRF token): who, what and why, for the auditors."""
+
+    __tablename__ = "access_refusals"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    username: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(16), default="")
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    client: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Submission(Base):
+    """A batch uploaded to the service: its files on disk and how far processing has got. Processing
+    is done by a worker; one left `running` by a stopped server is queued again on start, and the
+    pipeline resumes the batch from its mark."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", name="fk_submissions_user"), index=True)
+    agency: Mapped[str] = mapped_column(String(64), index=True)
+    batch_ref: Mapped[str] = mapped_column(String(200))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    rows_sha256: Mapped[str] = mapped_column(String(64))
+    rows_bytes: Mapped[int] = mapped_column(BigInteger)
+    folder: Mapped[str] = mapped_column(Text)
+    manifest_file: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | done | failed
+    error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", name="fk_submissions_batch"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

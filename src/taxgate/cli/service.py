@@ -1,0 +1,178 @@
+"""The service (`taxgate serve`) and its users (`taxgate users ...`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import typer
+
+from taxgate.cli._common import DATABASE, app, console, fail, store_at
+
+users_app = typer.Typer(help="Users of the service: roles, passwords (argon2id), API tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+DEMO_USERS = (("requester", "requester", "DHS-ICE"), ("officer", "officer", ""), ("court", "court", ""),
+              ("auditor", "auditor", ""), ("admin", "admin", ""))
+
+
+def _password(stdin: bool, generate: bool) -> tuple[str, bool]:
+    """The new password: read from stdin, generated (and printed), or asked for twice."""
+    if stdin:
+        return sys.stdin.readline().rstrip("\n"), False
+    if generate:
+        return secrets.token_urlsafe(18), True
+    if not sys.stdin.isatty():
+        fail("give --password-stdin or --generate-password (no terminal to ask on)")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True), False
+
+
+@users_app.command("add")
+def users_add(
+    username: str = typer.Argument(..., help="2-64 of a-z, 0-9, '.', '_', '-'."),
+    role: str = typer.Option(..., "--role", help="requester | officer | court | auditor | admin"),
+    agency: str = typer.Option("", "--agency", help="A requester's agency (its batches only)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    generate: bool = typer.Option(False, "--generate-password", help="Make a random password and print it once."),
+    no_password: bool = typer.Option(False, "--no-password", help="API tokens only: no console sign-in."),
+    database_url: str = DATABASE,
+) -> None:
+    """Add a user of the service. There is no default user or password."""
+    from taxgate.accounts import AccountError, add_user
+
+    password, show = (None, False) if no_password else _password(password_stdin, generate)
+    try:
+        add_user(store_at(database_url), username, role, agency, password)
+    except AccountError as exc:
+        fail(str(exc))
+    console.print(f"User {username} added as {role}{f' for {agency}' if agency else ''}.")
+    if show:
+        console.print(f"Password (shown once): {password}", markup=False)
+
+
+@users_app.command("password")
+def users_password(
+    username: str = typer.Argument(...),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    generate: bool = typer.Option(False, "--generate-password", help="Make a random password and print it once."),
+    database_url: str = DATABASE,
+) -> None:
+    """Set a user's password."""
+    from taxgate.accounts import AccountError, set_password
+
+    password, show = _password(password_stdin, generate)
+    try:
+        set_password(store_at(database_url), username, password)
+    except AccountError as exc:
+        fail(str(exc))
+    console.print(f"Password of {username} set.")
+    if show:
+        console.print(f"Password (shown once): {password}", markup=False)
+
+
+@users_app.command("token")
+def users_token(username: str = typer.Argument(...), label: str = typer.Option("", "--label"),
+                database_url: str = DATABASE) -> None:
+    """Issue an API token for a user; printed once (only its SHA-256 is kept)."""
+    from taxgate.accounts import AccountError, issue_token
+
+    try:
+        print(issue_token(store_at(database_url), username, label))
+    except AccountError as exc:
+        fail(str(exc))
+
+
+@users_app.command("disable")
+def users_disable(username: str = typer.Argument(...), database_url: str = DATABASE) -> None:
+    """Disable a user: their tokens and sessions stop working at once."""
+    from taxgate.accounts import AccountError, disable_user
+
+    try:
+        disable_user(store_at(database_url), username)
+    except AccountError as exc:
+        fail(str(exc))
+    console.print(f"User {username} disabled.")
+
+
+@users_app.command("list")
+def users_list(database_url: str = DATABASE) -> None:
+    """List the users, their roles and live tokens."""
+    from rich.table import Table
+
+    from taxgate.accounts import list_users
+
+    table = Table("user", "role", "agency", "password", "tokens", "disabled")
+    for u in list_users(store_at(database_url)):
+        table.add_row(u["username"], u["role"], u["agency"], "set" if u["password"] else "none", str(u["tokens"]),
+                      "yes" if u["disabled"] else "")
+    console.print(table)
+
+
+def _demo_world(folder: Path) -> Path:
+    """The demo's synthetic master (built once), for `serve --demo`."""
+    from taxgate.synth import generate_master
+
+    master = folder / "world" / "master.parquet"
+    if not master.is_file():
+        with console.status("Building the synthetic master for the demo..."):
+            generate_master(20_000, master, seed=7)
+    return master
+
+
+def _demo_users(store) -> None:
+    """Demo mode only: one user per role, each with a fresh random password printed here."""
+    from taxgate.accounts import AccountError, add_user, set_password
+
+    console.print("Demo users (passwords made now, shown once):")
+    for username, role, agency in DEMO_USERS:
+        password = secrets.token_urlsafe(12)
+        try:
+            add_user(store, username, role, agency, password)
+        except AccountError:
+            set_password(store, username, password)
+        console.print(f"  {username:<10} {role:<10} {password}", markup=False)
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    master: Path = typer.Option(None, "--master", help="The taxpayer master (Parquet or CSV)."),
+    data_dir: Path = typer.Option(Path("taxgate-data"), "--data-dir", help="Uploads and responses."),
+    policy: Path = typer.Option(None, "--policy", help="Policy file or folder (default: the shipped policy)."),
+    workers: int = typer.Option(1, "--workers", min=0, max=16, help="Background processes deciding batches."),
+    release_every: float = typer.Option(60.0, "--release-every", min=0,
+                                        help="Seconds between releasing what no order holds and signing a checkpoint (0: off)."),
+    max_upload_mb: int = typer.Option(512, "--max-upload-mb", min=1, help="Largest rows file accepted."),
+    uploads_per_minute: int = typer.Option(30, "--uploads-per-minute", min=1, help="Per requester."),
+    secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Behind TLS: cookies over HTTPS only."),
+    demo: bool = typer.Option(False, "--demo", help="Demo mode: the demo master, and one user per role with a printed password."),
+    database_url: str = DATABASE,
+) -> None:
+    """Run the API (/api, OpenAPI at /openapi.json) and the console (/) until stopped."""
+    import uvicorn
+
+    from taxgate.accounts import list_users
+    from taxgate.service import Settings, create_app
+    from taxgate.service.settings import MIB
+
+    store = store_at(database_url)
+    if demo and master is None:
+        master = _demo_world(Path("taxgate-demo"))
+    if master is None:
+        fail("give --master (the taxpayer master), or run with --demo")
+    if not master.is_file():
+        fail(f"taxpayer master not found: {master}")
+    if demo:
+        _demo_users(store)
+    elif not list_users(store):
+        console.print("No users yet: add one with `taxgate users add NAME --role admin` (there is no default password).")
+    settings = Settings(master=master.resolve(), database_url=database_url, data_dir=data_dir.resolve(),
+                        policy=policy, max_rows_bytes=max_upload_mb * MIB, uploads_per_minute=uploads_per_minute,
+                        workers=workers, release_every=release_every, secure_cookies=secure_cookies, demo=demo)
+    if database_url:
+        os.environ["TAXGATE_DATABASE_URL"] = database_url  # the workers open the same store
+    console.print(f"taxgate serving on http://{host}:{port}/ (API under /api, OpenAPI at /openapi.json)")
+    uvicorn.run(create_app(settings, store), host=host, port=port, log_level="info", access_log=False)

@@ -1,0 +1,165 @@
+"""The review queue: requests whose identification was near the line (outcome REVIEW) wait for a
+disclosure officer, who sees the request beside the taxpayer's record with the per-field evidence
+and decides. The decision is ledgered; a confirmed identification releases the last known address
+(§ 6103(i)(2)(C), (b)(6)), unless an order in force holds it or the agency may not receive it now
+(§ 6103(p)(4)). An officer decides each request once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+from sqlalchemy import func, select
+
+from taxgate.domain import Outcome
+from taxgate.ledger import Ledger
+from taxgate.ledger.record import DISCLOSABLE, disclosure_entry, item_value, releasable, review_entry
+from taxgate.notices import sent_at
+from taxgate.orders import holding, orders_in
+from taxgate.policy import Policy, load_policies
+from taxgate.store import Store
+from taxgate.store.models import Batch, Decision, Disclosure, HeldItem, Review
+
+ACTIONS = {
+    "disclose": "the request is about this taxpayer: release the last known address",
+    "decline": "not this taxpayer, or not sure enough: nothing leaves",
+}
+MIN_NOTE = 10  # an officer says why, in words
+
+
+class ReviewError(ValueError):
+    """A review cannot be recorded as asked. `status` is the HTTP status that fits."""
+
+    def __init__(self, message: str, status: int = 409):
+        super().__init__(message)
+        self.status = status
+
+
+def queue(store: Store, limit: int = 200, offset: int = 0) -> tuple[int, list[dict]]:
+    """Requests in REVIEW that no officer has decided, oldest first: (how many in all, one page)."""
+    waiting = (select(Decision.id).where(Decision.outcome == Outcome.REVIEW.value)
+               .where(~select(Review.id).where(Review.decision_id == Decision.id).exists()))
+    with store.session() as session:
+        total = session.execute(select(func.count()).select_from(waiting.subquery())).scalar_one()
+        rows = session.execute(
+            select(Decision, Batch.agency, Batch.batch_ref, Batch.received_at).join(Batch, Batch.id == Decision.batch_id)
+            .where(Decision.id.in_(waiting)).order_by(Decision.ledger_index).limit(limit).offset(offset)).all()
+    return total, [{"decision": d.id, "batch": d.batch_id, "agency": agency, "batch_ref": ref,
+                    "received": received.isoformat(timespec="seconds"), "row": d.row_number,
+                    "request_id": d.request_id, "reasons": d.reasons, "matched_tin": d.matched_tin,
+                    "weight": d.match_weight, "runner_up_weight": d.runner_up_weight}
+                   for d, agency, ref, received in rows]
+
+
+def taxpayer_records(master_path: Path, tins: list[str]) -> dict[str, list[dict]]:
+    """Every row the master holds for each TIN, latest tax year first."""
+    tins = [t for t in tins if t]
+    if not tins:
+        return {}
+    reader = "read_parquet(?)" if master_path.suffix.lower() in (".parquet", ".pq") else \
+        "read_csv(?, header=true, all_varchar=true)"
+    marks = ", ".join("?" for _ in tins)
+    con = duckdb.connect()
+    try:
+        found = con.execute(
+            f"""SELECT regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') AS tin, * EXCLUDE (tin)
+                FROM {reader} WHERE regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') IN ({marks})
+                ORDER BY tax_year DESC""", [str(master_path), *tins]).fetch_arrow_table().to_pylist()
+    finally:
+        con.close()
+    records: dict[str, list[dict]] = {}
+    for row in found:
+        records.setdefault(row["tin"], []).append({k: "" if v is None else str(v) for k, v in row.items()})
+    return records
+
+
+def case(store: Store, decision_id: int, master_path: Path) -> dict:
+    """What the officer sees: the request as sent, the candidate's and the runner-up's records as
+    filed, the per-field evidence, and any decision already made."""
+    with store.session() as session:
+        found = session.execute(select(Decision, Batch).join(Batch, Batch.id == Decision.batch_id)
+                                .where(Decision.id == decision_id)).first()
+        if found is None:
+            raise ReviewError(f"no decision {decision_id}", 404)
+        decision, batch = found
+        review = session.execute(select(Review).where(Review.decision_id == decision_id)).scalar_one_or_none()
+    evidence = json.loads(decision.evidence) if decision.evidence else {}
+    records = taxpayer_records(master_path, [decision.matched_tin, decision.runner_up_tin])
+    return {
+        "decision": decision.id, "batch": batch.id, "agency": batch.agency, "batch_ref": batch.batch_ref,
+        "row": decision.row_number, "request_id": decision.request_id, "outcome": decision.outcome,
+        "reasons": [c for c in decision.reasons.split(";") if c], "official": decision.official,
+        "case_number": decision.case_number, "ledger_index": decision.ledger_index,
+        "request": evidence.get("request") or {},
+        "candidate": {"tin": decision.matched_tin, "weight": decision.match_weight,
+                      "records": records.get(decision.matched_tin, [])},
+        "runner_up": {"tin": decision.runner_up_tin, "weight": decision.runner_up_weight,
+                      "records": records.get(decision.runner_up_tin, [])},
+        "fields": evidence.get("fields") or {},
+        "facts": {k: evidence.get(k) for k in ("decision", "names_agree", "middle_initial_conflict",
+                                                 "namesakes_at_address")},
+        "candidate_facts": evidence.get("candidate") or {},
+        "review": None if review is None else {
+            "officer": review.officer, "action": review.action, "note": review.note,
+            "at": review.at.isoformat(timespec="seconds"), "ledger_index": review.ledger_index},
+    }
+
+
+def decide_review(store: Store, decision_id: int, officer: str, action: str, note: str, master_path: Path,
+                  policies: list[Policy] | None = None, now: datetime | None = None) -> dict:
+    """Record an officer's decision on a request in REVIEW, ledgered; on `disclose`, release the
+    last known address now, or hold it if an order in force holds it. Returns what happened."""
+    if action not in ACTIONS:
+        raise ReviewError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}", 422)
+    note = note.strip()
+    if len(note) < MIN_NOTE:
+        raise ReviewError(f"say why in the note (at least {MIN_NOTE} characters)", 422)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    ledger = Ledger(store)
+    with store.session.begin() as session:
+        decision = session.get(Decision, decision_id, with_for_update=True)
+        if decision is None:
+            raise ReviewError(f"no decision {decision_id}", 404)
+        if decision.outcome != Outcome.REVIEW.value:
+            raise ReviewError(f"decision {decision_id} is {decision.outcome}, not in review")
+        done = session.execute(select(Review).where(Review.decision_id == decision_id)).scalar_one_or_none()
+        if done is not None:
+            raise ReviewError(f"decision {decision_id} was decided by {done.officer} at {done.at.isoformat()}")
+        batch = session.get(Batch, decision.batch_id)
+        evidence = json.loads(decision.evidence) if decision.evidence else {}
+        address = None
+        if action == "disclose":
+            if not releasable(policies if policies is not None else load_policies(), now.date())(batch.agency):
+                raise ReviewError(f"nothing may leave to {batch.agency} today: no agreement in force, or its "
+                                  "safeguards are found deficient (§ 6103(p)(4))")
+            records = taxpayer_records(master_path, [decision.matched_tin]).get(decision.matched_tin)
+            if not records:
+                raise ReviewError(f"the master holds no record for the candidate {decision.matched_tin}")
+            last = records[0]
+            address = {k: last.get(k, "") for k in ("street", "unit", "city", "state", "zip", "tax_year")}
+        entries = [review_entry(batch.id, decision.row_number, decision.request_id, officer, action, note, now)]
+        outcome, held = Outcome.NOT_DISCLOSED, None
+        if address is not None:
+            statute = (evidence.get("request") or {}).get("statute") or ""
+            held = holding(orders_in(session), batch.agency, statute, now, sent_at(session, "pre_transfer", batch.id))
+            outcome = Outcome.HELD if held else Outcome.DISCLOSED
+            if not held:
+                entries.append(disclosure_entry(batch.id, decision.row_number, decision.request_id,
+                                                decision.matched_tin, item_value(address)))
+        indexes = list(ledger.append(session, entries))
+        review = Review(decision_id=decision.id, officer=officer, action=action, note=note, at=now,
+                        ledger_index=indexes[0])
+        session.add(review)
+        result = {"decision": decision.id, "action": action, "outcome": outcome.value, "ledger_index": indexes[0]}
+        if outcome is Outcome.DISCLOSED:
+            session.add(Disclosure(decision_id=decision.id, tin=decision.matched_tin, item=DISCLOSABLE,
+                                   value=item_value(address), disclosed_at=now, ledger_index=indexes[1]))
+            result["disclosure_index"] = indexes[1]
+        elif outcome is Outcome.HELD:
+            session.add(HeldItem(decision_id=decision.id, tin=decision.matched_tin, item=DISCLOSABLE,
+                                 value=item_value(address), agency=batch.agency, statute=statute))
+            result["held_by"] = held[1].id
+    return result

@@ -1,0 +1,400 @@
+"""The web console: server-rendered pages (Jinja2) with htmx for the parts that refresh. Signed in
+with a password; each page names the roles that may see it (`page`), and each form carries the
+session's CSRF token. Pages call the same stages as the API."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+import json
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from taxgate import accounts
+from taxgate.accounts import AccountError, Principal
+from taxgate.ledger import Ledger, LedgerError, check_proof, inclusion_proof
+from taxgate.ledger.record import release_held
+from taxgate.notices import add_order_with_notices, list_notices
+from taxgate.orders import OrderError, lift_order, list_orders
+from taxgate.reports import accounting
+from taxgate.review import ACTIONS, ReviewError, case, decide_review, queue
+from taxgate.service.access import EVERYONE, SESSION_COOKIE, page, refuse, session_of
+from taxgate.service.api import READERS, batch_views, order_view, visible_submission
+from taxgate.service.uploads import UploadError, receive
+from taxgate.store.models import Decision, Submission
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+LOGIN_COOKIE = "taxgate_login"  # double-submit token for the sign-in form, before there is a session
+Page = tuple[Principal, str]
+
+
+def _render(request: Request, name: str, who: Page | None, status: int = 200, **context) -> HTMLResponse:
+    user, csrf = who if who else (None, "")
+    return templates.TemplateResponse(request, name, {"user": user, "csrf": csrf, **context}, status_code=status)
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site: never an open redirect."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+# -- signing in ----------------------------------------------------------------------------------
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/", failed: bool = False) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = _render(request, "login.html", None, next=_safe_next(next), login_token=token, failed=failed)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
+                        secure=request.app.state.settings.secure_cookies, max_age=1800)
+    return response
+
+
+@router.post("/login")
+def login(request: Request, username: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=1024)],
+          login_token: Annotated[str, Form(max_length=100)] = "", next: Annotated[str, Form(max_length=2000)] = "/"):
+    store = request.app.state.store
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie.encode(), login_token.encode()):
+        raise refuse(request, 403, "sign-in form without its token", detail="the sign-in form has expired: reload it")
+    user = accounts.by_password(store, username, password)
+    if user is None:
+        refuse(request, 401, f"wrong user name or password for {username[:64]!r}")
+        return RedirectResponse(f"/login?failed=1&next={_safe_next(next)}", status_code=303)
+    session, _csrf = accounts.open_session(store, user)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
+                        secure=request.app.state.settings.secure_cookies, max_age=accounts.SESSION_HOURS * 3600)
+    response.delete_cookie(LOGIN_COOKIE)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, who: Page = page(*EVERYONE)) -> RedirectResponse:
+    accounts.close_session(request.app.state.store, request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+# -- dashboard -----------------------------------------------------------------------------------
+
+_figures_cache: dict = {}
+
+
+def _oversight_figures(request: Request) -> tuple:
+    """The oversight report's facts and charts, drawn once per ledger size (a checkpoint is signed)."""
+    from taxgate.reports.oversight import document
+
+    store = request.app.state.store
+    with store.session() as session:
+        size = Ledger(store).size(session)
+    key = (id(store), size)
+    if key not in _figures_cache:
+        doc = document(store, request.app.state.settings.policy)
+        figures = [f for section in doc.sections for f in section.figures]
+        _figures_cache.clear()
+        _figures_cache[key] = (doc.facts, figures)
+    return _figures_cache[key]
+
+
+@router.get("/")
+def dashboard(request: Request, who: Page = page(*EVERYONE)) -> HTMLResponse:
+    user = who[0]
+    context: dict = {}
+    if user.role in ("officer", "court", "auditor"):
+        context["facts"], context["figures"] = _oversight_figures(request)
+    if user.role in READERS:
+        query = select(Submission).order_by(Submission.id.desc()).limit(10)
+        if user.role == "requester":
+            query = query.where(Submission.agency == user.agency)
+        with request.app.state.store.session() as session:
+            recent = session.execute(query).scalars().all()
+        context["batches"] = batch_views(request.app.state.store, recent)
+    if user.role == "officer":
+        context["waiting"] = queue(request.app.state.store, limit=1)[0]
+    return _render(request, "dashboard.html", who, **context)
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+def _batches(request: Request, user: Principal) -> list[dict]:
+    query = select(Submission).order_by(Submission.id.desc()).limit(200)
+    if user.role == "requester":
+        query = query.where(Submission.agency == user.agency)
+    with request.app.state.store.session() as session:
+        found = session.execute(query).scalars().all()
+    return batch_views(request.app.state.store, found)
+
+
+@router.get("/batches")
+def batches(request: Request, who: Page = page(*READERS), message: str = "") -> HTMLResponse:
+    name = "batch_rows.html" if request.headers.get("hx-request") else "batches.html"
+    return _render(request, name, who, batches=_batches(request, who[0]), message=message[:300])
+
+
+@router.post("/batches")
+async def upload(request: Request, who: Page = page("requester", streamed=True)):
+    state = request.app.state
+    user = who[0]
+    ok, retry = state.limiter.admit(user.username)
+    if not ok:
+        await run_in_threadpool(refuse, request, 429, "upload rate limit", user)
+        return _render(request, "batches.html", who, 429, batches=_batches(request, user),
+                       error=f"Too many uploads: try again in {retry} s.")
+    try:
+        accepted = await receive(request, user, state.settings, state.store, state.wake,
+                                 csrf=getattr(request.state, "csrf", None))
+    except UploadError as exc:
+        if exc.status == 403:
+            await run_in_threadpool(refuse, request, 403, exc.reason, user)
+        return _render(request, "batches.html", who, exc.status, batches=_batches(request, user),
+                       error=f"Upload refused: {exc.reason}.")
+    return RedirectResponse(f"/batches/{accepted['id']}", status_code=303)
+
+
+@router.get("/batches/{batch_id}")
+def batch(request: Request, batch_id: int, who: Page = page(*READERS)) -> HTMLResponse:
+    found = visible_submission(request, who[0], batch_id)
+    view = batch_views(request.app.state.store, [found])[0]
+    name = "batch_status.html" if request.headers.get("hx-request") else "batch.html"
+    return _render(request, name, who, b=view)
+
+
+@router.get("/batches/{batch_id}/response.{fmt}")
+def batch_response(request: Request, batch_id: int, fmt: str, who: Page = page("requester")) -> FileResponse:
+    if fmt not in ("csv", "jsonl"):
+        raise HTTPException(404)
+    found = visible_submission(request, who[0], batch_id)
+    path = Path(found.folder) / "out" / f"response.{fmt}"
+    if found.status != "done" or not path.is_file():
+        raise HTTPException(409, "the response is not ready")
+    return FileResponse(path, media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson",
+                        filename=f"response-{found.batch_ref}.{fmt}")
+
+
+# -- reviews -------------------------------------------------------------------------------------
+
+@router.get("/reviews")
+def reviews(request: Request, who: Page = page("officer"), message: str = "") -> HTMLResponse:
+    total, items = queue(request.app.state.store, limit=200)
+    return _render(request, "reviews.html", who, total=total, items=items, message=message[:300])
+
+
+@router.get("/reviews/{decision_id}")
+def review(request: Request, decision_id: int, who: Page = page("officer")) -> HTMLResponse:
+    try:
+        found = case(request.app.state.store, decision_id, request.app.state.settings.master)
+    except ReviewError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return _render(request, "review.html", who, c=found, actions=ACTIONS, fields=_side_by_side(found))
+
+
+# (label, the request's and the master's columns, the model's comparisons that read them)
+SIDE_BY_SIDE = (
+    ("First name", ("first_name",), ("given",)), ("Middle name", ("middle_name",), ("middle_initial",)),
+    ("Last name", ("last_name",), ("surname",)), ("Suffix", ("suffix",), ("suffix",)),
+    ("Date of birth", ("date_of_birth",), ("dob",)), ("TIN", ("tin",), ("tin",)),
+    ("Street", ("street",), ("house_number", "street_name")), ("Unit", ("unit",), ("unit",)),
+    ("City, state", ("city", "state"), ("city_state",)), ("ZIP", ("zip",), ("zip5",)),
+)
+
+
+def _side_by_side(found: dict) -> list[dict]:
+    """One row per field: the request's value, the candidate's latest record's, and the evidence
+    (each comparison's level and match weight; level -1: missing on a side, 0: different)."""
+    asked = found["request"]
+    record = (found["candidate"]["records"] or [{}])[0]
+    rows = []
+    for label, columns, comparisons in SIDE_BY_SIDE:
+        evidence = [(name, found["fields"].get(name) or {}) for name in comparisons]
+        weight = sum(float(e.get("weight") or 0) for _, e in evidence)
+        rows.append({
+            "label": label, "asked": " ".join(str(asked.get(c) or "") for c in columns).strip(),
+            "filed": " ".join(str(record.get(c) or "") for c in columns).strip(),
+            "evidence": [f"{name}: level {e.get('level', '?')}, weight {float(e.get('weight') or 0):+.2f}"
+                         for name, e in evidence if e],
+            "weight": weight, "missing": all(e.get("level") == -1 for _, e in evidence if e),
+        })
+    return rows
+
+
+@router.post("/reviews/{decision_id}")
+def decide(request: Request, decision_id: int, action: Annotated[str, Form(max_length=16)],
+           note: Annotated[str, Form(max_length=4000)], who: Page = page("officer")):
+    state = request.app.state
+    try:
+        done = decide_review(state.store, decision_id, who[0].username, action, note, state.settings.master,
+                             state.policies())
+    except ReviewError as exc:
+        found = case(state.store, decision_id, state.settings.master) if exc.status != 404 else None
+        if found is None:
+            raise HTTPException(404, str(exc)) from None
+        return _render(request, "review.html", who, exc.status, c=found, actions=ACTIONS,
+                       fields=_side_by_side(found), error=str(exc), note=note)
+    message = (f"Request {decision_id}: {done['outcome']} (ledger entry {done['ledger_index']}).")
+    return RedirectResponse(f"/reviews?message={message}", status_code=303)
+
+
+# -- orders and notices --------------------------------------------------------------------------
+
+@router.get("/orders")
+def orders(request: Request, who: Page = page("officer", "court", "auditor"), message: str = "") -> HTMLResponse:
+    return _render(request, "orders.html", who, orders=[order_view(o) for o in list_orders(request.app.state.store)],
+                   message=message[:300])
+
+
+@router.post("/orders")
+def add_order(request: Request, kind: Annotated[str, Form(max_length=32)], court: Annotated[str, Form(max_length=200)],
+              docket: Annotated[str, Form(max_length=200)], effective_from: Annotated[str, Form(max_length=10)],
+              issued: Annotated[str, Form(max_length=10)] = "", effective_to: Annotated[str, Form(max_length=10)] = "",
+              hours: Annotated[str, Form(max_length=6)] = "", agency: Annotated[str, Form(max_length=64)] = "",
+              statutes: Annotated[str, Form(max_length=2000)] = "", notify: Annotated[str, Form(max_length=2000)] = "",
+              who: Page = page("officer")):
+    raw = {"kind": kind, "court": court, "docket": docket, "issued": issued or effective_from,
+           "effective_from": effective_from, "effective_to": effective_to or None,
+           "hours": int(hours) if hours.strip().isdigit() else None,
+           "scope": {"agency": agency.strip(), "statutes": [s.strip() for s in statutes.split(";") if s.strip()]},
+           "notify": [n.strip() for n in notify.split(",") if n.strip()]}
+    try:
+        added = add_order_with_notices(request.app.state.store, raw)
+    except OrderError as exc:
+        return _render(request, "orders.html", who, 422, orders=[order_view(o) for o in list_orders(request.app.state.store)],
+                       error=str(exc), form=raw)
+    return RedirectResponse(f"/orders?message=Order {added.id} recorded (ledger entry {added.ledger_index}).",
+                            status_code=303)
+
+
+@router.post("/orders/{order_id}/lift")
+def lift(request: Request, order_id: int, who: Page = page("officer")):
+    store = request.app.state.store
+    try:
+        lift_order(store, order_id)
+    except OrderError as exc:
+        return RedirectResponse(f"/orders?message={exc}", status_code=303)
+    released = release_held(store, policies=request.app.state.policies())
+    return RedirectResponse(f"/orders?message=Order {order_id} lifted; {len(released)} held item(s) released.",
+                            status_code=303)
+
+
+@router.get("/notices")
+def notices(request: Request, who: Page = page("officer", "court", "auditor")) -> HTMLResponse:
+    return _render(request, "notices.html", who, notices=list_notices(request.app.state.store)[:1000],
+                   now=datetime.now(UTC))
+
+
+# -- ledger, accounting, reports -----------------------------------------------------------------
+
+@router.get("/ledger")
+def ledger(request: Request, who: Page = page(*EVERYONE), index: int | None = None) -> HTMLResponse:
+    store = request.app.state.store
+    with store.session() as session:
+        led = Ledger(store)
+        note, size = led.latest_checkpoint(session), led.size(session)
+    context = {"note": note, "size": size, "key": request.app.state.verifier_key}
+    if index is not None:
+        if who[0].role != "auditor":
+            raise refuse(request, 403, f"role {who[0].role} may not read ledger entries", who[0])
+        try:
+            proof = inclusion_proof(store, index)
+            trusted = check_proof(proof, request.app.state.verifier_key)
+            context.update(proof=proof, entry=json.dumps(json.loads(proof["entry"]), indent=2, ensure_ascii=False),
+                           verified=f"entry {index} is in the ledger of {trusted.size:,} entries signed by {trusted.origin}")
+        except (LedgerError, ValueError) as exc:
+            context["error"] = str(exc)
+        context["index"] = index
+    return _render(request, "ledger.html", who, **context)
+
+
+@router.post("/ledger/check")
+def ledger_check(request: Request, proof: Annotated[str, Form(max_length=200_000)],
+                 checkpoint: Annotated[str, Form(max_length=10_000)] = "", who: Page = page(*EVERYONE)) -> HTMLResponse:
+    """Check a proof someone holds (from `taxgate ledger prove` or the API) against a checkpoint."""
+    store = request.app.state.store
+    with store.session() as session:
+        led = Ledger(store)
+        note, size = led.latest_checkpoint(session), led.size(session)
+    context = {"note": note, "size": size, "key": request.app.state.verifier_key, "pasted": proof}
+    try:
+        trusted = check_proof(json.loads(proof), request.app.state.verifier_key, checkpoint.strip() + "\n" if checkpoint.strip() else None)
+        context["checked"] = f"Proof checked: entry {json.loads(proof)['index']} is in the ledger of {trusted.size:,} entries."
+    except (ValueError, KeyError, TypeError) as exc:
+        context["check_error"] = f"Proof REJECTED: {exc}"
+    return _render(request, "ledger.html", who, **context)
+
+
+@router.get("/accounting")
+def accounting_page(request: Request, who: Page = page("auditor"), tin: str = "") -> HTMLResponse:
+    rows, error = None, ""
+    if tin:
+        from taxgate.normalize.text import digits
+
+        if len(digits(tin)) != 9:
+            error = "A TIN has nine digits."
+        else:
+            rows = accounting(request.app.state.store, tin)
+    return _render(request, "accounting.html", who, tin=tin[:20], rows=rows, error=error)
+
+
+@router.get("/refusals")
+def refusals(request: Request, who: Page = page("auditor")) -> HTMLResponse:
+    return _render(request, "refusals.html", who, refusals=accounts.refusals(request.app.state.store, 500))
+
+
+@router.get("/reports/oversight.{fmt}")
+def oversight_report(request: Request, fmt: str, who: Page = page("court", "auditor")) -> Response:
+    from taxgate.reports.oversight import oversight
+
+    if fmt not in ("html", "pdf"):
+        raise HTTPException(404)
+    out = request.app.state.settings.data_dir / "reports" / "oversight"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    html, pdf = oversight(request.app.state.store, out, request.app.state.settings.policy)
+    return FileResponse(html if fmt == "html" else pdf, filename=f"oversight.{fmt}",
+                        media_type="text/html; charset=utf-8" if fmt == "html" else "application/pdf")
+
+
+# -- administration ------------------------------------------------------------------------------
+
+@router.get("/users")
+def users(request: Request, who: Page = page("admin"), message: str = "") -> HTMLResponse:
+    return _render(request, "users.html", who, users=accounts.list_users(request.app.state.store),
+                   roles=accounts.ROLES, message=message[:300])
+
+
+@router.post("/users")
+def add_user(request: Request, username: Annotated[str, Form(max_length=64)], role: Annotated[str, Form(max_length=16)],
+             password: Annotated[str, Form(max_length=1024)], agency: Annotated[str, Form(max_length=64)] = "",
+             who: Page = page("admin")):
+    try:
+        accounts.add_user(request.app.state.store, username, role, agency, password)
+    except AccountError as exc:
+        return _render(request, "users.html", who, 422, users=accounts.list_users(request.app.state.store),
+                       roles=accounts.ROLES, error=str(exc))
+    return RedirectResponse(f"/users?message=User {username} added.", status_code=303)
+
+
+@router.post("/users/{username}/token")
+def token(request: Request, username: str, who: Page = page("admin")) -> HTMLResponse:
+    try:
+        issued = accounts.issue_token(request.app.state.store, username, "console")
+    except AccountError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return _render(request, "users.html", who, users=accounts.list_users(request.app.state.store),
+                   roles=accounts.ROLES, issued=(username, issued))
+
+
+@router.post("/users/{username}/disable")
+def disable(request: Request, username: str, who: Page = page("admin")):
+    try:
+        accounts.disable_user(request.app.state.store, username)
+    except AccountError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return RedirectResponse(f"/users?message=User {username} disabled.", status_code=303)
