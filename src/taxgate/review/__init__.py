@@ -64,10 +64,12 @@ def taxpayer_records(master_path: Path, tins: list[str]) -> dict[str, list[dict]
     marks = ", ".join("?" for _ in tins)
     con = duckdb.connect()
     try:
-        found = con.execute(
+        cursor = con.execute(
             f"""SELECT regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') AS tin, * EXCLUDE (tin)
                 FROM {reader} WHERE regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') IN ({marks})
-                ORDER BY tax_year DESC""", [str(master_path), *tins]).fetch_arrow_table().to_pylist()
+                ORDER BY tax_year DESC""", [str(master_path), *tins])
+        names = [d[0] for d in cursor.description]
+        found = [dict(zip(names, row)) for row in cursor.fetchall()]
     finally:
         con.close()
     records: dict[str, list[dict]] = {}

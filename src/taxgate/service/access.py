@@ -75,7 +75,7 @@ def page(*roles: str, streamed: bool = False):
             raise await run_in_threadpool(refuse, request, 403, f"role {user.role} may not use this page", user)
         if request.method not in ("GET", "HEAD"):
             sent = request.headers.get("x-csrf-token", "")
-            if not sent and streamed:
+            if not sent and streamed and request.headers.get("content-type", "").startswith("multipart/form-data"):
                 request.state.csrf = csrf
                 return user, csrf
             if not sent and request.headers.get("content-type", "").startswith(FORM_TYPES):
