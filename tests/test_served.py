@@ -1,0 +1,193 @@
+"""`taxgate serve` as it runs: a real server process with its worker, driven over HTTP and, for
+the console, by Debian's chromium through Playwright (login, upload, a review decision, an order
+that holds a batch). And a server killed mid-batch: restarted, it finishes the batch, each row once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from sqlalchemy import func, select
+
+from taxgate import accounts
+from taxgate.ledger import Ledger
+from taxgate.ledger.record import verify_records
+from taxgate.store.models import Decision
+from taxgate.synth import generate_batch
+from test_report_browser import ARGS, CHROMIUM
+
+PASSWORD = "served-password-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, master: Path, folder: Path, database_url: str, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [sys.executable, "-m", "taxgate", "serve", "--port", str(self.port), "--master", str(master),
+                     "--data-dir", str(folder / "data"), "--database-url", database_url, "--release-every", "0"]
+        self.env = {**os.environ, **env}
+        self.log = folder / "server.log"
+        self.process = None
+
+    def start(self) -> "Server":
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/login", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise AssertionError("the server did not start:\n" + self.log.read_text())
+
+    def kill(self) -> None:
+        """SIGKILL to the server and its workers: no clean shutdown at all."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture()
+def users(store):
+    tokens = {}
+    for role in ("requester", "officer"):
+        accounts.add_user(store, role, role, "DHS-ICE" if role == "requester" else "", PASSWORD)
+        tokens[role] = {"Authorization": f"Bearer {accounts.issue_token(store, role)}"}
+    return tokens
+
+
+def rows_of(manifest: Path) -> Path:
+    return manifest.parent / json.loads(manifest.read_text())["requests"]
+
+
+def wait_done(server: Server, headers: dict, batch_id: int, seconds: float = 120) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        view = httpx.get(f"{server.url}/api/batches/{batch_id}", headers=headers).json()
+        if view["status"] in ("done", "failed"):
+            return view
+        time.sleep(0.2)
+    raise AssertionError(f"batch {batch_id} not done in {seconds} s")
+
+
+def test_the_console_in_a_browser(world, small_batch, database_url, users, tmp_path):
+    assert Path(CHROMIUM).exists(), f"Chromium is needed for this test (scripts/test installs Debian's): {CHROMIUM}"
+    second = generate_batch(world["master"], tmp_path / "second", 120, seed=21)
+    server = Server(world["master"], tmp_path, database_url).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+            def sign_in(role: str):
+                page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+                page.goto(server.url + "/")
+                expect(page).to_have_url(server.url + "/login?next=/")
+                page.get_by_label("User name").fill(role)
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Sign in").click()
+                expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+                return page
+
+            def upload(page, manifest: Path) -> None:
+                page.goto(server.url + "/batches")
+                page.get_by_label("Manifest (JSON)").set_input_files(str(manifest))
+                page.get_by_label("Rows file").set_input_files(str(rows_of(manifest)))
+                page.get_by_role("button", name="Submit").click()
+                expect(page.get_by_role("heading", name="Batch")).to_be_visible()
+                # htmx refreshes the status until the worker is done
+                expect(page.locator("#status")).to_have_text("done", timeout=120_000)
+
+            requester = sign_in("requester")
+            upload(requester, small_batch)
+            expect(requester.locator("#response-csv")).to_be_visible()
+            with requester.expect_download() as download:
+                requester.locator("#response-csv").click()
+            assert download.value.suggested_filename.endswith(".csv")
+
+            officer = sign_in("officer")
+            expect(officer.locator("#waiting")).not_to_have_text("0")
+            officer.goto(server.url + "/reviews")
+            officer.get_by_role("link", name="Review", exact=True).first.click()
+            table = officer.locator("#side-by-side")
+            expect(table).to_be_visible()
+            expect(table.locator("tbody tr")).to_have_count(10)
+            assert "Last name" in table.inner_text() and "weight" in table.inner_text()
+            officer.get_by_label("disclose").check()
+            officer.get_by_label("Why").fill("Same person: one letter of the street differs.")
+            officer.get_by_role("button", name="Record the decision").click()
+            expect(officer.locator(".message")).to_contain_text("DISCLOSED")
+
+            # a stay, recorded in the console, holds the next batch's disclosures
+            officer.goto(server.url + "/orders")
+            officer.get_by_label("Kind", exact=False).first.select_option("stay")
+            officer.get_by_label("Court", exact=True).fill("D.D.C.")
+            officer.get_by_label("Docket", exact=True).fill("1:26-cv-00003")
+            officer.get_by_label("In force from").fill(date.today().isoformat())
+            officer.get_by_label("Agency (empty: every agency)").fill("DHS-ICE")
+            officer.get_by_role("button", name="Record the order").click()
+            expect(officer.locator(".message")).to_contain_text("Order 1 recorded")
+            expect(officer.locator("#order-1")).to_contain_text("stay")
+
+            upload(requester, second)
+            outcomes = requester.locator("table.outcomes").inner_text()
+            counted = dict(line.split("\t") for line in outcomes.splitlines()[1:])
+            assert int(counted["HELD"]) > 0 and "DISCLOSED" not in counted, outcomes
+            browser.close()
+    finally:
+        server.stop()
+
+
+def test_a_server_killed_mid_batch_finishes_it_after_restart(world, database_url, users, store, tmp_path):
+    manifest = world["manifest"]
+    server = Server(world["master"], tmp_path, database_url, TAXGATE_RECORD_ROWS="5").start()
+    requester = users["requester"]
+    files = {"manifest": ("manifest.json", manifest.read_bytes()), "rows": ("requests.csv", rows_of(manifest).read_bytes())}
+    sent = httpx.post(server.url + "/api/batches", headers=requester, files=files).json()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until part, not all, of the batch is decided
+        view = httpx.get(f"{server.url}/api/batches/{sent['id']}", headers=requester).json()
+        if view["rows"] and 0 < view["decided"] < view["rows"] // 2:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("never caught the batch part-way")
+    server.kill()
+    with store.session() as session:
+        part = session.execute(select(func.count(Decision.id))).scalar_one()
+    assert 0 < part < view["rows"]
+
+    server.start()  # the same store and folder: the submission is queued again and resumes
+    try:
+        done = wait_done(server, requester, sent["id"])
+    finally:
+        server.stop()
+    assert done["status"] == "done" and done["decided"] == done["rows"]
+    with store.session() as session:
+        decisions = session.execute(select(func.count(Decision.id), func.count(func.distinct(Decision.row_number)))).one()
+    assert decisions == (done["rows"], done["rows"])  # every row once
+    assert next(iter(Ledger(store).verify(Path(os.environ["TAXGATE_LEDGER_KEY"]).with_suffix(".pub").read_text().strip())), None) is None
+    assert next(iter(verify_records(store)), None) is None
