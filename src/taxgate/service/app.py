@@ -77,9 +77,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             if timer is not None:
                 timer.stopped.set()
             for worker in workers:
-                worker.join(timeout=5)
+                worker.join(timeout=10)
                 if worker.is_alive():  # mid-batch: stopped; the batch resumes from its mark next start
-                    worker.terminate()
+                    worker.kill()
 
     app = FastAPI(
         title="taxgate", version="1",

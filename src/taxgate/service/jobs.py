@@ -11,8 +11,8 @@ store: two servers would each requeue the other's work.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,6 +83,10 @@ def run_queued(store: Store, settings: Settings) -> int:
 
 def work(settings: Settings, wake, stop) -> None:  # pragma: no cover - runs in a worker process
     """A worker process: decide queued submissions until told to stop; sleep until woken."""
+    # The server stops its workers itself (`stop`, then SIGKILL if mid-batch): a signal to the whole
+    # process group must not kill one while it holds the lock of a shared Event.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     store = open_store(settings.database_url, upgrade=False)
     while not stop.is_set():
@@ -125,4 +129,3 @@ class Timer(threading.Thread):
                     log.info("released %d held item(s)", done["released"])
             except Exception:
                 log.exception("timer tick failed")
-            time.sleep(0)
