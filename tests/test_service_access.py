@@ -205,3 +205,9 @@ def test_sign_out_ends_the_session(service):
     assert client.get("/reviews", follow_redirects=False).status_code == 200
     assert client.post("/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
     assert client.get("/reviews", follow_redirects=False).status_code == 303
+
+
+def test_console_ids_out_of_range_are_4xx(service):
+    client, _ = console(service, "auditor")
+    for path in ("/batches/99999999999999999999", "/batches/0", "/ledger?index=-1", "/ledger?index=99999999999999999999"):
+        assert 400 <= client.get(path).status_code < 500, path

@@ -130,10 +130,14 @@ def get_batch(request: Request, batch_id: Id, user: Principal = allow(*READERS))
             responses={404: {"description": "No such batch"}, 409: {"description": "Not decided yet"}})
 def get_response(request: Request, batch_id: Id, user: Principal = allow("requester"),
                  format: Literal["csv", "jsonl"] = "csv") -> FileResponse:
-    found = visible_submission(request, user, batch_id)
+    return response_file(visible_submission(request, user, batch_id), format)
+
+
+def response_file(found: Submission, format: str) -> FileResponse:
+    """The response file the pipeline wrote for a submission (CSV already spreadsheet-safe)."""
     path = Path(found.folder) / "out" / f"response.{format}"
     if found.status != "done" or not path.is_file():
-        raise HTTPException(409, f"batch {batch_id} is {found.status}: the response is not ready")
+        raise HTTPException(409, f"batch {found.id} is {found.status}: the response is not ready")
     media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
     return FileResponse(path, media_type=media, filename=f"response-{found.batch_ref}.{format}")
 

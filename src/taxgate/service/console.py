@@ -11,10 +11,10 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from taxgate import accounts
@@ -25,10 +25,10 @@ from taxgate.notices import add_order_with_notices, list_notices
 from taxgate.orders import OrderError, lift_order, list_orders
 from taxgate.reports import accounting
 from taxgate.review import ACTIONS, ReviewError, case, decide_review, queue
-from taxgate.service.access import EVERYONE, SESSION_COOKIE, page, refuse, session_of
-from taxgate.service.api import READERS, batch_views, order_view, visible_submission
+from taxgate.service.access import EVERYONE, SESSION_COOKIE, page, refuse
+from taxgate.service.api import READERS, Id, batch_views, order_view, response_file, visible_submission
 from taxgate.service.uploads import UploadError, receive
-from taxgate.store.models import Decision, Submission
+from taxgate.store.models import Submission
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -161,7 +161,7 @@ async def upload(request: Request, who: Page = page("requester", streamed=True))
 
 
 @router.get("/batches/{batch_id}")
-def batch(request: Request, batch_id: int, who: Page = page(*READERS)) -> HTMLResponse:
+def batch(request: Request, batch_id: Id, who: Page = page(*READERS)) -> HTMLResponse:
     found = visible_submission(request, who[0], batch_id)
     view = batch_views(request.app.state.store, [found])[0]
     name = "batch_status.html" if request.headers.get("hx-request") else "batch.html"
@@ -169,15 +169,10 @@ def batch(request: Request, batch_id: int, who: Page = page(*READERS)) -> HTMLRe
 
 
 @router.get("/batches/{batch_id}/response.{fmt}")
-def batch_response(request: Request, batch_id: int, fmt: str, who: Page = page("requester")) -> FileResponse:
+def batch_response(request: Request, batch_id: Id, fmt: str, who: Page = page("requester")) -> FileResponse:
     if fmt not in ("csv", "jsonl"):
         raise HTTPException(404)
-    found = visible_submission(request, who[0], batch_id)
-    path = Path(found.folder) / "out" / f"response.{fmt}"
-    if found.status != "done" or not path.is_file():
-        raise HTTPException(409, "the response is not ready")
-    return FileResponse(path, media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson",
-                        filename=f"response-{found.batch_ref}.{fmt}")
+    return response_file(visible_submission(request, who[0], batch_id), fmt)
 
 
 # -- reviews -------------------------------------------------------------------------------------
@@ -189,7 +184,7 @@ def reviews(request: Request, who: Page = page("officer"), message: str = "") ->
 
 
 @router.get("/reviews/{decision_id}")
-def review(request: Request, decision_id: int, who: Page = page("officer")) -> HTMLResponse:
+def review(request: Request, decision_id: Id, who: Page = page("officer")) -> HTMLResponse:
     try:
         found = case(request.app.state.store, decision_id, request.app.state.settings.master)
     except ReviewError as exc:
@@ -227,7 +222,7 @@ def _side_by_side(found: dict) -> list[dict]:
 
 
 @router.post("/reviews/{decision_id}")
-def decide(request: Request, decision_id: int, action: Annotated[str, Form(max_length=16)],
+def decide(request: Request, decision_id: Id, action: Annotated[str, Form(max_length=16)],
            note: Annotated[str, Form(max_length=4000)], who: Page = page("officer")):
     state = request.app.state
     try:
@@ -273,7 +268,7 @@ def add_order(request: Request, kind: Annotated[str, Form(max_length=32)], court
 
 
 @router.post("/orders/{order_id}/lift")
-def lift(request: Request, order_id: int, who: Page = page("officer")):
+def lift(request: Request, order_id: Id, who: Page = page("officer")):
     store = request.app.state.store
     try:
         lift_order(store, order_id)
@@ -293,7 +288,8 @@ def notices(request: Request, who: Page = page("officer", "court", "auditor")) -
 # -- ledger, accounting, reports -----------------------------------------------------------------
 
 @router.get("/ledger")
-def ledger(request: Request, who: Page = page(*EVERYONE), index: int | None = None) -> HTMLResponse:
+def ledger(request: Request, who: Page = page(*EVERYONE),
+           index: Annotated[int | None, Query(ge=0, le=2**62)] = None) -> HTMLResponse:
     store = request.app.state.store
     with store.session() as session:
         led = Ledger(store)
