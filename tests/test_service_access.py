@@ -211,3 +211,13 @@ def test_console_ids_out_of_range_are_4xx(service):
     client, _ = console(service, "auditor")
     for path in ("/batches/99999999999999999999", "/batches/0", "/ledger?index=-1", "/ledger?index=99999999999999999999"):
         assert 400 <= client.get(path).status_code < 500, path
+
+
+def test_password_guessing_is_throttled(service):
+    client = TestClient(service.app)
+    statuses = []
+    for _ in range(12):
+        token = re.search(r'name="login_token" value="([^"]+)"', client.get("/login").text).group(1)
+        statuses.append(client.post("/login", data={"username": "admin", "password": "guess-guess-guess",
+                                                    "login_token": token}, follow_redirects=False).status_code)
+    assert statuses[:10] == [303] * 10 and statuses[10:] == [429, 429]

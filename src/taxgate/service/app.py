@@ -34,8 +34,12 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-class UploadLimiter:
-    """Uploads per requester per minute, in a moving window (in this process's memory)."""
+SIGN_INS_PER_MINUTE = 10  # per user name, right or wrong
+
+
+class Limiter:
+    """So many per minute per key (uploads per requester, sign-ins per user name), in a moving
+    window, in this process's memory."""
 
     def __init__(self, per_minute: int):
         self.item = RateLimitItemPerMinute(per_minute)
@@ -89,7 +93,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     )
     context = multiprocessing.get_context("spawn") if settings.workers > 0 else None
     app.state.settings, app.state.store = settings, store
-    app.state.limiter = UploadLimiter(settings.uploads_per_minute)
+    app.state.limiter = Limiter(settings.uploads_per_minute)
+    app.state.sign_ins = Limiter(SIGN_INS_PER_MINUTE)
     app.state.wake = context.Event() if context else threading.Event()
     app.state.stop = context.Event() if context else threading.Event()
     app.state.policies = lambda: load_policies(settings.policy)

@@ -64,6 +64,10 @@ def login(request: Request, username: Annotated[str, Form(max_length=64)], passw
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), login_token.encode()):
         raise refuse(request, 403, "sign-in form without its token", detail="the sign-in form has expired: reload it")
+    ok, retry = request.app.state.sign_ins.admit(username.lower())  # guessing passwords is slow, not free
+    if not ok:
+        raise refuse(request, 429, f"too many sign-ins for {username[:64]!r}",
+                     detail=f"too many attempts: try again in {retry} s", headers={"Retry-After": str(retry)})
     user = accounts.by_password(store, username, password)
     if user is None:
         refuse(request, 401, f"wrong user name or password for {username[:64]!r}")
