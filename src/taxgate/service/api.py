@@ -227,12 +227,18 @@ def post_order(request: Request, order: Annotated[dict, Body(examples=[{
 @router.post("/orders/{order_id}/lift", summary="Lift an order (ledgered); release what it alone held",
              responses={404: {"description": "No such order"}, 409: {"description": "Already lifted"}})
 def post_lift(request: Request, order_id: Id, user: Principal = allow("officer")) -> dict:
-    store = request.app.state.store
     try:
-        order = lift_order(store, order_id)
+        order, released = lift_and_release(request, order_id)
     except OrderError as exc:
         raise HTTPException(404 if "no order" in str(exc) else 409, str(exc)) from None
-    return {"order": order_view(order), "released": len(release_held(store, policies=request.app.state.policies()))}
+    return {"order": order_view(order), "released": released}
+
+
+def lift_and_release(request: Request, order_id: int) -> tuple:
+    """Lift an order (ledgered), then release, once, what no other order holds: (order, how many)."""
+    store = request.app.state.store
+    order = lift_order(store, order_id)
+    return order, len(release_held(store, policies=request.app.state.policies()))
 
 
 @router.get("/notices", summary="Notices owed and sent")

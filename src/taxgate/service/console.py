@@ -20,13 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from taxgate import accounts
 from taxgate.accounts import AccountError, Principal
 from taxgate.ledger import Ledger, LedgerError, check_proof, inclusion_proof
-from taxgate.ledger.record import release_held
 from taxgate.notices import add_order_with_notices, list_notices
-from taxgate.orders import OrderError, lift_order, list_orders
+from taxgate.orders import OrderError, list_orders
 from taxgate.reports import accounting
 from taxgate.review import ACTIONS, ReviewError, case, decide_review, queue
 from taxgate.service.access import EVERYONE, SESSION_COOKIE, page, refuse
-from taxgate.service.api import READERS, Id, batch_views, order_view, response_file, visible_submission
+from taxgate.service.api import (READERS, Id, batch_views, lift_and_release, order_view, response_file,
+                                 visible_submission)
 from taxgate.service.uploads import UploadError, receive
 from taxgate.store.models import Submission
 
@@ -273,13 +273,11 @@ def add_order(request: Request, kind: Annotated[str, Form(max_length=32)], court
 
 @router.post("/orders/{order_id}/lift")
 def lift(request: Request, order_id: Id, who: Page = page("officer")):
-    store = request.app.state.store
     try:
-        lift_order(store, order_id)
+        _, released = lift_and_release(request, order_id)
     except OrderError as exc:
         return RedirectResponse(f"/orders?message={exc}", status_code=303)
-    released = release_held(store, policies=request.app.state.policies())
-    return RedirectResponse(f"/orders?message=Order {order_id} lifted; {len(released)} held item(s) released.",
+    return RedirectResponse(f"/orders?message=Order {order_id} lifted; {released} held item(s) released.",
                             status_code=303)
 
 
@@ -291,14 +289,20 @@ def notices(request: Request, who: Page = page("officer", "court", "auditor")) -
 
 # -- ledger, accounting, reports -----------------------------------------------------------------
 
+def _ledger_head(request: Request) -> dict:
+    """What the ledger page always shows: the latest checkpoint, the size, the verifier key."""
+    store = request.app.state.store
+    with store.session() as session:
+        led = Ledger(store)
+        return {"note": led.latest_checkpoint(session), "size": led.size(session),
+                "key": request.app.state.verifier_key}
+
+
 @router.get("/ledger")
 def ledger(request: Request, who: Page = page(*EVERYONE),
            index: Annotated[int | None, Query(ge=0, le=2**62)] = None) -> HTMLResponse:
     store = request.app.state.store
-    with store.session() as session:
-        led = Ledger(store)
-        note, size = led.latest_checkpoint(session), led.size(session)
-    context = {"note": note, "size": size, "key": request.app.state.verifier_key}
+    context = _ledger_head(request)
     if index is not None:
         if who[0].role != "auditor":
             raise refuse(request, 403, f"role {who[0].role} may not read ledger entries", who[0])
@@ -317,11 +321,7 @@ def ledger(request: Request, who: Page = page(*EVERYONE),
 def ledger_check(request: Request, proof: Annotated[str, Form(max_length=200_000)],
                  checkpoint: Annotated[str, Form(max_length=10_000)] = "", who: Page = page(*EVERYONE)) -> HTMLResponse:
     """Check a proof someone holds (from `taxgate ledger prove` or the API) against a checkpoint."""
-    store = request.app.state.store
-    with store.session() as session:
-        led = Ledger(store)
-        note, size = led.latest_checkpoint(session), led.size(session)
-    context = {"note": note, "size": size, "key": request.app.state.verifier_key, "pasted": proof}
+    context = {**_ledger_head(request), "pasted": proof}
     try:
         trusted = check_proof(json.loads(proof), request.app.state.verifier_key, checkpoint.strip() + "\n" if checkpoint.strip() else None)
         context["checked"] = f"Proof checked: entry {json.loads(proof)['index']} is in the ledger of {trusted.size:,} entries."

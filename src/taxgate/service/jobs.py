@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from taxgate.identify import MasterError
 from taxgate.intake import IntakeError
 from taxgate.ledger import Ledger, LedgerError, load_signer
+from taxgate.ledger.checkpoint import parse
 from taxgate.ledger.record import release_held
 from taxgate.policy import PolicyError, load_policies
 from taxgate.service.settings import Settings
@@ -103,8 +104,7 @@ def tick(store: Store, settings: Settings) -> dict:
     ledger = Ledger(store)
     with store.session.begin() as session:
         note = ledger.latest_checkpoint(session)
-        signed_size = int(note.split("\n")[1]) if note else 0
-        if ledger.size(session) > signed_size:
+        if ledger.size(session) > (parse(note).size if note else 0):
             try:
                 ledger.checkpoint(session, load_signer())
                 signed = True
