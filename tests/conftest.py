@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -15,6 +16,19 @@ from taxgate.synth import generate_batch, generate_master
 SERVER = os.environ.get("TAXGATE_TEST_DATABASE_URL")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_files(tmp_path_factory):
+    """Fixtures wider than one test get a store and key of their own too, never ./taxgate.db or
+    ./taxgate-ledger.key in the working folder (each test then gets its own, below)."""
+    root = tmp_path_factory.mktemp("session-store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TAXGATE_LEDGER_KEY", str(root / "ledger.key"))
+        patch.setenv("TAXGATE_DATABASE_URL", f"sqlite:///{root / 'taxgate.db'}")
+        yield
+    assert not Path("taxgate.db").exists() and not Path("taxgate-ledger.key").exists(), \
+        "a test wrote the user's store or key in the working folder"
+
+
 @pytest.fixture(autouse=True)
 def database_url(tmp_path, monkeypatch) -> str:
     """Each test's own empty store and signing key, so no test sees another's ledger."""
@@ -24,16 +38,25 @@ def database_url(tmp_path, monkeypatch) -> str:
         monkeypatch.setenv("TAXGATE_DATABASE_URL", url)
         yield url
         return
+    with server_database() as url:
+        monkeypatch.setenv("TAXGATE_DATABASE_URL", url)
+        yield url
+
+
+@contextlib.contextmanager
+def server_database(template: str | None = None):
+    """A fresh database on the test server (a copy of the database `template` names), dropped after."""
     name = f"tg_{uuid.uuid4().hex[:16]}"
     admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
+    copy = f' TEMPLATE "{create_engine(template).url.database}"' if template else ""
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    monkeypatch.setenv("TAXGATE_DATABASE_URL", url)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture()
@@ -112,3 +135,78 @@ class Service:
 @pytest.fixture()
 def service(store, world, tmp_path) -> Service:
     return Service(store, world, tmp_path)
+
+
+# -- the ledger ----------------------------------------------------------------------------------
+
+def verifier_key() -> str:
+    """The verifier key of the test's own signing key (made on first use)."""
+    from taxgate.ledger import load_signer
+
+    return load_signer().verifier_key()
+
+
+def findings(store, kept=()) -> list[str]:
+    """What `taxgate ledger verify` would report about the test's store: the log and every row."""
+    from taxgate.verification import verify_store
+
+    return [f.message for f in verify_store(store, verifier_key(), kept)]
+
+
+@contextlib.contextmanager
+def signing_key(path: Path):
+    """TAXGATE_LEDGER_KEY set to `path` for the block: a store other than the test's own has a key of
+    its own (a key signs one log, and its record of the last checkpoint refuses any other)."""
+    before = os.environ.get("TAXGATE_LEDGER_KEY")
+    os.environ["TAXGATE_LEDGER_KEY"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TAXGATE_LEDGER_KEY"]
+        else:
+            os.environ["TAXGATE_LEDGER_KEY"] = before
+
+
+@contextlib.contextmanager
+def control_store(folder: Path):
+    """Another store, for a control run, with its own signing key."""
+    with signing_key(folder / "control-ledger.key"):
+        store = open_store(f"sqlite:///{folder / 'control.db'}")
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+class Threaded:
+    """An ASGI app served by uvicorn on a free loopback port, in a thread, for the length of a test:
+    for clients that need real HTTP (a witness, the Go C2SP client)."""
+
+    def __init__(self, app):
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "Threaded":
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -9,11 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from sqlalchemy import func, select
 
-from taxgate.ledger import Ledger
+from conftest import control_store, findings
 from taxgate.pipeline import process
 from taxgate.store import open_store
 from taxgate.store.models import Batch, Decision, Disclosure, LedgerEntry
@@ -35,7 +34,7 @@ def counts(url: str) -> dict:
             "disclosures": session.scalar(select(func.count(Disclosure.id))),
             "entries": session.scalar(select(func.count(LedgerEntry.idx))),
         }
-    problems = list(Ledger(store).verify(Path(os.environ["TAXGATE_LEDGER_KEY"]).with_suffix(".pub").read_text()))
+    problems = findings(store)
     store.close()
     return {**found, "problems": problems}
 
@@ -84,8 +83,8 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(world,
     assert found["problems"] == []
 
     # The same batch on a fresh store, never interrupted, decides every row the same way.
-    control = process(manifest, world["master"], tmp_path / "control",
-                      store=open_store(f"sqlite:///{tmp_path / 'control.db'}"))
+    with control_store(tmp_path) as store:
+        control = process(manifest, world["master"], tmp_path / "control", store=store)
     rows = response(tmp_path / "out")
     assert [(r["request_id"], r["outcome"], r["address_street"]) for r in rows] == \
         [(r["request_id"], r["outcome"], r["address_street"]) for r in response(tmp_path / "control")]

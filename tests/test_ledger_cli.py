@@ -59,7 +59,7 @@ def test_an_edited_decision_is_found_by_verify(processed, database_url):
     store.close()
     run = taxgate("ledger", "verify")
     assert run.returncode == 1
-    assert f"entry {refused['ledger_index']}" in run.stderr and refused["request_id"] in run.stderr
+    assert f"entry {refused['ledger_index']} (decision)" in run.stderr and refused["request_id"] in run.stderr
 
 
 def test_accounting_and_jct(processed, world, database_url):
@@ -82,3 +82,36 @@ def test_accounting_and_jct(processed, world, database_url):
     assert run.returncode == 0 and [json.loads(line) for line in run.stdout.splitlines()] == lines
     run = taxgate("report", "jct", "--year", date.today().year)
     assert run.returncode == 0 and "DHS-ICE" in run.stdout
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda p: {**p, "index": p["index"] + 0.9}, "is not an integer"),
+    (lambda p: {**p, "index": str(p["index"])}, "whole number"),
+    (lambda p: {**p, "size": "5_0"}, "whole number"),
+    (lambda p: json.dumps(p).replace(f'"size": {p["size"]}', '"size": 1e400'), "is not an integer"),
+    (lambda p: {**p, "size": True}, "whole number"),
+    (lambda p: {**p, "size": 2**64}, "whole number"),
+    (lambda p: {**p, "index": p["size"]}, "not inside a tree"),
+    (lambda p: {**p, "proof": ["!" * 44]}, "not base64"),
+    (lambda p: {**p, "proof": ["AAAA"]}, "32 bytes"),
+    (lambda p: {**p, "proof": p["proof"] * 40}, "at most 64"),
+    (lambda p: {**p, "entry": {"kind": "decision"}}, "entry's text"),
+    (lambda p: "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    (lambda p: " " * (2 << 20) + json.dumps(p), "at most"),
+    (lambda p: b"\xff\xfe{}", "not JSON"),
+    (lambda p: [p], "JSON object"),
+], ids=["float index", "text index", "underscored size", "1e400", "boolean", "huge", "index outside", "not base64",
+        "short hash", "too many hashes", "entry not text", "deep nesting", "too large", "not utf-8", "not an object"])
+def test_a_malformed_proof_is_one_line_and_exit_2(processed, tmp_path, change, says):
+    result, rows = processed
+    proof = json.loads(taxgate("ledger", "prove", rows[0]["ledger_index"]).stdout)
+    changed = change(proof)
+    path = tmp_path / "bad.json"
+    if isinstance(changed, bytes):
+        path.write_bytes(changed)
+    else:
+        path.write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    run = taxgate("ledger", "check", path, "--key", (tmp_path / "ledger.pub").read_text().strip())
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-500:]
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and says in lines[0], lines

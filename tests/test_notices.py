@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from taxgate.ledger.record import release_held
+from taxgate.release import release_held
 from taxgate.notices import NoticeError, list_notices, mark_sent
 from taxgate.orders import add_order
 from taxgate.pipeline import process
@@ -46,7 +46,7 @@ def test_notice_before_transfer_holds_until_the_notice_has_run_its_hours(world, 
     (notice,) = list_notices(store)  # one pre-transfer notice for the batch, due now
     assert notice.kind == "pre_transfer" and notice.overdue(datetime.now(UTC) + timedelta(seconds=1))
     assert release_held(store) == []  # not sent: nothing leaves
-    mark_sent(store, [notice.id], at=datetime.now(UTC) - timedelta(hours=23))
+    mark_sent(store, [notice.id], when=datetime.now(UTC) - timedelta(hours=23))
     assert release_held(store) == []  # sent, but the 24 hours have not run
     released = release_held(store, now=datetime.now(UTC) + timedelta(hours=1, minutes=1))  # the period has run
     assert sorted(r["request_id"] for r in released) == sorted(r["request_id"] for r in held)
@@ -84,7 +84,7 @@ def test_a_watcher_releases_held_items_when_the_notice_period_ends_once(world, t
     try:
         time.sleep(3)
         assert not list(tmp_path.glob("w*/released-*.csv"))  # the notice is not sent: nothing leaves
-        mark_sent(store, [notice.id], at=datetime.now(UTC) - timedelta(hours=24, seconds=1))  # its period has run
+        mark_sent(store, [notice.id], when=datetime.now(UTC) - timedelta(hours=24, seconds=1))  # its period has run
         deadline = time.time() + 60
         while time.time() < deadline and not list(tmp_path.glob("w*/released-*.csv")):
             time.sleep(0.5)

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from taxgate.ledger import Ledger
-from taxgate.ledger.record import release_held, verify_records
+from conftest import control_store, findings
+from taxgate.release import release_held
 from taxgate.orders import OrderError, add_order, lift_order, parse_order
 from taxgate.pipeline import process
-from taxgate.store import open_store
 from taxgate.store.models import Disclosure, HeldItem
 from test_cli import assert_user_error, taxgate
 
@@ -33,14 +30,13 @@ def rows(out) -> list[dict]:
 @pytest.fixture()
 def control(world, tmp_path):
     """The same batch with no order, on its own store: what would have been disclosed."""
-    result = process(world["manifest"], world["master"], tmp_path / "control",
-                     store=open_store(f"sqlite:///{tmp_path / 'control.db'}"))
+    with control_store(tmp_path) as store:
+        result = process(world["manifest"], world["master"], tmp_path / "control", store=store)
     return rows(tmp_path / "control"), result  # in row order (request ids may repeat: duplicates)
 
 
 def verifies(store) -> bool:
-    key = Path(os.environ["TAXGATE_LEDGER_KEY"]).with_suffix(".pub").read_text()
-    return not list(Ledger(store).verify(key)) and not list(verify_records(store))
+    return not findings(store)
 
 
 def test_a_stay_in_force_holds_every_disclosure_and_lifting_releases_them_once(world, tmp_path, store, control):

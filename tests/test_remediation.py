@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from conftest import control_store, findings
 from taxgate.ledger import Ledger
-from taxgate.ledger.record import verify_records
 from taxgate.notices import add_order_with_notices, list_notices, mark_sent
 from taxgate.notices.documents import write_notice
 from taxgate.pipeline import process
@@ -23,7 +23,6 @@ from taxgate.remediation import (
     list_incidents,
     open_incident,
 )
-from taxgate.store import open_store
 from taxgate.store.models import LedgerEntry
 from taxgate.synth import Mix, generate_batch
 from test_cli import assert_user_error, taxgate
@@ -39,7 +38,8 @@ def batch_2025(world, tmp_path_factory) -> dict[str, Path]:
     raw = json.loads(manifest.read_text())
     replayed = manifest.with_name("manifest-2025.json")
     replayed.write_text(json.dumps({**raw, "batch_ref": raw["batch_ref"] + "-2025"}))
-    process(manifest, world["master"], root / "statute", store=open_store(f"sqlite:///{root / 'control.db'}"))
+    with control_store(root) as store:
+        process(manifest, world["master"], root / "statute", store=store)
     statute = _csv(root / "statute" / "decisions.csv")  # in row order (request ids may repeat: duplicates)
     return {"manifest": manifest, "replayed": replayed, "statute": statute, "root": root}
 
@@ -75,10 +75,10 @@ def test_the_audit_lists_exactly_the_disclosures_the_statute_would_not_make(audi
     disclosed_then = {i + 1 for i, r in enumerate(replay) if r["outcome"] == "DISCLOSED"}  # row numbers
     # The control: the same rows decided under the statute, independently, on another store.
     not_now = {n for n in disclosed_then if statute[n - 1]["outcome"] != "DISCLOSED"}
-    findings = _csv(Path(result.findings_file))
+    listed = _csv(Path(result.findings_file))
     assert result.audited == len(disclosed_then) == past.outcomes["DISCLOSED"]
-    assert {int(f["row_number"]) for f in findings} == not_now and result.not_made == len(not_now) > 0
-    for f in findings:  # the reasons are the statute's own, and the category follows from them
+    assert {int(f["row_number"]) for f in listed} == not_now and result.not_made == len(not_now) > 0
+    for f in listed:  # the reasons are the statute's own, and the category follows from them
         control = statute[int(f["row_number"]) - 1]
         assert f["request_id"] == control["request_id"]
         assert f["reasons_now"] == control["reasons"] and f["outcome_now"] == control["outcome"]
@@ -104,7 +104,7 @@ def test_an_audit_is_ledgered_once_and_verifies(audited, store, world, batch_202
         entry = json.loads(session.get(LedgerEntry, first.ledger_index).entry)
     assert entry["kind"] == "audit" and entry["not_made"] == first.not_made
     assert entry["by_path"] == first.by_path
-    assert not list(Ledger(store).verify(_key())) and not list(verify_records(store))
+    assert findings(store) == []
 
 
 def test_an_audit_of_rows_that_were_never_recorded_is_refused(store, world, batch_2025, tmp_path):
@@ -114,17 +114,17 @@ def test_an_audit_of_rows_that_were_never_recorded_is_refused(store, world, batc
 
 def test_an_incident_owes_a_disposal_request_and_one_notice_per_taxpayer_until_done(audited, store):
     _, result, tmp_path = audited
-    findings = _csv(Path(result.findings_file))
+    listed = _csv(Path(result.findings_file))
     status = open_incident(store, result.audit_id)
-    taxpayers = {f["tin"] for f in findings}
+    taxpayers = {f["tin"] for f in listed}
     assert status.notices == 1 + len(taxpayers) and status.notices_sent == 0
     with pytest.raises(RemediationError, match="already has an incident"):
         open_incident(store, result.audit_id)
     notices = list_notices(store, incident_id=status.id)
     (disposal,) = [n for n in notices if n.kind == "disposal_request"]
-    assert {d["request_id"] for d in disposal.body["disclosures"]} == {f["request_id"] for f in findings}
+    assert {d["request_id"] for d in disposal.body["disclosures"]} == {f["request_id"] for f in listed}
     taxpayer = next(n for n in notices if n.kind == "taxpayer")
-    tin_findings = [f for f in findings if f["tin"].endswith(taxpayer.body["tin_last4"])]
+    tin_findings = [f for f in listed if f["tin"].endswith(taxpayer.body["tin_last4"])]
     assert taxpayer.body["disclosures"][0]["date"] and "7431" in " ".join(taxpayer.body["rights"])
     assert {d["ledger_index"] for d in taxpayer.body["disclosures"]} <= {int(f["disclosure_ledger_index"]) for f in tin_findings}
 
@@ -139,7 +139,7 @@ def test_an_incident_owes_a_disposal_request_and_one_notice_per_taxpayer_until_d
         kinds = [json.loads(e)["kind"] for (e,) in session.execute(select(LedgerEntry.entry))]
     assert kinds.count("incident_opened") == kinds.count("disposal_certified") == kinds.count("incident_closed") == 1
     assert kinds.count("notice_sent") == len(notices)
-    assert not list(Ledger(store).verify(_key())) and not list(verify_records(store))
+    assert findings(store) == []
 
 
 def test_notices_render_as_html_and_pdf(audited, store, tmp_path):
@@ -186,3 +186,19 @@ def _key() -> str:
     import os
 
     return Path(os.environ["TAXGATE_LEDGER_KEY"]).with_suffix(".pub").read_text().strip()
+
+
+def test_an_audit_finding_edited_or_deleted_by_sql_is_a_finding(audited, store):
+    """The audit's entry commits to its list of findings; the incident's, to how many it names."""
+    from sqlalchemy import text
+
+    past, result, _ = audited
+    open_incident(store, result.audit_id)
+    assert findings(store) == []
+    with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_findings WHERE id = (SELECT min(id) FROM audit_findings)"))
+        connection.execute(text("UPDATE incidents SET disposal_certified_by = 'nobody'"))
+    found = findings(store)
+    assert any("(audit) and audits row" in f and "findings_sha256 is" in f for f in found), found
+    assert any("(incident_opened) and incidents row" in f and "disclosures is" in f for f in found), found
+    assert any("records a 'disposal_certified' event that no ledger entry records" in f for f in found), found

@@ -38,6 +38,13 @@ API = [
     ("POST", "/api/users/{username}/tokens", {"admin"}),
     ("POST", "/api/users/{username}/disable", {"admin"}),
     ("GET", "/api/policy", {"admin"}),
+    ("GET", "/log/tile/entries/{path}", {"auditor"}),  # entries carry TINs
+]
+
+# The log as C2SP tlog-tiles serves it: checkpoint and hash tiles to anyone, no credentials needed.
+PUBLIC = [
+    ("GET", "/log/checkpoint"),
+    ("GET", "/log/tile/{level}/{path}"),
 ]
 
 CONSOLE = [
@@ -84,14 +91,21 @@ def decided(service, small_batch):
     assert order.status_code == 201, order.text
     matched = next(r["matched_tin"] for r in reviews if r["matched_tin"])
     return {"batch_ref": reviews[0]["batch_ref"], "batch_id": 1, "decision_id": reviews[0]["decision"], "order_id": 999_999, "index": 0, "tin": matched,
-            "username": "nobody"}
+            "username": "nobody", "level": 0, "path": "000"}
 
 
 def test_every_route_is_in_the_contract(service):
     """A route added without a line here fails: the matrix is the whole API."""
     schema = service.client.get("/openapi.json").json()
     served = {(method.upper(), path) for path, ops in schema["paths"].items() for method in ops}
-    assert served == {(m, p) for m, p, _ in API}
+    assert served == {(m, p) for m, p, _ in API} | set(PUBLIC)
+
+
+def test_the_log_s_checkpoint_and_hash_tiles_need_no_credentials(service, decided):
+    for method, template in PUBLIC:
+        answer = service.client.request(method, template.format(**decided))
+        assert answer.status_code == 200, (template, answer.text)
+        assert "taxpayer" not in answer.text and decided["tin"].encode() not in answer.content
 
 
 def test_every_api_route_with_every_role(service, decided):
@@ -221,3 +235,14 @@ def test_password_guessing_is_throttled(service):
         statuses.append(client.post("/login", data={"username": "admin", "password": "guess-guess-guess",
                                                     "login_token": token}, follow_redirects=False).status_code)
     assert statuses[:10] == [303] * 10 and statuses[10:] == [429, 429]
+
+
+@pytest.mark.parametrize("proof", ['{"index": 5.9, "size": 10, "entry": "", "proof": []}', "[" * 50_000,
+                                   '{"index": "5_0"}', "not json", '{"index": 1, "size": 1e400}'],
+                         ids=["float", "deep", "text index", "not json", "1e400"])
+def test_a_malformed_proof_pasted_in_the_console_is_a_4xx_with_one_line(service, proof):
+    client, csrf = console(service, "court")
+    answer = client.post("/ledger/check", data={"proof": proof, "checkpoint": "", "csrf": csrf})
+    assert answer.status_code == 422, answer.status_code
+    rejected = re.findall(r"Proof REJECTED: [^<\n]+", answer.text)
+    assert len(rejected) == 1, rejected

@@ -4,7 +4,7 @@ The batch is streamed in chunks and staged as Parquet between passes, so memory 
 the batch: pass 1 reads the rows and their batch keys, DuckDB turns the keys into per-row batch
 figures, pass 2 judges each request, identification runs as one DuckDB query over the eligible
 requests, and pass 3 decides, records each chunk in the store and the ledger (exactly once: see
-`ledger.record`), and writes the response in row order.
+`release.batch`), and writes the response in row order.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from taxgate.decide import decide
 from taxgate.domain import REQUEST_COLUMNS, Outcome, ReasonCode, Request
 from taxgate.intake import Manifest, RowStream, read_manifest
 from taxgate.normalize.text import digits
-from taxgate.ledger.record import BatchRecorder, Row
+from taxgate.release.batch import BatchRecorder, Row
 from taxgate.policy import Policy, load_policies, policy_in_force
 from taxgate.response import ResponseWriter
 from taxgate.store import Store, open_store

@@ -1,6 +1,7 @@
 """The command line (DESIGN.md "Command line"). Thin: parse, call a stage, print.
 
-Exit codes: 0 done, 2 bad input with a one-line reason on stderr; never a traceback for a user error.
+Exit codes: 0 done, 1 refused because the store disagrees with its ledger (or a finding of `ledger
+verify`), 2 bad input, each with a one-line reason on stderr; never a traceback for a user error.
 One module per group of commands; each registers its commands on the shared `app`.
 """
 
@@ -9,8 +10,15 @@ from __future__ import annotations
 import sys
 
 from taxgate.cli import batches, courts, data, ledger, service  # noqa: F401  (registers the commands)
-from taxgate.cli._common import app
+from taxgate.cli._common import app, errors
 
 
-def main() -> None:  # pragma: no cover - `python -m taxgate`
-    sys.exit(app())
+def main() -> None:
+    """The `taxgate` command: the app, with the ledger's refusals as one line (exit 1)."""
+    from taxgate.ledger import LedgerError
+
+    try:
+        app()
+    except LedgerError as exc:
+        errors.print(f"taxgate: refused: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -23,6 +23,14 @@ DATABASE = typer.Option(None, "--database-url", help="The store (default: TAXGAT
 USER_ERRORS = (IntakeError, MasterError, PolicyError, StoreError)
 
 
+def sign(store) -> None:
+    """Sign a checkpoint over what a command has just ledgered: a non-empty ledger is never left
+    without one. Refused (LedgerError, one line from `main`) if the tree does not extend the last."""
+    from taxgate.ledger import sign_checkpoint
+
+    sign_checkpoint(store)
+
+
 def fail(message: str) -> None:
     errors.print(f"taxgate: error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)

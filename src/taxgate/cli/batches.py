@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from taxgate.cli._common import DATABASE, USER_ERRORS, app, console, errors, fail, store_at
+from taxgate.cli._common import DATABASE, USER_ERRORS, app, console, errors, fail, sign, store_at
 from taxgate.domain import Outcome, ReasonCode
 
 
@@ -73,7 +73,9 @@ def audit(
     from taxgate.remediation import audit as run_audit
 
     try:
-        result = run_audit(store_at(database_url), manifest, master, out, rule_set, policy)
+        store = store_at(database_url)
+        result = run_audit(store, manifest, master, out, rule_set, policy)
+        sign(store)
     except (*USER_ERRORS, RemediationError, ValueError) as exc:
         fail(str(exc))
     if as_json:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from taxgate.cli._common import DATABASE, app, console, fail, store_at
+from taxgate.cli._common import DATABASE, app, console, fail, sign, store_at
 from taxgate.policy import PolicyError
 
 orders_app = typer.Typer(help="Court orders and agreement terms: they hold disclosures, never refuse.",
@@ -29,7 +29,9 @@ def orders_add(
 
     try:
         raw = json.loads(order_file.read_text(encoding="utf-8"))
-        order = add_order_with_notices(store_at(database_url), raw)
+        store = store_at(database_url)
+        order = add_order_with_notices(store, raw)
+        sign(store)
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {order_file}")
     except json.JSONDecodeError as exc:
@@ -74,7 +76,7 @@ def orders_lift(
     database_url: str = DATABASE,
 ) -> None:
     """Lift an order (ledgered); every item it held that nothing else holds is released now, once."""
-    from taxgate.ledger.record import release_held
+    from taxgate.release import release_held
     from taxgate.orders import OrderError, lift_order
 
     store = store_at(database_url)
@@ -84,6 +86,7 @@ def orders_lift(
         fail(str(exc))
     console.print(f"Order {order_id} lifted.")
     _write_released(release_held(store), out / f"released-after-order-{order_id}.csv")
+    sign(store)
 
 
 @orders_app.command("release")
@@ -98,17 +101,19 @@ def orders_release(
     watchers, or a watcher and a lift, still release each item once (a locked row per item)."""
     from datetime import UTC, datetime
 
-    from taxgate.ledger.record import release_held
+    from taxgate.release import release_held
 
     store = store_at(database_url)
     if not watch:
         _write_released(release_held(store), out / "released.csv")
+        sign(store)
         return
     console.print(f"Watching held items every {every:g} s; Ctrl-C stops.")
     try:
         while True:
             released = release_held(store)
             if released:
+                sign(store)
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
                 _write_released(released, out / f"released-{stamp}.csv")
             time.sleep(every)
@@ -180,6 +185,7 @@ def notices_sent(
         fail("name the notices: IDs, or --incident ID (nothing unsent matched)")
     try:
         sent = mark_sent(store, ids)
+        sign(store)
     except NoticeError as exc:
         fail(str(exc))
     for notice in sent[:20]:
@@ -224,7 +230,9 @@ def incidents_open(
     from taxgate.remediation import RemediationError, open_incident
 
     try:
-        status = open_incident(store_at(database_url), audit_id)
+        store = store_at(database_url)
+        status = open_incident(store, audit_id)
+        sign(store)
     except (RemediationError, PolicyError) as exc:
         fail(str(exc))
     console.print(f"Incident {status.id} opened for audit {audit_id}: {status.notices:,} notice(s) owed "
@@ -242,7 +250,9 @@ def incidents_certify(
     from taxgate.remediation import RemediationError, certify_disposal
 
     try:
-        status = certify_disposal(store_at(database_url), incident_id, by)
+        store = store_at(database_url)
+        status = certify_disposal(store, incident_id, by)
+        sign(store)
     except RemediationError as exc:
         fail(str(exc))
     console.print(f"Incident {incident_id}: disposal certified by {status.disposal_certified_by}. "

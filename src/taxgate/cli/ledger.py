@@ -31,47 +31,95 @@ def _verifier_key(key: str | None) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+MAX_FINDINGS_SHOWN = 200
+
+
 @ledger_app.command("verify")
 def ledger_verify(
     key: str = typer.Option(None, "--key", help="Verifier key (text or file; default: taxgate-ledger.pub)."),
+    checkpoint: list[Path] = typer.Option(
+        None, "--checkpoint", help="A checkpoint you kept (a file holding its signed note): the ledger must extend "
+                                   "it. Repeatable."),
     database_url: str = DATABASE,
 ) -> None:
-    """Recompute the whole ledger from its entries; name the first bad entry (exit 1) if any."""
-    from taxgate.ledger import Ledger
-    from taxgate.ledger.record import verify_records
+    """Recompute the whole ledger from its entries and check every row bound to an entry; each
+    finding is one line (exit 1)."""
+    from taxgate.ledger import Ledger, LedgerError
+    from taxgate.verification import verify_store
 
+    verifier = _verifier_key(key)
+    kept = [_kept(path, verifier) for path in checkpoint or []]
     store = store_at(database_url)
-    ledger = Ledger(store)
     started = time.perf_counter()
-    problem = next(iter(ledger.verify(_verifier_key(key))), None) or next(iter(verify_records(store)), None)
-    with store.session() as session:
-        size, note = ledger.size(session), ledger.latest_checkpoint(session)
-    if problem is not None:
-        errors.print(f"taxgate: ledger FAILED verification at entry {problem.index}: {problem.message}",
-                     markup=False, highlight=False, soft_wrap=True)
+    found = 0
+    for finding in verify_store(store, verifier, kept):
+        found += 1
+        if found <= MAX_FINDINGS_SHOWN:
+            errors.print(f"taxgate: FINDING: {finding.message}", markup=False, highlight=False, soft_wrap=True)
+    if found:
+        more = f" ({found - MAX_FINDINGS_SHOWN:,} more not shown)" if found > MAX_FINDINGS_SHOWN else ""
+        errors.print(f"taxgate: ledger FAILED verification: {found:,} finding(s){more}", markup=False, highlight=False)
         raise typer.Exit(1)
+    ledger = Ledger(store)
+    try:
+        with store.session() as session:
+            size, note = ledger.size(session), ledger.latest_checkpoint(session)
+    except LedgerError as exc:
+        fail(str(exc))
     signed = int(note.split("\n")[1]) if note else 0
-    console.print(f"Ledger verified: {size:,} entries, every checkpoint signature and root recomputed, "
-                  "every stored decision and disclosure matched to its entry "
+    extends = f", extending {len(kept)} kept checkpoint(s)" if kept else ""
+    console.print(f"Ledger verified: {size:,} entries, every checkpoint signature and root recomputed{extends}, "
+                  "every row bound to its entry and every entry to its row "
                   f"({time.perf_counter() - started:.1f} s).")
     if size > signed:
         console.print(f"{size - signed:,} entries after the latest checkpoint (size {signed:,}) are not signed yet: "
                       "run `taxgate ledger checkpoint`.")
 
 
+def _kept(path: Path, verifier: str):
+    """A checkpoint kept outside the store, verified against the log's key, or a one-line failure."""
+    from taxgate.ledger import ORIGIN, KeptCheckpoint
+    from taxgate.ledger.checkpoint import CheckpointError, verify as verify_note
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read the checkpoint {path}: {exc}")
+    try:
+        return KeptCheckpoint(str(path), verify_note(text, verifier, origin=ORIGIN))
+    except CheckpointError as exc:
+        fail(f"the checkpoint in {path} is not one this ledger's key signed: {exc}")
+
+
 @ledger_app.command("checkpoint")
-def ledger_checkpoint(database_url: str = DATABASE) -> None:
-    """Sign the current tree head and print the checkpoint (C2SP signed note)."""
-    from taxgate.ledger import Ledger, LedgerError, load_signer
+def ledger_checkpoint(
+    trust_store: bool = typer.Option(
+        False, "--trust-store", help="Start the signer's record from the store's latest checkpoint (once, for a key "
+                                     "that signed before it kept a record)."),
+    witness: list[str] = typer.Option(None, "--witness", help="URL=VERIFIER_KEY of a witness to cosign it. Repeatable."),
+    database_url: str = DATABASE,
+) -> None:
+    """Sign the current tree head and print the checkpoint (C2SP signed note), with the cosignatures
+    of any witness given. Refused, with one line, if the tree does not extend the last checkpoint
+    this key signed."""
+    from taxgate.cli.service import witnesses
+    from taxgate.ledger import LedgerError, sign_checkpoint
+    from taxgate.witness.client import cosign_latest, cosigned_note
 
     store = store_at(database_url)
+    asked = witnesses(witness)
     try:
-        signer = load_signer()
+        note = sign_checkpoint(store, trust_store=trust_store)
     except LedgerError as exc:
-        fail(str(exc))
-    with store.session.begin() as session:
-        note = Ledger(store).checkpoint(session, signer)
-    sys.stdout.write(note)
+        errors.print(f"taxgate: refused: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    refused = [line for line in cosign_latest(store, asked) if "cosigned the checkpoint" not in line]
+    with store.session() as session:
+        sys.stdout.write(cosigned_note(session, note))
+    for line in refused:
+        errors.print(f"taxgate: {line}", markup=False, highlight=False, soft_wrap=True)
+    if refused:
+        raise typer.Exit(1)
 
 
 @ledger_app.command("prove")
@@ -125,20 +173,22 @@ def ledger_check(
     checkpoint: Path = typer.Option(None, "--checkpoint", help="The checkpoint to trust (default: the one in the proof)."),
 ) -> None:
     """Check an inclusion proof offline: needs only the proof, a checkpoint and the public key."""
-    import binascii
-    import json
-
-    from taxgate.ledger import check_proof, merkle
+    from taxgate.ledger import ProofFormatError, check_proof, merkle, read_proof
     from taxgate.ledger.checkpoint import CheckpointError
 
     try:
-        data = json.loads(proof_file.read_text(encoding="utf-8"))
-        trusted = check_proof(data, _verifier_key(key), checkpoint.read_text(encoding="utf-8") if checkpoint else None)
-    except (OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
-        if isinstance(exc, (CheckpointError, merkle.ProofError)):
-            errors.print(f"taxgate: proof REJECTED: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(1)
+        with open(proof_file, "rb") as fh:
+            raw = fh.read(2 << 20)
+        data = read_proof(raw)
+        note = checkpoint.read_text(encoding="utf-8") if checkpoint else None
+        trusted = check_proof(data, _verifier_key(key), note)
+    except (CheckpointError, merkle.ProofError) as exc:
+        errors.print(f"taxgate: proof REJECTED: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    except ProofFormatError as exc:
         fail(f"cannot read the proof: {exc}")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {getattr(exc, 'filename', None) or proof_file}: {getattr(exc, 'strerror', None) or exc}")
     console.print(f"Proof checked: entry {data['index']} is in the ledger of {trusted.size:,} entries signed by "
                   f"{trusted.origin}.")
 

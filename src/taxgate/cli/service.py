@@ -149,9 +149,12 @@ def serve(
     uploads_per_minute: int = typer.Option(30, "--uploads-per-minute", min=1, help="Per requester."),
     secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Behind TLS: cookies over HTTPS only."),
     demo: bool = typer.Option(False, "--demo", help="Demo mode: the demo master, and one user per role with a printed password."),
+    witness: list[str] = typer.Option(None, "--witness", help="URL=VERIFIER_KEY of a witness (C2SP tlog-witness) "
+                                                              "each new checkpoint is sent to. Repeatable."),
     database_url: str = DATABASE,
 ) -> None:
-    """Run the API (/api, OpenAPI at /openapi.json) and the console (/) until stopped."""
+    """Run the API (/api, OpenAPI at /openapi.json), the log (/log, C2SP tlog-tiles) and the
+    console (/) until stopped."""
     import uvicorn
 
     from taxgate.accounts import list_users
@@ -171,8 +174,74 @@ def serve(
         console.print("No users yet: add one with `taxgate users add NAME --role admin` (there is no default password).")
     settings = Settings(master=master.resolve(), database_url=database_url, data_dir=data_dir.resolve(),
                         policy=policy, max_rows_bytes=max_upload_mb * MIB, uploads_per_minute=uploads_per_minute,
-                        workers=workers, release_every=release_every, secure_cookies=secure_cookies, demo=demo)
+                        workers=workers, release_every=release_every, secure_cookies=secure_cookies, demo=demo,
+                        witnesses=tuple(witnesses(witness)))
     if database_url:
         os.environ["TAXGATE_DATABASE_URL"] = database_url  # the workers open the same store
-    console.print(f"taxgate serving on http://{host}:{port}/ (API under /api, OpenAPI at /openapi.json)")
+    console.print(f"taxgate serving on http://{host}:{port}/ (API under /api, OpenAPI at /openapi.json, "
+                  "the log under /log)")
     uvicorn.run(create_app(settings, store), host=host, port=port, log_level="info", access_log=False)
+
+
+def witnesses(specs: list[str] | None) -> list:
+    """`URL=VERIFIER_KEY` options as witnesses, or a one-line failure."""
+    from taxgate.witness import WitnessError
+    from taxgate.witness.client import Witness
+
+    try:
+        return [Witness.parse(spec) for spec in specs or []]
+    except WitnessError as exc:
+        fail(str(exc))
+
+
+witness_app = typer.Typer(help="A witness (C2SP tlog-witness): cosigns a log's checkpoints only if each extends "
+                               "the last it saw. Run it where the log's operator has no hand.", no_args_is_help=True)
+app.add_typer(witness_app, name="witness")
+
+
+@witness_app.command("keygen")
+def witness_keygen(
+    name: str = typer.Argument(..., help="The witness's name, e.g. court-monitor.example/w1."),
+    out: Path = typer.Option(..., "--out", help="Where to write the private key (owner-only; never to the log)."),
+) -> None:
+    """Make a witness key; prints the verifier key the log is configured with."""
+    from taxgate.witness import Cosigner, WitnessError
+
+    try:
+        cosigner = Cosigner.generate(name)
+        cosigner.save(out)
+    except WitnessError as exc:
+        fail(str(exc))
+    except FileExistsError:
+        fail(f"{out} exists: a witness key is never overwritten")
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {out}")
+    print(cosigner.verifier_key())
+
+
+@witness_app.command("serve")
+def witness_serve(
+    key: Path = typer.Option(..., "--key", help="The witness's private key (`taxgate witness keygen`)."),
+    log: list[str] = typer.Option(..., "--log", help="A log's verifier key (its origin is the key's name). Repeatable."),
+    state: Path = typer.Option(Path("witness-state.json"), "--state", help="The witness's own record of what it cosigned."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8100, "--port", min=1, max=65535),
+) -> None:
+    """Run the witness: POST /add-checkpoint, GET /<sha256(origin)>/checkpoint."""
+    import uvicorn
+
+    from taxgate.ledger.checkpoint import CheckpointError, read_verifier_key
+    from taxgate.witness import Cosigner, WitnessError
+    from taxgate.witness.server import create_witness_app
+
+    try:
+        cosigner = Cosigner.load(key)
+        logs = {}
+        for verifier in log:
+            read_verifier_key(verifier)
+            logs[verifier.split("+", 1)[0]] = verifier.strip()
+    except (WitnessError, CheckpointError) as exc:
+        fail(str(exc))
+    console.print(f"witness {cosigner.name} on http://{host}:{port}/ for {', '.join(logs)}; its key: "
+                  f"{cosigner.verifier_key()}", soft_wrap=True, markup=False)
+    uvicorn.run(create_witness_app(cosigner, logs, state), host=host, port=port, log_level="info")

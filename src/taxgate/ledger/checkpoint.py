@@ -42,7 +42,7 @@ def _key_id(name: str, public: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + ED25519 + public).digest()[:4]
 
 
-def _check_name(name: str) -> None:
+def check_key_name(name: str) -> None:
     if not name or any(c.isspace() or c == "+" for c in name):
         raise CheckpointError(f"key name {name!r} must be non-empty, without spaces or '+'")
 
@@ -54,7 +54,7 @@ class Signer:
 
     @classmethod
     def generate(cls, name: str) -> Signer:
-        _check_name(name)
+        check_key_name(name)
         return cls(name, Ed25519PrivateKey.generate())
 
     @classmethod
@@ -102,7 +102,7 @@ class Signer:
         return self.sign_note(checkpoint.body())
 
 
-def _verifier(key: str) -> tuple[str, bytes, Ed25519PublicKey]:
+def read_verifier_key(key: str) -> tuple[str, bytes, Ed25519PublicKey]:
     parts = key.strip().split("+", 2)
     try:
         if len(parts) != 3:
@@ -140,7 +140,7 @@ def verify(note: str, verifier_key: str, origin: str | None = None) -> Checkpoin
 
 def open_note(note: str, verifier_key: str) -> str:
     """The text of a signed note, if it carries a valid signature by `verifier_key`."""
-    name, key_id, public = _verifier(verifier_key)
+    name, key_id, public = read_verifier_key(verifier_key)
     if "\n\n" not in note or not note.endswith("\n"):
         raise CheckpointError("not a signed note: no signature block")
     body, signatures = note.rsplit("\n\n", 1)

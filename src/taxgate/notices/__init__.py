@@ -16,6 +16,7 @@ closes when its disposal is certified and its last notice is sent (`close_incide
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from taxgate.ledger import Ledger, canonical
+from taxgate.ledger import Binding, Field, Ledger, at, canonical, checked_row
 from taxgate.orders import Order, add_order
 from taxgate.store import Store
 from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, Incident, Notice as NoticeRow
+from taxgate.store.models import Order as OrderRow
 
 
 class NoticeError(ValueError):
@@ -79,11 +81,58 @@ def owe_for_incident(session: Session, ledger: Ledger, kind: str, incident: Inci
             incident_id=incident.id, tin=tin)
 
 
+def due_entry(row: dict) -> dict:
+    """The entry of a notice owed: its kind and recipient, what it says (by the SHA-256 of its
+    text: a disposal request lists every disclosure), why it is owed (the order's or incident's
+    entry), for which batch and taxpayer, and when it is due."""
+    return {"kind": "notice_due", "notice": row["kind"], "recipient": row["recipient"],
+            "body_sha256": hashlib.sha256(row["body"].encode()).hexdigest(), "order_entry": row["order_entry"],
+            "incident_entry": row["incident_entry"], "batch": row["batch_id"], "tin": row["tin"],
+            "due_at": at(row["due_at"])}
+
+
+def sent_entry(row: dict) -> dict:
+    return {"kind": "notice_sent", "notice_entry": row["ledger_index"], "at": at(row["sent_at"])}
+
+
+def closed_entry(row: dict) -> dict:
+    return {"kind": "incident_closed", "incident_entry": row["ledger_index"], "at": at(row["closed_at"])}
+
+
+NOTICE_DUE = Binding(
+    kind="notice_due", table="notices", index=NoticeRow.ledger_index, key=NoticeRow.id,
+    source=NoticeRow.__table__.outerjoin(OrderRow.__table__, OrderRow.id == NoticeRow.order_id).outerjoin(
+        Incident.__table__, Incident.id == NoticeRow.incident_id),
+    fields=(Field("kind", NoticeRow.kind), Field("recipient", NoticeRow.recipient), Field("body", NoticeRow.body),
+            Field("order_entry", OrderRow.ledger_index, "int?"), Field("incident_entry", Incident.ledger_index, "int?"),
+            Field("batch_id", NoticeRow.batch_id, "int?"), Field("tin", NoticeRow.tin),
+            Field("due_at", NoticeRow.due_at, "moment")),
+    entry=lambda row, _: due_entry(row),
+    describe=lambda row: f"{row['kind']} to {row['recipient']}",
+)
+NOTICE_SENT = Binding(
+    kind="notice_sent", table="notices", index=NoticeRow.sent_index, key=NoticeRow.id,
+    fields=(Field("ledger_index", NoticeRow.ledger_index, "int"), Field("sent_at", NoticeRow.sent_at, "moment?")),
+    entry=lambda row, _: sent_entry(row),
+    present=NoticeRow.sent_index.is_not(None) | NoticeRow.sent_at.is_not(None),
+)
+INCIDENT_CLOSED = Binding(
+    kind="incident_closed", table="incidents", index=Incident.closed_index, key=Incident.id,
+    fields=(Field("ledger_index", Incident.ledger_index, "int"), Field("closed_at", Incident.closed_at, "moment?")),
+    entry=lambda row, _: closed_entry(row),
+    present=Incident.closed_index.is_not(None) | Incident.closed_at.is_not(None),
+)
+BINDINGS = (NOTICE_DUE, NOTICE_SENT, INCIDENT_CLOSED)
+
+
 def _record(session: Session, ledger: Ledger, content: dict, due_at: datetime, cause: dict, **link) -> None:
-    (index,) = ledger.append(session, [{"kind": "notice_due", "notice": content, **cause,
-                                        "due_at": due_at.isoformat(timespec="seconds")}])
-    session.add(NoticeRow(kind=content["kind"], recipient=content["recipient"], due_at=due_at,
-                          body=canonical(content).decode(), ledger_index=index, **link))
+    body = canonical(content).decode()
+    (index,) = ledger.append(session, [due_entry({
+        "kind": content["kind"], "recipient": content["recipient"], "body": body, "due_at": due_at,
+        "order_entry": cause.get("order_entry"), "incident_entry": cause.get("incident_entry"),
+        "batch_id": link.get("batch_id"), "tin": link.get("tin", "")})])
+    session.add(NoticeRow(kind=content["kind"], recipient=content["recipient"], due_at=due_at, body=body,
+                          ledger_index=index, **link))
     session.flush()
 
 
@@ -107,7 +156,7 @@ def add_order_with_notices(store: Store, raw: object) -> Order:
     return add_order(store, raw, then=notices)
 
 
-def close_incident_if_done(session: Session, ledger: Ledger, incident_id: int, at: datetime) -> bool:
+def close_incident_if_done(session: Session, ledger: Ledger, incident_id: int, when: datetime) -> bool:
     """Close an incident once its disposal is certified and every notice it owes is sent (ledgered)."""
     incident = session.get(Incident, incident_id, with_for_update=True)
     if incident is None or incident.closed_at is not None or incident.disposal_certified_at is None:
@@ -116,9 +165,8 @@ def close_incident_if_done(session: Session, ledger: Ledger, incident_id: int, a
         NoticeRow.incident_id == incident_id, NoticeRow.sent_at.is_(None)).limit(1)).first()
     if unsent:
         return False
-    ledger.append(session, [{"kind": "incident_closed", "incident_entry": incident.ledger_index,
-                             "at": at.isoformat(timespec="seconds")}])
-    incident.closed_at = at
+    (index,) = ledger.append(session, [closed_entry({"ledger_index": incident.ledger_index, "closed_at": when})])
+    incident.closed_at, incident.closed_index = when, index
     return True
 
 
@@ -131,16 +179,21 @@ def owe_on_receipt(session: Session, ledger: Ledger, orders: list[Order], batch_
 
 
 def sent_at(session: Session, kind: str, batch_id: int) -> dict[int, datetime]:
-    """When the notices of `kind` for a batch were sent, by order id."""
-    rows = session.execute(select(NoticeRow.order_id, NoticeRow.sent_at).where(
+    """When the notices of `kind` for a batch were sent, by order id, each checked against its
+    entries first (a sending time edited in the table releases nothing: TamperedError)."""
+    rows = session.execute(select(NoticeRow.id, NoticeRow.order_id, NoticeRow.sent_at).where(
         NoticeRow.kind == kind, NoticeRow.batch_id == batch_id, NoticeRow.sent_at.is_not(None))).all()
-    return {order_id: moment for order_id, moment in rows}
+    connection = session.connection()
+    for notice_id, _, _ in rows:
+        checked_row(connection, NOTICE_DUE, notice_id)
+        checked_row(connection, NOTICE_SENT, notice_id)
+    return {order_id: moment for _, order_id, moment in rows}
 
 
-def mark_sent(store: Store, notice_ids: list[int], at: datetime | None = None) -> list[Notice]:
+def mark_sent(store: Store, notice_ids: list[int], when: datetime | None = None) -> list[Notice]:
     """Record that notices were sent (ledgered), in one transaction; a notice is sent once. An
     incident whose last notice this was, and whose disposal is certified, closes."""
-    at = at or datetime.now(UTC)
+    when = when or datetime.now(UTC)
     ledger = Ledger(store)
     with store.session.begin() as session:
         rows = []
@@ -151,13 +204,13 @@ def mark_sent(store: Store, notice_ids: list[int], at: datetime | None = None) -
             if row.sent_at is not None:
                 raise NoticeError(f"notice {notice_id} was sent on {row.sent_at.isoformat(timespec='seconds')}")
             rows.append(row)
-        ledger.append(session, [{"kind": "notice_sent", "notice_entry": row.ledger_index,
-                                 "at": at.isoformat(timespec="seconds")} for row in rows])
-        for row in rows:
-            row.sent_at = at
+        indexes = ledger.append(session, [sent_entry({"ledger_index": row.ledger_index, "sent_at": when})
+                                          for row in rows])
+        for row, index in zip(rows, indexes):
+            row.sent_at, row.sent_index = when, index
         session.flush()
         for incident_id in sorted({r.incident_id for r in rows if r.incident_id}):
-            close_incident_if_done(session, ledger, incident_id, at)
+            close_incident_if_done(session, ledger, incident_id, when)
         return [_from_row(r) for r in rows]
 
 

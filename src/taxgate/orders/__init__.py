@@ -9,7 +9,9 @@
   (NOTICE_PERIOD).
 - `notice_on_receipt`: notice is due within `hours` of receiving a matching batch.
 - `use_bar`: the recipient may not use what it received; recorded and noticed.
-An empty `statutes` list means all. Adding and lifting an order are ledgered with the order's text.
+An empty `statutes` list means all. Adding and lifting an order are ledgered with the order's text,
+and the orders that hold a release are read from those entries (`orders_in`): an order edited or
+deleted in its table holds or releases nothing by itself.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from taxgate.domain import ReasonCode
-from taxgate.ledger import Ledger, canonical
+from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, canonical, checked_row, moment
+from taxgate.ledger.log import entries_of_kinds, raw
 from taxgate.normalize.statute import parse_citation
 from taxgate.store import Store
 from taxgate.store.models import Order as OrderRow
@@ -80,27 +83,27 @@ def _date(raw: dict, key: str, required: bool) -> date | None:
         raise OrderError(f"order {key!r} is not a date (YYYY-MM-DD): {value!r}") from None
 
 
-def parse_order(raw: object) -> dict:
+def parse_order(given: object) -> dict:
     """Validate an order as given (JSON object); returns it normalised, ready to store and ledger."""
-    if not isinstance(raw, dict):
+    if not isinstance(given, dict):
         raise OrderError("an order is a JSON object")
-    kind = raw.get("kind")
+    kind = given.get("kind")
     if kind not in KINDS:
         raise OrderError(f"order kind must be one of {', '.join(KINDS)}, not {kind!r}")
     for key in ("court", "docket"):
-        if not isinstance(raw.get(key), str) or not raw[key].strip():
+        if not isinstance(given.get(key), str) or not given[key].strip():
             raise OrderError(f"order lacks {key!r}")
-    start, end = _date(raw, "effective_from", True), _date(raw, "effective_to", False)
-    _date(raw, "issued", False)
+    start, end = _date(given, "effective_from", True), _date(given, "effective_to", False)
+    _date(given, "issued", False)
     if end is not None and end < start:
         raise OrderError("order 'effective_to' is before 'effective_from'")
-    hours = raw.get("hours")
+    hours = given.get("hours")
     if kind in ("notice_before_transfer", "notice_on_receipt"):
         if not isinstance(hours, int) or isinstance(hours, bool) or hours <= 0:
             raise OrderError(f"a {kind} order needs 'hours', a positive whole number")
     elif hours not in (None, 0):
         raise OrderError(f"a {kind} order takes no 'hours'")
-    scope = raw.get("scope") or {}
+    scope = given.get("scope") or {}
     if not isinstance(scope, dict):
         raise OrderError("order 'scope' is an object: {\"agency\": ..., \"statutes\": [...]}")
     statutes = scope.get("statutes") or []
@@ -109,36 +112,68 @@ def parse_order(raw: object) -> dict:
     unread = [s for s in statutes if parse_citation(s) is None]
     if unread:
         raise OrderError(f"order scope cites what cannot be read as a statute: {unread[0]!r}")
-    notify = raw.get("notify") or []
+    notify = given.get("notify") or []
     if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
         raise OrderError("order 'notify' is a list of names")
     return {
-        "kind": kind, "court": raw["court"].strip(), "docket": raw["docket"].strip(),
-        "issued": raw.get("issued") or "", "effective_from": start.isoformat(),
+        "kind": kind, "court": given["court"].strip(), "docket": given["docket"].strip(),
+        "issued": given.get("issued") or "", "effective_from": start.isoformat(),
         "effective_to": end.isoformat() if end else None, "hours": hours or None,
         "scope": {"agency": str(scope.get("agency") or ""), "statutes": statutes}, "notify": notify,
     }
 
 
-def _from_row(row: OrderRow) -> Order:
-    body = json.loads(row.body)
-    return Order(row.id, row.kind, row.court, row.docket, date.fromisoformat(row.effective_from),
-                 date.fromisoformat(row.effective_to) if row.effective_to else None, body["hours"],
+def _order(order_id: int, body: dict, lifted_at: datetime | None, ledger_index: int) -> Order:
+    return Order(order_id, body["kind"], body["court"], body["docket"], date.fromisoformat(body["effective_from"]),
+                 date.fromisoformat(body["effective_to"]) if body["effective_to"] else None, body["hours"],
                  body["scope"]["agency"], tuple(body["scope"]["statutes"]), tuple(body["notify"]),
-                 row.lifted_at, row.ledger_index)
+                 lifted_at, ledger_index)
 
 
-def add_order(store: Store, raw: object, then: Callable[[Session, Ledger, Order], None] | None = None) -> Order:
+def _from_row(row: OrderRow) -> Order:
+    return _order(row.id, json.loads(row.body), row.lifted_at, row.ledger_index)
+
+
+def order_entry(row: dict) -> dict:
+    """The entry of an order added: the order as given (normalised), with its row's columns."""
+    order = {**json.loads(row["body"]), "kind": row["kind"], "court": row["court"], "docket": row["docket"],
+             "effective_from": row["effective_from"], "effective_to": row["effective_to"]}
+    return {"kind": "order_added", "order": order, "at": at(row["added_at"])}
+
+
+def lift_entry(row: dict) -> dict:
+    return {"kind": "order_lifted", "order_id": row["id"], "order_entry": row["ledger_index"], "at": at(row["lifted_at"])}
+
+
+ORDER_ADDED = Binding(
+    kind="order_added", table="orders", index=OrderRow.ledger_index, key=OrderRow.id,
+    fields=(Field("kind", OrderRow.kind), Field("court", OrderRow.court), Field("docket", OrderRow.docket),
+            Field("body", OrderRow.body), Field("effective_from", OrderRow.effective_from),
+            Field("effective_to", OrderRow.effective_to, "str?"), Field("added_at", OrderRow.added_at, "moment?")),
+    entry=lambda row, _: order_entry(row),
+    describe=lambda row: f"{row['kind']}, {row['court']} {row['docket']}",
+)
+ORDER_LIFTED = Binding(
+    kind="order_lifted", table="orders", index=OrderRow.lifted_index, key=OrderRow.id,
+    fields=(Field("id", OrderRow.id, "int"), Field("ledger_index", OrderRow.ledger_index, "int"),
+            Field("lifted_at", OrderRow.lifted_at, "moment?")),
+    entry=lambda row, _: lift_entry(row),
+    present=OrderRow.lifted_index.is_not(None) | OrderRow.lifted_at.is_not(None),
+)
+BINDINGS = (ORDER_ADDED, ORDER_LIFTED)
+
+
+def add_order(store: Store, given: object, then: Callable[[Session, Ledger, Order], None] | None = None) -> Order:
     """Store and ledger an order; `then` runs in the same transaction (the notices it creates:
     `notices.add_order_with_notices`)."""
-    order = parse_order(raw)
+    order = parse_order(given)
     ledger = Ledger(store)
+    now = datetime.now(UTC)
     with store.session.begin() as session:
-        (index,) = ledger.append(session, [{"kind": "order_added", "order": order,
-                                            "at": datetime.now(UTC).isoformat(timespec="seconds")}])
+        (index,) = ledger.append(session, [{"kind": "order_added", "order": order, "at": at(now)}])
         row = OrderRow(kind=order["kind"], court=order["court"], docket=order["docket"],
                        body=canonical(order).decode(), effective_from=order["effective_from"],
-                       effective_to=order["effective_to"], ledger_index=index)
+                       effective_to=order["effective_to"], added_at=now, ledger_index=index)
         session.add(row)
         session.flush()
         added = _from_row(row)
@@ -147,29 +182,56 @@ def add_order(store: Store, raw: object, then: Callable[[Session, Ledger, Order]
         return added
 
 
-def lift_order(store: Store, order_id: int, at: datetime | None = None) -> Order:
+def lift_order(store: Store, order_id: int, when: datetime | None = None) -> Order:
     """Lift an order (ledgered). Lifting twice is refused: the first lift stands."""
-    at = at or datetime.now(UTC)
+    when = when or datetime.now(UTC)
     with store.session.begin() as session:
         row = session.get(OrderRow, order_id, with_for_update=True)
         if row is None:
             raise OrderError(f"no order {order_id}")
         if row.lifted_at is not None:
             raise OrderError(f"order {order_id} was lifted on {row.lifted_at.isoformat(timespec='seconds')}")
-        Ledger(store).append(session, [{"kind": "order_lifted", "order_id": order_id, "order_entry": row.ledger_index,
-                                        "at": at.isoformat(timespec="seconds")}])
-        row.lifted_at = at
+        (index,) = Ledger(store).append(session, [lift_entry({"id": order_id, "ledger_index": row.ledger_index,
+                                                              "lifted_at": when})])
+        row.lifted_at, row.lifted_index = when, index
         session.flush()
         return _from_row(row)
 
 
-def orders_in(session) -> list[Order]:
-    return [_from_row(r) for r in session.execute(select(OrderRow).order_by(OrderRow.id)).scalars()]
+def orders_in(session: Session) -> list[Order]:
+    """Every order as the ledger records it (its `order_added` entry, lifted by its `order_lifted`
+    entry), each row checked against its entries: TamperedError if an order's row was edited,
+    deleted, or has no entry, so that what holds a release is what the ledger says."""
+    added, lifts = {}, {}
+    for index, entry in entries_of_kinds(session, ("order_added", "order_lifted")):
+        if entry["kind"] == "order_added":
+            added[index] = entry
+        else:
+            lifts[entry.get("order_entry")] = (index, entry)
+    rows = {index: (order_id, lifted_index, lifted_at) for order_id, index, lifted_index, lifted_at in session.execute(
+        select(OrderRow.id, raw(OrderRow.ledger_index), raw(OrderRow.lifted_index), raw(OrderRow.lifted_at)))}
+    for index in sorted(set(added) - set(rows)):
+        raise TamperedError(f"ledger entry {index} (order_added) has no row in orders")
+    for index in sorted(set(rows) - set(added)):
+        raise TamperedError(f"orders row {rows[index][0]} names ledger entry {index!r}, which is no order_added entry")
+    connection = session.connection()
+    orders = []
+    for index, entry in added.items():
+        order_id, lifted_index, lifted_at = rows[index]
+        checked_row(connection, ORDER_ADDED, order_id)
+        lift = lifts.get(index)
+        if lift is not None:
+            checked_row(connection, ORDER_LIFTED, order_id)
+        elif lifted_index is not None or lifted_at is not None:
+            raise TamperedError(f"orders row {order_id} is marked lifted, but no ledger entry lifts it")
+        orders.append(_order(order_id, entry["order"], moment(lift[1]["at"]) if lift else None, index))
+    return sorted(orders, key=lambda o: o.id)
 
 
 def list_orders(store: Store) -> list[Order]:
+    """The orders as their rows say (for listing; what holds a release is `orders_in`'s)."""
     with store.session() as session:
-        return orders_in(session)
+        return [_from_row(r) for r in session.execute(select(OrderRow).order_by(OrderRow.id)).scalars()]
 
 
 def holding(orders: list[Order], agency: str, statute: str, now: datetime,

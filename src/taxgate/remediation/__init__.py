@@ -24,7 +24,7 @@ from sqlalchemy import func, insert, select
 from taxgate import identify as identification
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.intake import read_manifest
-from taxgate.ledger import Ledger, canonical
+from taxgate.ledger import Binding, Field, Ledger, at, canonical
 from taxgate.notices import close_incident_if_done, owe_for_incident
 from taxgate.pipeline import decide_staged, stage, workspace
 from taxgate.response import SafeCSV
@@ -132,12 +132,13 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
                 })
     now = f"{audit_rules.version}+{policy.version}"
     by_category = Counter(f["category"] for f in findings)
-    digest = hashlib.sha256(b"".join(canonical({k: f[k] for k in FINDING_COLUMNS}) + b"\n" for f in findings)).hexdigest()
+    digest = findings_digest(findings)
     summary = {
         "audited": len(past), "not_made": len(findings), "by_category": dict(sorted(by_category.items())),
         "by_path": {p: dict(sorted(c.items())) for p, c in sorted(by_path.items())}, "findings_sha256": digest,
     }
     ledger = Ledger(store)
+    run_at = datetime.now(UTC)
     with store.session.begin() as session:
         existing = session.execute(select(Audit).where(
             Audit.batch_id == batch_id, Audit.rule_set_version == audit_rules.version,
@@ -148,10 +149,10 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
         else:
             (index,) = ledger.append(session, [{
                 "kind": "audit", "batch": batch_id, "then": then, "now": now, "model": identification.MODEL_VERSION,
-                "at": datetime.now(UTC).isoformat(timespec="seconds"), **summary,
+                "at": at(run_at), **summary,
             }])
             row = Audit(batch_id=batch_id, rule_set_version=audit_rules.version, policy_version=policy.version,
-                        model_version=identification.MODEL_VERSION, run_at=datetime.now(UTC), audited=len(past),
+                        model_version=identification.MODEL_VERSION, run_at=run_at, audited=len(past),
                         not_made=len(findings), summary=canonical(summary).decode(), ledger_index=index)
             session.add(row)
             session.flush()
@@ -172,6 +173,11 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
                          shape=shape(summary["by_path"]))
     (out_dir / f"audit-{audit_id}.json").write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def findings_digest(findings: list[dict]) -> str:
+    """The SHA-256 the audit's entry commits its list of findings to, in row order."""
+    return hashlib.sha256(b"".join(canonical({k: f[k] for k in FINDING_COLUMNS}) + b"\n" for f in findings)).hexdigest()
 
 
 def shape(by_path: dict[str, dict[str, int]]) -> dict:
@@ -233,10 +239,8 @@ def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
             .join(Disclosure, Disclosure.id == AuditFinding.disclosure_id)
             .join(Decision, Decision.id == Disclosure.decision_id)
             .where(AuditFinding.audit_id == audit_id).order_by(Disclosure.ledger_index)).all()
-        (index,) = ledger.append(session, [{
-            "kind": "incident_opened", "audit_entry": row.ledger_index, "agency": batch.agency,
-            "disclosures": len(found), "taxpayers": len({f.tin for f in found}), "at": now.isoformat(timespec="seconds"),
-        }])
+        (index,) = ledger.append(session, [opened_entry({
+            "audit_entry": row.ledger_index, "agency": batch.agency, "opened_at": now}, (len(found), len({f.tin for f in found})))])
         incident = Incident(audit_id=audit_id, agency=batch.agency, opened_at=now, ledger_index=index)
         session.add(incident)
         session.flush()
@@ -264,9 +268,9 @@ def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
         return _status(session, incident)
 
 
-def certify_disposal(store: Store, incident_id: int, by: str, at: datetime | None = None) -> IncidentStatus:
+def certify_disposal(store: Store, incident_id: int, by: str, when: datetime | None = None) -> IncidentStatus:
     """Record the recipient's certification that it disposed of the records (ledgered, once)."""
-    at = at or datetime.now(UTC)
+    when = when or datetime.now(UTC)
     if not by.strip():
         raise RemediationError("say who certified the disposal (--by NAME, TITLE)")
     ledger = Ledger(store)
@@ -277,11 +281,12 @@ def certify_disposal(store: Store, incident_id: int, by: str, at: datetime | Non
         if incident.disposal_certified_at is not None:
             raise RemediationError(f"incident {incident_id}: disposal was certified on "
                                    f"{incident.disposal_certified_at.date()} by {incident.disposal_certified_by}")
-        ledger.append(session, [{"kind": "disposal_certified", "incident_entry": incident.ledger_index,
-                                 "by": by.strip(), "at": at.isoformat(timespec="seconds")}])
-        incident.disposal_certified_at, incident.disposal_certified_by = at, by.strip()
+        (index,) = ledger.append(session, [certified_entry({"ledger_index": incident.ledger_index, "by": by.strip(),
+                                                            "certified_at": when})])
+        incident.disposal_certified_at, incident.disposal_certified_by = when, by.strip()
+        incident.certified_index = index
         session.flush()
-        close_incident_if_done(session, ledger, incident_id, at)
+        close_incident_if_done(session, ledger, incident_id, when)
         return _status(session, incident)
 
 
@@ -296,3 +301,74 @@ def _status(session, incident: Incident) -> IncidentStatus:
     return IncidentStatus(incident.id, incident.audit_id, incident.agency, incident.opened_at,
                           incident.disposal_certified_at, incident.disposal_certified_by,
                           incident.closed_at, total, sent, incident.ledger_index)
+
+
+# -- what the ledger says about audits and incidents ------------------------------------------------
+
+def audit_entry(row: dict, digests: dict[int, str]) -> dict:
+    """An audit's entry: its figures (from its row) and the digest of its findings (recomputed from
+    the findings' rows, so that an edited or deleted finding no longer matches)."""
+    summary = json.loads(row["summary"])
+    return {"kind": "audit", "batch": row["batch_id"], "then": f"{row['then_rules']}+{row['then_policy']}",
+            "now": f"{row['rule_set_version']}+{row['policy_version']}", "model": row["model_version"],
+            "at": at(row["run_at"]), **summary, "audited": row["audited"], "not_made": row["not_made"],
+            "findings_sha256": digests.get(row["id"], findings_digest([]))}
+
+
+def _digests(connection) -> dict[int, str]:
+    found: dict[int, list[dict]] = defaultdict(list)
+    for audit_id, *values in connection.execute(
+            select(AuditFinding.audit_id, Decision.request_id, Decision.row_number, Disclosure.ledger_index,
+                   Disclosure.tin, AuditFinding.path, AuditFinding.category, AuditFinding.outcome,
+                   AuditFinding.reasons, Decision.reasons)
+            .join(Disclosure, Disclosure.id == AuditFinding.disclosure_id)
+            .join(Decision, Decision.id == Disclosure.decision_id)
+            .order_by(AuditFinding.audit_id, Decision.row_number)):
+        found[audit_id].append(dict(zip(FINDING_COLUMNS, values)))
+    return {audit_id: findings_digest(rows) for audit_id, rows in found.items()}
+
+
+def opened_entry(row: dict, counts: tuple[int, int]) -> dict:
+    return {"kind": "incident_opened", "audit_entry": row["audit_entry"], "agency": row["agency"],
+            "disclosures": counts[0], "taxpayers": counts[1], "at": at(row["opened_at"])}
+
+
+def _finding_counts(connection) -> dict[int, tuple[int, int]]:
+    return {audit_id: (n, tins) for audit_id, n, tins in connection.execute(
+        select(AuditFinding.audit_id, func.count(), func.count(Disclosure.tin.distinct()))
+        .join(Disclosure, Disclosure.id == AuditFinding.disclosure_id).group_by(AuditFinding.audit_id))}
+
+
+def certified_entry(row: dict) -> dict:
+    return {"kind": "disposal_certified", "incident_entry": row["ledger_index"], "by": row["by"],
+            "at": at(row["certified_at"])}
+
+
+AUDITS = Binding(
+    kind="audit", table="audits", index=Audit.ledger_index, key=Audit.id,
+    source=Audit.__table__.join(Batch.__table__, Batch.id == Audit.batch_id),
+    fields=(Field("id", Audit.id, "int"), Field("batch_id", Audit.batch_id, "int"),
+            Field("then_rules", Batch.rule_set_version), Field("then_policy", Batch.policy_version),
+            Field("rule_set_version", Audit.rule_set_version), Field("policy_version", Audit.policy_version),
+            Field("model_version", Audit.model_version), Field("run_at", Audit.run_at, "moment"),
+            Field("audited", Audit.audited, "int"), Field("not_made", Audit.not_made, "int"),
+            Field("summary", Audit.summary)),
+    entry=audit_entry, prepare=_digests,
+    describe=lambda row: f"batch {row['batch_id']}, {row['rule_set_version']}",
+)
+INCIDENT_OPENED = Binding(
+    kind="incident_opened", table="incidents", index=Incident.ledger_index, key=Incident.id,
+    source=Incident.__table__.join(Audit.__table__, Audit.id == Incident.audit_id),
+    fields=(Field("audit_id", Incident.audit_id, "int"), Field("audit_entry", Audit.ledger_index, "int"),
+            Field("agency", Incident.agency), Field("opened_at", Incident.opened_at, "moment")),
+    entry=lambda row, counts: opened_entry(row, counts.get(row["audit_id"], (0, 0))), prepare=_finding_counts,
+)
+DISPOSAL_CERTIFIED = Binding(
+    kind="disposal_certified", table="incidents", index=Incident.certified_index, key=Incident.id,
+    fields=(Field("ledger_index", Incident.ledger_index, "int"), Field("by", Incident.disposal_certified_by),
+            Field("certified_at", Incident.disposal_certified_at, "moment?")),
+    entry=lambda row, _: certified_entry(row),
+    present=Incident.certified_index.is_not(None) | Incident.disposal_certified_at.is_not(None)
+    | (Incident.disposal_certified_by != ""),
+)
+BINDINGS = (AUDITS, INCIDENT_OPENED, DISPOSAL_CERTIFIED)

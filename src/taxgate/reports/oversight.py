@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import distinct, func, select
 
-from taxgate.ledger import Ledger, load_signer
+from taxgate.ledger import sign_checkpoint
 from taxgate.ledger.checkpoint import parse as parse_checkpoint
 from taxgate.policy import load_policies, policy_in_force
 from taxgate.render import Document, Section, bar_chart, write
@@ -38,8 +38,7 @@ def document(store: Store, policy_path: Path | None = None, now: datetime | None
     """The oversight report as a Document, every figure from inside a checkpoint signed now."""
     now = now or datetime.now(UTC)
     policy = policy_in_force(load_policies(policy_path), now.date())
-    with store.session.begin() as session:
-        note = Ledger(store).checkpoint(session, load_signer())
+    note = sign_checkpoint(store)
     size = parse_checkpoint(note).size
     with store.session() as session:
         return _document(session, note, size, now, policy.thresholds.official_max_cases)

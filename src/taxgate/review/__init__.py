@@ -15,19 +15,38 @@ import duckdb
 from sqlalchemy import func, select
 
 from taxgate.domain import Outcome
-from taxgate.ledger import Ledger
-from taxgate.ledger.record import DISCLOSABLE, disclosure_entry, item_value, releasable, review_entry
-from taxgate.notices import sent_at
-from taxgate.orders import holding, orders_in
+from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, checked_row
+from taxgate.ledger.log import entries_of_kinds
 from taxgate.policy import Policy, load_policies
+from taxgate.release import Item, releasable, release_or_hold
+from taxgate.release.entries import DECISIONS, item_value, sha256
 from taxgate.store import Store
-from taxgate.store.models import Batch, Decision, Disclosure, HeldItem, Review
+from taxgate.store.models import Batch, Decision, Review
 
 ACTIONS = {
     "disclose": "the request is about this taxpayer: release the last known address",
     "decline": "not this taxpayer, or not sure enough: nothing leaves",
 }
 MIN_NOTE = 10  # an officer says why, in words
+
+
+def review_entry(row: dict) -> dict:
+    """The entry of an officer's decision on a request in REVIEW; the note is committed to by its
+    SHA-256 (it may name the taxpayer)."""
+    return {"kind": "review", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
+            "officer": row["officer"], "action": row["action"], "note_sha256": sha256(row["note"]), "at": at(row["at"])}
+
+
+REVIEWS = Binding(
+    kind="review", table="reviews", index=Review.ledger_index, key=Review.id,
+    source=Review.__table__.join(Decision.__table__, Decision.id == Review.decision_id),
+    fields=(Field("batch_id", Decision.batch_id, "int"), Field("row_number", Decision.row_number, "int"),
+            Field("request_id", Decision.request_id), Field("officer", Review.officer), Field("action", Review.action),
+            Field("note", Review.note), Field("at", Review.at, "moment")),
+    entry=lambda row, _: review_entry(row),
+    describe=lambda row: f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}",
+)
+BINDINGS = (REVIEWS,)
 
 
 class ReviewError(ValueError):
@@ -120,6 +139,7 @@ def decide_review(store: Store, decision_id: int, officer: str, action: str, not
     if len(note) < MIN_NOTE:
         raise ReviewError(f"say why in the note (at least {MIN_NOTE} characters)", 422)
     now = (now or datetime.now(UTC)).replace(microsecond=0)
+    allowed = releasable(policies if policies is not None else load_policies(), now.date())
     ledger = Ledger(store)
     with store.session.begin() as session:
         decision = session.get(Decision, decision_id, with_for_update=True)
@@ -130,11 +150,18 @@ def decide_review(store: Store, decision_id: int, officer: str, action: str, not
         done = session.execute(select(Review).where(Review.decision_id == decision_id)).scalar_one_or_none()
         if done is not None:
             raise ReviewError(f"decision {decision_id} was decided by {done.officer} at {done.at.isoformat()}")
+        # The candidate, the evidence and the statute the release reads are the ones the ledger says,
+        # and a request the ledger says was reviewed is not reviewed again (its row may be gone).
+        checked_row(session.connection(), DECISIONS, decision.id)
         batch = session.get(Batch, decision.batch_id)
+        for index, entry in entries_of_kinds(session, ("review",)):
+            if (entry.get("batch"), entry.get("row")) == (batch.id, decision.row_number):
+                raise TamperedError(f"ledger entry {index} records a review of this request, but no reviews row "
+                                    "does")
         evidence = json.loads(decision.evidence) if decision.evidence else {}
         address = None
         if action == "disclose":
-            if not releasable(policies if policies is not None else load_policies(), now.date())(batch.agency):
+            if not allowed(batch.agency):
                 raise ReviewError(f"nothing may leave to {batch.agency} today: no agreement in force, or its "
                                   "safeguards are found deficient (§ 6103(p)(4))")
             records = taxpayer_records(master_path, [decision.matched_tin]).get(decision.matched_tin)
@@ -142,26 +169,20 @@ def decide_review(store: Store, decision_id: int, officer: str, action: str, not
                 raise ReviewError(f"the master holds no record for the candidate {decision.matched_tin}")
             last = records[0]
             address = {k: last.get(k, "") for k in ("street", "unit", "city", "state", "zip", "tax_year")}
-        entries = [review_entry(batch.id, decision.row_number, decision.request_id, officer, action, note, now)]
-        outcome, held = Outcome.NOT_DISCLOSED, None
+        (index,) = ledger.append(session, [review_entry({
+            "batch_id": batch.id, "row_number": decision.row_number, "request_id": decision.request_id,
+            "officer": officer, "action": action, "note": note, "at": now})])
+        session.add(Review(decision_id=decision.id, officer=officer, action=action, note=note, at=now,
+                           ledger_index=index))
+        result = {"decision": decision.id, "action": action, "outcome": Outcome.NOT_DISCLOSED.value, "ledger_index": index}
         if address is not None:
             statute = (evidence.get("request") or {}).get("statute") or ""
-            held = holding(orders_in(session), batch.agency, statute, now, sent_at(session, "pre_transfer", batch.id))
-            outcome = Outcome.HELD if held else Outcome.DISCLOSED
-            if not held:
-                entries.append(disclosure_entry(batch.id, decision.row_number, decision.request_id,
-                                                decision.matched_tin, item_value(address)))
-        indexes = list(ledger.append(session, entries))
-        review = Review(decision_id=decision.id, officer=officer, action=action, note=note, at=now,
-                        ledger_index=indexes[0])
-        session.add(review)
-        result = {"decision": decision.id, "action": action, "outcome": outcome.value, "ledger_index": indexes[0]}
-        if outcome is Outcome.DISCLOSED:
-            session.add(Disclosure(decision_id=decision.id, tin=decision.matched_tin, item=DISCLOSABLE,
-                                   value=item_value(address), disclosed_at=now, ledger_index=indexes[1]))
-            result["disclosure_index"] = indexes[1]
-        elif outcome is Outcome.HELD:
-            session.add(HeldItem(decision_id=decision.id, tin=decision.matched_tin, item=DISCLOSABLE,
-                                 value=item_value(address), agency=batch.agency, statute=statute))
-            result["held_by"] = held[1].id
+            item = Item(decision.id, batch.id, batch.batch_ref, decision.row_number, decision.request_id,
+                        decision.matched_tin, item_value(address), batch.agency, statute)
+            ((outcome, item_index, order),) = release_or_hold(session, ledger, [item], now, allowed)
+            result["outcome"] = outcome.value
+            if outcome is Outcome.DISCLOSED:
+                result["disclosure_index"] = item_index
+            elif outcome is Outcome.HELD:
+                result["held_by"] = order.id
     return result

@@ -20,7 +20,7 @@ from taxgate.accounts import AccountError, Principal
 from taxgate.ledger import Ledger, LedgerError, inclusion_proof
 from taxgate.notices import add_order_with_notices, list_notices
 from taxgate.orders import OrderError, lift_order, list_orders
-from taxgate.ledger.record import release_held
+from taxgate.release import release_held
 from taxgate.normalize.text import digits
 from taxgate.reports import accounting
 from taxgate.review import ACTIONS, ReviewError, case, decide_review, queue

@@ -20,9 +20,9 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from taxgate.ledger import load_signer
+from taxgate.ledger import TamperedError, load_signer
 from taxgate.policy import load_policies
-from taxgate.service import api, console, jobs
+from taxgate.service import api, console, jobs, tlog
 from taxgate.service.access import LoginNeeded, session_of
 from taxgate.service.settings import Settings
 from taxgate.store import Store, open_store
@@ -121,7 +121,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException):
         """The API answers JSON; the console answers a page (a refusal says no more than the API's)."""
         path = request.url.path
-        if path.startswith(("/api", "/static", "/openapi.json", "/docs", "/redoc")) or request.headers.get("hx-request"):
+        if path.startswith(("/api", "/log/", "/static", "/openapi.json", "/docs", "/redoc")) or request.headers.get("hx-request"):
             return await http_exception_handler(request, exc)
         found = await run_in_threadpool(session_of, request)
         user, csrf = found if found else (None, "")
@@ -129,7 +129,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             request, "error.html", {"user": user, "csrf": csrf, "status": exc.status_code, "detail": exc.detail},
             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(TamperedError)
+    async def tampered(request: Request, exc: TamperedError):
+        """The store disagrees with its ledger where an action would rely on it: 409, nothing done."""
+        log.error("refused: %s", exc)
+        return await http_error(request, StarletteHTTPException(409, str(exc)))
+
     app.include_router(api.router)
+    app.include_router(tlog.router)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from taxgate import accounts
 from taxgate.accounts import AccountError, Principal
-from taxgate.ledger import Ledger, LedgerError, check_proof, inclusion_proof
+from taxgate.ledger import Ledger, LedgerError, check_proof, inclusion_proof, read_proof
 from taxgate.notices import add_order_with_notices, list_notices
 from taxgate.orders import OrderError, list_orders
 from taxgate.reports import accounting
@@ -323,11 +323,15 @@ def ledger_check(request: Request, proof: Annotated[str, Form(max_length=200_000
     """Check a proof someone holds (from `taxgate ledger prove` or the API) against a checkpoint."""
     context = {**_ledger_head(request), "pasted": proof}
     try:
-        trusted = check_proof(json.loads(proof), request.app.state.verifier_key, checkpoint.strip() + "\n" if checkpoint.strip() else None)
-        context["checked"] = f"Proof checked: entry {json.loads(proof)['index']} is in the ledger of {trusted.size:,} entries."
-    except (ValueError, KeyError, TypeError) as exc:
+        given = read_proof(proof)
+        trusted = check_proof(given, request.app.state.verifier_key, checkpoint.strip() + "\n" if checkpoint.strip() else None)
+        context["checked"] = f"Proof checked: entry {given['index']} is in the ledger of {trusted.size:,} entries."
+    except ValueError as exc:  # a proof that cannot be read, a bad signature, a path that does not lead to the root
         context["check_error"] = f"Proof REJECTED: {exc}"
-    return _render(request, "ledger.html", who, **context)
+    page = _render(request, "ledger.html", who, **context)
+    if "check_error" in context:
+        page.status_code = 422  # the page says why, in one line
+    return page
 
 
 @router.get("/accounting")

@@ -20,16 +20,17 @@ from sqlalchemy import select, update
 
 from taxgate.identify import MasterError
 from taxgate.intake import IntakeError
-from taxgate.ledger import Ledger, LedgerError, load_signer
+from taxgate.ledger import Ledger, LedgerError, sign_checkpoint
 from taxgate.ledger.checkpoint import parse
-from taxgate.ledger.record import release_held
+from taxgate.release import release_held
 from taxgate.policy import PolicyError, load_policies
 from taxgate.service.settings import Settings
 from taxgate.store import Store, StoreError, open_store
 from taxgate.store.models import Batch, Submission
+from taxgate.witness.client import cosign_latest
 
 log = logging.getLogger("taxgate.service")
-USER_ERRORS = (IntakeError, MasterError, PolicyError, StoreError, ValueError)
+USER_ERRORS = (IntakeError, MasterError, PolicyError, StoreError, ValueError)  # LedgerError is a ValueError
 
 
 def requeue_interrupted(store: Store) -> int:
@@ -102,15 +103,17 @@ def tick(store: Store, settings: Settings) -> dict:
     released = release_held(store, policies=load_policies(settings.policy))
     signed = False
     ledger = Ledger(store)
-    with store.session.begin() as session:
+    with store.session() as session:
         note = ledger.latest_checkpoint(session)
-        if ledger.size(session) > (parse(note).size if note else 0):
-            try:
-                ledger.checkpoint(session, load_signer())
-                signed = True
-            except LedgerError as exc:
-                log.warning("cannot sign a checkpoint: %s", exc)
-    return {"released": len(released), "signed": signed}
+        grown = ledger.size(session) > (parse(note).size if note else 0)
+    if grown:
+        try:
+            sign_checkpoint(store)
+            signed = True
+        except LedgerError as exc:  # refused: the tree does not extend what this key signed last
+            log.error("checkpoint refused: %s", exc)
+    witnessed = cosign_latest(store, list(settings.witnesses)) if settings.witnesses else []
+    return {"released": len(released), "signed": signed, "witnessed": witnessed}
 
 
 class Timer(threading.Thread):

@@ -21,6 +21,7 @@ class Settings:
     release_every: float = 60.0  # seconds between decisions on held items and checkpoint signing; 0: off
     secure_cookies: bool = False  # set behind TLS: cookies only over HTTPS
     demo: bool = False  # demo mode: users with printed passwords may be made at start
+    witnesses: tuple = ()  # witness.client.Witness: each new checkpoint is sent to them for cosigning
 
     @property
     def submissions(self) -> Path:

@@ -1,16 +1,32 @@
 """The operational store's tables (SQLAlchemy 2). Alembic migrations in `store/migrations` create them;
 change a table here and add a migration there.
 
-What is ledgered (DESIGN.md "Pipeline", ledger) is also kept here in queryable form; every row that
-records an event carries the `ledger_index` of its entry, and `taxgate ledger verify` checks that the
-two agree, so an edit to either is found.
+What is ledgered is also kept here in queryable form. The ledger is the truth and the tables follow it:
+every row that records an event carries the index of its entry (`ledger_index`, and `*_index` for a
+later event on the same row: a lift, a sending, a certification), `taxgate ledger verify` requires
+every entry's row and every row's entry, field by field, and what decides a release is checked
+against its entry before it is acted on.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -54,6 +70,7 @@ class Batch(Base):
     # where the manifest was read from, so a review can show the request as sent (checked by SHA-256)
     manifest_path: Mapped[str] = mapped_column(Text, default="", server_default="")
     completed_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    signed_by: Mapped[str] = mapped_column(String(200), default="", server_default="")  # as the manifest names the signer
 
 
 class Decision(Base):
@@ -113,6 +130,7 @@ class Order(Base):
     """A court order or agreement term (DESIGN.md "Court orders")."""
 
     __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("lifted_index", name="uq_orders_lifted_index"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -123,6 +141,8 @@ class Order(Base):
     effective_to: Mapped[str | None] = mapped_column(String(10), nullable=True)
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    added_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lifted_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # "order_lifted"
 
 
 class Notice(Base):
@@ -130,7 +150,8 @@ class Notice(Base):
 
     __tablename__ = "notices"
     __table_args__ = (UniqueConstraint("kind", "batch_id", "order_id", name="uq_notices_kind_batch_order"),
-                      UniqueConstraint("kind", "incident_id", "tin", name="uq_notices_kind_incident_tin"))
+                      UniqueConstraint("kind", "incident_id", "tin", name="uq_notices_kind_incident_tin"),
+                      UniqueConstraint("sent_index", name="uq_notices_sent_index"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -143,16 +164,29 @@ class Notice(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     body: Mapped[str] = mapped_column(Text)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    sent_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # "notice_sent"
+
+
+# The entry kinds that what releases reads from the ledger itself rather than from their tables
+# (orders, and officers' reviews: a deleted review row must not put a request back in the queue).
+INDEXED_KINDS = ("order_added", "order_lifted", "review")
 
 
 class LedgerEntry(Base):
-    """The log itself: entry `idx` is canonical JSON; `leaf_hash` is its RFC 9162 leaf hash."""
+    """The log itself: entry `idx` is canonical JSON; `leaf_hash` is its RFC 9162 leaf hash; `kind`
+    repeats the entry's kind so that the orders in it can be found without a scan (verify checks it)."""
 
     __tablename__ = "ledger_entries"
+    __table_args__ = (
+        Index("ix_ledger_entries_indexed_kinds", "kind",
+              sqlite_where=text("kind IN ('order_added', 'order_lifted', 'review')"),
+              postgresql_where=text("kind IN ('order_added', 'order_lifted', 'review')")),
+    )
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    kind: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
 
 class LedgerTile(Base):
@@ -177,6 +211,18 @@ class Checkpoint(Base):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class Cosignature(Base):
+    """A witness's cosignature (C2SP tlog-cosignature/v1) on the checkpoint of one size: the
+    signature line it returned, kept so the checkpoint is served with it."""
+
+    __tablename__ = "ledger_cosignatures"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(200), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    cosigned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class LedgerHead(Base):
     """One row: the log's size. Appenders lock it, so entries are numbered without gaps or races."""
 
@@ -191,6 +237,7 @@ class HeldItem(Base):
     released once (a Disclosure) or never."""
 
     __tablename__ = "held_items"
+    __table_args__ = (UniqueConstraint("ledger_index", name="uq_held_items_ledger_index"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), unique=True)
@@ -200,6 +247,7 @@ class HeldItem(Base):
     agency: Mapped[str] = mapped_column(String(64))
     statute: Mapped[str] = mapped_column(Text)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # "held"
 
 
 class Audit(Base):
@@ -238,6 +286,8 @@ class Incident(Base):
     taxpayer, tracked until the recipient certifies disposal and every notice is sent."""
 
     __tablename__ = "incidents"
+    __table_args__ = (UniqueConstraint("certified_index", name="uq_incidents_certified_index"),
+                      UniqueConstraint("closed_index", name="uq_incidents_closed_index"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", name="fk_incidents_audit"), unique=True)
@@ -247,6 +297,8 @@ class Incident(Base):
     disposal_certified_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    certified_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # "disposal_certified"
+    closed_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # "incident_closed"
 
 
 class User(Base):

@@ -1,0 +1,167 @@
+"""Release: what leaves, or is held, and the record of it in the store and the ledger.
+
+Every path by which an item may leave goes through `Release`: a batch being recorded
+(`release.batch`), a held item whose hold has ended (`release_held`, also run when an order is
+lifted), and an officer's decision on a request in review (`review`). At the moment of release, in
+the transaction that records it, an order in force (a stay, a notice period) holds the item
+instead (§ 6103(i)(2) as the courts' orders limit it); the orders and notices consulted are those
+the ledger records, checked before they are relied on. Whether anything may leave to an agency at
+all today is `releasable` (§ 6103(p)(4)), said once here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from taxgate.domain import Outcome, ReasonCode
+from taxgate.ledger import Ledger, checked_row
+from taxgate.notices import owe, sent_at
+from taxgate.orders import Order, holding, orders_in
+from taxgate.policy import Policy, PolicyError, load_policies, policy_in_force
+from taxgate.release.entries import DECISIONS, DISCLOSABLE, HELD, disclosure_entry, held_entry
+from taxgate.store import Store
+from taxgate.store.models import Batch, Decision, Disclosure, HeldItem
+
+__all__ = ["DISCLOSABLE", "Item", "Release", "releasable", "release_held", "release_or_hold"]
+
+
+def releasable(policies: list[Policy], day: date) -> Callable[[str], bool]:
+    """Whether anything may leave to an agency on `day` (26 U.S.C. § 6103(p)(4)): an agreement with
+    it in force (it may have expired while an item was held) and its safeguards not found
+    deficient, by the policy in force that day. No policy in force: nothing leaves."""
+    try:
+        policy = policy_in_force(policies, day)
+    except PolicyError:
+        return lambda agency: False
+
+    def allowed(agency: str) -> bool:
+        known = policy.agencies.get(agency)
+        return policy.agreement_for(agency, day) is not None and known is not None and not known.safeguards_deficient
+
+    return allowed
+
+
+@dataclass(frozen=True)
+class Item:
+    """One item that would leave: the decision it answers, about whom, its value, to whom, under
+    which statute; `held_id` if an order already holds it."""
+
+    decision_id: int
+    batch_id: int
+    batch_ref: str
+    row_number: int
+    request_id: str
+    tin: str
+    value: str  # canonical JSON of the address
+    agency: str
+    statute: str
+    held_id: int | None = None
+
+
+class Release:
+    """Release or hold, at one moment, inside the caller's transaction."""
+
+    def __init__(self, session: Session, ledger: Ledger, now: datetime):
+        self.session, self.ledger, self.now = session, ledger, now
+        self.orders: list[Order] = orders_in(session)  # as the ledger records them
+        self._noticed: dict[int, dict] = {}  # batch id -> its pre-transfer notices, read once per batch
+
+    def holding(self, batch_id: int, batch_ref: str, agency: str, statute: str) -> tuple[ReasonCode, Order] | None:
+        """The order that holds an item of this batch now, with its code, or None. A notice
+        before transfer that holds it is owed now (the transfer waits for it)."""
+        if batch_id not in self._noticed:
+            self._noticed[batch_id] = sent_at(self.session, "pre_transfer", batch_id)
+        held = holding(self.orders, agency, statute, self.now, self._noticed[batch_id])
+        if held is not None and held[1].kind == "notice_before_transfer":
+            owe(self.session, self.ledger, "pre_transfer", held[1], batch_id, self.now,
+                {"batch_ref": batch_ref, "agency": agency, "hours": held[1].hours})
+        return held
+
+    def record(self, items: Sequence[Item], held: Sequence[bool]) -> list[int | None]:
+        """Record each item as released (a disclosure) or held (a held item), ledgered in one append;
+        an item already held and still held records nothing. Returns each item's entry index."""
+        entries, rows = [], []
+        for item, hold in zip(items, held):
+            if hold and item.held_id is not None:
+                continue
+            fields = {"batch_id": item.batch_id, "row_number": item.row_number, "request_id": item.request_id,
+                      "tin": item.tin, "item": DISCLOSABLE, "value": item.value, "agency": item.agency,
+                      "statute": item.statute, "at": self.now}
+            entries.append(held_entry(fields) if hold else disclosure_entry(fields))
+            rows.append((item, hold))
+        indexes = iter(self.ledger.append(self.session, entries))
+        out: dict[int, int] = {}
+        released, holds = [], []
+        for item, hold in rows:
+            out[id(item)] = index = next(indexes)
+            common = {"decision_id": item.decision_id, "tin": item.tin, "item": DISCLOSABLE, "value": item.value}
+            if hold:
+                holds.append({**common, "agency": item.agency, "statute": item.statute, "ledger_index": index})
+            else:
+                released.append({**common, "disclosed_at": self.now, "ledger_index": index})
+        if released:
+            self.session.execute(insert(Disclosure), released)
+            was_held = [item.held_id for item, hold in rows if not hold and item.held_id is not None]
+            if was_held:
+                self.session.execute(update(HeldItem).where(HeldItem.id.in_(was_held)).values(released_at=self.now))
+        if holds:
+            self.session.execute(insert(HeldItem), holds)
+        return [out.get(id(item)) for item in items]
+
+
+def release_or_hold(session: Session, ledger: Ledger, items: Sequence[Item], now: datetime,
+                    allowed: Callable[[str], bool]) -> list[tuple[Outcome, int | None, Order | None]]:
+    """Release each item now unless an order holds it or its agency may not receive it
+    (`releasable`); returns, per item, DISCLOSED / HELD / NOT_DISCLOSED with its entry index and the
+    order that holds it."""
+    release = Release(session, ledger, now)
+    plans = []
+    for item in items:
+        if not allowed(item.agency):
+            plans.append(None)
+            continue
+        plans.append(release.holding(item.batch_id, item.batch_ref, item.agency, item.statute))
+    chosen = [(item, plan) for item, plan in zip(items, plans) if plan is not None or allowed(item.agency)]
+    indexes = iter(release.record([i for i, _ in chosen], [plan is not None for _, plan in chosen]))
+    results = []
+    for item, plan in zip(items, plans):
+        if not allowed(item.agency):
+            results.append((Outcome.NOT_DISCLOSED, None, None))
+        else:
+            index = next(indexes)
+            results.append((Outcome.HELD, index, plan[1]) if plan is not None else (Outcome.DISCLOSED, index, None))
+    return results
+
+
+def release_held(store: Store, now: datetime | None = None, policies: list[Policy] | None = None) -> list[dict]:
+    """Decide held items again: each one no order holds any more is released now, once (its
+    disclosure ledgered like any other), provided the agency may receive it today (`releasable`).
+    Each held item and its decision are checked against their entries before anything leaves.
+    Returns what was released, for the requester's response."""
+    ledger = Ledger(store)
+    now = now or datetime.now(UTC)
+    allowed = releasable(policies if policies is not None else load_policies(), now.date())
+    with store.session.begin() as session:
+        pending = session.execute(
+            select(HeldItem.id, HeldItem.decision_id, Batch.id, Batch.batch_ref).join(
+                Decision, Decision.id == HeldItem.decision_id).join(Batch, Batch.id == Decision.batch_id)
+            .where(HeldItem.released_at.is_(None), ~select(Disclosure.id).where(
+                Disclosure.decision_id == HeldItem.decision_id).exists())
+            .order_by(HeldItem.id).with_for_update(of=HeldItem)).all()
+        connection = session.connection()
+        items = []
+        for held_id, decision_id, batch_id, batch_ref in pending:
+            row = checked_row(connection, HELD, held_id)  # what leaves is what the ledger says was held
+            checked_row(connection, DECISIONS, decision_id)
+            items.append(Item(decision_id, batch_id, batch_ref, row["row_number"], row["request_id"], row["tin"],
+                              row["value"], row["agency"], row["statute"], held_id))
+        results = release_or_hold(session, ledger, items, now, allowed)
+    return [{"batch_ref": item.batch_ref, "request_id": item.request_id, "ledger_index": index,
+             **{f"address_{k}": v for k, v in json.loads(item.value).items()}}
+            for item, (outcome, index, _) in zip(items, results) if outcome is Outcome.DISCLOSED]

@@ -1,0 +1,164 @@
+"""What the ledger says about a batch and what left: the entries, and each table's binding to them.
+
+Each entry is built by one function, from exactly the fields its row keeps, so that `ledger
+verify` can rebuild it from the row and compare the bytes (`ledger.bindings`). What is too large
+or too sensitive to ledger whole is committed to by its SHA-256: a released value, a decision's
+evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from taxgate.ledger import Binding, Field, at, canonical
+from taxgate.store.models import Batch, Decision, Disclosure, HeldItem
+
+DISCLOSABLE = "last_known_address"
+
+
+def sha256(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+def weight(value: float | None) -> str | None:
+    """A match weight as entries hold it: a decimal string (entries hold no floats)."""
+    return None if value is None else f"{value:.3f}"
+
+
+def item_value(address: dict) -> str:
+    """What leaves (or would): the address as canonical JSON, as stored and hashed into the ledger."""
+    return canonical({k: str(v or "") for k, v in address.items()}).decode()
+
+
+def batch_received_entry(row: dict) -> dict:
+    return {
+        "kind": "batch_received", "at": at(row["received_at"]), "agency": row["agency"], "batch_ref": row["batch_ref"],
+        "submitted_at": row["submitted_at"], "signed_by": row["signed_by"], "manifest_sha256": row["manifest_sha256"],
+        "rows_sha256": row["rows_sha256"], "rows": row["rows"], "as_of": row["as_of"],
+        "policy": row["policy_version"], "rule_set": row["rule_set_version"], "model": row["model_version"],
+    }
+
+
+def batch_completed_entry(batch_id: int, rows: int, outcomes: dict[str, int]) -> dict:
+    return {"kind": "batch_completed", "batch": batch_id, "rows": rows, "outcomes": dict(sorted(outcomes.items()))}
+
+
+def decision_entry(row: dict) -> dict:
+    """One decision, with the rule-set and model versions it was decided under; its evidence (which
+    an officer's review reads) is committed to by its SHA-256."""
+    return {
+        "kind": "decision", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
+        "requested_tin": row["requested_tin"], "rule_set": f"{row['rule_set_version']}+{row['policy_version']}",
+        "model": row["model_version"], "official": row["official"], "case": row["case_number"],
+        "outcome": row["outcome"], "reasons": [c for c in row["reasons"].split(";") if c],
+        "refused_items": [r for r in row["refused_items"].split(";") if r],
+        "matched_tin": row["matched_tin"], "weight": weight(row["match_weight"]),
+        "runner_up_tin": row["runner_up_tin"], "runner_up_weight": weight(row["runner_up_weight"]),
+        "evidence_sha256": sha256(row["evidence"]),
+    }
+
+
+def disclosure_entry(row: dict) -> dict:
+    """One item released; the value that left is committed to by its SHA-256."""
+    return {"kind": "disclosure", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
+            "tin": row["tin"], "item": row["item"], "value_sha256": sha256(row["value"]), "at": at(row["at"])}
+
+
+def held_entry(row: dict) -> dict:
+    """One item an order held: what would leave (by its SHA-256), to whom, under which statute."""
+    return {"kind": "held", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
+            "tin": row["tin"], "item": row["item"], "value_sha256": sha256(row["value"]), "agency": row["agency"],
+            "statute": row["statute"]}
+
+
+# -- bindings ------------------------------------------------------------------------------------
+
+_VERSIONS = (Field("policy_version", Batch.policy_version), Field("rule_set_version", Batch.rule_set_version),
+             Field("model_version", Batch.model_version))
+
+BATCH_RECEIVED = Binding(
+    kind="batch_received", table="batches", index=Batch.received_index, key=Batch.id,
+    fields=(Field("received_at", Batch.received_at, "moment"), Field("agency", Batch.agency),
+            Field("batch_ref", Batch.batch_ref), Field("submitted_at", Batch.submitted_at),
+            Field("signed_by", Batch.signed_by), Field("manifest_sha256", Batch.manifest_sha256),
+            Field("rows_sha256", Batch.rows_sha256), Field("rows", Batch.rows, "int"), Field("as_of", Batch.as_of),
+            *_VERSIONS),
+    entry=lambda row, _: batch_received_entry(row),
+    describe=lambda row: f"{row['agency']} {row['batch_ref']}",
+)
+
+
+def _outcomes(connection: Connection) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = {}
+    for batch_id, outcome, n in connection.execute(
+            select(Decision.batch_id, Decision.outcome, func.count()).group_by(Decision.batch_id, Decision.outcome)):
+        counts.setdefault(batch_id, {})[outcome] = n
+    return counts
+
+
+BATCH_COMPLETED = Binding(
+    kind="batch_completed", table="batches", index=Batch.completed_index, key=Batch.id,
+    fields=(Field("id", Batch.id, "int"), Field("rows", Batch.rows, "int"), Field("status", Batch.status)),
+    entry=lambda row, outcomes: batch_completed_entry(row["id"], row["rows"], outcomes.get(row["id"], {})),
+    present=(Batch.completed_index.is_not(None)) | (Batch.status == "done"),
+    check=lambda row: None if row["status"] == "done" else f"its status is {row['status']!r}, not 'done'",
+    prepare=_outcomes,
+)
+
+DECISIONS = Binding(
+    kind="decision", table="decisions", index=Decision.ledger_index, key=Decision.id,
+    source=Decision.__table__.join(Batch.__table__, Batch.id == Decision.batch_id),
+    fields=(Field("batch_id", Decision.batch_id, "int"), Field("row_number", Decision.row_number, "int"),
+            Field("request_id", Decision.request_id), Field("requested_tin", Decision.requested_tin),
+            Field("official", Decision.official), Field("case_number", Decision.case_number),
+            Field("outcome", Decision.outcome), Field("reasons", Decision.reasons),
+            Field("refused_items", Decision.refused_items), Field("matched_tin", Decision.matched_tin),
+            Field("match_weight", Decision.match_weight, "real?"), Field("runner_up_tin", Decision.runner_up_tin),
+            Field("runner_up_weight", Decision.runner_up_weight, "real?"), Field("evidence", Decision.evidence, "str?"),
+            *_VERSIONS),
+    entry=lambda row, _: decision_entry(row),
+    describe=lambda row: f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}",
+)
+
+_OF_DECISION = (Field("batch_id", Decision.batch_id, "int"), Field("row_number", Decision.row_number, "int"),
+                Field("request_id", Decision.request_id))
+
+DISCLOSURES = Binding(
+    kind="disclosure", table="disclosures", index=Disclosure.ledger_index, key=Disclosure.id,
+    source=Disclosure.__table__.join(Decision.__table__, Decision.id == Disclosure.decision_id),
+    fields=(*_OF_DECISION, Field("tin", Disclosure.tin), Field("item", Disclosure.item),
+            Field("value", Disclosure.value), Field("at", Disclosure.disclosed_at, "moment")),
+    entry=lambda row, _: disclosure_entry(row),
+    describe=lambda row: f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}",
+)
+
+
+def _held_release_agrees(row: dict) -> str | None:
+    """A held item is released exactly when a disclosure records it, at that moment."""
+    released, disclosed = row["released_at"], row["disclosed_at"]
+    if released is None and disclosed is not None:
+        return f"a disclosure of it was made at {at(disclosed)} but it is not marked released"
+    if released is not None and disclosed is None:
+        return f"it is marked released at {at(released)} but no disclosure records its release"
+    if released is not None and at(released) != at(disclosed):
+        return f"it is marked released at {at(released)}, its disclosure says {at(disclosed)}"
+    return None
+
+
+HELD = Binding(
+    kind="held", table="held_items", index=HeldItem.ledger_index, key=HeldItem.id,
+    source=HeldItem.__table__.join(Decision.__table__, Decision.id == HeldItem.decision_id).outerjoin(
+        Disclosure.__table__, Disclosure.decision_id == HeldItem.decision_id),
+    fields=(*_OF_DECISION, Field("tin", HeldItem.tin), Field("item", HeldItem.item), Field("value", HeldItem.value),
+            Field("agency", HeldItem.agency), Field("statute", HeldItem.statute),
+            Field("released_at", HeldItem.released_at, "moment?"),
+            Field("disclosed_at", Disclosure.disclosed_at, "moment?")),
+    entry=lambda row, _: held_entry(row),
+    describe=lambda row: f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}",
+    check=_held_release_agrees,
+)
+
+BINDINGS = (BATCH_RECEIVED, BATCH_COMPLETED, DECISIONS, DISCLOSURES, HELD)
