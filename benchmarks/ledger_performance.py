@@ -95,9 +95,10 @@ def record(store, ledger: Ledger, total: int, chunk: int) -> None:
                                 "tin": r["matched_tin"], "item": "last_known_address", "value": value, "at": now}
                                for r in released]
                 span = ledger.append(session, [disclosure_entry(d) for d in disclosures])
-                session.execute(insert(Disclosure), [
-                    {"decision_id": ids[d["row_number"]], "tin": d["tin"], "item": d["item"], "value": value,
-                     "disclosed_at": now, "ledger_index": index} for d, index in zip(disclosures, span)])
+                if disclosures:
+                    session.execute(insert(Disclosure), [
+                        {"decision_id": ids[d["row_number"]], "tin": d["tin"], "item": d["item"], "value": value,
+                         "disclosed_at": now, "ledger_index": index} for d, index in zip(disclosures, span)])
             done += len(rows) + len(released)
         with store.session.begin() as session:
             batch = session.get(Batch, batch_id)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from conftest import SERVER, findings, server_database, signing_key
+from conftest import SERVER, Threaded, findings, server_database, signing_key, verifier_key
 from taxgate.ledger import TamperedError, sign_checkpoint
 from taxgate.notices import add_order_with_notices, list_notices, mark_sent
 from taxgate.pipeline import process
@@ -270,11 +270,43 @@ def forge_history(store) -> None:
         ledger.append(session, forged)  # re-encoded, hashed and tiled exactly as taxgate would
 
 
+def test_a_forged_history_is_refused_by_a_witness(attacked, tmp_path):
+    """A court monitor's witness cosigned the log before the forgery; the forged tree, even signed
+    (the signer's record removed), gets no cosignature: its consistency proof does not verify."""
+    from taxgate.ledger.signing import record_path
+    from taxgate.witness import Cosigner, WitnessKey
+    from taxgate.witness.client import Witness, cosign_latest
+    from taxgate.witness.server import create_witness_app
+
+    cosigner = Cosigner.generate("court-monitor.example/w1")
+    app = create_witness_app(cosigner, {"taxgate.example/ledger": verifier_key()}, tmp_path / "witness.json")
+    with Threaded(app) as served:
+        witness = Witness(served.url, WitnessKey.parse(cosigner.verifier_key()))
+        assert "cosigned" in cosign_latest(attacked, [witness])[0]
+        forge_history(attacked)
+        record_path(tmp_path / "ledger.key").unlink()
+        sign_checkpoint(attacked)  # the operator signs the forgery
+        assert findings(attacked) == []  # nothing in the store tells
+        said = cosign_latest(attacked, [witness])
+    assert said and "REFUSED" in said[0] and "the log was cut back or replaced" in said[0], said
+    # ...and padded back to its old length, the witness itself refuses it: no consistency proof.
+    from taxgate.ledger import Ledger
+    from taxgate.witness.client import cosigned_note
+
+    with attacked.session.begin() as session:
+        Ledger(attacked).append(session, [{"kind": "test", "padding": i} for i in range(5)])
+    sign_checkpoint(attacked)
+    with Threaded(app) as served:
+        said = cosign_latest(attacked, [Witness(served.url, witness.key)])
+    assert said and "REFUSED (422)" in said[0] and "does not extend" in said[0], said
+    with attacked.session() as session:
+        assert cosigned_note(session, Ledger(attacked).latest_checkpoint(session)).count("\u2014 ") == 1
+
+
 def test_a_forged_history_is_caught_by_a_kept_checkpoint_and_by_the_signer(attacked, tmp_path):
     from taxgate.ledger import KeptCheckpoint, Ledger, LedgerError
     from taxgate.ledger.checkpoint import verify as verify_note
     from taxgate.ledger.signing import record_path
-    from conftest import verifier_key
 
     with attacked.session() as session:  # what a court monitor kept: the log's latest checkpoint
         kept_note = Ledger(attacked).latest_checkpoint(session)
@@ -326,3 +358,19 @@ def test_an_intact_store_verifies_on_the_command_line(attacked):
     assert one(attacked, "SELECT count(*) FROM held_items") > 0
     with attacked.session() as session:
         assert session.execute(select(func.count(Disclosure.id))).scalar_one() > 0
+
+
+def test_the_two_process_walk_finds_what_one_process_finds(attacked, monkeypatch):
+    """A large ledger is walked by two processes (the log and a third of the rows, the rest of the
+    rows); forced on this small one, it must find exactly what one process finds."""
+    from taxgate import verification
+    from conftest import verifier_key
+
+    monkeypatch.setattr(verification, "PARALLEL_FROM", 0)
+    assert list(verification.verify_store(attacked, verifier_key(), workers=2)) == []
+    for tamper in ("one taxpayer's decision and disclosure deleted", "a batch's as-of date",
+                   "the address a held item will release", "a disclosure row with no entry", "a notice sent that never was"):
+        sql(attacked, *TAMPERS[tamper][0])
+    one = sorted(f.message for f in verification.verify_store(attacked, verifier_key(), workers=1))
+    two = sorted(f.message for f in verification.verify_store(attacked, verifier_key(), workers=2))
+    assert one == two and len(one) >= 6, (one, two)

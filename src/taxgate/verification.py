@@ -1,24 +1,37 @@
 """The whole store verified against its ledger: `taxgate ledger verify`.
 
-One pass over the entries recomputes the log (every leaf hash, tile and checkpoint, and the
+One walk over the entries recomputes the log (every leaf hash, tile and checkpoint, and the
 checkpoints someone kept outside the store) and, beside it, every row each package binds to an
 entry (`BINDINGS`): entry without row, row without entry, any field that differs, any value of the
 wrong type. This module only gathers the bindings; each package says what its entries record.
+
+A large ledger is walked by two processes at once (the machine has two cores): one recomputes the
+log and checks the first third of the rows, the other checks the rest. Both stop at the size read
+when the walk began; what was appended meanwhile is checked against its rows at the end, in one
+snapshot, so appends going on beside a verify are never findings.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing import get_context
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from taxgate import notices, orders, remediation, review
 from taxgate.ledger import Finding, KeptCheckpoint, RowCheck, verify_log
+from taxgate.ledger.log import raw
+from taxgate.ledger.verify import walk_entries
 from taxgate.release import entries
-from taxgate.store import Store
+from taxgate.store import Store, open_store
+from taxgate.store.models import LedgerHead
 
 BINDINGS = (*entries.BINDINGS, *orders.BINDINGS, *notices.BINDINGS, *review.BINDINGS, *remediation.BINDINGS)
+PARALLEL_FROM = 200_000  # entries; below this, starting a second process costs more than it saves
+KEPT_PER_JOB = 10_000  # findings a job hands back; the rest are counted
 
 
 @contextmanager
@@ -29,18 +42,84 @@ def snapshot(store: Store):
         connection = connection.execution_options(taxgate_read_only=True)
         if store.dialect == "postgresql":
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        connection.execute(text("SELECT 1"))  # the transaction, and its snapshot, begin here
         try:
             yield connection
         finally:
             connection.rollback()
 
 
-def verify_store(store: Store, verifier_key: str, kept: Sequence[KeptCheckpoint] = (),
-                 chunk: int = 50_000) -> Iterator[Finding]:
-    """Every finding about the ledger and the rows bound to it, in ledger order."""
+def _size(connection) -> int | None:
+    size = connection.execute(select(raw(LedgerHead.size)).where(LedgerHead.id == 1)).scalar_one_or_none()
+    return size if type(size) is int and size >= 0 else None
+
+
+def verify_store(store: Store, verifier_key: str, kept: Sequence[KeptCheckpoint] = (), chunk: int = 50_000,
+                 workers: int | None = None) -> Iterator[Finding]:
+    """Every finding about the ledger and the rows bound to it."""
+    workers = workers if workers is not None else min(2, len(os.sched_getaffinity(0)))
     with snapshot(store) as connection:
-        rows = RowCheck(connection, BINDINGS, chunk)
-        yield from verify_log(connection, verifier_key, kept, visit=rows.visit, chunk=chunk)
-        size = connection.execute(text("SELECT size FROM ledger_head WHERE id = 1")).scalar_one_or_none()
-        if isinstance(size, int) and rows.last == size - 1:  # the walk reached the end: rows beyond it are findings
-            yield from rows.finish(size)
+        size = _size(connection)
+        if size is None or size < PARALLEL_FROM or workers < 2:
+            rows = RowCheck(connection, BINDINGS, chunk)
+            yield from verify_log(connection, verifier_key, kept, visit=rows.visit, chunk=chunk)
+            if size is not None and rows.last == size - 1:  # the walk reached the end: rows beyond it are findings
+                yield from rows.finish(size)
+            return
+    url = store.engine.url.render_as_string(hide_password=False)
+    cut = size // 3  # the log's own walk costs about as much as checking a third of the rows
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        jobs = [pool.submit(_log_and_first_rows, url, verifier_key, tuple(kept), size, cut, chunk),
+                pool.submit(_rows, url, cut, size, chunk)]
+        for job in jobs:
+            found, more = job.result()
+            yield from found
+            if more:
+                yield Finding(None, f"{more:,} more findings of the same walk are not listed")
+    with snapshot(store) as connection:  # what was appended while the walk went on
+        now = _size(connection) or size
+        beyond = RowCheck(connection, BINDINGS, chunk, lo=size)
+        yield from walk_entries(connection, size, now, beyond.visit, chunk)
+        yield from beyond.finish(now)
+
+
+def _kept(found: Iterator[Finding]) -> tuple[list[Finding], int]:
+    kept, more = [], 0
+    for finding in found:
+        if len(kept) < KEPT_PER_JOB:
+            kept.append(finding)
+        else:
+            more += 1
+    return kept, more
+
+
+def _log_and_first_rows(url: str, verifier_key: str, kept: tuple, size: int, cut: int, chunk: int):
+    """In a worker: the log's first `size` entries recomputed, and the rows naming entries below `cut`."""
+    store = open_store(url, upgrade=False)
+    try:
+        with snapshot(store) as connection:
+            rows = RowCheck(connection, BINDINGS, chunk, hi=cut)
+            visit = rows.visit
+
+            def first_rows(idx: int, blob: bytes, kind) -> list[Finding]:
+                return visit(idx, blob, kind) if idx < cut else []
+
+            found = list(verify_log(connection, verifier_key, kept, visit=first_rows, chunk=chunk, size=size))
+            if rows.last == cut - 1:
+                found.extend(rows.finish(cut))
+            return _kept(iter(found))
+    finally:
+        store.close()
+
+
+def _rows(url: str, lo: int, hi: int, chunk: int):
+    """In a worker: the rows naming entries in [lo, hi), against those entries."""
+    store = open_store(url, upgrade=False)
+    try:
+        with snapshot(store) as connection:
+            rows = RowCheck(connection, BINDINGS, chunk, lo=lo, hi=hi)
+            found = list(walk_entries(connection, lo, hi, rows.visit, chunk))
+            found.extend(rows.finish(hi))
+            return _kept(iter(found))
+    finally:
+        store.close()

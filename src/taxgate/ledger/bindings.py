@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, FromClause
 
-from taxgate.ledger.log import Finding, LedgerError, canonical, is_int, raw
+from taxgate.ledger.log import Finding, LedgerError, canonical, is_int, raw, stream
 from taxgate.store.models import LedgerEntry
 from taxgate.ledger import merkle
 
@@ -63,9 +63,13 @@ class Binding:
     check: Callable[[dict], str | None] | None = None  # an invariant of the row beyond its entry
     prepare: Callable[[Connection], object] | None = None  # context read once, for `entry`
     types: tuple = field(init=False, repr=False, compare=False)
+    names: tuple = field(init=False, repr=False, compare=False)
+    moments: tuple = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # worked out once: a full verify reads millions of rows
         object.__setattr__(self, "types", tuple(_TYPES[f.kind] for f in self.fields))
+        object.__setattr__(self, "names", tuple(f.name for f in self.fields))
+        object.__setattr__(self, "moments", tuple(f.name for f in self.fields if f.kind.startswith("moment")))
 
     def query(self, *where):
         columns = [raw(self.index).label("_index"), raw(self.key).label("_key")]
@@ -100,13 +104,13 @@ def _read(binding: Binding, values: tuple) -> tuple[dict | None, str | None]:
         for f, value, allowed in zip(binding.fields, values, binding.types):
             if not isinstance(value, allowed):
                 return None, f"{f.name} is stored as {type(value).__name__} ({value!r:.40}), not {f.kind.rstrip('?')}"
-    row = dict(zip((f.name for f in binding.fields), values))
-    for f in binding.fields:
-        if f.kind.startswith("moment") and row[f.name] is not None:
+    row = dict(zip(binding.names, values))
+    for name in binding.moments:
+        if row[name] is not None:
             try:
-                row[f.name] = moment(row[f.name])
+                row[name] = moment(row[name])
             except (ValueError, TypeError):
-                return None, f"{f.name} is stored as {row[f.name]!r:.40}, not a moment"
+                return None, f"{name} is stored as {row[name]!r:.40}, not a moment"
     return row, None
 
 
@@ -145,21 +149,32 @@ def _short(value) -> str:
 
 def _expected(binding: Binding, row: dict, context) -> tuple[bytes | None, str | None]:
     try:
-        entry = binding.entry(row, context)
-        return canonical(entry), None
+        return canonical(binding.entry(row, context), checked=False), None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a stored value that cannot be an entry's
         return None, f"its fields cannot make an entry ({type(exc).__name__}: {str(exc)[:80]})"
 
 
 class _Stream:
-    """One binding's rows, by index, with the findings met on the way (rows that cannot be read)."""
+    """One binding's rows naming entries in [lo, hi), by index, with the findings met on the way
+    (rows that cannot be read; with `lo` None also rows naming no entry or a negative one)."""
 
-    def __init__(self, binding: Binding, connection: Connection, chunk: int):
-        self.binding = binding
-        self.context = binding.prepare(connection) if binding.prepare else None
-        self.rows = iter(connection.execution_options(yield_per=chunk).execute(
-            binding.query().order_by(binding.index)))
-        self.findings: list[Finding] = []
+    def __init__(self, binding: Binding, connection: Connection, lo: int | None, hi: int | None, chunk: int,
+                 findings: list[Finding]):
+        self.binding, self.connection, self.findings = binding, connection, findings
+        where = []
+        if lo is not None:
+            where.append(binding.index >= lo)
+        if hi is not None:  # with no lower bound, rows naming no entry (NULL) are this range's too
+            where.append(binding.index < hi if lo is not None else or_(binding.index < hi, binding.index.is_(None)))
+        self.rows = stream(connection, binding.query(*where).order_by(binding.index), chunk)
+        self._context, self._prepared = None, binding.prepare is None
+
+    @property
+    def context(self):
+        """What `prepare` reads, read once and only if a row needs it."""
+        if not self._prepared:
+            self._context, self._prepared = self.binding.prepare(self.connection), True
+        return self._context
 
     def next(self) -> tuple[int, object, dict | None, str | None] | None:
         """(index, key, fields or None, what is wrong) of the next row that names an entry."""
@@ -179,14 +194,17 @@ class _Stream:
 
 
 class RowCheck:
-    """The rows of every binding, checked against the entries as the log's walk passes them."""
+    """The rows of every binding that name entries in [lo, hi) (None: unbounded), checked against
+    the entries as a walk over them passes (`visit`, in index order)."""
 
-    def __init__(self, connection: Connection, bindings: Sequence[Binding], chunk: int = 50_000):
-        self.streams = [_Stream(b, connection, chunk) for b in bindings]
+    def __init__(self, connection: Connection, bindings: Sequence[Binding], chunk: int = 50_000,
+                 lo: int | None = None, hi: int | None = None):
+        self.findings: list[Finding] = []  # met while reading rows, yielded at the next entry
+        self.streams = [_Stream(b, connection, lo, hi, chunk, self.findings) for b in bindings]
         self.kinds = {b.kind: b.table for b in bindings}
         self.heap: list[tuple[int, int, tuple]] = []
         self.last = -1  # the last entry visited
-        for number, stream in enumerate(self.streams):
+        for number in range(len(self.streams)):
             self._push(number)
 
     def _push(self, number: int) -> None:
@@ -195,47 +213,49 @@ class RowCheck:
             heapq.heappush(self.heap, (found[0], number, found))
 
     def _pending(self) -> Iterator[Finding]:
-        for stream in self.streams:
-            if stream.findings:
-                yield from stream.findings
-                stream.findings.clear()
+        yield from self.findings
+        self.findings.clear()
 
-    def visit(self, idx: int, blob: bytes, kind_column) -> Iterator[Finding]:
+    def visit(self, idx: int, blob: bytes, kind_column) -> list[Finding]:
+        """The findings about entry `idx` and the rows that claim it (usually none)."""
         self.last = idx
         heap = self.heap
+        found: list[Finding] = []
         while heap and heap[0][0] < idx:  # a row naming an entry already claimed by another row
             _, number, (index, key, row, _) = heapq.heappop(heap)
             b = self.streams[number].binding
-            yield Finding(index, f"{b.name(key, row)} names ledger entry {index}, which another row records or "
-                                 "which does not exist")
+            found.append(Finding(index, f"{b.name(key, row)} names ledger entry {index}, which another row records or "
+                                 "which does not exist"))
             self._push(number)
         claims = []
         while heap and heap[0][0] == idx:
             claims.append(heapq.heappop(heap))
         if not claims:
-            yield from self._unclaimed(idx, blob, kind_column)
+            found.extend(self._unclaimed(idx, blob, kind_column))
         for position, (_, number, (index, key, row, wrong)) in enumerate(claims):
-            stream = self.streams[number]
-            b = stream.binding
+            source = self.streams[number]
+            b = source.binding
             if position:
                 first = self.streams[claims[0][1]].binding
-                yield Finding(idx, f"{b.name(key, row)} and a {first.table} row both claim ledger entry {idx}")
+                found.append(Finding(idx, f"{b.name(key, row)} and a {first.table} row both claim ledger entry {idx}"))
             elif wrong is not None:
-                yield Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {wrong}")
+                found.append(Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {wrong}"))
             else:
-                expected, error = _expected(b, row, stream.context)
+                expected, error = _expected(b, row, source.context)
                 if error is not None:
-                    yield Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {error}")
+                    found.append(Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {error}"))
                 elif expected != blob:
-                    yield Finding(idx, f"ledger entry {idx} ({b.kind}) and {b.name(key, row)} differ: "
-                                       f"{_differences(json.loads(expected), blob)}")
+                    found.append(Finding(idx, f"ledger entry {idx} ({b.kind}) and {b.name(key, row)} differ: "
+                                       f"{_differences(json.loads(expected), blob)}"))
                 elif kind_column != b.kind:
-                    yield Finding(idx, f"ledger_entries row {idx}: its kind column says {kind_column!r}, the entry "
-                                       f"is a {b.kind!r} entry")
+                    found.append(Finding(idx, f"ledger_entries row {idx}: its kind column says {kind_column!r}, the entry "
+                                       f"is a {b.kind!r} entry"))
                 elif b.check is not None and (problem := b.check(row)):
-                    yield Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {problem}")
+                    found.append(Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {problem}"))
             self._push(number)
-        yield from self._pending()
+        if self.findings:
+            found.extend(self._pending())
+        return found
 
     def _unclaimed(self, idx: int, blob: bytes, kind_column) -> Iterator[Finding]:
         try:

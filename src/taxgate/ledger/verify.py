@@ -17,11 +17,11 @@ from sqlalchemy.engine import Connection
 
 from taxgate.ledger import merkle
 from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, verify as verify_note
-from taxgate.ledger.log import ORIGIN, TILE, TILE_HEIGHT, Finding, is_int, raw
+from taxgate.ledger.log import ORIGIN, TILE, TILE_HEIGHT, Finding, is_int, raw, stream
 from taxgate.store.models import Checkpoint as CheckpointRow
 from taxgate.store.models import LedgerEntry, LedgerHead, LedgerTile
 
-Visit = Callable[[int, bytes, object], Iterator[Finding]]
+Visit = Callable[[int, bytes, object], list[Finding]]
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,21 @@ class KeptCheckpoint:
 
 
 def verify_log(connection: Connection, verifier_key: str, kept: Sequence[KeptCheckpoint] = (),
-               visit: Visit | None = None, chunk: int = 50_000, origin: str = ORIGIN) -> Iterator[Finding]:
+               visit: Visit | None = None, chunk: int = 50_000, origin: str = ORIGIN,
+               size: int | None = None) -> Iterator[Finding]:
     """Findings about the log in the store, in the order found. A finding that breaks the chain of
-    hashes ends the walk (nothing after it can be trusted); `visit`'s findings do not."""
-    size = connection.execute(select(raw(LedgerHead.size)).where(LedgerHead.id == 1)).scalar_one_or_none()
-    if not is_int(size) or size < 0:
-        yield Finding(None, f"ledger_head row 1: the size is {size!r} ({type(size).__name__}), not a count of entries")
+    hashes ends the walk (nothing after it can be trusted); `visit`'s findings do not. `size`: walk
+    the first `size` entries only (appends may go on beside a walk that reads in several
+    transactions; what lies beyond is then the caller's to check)."""
+    head = connection.execute(select(raw(LedgerHead.size)).where(LedgerHead.id == 1)).scalar_one_or_none()
+    if not is_int(head) or head < 0:
+        yield Finding(None, f"ledger_head row 1: the size is {head!r} ({type(head).__name__}), not a count of entries")
+        return
+    bounded = size is not None
+    if size is None:
+        size = head
+    elif head < size:
+        yield Finding(None, f"ledger_head row 1: the ledger shrank from {size:,} to {head:,} entries during the walk")
         return
     due: list[tuple[int, bytes, str]] = []  # (size, root, what) to compare with the recomputed root
     stored: set[tuple[int, bytes]] = set()
@@ -93,10 +102,10 @@ def verify_log(connection: Connection, verifier_key: str, kept: Sequence[KeptChe
     pending = iter([d for d in due if d[0] > 0])
     next_due = next(pending, None)
     leaf_hash, node_hash = merkle.leaf_hash, merkle.node_hash
-    rows = connection.execution_options(yield_per=chunk).execute(
-        select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash), raw(LedgerEntry.kind))
-        .order_by(LedgerEntry.idx))
-    for idx, entry, stored_leaf, kind in rows:
+    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash), raw(LedgerEntry.kind))
+    if bounded:
+        query = query.where(LedgerEntry.idx < size)
+    for idx, entry, stored_leaf, kind in stream(connection, query.order_by(LedgerEntry.idx), chunk):
         if not is_int(idx):
             yield Finding(None, f"ledger_entries: an index is stored as {type(idx).__name__} {idx!r}, not a number")
             return
@@ -146,8 +155,8 @@ def verify_log(connection: Connection, verifier_key: str, kept: Sequence[KeptChe
                                             f"{expected:,}): an entry before it was changed, removed or reordered")
                 return
             next_due = next(pending, None)
-        if visit is not None:
-            yield from visit(idx, entry, kind)
+        if visit is not None and (found := visit(idx, entry, kind)):
+            yield from found
     if expected != size:
         yield Finding(expected, f"ledger_entries rows {expected}-{size - 1}: entries are missing (deleted?)")
 
@@ -160,3 +169,13 @@ def _fold(stack: list[tuple[int, bytes]]) -> bytes:
     for _, left in reversed(stack[:-1]):
         node = merkle.node_hash(left, node)
     return node
+
+
+def walk_entries(connection: Connection, lo: int, hi: int, visit: Visit, chunk: int = 50_000) -> Iterator[Finding]:
+    """`visit` over the entries in [lo, hi), unhashed: for a row check beside a `verify_log` that
+    checks the same entries' hashes in another process."""
+    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.kind)).where(
+        LedgerEntry.idx >= lo, LedgerEntry.idx < hi).order_by(LedgerEntry.idx)
+    for idx, entry, kind in stream(connection, query, chunk):
+        if is_int(idx) and type(entry) is bytes and (found := visit(idx, entry, kind)):
+            yield from found

@@ -86,56 +86,52 @@ class Release:
     def record(self, items: Sequence[Item], held: Sequence[bool]) -> list[int | None]:
         """Record each item as released (a disclosure) or held (a held item), ledgered in one append;
         an item already held and still held records nothing. Returns each item's entry index."""
-        entries, rows = [], []
-        for item, hold in zip(items, held):
-            if hold and item.held_id is not None:
-                continue
+        recorded = [(i, item, hold) for i, (item, hold) in enumerate(zip(items, held))
+                    if not (hold and item.held_id is not None)]
+        entries = []
+        for _, item, hold in recorded:
             fields = {"batch_id": item.batch_id, "row_number": item.row_number, "request_id": item.request_id,
                       "tin": item.tin, "item": DISCLOSABLE, "value": item.value, "agency": item.agency,
                       "statute": item.statute, "at": self.now}
             entries.append(held_entry(fields) if hold else disclosure_entry(fields))
-            rows.append((item, hold))
-        indexes = iter(self.ledger.append(self.session, entries))
-        out: dict[int, int] = {}
-        released, holds = [], []
-        for item, hold in rows:
-            out[id(item)] = index = next(indexes)
+        indexes: list[int | None] = [None] * len(items)
+        released, holds, was_held = [], [], []
+        for (i, item, hold), index in zip(recorded, self.ledger.append(self.session, entries)):
+            indexes[i] = index
             common = {"decision_id": item.decision_id, "tin": item.tin, "item": DISCLOSABLE, "value": item.value}
             if hold:
                 holds.append({**common, "agency": item.agency, "statute": item.statute, "ledger_index": index})
             else:
                 released.append({**common, "disclosed_at": self.now, "ledger_index": index})
+                if item.held_id is not None:
+                    was_held.append(item.held_id)
         if released:
             self.session.execute(insert(Disclosure), released)
-            was_held = [item.held_id for item, hold in rows if not hold and item.held_id is not None]
-            if was_held:
-                self.session.execute(update(HeldItem).where(HeldItem.id.in_(was_held)).values(released_at=self.now))
+        if was_held:
+            self.session.execute(update(HeldItem).where(HeldItem.id.in_(was_held)).values(released_at=self.now))
         if holds:
             self.session.execute(insert(HeldItem), holds)
-        return [out.get(id(item)) for item in items]
+        return indexes
 
 
 def release_or_hold(session: Session, ledger: Ledger, items: Sequence[Item], now: datetime,
                     allowed: Callable[[str], bool]) -> list[tuple[Outcome, int | None, Order | None]]:
-    """Release each item now unless an order holds it or its agency may not receive it
-    (`releasable`); returns, per item, DISCLOSED / HELD / NOT_DISCLOSED with its entry index and the
-    order that holds it."""
+    """Release each item now unless an order holds it, or record nothing for it if its agency may
+    not receive it today (`releasable`); returns, per item, DISCLOSED / HELD / NOT_DISCLOSED with its
+    entry index and the order that holds it."""
     release = Release(session, ledger, now)
-    plans = []
-    for item in items:
-        if not allowed(item.agency):
-            plans.append(None)
-            continue
-        plans.append(release.holding(item.batch_id, item.batch_ref, item.agency, item.statute))
-    chosen = [(item, plan) for item, plan in zip(items, plans) if plan is not None or allowed(item.agency)]
-    indexes = iter(release.record([i for i, _ in chosen], [plan is not None for _, plan in chosen]))
+    lawful = [i for i, item in enumerate(items) if allowed(item.agency)]
+    holds = {i: release.holding(items[i].batch_id, items[i].batch_ref, items[i].agency, items[i].statute)
+             for i in lawful}
+    indexes = dict(zip(lawful, release.record([items[i] for i in lawful], [holds[i] is not None for i in lawful])))
     results = []
-    for item, plan in zip(items, plans):
-        if not allowed(item.agency):
+    for i in range(len(items)):
+        if i not in holds:
             results.append((Outcome.NOT_DISCLOSED, None, None))
+        elif holds[i] is not None:
+            results.append((Outcome.HELD, indexes[i], holds[i][1]))
         else:
-            index = next(indexes)
-            results.append((Outcome.HELD, index, plan[1]) if plan is not None else (Outcome.DISCLOSED, index, None))
+            results.append((Outcome.DISCLOSED, indexes[i], None))
     return results
 
 

@@ -75,15 +75,15 @@ def _submit(store: Store, ledger: Ledger, witness: Witness, note: str, size: int
         old = session.execute(select(func.max(Cosignature.size)).where(
             Cosignature.witness == witness.key.name)).scalar_one() or 0
     for _ in range(2):  # once more at the size the witness says it holds (409)
+        if old > size:
+            return (f"witness {witness.key.name}: REFUSED: it has cosigned {old:,} entries, more than the "
+                    f"log's {size:,}: the log was cut back or replaced")
         with store.session() as session:
             proof = ledger.consistency(session, old, size) if 0 < old < size else []
         body = f"old {old}\n" + "".join(base64.b64encode(h).decode() + "\n" for h in proof) + "\n" + note
         status, answer = _post(witness.url + "/add-checkpoint", body.encode(), timeout)
         if status == 409 and answer.strip().isdigit() and int(answer.strip()) != old:
             old = int(answer.strip())
-            if old > size:
-                return (f"witness {witness.key.name}: REFUSED: it has cosigned {old:,} entries, more than the "
-                        f"log's {size:,}: the log was cut back")
             continue
         break
     if status != 200:
