@@ -374,3 +374,13 @@ def test_the_two_process_walk_finds_what_one_process_finds(attacked, monkeypatch
     one = sorted(f.message for f in verification.verify_store(attacked, verifier_key(), workers=1))
     two = sorted(f.message for f in verification.verify_store(attacked, verifier_key(), workers=2))
     assert one == two and len(one) >= 6, (one, two)
+
+
+def test_a_resumed_batch_answers_from_the_ledger_not_from_an_edited_row(attacked, world):
+    """A batch sent again gets the answer it was given; a decision edited in its table since is
+    not that answer, and the run refuses rather than repeat the edit."""
+    sql(attacked, "UPDATE decisions SET outcome = 'DISCLOSED' WHERE id = (SELECT min(id) FROM decisions "
+                  "WHERE batch_id = 1 AND outcome = 'REFUSED')")
+    with pytest.raises(TamperedError, match="outcome is 'REFUSED' in the ledger, 'DISCLOSED' in the table"):
+        process(world["manifest"], world["master"], Path(os.environ["TAXGATE_LEDGER_KEY"]).parent / "again",
+                store=attacked)

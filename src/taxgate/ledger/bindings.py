@@ -285,25 +285,37 @@ class RowCheck:
 def checked_row(connection: Connection, binding: Binding, key) -> dict:
     """One row's fields, after checking them against the entry it records (TamperedError if they
     differ, if the entry is missing, or if the entry does not match its leaf hash)."""
-    found = connection.execute(binding.query(binding.key == key)).first()
-    if found is None:
+    found = checked_rows(connection, binding, binding.key == key)
+    if not found:
         raise TamperedError(f"no {binding.table} row {key} records a {binding.kind!r} event")
-    index, _, *values = found
-    row, wrong = _read(binding, values)
-    name = binding.name(key, row)
-    if wrong is not None:
-        raise TamperedError(f"{name}: {wrong}")
-    if not is_int(index):
-        raise TamperedError(f"{name} names no ledger entry")
-    entry = connection.execute(select(raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash))
-                               .where(LedgerEntry.idx == index)).first()
-    if entry is None or type(entry[0]) is not bytes or type(entry[1]) is not bytes or merkle.leaf_hash(entry[0]) != entry[1]:
-        raise TamperedError(f"ledger entry {index}, which {name} records, is missing or altered")
-    context = binding.prepare(connection) if binding.prepare else None
-    expected, error = _expected(binding, row, context)
-    if error is not None:
-        raise TamperedError(f"{name}: {error}")
-    if expected != entry[0]:
-        raise TamperedError(f"ledger entry {index} ({binding.kind}) and {name} differ: "
-                            f"{_differences(json.loads(expected), entry[0])}")
-    return row
+    return found[0]
+
+
+def checked_rows(connection: Connection, binding: Binding, *where) -> list[dict]:
+    """The rows `where` selects, each checked against the entry it records, as `checked_row`."""
+    rows = connection.execute(binding.query(*where).order_by(binding.index)).all()
+    indexes = [index for index, *_ in rows if is_int(index)]
+    wanted = set(indexes)  # rows recorded together name entries close together: one range read
+    blobs = {idx: (blob, leaf) for idx, blob, leaf in connection.execute(
+        select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash))
+        .where(LedgerEntry.idx.between(min(indexes), max(indexes)))) if idx in wanted} if indexes else {}
+    context = binding.prepare(connection) if binding.prepare and rows else None
+    checked = []
+    for index, key, *values in rows:
+        row, wrong = _read(binding, values)
+        name = binding.name(key, row)
+        if wrong is not None:
+            raise TamperedError(f"{name}: {wrong}")
+        if not is_int(index):
+            raise TamperedError(f"{name} names no ledger entry")
+        blob, leaf = blobs.get(index, (None, None))
+        if type(blob) is not bytes or type(leaf) is not bytes or merkle.leaf_hash(blob) != leaf:
+            raise TamperedError(f"ledger entry {index}, which {name} records, is missing or altered")
+        expected, error = _expected(binding, row, context)
+        if error is not None:
+            raise TamperedError(f"{name}: {error}")
+        if expected != blob:
+            raise TamperedError(f"ledger entry {index} ({binding.kind}) and {name} differ: "
+                                f"{_differences(json.loads(expected), blob)}")
+        checked.append(row)
+    return checked

@@ -52,8 +52,9 @@ def load_signer(path: Path | str | None = None, origin: str = ORIGIN) -> Signer:
 
 @contextmanager
 def _exclusive(key: Path):
-    """One signer at a time per key (the server's timer, a worker finishing a batch, the CLI)."""
-    with open(key.with_suffix(".lock"), "a") as fh:
+    """One signer at a time per key (the server's timer, a worker finishing a batch, the CLI): a
+    lock on the key file itself."""
+    with open(key, "rb") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -20,11 +20,11 @@ from sqlalchemy import insert, select
 from taxgate.decide import Decision
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.intake import Manifest
-from taxgate.ledger import Ledger, checked_row, sign_checkpoint
+from taxgate.ledger import Ledger, checked_row, checked_rows, sign_checkpoint
 from taxgate.notices import owe_on_receipt
 from taxgate.orders import orders_in
 from taxgate.release import Item, Release
-from taxgate.release.entries import BATCH_RECEIVED, batch_completed_entry, batch_received_entry, decision_entry, item_value
+from taxgate.release.entries import BATCH_RECEIVED, DECISIONS, batch_completed_entry, batch_received_entry, decision_entry, item_value
 from taxgate.store import Store, StoreError
 from taxgate.store.models import Batch
 from taxgate.store.models import Decision as DecisionRow
@@ -98,14 +98,15 @@ class BatchRecorder:
             done = [r for r in rows if r.row_number <= batch.committed_rows]
             fresh = [r for r in rows if r.row_number > batch.committed_rows]
             indexes: dict[int, int] = {}
-            if done:
-                recorded = {number: (index, outcome, reasons) for number, index, outcome, reasons in session.execute(
-                    select(DecisionRow.row_number, DecisionRow.ledger_index, DecisionRow.outcome, DecisionRow.reasons)
-                    .where(DecisionRow.batch_id == batch.id,
-                           DecisionRow.row_number.between(done[0].row_number, done[-1].row_number)))}
-                for r in done:  # the answer given then (an order may have held it), not a new one
-                    index, outcome, reasons = recorded[r.row_number]
-                    indexes[r.row_number] = index
+            if done:  # the answer given then (an order may have held it), as the ledger says it, not a new one
+                recorded = {row["row_number"]: row for row in checked_rows(
+                    session.connection(), DECISIONS, DecisionRow.batch_id == batch.id,
+                    DecisionRow.row_number.between(done[0].row_number, done[-1].row_number))}
+                indexes.update(session.execute(select(DecisionRow.row_number, DecisionRow.ledger_index).where(
+                    DecisionRow.batch_id == batch.id,
+                    DecisionRow.row_number.between(done[0].row_number, done[-1].row_number))).all())
+                for r in done:
+                    outcome, reasons = recorded[r.row_number]["outcome"], recorded[r.row_number]["reasons"]
                     if outcome != r.decision.outcome.value:
                         r.decision = replace(r.decision, outcome=Outcome(outcome),
                                              codes=tuple(ReasonCode(c) for c in reasons.split(";") if c))
