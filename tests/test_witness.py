@@ -141,3 +141,31 @@ def test_an_empty_tree_must_have_the_empty_root(witness_app):
     assert TestClient(witness_app).post("/add-checkpoint", content=b"old 0\n\n" + bad.encode()).status_code == 422
     good = signer.sign(Checkpoint(ORIGIN, 0, merkle.EMPTY_ROOT))
     assert TestClient(witness_app).post("/add-checkpoint", content=b"old 0\n\n" + good.encode()).status_code == 200
+
+
+def test_the_console_shows_the_cosigned_checkpoint_whole(store, world, small_batch, tmp_path, cosigner, witness_app):
+    """The ledger page as a court monitor sees it: the checkpoint with the witness's cosignature,
+    every signature line inside its box (none cut at the edge), and who cosigned it."""
+    from playwright.sync_api import sync_playwright
+
+    from conftest import Service
+    from taxgate.pipeline import process
+    from test_report_browser import ARGS, CHROMIUM
+
+    service = Service(store, world, tmp_path)
+    process(small_batch, world["master"], tmp_path / "out", store=store)
+    with Threaded(witness_app) as served:
+        assert "cosigned" in cosign_latest(store, [Witness(served.url, WitnessKey.parse(cosigner.verifier_key()))])[0]
+    with Threaded(service.app) as served, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(served.url + "/login")
+        page.fill("input[name=username]", "court")
+        page.fill("input[name=password]", service.passwords["court"])
+        page.click("button[type=submit]")
+        page.goto(served.url + "/ledger")
+        box = page.locator("pre#checkpoint")
+        assert cosigner.name in box.inner_text() and "taxgate.example/ledger" in box.inner_text()
+        assert box.evaluate("e => e.scrollWidth <= e.clientWidth"), "a signature line runs past its box"
+        assert page.locator("#witnesses").inner_text() == f"Cosigned by 1 witness: {cosigner.name}."
+        browser.close()

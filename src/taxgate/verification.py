@@ -16,13 +16,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import get_context
 
 from sqlalchemy import select, text
 
 from taxgate import notices, orders, remediation, review
-from taxgate.ledger import Finding, KeptCheckpoint, RowCheck, verify_log
+from taxgate.ledger import Finding, KeptCheckpoint, LedgerError, RowCheck, verify_log
 from taxgate.ledger.log import raw
 from taxgate.ledger.verify import walk_entries
 from taxgate.release import entries
@@ -72,7 +73,11 @@ def verify_store(store: Store, verifier_key: str, kept: Sequence[KeptCheckpoint]
         jobs = [pool.submit(_log_and_first_rows, url, verifier_key, tuple(kept), size, cut, chunk),
                 pool.submit(_rows, url, cut, size, chunk)]
         for job in jobs:
-            found, more = job.result()
+            try:
+                found, more = job.result()
+            except BrokenProcessPool as exc:
+                raise LedgerError(f"a verifying process stopped before it finished ({exc}): nothing was "
+                                  "verified; run again, or with one process (--workers 1)") from None
             yield from found
             if more:
                 yield Finding(None, f"{more:,} more findings of the same walk are not listed")

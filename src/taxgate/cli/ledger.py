@@ -40,6 +40,7 @@ def ledger_verify(
     checkpoint: list[Path] = typer.Option(
         None, "--checkpoint", help="A checkpoint you kept (a file holding its signed note): the ledger must extend "
                                    "it. Repeatable."),
+    workers: int = typer.Option(2, "--workers", min=1, max=2, help="Processes for a large ledger (1 or 2)."),
     database_url: str = DATABASE,
 ) -> None:
     """Recompute the whole ledger from its entries and check every row bound to an entry; each
@@ -52,7 +53,7 @@ def ledger_verify(
     store = store_at(database_url)
     started = time.perf_counter()
     found = 0
-    for finding in verify_store(store, verifier, kept):
+    for finding in verify_store(store, verifier, kept, workers=workers):
         found += 1
         if found <= MAX_FINDINGS_SHOWN:
             errors.print(f"taxgate: FINDING: {finding.message}", markup=False, highlight=False, soft_wrap=True)

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from taxgate import accounts
 from taxgate.accounts import AccountError, Principal
 from taxgate.ledger import Ledger, LedgerError, check_proof, inclusion_proof, read_proof
+from taxgate.witness.client import cosigned_note
 from taxgate.notices import add_order_with_notices, list_notices
 from taxgate.orders import OrderError, list_orders
 from taxgate.reports import accounting
@@ -294,8 +295,10 @@ def _ledger_head(request: Request) -> dict:
     store = request.app.state.store
     with store.session() as session:
         led = Ledger(store)
-        return {"note": led.latest_checkpoint(session), "size": led.size(session),
-                "key": request.app.state.verifier_key}
+        note, size = led.latest_checkpoint(session), led.size(session)
+        cosigned = cosigned_note(session, note) if note else None
+    witnesses = [line.split(" ")[1] for line in (cosigned or "")[len(note or ""):].splitlines() if line.strip()]
+    return {"note": cosigned, "size": size, "key": request.app.state.verifier_key, "witnesses": witnesses}
 
 
 @router.get("/ledger")
