@@ -100,8 +100,9 @@ def test_accounting_and_jct(processed, world, database_url):
     (lambda p: " " * (2 << 20) + json.dumps(p), "at most"),
     (lambda p: b"\xff\xfe{}", "not JSON"),
     (lambda p: [p], "JSON object"),
+    (lambda p: json.dumps({**p, "entry": "x"}).replace('"x"', '"\\ud800"'), "lone surrogate"),
 ], ids=["float index", "text index", "underscored size", "1e400", "boolean", "huge", "index outside", "not base64",
-        "short hash", "too many hashes", "entry not text", "deep nesting", "too large", "not utf-8", "not an object"])
+        "short hash", "too many hashes", "entry not text", "deep nesting", "too large", "not utf-8", "not an object", "lone surrogate"])
 def test_a_malformed_proof_is_one_line_and_exit_2(processed, tmp_path, change, says):
     result, rows = processed
     proof = json.loads(taxgate("ledger", "prove", rows[0]["ledger_index"]).stdout)

@@ -198,7 +198,10 @@ def test_an_audit_finding_edited_or_deleted_by_sql_is_a_finding(audited, store):
     with store.engine.begin() as connection:
         connection.execute(text("DELETE FROM audit_findings WHERE id = (SELECT min(id) FROM audit_findings)"))
         connection.execute(text("UPDATE incidents SET disposal_certified_by = 'nobody'"))
+        connection.execute(text("UPDATE audits SET run_at = '2020-01-01 00:00:00', "
+                                "summary = '{\"at\":\"2020-01-01T00:00:00+00:00\",' || substr(summary, 2)"))
     found = findings(store)
     assert any("(audit) and audits row" in f and "findings_sha256 is" in f for f in found), found
+    assert any("(audit) and audits row" in f and "at is" in f for f in found), found  # the columns win
     assert any("(incident_opened) and incidents row" in f and "disclosures is" in f for f in found), found
     assert any("records a 'disposal_certified' event that no ledger entry records" in f for f in found), found

@@ -78,7 +78,10 @@ def sql(store, *statements: str) -> None:
     with store.engine.begin() as connection:
         victim = connection.execute(text(VICTIM)).scalar_one()
         for statement in statements:
-            connection.execute(text(statement.replace("{victim}", str(victim))))
+            if callable(statement):  # a tamper that needs a hash computed: still plain SQL underneath
+                statement(connection)
+            else:
+                connection.execute(text(statement.replace("{victim}", str(victim))))
 
 
 def one(store, query: str):
@@ -105,7 +108,7 @@ TAMPERS = {
         ["(disclosure) has no row in disclosures", "(decision) has no row in decisions", "(batch_completed)"]),
     "a review deleted": (["DELETE FROM reviews"], ["(review) has no row in reviews"]),
     "a stay's end moved in its table": (["UPDATE orders SET effective_to = '2025-12-01' WHERE kind = 'stay'"],
-                                        ["orders row", "order.effective_to is null in the ledger"]),
+                                        ["orders row", "effective_to column(s) differ from the order"]),
     "a stay deleted": (["DELETE FROM orders WHERE kind = 'stay'"], ["(order_added) has no row in orders"]),
     "the address a held item will release": (
         ["UPDATE held_items SET value = replace(value, '\"street\":\"', '\"street\":\"9 ') "
@@ -133,9 +136,70 @@ TAMPERS = {
          "SELECT id, matched_tin, 'last_known_address', '{}', CURRENT_TIMESTAMP, 10000000 FROM decisions "
          "WHERE outcome = 'NOT_DISCLOSED' AND id = (SELECT min(id) FROM decisions WHERE outcome = 'NOT_DISCLOSED')"],
         ["names ledger entry 10000000"]),
-    "an order hidden from the index of kinds": (["UPDATE ledger_entries SET kind = 'decision' WHERE kind = 'order_added'"],
-                                                ["its kind column says 'decision'"]),
+    "a stay's entry rewritten with its leaf hash": ([lambda c: rewrite_entry(c, "order_added", lambda e: {
+        **e, "order": {**e["order"], "effective_to": "2025-11-30"}}),
+        lambda c: c.exec_driver_sql("UPDATE orders SET effective_to = '2025-11-30', body = replace(body, "
+                                    "'\"effective_to\":null', '\"effective_to\":\"2025-11-30\"') WHERE kind = 'stay'")],
+        ["do not match the checkpoint stored at size"]),
+    "a lift forged past the ledger's end": ([lambda c: forge_lift(c)], ["past the ledger's end"]),
+    "an order row's columns unlike its order": (["UPDATE orders SET court = 'D. Mass.' WHERE kind = 'stay'"],
+                                               ["court column(s) differ from the order"]),
+    "two orders' ids swapped": (["UPDATE notices SET order_id = NULL", "UPDATE orders SET id = id + 100",
+                                 "UPDATE orders SET id = CASE id WHEN 101 THEN 2 ELSE 1 END"], ["id is 1 in the ledger"]),
+    "an empty reason added": (["UPDATE decisions SET reasons = reasons || ';' WHERE id = (SELECT min(id) FROM decisions)"],
+                              ["reasons is"]),
+    "a weight moved in its fourth decimal": (["UPDATE decisions SET match_weight = match_weight + 0.0004 WHERE id = "
+                                              "(SELECT min(id) FROM decisions WHERE match_weight IS NOT NULL)"],
+                                             ["weight is"]),
+    "a finished batch's mark moved back": (["UPDATE batches SET committed_rows = 150 WHERE id = 1"],
+                                          ["its mark says 150 rows recorded"]),
+    "a tile with a hash too many": (["UPDATE ledger_tiles SET hashes = CAST(hashes || substr(hashes, 1, 32) AS BLOB) "
+                                     "WHERE level = 1 AND n = 0" if not SERVER else
+                                     "UPDATE ledger_tiles SET hashes = hashes || substring(hashes from 1 for 32) "
+                                     "WHERE level = 1 AND n = 0"], ["ledger_tiles row 1/0: holds"]),
+    "an order's text nested 50,000 deep": (["UPDATE orders SET body = '" + "[" * 50_000 + "' WHERE kind = 'stay'"],
+                                          ["orders row", "cannot make an entry"]),
+    "a moment out of range": (["UPDATE disclosures SET disclosed_at = '9999-12-31 23:59:59-23:59' WHERE id = "
+                               "(SELECT min(id) FROM disclosures)" if not SERVER else
+                               "UPDATE disclosures SET disclosed_at = 'infinity' WHERE id = (SELECT min(id) FROM disclosures)"],
+                              ["disclosures row"]),
 }
+if not SERVER:  # SQLite only: it stores what it is given, bytes that are no UTF-8 and rows whose parent is gone
+    TAMPERS["text that is not UTF-8"] = (["UPDATE decisions SET official = CAST(x'ff' AS TEXT) WHERE id = 1"],
+                                         ["decisions row 1 (batch 1, row 1"])
+
+
+def rewrite_entry(connection, kind: str, change) -> None:
+    """An entry rewritten with its leaf hash and its level-0 tile, as someone covering their tracks would."""
+    import json
+
+    from taxgate.ledger import merkle
+    from taxgate.ledger.log import canonical
+
+    idx, blob = next((i, bytes(e)) for i, e in connection.execute(text("SELECT idx, entry FROM ledger_entries "
+                                                                     "ORDER BY idx")) if json.loads(bytes(e))["kind"] == kind)
+    forged = canonical(change(json.loads(blob)))
+    leaf = merkle.leaf_hash(forged)
+    connection.execute(text("UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE idx = :i"),
+                       {"e": forged, "h": leaf, "i": idx})
+    tile = bytes(connection.execute(text("SELECT hashes FROM ledger_tiles WHERE level = 0 AND n = :n"),
+                                    {"n": idx // 256}).scalar_one())
+    at = (idx % 256) * 32
+    connection.execute(text("UPDATE ledger_tiles SET hashes = :t WHERE level = 0 AND n = :n"),
+                       {"t": tile[:at] + leaf + tile[at + 32:], "n": idx // 256})
+
+
+def forge_lift(connection) -> None:
+    """A lift of the stay forged far past the ledger's end, and the stay's row pointed at it."""
+    from taxgate.ledger import merkle
+    from taxgate.ledger.log import canonical
+
+    order_id, index = connection.execute(text("SELECT id, ledger_index FROM orders WHERE kind = 'stay'")).one()
+    entry = canonical({"kind": "order_lifted", "order_id": order_id, "order_entry": index, "at": "2026-01-01T00:00:00+00:00"})
+    connection.execute(text("INSERT INTO ledger_entries (idx, entry, leaf_hash) VALUES (1000000, :e, :h)"),
+                       {"e": entry, "h": merkle.leaf_hash(entry)})
+    connection.execute(text("UPDATE orders SET lifted_index = 1000000, lifted_at = '2026-01-01 00:00:00' "
+                            "WHERE kind = 'stay'"))
 
 
 @pytest.mark.parametrize("tamper", list(TAMPERS), ids=list(TAMPERS))
@@ -169,6 +233,18 @@ def test_a_value_of_the_wrong_type_is_a_finding_not_a_crash(attacked, retype):
     assert_found(attacked, fragment)
 
 
+@pytest.mark.skipif(bool(SERVER), reason="PostgreSQL enforces foreign keys; SQLite lets them be switched off")
+def test_a_row_whose_parent_is_gone_is_a_finding(attacked):
+    import sqlite3
+
+    raw = sqlite3.connect(attacked.engine.url.database)  # foreign keys off: as any sqlite3 shell opens it
+    raw.execute("UPDATE reviews SET decision_id = 999999")
+    raw.execute("UPDATE disclosures SET decision_id = 999998 WHERE id = (SELECT min(id) FROM disclosures)")
+    raw.commit()
+    raw.close()
+    assert_found(attacked, "reviews row 1", "batch_id is stored as NoneType", "disclosures row")
+
+
 def test_the_command_line_prints_one_line_per_finding_and_exits_1(attacked):
     sql(attacked, *TAMPERS["one taxpayer's decision and disclosure deleted"][0])
     run = taxgate("ledger", "verify")
@@ -179,7 +255,8 @@ def test_the_command_line_prints_one_line_per_finding_and_exits_1(attacked):
 
 
 @pytest.mark.parametrize("tamper", ["a stay's end moved in its table", "a stay deleted",
-                                    "the address a held item will release", "an order hidden from the index of kinds"])
+                                    "the address a held item will release", "a stay's entry rewritten with its leaf hash",
+                                    "a lift forged past the ledger's end", "an order row's columns unlike its order"])
 def test_an_order_or_held_item_edited_in_its_table_releases_nothing(attacked, tamper):
     before = one(attacked, "SELECT count(*) FROM disclosures")
     sql(attacked, *TAMPERS[tamper][0])
@@ -384,3 +461,28 @@ def test_a_resumed_batch_answers_from_the_ledger_not_from_an_edited_row(attacked
     with pytest.raises(TamperedError, match="outcome is 'REFUSED' in the ledger, 'DISCLOSED' in the table"):
         process(world["manifest"], world["master"], Path(os.environ["TAXGATE_LEDGER_KEY"]).parent / "again",
                 store=attacked)
+
+
+@pytest.mark.parametrize("mark", ["rows deleted and the mark moved back with them", "the mark moved back alone"])
+def test_a_batch_whose_mark_was_moved_back_is_not_decided_twice(attacked, world, mark):
+    statements = ["UPDATE batches SET status = 'processing', committed_rows = 150, completed_index = NULL WHERE id = 1"]
+    if mark.startswith("rows"):
+        statements.insert(0, "DELETE FROM decisions WHERE batch_id = 1 AND row_number > 150 AND id NOT IN "
+                             "(SELECT decision_id FROM disclosures UNION SELECT decision_id FROM held_items "
+                             "UNION SELECT decision_id FROM reviews)")
+    sql(attacked, *statements)
+    before = one(attacked, "SELECT size FROM ledger_head")
+    with pytest.raises(TamperedError, match="the ledger holds its decisions up to row"):
+        process(world["manifest"], world["master"], Path(os.environ["TAXGATE_LEDGER_KEY"]).parent / "again",
+                store=attacked)
+    assert one(attacked, "SELECT size FROM ledger_head") == before  # nothing ledgered twice
+
+
+def test_a_checkpoint_history_cut_and_padded_is_refused_by_the_signer(attacked):
+    from taxgate.ledger import LedgerError
+
+    sql(attacked, "DELETE FROM ledger_checkpoints WHERE size = (SELECT min(size) FROM ledger_checkpoints)",
+        "INSERT INTO ledger_checkpoints (size, note, signed_at) SELECT 7, note, signed_at FROM ledger_checkpoints "
+        "WHERE size = (SELECT max(size) FROM ledger_checkpoints)")
+    with pytest.raises(LedgerError, match="is for size"):
+        sign_checkpoint(attacked)

@@ -121,10 +121,11 @@ def _at(store, size: int) -> str:
     (lambda note, store: b"old 0\n" + base64.b64encode(b"y" * 32) + b"\n\n" + note.encode(), 422, "no consistency proof"),
     (lambda note, store: b"old 00\n\n" + note.encode(), 400, "old <size>"),
     (lambda note, store: b"old 0\nnot base64!\n\n" + note.encode(), 400, "not base64"),
+    (lambda note, store: "old \u00b2\n\n".encode() + note.encode(), 400, "old <size>"),
     (lambda note, store: b"\xff\xfe", 400, "UTF-8"),
     (lambda note, store: b"old 0\n" + b"A" * 44 * 64 + b"\n\n", 400, ""),
 ], ids=["unknown log", "bad signature", "old beyond size", "stale old size", "proof from empty", "leading zero",
-        "bad base64", "not utf-8", "too many or bad lines"])
+        "bad base64", "superscript digit", "not utf-8", "too many or bad lines"])
 def test_the_witness_answers_the_protocol_s_status_codes(store, witness_app, body, status, says):
     note = grow(store, 40)
     answer = TestClient(witness_app).post("/add-checkpoint", content=body(note, store))

@@ -20,15 +20,15 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import get_context
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from taxgate import notices, orders, remediation, review
 from taxgate.ledger import Finding, KeptCheckpoint, LedgerError, RowCheck, verify_log
 from taxgate.ledger.log import raw
-from taxgate.ledger.verify import walk_entries
+from taxgate.ledger.verify import tile_widths, walk_entries
 from taxgate.release import entries
 from taxgate.store import Store, open_store
-from taxgate.store.models import LedgerHead
+from taxgate.store.models import LedgerEntry, LedgerHead
 
 BINDINGS = (*entries.BINDINGS, *orders.BINDINGS, *notices.BINDINGS, *review.BINDINGS, *remediation.BINDINGS)
 PARALLEL_FROM = 200_000  # entries; below this, starting a second process costs more than it saves
@@ -43,11 +43,20 @@ def snapshot(store: Store):
         connection = connection.execution_options(taxgate_read_only=True)
         if store.dialect == "postgresql":
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        else:  # text that is not UTF-8 is read (and found to differ), not a crash in the driver
+            dbapi = connection.connection.dbapi_connection
+            dbapi.text_factory = _lenient_text
         connection.execute(text("SELECT 1"))  # the transaction, and its snapshot, begin here
         try:
             yield connection
         finally:
             connection.rollback()
+            if store.dialect != "postgresql":
+                dbapi.text_factory = str
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _size(connection) -> int | None:
@@ -86,6 +95,11 @@ def verify_store(store: Store, verifier_key: str, kept: Sequence[KeptCheckpoint]
         beyond = RowCheck(connection, BINDINGS, chunk, lo=size)
         yield from walk_entries(connection, size, now, beyond.visit, chunk)
         yield from beyond.finish(now)
+        yield from tile_widths(connection, now)
+        past = connection.execute(select(func.min(LedgerEntry.idx)).where(LedgerEntry.idx >= now)).scalar_one_or_none()
+        if past is not None:
+            yield Finding(past, f"ledger_entries row {past}: entry {past} lies past the ledger's end ({now:,}): it "
+                                "was inserted outside the ledger")
 
 
 def _kept(found: Iterator[Finding]) -> tuple[list[Finding], int]:
@@ -106,8 +120,8 @@ def _log_and_first_rows(url: str, verifier_key: str, kept: tuple, size: int, cut
             rows = RowCheck(connection, BINDINGS, chunk, hi=cut)
             visit = rows.visit
 
-            def first_rows(idx: int, blob: bytes, kind) -> list[Finding]:
-                return visit(idx, blob, kind) if idx < cut else []
+            def first_rows(idx: int, blob: bytes) -> list[Finding]:
+                return visit(idx, blob) if idx < cut else []
 
             found = list(verify_log(connection, verifier_key, kept, visit=first_rows, chunk=chunk, size=size))
             if rows.last == cut - 1:

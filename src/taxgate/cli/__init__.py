@@ -15,10 +15,17 @@ from taxgate.cli._common import app, errors
 
 def main() -> None:
     """The `taxgate` command: the app, with the ledger's refusals as one line (exit 1)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from taxgate.ledger import LedgerError
 
     try:
         app()
     except LedgerError as exc:
         errors.print(f"taxgate: refused: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except SQLAlchemyError as exc:  # the store could not do what was asked: run `taxgate ledger verify`
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        errors.print(f"taxgate: the store refused the operation ({type(exc).__name__}: {first}); if it was "
+                     "altered, `taxgate ledger verify` says where", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)

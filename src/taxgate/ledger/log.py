@@ -148,12 +148,15 @@ class Ledger:
         if blobs:
             # Core, not the ORM's bulk path: a third of the cost per row.
             session.connection().execute(insert(LedgerEntry.__table__), [
-                {"idx": start + i, "entry": b, "leaf_hash": h, "kind": e["kind"]}
-                for i, (b, h, e) in enumerate(zip(blobs, leaves, entries))
+                {"idx": start + i, "entry": b, "leaf_hash": h} for i, (b, h) in enumerate(zip(blobs, leaves))
             ])
             self._extend(session, 0, start, leaves)
             session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(size=start + len(blobs)))
         return range(start, start + len(blobs))
+
+    def next_index(self, session: Session) -> int:
+        """The index the next entry appended in this transaction will have (the head is locked)."""
+        return self._locked_size(session)
 
     def _locked_size(self, session: Session) -> int:
         """The size, with the head row locked until the transaction ends: appends are numbered
@@ -249,21 +252,3 @@ def _checked_size(size) -> int:
         raise LedgerError(f"the ledger's stored size is {size!r} ({type(size).__name__}), not a count: the store was "
                           "altered (run `taxgate ledger verify`)")
     return size
-
-
-def entries_of_kinds(session: Session, kinds: Sequence[str]) -> list[tuple[int, dict]]:
-    """The entries of the given kinds (kinds with an index: `store.models.INDEXED_KINDS`), each
-    checked against its leaf hash and its kind column, in ledger order."""
-    found = []
-    rows = session.execute(select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash))
-                           .where(LedgerEntry.kind.in_(kinds)).order_by(LedgerEntry.idx))
-    for idx, blob, leaf in rows:
-        if type(blob) is not bytes or type(leaf) is not bytes or merkle.leaf_hash(blob) != leaf:
-            raise LedgerError(f"ledger entry {idx} does not match its leaf hash: the store was altered "
-                              "(run `taxgate ledger verify`)")
-        entry = json.loads(blob)
-        if entry.get("kind") not in kinds:
-            raise LedgerError(f"ledger entry {idx} is marked as one of {', '.join(kinds)} but is a "
-                              f"{entry.get('kind')!r} entry: the store was altered (run `taxgate ledger verify`)")
-        found.append((idx, entry))
-    return found

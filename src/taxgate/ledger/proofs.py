@@ -64,6 +64,10 @@ def read_proof(text: str | bytes) -> dict:
         raise ProofFormatError(f"index {data['index']} is not inside a tree of size {data['size']}")
     if not isinstance(data.get("entry"), str):
         raise ProofFormatError("'entry' must be the entry's text")
+    try:
+        data["entry"].encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProofFormatError("'entry' is not text that UTF-8 can hold (a lone surrogate)") from None
     hashes = data.get("proof")
     if not isinstance(hashes, list) or len(hashes) > 64 or not all(isinstance(h, str) for h in hashes):
         raise ProofFormatError("'proof' must be a list of at most 64 base64 hashes")

@@ -1,8 +1,9 @@
 """Signing checkpoints, so that a log rewritten in the store is never signed.
 
 The key lives off the database host (TAXGATE_LEDGER_KEY, default ./taxgate-ledger.key). Beside it
-the signer keeps its own record of the last checkpoint it signed and of how many checkpoints the
-store held then (`<key>.last`, JSON). Before it signs again it requires what Certificate
+the signer keeps its own record of the last checkpoint it signed, of how many checkpoints the store
+held then, and of where in the signed tree the entries a release reads lie (orders, reviews:
+`INDEXED`), found by their content when they were signed (`<key>.last`, JSON). Before it signs again it requires what Certificate
 Transparency requires of a log: the store still holds that checkpoint and no fewer checkpoints than
 then, and the tree now extends it (a consistency proof from the last signed size to the new one,
 checked against the recorded root). A store whose checkpoints were cut, or whose log was rewritten
@@ -15,12 +16,24 @@ import fcntl
 import json
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from taxgate.ledger import merkle
+from taxgate.ledger.bindings import TamperedError
 from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer, verify as verify_note
-from taxgate.ledger.log import ORIGIN, Ledger, LedgerError
+from taxgate.ledger.log import ORIGIN, TILE, Ledger, LedgerError, _Tiles, is_int, raw, stream
 from taxgate.store import Store
+from taxgate.store.models import LedgerEntry, LedgerTile
+
+# The kinds of entry that decide a release and are read from the ledger itself, never from a table or
+# a column the store could change: the orders in force, and officers' reviews (a request reviewed
+# once is not reviewed again, whatever its row says).
+INDEXED = ("order_added", "order_lifted", "review")
+_MARKERS = {kind: f'"kind":"{kind}"'.encode() for kind in INDEXED}
 
 
 def key_path(path: Path | str | None = None) -> Path:
@@ -62,29 +75,67 @@ def _exclusive(key: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def last_signed(key: Path, signer: Signer) -> tuple[Checkpoint | None, int]:
-    """The last checkpoint this key signed and how many checkpoints the store held then, from the
-    signer's own record ((None, 0): it never signed)."""
+@dataclass(frozen=True)
+class Record:
+    """What the signer keeps beside its key: the last checkpoint it signed, how many checkpoints the
+    store held then, and the indexes of the `INDEXED` entries in that tree (None: not recorded)."""
+
+    checkpoint: Checkpoint | None
+    note: str | None
+    stored: int
+    indexed: dict[str, list[int]] | None
+
+
+def read_record(key: Path, signer: Signer) -> Record:
     record = record_path(key)
     if not record.exists():
-        return None, 0
+        return Record(None, None, 0, {kind: [] for kind in INDEXED})
     try:
         kept = json.loads(record.read_text(encoding="utf-8"))
-        return verify_note(kept["checkpoint"], signer.verifier_key()), int(kept["stored"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # CheckpointError is a ValueError
+        indexed = kept.get("indexed")
+        return Record(verify_note(kept["checkpoint"], signer.verifier_key()), kept["checkpoint"], int(kept["stored"]),
+                      {kind: [int(i) for i in indexed.get(kind, [])] for kind in INDEXED} if indexed else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # CheckpointError is a ValueError
         raise LedgerError(f"the signer's record {record} cannot be read ({exc}): restore it from a backup; "
                           "nothing is signed without it") from None
 
 
-def _write_record(key: Path, note: str, stored: int) -> None:
+def _write_record(key: Path, note: str, stored: int, indexed: dict[str, list[int]]) -> None:
     record = record_path(key)
     temporary = record.with_suffix(".last.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"checkpoint": note, "stored": stored}, fh)
+        json.dump({"checkpoint": note, "stored": stored, "indexed": indexed}, fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(temporary, record)
+
+
+def _indexed_in(session: Session, lo: int, hi: int) -> dict[str, list[int]]:
+    """The `INDEXED` entries among entries [lo, hi), found by their content, each checked against
+    the leaf hash the tree holds for it (its level-0 tile), so what is recorded is what is signed."""
+    found: dict[str, list[int]] = {kind: [] for kind in INDEXED}
+    if hi <= lo:
+        return found
+    tiles = {n: hashes for n, hashes in session.execute(select(LedgerTile.n, raw(LedgerTile.hashes)).where(
+        LedgerTile.level == 0, LedgerTile.n.between(lo // TILE, (hi - 1) // TILE)))}
+    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry)).where(
+        LedgerEntry.idx >= lo, LedgerEntry.idx < hi).order_by(LedgerEntry.idx)
+    expected = lo
+    for idx, entry in stream(session.connection(), query):
+        tile = tiles.get(idx // TILE) if is_int(idx) else None
+        at = (idx % TILE) * 32 if tile is not None else 0
+        if (idx != expected or type(entry) is not bytes or type(tile) is not bytes
+                or tile[at:at + 32] != merkle.leaf_hash(entry)):
+            raise LedgerError(f"ledger entry {expected} does not match the tree's hash of it: run `taxgate "
+                              "ledger verify`; nothing is signed")
+        expected += 1
+        for kind, marker in _MARKERS.items():
+            if marker in entry and json.loads(entry).get("kind") == kind:
+                found[kind].append(idx)
+    if expected != hi:
+        raise LedgerError(f"ledger entry {expected} is missing: run `taxgate ledger verify`; nothing is signed")
+    return found
 
 
 def sign_checkpoint(store: Store, path: Path | str | None = None, *, trust_store: bool = False) -> str:
@@ -97,7 +148,8 @@ def sign_checkpoint(store: Store, path: Path | str | None = None, *, trust_store
     signer = load_signer(key)
     ledger = Ledger(store)
     with _exclusive(key):
-        last, stored_then = last_signed(key, signer)
+        record = read_record(key, signer)
+        last, stored_then = record.checkpoint, record.stored
         with store.session.begin() as session:
             size = ledger._locked_size(session)  # nobody appends while we check and sign
             stored = {}
@@ -107,6 +159,9 @@ def sign_checkpoint(store: Store, path: Path | str | None = None, *, trust_store
                 except (CheckpointError, TypeError) as exc:
                     raise LedgerError(f"the stored checkpoint at size {stored_size!r} does not verify ({exc}): "
                                       "run `taxgate ledger verify`; nothing is signed") from None
+                if stored[stored_size].size != stored_size:
+                    raise LedgerError(f"the checkpoint stored as size {stored_size!r} is for size "
+                                      f"{stored[stored_size].size:,}: run `taxgate ledger verify`; nothing is signed")
             if last is None and stored:
                 if not trust_store:
                     raise LedgerError(
@@ -136,6 +191,10 @@ def sign_checkpoint(store: Store, path: Path | str | None = None, *, trust_store
                     raise LedgerError(
                         f"the tree of {size:,} entries does not extend the one this key signed last (size "
                         f"{last.size:,}): the log was rewritten; nothing is signed") from None
+            known = record.indexed if record.checkpoint is not None and record.indexed is not None else None
+            since = last.size if known is not None else 0
+            new = _indexed_in(session, since, size)
+            indexed = {kind: [*(known or {}).get(kind, []), *new[kind]] for kind in INDEXED}
             if size in stored:
                 if stored[size].root != root:
                     raise LedgerError(f"the checkpoint stored at size {size:,} does not match the tree: run "
@@ -145,6 +204,50 @@ def sign_checkpoint(store: Store, path: Path | str | None = None, *, trust_store
             else:
                 note = ledger.store_checkpoint(session, signer, size, root)
                 held = len(stored) + 1
-        if last is None or size > last.size or held != stored_then:
-            _write_record(key, note, held)
+        if last is None or size > last.size or held != stored_then or record.indexed is None:
+            _write_record(key, note, held, indexed)
     return note
+
+
+_scanned: dict[tuple, tuple[int, list[tuple[int, dict]]]] = {}  # the unsigned tail already read, per tree
+
+
+def entries_of_kinds(session: Session, kinds: tuple[str, ...], path: Path | str | None = None) -> list[tuple[int, dict]]:
+    """The entries of `kinds` (some of `INDEXED`), in ledger order, as the ledger holds them and
+    whatever the tables or columns say: those the signer recorded, each proved included in the
+    checkpoint it signed, and every entry after that checkpoint, read by its content (once per
+    process: later calls read only what was appended since). TamperedError if one does not verify."""
+    key = key_path(path)
+    record = read_record(key, load_signer(key))
+    signed = record.checkpoint if record.indexed is not None else None
+    size = signed.size if signed is not None else 0
+    tiles = _Tiles(session)
+    found = []
+    for kind in kinds:
+        for idx in (record.indexed or {}).get(kind, []) if signed is not None else []:
+            entry = session.execute(select(raw(LedgerEntry.entry)).where(LedgerEntry.idx == idx)).scalar_one_or_none()
+            try:
+                if type(entry) is not bytes:
+                    raise merkle.ProofError("missing or retyped")
+                merkle.verify_inclusion(idx, size, merkle.leaf_hash(entry), merkle.inclusion_proof(tiles.perfect, idx, size),
+                                        signed.root)
+            except (merkle.ProofError, LedgerError):
+                raise TamperedError(f"ledger entry {idx} ({kind}) is not the entry the signed checkpoint of size "
+                                    f"{size:,} holds") from None
+            found.append((idx, json.loads(entry)))
+    head = Ledger(None).size(session)
+    cache_key = (str(session.get_bind().url), size, signed.root if signed else b"", kinds)
+    scanned_to, tail = _scanned.get(cache_key, (size, []))
+    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash)).where(
+        LedgerEntry.idx >= scanned_to, LedgerEntry.idx < head).order_by(LedgerEntry.idx)
+    tail = list(tail)
+    markers = [_MARKERS[kind] for kind in kinds]
+    for idx, entry, leaf in stream(session.connection(), query):
+        if type(entry) is not bytes or type(leaf) is not bytes or merkle.leaf_hash(entry) != leaf:
+            raise TamperedError(f"ledger entry {idx} does not match its leaf hash")
+        if any(marker in entry for marker in markers):
+            parsed = json.loads(entry)
+            if parsed.get("kind") in kinds:
+                tail.append((idx, parsed))
+    _scanned[cache_key] = (max(head, scanned_to), tail)
+    return sorted(found + tail, key=lambda pair: pair[0])

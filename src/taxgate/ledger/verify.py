@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from taxgate.ledger import merkle
@@ -21,7 +21,7 @@ from taxgate.ledger.log import ORIGIN, TILE, TILE_HEIGHT, Finding, is_int, raw, 
 from taxgate.store.models import Checkpoint as CheckpointRow
 from taxgate.store.models import LedgerEntry, LedgerHead, LedgerTile
 
-Visit = Callable[[int, bytes, object], list[Finding]]
+Visit = Callable[[int, bytes], list[Finding]]
 
 
 @dataclass(frozen=True)
@@ -102,20 +102,20 @@ def verify_log(connection: Connection, verifier_key: str, kept: Sequence[KeptChe
     pending = iter([d for d in due if d[0] > 0])
     next_due = next(pending, None)
     leaf_hash, node_hash = merkle.leaf_hash, merkle.node_hash
-    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash), raw(LedgerEntry.kind))
+    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash))
     if bounded:
         query = query.where(LedgerEntry.idx < size)
-    for idx, entry, stored_leaf, kind in stream(connection, query.order_by(LedgerEntry.idx), chunk):
+    for idx, entry, stored_leaf in stream(connection, query.order_by(LedgerEntry.idx), chunk):
         if not is_int(idx):
             yield Finding(None, f"ledger_entries: an index is stored as {type(idx).__name__} {idx!r}, not a number")
+            return
+        if idx >= size:
+            yield Finding(idx, f"ledger_entries row {idx}: entry {idx} lies past the ledger's end ({size:,}): "
+                               "it was inserted outside the ledger")
             return
         if idx != expected:
             what = "missing (deleted?)" if idx > expected else "out of order"
             yield Finding(expected, f"ledger_entries row {expected}: entry {expected} is {what}")
-            return
-        if idx >= size:
-            yield Finding(idx, f"ledger_entries row {idx}: entry {idx} lies past the ledger's end ({size}): "
-                               "it was inserted outside the ledger")
             return
         if type(entry) is not bytes or type(stored_leaf) is not bytes:
             yield Finding(idx, f"ledger_entries row {idx}: the entry is stored as {type(entry).__name__} and its leaf "
@@ -155,10 +155,27 @@ def verify_log(connection: Connection, verifier_key: str, kept: Sequence[KeptChe
                                             f"{expected:,}): an entry before it was changed, removed or reordered")
                 return
             next_due = next(pending, None)
-        if visit is not None and (found := visit(idx, entry, kind)):
+        if visit is not None and (found := visit(idx, entry)):
             yield from found
     if expected != size:
         yield Finding(expected, f"ledger_entries rows {expected}-{size - 1}: entries are missing (deleted?)")
+        return
+    if not bounded:
+        yield from tile_widths(connection, size)
+
+
+def tile_widths(connection: Connection, size: int) -> Iterator[Finding]:
+    """Every stored tile holds exactly the hashes a tree of `size` entries has there: a hash added at
+    the end of one, or a tile beyond the tree, is a finding (the next append would trip on it)."""
+    for level, n, length in connection.execute(select(LedgerTile.level, LedgerTile.n, func.length(LedgerTile.hashes))
+                                               .order_by(LedgerTile.level, LedgerTile.n)):
+        nodes = size >> (TILE_HEIGHT * level)  # complete subtrees at this tile level's height
+        width = min(TILE, nodes - n * TILE)
+        if width <= 0:
+            yield Finding(None, f"ledger_tiles row {level}/{n}: a tile beyond the tree of {size:,} entries")
+        elif length != width * 32:
+            yield Finding(None, f"ledger_tiles row {level}/{n}: holds {length / 32:g} hashes, the tree has "
+                                f"{width} there")
 
 
 def _fold(stack: list[tuple[int, bytes]]) -> bytes:
@@ -174,8 +191,8 @@ def _fold(stack: list[tuple[int, bytes]]) -> bytes:
 def walk_entries(connection: Connection, lo: int, hi: int, visit: Visit, chunk: int = 50_000) -> Iterator[Finding]:
     """`visit` over the entries in [lo, hi), unhashed: for a row check beside a `verify_log` that
     checks the same entries' hashes in another process."""
-    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.kind)).where(
+    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry)).where(
         LedgerEntry.idx >= lo, LedgerEntry.idx < hi).order_by(LedgerEntry.idx)
-    for idx, entry, kind in stream(connection, query, chunk):
-        if is_int(idx) and type(entry) is bytes and (found := visit(idx, entry, kind)):
+    for idx, entry in stream(connection, query, chunk):
+        if is_int(idx) and type(entry) is bytes and (found := visit(idx, entry)):
             yield from found

@@ -25,8 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from taxgate.domain import ReasonCode
-from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, canonical, checked_row, moment
-from taxgate.ledger.log import entries_of_kinds, raw
+from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, canonical, checked_row, moment, sign_checkpoint
+from taxgate.ledger.log import raw
+from taxgate.ledger.signing import entries_of_kinds
 from taxgate.normalize.statute import parse_citation
 from taxgate.store import Store
 from taxgate.store.models import Order as OrderRow
@@ -135,10 +136,15 @@ def _from_row(row: OrderRow) -> Order:
 
 
 def order_entry(row: dict) -> dict:
-    """The entry of an order added: the order as given (normalised), with its row's columns."""
-    order = {**json.loads(row["body"]), "kind": row["kind"], "court": row["court"], "docket": row["docket"],
-             "effective_from": row["effective_from"], "effective_to": row["effective_to"]}
-    return {"kind": "order_added", "order": order, "at": at(row["added_at"])}
+    """The entry of an order added: its id and the order as given (normalised)."""
+    return {"kind": "order_added", "id": row["id"], "order": json.loads(row["body"]), "at": at(row["added_at"])}
+
+
+def _columns_agree(row: dict) -> str | None:
+    """The row's columns are copies of its order's fields: they must say the same."""
+    body = json.loads(row["body"])
+    differ = [c for c in ("kind", "court", "docket", "effective_from", "effective_to") if body.get(c) != row[c]]
+    return f"its {', '.join(differ)} column(s) differ from the order it records" if differ else None
 
 
 def lift_entry(row: dict) -> dict:
@@ -147,11 +153,13 @@ def lift_entry(row: dict) -> dict:
 
 ORDER_ADDED = Binding(
     kind="order_added", table="orders", index=OrderRow.ledger_index, key=OrderRow.id,
-    fields=(Field("kind", OrderRow.kind), Field("court", OrderRow.court), Field("docket", OrderRow.docket),
+    fields=(Field("id", OrderRow.id, "int"), Field("kind", OrderRow.kind), Field("court", OrderRow.court),
+            Field("docket", OrderRow.docket),
             Field("body", OrderRow.body), Field("effective_from", OrderRow.effective_from),
             Field("effective_to", OrderRow.effective_to, "str?"), Field("added_at", OrderRow.added_at, "moment?")),
     entry=lambda row, _: order_entry(row),
     describe=lambda row: f"{row['kind']}, {row['court']} {row['docket']}",
+    check=_columns_agree,
 )
 ORDER_LIFTED = Binding(
     kind="order_lifted", table="orders", index=OrderRow.lifted_index, key=OrderRow.id,
@@ -170,16 +178,18 @@ def add_order(store: Store, given: object, then: Callable[[Session, Ledger, Orde
     ledger = Ledger(store)
     now = datetime.now(UTC)
     with store.session.begin() as session:
-        (index,) = ledger.append(session, [{"kind": "order_added", "order": order, "at": at(now)}])
+        index = ledger.next_index(session)  # the head stays locked: the entry will be this one
         row = OrderRow(kind=order["kind"], court=order["court"], docket=order["docket"],
                        body=canonical(order).decode(), effective_from=order["effective_from"],
                        effective_to=order["effective_to"], added_at=now, ledger_index=index)
         session.add(row)
-        session.flush()
+        session.flush()  # its id, which the entry records
+        ledger.append(session, [order_entry({"id": row.id, "body": row.body, "added_at": now})])
         added = _from_row(row)
         if then is not None:
             then(session, ledger, added)
-        return added
+    sign_checkpoint(store)  # an order holds releases: it is signed at once, before anyone relies on it
+    return added
 
 
 def lift_order(store: Store, order_id: int, when: datetime | None = None) -> Order:
@@ -195,7 +205,9 @@ def lift_order(store: Store, order_id: int, when: datetime | None = None) -> Ord
                                                               "lifted_at": when})])
         row.lifted_at, row.lifted_index = when, index
         session.flush()
-        return _from_row(row)
+        lifted = _from_row(row)
+    sign_checkpoint(store)
+    return lifted
 
 
 def orders_in(session: Session) -> list[Order]:

@@ -10,6 +10,7 @@ decides the remaining rows as the first run would have.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,13 +21,14 @@ from sqlalchemy import insert, select
 from taxgate.decide import Decision
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.intake import Manifest
-from taxgate.ledger import Ledger, checked_row, checked_rows, sign_checkpoint
+from taxgate.ledger import Ledger, TamperedError, checked_row, checked_rows, sign_checkpoint
+from taxgate.ledger.log import raw, stream
 from taxgate.notices import owe_on_receipt
 from taxgate.orders import orders_in
 from taxgate.release import Item, Release
 from taxgate.release.entries import BATCH_RECEIVED, DECISIONS, batch_completed_entry, batch_received_entry, decision_entry, item_value
 from taxgate.store import Store, StoreError
-from taxgate.store.models import Batch
+from taxgate.store.models import Batch, LedgerEntry
 from taxgate.store.models import Decision as DecisionRow
 
 
@@ -68,6 +70,8 @@ class BatchRecorder:
                     if version != versions[what]:
                         raise StoreError(f"batch {manifest.batch_ref} was received under {what} {version}, not "
                                          f"{versions[what]}: process it with the same {what}")
+                if batch.status != "done":
+                    _check_mark(session, batch)
                 return cls(store, ledger, batch, resumed=True)
             now = datetime.now(UTC)
             batch = Batch(agency=manifest.agency, batch_ref=manifest.batch_ref, manifest_sha256=manifest.sha256,
@@ -106,6 +110,9 @@ class BatchRecorder:
                     DecisionRow.batch_id == batch.id,
                     DecisionRow.row_number.between(done[0].row_number, done[-1].row_number))).all())
                 for r in done:
+                    if r.row_number not in recorded or r.row_number not in indexes:
+                        raise TamperedError(f"batch {batch.id} row {r.row_number} is below the batch's mark but "
+                                            "has no row in decisions")
                     outcome, reasons = recorded[r.row_number]["outcome"], recorded[r.row_number]["reasons"]
                     if outcome != r.decision.outcome.value:
                         r.decision = replace(r.decision, outcome=Outcome(outcome),
@@ -162,3 +169,20 @@ class BatchRecorder:
                 batch.status, batch.completed_index = "done", index
         self.batch = batch
         return sign_checkpoint(self.store)
+
+
+def _check_mark(session, batch: Batch) -> None:
+    """Before a batch is resumed from its mark: the ledger holds decisions of this batch up to the
+    mark and none beyond it (read from the entries since its receipt, by their content), so that a
+    mark moved back, or rows deleted with it, never gets a request decided and ledgered twice."""
+    marker, mine = b'"kind":"decision"', f'"batch":{batch.id},'.encode()
+    last = 0
+    query = select(raw(LedgerEntry.entry)).where(LedgerEntry.idx > batch.received_index).order_by(LedgerEntry.idx)
+    for (entry,) in stream(session.connection(), query):
+        if type(entry) is bytes and marker in entry and mine in entry:
+            found = json.loads(entry)
+            if found.get("kind") == "decision" and found.get("batch") == batch.id:
+                last = max(last, found["row"])
+    if last != batch.committed_rows:
+        raise TamperedError(f"batch {batch.id}'s mark says {batch.committed_rows:,} rows were recorded, the ledger "
+                            f"holds its decisions up to row {last:,}")

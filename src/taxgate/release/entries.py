@@ -24,8 +24,14 @@ def sha256(text: str | None) -> str | None:
 
 
 def weight(value: float | None) -> str | None:
-    """A match weight as entries hold it: a decimal string (entries hold no floats)."""
-    return None if value is None else f"{value:.3f}"
+    """A match weight as entries hold it: the shortest decimal string that reads back as the same
+    float (entries hold no floats), so the stored weight is bound exactly."""
+    return None if value is None else repr(float(value))
+
+
+def codes(text: str) -> list[str]:
+    """A ';'-separated list as entries hold it; an empty item stays (an edit that adds one shows)."""
+    return text.split(";") if text else []
 
 
 def item_value(address: dict) -> str:
@@ -53,8 +59,7 @@ def decision_entry(row: dict) -> dict:
         "kind": "decision", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
         "requested_tin": row["requested_tin"], "rule_set": f"{row['rule_set_version']}+{row['policy_version']}",
         "model": row["model_version"], "official": row["official"], "case": row["case_number"],
-        "outcome": row["outcome"], "reasons": [c for c in row["reasons"].split(";") if c],
-        "refused_items": [r for r in row["refused_items"].split(";") if r],
+        "outcome": row["outcome"], "reasons": codes(row["reasons"]), "refused_items": codes(row["refused_items"]),
         "matched_tin": row["matched_tin"], "weight": weight(row["match_weight"]),
         "runner_up_tin": row["runner_up_tin"], "runner_up_weight": weight(row["runner_up_weight"]),
         "evidence_sha256": sha256(row["evidence"]),
@@ -101,16 +106,19 @@ def _outcomes(connection: Connection) -> dict[int, dict[str, int]]:
 
 BATCH_COMPLETED = Binding(
     kind="batch_completed", table="batches", index=Batch.completed_index, key=Batch.id,
-    fields=(Field("id", Batch.id, "int"), Field("rows", Batch.rows, "int"), Field("status", Batch.status)),
+    fields=(Field("id", Batch.id, "int"), Field("rows", Batch.rows, "int"), Field("status", Batch.status),
+            Field("committed_rows", Batch.committed_rows, "int")),
     entry=lambda row, outcomes: batch_completed_entry(row["id"], row["rows"], outcomes.get(row["id"], {})),
     present=(Batch.completed_index.is_not(None)) | (Batch.status == "done"),
-    check=lambda row: None if row["status"] == "done" else f"its status is {row['status']!r}, not 'done'",
+    check=lambda row: (f"its status is {row['status']!r}, not 'done'" if row["status"] != "done" else
+                       f"its mark says {row['committed_rows']:,} rows recorded, not {row['rows']:,}"
+                       if row["committed_rows"] != row["rows"] else None),
     prepare=_outcomes,
 )
 
 DECISIONS = Binding(
     kind="decision", table="decisions", index=Decision.ledger_index, key=Decision.id,
-    source=Decision.__table__.join(Batch.__table__, Batch.id == Decision.batch_id),
+    source=Decision.__table__.outerjoin(Batch.__table__, Batch.id == Decision.batch_id),
     fields=(Field("batch_id", Decision.batch_id, "int"), Field("row_number", Decision.row_number, "int"),
             Field("request_id", Decision.request_id), Field("requested_tin", Decision.requested_tin),
             Field("official", Decision.official), Field("case_number", Decision.case_number),
@@ -128,7 +136,7 @@ _OF_DECISION = (Field("batch_id", Decision.batch_id, "int"), Field("row_number",
 
 DISCLOSURES = Binding(
     kind="disclosure", table="disclosures", index=Disclosure.ledger_index, key=Disclosure.id,
-    source=Disclosure.__table__.join(Decision.__table__, Decision.id == Disclosure.decision_id),
+    source=Disclosure.__table__.outerjoin(Decision.__table__, Decision.id == Disclosure.decision_id),
     fields=(*_OF_DECISION, Field("tin", Disclosure.tin), Field("item", Disclosure.item),
             Field("value", Disclosure.value), Field("at", Disclosure.disclosed_at, "moment")),
     entry=lambda row, _: disclosure_entry(row),
@@ -150,7 +158,7 @@ def _held_release_agrees(row: dict) -> str | None:
 
 HELD = Binding(
     kind="held", table="held_items", index=HeldItem.ledger_index, key=HeldItem.id,
-    source=HeldItem.__table__.join(Decision.__table__, Decision.id == HeldItem.decision_id).outerjoin(
+    source=HeldItem.__table__.outerjoin(Decision.__table__, Decision.id == HeldItem.decision_id).outerjoin(
         Disclosure.__table__, Disclosure.decision_id == HeldItem.decision_id),
     fields=(*_OF_DECISION, Field("tin", HeldItem.tin), Field("item", HeldItem.item), Field("value", HeldItem.value),
             Field("agency", HeldItem.agency), Field("statute", HeldItem.statute),

@@ -308,10 +308,10 @@ def _status(session, incident: Incident) -> IncidentStatus:
 def audit_entry(row: dict, digests: dict[int, str]) -> dict:
     """An audit's entry: its figures (from its row) and the digest of its findings (recomputed from
     the findings' rows, so that an edited or deleted finding no longer matches)."""
-    summary = json.loads(row["summary"])
-    return {"kind": "audit", "batch": row["batch_id"], "then": f"{row['then_rules']}+{row['then_policy']}",
+    return {**json.loads(row["summary"]),  # the figures; what the row's own columns say wins over them
+            "kind": "audit", "batch": row["batch_id"], "then": f"{row['then_rules']}+{row['then_policy']}",
             "now": f"{row['rule_set_version']}+{row['policy_version']}", "model": row["model_version"],
-            "at": at(row["run_at"]), **summary, "audited": row["audited"], "not_made": row["not_made"],
+            "at": at(row["run_at"]), "audited": row["audited"], "not_made": row["not_made"],
             "findings_sha256": digests.get(row["id"], findings_digest([]))}
 
 
@@ -321,9 +321,9 @@ def _digests(connection) -> dict[int, str]:
             select(AuditFinding.audit_id, Decision.request_id, Decision.row_number, Disclosure.ledger_index,
                    Disclosure.tin, AuditFinding.path, AuditFinding.category, AuditFinding.outcome,
                    AuditFinding.reasons, Decision.reasons)
-            .join(Disclosure, Disclosure.id == AuditFinding.disclosure_id)
-            .join(Decision, Decision.id == Disclosure.decision_id)
-            .order_by(AuditFinding.audit_id, Decision.row_number)):
+            .outerjoin(Disclosure, Disclosure.id == AuditFinding.disclosure_id)  # a finding without its
+            .outerjoin(Decision, Decision.id == Disclosure.decision_id)  # disclosure still counts, and differs
+            .order_by(AuditFinding.audit_id, Decision.row_number, AuditFinding.id)):
         found[audit_id].append(dict(zip(FINDING_COLUMNS, values)))
     return {audit_id: findings_digest(rows) for audit_id, rows in found.items()}
 
@@ -336,7 +336,7 @@ def opened_entry(row: dict, counts: tuple[int, int]) -> dict:
 def _finding_counts(connection) -> dict[int, tuple[int, int]]:
     return {audit_id: (n, tins) for audit_id, n, tins in connection.execute(
         select(AuditFinding.audit_id, func.count(), func.count(Disclosure.tin.distinct()))
-        .join(Disclosure, Disclosure.id == AuditFinding.disclosure_id).group_by(AuditFinding.audit_id))}
+        .outerjoin(Disclosure, Disclosure.id == AuditFinding.disclosure_id).group_by(AuditFinding.audit_id))}
 
 
 def certified_entry(row: dict) -> dict:
@@ -346,7 +346,7 @@ def certified_entry(row: dict) -> dict:
 
 AUDITS = Binding(
     kind="audit", table="audits", index=Audit.ledger_index, key=Audit.id,
-    source=Audit.__table__.join(Batch.__table__, Batch.id == Audit.batch_id),
+    source=Audit.__table__.outerjoin(Batch.__table__, Batch.id == Audit.batch_id),
     fields=(Field("id", Audit.id, "int"), Field("batch_id", Audit.batch_id, "int"),
             Field("then_rules", Batch.rule_set_version), Field("then_policy", Batch.policy_version),
             Field("rule_set_version", Audit.rule_set_version), Field("policy_version", Audit.policy_version),
@@ -358,7 +358,7 @@ AUDITS = Binding(
 )
 INCIDENT_OPENED = Binding(
     kind="incident_opened", table="incidents", index=Incident.ledger_index, key=Incident.id,
-    source=Incident.__table__.join(Audit.__table__, Audit.id == Incident.audit_id),
+    source=Incident.__table__.outerjoin(Audit.__table__, Audit.id == Incident.audit_id),
     fields=(Field("audit_id", Incident.audit_id, "int"), Field("audit_entry", Audit.ledger_index, "int"),
             Field("agency", Incident.agency), Field("opened_at", Incident.opened_at, "moment")),
     entry=lambda row, counts: opened_entry(row, counts.get(row["audit_id"], (0, 0))), prepare=_finding_counts,

@@ -15,11 +15,11 @@ import duckdb
 from sqlalchemy import func, select
 
 from taxgate.domain import Outcome
-from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, checked_row
-from taxgate.ledger.log import entries_of_kinds
+from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, checked_row, sign_checkpoint
+from taxgate.ledger.signing import entries_of_kinds
 from taxgate.policy import Policy, load_policies
 from taxgate.release import Item, releasable, release_or_hold
-from taxgate.release.entries import DECISIONS, item_value, sha256
+from taxgate.release.entries import BATCH_RECEIVED, DECISIONS, item_value, sha256
 from taxgate.store import Store
 from taxgate.store.models import Batch, Decision, Review
 
@@ -39,7 +39,7 @@ def review_entry(row: dict) -> dict:
 
 REVIEWS = Binding(
     kind="review", table="reviews", index=Review.ledger_index, key=Review.id,
-    source=Review.__table__.join(Decision.__table__, Decision.id == Review.decision_id),
+    source=Review.__table__.outerjoin(Decision.__table__, Decision.id == Review.decision_id),
     fields=(Field("batch_id", Decision.batch_id, "int"), Field("row_number", Decision.row_number, "int"),
             Field("request_id", Decision.request_id), Field("officer", Review.officer), Field("action", Review.action),
             Field("note", Review.note), Field("at", Review.at, "moment")),
@@ -153,6 +153,7 @@ def decide_review(store: Store, decision_id: int, officer: str, action: str, not
         # The candidate, the evidence and the statute the release reads are the ones the ledger says,
         # and a request the ledger says was reviewed is not reviewed again (its row may be gone).
         checked_row(session.connection(), DECISIONS, decision.id)
+        checked_row(session.connection(), BATCH_RECEIVED, decision.batch_id)  # the agency it would go to
         batch = session.get(Batch, decision.batch_id)
         for index, entry in entries_of_kinds(session, ("review",)):
             if (entry.get("batch"), entry.get("row")) == (batch.id, decision.row_number):
@@ -185,4 +186,5 @@ def decide_review(store: Store, decision_id: int, officer: str, action: str, not
                 result["disclosure_index"] = item_index
             elif outcome is Outcome.HELD:
                 result["held_by"] = order.id
+    sign_checkpoint(store)  # the review is signed at once: a request reviewed is never reviewed again
     return result

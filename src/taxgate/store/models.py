@@ -18,14 +18,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -167,26 +165,14 @@ class Notice(Base):
     sent_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # "notice_sent"
 
 
-# The entry kinds that what releases reads from the ledger itself rather than from their tables
-# (orders, and officers' reviews: a deleted review row must not put a request back in the queue).
-INDEXED_KINDS = ("order_added", "order_lifted", "review")
-
-
 class LedgerEntry(Base):
-    """The log itself: entry `idx` is canonical JSON; `leaf_hash` is its RFC 9162 leaf hash; `kind`
-    repeats the entry's kind so that the orders in it can be found without a scan (verify checks it)."""
+    """The log itself: entry `idx` is canonical JSON; `leaf_hash` is its RFC 9162 leaf hash."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (
-        Index("ix_ledger_entries_indexed_kinds", "kind",
-              sqlite_where=text("kind IN ('order_added', 'order_lifted', 'review')"),
-              postgresql_where=text("kind IN ('order_added', 'order_lifted', 'review')")),
-    )
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    kind: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
 
 class LedgerTile(Base):

@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -81,7 +82,7 @@ def read_request(raw: bytes) -> tuple[int, list[bytes], str]:
         raise Refusal(400, "the request has no blank line before the checkpoint")
     lines = head.split("\n")
     first = lines[0]
-    if not first.startswith("old ") or not first[4:].isdigit() or (first[4:] != "0" and first[4:].startswith("0")):
+    if not re.fullmatch(r"old (0|[1-9][0-9]{0,18})", first):
         raise Refusal(400, "the first line must be 'old <size>'")
     if len(lines) - 1 > MAX_PROOF:
         raise Refusal(400, f"at most {MAX_PROOF} consistency proof lines")

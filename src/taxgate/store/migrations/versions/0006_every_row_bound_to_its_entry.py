@@ -1,6 +1,6 @@
-"""witnesses' cosignatures; every row bound to its ledger entry: the index of each later event on a row (a lift, a sending, a
-certification, a closing), held items ledgered, the entry kind beside each entry, what batches and
-orders rows lacked of their entries (the signer's name, when an order was recorded)
+"""witnesses' cosignatures; every row bound to its ledger entry: the index of each later event on a
+row (a lift, a sending, a certification, a closing), held items ledgered, what batches and orders
+rows lacked of their entries (the signer's name, when an order was recorded)
 
 Rows recorded before this revision get their new columns from the ledger entries that already
 record them. Two things cannot be filled in that way, and `taxgate ledger verify` reports them:
@@ -25,14 +25,7 @@ down_revision = '0005'
 branch_labels = None
 depends_on = None
 
-INDEXED = "kind IN ('order_added', 'order_lifted', 'review')"
-
-
 def upgrade() -> None:
-    with op.batch_alter_table('ledger_entries') as batch_op:
-        batch_op.add_column(sa.Column('kind', sa.String(length=32), server_default='', nullable=False))
-    op.create_index('ix_ledger_entries_indexed_kinds', 'ledger_entries', ['kind'], unique=False,
-                    sqlite_where=sa.text(INDEXED), postgresql_where=sa.text(INDEXED))
     with op.batch_alter_table('batches') as batch_op:
         batch_op.add_column(sa.Column('signed_by', sa.String(length=200), server_default='', nullable=False))
     with op.batch_alter_table('orders') as batch_op:
@@ -61,19 +54,16 @@ def upgrade() -> None:
 
 
 def _fill_from_the_ledger(connection) -> None:
-    """Each existing entry's kind, and each row's new columns from the entries that record it."""
-    kinds, later = [], []
+    """Each row's new columns from the entries that record it."""
+    later = []
     rows = connection.execute(sa.text("SELECT idx, entry FROM ledger_entries ORDER BY idx"))
     for idx, raw in rows:
         try:
             entry = json.loads(bytes(raw))
         except (TypeError, ValueError):
             continue  # verify names it
-        kind = str(entry.get("kind", ""))[:32] if isinstance(entry, dict) else ""
-        kinds.append({"i": idx, "k": kind})
-        later.append((idx, kind, entry))
-    if kinds:
-        connection.execute(sa.text("UPDATE ledger_entries SET kind = :k WHERE idx = :i"), kinds)
+        if isinstance(entry, dict):
+            later.append((idx, entry.get("kind"), entry))
     updates = {
         "batch_received": "UPDATE batches SET signed_by = :by WHERE received_index = :i",
         "order_added": "UPDATE orders SET added_at = :at WHERE ledger_index = :i",
@@ -113,6 +103,3 @@ def downgrade() -> None:
         batch_op.drop_column('added_at')
     with op.batch_alter_table('batches') as batch_op:
         batch_op.drop_column('signed_by')
-    op.drop_index('ix_ledger_entries_indexed_kinds', table_name='ledger_entries')
-    with op.batch_alter_table('ledger_entries') as batch_op:
-        batch_op.drop_column('kind')
