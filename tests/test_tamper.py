@@ -486,3 +486,9 @@ def test_a_checkpoint_history_cut_and_padded_is_refused_by_the_signer(attacked):
         "WHERE size = (SELECT max(size) FROM ledger_checkpoints)")
     with pytest.raises(LedgerError, match="is for size"):
         sign_checkpoint(attacked)
+
+
+def test_an_older_checkpoint_deleted_is_found_by_verify_where_the_signer_s_record_is(attacked):
+    sql(attacked, "DELETE FROM ledger_checkpoints WHERE size = (SELECT min(size) FROM ledger_checkpoints)")
+    run = taxgate("ledger", "verify")
+    assert run.returncode == 1 and "fewer than the" in run.stderr and "Traceback" not in run.stderr, run.stderr

@@ -65,21 +65,23 @@ def _size(connection) -> int | None:
 
 
 def verify_store(store: Store, verifier_key: str, kept: Sequence[KeptCheckpoint] = (), chunk: int = 50_000,
-                 workers: int | None = None) -> Iterator[Finding]:
-    """Every finding about the ledger and the rows bound to it."""
+                 workers: int | None = None, checkpoints_at_least: int = 0) -> Iterator[Finding]:
+    """Every finding about the ledger and the rows bound to it; `checkpoints_at_least`: how many
+    checkpoints the signer's record says the store held (fewer is a finding)."""
     workers = workers if workers is not None else min(2, len(os.sched_getaffinity(0)))
     with snapshot(store) as connection:
         size = _size(connection)
         if size is None or size < PARALLEL_FROM or workers < 2:
             rows = RowCheck(connection, BINDINGS, chunk)
-            yield from verify_log(connection, verifier_key, kept, visit=rows.visit, chunk=chunk)
+            yield from verify_log(connection, verifier_key, kept, visit=rows.visit, chunk=chunk,
+                                  checkpoints_at_least=checkpoints_at_least)
             if size is not None and rows.last == size - 1:  # the walk reached the end: rows beyond it are findings
                 yield from rows.finish(size)
             return
     url = store.engine.url.render_as_string(hide_password=False)
     cut = size // 3  # the log's own walk costs about as much as checking a third of the rows
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-        jobs = [pool.submit(_log_and_first_rows, url, verifier_key, tuple(kept), size, cut, chunk),
+        jobs = [pool.submit(_log_and_first_rows, url, verifier_key, tuple(kept), size, cut, chunk, checkpoints_at_least),
                 pool.submit(_rows, url, cut, size, chunk)]
         for job in jobs:
             try:
@@ -112,7 +114,7 @@ def _kept(found: Iterator[Finding]) -> tuple[list[Finding], int]:
     return kept, more
 
 
-def _log_and_first_rows(url: str, verifier_key: str, kept: tuple, size: int, cut: int, chunk: int):
+def _log_and_first_rows(url: str, verifier_key: str, kept: tuple, size: int, cut: int, chunk: int, at_least: int):
     """In a worker: the log's first `size` entries recomputed, and the rows naming entries below `cut`."""
     store = open_store(url, upgrade=False)
     try:
@@ -123,7 +125,8 @@ def _log_and_first_rows(url: str, verifier_key: str, kept: tuple, size: int, cut
             def first_rows(idx: int, blob: bytes) -> list[Finding]:
                 return visit(idx, blob) if idx < cut else []
 
-            found = list(verify_log(connection, verifier_key, kept, visit=first_rows, chunk=chunk, size=size))
+            found = list(verify_log(connection, verifier_key, kept, visit=first_rows, chunk=chunk, size=size,
+                                    checkpoints_at_least=at_least))
             if rows.last == cut - 1:
                 found.extend(rows.finish(cut))
             return _kept(iter(found))

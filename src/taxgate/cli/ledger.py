@@ -50,10 +50,11 @@ def ledger_verify(
 
     verifier = _verifier_key(key)
     kept = [_kept(path, verifier) for path in checkpoint or []]
+    signer_saw, at_least = _signers_record(verifier)
     store = store_at(database_url)
     started = time.perf_counter()
     found = 0
-    for finding in verify_store(store, verifier, kept, workers=workers):
+    for finding in verify_store(store, verifier, [*kept, *signer_saw], workers=workers, checkpoints_at_least=at_least):
         found += 1
         if found <= MAX_FINDINGS_SHOWN:
             errors.print(f"taxgate: FINDING: {finding.message}", markup=False, highlight=False, soft_wrap=True)
@@ -75,6 +76,24 @@ def ledger_verify(
     if size > signed:
         console.print(f"{size - signed:,} entries after the latest checkpoint (size {signed:,}) are not signed yet: "
                       "run `taxgate ledger checkpoint`.")
+
+
+def _signers_record(verifier: str) -> tuple[list, int]:
+    """Where the signing key is at hand, its record of the last checkpoint it signed is a
+    checkpoint kept outside the store too, with how many checkpoints the store held then."""
+    import json
+
+    from taxgate.ledger import ORIGIN, KeptCheckpoint
+    from taxgate.ledger.checkpoint import CheckpointError, verify as verify_note
+    from taxgate.ledger.signing import key_path, record_path
+
+    path = record_path(key_path())
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        checkpoint = verify_note(record["checkpoint"], verifier, origin=ORIGIN)
+        return [KeptCheckpoint(f"the signer's record {path}", checkpoint)], int(record["stored"])
+    except (OSError, ValueError, KeyError, TypeError, CheckpointError):
+        return [], 0  # no record here, or another log's: nothing more to compare with
 
 
 def _kept(path: Path, verifier: str):

@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, FromClause
 
-from taxgate.ledger.log import Finding, LedgerError, canonical, is_int, raw, stream
+from taxgate.ledger.log import Finding, LedgerError, canonical, is_int, loads, raw, stream
 from taxgate.store.models import LedgerEntry
 from taxgate.ledger import merkle
 
@@ -116,8 +116,8 @@ def _read(binding: Binding, values: tuple) -> tuple[dict | None, str | None]:
 
 def _differences(expected: dict, blob: bytes) -> str:
     try:
-        found = json.loads(blob)
-    except (ValueError, RecursionError):
+        found = loads(blob)
+    except ValueError:
         return "the entry is not JSON"
     if not isinstance(found, dict):
         return "the entry is not a JSON object"
@@ -256,8 +256,8 @@ class RowCheck:
 
     def _unclaimed(self, idx: int, blob: bytes) -> Iterator[Finding]:
         try:
-            kind = json.loads(blob).get("kind")
-        except (ValueError, AttributeError, RecursionError):
+            kind = loads(blob).get("kind")
+        except (ValueError, AttributeError):
             yield Finding(idx, f"ledger entry {idx} is not a JSON object")
             return
         if kind in self.kinds:

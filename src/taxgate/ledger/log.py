@@ -9,6 +9,7 @@ record an event (a decision, a disclosure) and its ledger entry commit together 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,23 @@ MAX_ENTRY = 0xFFFF
 
 class LedgerError(ValueError):
     """A ledger request that cannot be met (an index past the end, say); one line for the user."""
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def loads(text: str | bytes, depth: int = 64, **options):
+    """JSON from the store or from someone else, refused (ValueError) past `depth` levels of
+    nesting before it is parsed: Python's own limit answers with a RecursionError that CPython
+    3.11 does not always recover from."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    level = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub(b"", data)):
+        level += 1 if bracket in (b"[", b"{") else -1
+        if level > depth:
+            raise ValueError(f"JSON nested more than {depth} deep")
+    return json.loads(text, **options)
 
 
 def raw(column):

@@ -10,7 +10,7 @@ import json
 
 from taxgate.ledger import merkle
 from taxgate.ledger.checkpoint import Checkpoint, parse, verify as verify_note
-from taxgate.ledger.log import Ledger, LedgerError, is_int
+from taxgate.ledger.log import Ledger, LedgerError, is_int, loads
 from taxgate.store import Store
 from taxgate.store.models import Checkpoint as CheckpointRow
 
@@ -47,12 +47,12 @@ def read_proof(text: str | bytes) -> dict:
         raise ProofFormatError(f"{value} is not an integer")
 
     try:
-        data = json.loads(text, parse_float=no_floats, parse_constant=no_floats)
-    except RecursionError:
-        raise ProofFormatError("the proof is nested too deeply to be a proof") from None
+        data = loads(text, depth=8, parse_float=no_floats, parse_constant=no_floats)
     except (ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, ProofFormatError):
             raise
+        if "nested more than" in str(exc):
+            raise ProofFormatError("the proof is nested too deeply to be a proof") from None
         raise ProofFormatError(f"not JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ProofFormatError("a proof is a JSON object with index, size, entry, proof and checkpoint")

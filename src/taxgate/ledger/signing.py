@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from taxgate.ledger import merkle
 from taxgate.ledger.bindings import TamperedError
 from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer, verify as verify_note
-from taxgate.ledger.log import ORIGIN, TILE, Ledger, LedgerError, _Tiles, is_int, raw, stream
+from taxgate.ledger.log import ORIGIN, TILE, Ledger, LedgerError, _Tiles, is_int, loads, raw, stream
 from taxgate.store import Store
 from taxgate.store.models import LedgerEntry, LedgerTile
 
@@ -131,7 +131,7 @@ def _indexed_in(session: Session, lo: int, hi: int) -> dict[str, list[int]]:
                               "ledger verify`; nothing is signed")
         expected += 1
         for kind, marker in _MARKERS.items():
-            if marker in entry and json.loads(entry).get("kind") == kind:
+            if marker in entry and _kind_of(entry) == kind:
                 found[kind].append(idx)
     if expected != hi:
         raise LedgerError(f"ledger entry {expected} is missing: run `taxgate ledger verify`; nothing is signed")
@@ -209,6 +209,24 @@ def sign_checkpoint(store: Store, path: Path | str | None = None, *, trust_store
     return note
 
 
+def _parsed(entry: bytes, idx: int) -> dict:
+    try:
+        parsed = loads(entry)
+    except ValueError:
+        raise TamperedError(f"ledger entry {idx} is not an entry taxgate writes") from None
+    if not isinstance(parsed, dict):
+        raise TamperedError(f"ledger entry {idx} is not an entry taxgate writes")
+    return parsed
+
+
+def _kind_of(entry: bytes):
+    try:
+        parsed = loads(entry)
+    except ValueError:
+        return None
+    return parsed.get("kind") if isinstance(parsed, dict) else None
+
+
 _scanned: dict[tuple, tuple[int, list[tuple[int, dict]]]] = {}  # the unsigned tail already read, per tree
 
 
@@ -234,7 +252,7 @@ def entries_of_kinds(session: Session, kinds: tuple[str, ...], path: Path | str 
             except (merkle.ProofError, LedgerError):
                 raise TamperedError(f"ledger entry {idx} ({kind}) is not the entry the signed checkpoint of size "
                                     f"{size:,} holds") from None
-            found.append((idx, json.loads(entry)))
+            found.append((idx, loads(entry)))
     head = Ledger(None).size(session)
     cache_key = (str(session.get_bind().url), size, signed.root if signed else b"", kinds)
     scanned_to, tail = _scanned.get(cache_key, (size, []))
@@ -246,7 +264,7 @@ def entries_of_kinds(session: Session, kinds: tuple[str, ...], path: Path | str 
         if type(entry) is not bytes or type(leaf) is not bytes or merkle.leaf_hash(entry) != leaf:
             raise TamperedError(f"ledger entry {idx} does not match its leaf hash")
         if any(marker in entry for marker in markers):
-            parsed = json.loads(entry)
+            parsed = _parsed(entry, idx)
             if parsed.get("kind") in kinds:
                 tail.append((idx, parsed))
     _scanned[cache_key] = (max(head, scanned_to), tail)

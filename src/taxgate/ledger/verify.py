@@ -35,7 +35,7 @@ class KeptCheckpoint:
 
 def verify_log(connection: Connection, verifier_key: str, kept: Sequence[KeptCheckpoint] = (),
                visit: Visit | None = None, chunk: int = 50_000, origin: str = ORIGIN,
-               size: int | None = None) -> Iterator[Finding]:
+               size: int | None = None, checkpoints_at_least: int = 0) -> Iterator[Finding]:
     """Findings about the log in the store, in the order found. A finding that breaks the chain of
     hashes ends the walk (nothing after it can be trusted); `visit`'s findings do not. `size`: walk
     the first `size` entries only (appends may go on beside a walk that reads in several
@@ -68,6 +68,9 @@ def verify_log(connection: Connection, verifier_key: str, kept: Sequence[KeptChe
             return
         stored.add((checkpoint.size, checkpoint.root))
         due.append((checkpoint.size, checkpoint.root, f"the checkpoint stored at size {checkpoint.size}"))
+    if len(stored) < checkpoints_at_least:
+        yield Finding(None, f"ledger_checkpoints: the store holds {len(stored)} checkpoints, fewer than the "
+                            f"{checkpoints_at_least} the signer saw when it signed last: its history was cut")
     if size and not stored:
         yield Finding(None, f"the ledger holds {size:,} entries and no signed checkpoint: its checkpoints were "
                             "deleted, or none was ever signed (`taxgate ledger checkpoint`)")

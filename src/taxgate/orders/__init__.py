@@ -16,7 +16,6 @@ deleted in its table holds or releases nothing by itself.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -26,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from taxgate.domain import ReasonCode
 from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, canonical, checked_row, moment, sign_checkpoint
-from taxgate.ledger.log import raw
+from taxgate.ledger.log import loads, raw
 from taxgate.ledger.signing import entries_of_kinds
 from taxgate.normalize.statute import parse_citation
 from taxgate.store import Store
@@ -132,17 +131,21 @@ def _order(order_id: int, body: dict, lifted_at: datetime | None, ledger_index: 
 
 
 def _from_row(row: OrderRow) -> Order:
-    return _order(row.id, json.loads(row.body), row.lifted_at, row.ledger_index)
+    try:
+        body = loads(row.body)
+        return _order(row.id, body, row.lifted_at, row.ledger_index)
+    except (ValueError, KeyError, TypeError):
+        raise TamperedError(f"orders row {row.id} holds no order taxgate wrote") from None
 
 
 def order_entry(row: dict) -> dict:
     """The entry of an order added: its id and the order as given (normalised)."""
-    return {"kind": "order_added", "id": row["id"], "order": json.loads(row["body"]), "at": at(row["added_at"])}
+    return {"kind": "order_added", "id": row["id"], "order": loads(row["body"]), "at": at(row["added_at"])}
 
 
 def _columns_agree(row: dict) -> str | None:
     """The row's columns are copies of its order's fields: they must say the same."""
-    body = json.loads(row["body"])
+    body = loads(row["body"])
     differ = [c for c in ("kind", "court", "docket", "effective_from", "effective_to") if body.get(c) != row[c]]
     return f"its {', '.join(differ)} column(s) differ from the order it records" if differ else None
 

@@ -10,7 +10,6 @@ decides the remaining rows as the first run would have.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,7 +21,7 @@ from taxgate.decide import Decision
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.intake import Manifest
 from taxgate.ledger import Ledger, TamperedError, checked_row, checked_rows, sign_checkpoint
-from taxgate.ledger.log import raw, stream
+from taxgate.ledger.log import loads, raw, stream
 from taxgate.notices import owe_on_receipt
 from taxgate.orders import orders_in
 from taxgate.release import Item, Release
@@ -180,8 +179,11 @@ def _check_mark(session, batch: Batch) -> None:
     query = select(raw(LedgerEntry.entry)).where(LedgerEntry.idx > batch.received_index).order_by(LedgerEntry.idx)
     for (entry,) in stream(session.connection(), query):
         if type(entry) is bytes and marker in entry and mine in entry:
-            found = json.loads(entry)
-            if found.get("kind") == "decision" and found.get("batch") == batch.id:
+            try:
+                found = loads(entry)
+            except ValueError:
+                raise TamperedError(f"a ledger entry of batch {batch.id} is not an entry taxgate writes") from None
+            if isinstance(found, dict) and found.get("kind") == "decision" and found.get("batch") == batch.id:
                 last = max(last, found["row"])
     if last != batch.committed_rows:
         raise TamperedError(f"batch {batch.id}'s mark says {batch.committed_rows:,} rows were recorded, the ledger "

@@ -25,6 +25,7 @@ from taxgate import identify as identification
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.intake import read_manifest
 from taxgate.ledger import Binding, Field, Ledger, at, canonical
+from taxgate.ledger.log import loads
 from taxgate.notices import close_incident_if_done, owe_for_incident
 from taxgate.pipeline import decide_staged, stage, workspace
 from taxgate.response import SafeCSV
@@ -308,7 +309,7 @@ def _status(session, incident: Incident) -> IncidentStatus:
 def audit_entry(row: dict, digests: dict[int, str]) -> dict:
     """An audit's entry: its figures (from its row) and the digest of its findings (recomputed from
     the findings' rows, so that an edited or deleted finding no longer matches)."""
-    return {**json.loads(row["summary"]),  # the figures; what the row's own columns say wins over them
+    return {**loads(row["summary"]),  # the figures; what the row's own columns say wins over them
             "kind": "audit", "batch": row["batch_id"], "then": f"{row['then_rules']}+{row['then_policy']}",
             "now": f"{row['rule_set_version']}+{row['policy_version']}", "model": row["model_version"],
             "at": at(row["run_at"]), "audited": row["audited"], "not_made": row["not_made"],
