@@ -43,6 +43,7 @@ def snapshot(store: Store):
         connection = connection.execution_options(taxgate_read_only=True)
         if store.dialect == "postgresql":
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            _lenient_moments(connection.connection.dbapi_connection)
         else:  # text that is not UTF-8 is read (and found to differ), not a crash in the driver
             dbapi = connection.connection.dbapi_connection
             dbapi.text_factory = _lenient_text
@@ -53,10 +54,28 @@ def snapshot(store: Store):
             connection.rollback()
             if store.dialect != "postgresql":
                 dbapi.text_factory = str
+            else:
+                connection.invalidate()  # its lenient loader stays with it: it is not given to anyone else
 
 
 def _lenient_text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _lenient_moments(dbapi) -> None:
+    """On PostgreSQL a moment Python cannot hold ('infinity', year 10000) is read as its text, to be
+    found wrong, rather than failing inside the driver."""
+    import psycopg
+    from psycopg.types.datetime import TimestamptzLoader
+
+    class Lenient(TimestamptzLoader):
+        def load(self, data):
+            try:
+                return super().load(data)
+            except psycopg.DataError:
+                return bytes(data).decode("utf-8", "replace")
+
+    dbapi.adapters.register_loader("timestamptz", Lenient)
 
 
 def _size(connection) -> int | None:

@@ -78,6 +78,9 @@ def stream(connection, query, chunk: int = 50_000):
         cursor.execute(sql)
         while rows := cursor.fetchmany(chunk):
             yield from rows
+    except connection.dialect.loaded_dbapi.Error as exc:  # a value the driver cannot even read
+        raise LedgerError(f"the store cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}): it was "
+                          "altered where the driver cannot follow") from None
     finally:
         cursor.close()
 
