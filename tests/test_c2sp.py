@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from conftest import Service, Threaded, verifier_key
-from taxgate import accounts
 from taxgate.ledger import Ledger, sign_checkpoint
 from taxgate.pipeline import process
 from taxgate.service.tlog import encode_index, tile_index
@@ -97,4 +96,3 @@ def test_tile_paths_are_c2sp_s_and_nothing_else(store, world, tmp_path):
     assert client.get("/log/tile/entries/001.p/44").status_code == 401
     checkpoint = client.get("/log/checkpoint")
     assert checkpoint.headers["content-type"].startswith("text/plain") and checkpoint.text.split("\n")[1] == "300"
-    assert accounts  # the service's users are the ones `Service` made

@@ -441,7 +441,6 @@ def test_the_two_process_walk_finds_what_one_process_finds(attacked, monkeypatch
     """A large ledger is walked by two processes (the log and a third of the rows, the rest of the
     rows); forced on this small one, it must find exactly what one process finds."""
     from taxgate import verification
-    from conftest import verifier_key
 
     monkeypatch.setattr(verification, "PARALLEL_FROM", 0)
     assert list(verification.verify_store(attacked, verifier_key(), workers=2)) == []

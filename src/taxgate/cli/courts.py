@@ -30,8 +30,7 @@ def orders_add(
     try:
         raw = json.loads(order_file.read_text(encoding="utf-8"))
         store = store_at(database_url)
-        order = add_order_with_notices(store, raw)
-        sign(store)
+        order = add_order_with_notices(store, raw)  # signed at once (orders.add_order)
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {order_file}")
     except json.JSONDecodeError as exc:

@@ -81,19 +81,16 @@ def ledger_verify(
 def _signers_record(verifier: str) -> tuple[list, int]:
     """Where the signing key is at hand, its record of the last checkpoint it signed is a
     checkpoint kept outside the store too, with how many checkpoints the store held then."""
-    import json
+    from taxgate.ledger import KeptCheckpoint, LedgerError
+    from taxgate.ledger.signing import key_path, read_record, record_path
 
-    from taxgate.ledger import ORIGIN, KeptCheckpoint
-    from taxgate.ledger.checkpoint import CheckpointError, verify as verify_note
-    from taxgate.ledger.signing import key_path, record_path
-
-    path = record_path(key_path())
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        checkpoint = verify_note(record["checkpoint"], verifier, origin=ORIGIN)
-        return [KeptCheckpoint(f"the signer's record {path}", checkpoint)], int(record["stored"])
-    except (OSError, ValueError, KeyError, TypeError, CheckpointError):
-        return [], 0  # no record here, or another log's: nothing more to compare with
+        record = read_record(key_path(), verifier)
+    except LedgerError:
+        return [], 0  # another log's record, or none that can be read: nothing more to compare with
+    if record.checkpoint is None:
+        return [], 0
+    return [KeptCheckpoint(f"the signer's record {record_path(key_path())}", record.checkpoint)], record.stored
 
 
 def _kept(path: Path, verifier: str):

@@ -86,14 +86,15 @@ class Record:
     indexed: dict[str, list[int]] | None
 
 
-def read_record(key: Path, signer: Signer) -> Record:
+def read_record(key: Path, verifier_key: str) -> Record:
+    """The signer's record beside `key`, its checkpoint checked against the log's verifier key."""
     record = record_path(key)
     if not record.exists():
         return Record(None, None, 0, {kind: [] for kind in INDEXED})
     try:
         kept = json.loads(record.read_text(encoding="utf-8"))
         indexed = kept.get("indexed")
-        return Record(verify_note(kept["checkpoint"], signer.verifier_key()), kept["checkpoint"], int(kept["stored"]),
+        return Record(verify_note(kept["checkpoint"], verifier_key), kept["checkpoint"], int(kept["stored"]),
                       {kind: [int(i) for i in indexed.get(kind, [])] for kind in INDEXED} if indexed else None)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # CheckpointError is a ValueError
         raise LedgerError(f"the signer's record {record} cannot be read ({exc}): restore it from a backup; "
@@ -148,7 +149,7 @@ def sign_checkpoint(store: Store, path: Path | str | None = None, *, trust_store
     signer = load_signer(key)
     ledger = Ledger(store)
     with _exclusive(key):
-        record = read_record(key, signer)
+        record = read_record(key, signer.verifier_key())
         last, stored_then = record.checkpoint, record.stored
         with store.session.begin() as session:
             size = ledger._locked_size(session)  # nobody appends while we check and sign
@@ -236,7 +237,7 @@ def entries_of_kinds(session: Session, kinds: tuple[str, ...], path: Path | str 
     checkpoint it signed, and every entry after that checkpoint, read by its content (once per
     process: later calls read only what was appended since). TamperedError if one does not verify."""
     key = key_path(path)
-    record = read_record(key, load_signer(key))
+    record = read_record(key, load_signer(key).verifier_key())
     signed = record.checkpoint if record.indexed is not None else None
     size = signed.size if signed is not None else 0
     tiles = _Tiles(session)
