@@ -119,3 +119,130 @@ def test_unreadable_header_is_an_intake_error(tmp_path):
     (tmp_path / "rows.csv").write_text("colour,size\nred,big\n", encoding="utf-8")
     with pytest.raises(IntakeError, match="header names none"):
         read(tmp_path / "rows.csv")
+
+
+# -- a hostile sender ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("requests, message", [
+    ("../../etc/passwd", "relative to the manifest's folder"),
+    ("/etc/passwd", "relative to the manifest's folder"),
+    ("link/passwd", "outside the manifest's folder"),
+    ("rows\x00.csv", "not a file name"),
+    ("manifest.json", "names the manifest itself"),
+])
+def test_a_manifest_cannot_point_outside_its_folder(tmp_path, requests, message):
+    """DESIGN.md: `requests` is relative to the manifest. Not `..`, not absolute, not a link out."""
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "passwd").write_text("request_id\nR1\n")
+    (folder / "link").symlink_to(tmp_path / "elsewhere")
+    (folder / "manifest.json").write_text(json.dumps({"requests": requests, "format": "csv"}))
+    with pytest.raises(IntakeError, match=message) as caught:
+        read_manifest(folder / "manifest.json")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("manifest, message", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"requests": "rows.csv", "n": ' + b"9" * 5000 + b"}", "not usable JSON"),
+    (b'{"requests": "rows.csv", "x": "\xff"}', "not UTF-8"),
+])
+def test_a_hostile_manifest_is_one_line(tmp_path, manifest, message):
+    (tmp_path / "manifest.json").write_bytes(manifest)
+    with pytest.raises(IntakeError, match=message) as caught:
+        read_manifest(tmp_path / "manifest.json")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_hostile_json_lines_row_is_one_malformed_row(tmp_path):
+    """Nesting, a 5,000-digit number, a NUL: each is its own MALFORMED_ROW; the rows around it stand."""
+    lines = [json.dumps({"request_id": "R1"}), '{"request_id": "R2", "x": ' + "[" * 50_000 + "]" * 50_000 + "}",
+             '{"request_id": "R3", "zip": ' + "7" * 5000 + "}", json.dumps({"request_id": "R4", "last_name": "A\x00B"}),
+             json.dumps({"request_id": "R5"})]
+    (tmp_path / "rows.jsonl").write_text("\n".join(lines) + "\n")
+    _, requests = read(tmp_path / "rows.jsonl", "jsonl")
+    assert [r.malformed for r in requests] == [False, True, True, True, False]
+    assert "nested too deeply" in requests[1].parse_error and "number" in requests[2].parse_error
+    assert "NUL" in requests[3].parse_error and requests[3].request_id == "R4"
+
+
+def test_json_lines_that_are_not_json_lines_are_refused_whole(tmp_path):
+    (tmp_path / "rows.jsonl").write_text("request_id,first_name\nR1,Ana\n")
+    with pytest.raises(IntakeError, match="first line is not a JSON object"):
+        read(tmp_path / "rows.jsonl", "jsonl")
+
+
+def test_csv_nul_in_a_row_is_that_row_only_and_in_the_header_refuses(tmp_path):
+    (tmp_path / "rows.csv").write_bytes(f"{HEADER}\n{good_line('R1')}\nR2,A\x00na{',' * 18}\n{good_line('R3')}\n".encode())
+    _, requests = read(tmp_path / "rows.csv")
+    assert [r.malformed for r in requests] == [False, True, False] and requests[1].request_id == "R2"
+    (tmp_path / "rows.csv").write_bytes(b"request_id,first_name\x00\x01\n1,2\n")
+    with pytest.raises(IntakeError, match="binary data"):
+        read(tmp_path / "rows.csv")
+
+
+def _peak_rss_of(code: str) -> tuple[int, str]:
+    """Run `code` in a fresh interpreter: (its peak resident memory in MiB, what it printed)."""
+    import subprocess
+    import sys
+
+    script = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    *printed, peak = done.stdout.strip().splitlines()
+    return int(peak), "\n".join(printed)
+
+
+BOMBS = {
+    # one 1 MiB string, dictionary-encoded: a few KB on disk, 3 GiB once every row is built
+    "dictionary": "pa.array([big] * n).dictionary_encode()",
+    "list of one dictionary string": "pa.array([[big]] * n)",
+    "plain, compressed": "pa.array([big] * n)",
+}
+
+
+@pytest.mark.parametrize("kind", BOMBS)
+def test_a_parquet_decompression_bomb_is_malformed_rows_in_bounded_memory(tmp_path, kind):
+    path = tmp_path / "bomb.parquet"
+    peak_write, _ = _peak_rss_of(f"""
+import pyarrow as pa, pyarrow.parquet as pq
+n, big = 3000, "x" * (1 << 20)
+table = pa.table({{"request_id": [f"R{{i}}" for i in range(n)], "reason": {BOMBS[kind]}}})
+pq.write_table(table, {str(path)!r}, compression="zstd", use_dictionary={kind != 'plain, compressed'})
+del table
+""")
+    assert path.stat().st_size < 200_000  # the bomb is small on disk
+    peak, printed = _peak_rss_of(f"""
+from collections import Counter
+from pathlib import Path
+from taxgate.intake import RowStream
+stream = RowStream(Path({str(path)!r}), "parquet", 4000)
+outcomes = Counter(r.parse_error.split(":")[0][:40] if r.parse_error else "ok" for r in stream)
+print(stream.rows, stream.malformed, sorted(outcomes))
+""")
+    rows, malformed, _ = printed.split(" ", 2)
+    assert (rows, malformed) == ("3000", "3000"), printed
+    assert peak < 400, f"reading the bomb took {peak} MiB"
+
+
+def test_parquet_fields_over_the_limit_are_measured_not_built(tmp_path):
+    """Good rows and bad rows side by side: the bad ones name their field, the good ones are exact."""
+    table = pa.table({"request_id": ["R1", "R2", "R3", "R4"],
+                      "last_name": pa.array(["Ruiz", "x" * 5000, None, "Díaz"]).dictionary_encode(),
+                      "tax_periods": [["2023", "2024"], None, ["y" * 4001], []],
+                      "extra": pa.array([{"a": 1}, None, None, None])})
+    pq.write_table(table, tmp_path / "rows.parquet")
+    _, requests = read(tmp_path / "rows.parquet", "parquet")
+    assert [r.request_id for r in requests] == ["R1", "R2", "R3", "R4"]
+    assert "'extra' is not a plain value" in requests[0].parse_error
+    assert "'last_name' is longer than 4000" in requests[1].parse_error
+    assert "'tax_periods' is longer than 4000" in requests[2].parse_error
+    assert not requests[3].malformed and requests[3].last_name == "Díaz" and requests[3].tax_periods == ""
+
+
+def test_a_tiny_or_damaged_parquet_file_is_one_line(tmp_path):
+    for raw in (b"PA", b"PAR1", b"PAR1" + b"\x00" * 100 + b"PAR1"):
+        (tmp_path / "rows.parquet").write_bytes(raw)
+        with pytest.raises(IntakeError, match="not a readable Parquet file") as caught:
+            read(tmp_path / "rows.parquet", "parquet")
+        assert "\n" not in str(caught.value)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from taxgate.ledger import Ledger, check_proof
 from taxgate.store.models import Decision, Disclosure, HeldItem, Review, Submission
-from tests.conftest import Service, findings, upload_files
+from tests.conftest import Service, control_store, findings, upload_files
 
 
 def nothing_kept(service: Service) -> bool:
@@ -58,15 +58,21 @@ def test_a_batch_submitted_is_decided_in_the_background(service, small_batch):
 @pytest.mark.parametrize("case, status, reason", [
     ("not multipart", 415, "multipart/form-data"),
     ("no rows part", 422, "'rows' part is missing"),
-    ("manifest not JSON", 422, "not JSON"),
+    ("manifest not JSON", 422, "not valid JSON"),
     ("another agency", 403, "this account submits for DHS-ICE; the manifest names OTHER"),
     ("path outside", 422, "plain relative file name"),
     ("named parquet", 415, "the manifest says csv"),
     ("binary", 415, "binary data"),
-    ("not UTF-8", 415, "not UTF-8"),
-    ("no header", 422, "header naming request columns"),
-    ("fake parquet", 415, "not readable Parquet"),
-    ("text as parquet", 415, "is not Parquet"),
+    ("header not UTF-8", 415, "cannot be read as CSV"),
+    ("nested manifest", 422, "nested too deeply"),
+    ("rows inside the manifest", 422, "manifest.json and out/ are the service's own"),
+    ("rows under out", 422, "manifest.json and out/ are the service's own"),
+    ("NUL in the path", 422, "plain relative file name"),
+    ("tiny parquet", 415, "not a readable Parquet file"),
+    ("jsonl not json lines", 415, "not JSON Lines"),
+    ("no header", 422, "the header names none of the request columns"),
+    ("fake parquet", 415, "not a readable Parquet file"),
+    ("text as parquet", 415, "not a readable Parquet file"),
     ("too large", 413, "larger than the limit"),
 ])
 def test_a_bad_upload_gets_a_clear_4xx_and_changes_nothing(store, world, tmp_path, small_batch, case, status, reason):
@@ -86,7 +92,14 @@ def test_a_bad_upload_gets_a_clear_4xx_and_changes_nothing(store, world, tmp_pat
             "path outside": dict(manifest_bytes=dump(requests="../../etc/requests.csv")),
             "named parquet": dict(rows_name="requests.parquet"),
             "binary": dict(rows=b"request_id,first_name\x00\x01\x02"),
-            "not UTF-8": dict(rows=b"request_id,first_name\n1,\xff\xfe\xfa\n"),
+            "header not UTF-8": dict(rows=b"request_id,first_\xff\xfe\n1,2\n"),
+            "nested manifest": dict(manifest_bytes=b"[" * 100_000 + b"]" * 100_000),
+            "rows inside the manifest": dict(manifest_bytes=dump(requests="manifest.json/x.csv")),
+            "rows under out": dict(manifest_bytes=dump(requests="out/requests.csv")),
+            "NUL in the path": dict(manifest_bytes=dump(requests="requests\x00.csv")),
+            "tiny parquet": dict(manifest_bytes=dump(requests="requests.parquet"), rows_name="requests.parquet",
+                                 rows=b"PA"),
+            "jsonl not json lines": dict(manifest_bytes=dump(requests="requests.jsonl"), rows_name="requests.jsonl"),
             "no header": dict(rows=b"1,2,3\n4,5,6\n"),
             "fake parquet": dict(manifest_bytes=dump(requests="requests.parquet"), rows_name="requests.parquet",
                                  rows=b"PAR1 not really PAR1"),
@@ -242,3 +255,30 @@ def test_the_timer_releases_and_signs(service, small_batch):
     with service.store.session.begin() as session:
         Ledger(service.store).append(session, [{"kind": "test", "n": 1}])  # something the timer must sign
     assert jobs.tick(service.store, service.settings)["signed"] is True
+
+
+def test_one_content_policy_a_bad_row_is_its_row_in_the_service_as_on_the_command_line(service, small_batch, tmp_path):
+    """Invalid UTF-8 and a NUL in the first 64 KiB: the upload is taken, and those rows are
+    MALFORMED_ROW in the response, exactly as `taxgate process` answers the same file."""
+    from taxgate.pipeline import process
+
+    manifest = json.loads(small_batch.read_text())
+    lines = (small_batch.parent / manifest["requests"]).read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b",", b"\xff\xfe,", 1)
+    lines[4] = lines[4].replace(b",", b"\x00,", 1)
+    rows = b"".join(lines[:40])
+    answer = service.submit(small_batch, rows=rows)
+    assert answer.status_code == 202, answer.text
+    service.run_queued()
+    served = list(csv.DictReader(io.StringIO(
+        service.client.get("/api/batches/1/response", headers=service.auth("requester")).text)))
+    folder = tmp_path / "cli"
+    folder.mkdir()
+    (folder / manifest["requests"]).write_bytes(rows)
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "batch_ref": "cli-copy"}))
+    with control_store(tmp_path) as other:
+        result = process(folder / "manifest.json", service.settings.master, folder / "out", store=other)
+    printed = list(csv.DictReader(io.StringIO((folder / "out" / "response.csv").read_text())))
+    assert [(r["row_number"] if "row_number" in r else r["request_id"], r["outcome"], r["reasons"]) for r in served] \
+        == [(r["row_number"] if "row_number" in r else r["request_id"], r["outcome"], r["reasons"]) for r in printed]
+    assert [r["reasons"] for r in served].count("MALFORMED_ROW") == 2

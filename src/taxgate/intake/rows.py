@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from taxgate.domain import REQUEST_COLUMNS, Request
-from taxgate.intake.manifest import IntakeError
+from taxgate.intake.manifest import IntakeError, NotTheFormat
 
 MAX_ROW_BYTES = 1 << 20  # a physical line longer than this is damage, not data
 MAX_CONTINUATION_LINES = 20  # how far a quoted field may run across lines before we call it a stray quote
@@ -52,6 +52,8 @@ class RowStream:
             text = _as_text(value)
             if text is None:
                 return _malformed(row_number, f"field {key!r} is not a plain value", values.get("request_id"))
+            if "\x00" in text:  # never data; and PostgreSQL cannot store it in text
+                return _malformed(row_number, f"field {key!r} holds a NUL character", values.get("request_id"))
             if len(text) > self.max_field_chars:
                 return _malformed(
                     row_number, f"field {key!r} is longer than {self.max_field_chars} characters", values.get("request_id")
@@ -74,7 +76,9 @@ class RowStream:
                 header_text = header_raw.decode("utf-8-sig")
                 header = [h.strip().lower() for h in next(csv.reader([header_text], strict=True))]
             except (UnicodeDecodeError, csv.Error, StopIteration):
-                raise IntakeError(f"{self.path.name}: the header line cannot be read as CSV") from None
+                raise NotTheFormat(f"{self.path.name}: the header line cannot be read as CSV (UTF-8)") from None
+            if "\x00" in header_text or lines.truncated:
+                raise NotTheFormat(f"{self.path.name}: the header line holds binary data, not CSV text")
             if not _KNOWN & set(header):
                 raise IntakeError(f"{self.path.name}: the header names none of the request columns (request_id, ...)")
             id_index = header.index("request_id") if "request_id" in header else None
@@ -96,6 +100,9 @@ class RowStream:
                 if not text.strip():
                     continue  # a blank line is not a row
                 row_number += 1
+                if "\x00" in text:
+                    yield _malformed(row_number, "the row holds a NUL byte", _salvage_id(raw, id_index))
+                    continue
                 fields, problem = _split_csv(text, lines, len(header))
                 if fields is None:
                     yield _malformed(row_number, problem, _salvage_id(raw, id_index))
@@ -122,6 +129,9 @@ class RowStream:
                 if not raw.strip():
                     continue
                 row_number += 1
+                if row_number == 1 and not raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+                    # The one whole-file refusal for JSON Lines, as for a CSV's header: this is not the format.
+                    raise NotTheFormat(f"{self.path.name} is not JSON Lines: its first line is not a JSON object")
                 if lines.truncated:
                     yield _malformed(row_number, f"row longer than {MAX_ROW_BYTES} bytes")
                     continue
@@ -133,6 +143,12 @@ class RowStream:
                 except json.JSONDecodeError as exc:
                     yield _malformed(row_number, f"not valid JSON: {exc.msg} at column {exc.colno}")
                     continue
+                except RecursionError:
+                    yield _malformed(row_number, "JSON nested too deeply to be a request")
+                    continue
+                except ValueError:  # an integer past Python's digit limit
+                    yield _malformed(row_number, "a number too long to be a value")
+                    continue
                 if not isinstance(value, dict):
                     yield _malformed(row_number, "a JSON Lines row must be an object")
                     continue
@@ -141,24 +157,178 @@ class RowStream:
     # -- Parquet -----------------------------------------------------------------------------
 
     def _parquet(self) -> Iterator[Request]:
+        """Parquet is compressed, and a dictionary page lets one 1 MiB string stand for every row
+        of a 25 KB file. So nothing is built before it is measured: each row group's decoded size
+        is read from the footer, text columns are read as dictionaries, and each field's length is
+        computed from them; only the rows whose every field fits are turned into Python values.
+        A row group that would decode to more than its rows can hold is MALFORMED_ROW unread."""
+        import numpy as np
         import pyarrow.parquet as pq
 
         with open(self.path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 self._hasher.update(block)
         try:
-            source = pq.ParquetFile(self.path)
+            layout = pq.ParquetFile(self.path).schema  # every leaf column, nested ones by path
+            text_columns = [layout.column(i).path for i in range(len(layout))
+                            if layout.column(i).physical_type == "BYTE_ARRAY"]
+            source = pq.ParquetFile(self.path, read_dictionary=text_columns)
+            meta = source.metadata
         except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise IntakeError(f"{self.path.name} is not a readable Parquet file: {exc}") from None
+            raise NotTheFormat(f"{self.path.name} is not a readable Parquet file: {_first_line(exc)}") from None
         names = [n.strip().lower() for n in source.schema_arrow.names]
+        if len(names) > MAX_COLUMNS:
+            raise IntakeError(f"{self.path.name}: {len(names)} columns; a request has at most {MAX_COLUMNS}")
         if not _KNOWN & set(names):
             raise IntakeError(f"{self.path.name}: no column is a request column (request_id, ...)")
+        field_bytes = 4 * self.max_field_chars  # UTF-8: at most 4 bytes a character
+        decoded = 0
         row_number = 0
-        for batch in source.iter_batches(batch_size=50_000):
-            columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-            for values in zip(*columns):
-                row_number += 1
-                yield self._request(row_number, dict(zip(names, values)))
+        for group in range(meta.num_row_groups):
+            rows = meta.row_group(group).num_rows
+            problem = _oversized_group(meta.row_group(group), field_bytes)
+            if problem:
+                for _ in range(rows):
+                    row_number += 1
+                    yield _malformed(row_number, problem)
+                continue
+            try:
+                batches = source.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group])
+                for batch in batches:
+                    sizes = [_text_bytes(batch.column(i)) for i in range(batch.num_columns)]
+                    decoded += int(sum(np.minimum(s, field_bytes + 1).sum() for s in sizes))  # what is built
+                    if decoded > MAX_DECODED_BYTES:
+                        raise IntakeError(f"{self.path.name} decodes to more than {MAX_DECODED_BYTES >> 20} MiB of "
+                                          "text: send it as several batches")
+                    yield from self._parquet_rows(batch, names, sizes, field_bytes, row_number)
+                    row_number += batch.num_rows
+            except IntakeError:
+                raise
+            except Exception as exc:  # a damaged page: the group's rows that were not read are MALFORMED_ROW
+                problem = f"Parquet row group {group} cannot be read: {_first_line(exc)}"
+                end = sum(meta.row_group(g).num_rows for g in range(group + 1))
+                while row_number < end:
+                    row_number += 1
+                    yield _malformed(row_number, problem)
+
+    def _parquet_rows(self, batch, names: list[str], sizes: list, field_bytes: int, before: int) -> Iterator[Request]:
+        import numpy as np
+
+        too_long = np.full(batch.num_rows, -1, dtype=np.int64)  # per row: the first column too long, or -1
+        for i in reversed(range(len(sizes))):
+            too_long[sizes[i] > field_bytes] = i
+        row_bytes = np.sum([np.minimum(s, 1 << 40) for s in sizes], axis=0) if sizes else np.zeros(batch.num_rows)
+        fits = (too_long < 0) & (row_bytes <= MAX_ROW_BYTES)
+        values = _python_rows(batch, np.flatnonzero(fits), row_bytes)
+        ids = names.index("request_id") if "request_id" in names else None
+        for offset in range(batch.num_rows):
+            row_number = before + offset + 1
+            if fits[offset]:
+                yield self._request(row_number, dict(zip(names, next(values))))
+                continue
+            salvaged = batch.column(ids)[offset].as_py() if ids is not None and sizes[ids][offset] <= 100 else ""
+            column = int(too_long[offset])
+            if column < 0:
+                problem = f"row longer than {MAX_ROW_BYTES} bytes"
+            elif sizes[column][offset] >= NOT_PLAIN:
+                problem = f"field {names[column]!r} is not a plain value"
+            else:
+                problem = f"field {names[column]!r} is longer than {self.max_field_chars} characters"
+            yield _malformed(row_number, problem, salvaged)
+
+
+def _python_rows(batch, rows, row_bytes) -> Iterator[tuple]:
+    """The values of `rows` (positions in `batch`, in order), built a slice of at most
+    SLICE_BYTES of text at a time."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not len(rows):
+        return
+    slices = np.cumsum(row_bytes[rows]) // SLICE_BYTES
+    for start, end in _runs(slices):
+        part = batch.take(pa.array(rows[start:end]))
+        yield from zip(*(part.column(i).to_pylist() for i in range(part.num_columns)))
+
+
+def _runs(keys) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of equal values in a sorted array."""
+    import numpy as np
+
+    bounds = np.flatnonzero(np.diff(keys)) + 1
+    starts = [0, *bounds.tolist()]
+    ends = [*bounds.tolist(), len(keys)]
+    return zip(starts, ends, strict=True)
+
+
+MAX_COLUMNS = 500  # a request has 20-odd fields; thousands of columns is not a batch
+MAX_DECODED_BYTES = 4 << 30  # the text a Parquet file may decode to (a CSV of 4 GiB is 20M requests)
+PARQUET_BATCH_ROWS = 10_000  # rows read as Arrow at once (text still dictionary-encoded)
+SLICE_BYTES = 32 << 20  # text turned into Python values at once
+NOT_PLAIN = 1 << 62  # the "length" of a value that is never plain (a struct, a map): always too long
+
+
+def _is_text(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) \
+        or pa.types.is_large_binary(kind)
+
+
+def _text_bytes(array):
+    """Per row, at least the number of bytes of the text the value becomes, computed from the Arrow
+    array without building any Python value (a dictionary's values are measured once)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    kind, n = array.type, len(array)
+    if pa.types.is_dictionary(kind):
+        inner = _text_bytes(array.dictionary)
+        indices = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        sizes = inner[indices] if len(inner) else np.zeros(n, dtype=np.int64)
+    elif _is_text(kind):
+        sizes = pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = _text_bytes(array.flatten()) + 1  # each value and its separator
+        parents = pc.list_parent_indices(array).to_numpy(zero_copy_only=False)
+        sizes = np.bincount(parents, weights=inner.astype(np.float64), minlength=n).astype(np.int64)
+    elif pa.types.is_primitive(kind) or pa.types.is_decimal(kind) or pa.types.is_null(kind):
+        return np.zeros(n, dtype=np.int64) + 40  # a number or a date: short
+    else:
+        sizes = np.full(n, NOT_PLAIN, dtype=np.int64)
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    return np.where(valid, sizes, 0)
+
+
+def _oversized_group(group, field_bytes: int) -> str:
+    """Why a row group may not be decoded at all: a column chunk larger, decompressed, than its
+    rows could be if every field were at the limit (the footer says so before anything is read)."""
+    limit = group.num_rows * (field_bytes + 64) + (1 << 20)
+    for c in range(group.num_columns):
+        chunk = group.column(c)
+        if chunk.total_uncompressed_size > limit:
+            return (f"column {chunk.path_in_schema!r} decompresses to {chunk.total_uncompressed_size:,} bytes "
+                    f"for {group.num_rows:,} rows: more than any request holds")
+    return ""
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def preflight(path: Path, fmt: str) -> None:
+    """What refuses a rows file whole, and nothing more: its header (CSV), its first line (JSON
+    Lines) or its footer (Parquet). The service checks an upload with this before queueing it, so
+    an upload is refused exactly when `taxgate process` would refuse the file; a bad row later is
+    that row's MALFORMED_ROW, in both."""
+    rows = iter(RowStream(path, fmt, 1 << 20))
+    try:
+        next(rows, None)
+    finally:
+        rows.close()
 
 
 class _Lines:

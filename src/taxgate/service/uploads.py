@@ -1,21 +1,19 @@
 """Receiving a batch (manifest + rows, multipart) without holding it in memory: the rows stream to
 disk as they arrive, with their SHA-256, and stop at the size limit. Nothing is kept unless every
 check passes: size, the manifest as JSON naming the uploader's own agency, a rows path inside the
-upload, the rows file's type by name and by content, and the manifest as the pipeline reads it.
+upload, the rows file's type by name, its content by the same check `taxgate process` makes
+(`intake.preflight`), and the manifest as the pipeline reads it.
 A refused upload leaves no file and no row behind, and its 4xx says why in one line."""
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import hmac
-import json
 import secrets
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-import pyarrow.parquet as pq
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from streaming_form_data import StreamingFormDataParser
@@ -24,15 +22,11 @@ from streaming_form_data.targets import BaseTarget, ValueTarget
 from streaming_form_data.validators import MaxSizeValidator, ValidationError
 
 from taxgate.accounts import Principal
-from taxgate.domain import REQUEST_COLUMNS
-from taxgate.intake import IntakeError, read_manifest
+from taxgate.intake import IntakeError, NotTheFormat, parse_json, preflight, read_manifest
 from taxgate.intake.manifest import FORMATS
 from taxgate.service.settings import MIB, Settings
 from taxgate.store import Store
 from taxgate.store.models import Submission
-
-SNIFF_BYTES = 64 * 1024
-
 
 class UploadError(Exception):
     """An upload refused: `status` (4xx) and the one-line reason the sender sees."""
@@ -120,9 +114,9 @@ def _accept(temp: Path, manifest_bytes: bytes, rows: _RowsFile, user: Principal,
     if not rows.started or rows.size == 0:
         raise UploadError(422, "the 'rows' part is missing or empty")
     try:
-        raw = json.loads(manifest_bytes.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UploadError(422, f"the manifest is not JSON: {exc}") from None
+        raw = parse_json(manifest_bytes, "the manifest")
+    except IntakeError as exc:
+        raise UploadError(422, str(exc)) from None
     if not isinstance(raw, dict):
         raise UploadError(422, "the manifest must be a JSON object")
     agency = raw.get("agency").strip() if isinstance(raw.get("agency"), str) else ""
@@ -130,8 +124,6 @@ def _accept(temp: Path, manifest_bytes: bytes, rows: _RowsFile, user: Principal,
         raise UploadError(403, f"this account submits for {user.agency}; the manifest names {agency or 'no agency'}")
     relative = _rows_path(raw.get("requests"))
     fmt = _format(raw, relative, getattr(rows, "multipart_filename", None) or "")
-    _sniff(temp / "rows", fmt)
-
     stamp = datetime.now(UTC)
     folder = settings.submissions / f"{stamp:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
     folder.mkdir(parents=True)
@@ -142,8 +134,10 @@ def _accept(temp: Path, manifest_bytes: bytes, rows: _RowsFile, user: Principal,
         shutil.move(temp / "rows", target)
         try:
             parsed = read_manifest(folder / "manifest.json")
+            preflight(parsed.rows_path, fmt)  # refused exactly when `taxgate process` would refuse it
         except IntakeError as exc:
-            raise UploadError(422, str(exc).replace(str(folder) + "/", "")) from None
+            shown = str(exc).replace(str(folder.resolve()) + "/", "").replace(str(folder) + "/", "")
+            raise UploadError(415 if isinstance(exc, NotTheFormat) else 422, shown) from None
         with store.session.begin() as session:
             submission = Submission(
                 user_id=user.id, agency=parsed.agency, batch_ref=parsed.batch_ref, manifest_sha256=parsed.sha256,
@@ -162,15 +156,17 @@ def _accept(temp: Path, manifest_bytes: bytes, rows: _RowsFile, user: Principal,
 
 
 def _rows_path(requests: object) -> PurePosixPath:
-    """The manifest's `requests`: a relative path that stays inside the upload's folder."""
+    """The manifest's `requests`: a relative path that stays inside the upload's folder, beside and
+    not inside the manifest, and not in the folder the response is written to (`out/`)."""
     if not isinstance(requests, str) or not requests.strip():
         raise UploadError(422, "the manifest has no 'requests' path naming the rows file")
     relative = PurePosixPath(requests.strip())
-    if (relative.is_absolute() or "\\" in requests or any(p in ("..", ".") for p in relative.parts)
-            or len(relative.parts) > 4 or len(requests) > 200):
+    if (relative.is_absolute() or "\\" in requests or "\x00" in requests or len(requests) > 200
+            or any(p in ("..", ".") for p in relative.parts) or len(relative.parts) > 4):
         raise UploadError(422, "the manifest's 'requests' must be a plain relative file name, like requests.csv")
-    if relative.name in ("manifest.json", "out"):
-        raise UploadError(422, f"the rows file may not be called {relative.name}")
+    if "manifest.json" in relative.parts or relative.parts[0] == "out":
+        raise UploadError(422, f"the rows file may not be called {requests.strip()!r}: "
+                               "manifest.json and out/ are the service's own")
     return relative
 
 
@@ -183,35 +179,3 @@ def _format(raw: dict, relative: PurePosixPath, uploaded_name: str) -> str:
     if sent is not None and sent != fmt:
         raise UploadError(415, f"the rows file sent is {uploaded_name}, but the manifest says {fmt}")
     return fmt
-
-
-def _sniff(path: Path, fmt: str) -> None:
-    """The content is what the format says: Parquet by its magic and footer; text as UTF-8 without
-    NULs, a CSV's first line a header naming request columns, JSON Lines starting with an object."""
-    with open(path, "rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-        if fmt == "parquet":
-            fh.seek(-4, 2)
-            tail = fh.read(4)
-    if fmt == "parquet":
-        if head[:4] != b"PAR1" or tail != b"PAR1":
-            raise UploadError(415, "the rows file is not Parquet")
-        try:
-            pq.read_metadata(path)
-        except Exception:  # pyarrow raises several kinds for a damaged footer
-            raise UploadError(415, "the rows file is not readable Parquet") from None
-        return
-    if b"\x00" in head:
-        raise UploadError(415, f"the rows file holds binary data, not {fmt.upper()} text")
-    try:
-        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
-    except UnicodeDecodeError:
-        raise UploadError(415, "the rows file is not UTF-8 text") from None
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if fmt == "jsonl":
-        if not first.startswith("{"):
-            raise UploadError(415, "the rows file is not JSON Lines: each line is one JSON object")
-        return
-    header = {c.strip().strip('"').lower() for c in first.split(",")}
-    if not header & set(REQUEST_COLUMNS):
-        raise UploadError(422, "the rows file's first line is not a header naming request columns (request_id, ...)")
