@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -98,6 +98,15 @@ def test_a_lapsed_or_future_order_holds_nothing(world, tmp_path, store, control)
     ({"kind": "notice_before_transfer"}, "needs 'hours'"),
     ({"hours": 24}, "takes no 'hours'"),
     ({"scope": {"statutes": ["section eight"]}}, "cannot be read as a statute"),
+    # a hostile or mistyped order: refused when given, never failing every later batch of its agency
+    ({"kind": "notice_before_transfer", "hours": 10**15}, "from 1 to 87,840"),
+    ({"kind": "notice_on_receipt", "hours": True}, "needs 'hours'"),
+    ({"effective_from": "9999-12-31"}, "a date between 1900 and 2200"),
+    ({"effective_from": "2025-11-21T00:00:00+99:00"}, "not a date"),
+    ({"court": "x" * 201}, "longer than 200"),
+    ({"notify": ["court"] * 51}, "at most 50 names"),
+    ({"scope": {"agency": ["DHS-ICE"]}}, "agency's code"),
+    ({"hourz": 24}, "does not know: 'hourz'"),
 ])
 def test_bad_orders_are_refused_with_a_reason(change, message):
     with pytest.raises(OrderError, match=message):
@@ -119,3 +128,16 @@ def test_orders_on_the_command_line(tmp_path):
     assert_user_error(taxgate("orders", "add", tmp_path / "bad.json"), "not valid JSON")
     (tmp_path / "bad.json").write_text(json.dumps({**STAY, "kind": "nope"}))
     assert_user_error(taxgate("orders", "add", tmp_path / "bad.json"), "kind must be one of")
+
+
+def test_an_order_ledgered_with_hours_past_the_calendar_holds_for_ever_and_fails_nothing():
+    """An order recorded before hours were bounded: its notice period never ends (holding longer is
+    the safe reading), and deciding a batch against it raises nothing."""
+    from taxgate.orders import Order, holding
+
+    order = Order(1, "notice_before_transfer", "D.D.C.", "1:26-cv-1", date(2025, 1, 1), None, 10**15, "DHS-ICE",
+                  (), ("court",), None, 0)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert order.after(now).year == 9999
+    code, found = holding([order], "DHS-ICE", "8 U.S.C. § 1253(a)(1)", now, {1: datetime(2025, 6, 1, tzinfo=UTC)})
+    assert found is order and code.name == "NOTICE_PERIOD"

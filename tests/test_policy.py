@@ -54,7 +54,7 @@ def test_version_in_force_is_chosen_by_date(tmp_path):
     "text, message",
     [
         ("not = [toml", "not valid TOML"),
-        ("[policy]\nname='x'\n", "missing key"),
+        ("[policy]\nname='x'\n", "policy.effective_from: Field required"),
     ],
 )
 def test_bad_policy_files(tmp_path, text, message):
@@ -62,6 +62,41 @@ def test_bad_policy_files(tmp_path, text, message):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError, match=message):
         load_policy(path)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("threshold = 20.0", 'threshold = "high"', "identification.threshold: Input should be a valid number"),
+    ("max_field_chars = 4000", "max_field_chars = -5", "thresholds.max_field_chars: Input should be greater than"),
+    ("official_max_cases = 50", "official_max_cases = 0", "thresholds.official_max_cases"),
+    ("margin = 6.0", "margin = nan", "identification.margin"),
+    ("review = 12.0", "review = 30.0", "review must not be above threshold"),
+    ("relevance_max_repeats = 10", "relevance_max_repeats = 10\nrelevance_max_repaets = 3", "relevance_max_repaets: Extra"),
+    ('kind = "criminal"', 'kind = "felony"', "statutes.0.kind"),
+    ("effective_to = 2027-12-31", "effective_to = 2020-12-31", "effective_to is before effective_from"),
+    ('version = "demo-2025.1"', 'version = "demo 2025 / evil"', "policy.version: String should match"),
+])
+def test_a_policy_value_that_would_misbehave_is_refused_at_load_naming_its_field(tmp_path, old, new, message):
+    """A policy is checked by its schema when it is read: one line naming the field, never a
+    traceback at the first batch, never a limit that refuses every row."""
+    text = next(POLICY_DIR.glob("*.toml")).read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / "p.toml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(PolicyError, match=message) as caught:
+        load_policy(tmp_path / "p.toml")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_policy_is_its_content_not_only_its_name(tmp_path):
+    """Two different files calling themselves one version are refused together, and each batch
+    records the content's digest beside the name."""
+    text = next(POLICY_DIR.glob("*.toml")).read_text(encoding="utf-8")
+    (tmp_path / "a.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "b.toml").write_text(text.replace("official_max_cases = 50", "official_max_cases = 5000"), "utf-8")
+    with pytest.raises(PolicyError, match="both call themselves 'demo-2025.1' but differ"):
+        load_policies(tmp_path)
+    one, other = load_policy(tmp_path / "a.toml"), load_policy(tmp_path / "b.toml")
+    assert one.version == other.version and one.recorded != other.recorded
+    assert one.recorded.startswith("demo-2025.1@sha256:") and len(one.recorded) <= 64
 
 
 def test_bad_statute_in_catalog(tmp_path):

@@ -340,7 +340,7 @@ def process(
 
             # The batch's receipt is ledgered once; a batch seen before keeps the date it was judged as of.
             store = store or open_store()
-            versions = {"policy": policy.version, "rule_set": rules.version, "model": identification.MODEL_VERSION}
+            versions = {"policy": policy.recorded, "rule_set": rules.version, "model": identification.MODEL_VERSION}
             recorder = BatchRecorder.open(store, manifest, stream.sha256, stream.rows, as_of, versions)
             if recorder.as_of != as_of:
                 as_of = recorder.as_of
@@ -349,7 +349,7 @@ def process(
             outcomes: Counter[str] = Counter()
             code_counts: Counter[str] = Counter()
             recording = 0.0
-            with ResponseWriter(out_dir, f"{rules.version}+{policy.version}", identification.MODEL_VERSION) as writer:
+            with ResponseWriter(out_dir, f"{rules.version}+{policy.recorded}", identification.MODEL_VERSION) as writer:
                 for chunk in decide_staged(con, work, master_path, manifest, policy, rules, as_of, stream.rows, laps):
                     started = time.perf_counter()
                     indexes = recorder.record([d.row for d in chunk])
@@ -377,7 +377,7 @@ def process(
         rows_sha256=stream.sha256,
         rows=stream.rows,
         malformed=stream.malformed,
-        policy_version=policy.version,
+        policy_version=policy.recorded,
         rule_set_version=rules.version,
         model_version=identification.MODEL_VERSION,
         out_dir=str(out_dir),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -175,7 +175,7 @@ def owe_on_receipt(session: Session, ledger: Ledger, orders: list[Order], batch_
     """Notices due because a batch was received (orders of kind notice_on_receipt in force)."""
     for order in orders:
         if order.kind == "notice_on_receipt" and order.in_force(received_at.date()) and order.covers_agency(agency):
-            owe(session, ledger, "court_receipt", order, batch_id, received_at + timedelta(hours=order.hours or 0), body)
+            owe(session, ledger, "court_receipt", order, batch_id, order.after(received_at), body)
 
 
 def sent_at(session: Session, kind: str, batch_id: int) -> dict[int, datetime]:

@@ -31,6 +31,9 @@ from taxgate.normalize.statute import parse_citation
 from taxgate.store import Store
 from taxgate.store.models import Order as OrderRow
 
+FIELDS = {"kind", "court", "docket", "issued", "effective_from", "effective_to", "hours", "scope", "notify"}
+MAX_HOURS = 24 * 366 * 10  # a notice period longer than ten years is a typing error, and would overflow dates
+EARLIEST, LATEST = date(1900, 1, 1), date(2200, 12, 31)
 KINDS = ("stay", "notice_before_transfer", "notice_on_receipt", "use_bar")
 HOLDING = {"stay": ReasonCode.HELD_BY_COURT_ORDER, "notice_before_transfer": ReasonCode.NOTICE_PERIOD}
 
@@ -53,6 +56,14 @@ class Order:
     notify: tuple[str, ...]
     lifted_at: datetime | None
     ledger_index: int
+
+    def after(self, moment: datetime) -> datetime:
+        """`moment` plus the order's hours. An order ledgered before hours were bounded may run past
+        the calendar: it then runs for ever (holding longer is the safe reading, never shorter)."""
+        try:
+            return moment + timedelta(hours=self.hours or 0)
+        except OverflowError:
+            return datetime(9999, 12, 31, tzinfo=UTC)
 
     def in_force(self, on: date) -> bool:
         return (self.lifted_at is None or self.lifted_at.date() > on) and self.effective_from <= on and (
@@ -78,9 +89,12 @@ def _date(raw: dict, key: str, required: bool) -> date | None:
             raise OrderError(f"order lacks {key!r} (a date, YYYY-MM-DD)")
         return None
     try:
-        return date.fromisoformat(str(value))
+        day = date.fromisoformat(str(value)[:10]) if len(str(value)) == 10 else date.fromisoformat("")
     except ValueError:
-        raise OrderError(f"order {key!r} is not a date (YYYY-MM-DD): {value!r}") from None
+        raise OrderError(f"order {key!r} is not a date (YYYY-MM-DD): {str(value)[:40]!r}") from None
+    if not EARLIEST <= day <= LATEST:
+        raise OrderError(f"order {key!r} is {day.isoformat()}: a date between {EARLIEST.year} and {LATEST.year}")
+    return day
 
 
 def parse_order(given: object) -> dict:
@@ -89,37 +103,47 @@ def parse_order(given: object) -> dict:
         raise OrderError("an order is a JSON object")
     kind = given.get("kind")
     if kind not in KINDS:
-        raise OrderError(f"order kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise OrderError(f"order kind must be one of {', '.join(KINDS)}, not {str(kind)[:40]!r}")
+    unknown = sorted(set(given) - FIELDS)
+    if unknown:
+        raise OrderError(f"order has a field taxgate does not know: {unknown[0][:40]!r}")
     for key in ("court", "docket"):
         if not isinstance(given.get(key), str) or not given[key].strip():
             raise OrderError(f"order lacks {key!r}")
+        if len(given[key]) > 200:
+            raise OrderError(f"order {key!r} is longer than 200 characters")
     start, end = _date(given, "effective_from", True), _date(given, "effective_to", False)
     _date(given, "issued", False)
     if end is not None and end < start:
         raise OrderError("order 'effective_to' is before 'effective_from'")
     hours = given.get("hours")
     if kind in ("notice_before_transfer", "notice_on_receipt"):
-        if not isinstance(hours, int) or isinstance(hours, bool) or hours <= 0:
-            raise OrderError(f"a {kind} order needs 'hours', a positive whole number")
+        if not isinstance(hours, int) or isinstance(hours, bool) or not 0 < hours <= MAX_HOURS:
+            raise OrderError(f"a {kind} order needs 'hours', a whole number from 1 to {MAX_HOURS:,} (ten years)")
     elif hours not in (None, 0):
         raise OrderError(f"a {kind} order takes no 'hours'")
     scope = given.get("scope") or {}
     if not isinstance(scope, dict):
         raise OrderError("order 'scope' is an object: {\"agency\": ..., \"statutes\": [...]}")
+    agency = scope.get("agency") or ""
+    if not isinstance(agency, str) or len(agency) > 64:
+        raise OrderError("order scope 'agency' is an agency's code (at most 64 characters)")
     statutes = scope.get("statutes") or []
-    if not isinstance(statutes, list) or not all(isinstance(s, str) for s in statutes):
-        raise OrderError("order scope 'statutes' is a list of citations")
+    if not isinstance(statutes, list) or not all(isinstance(s, str) and len(s) <= 200 for s in statutes) \
+            or len(statutes) > 100:
+        raise OrderError("order scope 'statutes' is a list of at most 100 citations")
     unread = [s for s in statutes if parse_citation(s) is None]
     if unread:
         raise OrderError(f"order scope cites what cannot be read as a statute: {unread[0]!r}")
     notify = given.get("notify") or []
-    if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
-        raise OrderError("order 'notify' is a list of names")
+    if not isinstance(notify, list) or not all(isinstance(n, str) and 0 < len(n) <= 200 for n in notify) \
+            or len(notify) > 50:
+        raise OrderError("order 'notify' is a list of at most 50 names")
     return {
         "kind": kind, "court": given["court"].strip(), "docket": given["docket"].strip(),
         "issued": given.get("issued") or "", "effective_from": start.isoformat(),
         "effective_to": end.isoformat() if end else None, "hours": hours or None,
-        "scope": {"agency": str(scope.get("agency") or ""), "statutes": statutes}, "notify": notify,
+        "scope": {"agency": agency.strip(), "statutes": statutes}, "notify": notify,
     }
 
 
@@ -261,6 +285,6 @@ def holding(orders: list[Order], agency: str, statute: str, now: datetime,
             return HOLDING["stay"], order
     for order in found:
         noticed = sent.get(order.id)
-        if noticed is None or noticed + timedelta(hours=order.hours or 0) > now:
+        if noticed is None or order.after(noticed) > now:
             return HOLDING["notice_before_transfer"], order
     return None

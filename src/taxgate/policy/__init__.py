@@ -5,6 +5,7 @@ under the version in force when it was submitted. Shipped versions live beside t
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from taxgate.normalize.statute import Citation, parse_citation
 from taxgate.normalize.text import fold, split_list
+from taxgate.policy.schema import PolicyFile, ValidationError, first_error
 
 POLICY_DIR = Path(__file__).parent
 
@@ -103,7 +105,13 @@ class Policy:
     statutes: tuple[Statute, ...]
     remediation: Remediation = Remediation()
     source: Path | None = field(default=None, compare=False)
+    sha256: str = ""  # of the file's bytes: two files that share a version name are not one policy
     _kinds: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def recorded(self) -> str:
+        """What each batch records as its policy: the version's name and its content's digest."""
+        return f"{self.version}@sha256:{self.sha256[:16]}" if self.sha256 else self.version
 
     def statute_for(self, citation: Citation) -> Statute | None:
         """The most specific catalog entry that this citation names or falls within."""
@@ -135,15 +143,8 @@ class Policy:
         return self.item_aliases.get(key, key)
 
 
-def _period(table: dict, where: str) -> Period:
-    try:
-        start = table["effective_from"]
-    except KeyError:
-        raise PolicyError(f"{where}: effective_from is required") from None
-    end = table.get("effective_to")
-    if not isinstance(start, date) or (end is not None and not isinstance(end, date)):
-        raise PolicyError(f"{where}: effective dates must be TOML dates (YYYY-MM-DD)")
-    return Period(start, end)
+def _period(table) -> Period:
+    return Period(table.effective_from, table.effective_to)
 
 
 def _citation(text: str, where: str) -> Citation:
@@ -153,79 +154,44 @@ def _citation(text: str, where: str) -> Citation:
     return citation
 
 
-def _identification(table: dict) -> Identification:
-    values = Identification(
-        threshold=float(table["threshold"]),
-        review=float(table["review"]),
-        margin=float(table["margin"]),
-        nicknames={fold(k): fold(v) for k, v in table.get("nicknames", {}).items()},
-    )
-    if not values.review <= values.threshold or values.margin <= 0:
-        raise PolicyError("identification: need review <= threshold and margin > 0")
-    return values
-
-
 def load_policy(path: Path) -> Policy:
-    """Read one policy version from a TOML file."""
+    """Read one policy version from a TOML file, checked against `schema.PolicyFile`."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        raw = tomllib.loads(data.decode("utf-8"))
     except OSError as exc:
         raise PolicyError(f"cannot read policy {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyError(f"policy {path} is not valid TOML: {exc}") from None
     try:
-        meta, limits, items = raw["policy"], raw["thresholds"], raw["items"]
-        agencies = {
-            a["code"]: Agency(
-                code=a["code"],
-                name=a.get("name", a["code"]),
-                safeguards_deficient=bool(a.get("safeguards_deficient", False)),
-                signers=tuple(
-                    Signer(s["name"], s["title"], _period(s, f"signer {s['name']}")) for s in a.get("signers", [])
-                ),
-            )
-            for a in raw.get("agencies", [])
-        }
-        agreements = tuple(
-            Agreement(
-                agency=a["agency"],
-                name=a.get("name", ""),
-                period=_period(a, f"agreement with {a['agency']}"),
-                removal_order_required_for=tuple(
-                    _citation(c, "agreement") for c in a.get("removal_order_required_for", [])
-                ),
-            )
-            for a in raw.get("agreements", [])
-        )
-        statutes = tuple(
-            Statute(_citation(s["citation"], "statute catalog"), s["kind"], s.get("title", ""))
-            for s in raw.get("statutes", [])
-        )
-        placeholders = raw.get("placeholders", {})
-        policy = Policy(
-            name=meta["name"],
-            version=meta["version"],
-            period=_period(meta, "policy"),
-            thresholds=Thresholds(**limits),
-            identification=_identification(raw.get("identification", {})),
-            disclosable_items=frozenset(items["disclosable"]),
-            return_information_items=frozenset(items.get("return_information", [])),
-            item_aliases=dict(items.get("aliases", {})),
-            address_placeholders=frozenset(fold(p) for p in placeholders.get("phrases", [])),
-            name_placeholders=frozenset(fold(p) for p in placeholders.get("name_phrases", [])),
-            agencies=agencies,
-            agreements=agreements,
-            statutes=statutes,
-            remediation=Remediation(**raw.get("remediation", {})),
-            source=path,
-        )
-    except KeyError as exc:
-        raise PolicyError(f"policy {path}: missing key {exc.args[0]!r}") from None
-    except TypeError as exc:
-        raise PolicyError(f"policy {path}: {exc}") from None
-    bad = {s.kind for s in statutes} - {"criminal", "civil", "tax_administration"}
-    if bad:
-        raise PolicyError(f"policy {path}: unknown statute kind(s) {sorted(bad)}")
+        given = PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(f"policy {path}: {first_error(exc)}") from None
+    meta, limits, ident, items = given.policy, given.thresholds, given.identification, given.items
+    policy = Policy(
+        name=meta.name,
+        version=meta.version,
+        period=_period(meta),
+        thresholds=Thresholds(**limits.model_dump()),
+        identification=Identification(ident.threshold, ident.review, ident.margin,
+                                      {fold(k): fold(v) for k, v in ident.nicknames.items()}),
+        disclosable_items=frozenset(items.disclosable),
+        return_information_items=frozenset(items.return_information),
+        item_aliases=dict(items.aliases),
+        address_placeholders=frozenset(fold(p) for p in given.placeholders.phrases),
+        name_placeholders=frozenset(fold(p) for p in given.placeholders.name_phrases),
+        agencies={a.code: Agency(a.code, a.name or a.code, a.safeguards_deficient,
+                                 tuple(Signer(s.name, s.title, _period(s)) for s in a.signers))
+                  for a in given.agencies},
+        agreements=tuple(Agreement(a.agency, a.name, _period(a), tuple(
+            _citation(c, f"policy {path}: agreement with {a.agency}") for c in a.removal_order_required_for))
+            for a in given.agreements),
+        statutes=tuple(Statute(_citation(s.citation, f"policy {path}: statute catalog"), s.kind, s.title)
+                       for s in given.statutes),
+        remediation=Remediation(**given.remediation.model_dump()),
+        source=path,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     return policy
 
 
@@ -243,4 +209,11 @@ def load_policies(path: Path | None = None) -> list[Policy]:
     files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
     if not files:
         raise PolicyError(f"no policy files (*.toml) in {path}")
-    return [load_policy(f) for f in files]
+    versions = [load_policy(f) for f in files]
+    seen: dict[str, Policy] = {}
+    for version in versions:
+        other = seen.setdefault(version.version, version)
+        if other is not version and other.sha256 != version.sha256:
+            raise PolicyError(f"policy files {other.source} and {version.source} both call themselves "
+                              f"{version.version!r} but differ: give each version its own name")
+    return versions

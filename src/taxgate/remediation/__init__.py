@@ -131,7 +131,7 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
                     "reasons_now": ";".join(c.value for c in decision.codes), "reasons_then": reasons_then,
                     "disclosure_id": disclosure_id,
                 })
-    now = f"{audit_rules.version}+{policy.version}"
+    now = f"{audit_rules.version}+{policy.recorded}"
     by_category = Counter(f["category"] for f in findings)
     digest = findings_digest(findings)
     summary = {
@@ -143,7 +143,7 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
     with store.session.begin() as session:
         existing = session.execute(select(Audit).where(
             Audit.batch_id == batch_id, Audit.rule_set_version == audit_rules.version,
-            Audit.policy_version == policy.version, Audit.model_version == identification.MODEL_VERSION,
+            Audit.policy_version == policy.recorded, Audit.model_version == identification.MODEL_VERSION,
         )).scalars().first()
         if existing is not None and json.loads(existing.summary)["findings_sha256"] == digest:
             row = existing  # decided the same way again: one audit on record, not two
@@ -152,7 +152,7 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
                 "kind": "audit", "batch": batch_id, "then": then, "now": now, "model": identification.MODEL_VERSION,
                 "at": at(run_at), **summary,
             }])
-            row = Audit(batch_id=batch_id, rule_set_version=audit_rules.version, policy_version=policy.version,
+            row = Audit(batch_id=batch_id, rule_set_version=audit_rules.version, policy_version=policy.recorded,
                         model_version=identification.MODEL_VERSION, run_at=run_at, audited=len(past),
                         not_made=len(findings), summary=canonical(summary).decode(), ledger_index=index)
             session.add(row)

@@ -49,14 +49,34 @@ class Document:
 
 def bar_chart(name: str, caption: str, labels: list[str], values: list[float], horizontal: bool = True,
               reference: float | None = None, reference_label: str = "", value_format: str = "{:,.0f}") -> Figure:
-    """A bar chart as SVG and PNG. `reference` draws a line (a policy limit, say) across the bars."""
+    """A bar chart as SVG and PNG. `reference` draws a line (a policy limit, say) across the bars.
+
+    Labels come from the store, so from requesters (batch refs, officer names): they are drawn as
+    plain text, never as matplotlib's math (`$...$` would otherwise fail every report that shows
+    them), cut to a length, and at most MAX_BARS are drawn (the largest, or the latest)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    if len(labels) > MAX_BARS:
+        keep = (sorted(range(len(values)), key=lambda i: -values[i])[:MAX_BARS] if horizontal
+                else range(len(values) - MAX_BARS, len(values)))
+        keep = sorted(keep)
+        caption = f"{caption} ({MAX_BARS} of {len(labels):,} shown: the {'largest' if horizontal else 'latest'}.)"
+        labels, values = [labels[i] for i in keep], [values[i] for i in keep]
+    labels = [label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…" for label in map(str, labels)]
     count = max(len(labels), 1)
     size = (7.5, max(2.0, 0.32 * count + 1.0)) if horizontal else (7.5, 3.2)
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        return _draw(plt, name, caption, labels, values, horizontal, reference, reference_label, value_format, size)
+
+
+MAX_BARS = 40
+MAX_LABEL = 48
+
+
+def _draw(plt, name, caption, labels, values, horizontal, reference, reference_label, value_format, size) -> Figure:
     fig, ax = plt.subplots(figsize=size, dpi=110)
     try:
         if not labels:
