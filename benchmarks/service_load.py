@@ -8,9 +8,15 @@ on the demo-sized synthetic master, then
    the POST to the moment the API reports it decided (polled every 10 ms): p50 and p99;
 2. throughput: --clients requesters at once, each sending --uploads batches of --rows requests;
    uploads accepted per second (and the POST's p50/p99), and requests decided per second from
-   the first POST to the last batch done.
+   the first POST to the last batch done;
+3. a flood: one agency's requester sends --flood batches of about --flood-mb MiB each as fast as it
+   can, and meanwhile a requester of another agency sends one 300-row batch: that batch's time
+   from POST to done, and the p50/p99 latency of the API (a batch's status, polled every 100 ms by
+   a third client) during the flood. Queues are fair across agencies: the 300 rows do not wait
+   for the flood.
 
     python benchmarks/service_load.py [--single 40] [--clients 4] [--uploads 5] [--rows 2000]
+                                      [--flood 20] [--flood-mb 5]
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -69,6 +74,73 @@ def one_request_batches(source: Path, n: int) -> list[tuple[bytes, bytes]]:
              header + body[i % len(body)]) for i in range(n)]
 
 
+def second_agency_policy(path: Path) -> Path:
+    """The demo policy with a second agency (DHS-CBP) under the same agreement terms, so that two
+    agencies' batches are decided alike."""
+    from taxgate.policy import POLICY_DIR
+
+    text = (POLICY_DIR / "demo-2025.1.toml").read_text(encoding="utf-8")
+    agency = text[text.index("[[agencies]]"):text.index("[[agreements]]")]
+    agreement = text[text.index("[[agreements]]"):text.index("# The statute catalog")]
+    text = text.replace(agreement, agreement + agreement.replace('agency = "DHS-ICE"', 'agency = "DHS-CBP"'))
+    text = text.replace(agency, agency + agency.replace('code = "DHS-ICE"', 'code = "DHS-CBP"'))
+    path.write_text(text.replace('version = "demo-2025.1"', 'version = "bench-2025.1"'), encoding="utf-8")
+    return path
+
+
+def flood(client, base: str, flooder: dict, other: dict, watcher: dict, master: Path, args) -> None:
+    """One agency floods the queue; another sends 300 rows; how long do the 300 rows wait?"""
+    import threading
+
+    rows_each = int(args.flood_mb * (1 << 20) / 200)  # about 200 bytes a request
+    source = generate_batch(master, WORK / "flood", rows_each, seed=9)
+    manifest = json.loads(source.read_text())
+    body = (source.parent / manifest["requests"]).read_bytes()
+    small = generate_batch(master, WORK / "small", 300, seed=10)
+    small_manifest = {**json.loads(small.read_text()), "agency": "DHS-CBP", "batch_ref": "cbp-300"}
+    small_rows = (small.parent / small_manifest["requests"]).read_bytes()
+
+    sent_flood: list[int] = []
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def flooding() -> None:
+        with httpx.Client(timeout=120) as own:
+            for k in range(args.flood):
+                raw = json.dumps({**manifest, "batch_ref": f"flood-{k}", "requests": "requests.csv"}).encode()
+                answer = own.post(base + "/api/batches", headers=flooder,
+                                  files={"manifest": ("manifest.json", raw), "rows": ("requests.csv", body)})
+                if answer.status_code == 202:
+                    sent_flood.append(answer.json()["id"])
+
+    def watching() -> None:
+        with httpx.Client(timeout=120) as own:
+            while not stop.is_set():
+                started = time.perf_counter()
+                own.get(base + "/api/batches?limit=20", headers=watcher)
+                latencies.append(time.perf_counter() - started)
+                stop.wait(0.1)
+
+    floods, watch = threading.Thread(target=flooding), threading.Thread(target=watching)
+    floods.start()
+    watch.start()
+    while len(sent_flood) < min(3, args.flood) and floods.is_alive():  # the flood is under way
+        time.sleep(0.05)
+    started = time.perf_counter()
+    sent = client.post(base + "/api/batches", headers=other, files={
+        "manifest": ("manifest.json", json.dumps(small_manifest).encode()), "rows": ("requests.csv", small_rows)})
+    assert sent.status_code == 202, sent.text
+    view = wait_done(client, f"{base}/api/batches/{sent.json()['id']}", other, every=0.05)
+    waited = time.perf_counter() - started
+    floods.join()
+    stop.set()
+    watch.join()
+    print(f"flood: one agency sent {len(sent_flood)} batches of {rows_each:,} requests ({len(body) / (1 << 20):.1f} MiB "
+          f"each); another agency's {view['rows']}-row batch was done {waited:.1f} s after its POST")
+    print(f"API latency during the flood ({len(latencies)} status reads, every 100 ms): "
+          f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--single", type=int, default=40)
@@ -78,6 +150,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--taxpayers", type=int, default=20_000)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--flood", type=int, default=20)
+    parser.add_argument("--flood-mb", type=float, default=5.0)
     args = parser.parse_args()
 
     shutil.rmtree(WORK, ignore_errors=True)
@@ -88,7 +162,12 @@ def main() -> None:
     store = open_store(url)
     accounts.add_user(store, "requester", "requester", "DHS-ICE")
     headers = {"Authorization": f"Bearer {accounts.issue_token(store, 'requester')}"}
+    accounts.add_user(store, "other", "requester", "DHS-CBP")
+    other = {"Authorization": f"Bearer {accounts.issue_token(store, 'other')}"}
+    accounts.add_user(store, "watcher", "auditor")
+    watcher = {"Authorization": f"Bearer {accounts.issue_token(store, 'watcher')}"}
     store.close()
+    policy = second_agency_policy(WORK / "policy.toml")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,7 +177,7 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "taxgate", "serve", "--port", str(port), "--master", str(master), "--data-dir",
          str(WORK / "data"), "--database-url", url, "--workers", str(args.workers), "--release-every", "0",
-         "--uploads-per-minute", "100000"],
+         "--uploads-per-minute", "100000", "--policy", str(policy)],
         env=env, stdout=open(WORK / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         client = httpx.Client(timeout=120)
@@ -155,6 +234,9 @@ def main() -> None:
               f"POST p50 {pct(posts, 50) * 1000:.0f} ms, p99 {pct(posts, 99) * 1000:.0f} ms")
         print(f"batch throughput under that load: {decided:,} requests decided in {finished:.1f} s = "
               f"{decided / finished:,.0f} requests/s ({args.workers} worker(s), {os.cpu_count()} cores)")
+
+        if args.flood:
+            flood(client, base, headers, other, watcher, master, args)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)

@@ -187,7 +187,10 @@ def _peak_rss_of(code: str) -> tuple[int, str]:
     import subprocess
     import sys
 
-    script = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec from the forking parent
+    # (here pytest, hundreds of MiB by then), while VmHWM is this program's own peak.
+    script = code + ("\nprint(next(int(line.split()[1]) // 1024 for line in open('/proc/self/status')"
+                     " if line.startswith('VmHWM:')))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
     *printed, peak = done.stdout.strip().splitlines()
     return int(peak), "\n".join(printed)
@@ -222,7 +225,7 @@ print(stream.rows, stream.malformed, sorted(outcomes))
 """)
     rows, malformed, _ = printed.split(" ", 2)
     assert (rows, malformed) == ("3000", "3000"), printed
-    assert peak < 400, f"reading the bomb took {peak} MiB"
+    assert peak < 300, f"reading the bomb took {peak} MiB"  # 3 GiB once built; about 100 MiB here
 
 
 def test_parquet_fields_over_the_limit_are_measured_not_built(tmp_path):

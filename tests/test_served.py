@@ -39,7 +39,8 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [sys.executable, "-m", "taxgate", "serve", "--port", str(self.port), "--master", str(master),
-                     "--data-dir", str(folder / "data"), "--database-url", database_url, "--release-every", "0"]
+                     "--data-dir", str(folder / "data"), "--database-url", database_url, "--release-every", "0",
+                     "--lease-seconds", "3"]
         self.env = {**os.environ, **env}
         self.log = folder / "server.log"
         self.process = None
@@ -188,4 +189,51 @@ def test_a_server_killed_mid_batch_finishes_it_after_restart(world, database_url
     with store.session() as session:
         decisions = session.execute(select(func.count(Decision.id), func.count(func.distinct(Decision.row_number)))).one()
     assert decisions == (done["rows"], done["rows"])  # every row once
+    assert findings(store) == []
+
+
+def test_two_servers_on_one_store_one_killed_mid_batch_finish_every_batch_once(world, database_url, users, store,
+                                                                            tmp_path):
+    """Several `taxgate serve` on one store share the queue by leases: the one killed mid-batch
+    loses nothing, and nothing is decided twice."""
+    from taxgate.store.models import Batch, Submission
+
+    batches = [generate_batch(world["master"], tmp_path / f"b{i}", 300, seed=40 + i) for i in range(3)]
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    one = Server(world["master"], tmp_path / "one", database_url, TAXGATE_RECORD_ROWS="5").start()
+    two = Server(world["master"], tmp_path / "two", database_url, TAXGATE_RECORD_ROWS="5").start()
+    requester = users["requester"]
+    try:
+        sent = []
+        for manifest in batches:
+            files = {"manifest": ("manifest.json", manifest.read_bytes()),
+                     "rows": ("requests.csv", rows_of(manifest).read_bytes())}
+            sent.append(httpx.post(one.url + "/api/batches", headers=requester, files=files).json()["id"])
+        deadline, victim = time.monotonic() + 120, None
+        while victim is None and time.monotonic() < deadline:  # a batch part-way, in server one's worker
+            with store.session() as session:
+                for job in session.execute(select(Submission).where(Submission.status == "running")).scalars():
+                    batch = session.execute(select(Batch).where(Batch.batch_ref == job.batch_ref)).scalar_one_or_none()
+                    pid = int(job.lease_owner.rsplit("/", 1)[1])
+                    try:
+                        if batch and 0 < batch.committed_rows < batch.rows // 2 and os.getpgid(pid) == one.process.pid:
+                            victim = job.id
+                    except ProcessLookupError:
+                        continue
+            time.sleep(0.05)
+        assert victim is not None, "never caught server one's worker mid-batch"
+        one.kill()
+        views = [wait_done(two, requester, i, seconds=180) for i in sent]
+    finally:
+        one.stop()
+        two.stop()
+    assert [v["status"] for v in views] == ["done"] * 3 and all(v["decided"] == v["rows"] for v in views)
+    with store.session() as session:
+        per_batch = session.execute(select(Decision.batch_id, func.count(Decision.id),
+                                           func.count(func.distinct(Decision.row_number)))
+                                    .group_by(Decision.batch_id)).all()
+        attempts = session.get(Submission, victim).attempts
+    assert len(per_batch) == 3 and all(n == distinct for _, n, distinct in per_batch)  # every row once
+    assert attempts == 2  # taken again by server two once the dead worker's lease lapsed
     assert findings(store) == []

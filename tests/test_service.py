@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -225,7 +226,9 @@ def test_an_auditor_proves_an_entry_against_the_checkpoint(service, small_batch)
     auditor = service.auth("auditor")
     head = service.client.get("/api/ledger/checkpoint", headers=service.auth("requester")).json()
     assert head["ledger_size"] > 300 and head["checkpoint"].startswith("taxgate.example/ledger\n")
-    proof = service.client.get("/api/ledger/proof/5", headers=auditor).json()
+    with service.store.session() as session:  # the first decision's entry (the users' come first)
+        index = session.execute(select(func.min(Decision.ledger_index))).scalar_one()
+    proof = service.client.get(f"/api/ledger/proof/{index}", headers=auditor).json()
     trusted = check_proof(proof, head["verifier_key"])
     assert trusted.size == proof["size"] and json.loads(proof["entry"])["kind"] == "decision"
     assert service.client.get(f"/api/ledger/proof/{10**9}", headers=auditor).status_code == 404
@@ -236,9 +239,9 @@ def test_an_interrupted_submission_is_queued_again_and_resumes(service, small_ba
     from taxgate.service import jobs
 
     service.submit(small_batch)
-    claimed = jobs.claim(service.store)
-    assert claimed is not None and jobs.claim(service.store) is None  # one worker gets it
-    assert jobs.requeue_interrupted(service.store) == 1  # what a restart does
+    claimed = jobs.claim(service.store, "worker-a", lease_seconds=0.2)
+    assert claimed is not None and jobs.claim(service.store, "worker-b") is None  # one worker gets it
+    time.sleep(0.3)  # worker-a died: its lease lapses, and another worker takes the submission
     assert service.run_queued() == 1
     assert service.client.get("/api/batches/1", headers=service.auth("requester")).json()["status"] == "done"
 
@@ -278,6 +281,7 @@ def test_one_content_policy_a_bad_row_is_its_row_in_the_service_as_on_the_comman
     (folder / "manifest.json").write_text(json.dumps({**manifest, "batch_ref": "cli-copy"}))
     with control_store(tmp_path) as other:
         result = process(folder / "manifest.json", service.settings.master, folder / "out", store=other)
+    assert result.malformed == 2
     printed = list(csv.DictReader(io.StringIO((folder / "out" / "response.csv").read_text())))
     assert [(r["row_number"] if "row_number" in r else r["request_id"], r["outcome"], r["reasons"]) for r in served] \
         == [(r["row_number"] if "row_number" in r else r["request_id"], r["outcome"], r["reasons"]) for r in printed]

@@ -22,7 +22,7 @@ from multiprocessing import get_context
 
 from sqlalchemy import func, select, text
 
-from taxgate import notices, orders, remediation, review
+from taxgate import accounts, notices, orders, remediation, review
 from taxgate.ledger import Finding, KeptCheckpoint, LedgerError, RowCheck, verify_log
 from taxgate.ledger.log import raw
 from taxgate.ledger.verify import tile_widths, walk_entries
@@ -30,7 +30,8 @@ from taxgate.release import entries
 from taxgate.store import Store, open_store
 from taxgate.store.models import LedgerEntry, LedgerHead
 
-BINDINGS = (*entries.BINDINGS, *orders.BINDINGS, *notices.BINDINGS, *review.BINDINGS, *remediation.BINDINGS)
+BINDINGS = (*entries.BINDINGS, *orders.BINDINGS, *notices.BINDINGS, *review.BINDINGS, *remediation.BINDINGS,
+            *accounts.BINDINGS)
 PARALLEL_FROM = 200_000  # entries; below this, starting a second process costs more than it saves
 KEPT_PER_JOB = 10_000  # findings a job hands back; the rest are counted
 

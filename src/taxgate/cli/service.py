@@ -59,15 +59,15 @@ def users_password(
     generate: bool = typer.Option(False, "--generate-password", help="Make a random password and print it once."),
     database_url: str = DATABASE,
 ) -> None:
-    """Set a user's password."""
+    """Set a user's password: every session of theirs ends and every token is revoked."""
     from taxgate.accounts import AccountError, set_password
 
     password, show = _password(password_stdin, generate)
     try:
-        set_password(store_at(database_url), username, password)
+        revoked = set_password(store_at(database_url), username, password)
     except AccountError as exc:
         fail(str(exc))
-    console.print(f"Password of {username} set.")
+    console.print(f"Password of {username} set; their sessions ended and {revoked} token(s) were revoked.")
     if show:
         console.print(f"Password (shown once): {password}", markup=False)
 
@@ -94,6 +94,48 @@ def users_disable(username: str = typer.Argument(...), database_url: str = DATAB
     except AccountError as exc:
         fail(str(exc))
     console.print(f"User {username} disabled.")
+
+
+@users_app.command("enable")
+def users_enable(username: str = typer.Argument(...), database_url: str = DATABASE) -> None:
+    """Enable a disabled user again (their old tokens stay revoked)."""
+    from taxgate.accounts import AccountError, enable_user
+
+    try:
+        enable_user(store_at(database_url), username)
+    except AccountError as exc:
+        fail(str(exc))
+    console.print(f"User {username} enabled.")
+
+
+@users_app.command("revoke")
+def users_revoke(token_id: int = typer.Argument(..., min=1, help="The token's number (`taxgate users tokens NAME`)."),
+                 database_url: str = DATABASE) -> None:
+    """Revoke one API token (ledgered)."""
+    from taxgate.accounts import AccountError, revoke_token
+
+    try:
+        owner = revoke_token(store_at(database_url), token_id)
+    except AccountError as exc:
+        fail(str(exc))
+    console.print(f"Token {token_id} of {owner} revoked.")
+
+
+@users_app.command("tokens")
+def users_tokens(username: str = typer.Argument(...), database_url: str = DATABASE) -> None:
+    """A user's API tokens: number, label, when made and revoked (never the tokens themselves)."""
+    from rich.table import Table
+
+    from taxgate.accounts import AccountError, list_tokens
+
+    try:
+        found = list_tokens(store_at(database_url), username)
+    except AccountError as exc:
+        fail(str(exc))
+    table = Table("token", "label", "made", "revoked")
+    for t in found:
+        table.add_row(str(t["id"]), t["label"], t["created"], t["revoked"] or "")
+    console.print(table)
 
 
 @users_app.command("list")
@@ -151,6 +193,12 @@ def serve(
     demo: bool = typer.Option(False, "--demo", help="Demo mode: the demo master, and one user per role with a printed password."),
     witness: list[str] = typer.Option(None, "--witness", help="URL=VERIFIER_KEY of a witness (C2SP tlog-witness) "
                                                               "each new checkpoint is sent to. Repeatable."),
+    lease_seconds: float = typer.Option(30.0, "--lease-seconds", min=2, max=3600,
+                                        help="A worker renews its claim on a batch this often (x 1/3); a batch whose "
+                                             "worker died is taken again once its lease lapses."),
+    forwarded_allow_ips: str = typer.Option(None, "--forwarded-allow-ips",
+                                            help="The reverse proxy's address(es), comma-separated: only from these "
+                                                 "is X-Forwarded-For believed (default: from none)."),
     database_url: str = DATABASE,
 ) -> None:
     """Run the API (/api, OpenAPI at /openapi.json), the log (/log, C2SP tlog-tiles) and the
@@ -159,7 +207,8 @@ def serve(
 
     from taxgate.accounts import list_users
     from taxgate.service import Settings, create_app
-    from taxgate.service.settings import MIB
+    from taxgate.service.server import config
+    from taxgate.service.settings import MIB, SettingsError
 
     store = store_at(database_url)
     if demo and master is None:
@@ -172,15 +221,18 @@ def serve(
         _demo_users(store)
     elif not list_users(store):
         console.print("No users yet: add one with `taxgate users add NAME --role admin` (there is no default password).")
-    settings = Settings(master=master.resolve(), database_url=database_url, data_dir=data_dir.resolve(),
-                        policy=policy, max_rows_bytes=max_upload_mb * MIB, uploads_per_minute=uploads_per_minute,
-                        workers=workers, release_every=release_every, secure_cookies=secure_cookies, demo=demo,
-                        witnesses=tuple(witnesses(witness)))
+    try:
+        settings = Settings(master=master.resolve(), database_url=database_url, data_dir=data_dir.resolve(),
+                            policy=policy, max_rows_bytes=max_upload_mb * MIB, uploads_per_minute=uploads_per_minute,
+                            workers=workers, release_every=release_every, secure_cookies=secure_cookies, demo=demo,
+                            witnesses=tuple(witnesses(witness)), lease_seconds=lease_seconds)
+    except SettingsError as exc:
+        fail(str(exc))
     if database_url:
         os.environ["TAXGATE_DATABASE_URL"] = database_url  # the workers open the same store
     console.print(f"taxgate serving on http://{host}:{port}/ (API under /api, OpenAPI at /openapi.json, "
                   "the log under /log)")
-    uvicorn.run(create_app(settings, store), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.Server(config(create_app(settings, store), host, port, forwarded_allow_ips)).run()
 
 
 def witnesses(specs: list[str] | None) -> list:

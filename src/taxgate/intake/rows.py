@@ -172,7 +172,7 @@ class RowStream:
             layout = pq.ParquetFile(self.path).schema  # every leaf column, nested ones by path
             text_columns = [layout.column(i).path for i in range(len(layout))
                             if layout.column(i).physical_type == "BYTE_ARRAY"]
-            source = pq.ParquetFile(self.path, read_dictionary=text_columns)
+            source = pq.ParquetFile(self.path, read_dictionary=text_columns, pre_buffer=False)
             meta = source.metadata
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise NotTheFormat(f"{self.path.name} is not a readable Parquet file: {_first_line(exc)}") from None
@@ -193,7 +193,8 @@ class RowStream:
                     yield _malformed(row_number, problem)
                 continue
             try:
-                batches = source.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group])
+                # one thread, no pre-buffering: the memory a row group takes is what its footer says
+                batches = source.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], use_threads=False)
                 for batch in batches:
                     sizes = [_text_bytes(batch.column(i)) for i in range(batch.num_columns)]
                     decoded += int(sum(np.minimum(s, field_bytes + 1).sum() for s in sizes))  # what is built

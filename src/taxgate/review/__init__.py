@@ -97,9 +97,11 @@ def taxpayer_records(master_path: Path, tins: list[str]) -> dict[str, list[dict]
     return records
 
 
-def case(store: Store, decision_id: int, master_path: Path) -> dict:
+def case(store: Store, decision_id: int, master_path: Path, open_only: bool = True) -> dict:
     """What the officer sees: the request as sent, the candidate's and the runner-up's records as
-    filed, the per-field evidence, and any decision already made."""
+    filed, the per-field evidence, and any decision already made. The master's records of a
+    taxpayer are shown only to decide a request in REVIEW (`open_only`): a decided request, or
+    one never in review, is not a window on the master (an auditor passes open_only=False)."""
     with store.session() as session:
         found = session.execute(select(Decision, Batch).join(Batch, Batch.id == Decision.batch_id)
                                 .where(Decision.id == decision_id)).first()
@@ -107,6 +109,9 @@ def case(store: Store, decision_id: int, master_path: Path) -> dict:
             raise ReviewError(f"no decision {decision_id}", 404)
         decision, batch = found
         review = session.execute(select(Review).where(Review.decision_id == decision_id)).scalar_one_or_none()
+    if open_only and (decision.outcome != "REVIEW" or review is not None):
+        state = "decided" if review is not None else decision.outcome
+        raise ReviewError(f"decision {decision_id} is not in review ({state}): its case is closed to officers", 409)
     evidence = json.loads(decision.evidence) if decision.evidence else {}
     records = taxpayer_records(master_path, [decision.matched_tin, decision.runner_up_tin])
     return {
@@ -175,7 +180,7 @@ def decide_review(store: Store, decision_id: int, officer: str, action: str, not
             "officer": officer, "action": action, "note": note, "at": now})])
         session.add(Review(decision_id=decision.id, officer=officer, action=action, note=note, at=now,
                            ledger_index=index))
-        result = {"decision": decision.id, "action": action, "outcome": Outcome.NOT_DISCLOSED.value, "ledger_index": index}
+        result = {"decision": decision.id, "request_id": decision.request_id, "action": action, "outcome": Outcome.NOT_DISCLOSED.value, "ledger_index": index}
         if address is not None:
             statute = (evidence.get("request") or {}).get("statute") or ""
             item = Item(decision.id, batch.id, batch.batch_ref, decision.row_number, decision.request_id,

@@ -1,11 +1,13 @@
 """Who may call what. API calls carry a bearer token; console pages a session cookie, and every
 console form a CSRF token. Each refusal (401, 403, another agency's batch) is logged in the store
-(`accounts.refuse`) before it is answered. Roles per route are declared where the route is, with
-`allow(...)` (API) or `page(...)` (console); the tests walk every route with every role."""
+(`accounts.log_refusal`) before it is answered, and each read of taxpayer information is logged
+(`reading`). Roles per route are declared where the route is, with `allow(...)` (API) or
+`page(...)` (console); the tests walk every route with every role."""
 
 from __future__ import annotations
 
 import hmac
+from contextlib import contextmanager
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,12 +22,34 @@ EVERYONE = tuple(accounts.ROLES)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def origin(request: Request) -> str:
+    """The client's address as the connection says (a proxy's X-Forwarded-For counts only when
+    `taxgate serve --forwarded-allow-ips` names that proxy)."""
+    return request.client.host if request.client else ""
+
+
 def refuse(request: Request, status: int, reason: str, user: Principal | None = None, detail: str | None = None,
            headers: dict | None = None) -> HTTPException:
     """Log the refusal, and return the exception that answers it (detail: what the caller is told)."""
-    accounts.refuse(request.app.state.store, request.method, request.url.path, status, reason, user,
-                    client=request.client.host if request.client else "")
+    accounts.log_refusal(request.app.state.store, request.method, request.url.path, status, reason, user,
+                         client=origin(request))
     return HTTPException(status, detail or reason, headers=headers)
+
+
+@contextmanager
+def reading(request: Request, user: Principal, event: str, about: str):
+    """Log a read of taxpayer information (IRS Pub. 1075 audit record): success when the block
+    ends, failure (with the status) when it raises."""
+    store = request.app.state.store
+    try:
+        yield
+    except HTTPException as exc:
+        accounts.log_read(store, user, event, about, "failure", origin(request), f"{exc.status_code}: {exc.detail}")
+        raise
+    except Exception as exc:
+        accounts.log_read(store, user, event, about, "failure", origin(request), type(exc).__name__)
+        raise
+    accounts.log_read(store, user, event, about, "success", origin(request))
 
 
 def api_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:

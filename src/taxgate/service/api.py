@@ -24,7 +24,7 @@ from taxgate.release import release_held
 from taxgate.normalize.text import digits
 from taxgate.reports import accounting
 from taxgate.review import ACTIONS, ReviewError, case, decide_review, queue
-from taxgate.service.access import EVERYONE, allow, refuse
+from taxgate.service.access import EVERYONE, allow, reading, refuse
 from taxgate.service.uploads import UploadError, receive
 from taxgate.store.models import Batch, Decision, Disclosure, Submission
 
@@ -93,7 +93,7 @@ def visible_submission(request: Request, user: Principal, submission_id: int) ->
                                 "rows": {"type": "string", "format": "binary"}}}}}}})
 async def submit_batch(request: Request, user: Principal = allow("requester")) -> JSONResponse:
     app = request.app.state
-    ok, retry = app.limiter.admit(user.username)
+    ok, retry = await run_in_threadpool(app.limiter.admit, f"upload:{user.username}")
     if not ok:
         raise await run_in_threadpool(refuse, request, 429, "upload rate limit", user,
                                       f"too many uploads: try again in {retry} s", {"Retry-After": str(retry)})
@@ -130,7 +130,8 @@ def get_batch(request: Request, batch_id: Id, user: Principal = allow(*READERS))
             responses={404: {"description": "No such batch"}, 409: {"description": "Not decided yet"}})
 def get_response(request: Request, batch_id: Id, user: Principal = allow("requester"),
                  format: Literal["csv", "jsonl"] = "csv") -> FileResponse:
-    return response_file(visible_submission(request, user, batch_id), format)
+    with reading(request, user, "response", f"batch {batch_id}"):
+        return response_file(visible_submission(request, user, batch_id), format)
 
 
 def response_file(found: Submission, format: str) -> FileResponse:
@@ -145,19 +146,25 @@ def response_file(found: Submission, format: str) -> FileResponse:
 @router.get("/batches/{batch_id}/releases", summary="Addresses released after the response: held items, reviews",
             responses={404: {"description": "No such batch"}})
 def get_releases(request: Request, batch_id: Id, user: Principal = allow("requester")) -> dict:
-    found = visible_submission(request, user, batch_id)
+    with reading(request, user, "releases", f"batch {batch_id}"):
+        return {"releases": releases(request.app.state.store, visible_submission(request, user, batch_id))}
+
+
+def releases(store, found: Submission) -> list[dict]:
+    """What was released for a submission's batch after its response was written (held items
+    released, reviews disclosed), oldest first."""
     if found.batch_id is None:
-        return {"releases": []}
-    with request.app.state.store.session() as session:
+        return []
+    with store.session() as session:
         batch = session.get(Batch, found.batch_id)
         rows = session.execute(
             select(Decision.request_id, Disclosure.value, Disclosure.disclosed_at, Disclosure.ledger_index)
             .join(Decision, Decision.id == Disclosure.decision_id)
             .where(Decision.batch_id == batch.id, Disclosure.ledger_index > (batch.completed_index or 0))
             .order_by(Disclosure.ledger_index)).all()
-    return {"releases": [{"request_id": r.request_id, "outcome": "DISCLOSED", "disclosed": _iso(r.disclosed_at),
-                          "ledger_index": r.ledger_index,
-                          **{f"address_{k}": v for k, v in json.loads(r.value).items()}} for r in rows]}
+    return [{"request_id": r.request_id, "outcome": "DISCLOSED", "disclosed": _iso(r.disclosed_at),
+             "ledger_index": r.ledger_index, **{f"address_{k}": v for k, v in json.loads(r.value).items()}}
+            for r in rows]
 
 
 # -- reviews -------------------------------------------------------------------------------------
@@ -172,17 +179,21 @@ class ReviewIn(BaseModel):
 def get_reviews(request: Request, user: Principal = allow("officer"),
                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
                 offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> dict:
-    total, items = queue(request.app.state.store, limit, offset)
+    with reading(request, user, "review_queue", f"queue from {offset}"):
+        total, items = queue(request.app.state.store, limit, offset)
     return {"total": total, "reviews": items}
 
 
-@router.get("/reviews/{decision_id}", summary="One request beside the candidate's record, with the evidence",
-            responses={404: {"description": "No such decision"}})
-def get_review(request: Request, decision_id: Id, user: Principal = allow("officer")) -> dict:
-    try:
-        return case(request.app.state.store, decision_id, request.app.state.settings.master)
-    except ReviewError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+@router.get("/reviews/{decision_id}", summary="One request in REVIEW beside the candidates' records, with the "
+            "evidence (an officer: only while it is in review; an auditor: any decision)",
+            responses={404: {"description": "No such decision"}, 409: {"description": "Not in review"}})
+def get_review(request: Request, decision_id: Id, user: Principal = allow("officer", "auditor")) -> dict:
+    with reading(request, user, "review_case", f"decision {decision_id}"):
+        try:
+            return case(request.app.state.store, decision_id, request.app.state.settings.master,
+                        open_only=user.role == "officer")
+        except ReviewError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
 
 
 @router.post("/reviews", status_code=201, summary="Decide a request in REVIEW (ledgered)",
@@ -244,7 +255,8 @@ def lift_and_release(request: Request, order_id: int) -> tuple:
 @router.get("/notices", summary="Notices owed and sent")
 def get_notices(request: Request, user: Principal = allow("officer", "court", "auditor"),
                 unsent: bool = False, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict:
-    notices = list_notices(request.app.state.store, unsent_only=unsent)
+    with reading(request, user, "notices", "unsent" if unsent else "all"):
+        notices = list_notices(request.app.state.store, unsent_only=unsent)
     return {"total": len(notices), "notices": [
         {"id": n.id, "kind": n.kind, "recipient": n.recipient, "batch": n.batch_id, "order": n.order_id,
          "incident": n.incident_id, "due": _iso(n.due_at), "sent": _iso(n.sent_at), "ledger_index": n.ledger_index}
@@ -269,23 +281,39 @@ def get_checkpoint(request: Request, user: Principal = allow(*EVERYONE)) -> dict
             responses={404: {"description": "No such entry in the checkpointed tree"}})
 def get_proof(request: Request, index: Annotated[int, PathParam(ge=0, le=2**62)],
               user: Principal = allow("auditor")) -> dict:
-    try:
-        return inclusion_proof(request.app.state.store, index)
-    except LedgerError as exc:
-        raise HTTPException(404, str(exc)) from None
+    with reading(request, user, "ledger_entry", f"entry {index}"):
+        try:
+            return inclusion_proof(request.app.state.store, index)
+        except LedgerError as exc:
+            raise HTTPException(404, str(exc)) from None
 
 
 @router.get("/accounting/{tin}", summary="§ 6103(p)(3)(A) accounting: every request about one taxpayer",
             responses={422: {"description": "Not a TIN"}})
 def get_accounting(request: Request, tin: Annotated[str, PathParam(pattern=r"^\d{3}-?\d{2}-?\d{4}$")],
                    user: Principal = allow("auditor")) -> dict:
-    return {"tin": digits(tin), "requests": accounting(request.app.state.store, tin)}
+    with reading(request, user, "accounting", f"tin {digits(tin)}"):
+        return {"tin": digits(tin), "requests": accounting(request.app.state.store, tin)}
 
 
 @router.get("/refusals", summary="Accesses refused, newest first")
 def get_refusals(request: Request, user: Principal = allow("auditor"),
                  limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> dict:
     return {"refusals": accounts.refusals(request.app.state.store, limit)}
+
+
+@router.get("/reads", summary="Reads of taxpayer information (IRS Pub. 1075 audit records), newest first")
+def get_reads(request: Request, user: Principal = allow("auditor"),
+              limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+              username: Annotated[str, Query(max_length=64)] = "", event: Annotated[str, Query(max_length=32)] = "",
+              object: Annotated[str, Query(max_length=200)] = "") -> dict:
+    return {"reads": accounts.reads(request.app.state.store, limit, username, event, object)}
+
+
+@router.get("/accounts/events", summary="Changes of access (users, passwords, tokens), ledgered, newest first")
+def get_account_events(request: Request, user: Principal = allow("admin", "auditor"),
+                       limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> dict:
+    return {"events": accounts.account_events(request.app.state.store, limit)}
 
 
 # -- administration ------------------------------------------------------------------------------
@@ -310,31 +338,54 @@ def get_users(request: Request, user: Principal = allow("admin")) -> dict:
 @router.post("/users", status_code=201, summary="Add a user", responses={409: {"description": "Exists or invalid"}})
 def post_user(request: Request, body: UserIn, user: Principal = allow("admin")) -> dict:
     try:
-        added = accounts.add_user(request.app.state.store, body.username, body.role, body.agency, body.password)
+        added = accounts.add_user(request.app.state.store, body.username, body.role, body.agency, body.password,
+                                  by=user.username, via="api")
     except AccountError as exc:
         raise HTTPException(409, str(exc)) from None
     return {"username": added.username, "role": added.role, "agency": added.agency}
 
 
-@router.post("/users/{username}/tokens", status_code=201, summary="Issue an API token (shown once)",
-             responses={404: {"description": "No such user"}})
-def post_token(request: Request, username: Annotated[str, PathParam(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")],
-               user: Principal = allow("admin")) -> dict:
-    try:
-        return {"username": username, "token": accounts.issue_token(request.app.state.store, username, "api")}
-    except AccountError as exc:
-        raise HTTPException(404, str(exc)) from None
+def account_failure(exc: AccountError) -> HTTPException:
+    return HTTPException(404 if str(exc).startswith(("no user", "no token")) else 409, str(exc))
 
 
-@router.post("/users/{username}/disable", summary="Disable a user: tokens and sessions stop at once",
-             responses={404: {"description": "No such user"}})
-def post_disable(request: Request, username: Annotated[str, PathParam(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")],
-                 user: Principal = allow("admin")) -> dict:
+UserName = Annotated[str, PathParam(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
+
+
+@router.post("/users/{username}/disable", summary="Disable a user: tokens and sessions stop at once (ledgered)",
+             responses={404: {"description": "No such user"}, 409: {"description": "Already, or the last admin"}})
+def post_disable(request: Request, username: UserName, user: Principal = allow("admin")) -> dict:
     try:
-        accounts.disable_user(request.app.state.store, username)
+        accounts.disable_user(request.app.state.store, username, by=user.username, via="api")
     except AccountError as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise account_failure(exc) from None
     return {"username": username, "disabled": True}
+
+
+@router.post("/users/{username}/enable", summary="Enable a disabled user again (ledgered; old tokens stay revoked)",
+             responses={404: {"description": "No such user"}, 409: {"description": "Not disabled"}})
+def post_enable(request: Request, username: UserName, user: Principal = allow("admin")) -> dict:
+    try:
+        accounts.enable_user(request.app.state.store, username, by=user.username, via="api")
+    except AccountError as exc:
+        raise account_failure(exc) from None
+    return {"username": username, "disabled": False}
+
+
+@router.get("/tokens", summary="The caller's own API tokens (ids and labels, never the tokens)")
+def get_tokens(request: Request, user: Principal = allow(*EVERYONE)) -> dict:
+    return {"tokens": accounts.list_tokens(request.app.state.store, user.username)}
+
+
+@router.delete("/tokens/{token_id}", summary="Revoke a token: one's own, or (an admin) anyone's (ledgered)",
+               responses={404: {"description": "No such token of yours"}, 409: {"description": "Already revoked"}})
+def delete_token(request: Request, token_id: Id, user: Principal = allow(*EVERYONE)) -> dict:
+    try:
+        owner = accounts.revoke_token(request.app.state.store, token_id, by=user.username, via="api",
+                                      owner=None if user.role == "admin" else user.username)
+    except AccountError as exc:
+        raise account_failure(exc) from None
+    return {"token": token_id, "username": owner, "revoked": True}
 
 
 @router.get("/policy", summary="The policy versions in force and their agencies")

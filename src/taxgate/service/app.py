@@ -5,25 +5,21 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
-
+from taxgate.accounts.limits import Limiter
 from taxgate.ledger import TamperedError, load_signer
 from taxgate.policy import load_policies
 from taxgate.service import api, console, jobs, tlog
-from taxgate.service.access import LoginNeeded, session_of
+from taxgate.service.access import LoginNeeded, refuse, session_of
 from taxgate.service.settings import Settings
 from taxgate.store import Store, open_store
 
@@ -34,22 +30,31 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-SIGN_INS_PER_MINUTE = 10  # per user name, right or wrong
+SIGN_INS_PER_MINUTE = 30  # per client address, right or wrong
+FAILURES_PER_MINUTE = 10  # per user name and client address: nobody elsewhere can lock a user out
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 
 
-class Limiter:
-    """So many per minute per key (uploads per requester, sign-ins per user name), in a moving
-    window, in this process's memory."""
+def same_origin(request: Request) -> bool:
+    """No Origin header (not a browser, or a same-origin GET), or this server's own origin."""
+    sent = request.headers.get("origin")
+    if sent is None:
+        return True
+    host = request.headers.get("host", "")
+    return sent in (f"http://{host}", f"https://{host}")
 
-    def __init__(self, per_minute: int):
-        self.item = RateLimitItemPerMinute(per_minute)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
-    def admit(self, key: str) -> tuple[bool, int]:
-        if self.limiter.hit(self.item, key):
-            return True, 0
-        reset = self.limiter.get_window_stats(self.item, key).reset_time
-        return False, max(1, int(reset - time.time()) + 1)
+def secure(response, path: str, tls: bool) -> None:
+    """The headers every answer carries, pages and errors alike."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on its own forms
+    response.headers["Referrer-Policy"] = "same-origin"
+    if tls:
+        response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    if not path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")  # taxpayer information is never cached
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
@@ -58,32 +63,24 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        workers, timer = [], None
-        stop = app.state.stop
+        supervisor, timer = None, None
         if settings.workers > 0:
-            requeued = jobs.requeue_interrupted(store)
-            if requeued:
-                log.info("queued %d interrupted submission(s) again; they resume from their mark", requeued)
-            context = multiprocessing.get_context("spawn")
-            for n in range(settings.workers):
-                worker = context.Process(target=jobs.work, args=(settings, app.state.wake, stop),
-                                         name=f"taxgate-worker-{n}", daemon=True)
-                worker.start()
-                workers.append(worker)
+            supervisor = jobs.Supervisor(store, settings, app.state.wake, app.state.stop,
+                                         multiprocessing.get_context("spawn"))
+            supervisor.start()
+            app.state.supervisor = supervisor
         if settings.release_every > 0:
             timer = jobs.Timer(store, settings)
             timer.start()
         try:
             yield
         finally:
-            stop.set()
+            app.state.stop.set()
             app.state.wake.set()
             if timer is not None:
                 timer.stopped.set()
-            for worker in workers:
-                worker.join(timeout=10)
-                if worker.is_alive():  # mid-batch: stopped; the batch resumes from its mark next start
-                    worker.kill()
+            if supervisor is not None:
+                supervisor.shutdown()
 
     app = FastAPI(
         title="taxgate", version="1",
@@ -93,8 +90,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     )
     context = multiprocessing.get_context("spawn") if settings.workers > 0 else None
     app.state.settings, app.state.store = settings, store
-    app.state.limiter = Limiter(settings.uploads_per_minute)
-    app.state.sign_ins = Limiter(SIGN_INS_PER_MINUTE)
+    app.state.limiter = Limiter(store, settings.uploads_per_minute)
+    app.state.sign_ins = Limiter(store, SIGN_INS_PER_MINUTE)
+    app.state.failures = Limiter(store, FAILURES_PER_MINUTE)
     app.state.wake = context.Event() if context else threading.Event()
     app.state.stop = context.Event() if context else threading.Event()
     app.state.policies = lambda: load_policies(settings.policy)
@@ -102,13 +100,17 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")  # taxpayer information is never cached
+        if request.method in STATE_CHANGING and not same_origin(request):
+            # A browser names the page a form or script came from; another site's is refused.
+            await run_in_threadpool(refuse, request, 403, f"cross-site request from {request.headers['origin'][:100]}")
+            response = JSONResponse({"detail": "cross-site requests are refused"}, status_code=403)
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:  # a fault of ours: logged here, answered with the same headers as any page
+                log.exception("%s %s failed", request.method, request.url.path)
+                response = JSONResponse({"detail": "internal error; the service's log has the details"}, 500)
+        secure(response, request.url.path, settings.secure_cookies)
         return response
 
     @app.exception_handler(LoginNeeded)

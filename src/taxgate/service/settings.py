@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1 << 20
+
+
+class SettingsError(ValueError):
+    """A server option out of its range; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,21 @@ class Settings:
     secure_cookies: bool = False  # set behind TLS: cookies only over HTTPS
     demo: bool = False  # demo mode: users with printed passwords may be made at start
     witnesses: tuple = ()  # witness.client.Witness: each new checkpoint is sent to them for cosigning
+    max_attempts: int = 3  # a batch whose worker dies this many times is failed, never queued again
+    lease_seconds: float = 30.0  # a worker renews its claim on a running batch this often (x 1/3)
+
+    def __post_init__(self) -> None:
+        """Every option in its range, or one line naming it: a server must not start with a limit
+        that refuses everything, or none at all."""
+        bounds = {"max_rows_bytes": (1, 64 << 30), "max_manifest_bytes": (1024, 16 * MIB),
+                  "uploads_per_minute": (1, 100_000), "workers": (0, 64), "release_every": (0, 86_400)}
+        for name, (low, high) in bounds.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not low <= value <= high:
+                raise SettingsError(f"server option {name} = {value!r}: a number from {low:,} to {high:,}")
+        if self.max_attempts < 1 or self.max_attempts > 100:
+            raise SettingsError(f"server option max_attempts = {self.max_attempts!r}: from 1 to 100")
 
     @property
     def submissions(self) -> Path:

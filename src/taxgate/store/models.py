@@ -343,6 +343,56 @@ class AccessRefusal(Base):
     status: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     client: Mapped[str] = mapped_column(String(64), default="")
+    # The same refusal again from the same client within a minute is counted here, not added: a
+    # flood of refusals cannot push the rest out of the auditors' view.
+    repeats: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AccountEvent(Base):
+    """A change of who may do what: a user added, disabled or enabled, a password set, an API token
+    issued or revoked; with who did it (a user, or `host:NAME` for the operator's command line) and
+    through what. Each is ledgered (entry kind `account`)."""
+
+    __tablename__ = "account_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    event: Mapped[str] = mapped_column(String(32))
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    via: Mapped[str] = mapped_column(String(16))  # console | api | host
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class DataRead(Base):
+    """One read of taxpayer information through the service, with the audit record's fields of IRS
+    Publication 1075 (when, who, the event, the object, success or failure, the origin)."""
+
+    __tablename__ = "data_reads"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(32))
+    object: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))  # success | failure
+    origin: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class RateCount(Base):
+    """Hits per key per minute (sign-ins per client, uploads per requester), kept in the store so
+    that every server on one store counts the same hits."""
+
+    __tablename__ = "rate_counts"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hits: Mapped[int] = mapped_column(Integer)
 
 
 class Submission(Base):
@@ -367,3 +417,8 @@ class Submission(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A worker holds a running submission by a lease it renews; a lease that lapses means the worker
+    # died, and the submission is taken again, up to a limit (a batch that kills workers is failed).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
