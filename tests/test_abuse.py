@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from taxgate import accounts
+from taxgate.service import Settings
 from taxgate.store.models import AccessRefusal, AccountEvent, Decision
 from tests.conftest import Service, findings, upload_files
 from tests.test_service_access import console, refusals
@@ -228,9 +229,9 @@ def test_status_text_never_comes_from_the_query_string(service):
 
 
 def test_error_pages_carry_the_security_headers(service, monkeypatch):
-    import taxgate.service.api as api
+    import taxgate.service.orders as orders
 
-    monkeypatch.setattr(api, "list_orders", lambda store: 1 / 0)  # a fault of ours
+    monkeypatch.setattr(orders, "list_orders", lambda store: 1 / 0)  # a fault of ours
     client = TestClient(service.app, raise_server_exceptions=False)
     answers = [client.get("/no-such-page"), client.get("/api/no-such-route"),
                client.get("/api/orders", headers=service.auth("court")), client.get("/api/whoami")]
@@ -315,3 +316,94 @@ def test_x_forwarded_for_is_not_believed_from_an_unnamed_proxy(service):
     with Served(service.app) as served:
         httpx.get(f"http://127.0.0.1:{served.port}/api/whoami", headers={"X-Forwarded-For": "192.0.2.77"})
     assert {r["client"] for r in accounts.refusals(service.store)} == {"127.0.0.1"}
+
+
+def test_the_store_s_rate_limit_slides_to_the_second(store):
+    from taxgate.accounts.limits import Limiter
+
+    now = [1000.5]
+    limit = Limiter(store, 3, clock=lambda: now[0])
+    assert [limit.admit("k")[0] for _ in range(5)] == [True, True, True, False, False]
+    assert limit.over("k") == (True, 60) and limit.over("other") == (False, 0)
+    now[0] += 30
+    assert limit.admit("k") == (False, 30)  # refused hits count: a flood stays refused while it goes on
+    now[0] += 31  # the first second's hits have left the window; the one 31 s ago has not
+    assert [limit.admit("k")[0] for _ in range(3)] == [True, True, False]
+
+
+def test_a_parquet_bomb_uploaded_is_taken_and_every_row_answered_malformed(service, small_batch, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 1000
+    table = pa.table({"request_id": [f"R{i}" for i in range(n)],
+                      "relevance": pa.array(["x" * (1 << 20)] * n).dictionary_encode()})
+    pq.write_table(table, tmp_path / "bomb.parquet", compression="zstd")
+    manifest = json.loads(small_batch.read_text())
+    parts = dict(manifest_bytes=json.dumps({**manifest, "requests": "requests.parquet"}).encode(),
+                 rows_name="requests.parquet", rows=(tmp_path / "bomb.parquet").read_bytes())
+    answer = service.client.post("/api/batches", headers=service.auth("requester"),
+                                 files=upload_files(small_batch, **parts))
+    assert answer.status_code == 202, answer.text
+    assert len(parts["rows"]) < 100_000  # 25 KB that would be 1 GiB once built
+    service.run_queued()
+    view = service.client.get("/api/batches/1", headers=service.auth("requester")).json()
+    assert view["status"] == "done" and view["rows"] == n and view["outcomes"] == {"REFUSED": n}
+    text = service.client.get("/api/batches/1/response", headers=service.auth("requester")).text
+    assert text.count("MALFORMED_ROW") == n
+
+
+def test_the_password_gate_checks_one_at_a_time_and_turns_a_crowd_away():
+    import asyncio
+
+    from fastapi import HTTPException
+
+    from taxgate.service.pages import PasswordGate
+
+    gate, running, peak = PasswordGate(at_once=1, queue=3), [0], [0]
+
+    def check():
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        running[0] -= 1
+        return "ok"
+
+    async def crowd():
+        return await asyncio.gather(*(gate.run(check) for _ in range(6)), return_exceptions=True)
+
+    results = asyncio.run(crowd())
+    assert peak[0] == 1  # argon2 never runs twice at once: the other core stays with the API
+    assert results.count("ok") == 3
+    assert all(isinstance(r, HTTPException) and r.status_code == 503 for r in results if r != "ok")
+
+
+def test_the_oversight_report_is_drawn_once_per_ledger_size(service, monkeypatch):
+    import taxgate.reports.oversight as oversight
+
+    drawn, original = [], oversight.oversight
+
+    def counting(*args, **kwargs):
+        drawn.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(oversight, "oversight", counting)
+    court, _ = console(service, "court")
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(court.get("/reports/oversight.html").status_code))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * 4 and len(drawn) == 1
+    assert court.get("/reports/oversight.pdf").status_code == 200 and len(drawn) == 1
+
+
+@pytest.mark.parametrize("option, value", [("workers", -1), ("release_every", float("nan")),
+                                           ("uploads_per_minute", 0), ("max_rows_bytes", 0), ("max_attempts", 0)])
+def test_a_server_option_out_of_range_is_one_line_naming_it(world, tmp_path, option, value):
+    from taxgate.service.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=f"server option {option}"):
+        Settings(master=world["master"], data_dir=tmp_path, **{option: value})

@@ -29,6 +29,24 @@ def test_unknown_rows_format(tmp_path):
                       "unknown rows format")
 
 
+def test_a_manifest_cannot_send_the_command_line_outside_its_folder(world, tmp_path):
+    """`requests` is relative to the manifest: `taxgate process` does not open /etc/passwd for it."""
+    for requests in ("/etc/passwd", "../../../../etc/passwd"):
+        (tmp_path / "m.json").write_text(json.dumps({"requests": requests, "format": "csv"}))
+        assert_user_error(taxgate("process", tmp_path / "m.json", "--master", world["master"], "--out", tmp_path / "o"),
+                          "relative to the manifest's folder")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_policy_value_that_would_misbehave_is_one_line(world, tmp_path):
+    from taxgate.policy import POLICY_DIR
+
+    text = (POLICY_DIR / "demo-2025.1.toml").read_text(encoding="utf-8").replace("threshold = 20.0", 'threshold = "high"')
+    (tmp_path / "p.toml").write_text(text, encoding="utf-8")
+    assert_user_error(taxgate("process", world["manifest"], "--master", world["master"], "--out", tmp_path / "o",
+                              "--policy", tmp_path / "p.toml"), "identification.threshold")
+
+
 def test_missing_master(world, tmp_path):
     assert_user_error(taxgate("process", world["manifest"], "--master", tmp_path / "absent.parquet", "--out", tmp_path / "o"),
                       "taxpayer master not found")

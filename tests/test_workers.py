@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_finishes_once(super
     pid = wait_for(lambda: running_worker(service.store, sent) if _decided(service.store) > 0 else None,
                    what="the batch part-way")
     os.kill(pid, signal.SIGKILL)
-    supervisor = service.app.state.supervisor
+    supervisor = service.app.state.service.supervisor
     wait_for(lambda: supervisor.replaced == 1, 30, "the worker to be replaced")
     done = wait_for(lambda: (s := status(service.store, sent)).status in ("done", "failed") and s, what="the batch")
     assert done.status == "done" and done.attempts == 2, done.error

@@ -1,7 +1,7 @@
-"""Rate limits kept in the store: so many hits per key per minute, counted in the store, so that
-every server on one store (and every worker thread) counts the same hits. A sliding window,
-estimated from this minute's count and the last one's (the approach of Cloudflare's and
-nginx's limiters): no list of timestamps to keep per key."""
+"""Rate limits kept in the store: so many hits per key in any 60 seconds, counted in the store, so
+that every server on one store (and every worker thread) counts the same hits. Hits are counted
+per second (one row per key per second that had any), so the window slides exactly, to the
+second, and a key's rows are at most 60."""
 
 from __future__ import annotations
 
@@ -15,56 +15,54 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from taxgate.store import Store
 from taxgate.store.models import RateCount
 
+WINDOW = 60  # seconds
+
 
 class Limiter:
-    """`per_minute` hits per key in any minute (sliding); `admit` counts a hit and says whether it
-    is allowed, and if not, how many seconds until one would be."""
+    """`per_minute` hits per key in any 60 seconds; `admit` counts a hit and says whether it is
+    allowed, and if not, how many seconds until one would be."""
 
     def __init__(self, store: Store, per_minute: int, clock=time.time):
         if per_minute < 1:
             raise ValueError("a rate limit is at least 1 a minute")
         self.store, self.per_minute, self.clock = store, per_minute, clock
 
-    def over(self, key: str) -> tuple[bool, int]:
-        """Is `key` over its limit already? (Counts nothing: for limits on failures, counted by
-        `admit` only when one happens.) (over, seconds to wait)."""
-        now = self.clock()
-        minute, into = int(now // 60), (now % 60) / 60
-        with self.store.session() as session:
-            counts = dict(session.execute(select(RateCount.minute, RateCount.hits).where(
-                RateCount.key == key[:200], RateCount.minute.in_((minute - 1, minute)))).all())
-        previous, current = counts.get(minute - 1, 0), counts.get(minute, 0)
-        if previous * (1 - into) + current < self.per_minute:
-            return False, 0
-        return True, self._wait(now, previous, current + 1)
+    def _window(self, session, key: str, now: float) -> list[tuple[int, int]]:
+        return session.execute(select(RateCount.second, RateCount.hits).where(
+            RateCount.key == key, RateCount.second > int(now) - WINDOW).order_by(RateCount.second)).all()
 
-    def _wait(self, now: float, previous: int, current: int) -> int:
-        into = (now % 60) / 60
-        if current <= self.per_minute and previous:  # until the last minute's share has fallen enough
-            wait = (previous * (1 - into) + current - self.per_minute) / previous * 60
-        else:
-            wait = 60 - now % 60
-        return max(1, math.ceil(wait))
+    def _wait(self, hits: list[tuple[int, int]], now: float, allowed: int) -> int:
+        """Seconds until the window holds at most `allowed` hits."""
+        total = sum(n for _, n in hits)
+        for second, n in hits:
+            total -= n
+            if total <= allowed:
+                return max(1, math.ceil(second + WINDOW - now))
+        return WINDOW
+
+    def over(self, key: str) -> tuple[bool, int]:
+        """Is `key` at its limit already? Counts nothing (for limits on failures, which `admit`
+        counts only when one happens): (over, seconds to wait)."""
+        now = self.clock()
+        with self.store.session() as session:
+            hits = self._window(session, key[:200], now)
+        if sum(n for _, n in hits) < self.per_minute:
+            return False, 0
+        return True, self._wait(hits, now, self.per_minute - 1)
 
     def admit(self, key: str) -> tuple[bool, int]:
         """Count a hit on `key`, refused or not (a flood stays refused while it goes on), and say
-        whether it is within the limit: (allowed, seconds to wait if not). Atomic: the hit is
-        added and read back in one statement, so two servers cannot both take the last one."""
-        now = self.clock()
-        minute = int(now // 60)
-        into = (now % 60) / 60  # how far into this minute: the last minute's share still counts
-        key = key[:200]
+        whether it is within the limit. The hit is added in one statement, so two servers cannot
+        both take the last one."""
+        now, key = self.clock(), key[:200]
         insert = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
-        statement = insert(RateCount).values(key=key, minute=minute, hits=1)
-        statement = statement.on_conflict_do_update(
-            index_elements=[RateCount.key, RateCount.minute], set_={"hits": RateCount.hits + 1}
-        ).returning(RateCount.hits)
+        statement = insert(RateCount).values(key=key, second=int(now), hits=1).on_conflict_do_update(
+            index_elements=[RateCount.key, RateCount.second], set_={"hits": RateCount.hits + 1})
         with self.store.session.begin() as session:
-            current = session.execute(statement).scalar_one()
-            previous = session.execute(select(RateCount.hits).where(
-                RateCount.key == key, RateCount.minute == minute - 1)).scalar_one_or_none() or 0
-            if minute % 10 == 0 and into < 0.05:  # now and then, forget minutes nobody will ask about
-                session.execute(delete(RateCount).where(RateCount.minute < minute - 2))
-        if previous * (1 - into) + current <= self.per_minute:
+            session.execute(statement)
+            hits = self._window(session, key, now)
+            if int(now) % 60 == 0:  # now and then, forget what no window holds any more
+                session.execute(delete(RateCount).where(RateCount.second <= int(now) - WINDOW))
+        if sum(n for _, n in hits) <= self.per_minute:
             return True, 0
-        return False, self._wait(now, previous, current)
+        return False, self._wait(hits, now, self.per_minute - 1)

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from taxgate import accounts
 from taxgate.accounts import Principal
+from taxgate.service.deps import state_of
 
 SESSION_COOKIE = "taxgate_session"
 bearer = HTTPBearer(auto_error=False, description="An API token: `taxgate users token NAME`.")
@@ -31,7 +32,7 @@ def origin(request: Request) -> str:
 def refuse(request: Request, status: int, reason: str, user: Principal | None = None, detail: str | None = None,
            headers: dict | None = None) -> HTTPException:
     """Log the refusal, and return the exception that answers it (detail: what the caller is told)."""
-    accounts.log_refusal(request.app.state.store, request.method, request.url.path, status, reason, user,
+    accounts.log_refusal(state_of(request).store, request.method, request.url.path, status, reason, user,
                          client=origin(request))
     return HTTPException(status, detail or reason, headers=headers)
 
@@ -40,7 +41,7 @@ def refuse(request: Request, status: int, reason: str, user: Principal | None = 
 def reading(request: Request, user: Principal, event: str, about: str):
     """Log a read of taxpayer information (IRS Pub. 1075 audit record): success when the block
     ends, failure (with the status) when it raises."""
-    store = request.app.state.store
+    store = state_of(request).store
     try:
         yield
     except HTTPException as exc:
@@ -57,7 +58,7 @@ def api_user(request: Request, credentials: HTTPAuthorizationCredentials | None 
     if credentials is None:
         raise refuse(request, 401, "no bearer token", detail="an API token is needed (Authorization: Bearer ...)",
                      headers=challenge)
-    user = accounts.by_token(request.app.state.store, credentials.credentials)
+    user = accounts.by_token(state_of(request).store, credentials.credentials)
     if user is None:
         raise refuse(request, 401, "token not valid, revoked, or its user disabled", detail="the token is not valid",
                      headers=challenge)
@@ -81,7 +82,7 @@ class LoginNeeded(Exception):
 
 def session_of(request: Request) -> tuple[Principal, str] | None:
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    return accounts.by_session(request.app.state.store, cookie) if cookie else None
+    return accounts.by_session(state_of(request).store, cookie) if cookie else None
 
 
 def page(*roles: str, streamed: bool = False):

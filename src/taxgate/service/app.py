@@ -18,7 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from taxgate.accounts.limits import Limiter
 from taxgate.ledger import TamperedError, load_signer
 from taxgate.policy import load_policies
-from taxgate.service import api, console, jobs, tlog
+from taxgate.service import accounts, batches, jobs, ledger, orders, oversight, reviews, tlog
+from taxgate.service.deps import ServiceState
+from taxgate.service.pages import render
 from taxgate.service.access import LoginNeeded, refuse, session_of
 from taxgate.service.settings import Settings
 from taxgate.store import Store, open_store
@@ -65,18 +67,17 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         supervisor, timer = None, None
         if settings.workers > 0:
-            supervisor = jobs.Supervisor(store, settings, app.state.wake, app.state.stop,
-                                         multiprocessing.get_context("spawn"))
+            supervisor = jobs.Supervisor(store, settings, state.wake, state.stop, multiprocessing.get_context("spawn"))
             supervisor.start()
-            app.state.supervisor = supervisor
+            state.supervisor = supervisor
         if settings.release_every > 0:
             timer = jobs.Timer(store, settings)
             timer.start()
         try:
             yield
         finally:
-            app.state.stop.set()
-            app.state.wake.set()
+            state.stop.set()
+            state.wake.set()
             if timer is not None:
                 timer.stopped.set()
             if supervisor is not None:
@@ -89,14 +90,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     context = multiprocessing.get_context("spawn") if settings.workers > 0 else None
-    app.state.settings, app.state.store = settings, store
-    app.state.limiter = Limiter(store, settings.uploads_per_minute)
-    app.state.sign_ins = Limiter(store, SIGN_INS_PER_MINUTE)
-    app.state.failures = Limiter(store, FAILURES_PER_MINUTE)
-    app.state.wake = context.Event() if context else threading.Event()
-    app.state.stop = context.Event() if context else threading.Event()
-    app.state.policies = lambda: load_policies(settings.policy)
-    app.state.verifier_key = signer.verifier_key()
+    state = ServiceState(
+        store=store, settings=settings, policies=lambda: load_policies(settings.policy),
+        limiter=Limiter(store, settings.uploads_per_minute), sign_ins=Limiter(store, SIGN_INS_PER_MINUTE),
+        failures=Limiter(store, FAILURES_PER_MINUTE), wake=context.Event() if context else threading.Event(),
+        stop=context.Event() if context else threading.Event(), verifier_key=signer.verifier_key())
+    app.state.service = state  # the one thing on app.state: routes take it as a typed dependency (deps.State)
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -127,9 +126,11 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             return await http_exception_handler(request, exc)
         found = await run_in_threadpool(session_of, request)
         user, csrf = found if found else (None, "")
-        return console.templates.TemplateResponse(
-            request, "error.html", {"user": user, "csrf": csrf, "status": exc.status_code, "detail": exc.detail},
-            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        page = render(request, "error.html", (user, csrf) if user else None, exc.status_code,
+                      status=exc.status_code, detail=exc.detail)
+        for name, value in (getattr(exc, "headers", None) or {}).items():
+            page.headers[name] = value
+        return page
 
     @app.exception_handler(TamperedError)
     async def tampered(request: Request, exc: TamperedError):
@@ -137,8 +138,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         log.error("refused: %s", exc)
         return await http_error(request, StarletteHTTPException(409, str(exc)))
 
-    app.include_router(api.router)
+    for domain in (batches, reviews, orders, ledger, oversight, accounts):  # each: its API routes and its pages
+        app.include_router(domain.api)
+        app.include_router(domain.pages)
     app.include_router(tlog.router)
-    app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -107,7 +107,8 @@ class _Lease(threading.Thread):
         while not self.stopped.wait(self.seconds / 3):
             try:
                 if not renew(self.store, self.job_id, self.owner, self.seconds):
-                    log.error("lost the lease on submission %s", self.job_id)
+                    if not self.stopped.is_set():  # not just finished: another worker took it
+                        log.error("lost the lease on submission %s", self.job_id)
                     return
             except Exception:  # the store is away for a moment: try again next time
                 log.exception("could not renew the lease on submission %s", self.job_id)

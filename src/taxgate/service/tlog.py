@@ -22,6 +22,7 @@ from taxgate.accounts import Principal
 from taxgate.ledger import Ledger
 from taxgate.ledger.log import TILE, raw
 from taxgate.service.access import allow
+from taxgate.service.deps import state_of
 from taxgate.store.models import LedgerEntry, LedgerTile
 from taxgate.witness.client import cosigned_note
 
@@ -52,7 +53,7 @@ def encode_index(n: int) -> str:
 
 @router.get("/checkpoint", summary="The latest checkpoint (C2SP signed note), with cosignatures")
 def get_checkpoint(request: Request) -> Response:
-    store = request.app.state.store
+    store = state_of(request).store
     with store.session() as session:
         note = Ledger(store).latest_checkpoint(session)
         if note is None:
@@ -66,7 +67,7 @@ def get_tile(request: Request, level: int, path: str) -> Response:
     if not 0 <= level <= 63:
         raise HTTPException(404, "no such tile level")
     n, width = tile_index(path)
-    with request.app.state.store.session() as session:
+    with state_of(request).store.session() as session:
         hashes = session.execute(select(raw(LedgerTile.hashes)).where(
             LedgerTile.level == level, LedgerTile.n == n)).scalar_one_or_none()
     wanted = (width or TILE) * 32
@@ -80,7 +81,7 @@ def get_tile(request: Request, level: int, path: str) -> Response:
 def get_entries(request: Request, path: str, user: Principal = allow("auditor")) -> Response:
     n, width = tile_index(path)
     first, count = n * TILE, width or TILE
-    with request.app.state.store.session() as session:
+    with state_of(request).store.session() as session:
         rows = session.execute(select(raw(LedgerEntry.idx), raw(LedgerEntry.entry)).where(
             LedgerEntry.idx >= first, LedgerEntry.idx < first + count).order_by(LedgerEntry.idx)).all()
     if len(rows) != count or any(type(e) is not bytes for _, e in rows):

@@ -385,13 +385,13 @@ class DataRead(Base):
 
 
 class RateCount(Base):
-    """Hits per key per minute (sign-ins per client, uploads per requester), kept in the store so
+    """Hits per key per second (sign-ins per client, uploads per requester), kept in the store so
     that every server on one store counts the same hits."""
 
     __tablename__ = "rate_counts"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    second: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # since the epoch
     hits: Mapped[int] = mapped_column(Integer)
 
 

@@ -51,9 +51,9 @@ def upgrade() -> None:
     op.create_table(
         'rate_counts',
         sa.Column('key', sa.String(length=200), nullable=False),
-        sa.Column('minute', sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column('second', sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column('hits', sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint('key', 'minute'),
+        sa.PrimaryKeyConstraint('key', 'second'),
     )
     with op.batch_alter_table('submissions') as batch_op:
         batch_op.add_column(sa.Column('attempts', sa.Integer(), server_default='0', nullable=False))

@@ -1,0 +1,198 @@
+"""Batches: a requester submits one (streamed, checked, queued) and reads its progress, its
+response and what was released after it; the other readers see every batch. A requester sees only
+its own agency's, and is told 404 for another's (logged as refused)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from taxgate.accounts import Principal
+from taxgate.service.access import allow, page, reading, refuse
+from taxgate.service.deps import ERRORS, READERS, Id, State, iso, state_of
+from taxgate.service.pages import Page, render
+from taxgate.service.uploads import UploadError, receive
+from taxgate.store.models import Batch, Decision, Disclosure, Submission
+
+
+api = APIRouter(prefix="/api", responses=ERRORS)
+pages = APIRouter(include_in_schema=False)
+
+
+def batch_views(store, submissions: list[Submission]) -> list[dict]:
+    """Each submission with its batch's progress (rows decided and ledgered so far) and outcomes."""
+    if not submissions:
+        return []
+    keys = {(s.agency, s.batch_ref, s.rows_sha256) for s in submissions}
+    with store.session() as session:
+        batches = {(b.agency, b.batch_ref, b.rows_sha256): b for b in session.execute(
+            select(Batch).where(Batch.agency.in_({k[0] for k in keys}), Batch.batch_ref.in_({k[1] for k in keys})))
+            .scalars()}
+        ids = [b.id for k, b in batches.items() if k in keys]
+        outcomes: dict[int, dict] = {}
+        for batch_id, outcome, count in session.execute(
+                select(Decision.batch_id, Decision.outcome, func.count()).where(Decision.batch_id.in_(ids))
+                .group_by(Decision.batch_id, Decision.outcome)):
+            outcomes.setdefault(batch_id, {})[outcome] = count
+    views = []
+    for s in submissions:
+        batch = batches.get((s.agency, s.batch_ref, s.rows_sha256))
+        views.append({
+            "id": s.id, "agency": s.agency, "batch_ref": s.batch_ref, "status": s.status, "error": s.error,
+            "rows_sha256": s.rows_sha256, "rows_bytes": s.rows_bytes, "submitted": iso(s.created_at),
+            "started": iso(s.started_at), "finished": iso(s.finished_at),
+            "batch": batch.id if batch else None, "rows": batch.rows if batch else None,
+            "decided": batch.committed_rows if batch else 0,
+            "outcomes": dict(sorted(outcomes.get(batch.id, {}).items())) if batch else {},
+        })
+    return views
+
+
+def visible_submission(request: Request, user: Principal, submission_id: int) -> Submission:
+    """The submission, if this user may see it: a requester only its own agency's (404 otherwise)."""
+    with state_of(request).store.session() as session:
+        found = session.get(Submission, submission_id)
+    if found is None:
+        raise HTTPException(404, f"no batch {submission_id}")
+    if user.role == "requester" and found.agency != user.agency:
+        raise refuse(request, 404, f"batch {submission_id} belongs to another agency", user,
+                     detail=f"no batch {submission_id}")
+    return found
+
+
+@api.post("/batches", status_code=202, summary="Submit a batch (manifest + rows file)",
+             responses={413: {"description": "Too large"}, 415: {"description": "Not the type it says"},
+                        422: {"description": "Refused, with the reason"}, 429: {"description": "Too many uploads"}},
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                 "type": "object", "required": ["manifest", "rows"],
+                 "properties": {"manifest": {"type": "string", "format": "binary"},
+                                "rows": {"type": "string", "format": "binary"}}}}}}})
+async def submit_batch(request: Request, state: State, user: Principal = allow("requester")) -> JSONResponse:
+    ok, retry = await run_in_threadpool(state.limiter.admit, f"upload:{user.username}")
+    if not ok:
+        raise await run_in_threadpool(refuse, request, 429, "upload rate limit", user,
+                                      f"too many uploads: try again in {retry} s", {"Retry-After": str(retry)})
+    try:
+        accepted = await receive(request, user, state.settings, state.store, state.wake)
+    except UploadError as exc:
+        if exc.status == 403:
+            raise await run_in_threadpool(refuse, request, 403, exc.reason, user) from None
+        raise HTTPException(exc.status, exc.reason) from None
+    return JSONResponse(accepted, status_code=202, headers={"Location": f"/api/batches/{accepted['id']}"})
+
+
+@api.get("/batches", summary="Batches: a requester's own agency's; every batch for the other readers")
+def list_batches(request: Request, state: State, user: Principal = allow(*READERS),
+                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                 offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> dict:
+    store = state.store
+    query = select(Submission).order_by(Submission.id.desc())
+    if user.role == "requester":
+        query = query.where(Submission.agency == user.agency)
+    with store.session() as session:
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        page = session.execute(query.limit(limit).offset(offset)).scalars().all()
+    return {"total": total, "batches": batch_views(store, page)}
+
+
+@api.get("/batches/{batch_id}", summary="One batch: status, progress, outcomes",
+            responses={404: {"description": "No such batch (or another agency's)"}})
+def get_batch(request: Request, state: State, batch_id: Id, user: Principal = allow(*READERS)) -> dict:
+    return batch_views(state.store, [visible_submission(request, user, batch_id)])[0]
+
+
+@api.get("/batches/{batch_id}/response", summary="The response file (CSV, spreadsheet-safe; or JSON Lines)",
+            responses={404: {"description": "No such batch"}, 409: {"description": "Not decided yet"}})
+def get_response(request: Request, batch_id: Id, user: Principal = allow("requester"),
+                 format: Literal["csv", "jsonl"] = "csv") -> FileResponse:
+    with reading(request, user, "response", f"batch {batch_id}"):
+        return response_file(visible_submission(request, user, batch_id), format)
+
+
+def response_file(found: Submission, format: str) -> FileResponse:
+    """The response file the pipeline wrote for a submission (CSV already spreadsheet-safe)."""
+    path = Path(found.folder) / "out" / f"response.{format}"
+    if found.status != "done" or not path.is_file():
+        raise HTTPException(409, f"batch {found.id} is {found.status}: the response is not ready")
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    return FileResponse(path, media_type=media, filename=f"response-{found.batch_ref}.{format}")
+
+
+@api.get("/batches/{batch_id}/releases", summary="Addresses released after the response: held items, reviews",
+            responses={404: {"description": "No such batch"}})
+def get_releases(request: Request, state: State, batch_id: Id, user: Principal = allow("requester")) -> dict:
+    with reading(request, user, "releases", f"batch {batch_id}"):
+        return {"releases": releases(state.store, visible_submission(request, user, batch_id))}
+
+
+def releases(store, found: Submission) -> list[dict]:
+    """What was released for a submission's batch after its response was written (held items
+    released, reviews disclosed), oldest first."""
+    if found.batch_id is None:
+        return []
+    with store.session() as session:
+        batch = session.get(Batch, found.batch_id)
+        rows = session.execute(
+            select(Decision.request_id, Disclosure.value, Disclosure.disclosed_at, Disclosure.ledger_index)
+            .join(Decision, Decision.id == Disclosure.decision_id)
+            .where(Decision.batch_id == batch.id, Disclosure.ledger_index > (batch.completed_index or 0))
+            .order_by(Disclosure.ledger_index)).all()
+    return [{"request_id": r.request_id, "outcome": "DISCLOSED", "disclosed": iso(r.disclosed_at),
+             "ledger_index": r.ledger_index, **{f"address_{k}": v for k, v in json.loads(r.value).items()}}
+            for r in rows]
+
+
+def _batches(request: Request, user: Principal) -> list[dict]:
+    query = select(Submission).order_by(Submission.id.desc()).limit(200)
+    if user.role == "requester":
+        query = query.where(Submission.agency == user.agency)
+    with state_of(request).store.session() as session:
+        found = session.execute(query).scalars().all()
+    return batch_views(state_of(request).store, found)
+
+
+@pages.get("/batches")
+def batches(request: Request, who: Page = page(*READERS)) -> HTMLResponse:
+    name = "batch_rows.html" if request.headers.get("hx-request") else "batches.html"
+    return render(request, name, who, batches=_batches(request, who[0]))
+
+
+@pages.post("/batches")
+async def upload(request: Request, state: State, who: Page = page("requester", streamed=True)):
+    user = who[0]
+    ok, retry = await run_in_threadpool(state.limiter.admit, f"upload:{user.username}")
+    if not ok:
+        await run_in_threadpool(refuse, request, 429, "upload rate limit", user)
+        return render(request, "batches.html", who, 429, batches=_batches(request, user),
+                       error=f"Too many uploads: try again in {retry} s.")
+    try:
+        accepted = await receive(request, user, state.settings, state.store, state.wake,
+                                 csrf=getattr(request.state, "csrf", None))
+    except UploadError as exc:
+        if exc.status == 403:
+            await run_in_threadpool(refuse, request, 403, exc.reason, user)
+        return render(request, "batches.html", who, exc.status, batches=_batches(request, user),
+                       error=f"Upload refused: {exc.reason}.")
+    return RedirectResponse(f"/batches/{accepted['id']}", status_code=303)
+
+
+@pages.get("/batches/{batch_id}")
+def batch(request: Request, state: State, batch_id: Id, who: Page = page(*READERS)) -> HTMLResponse:
+    found = visible_submission(request, who[0], batch_id)
+    view = batch_views(state.store, [found])[0]
+    name = "batch_status.html" if request.headers.get("hx-request") else "batch.html"
+    return render(request, name, who, b=view)
+
+
+@pages.get("/batches/{batch_id}/response.{fmt}")
+def batch_response(request: Request, batch_id: Id, fmt: str, who: Page = page("requester")) -> FileResponse:
+    if fmt not in ("csv", "jsonl"):
+        raise HTTPException(404)
+    with reading(request, who[0], "response", f"batch {batch_id}"):
+        return response_file(visible_submission(request, who[0], batch_id), fmt)

@@ -1,0 +1,117 @@
+"""Court orders as received (recorded and lifted by an officer, ledgered) and the notices they
+make owed; read by officers, court monitors and auditors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+
+from taxgate.accounts import Principal
+from taxgate.notices import add_order_with_notices, list_notices
+from taxgate.orders import OrderError, lift_order, list_orders
+from taxgate.release import release_held
+from taxgate.service.access import allow, page, reading
+from taxgate.service.deps import ERRORS, Id, State, iso, state_of
+from taxgate.service.pages import Page, done, render
+
+
+api = APIRouter(prefix="/api", responses=ERRORS)
+pages = APIRouter(include_in_schema=False)
+
+
+def order_view(order) -> dict:
+    return {"id": order.id, "kind": order.kind, "court": order.court, "docket": order.docket,
+            "effective_from": order.effective_from.isoformat(),
+            "effective_to": order.effective_to.isoformat() if order.effective_to else None, "hours": order.hours,
+            "agency": order.agency, "statutes": list(order.statutes), "notify": list(order.notify),
+            "lifted": iso(order.lifted_at), "ledger_index": order.ledger_index}
+
+
+@api.get("/orders", summary="Court orders, in force or not")
+def get_orders(request: Request, state: State, user: Principal = allow("officer", "court", "auditor")) -> dict:
+    return {"orders": [order_view(o) for o in list_orders(state.store)]}
+
+
+@api.post("/orders", status_code=201, summary="Record a court order (ledgered; its notices are owed at once)",
+             responses={422: {"description": "Not a valid order"}})
+def post_order(request: Request, state: State, order: Annotated[dict, Body(examples=[{
+        "kind": "stay", "court": "D.D.C.", "docket": "1:25-cv-00457", "issued": "2025-11-21",
+        "effective_from": "2025-11-21", "effective_to": None, "hours": None,
+        "scope": {"agency": "DHS-ICE", "statutes": []}, "notify": ["court", "plaintiffs"]}])],
+        user: Principal = allow("officer")) -> dict:
+    try:
+        return order_view(add_order_with_notices(state.store, order))
+    except OrderError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@api.post("/orders/{order_id}/lift", summary="Lift an order (ledgered); release what it alone held",
+             responses={404: {"description": "No such order"}, 409: {"description": "Already lifted"}})
+def post_lift(request: Request, order_id: Id, user: Principal = allow("officer")) -> dict:
+    try:
+        order, released = lift_and_release(request, order_id)
+    except OrderError as exc:
+        raise HTTPException(404 if "no order" in str(exc) else 409, str(exc)) from None
+    return {"order": order_view(order), "released": released}
+
+
+def lift_and_release(request: Request, order_id: int) -> tuple:
+    """Lift an order (ledgered), then release, once, what no other order holds: (order, how many)."""
+    store = state_of(request).store
+    order = lift_order(store, order_id)
+    return order, len(release_held(store, policies=state_of(request).policies()))
+
+
+@api.get("/notices", summary="Notices owed and sent")
+def get_notices(request: Request, state: State, user: Principal = allow("officer", "court", "auditor"),
+                unsent: bool = False, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict:
+    with reading(request, user, "notices", "unsent" if unsent else "all"):
+        notices = list_notices(state.store, unsent_only=unsent)
+    return {"total": len(notices), "notices": [
+        {"id": n.id, "kind": n.kind, "recipient": n.recipient, "batch": n.batch_id, "order": n.order_id,
+         "incident": n.incident_id, "due": iso(n.due_at), "sent": iso(n.sent_at), "ledger_index": n.ledger_index}
+        for n in notices[:limit]]}
+
+
+@pages.get("/orders")
+def orders(request: Request, state: State, who: Page = page("officer", "court", "auditor")) -> HTMLResponse:
+    return render(request, "orders.html", who, orders=[order_view(o) for o in list_orders(state.store)])
+
+
+@pages.post("/orders")
+def add_order(request: Request, state: State, kind: Annotated[str, Form(max_length=32)], court: Annotated[str, Form(max_length=200)],
+              docket: Annotated[str, Form(max_length=200)], effective_from: Annotated[str, Form(max_length=10)],
+              issued: Annotated[str, Form(max_length=10)] = "", effective_to: Annotated[str, Form(max_length=10)] = "",
+              hours: Annotated[str, Form(max_length=6)] = "", agency: Annotated[str, Form(max_length=64)] = "",
+              statutes: Annotated[str, Form(max_length=2000)] = "", notify: Annotated[str, Form(max_length=2000)] = "",
+              who: Page = page("officer")):
+    raw = {"kind": kind, "court": court, "docket": docket, "issued": issued or effective_from,
+           "effective_from": effective_from, "effective_to": effective_to or None,
+           "hours": int(hours) if hours.strip().isdigit() else (hours.strip() or None),
+           "scope": {"agency": agency.strip(), "statutes": [s.strip() for s in statutes.split(";") if s.strip()]},
+           "notify": [n.strip() for n in notify.split(",") if n.strip()]}
+    try:
+        added = add_order_with_notices(state.store, raw)
+    except OrderError as exc:
+        return render(request, "orders.html", who, 422, orders=[order_view(o) for o in list_orders(state.store)],
+                       error=str(exc), form=raw)
+    return done(request, "/orders", f"Order {added.id} recorded (ledger entry {added.ledger_index}).")
+
+
+@pages.post("/orders/{order_id}/lift")
+def lift(request: Request, order_id: Id, who: Page = page("officer")):
+    try:
+        _, released = lift_and_release(request, order_id)
+    except OrderError as exc:
+        return done(request, "/orders", str(exc))
+    return done(request, "/orders", f"Order {order_id} lifted; {released} held item(s) released.")
+
+
+@pages.get("/notices")
+def notices(request: Request, state: State, who: Page = page("officer", "court", "auditor")) -> HTMLResponse:
+    with reading(request, who[0], "notices", "all"):
+        found = list_notices(state.store)[:1000]
+    return render(request, "notices.html", who, notices=found, now=datetime.now(UTC))

@@ -1,0 +1,122 @@
+"""The review queue and the officer's decision on a request in REVIEW (ledgered). The case (the
+request beside the master's records) is open to an officer only while the request is in review;
+an auditor may read any. Every read is an audit record."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from taxgate.accounts import Principal
+from taxgate.review import ACTIONS, ReviewError, case, decide_review, queue
+from taxgate.service.access import allow, page, reading
+from taxgate.service.deps import ERRORS, Id, State
+from taxgate.service.pages import Page, done, render
+
+
+api = APIRouter(prefix="/api", responses=ERRORS)
+pages = APIRouter(include_in_schema=False)
+
+
+class ReviewIn(BaseModel):
+    decision: int = Field(ge=1, le=2**31 - 1, description="The decision in REVIEW (from GET /api/reviews)")
+    action: Literal["disclose", "decline"] = Field(description="; ".join(f"{k}: {v}" for k, v in ACTIONS.items()))
+    note: str = Field(min_length=10, max_length=4000, description="Why, in the officer's words")
+
+
+@api.get("/reviews", summary="The review queue: requests near the line, oldest first")
+def get_reviews(request: Request, state: State, user: Principal = allow("officer"),
+                limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> dict:
+    with reading(request, user, "review_queue", f"queue from {offset}"):
+        total, items = queue(state.store, limit, offset)
+    return {"total": total, "reviews": items}
+
+
+@api.get("/reviews/{decision_id}", summary="One request in REVIEW beside the candidates' records, with the "
+            "evidence (an officer: only while it is in review; an auditor: any decision)",
+            responses={404: {"description": "No such decision"}, 409: {"description": "Not in review"}})
+def get_review(request: Request, state: State, decision_id: Id, user: Principal = allow("officer", "auditor")) -> dict:
+    with reading(request, user, "review_case", f"decision {decision_id}"):
+        try:
+            return case(state.store, decision_id, state.settings.master,
+                        open_only=user.role == "officer")
+        except ReviewError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+
+
+@api.post("/reviews", status_code=201, summary="Decide a request in REVIEW (ledgered)",
+             responses={404: {"description": "No such decision"}, 409: {"description": "Not in review, or decided"}})
+def post_review(request: Request, state: State, body: ReviewIn, user: Principal = allow("officer")) -> dict:
+    try:
+        return decide_review(state.store, body.decision, user.username, body.action, body.note, state.settings.master,
+                             state.policies())
+    except ReviewError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
+@pages.get("/reviews")
+def reviews(request: Request, state: State, who: Page = page("officer")) -> HTMLResponse:
+    with reading(request, who[0], "review_queue", "queue from 0"):
+        total, items = queue(state.store, limit=200)
+    return render(request, "reviews.html", who, total=total, items=items)
+
+
+@pages.get("/reviews/{decision_id}")
+def review(request: Request, state: State, decision_id: Id, who: Page = page("officer", "auditor")) -> HTMLResponse:
+    with reading(request, who[0], "review_case", f"decision {decision_id}"):
+        try:
+            found = case(state.store, decision_id, state.settings.master,
+                         open_only=who[0].role == "officer")
+        except ReviewError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+    return render(request, "review.html", who, c=found, actions=ACTIONS, fields=_side_by_side(found))
+
+
+# (label, the request's and the master's columns, the model's comparisons that read them)
+SIDE_BY_SIDE = (
+    ("First name", ("first_name",), ("given",)), ("Middle name", ("middle_name",), ("middle_initial",)),
+    ("Last name", ("last_name",), ("surname",)), ("Suffix", ("suffix",), ("suffix",)),
+    ("Date of birth", ("date_of_birth",), ("dob",)), ("TIN", ("tin",), ("tin",)),
+    ("Street", ("street",), ("house_number", "street_name")), ("Unit", ("unit",), ("unit",)),
+    ("City, state", ("city", "state"), ("city_state",)), ("ZIP", ("zip",), ("zip5",)),
+)
+
+
+def _side_by_side(found: dict) -> list[dict]:
+    """One row per field: the request's value, the candidate's latest record's, and the evidence
+    (each comparison's level and match weight; level -1: missing on a side, 0: different)."""
+    asked = found["request"]
+    record = (found["candidate"]["records"] or [{}])[0]
+    rows = []
+    for label, columns, comparisons in SIDE_BY_SIDE:
+        evidence = [(name, found["fields"].get(name) or {}) for name in comparisons]
+        weight = sum(float(e.get("weight") or 0) for _, e in evidence)
+        rows.append({
+            "label": label, "asked": " ".join(str(asked.get(c) or "") for c in columns).strip(),
+            "filed": " ".join(str(record.get(c) or "") for c in columns).strip(),
+            "evidence": [f"{name}: level {e.get('level', '?')}, weight {float(e.get('weight') or 0):+.2f}"
+                         for name, e in evidence if e],
+            "weight": weight, "missing": all(e.get("level") == -1 for _, e in evidence if e),
+        })
+    return rows
+
+
+@pages.post("/reviews/{decision_id}")
+def decide(request: Request, state: State, decision_id: Id, action: Annotated[str, Form(max_length=16)],
+           note: Annotated[str, Form(max_length=4000)], who: Page = page("officer")):
+    try:
+        decided = decide_review(state.store, decision_id, who[0].username, action, note, state.settings.master,
+                             state.policies())
+    except ReviewError as exc:
+        try:  # the case again, with the reason beside the form (if it is still open)
+            found = case(state.store, decision_id, state.settings.master)
+        except ReviewError:
+            raise HTTPException(exc.status, str(exc)) from None
+        return render(request, "review.html", who, exc.status, c=found, actions=ACTIONS,
+                       fields=_side_by_side(found), error=str(exc), note=note)
+    return done(request, "/reviews", f"Request {decided.get('request_id') or decision_id}: {decided['outcome']} "
+                                      f"(ledger entry {decided['ledger_index']}).")
