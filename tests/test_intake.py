@@ -174,9 +174,11 @@ def test_json_lines_that_are_not_json_lines_are_refused_whole(tmp_path):
 
 
 def test_csv_nul_in_a_row_is_that_row_only_and_in_the_header_refuses(tmp_path):
-    (tmp_path / "rows.csv").write_bytes(f"{HEADER}\n{good_line('R1')}\nR2,A\x00na{',' * 18}\n{good_line('R3')}\n".encode())
+    (tmp_path / "rows.csv").write_bytes(f"{HEADER}\n{good_line('R1')}\nR2,A\x00na{',' * 18}\n{good_line('R3')}\n"
+                                        f"R4\x00,Ana{',' * 18}\n".encode())
     _, requests = read(tmp_path / "rows.csv")
-    assert [r.malformed for r in requests] == [False, True, False] and requests[1].request_id == "R2"
+    assert [r.malformed for r in requests] == [False, True, False, True] and requests[1].request_id == "R2"
+    assert requests[3].request_id == ""  # an id with a NUL in it is not salvaged (PostgreSQL cannot store it)
     (tmp_path / "rows.csv").write_bytes(b"request_id,first_name\x00\x01\n1,2\n")
     with pytest.raises(IntakeError, match="binary data"):
         read(tmp_path / "rows.csv")

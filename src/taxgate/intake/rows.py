@@ -434,6 +434,6 @@ def _salvage_id(raw: bytes, id_index: int | None) -> str:
 
 def _malformed(row_number: int, problem: str, request_id: object = "") -> Request:
     salvaged = request_id.strip() if isinstance(request_id, str) else ""
-    if len(salvaged) > 100 or "\n" in salvaged:
+    if len(salvaged) > 100 or any(ord(c) < 32 or ord(c) == 127 for c in salvaged):  # a NUL: PostgreSQL refuses it
         salvaged = ""
     return Request(row_number=row_number, request_id=salvaged, parse_error=problem)
