@@ -92,7 +92,9 @@ def flood(client, base: str, flooder: dict, other: dict, watcher: dict, master: 
     """One agency floods the queue; another sends 300 rows; how long do the 300 rows wait?"""
     import threading
 
-    rows_each = int(args.flood_mb * (1 << 20) / 200)  # about 200 bytes a request
+    sample = generate_batch(master, WORK / "sample", 2_000, seed=9)
+    per_row = (sample.parent / "requests.csv").stat().st_size / 2_000
+    rows_each = int(args.flood_mb * (1 << 20) / per_row)
     source = generate_batch(master, WORK / "flood", rows_each, seed=9)
     manifest = json.loads(source.read_text())
     body = (source.parent / manifest["requests"]).read_bytes()
@@ -159,6 +161,7 @@ def main() -> None:
     master = WORK / "master.parquet"
     generate_master(args.taxpayers, master, seed=7)
     url = args.database_url or f"sqlite:///{WORK / 'taxgate.db'}"
+    os.environ["TAXGATE_LEDGER_KEY"] = str(WORK / "ledger.key")  # adding users signs a checkpoint: the server's key
     store = open_store(url)
     accounts.add_user(store, "requester", "requester", "DHS-ICE")
     headers = {"Authorization": f"Bearer {accounts.issue_token(store, 'requester')}"}

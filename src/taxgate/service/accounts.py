@@ -202,22 +202,29 @@ def add_user(request: Request, state: State, username: Annotated[str, Form(max_l
     return done(request, "/users", f"User {username} added.")
 
 
-@pages.post("/users/{username}/disable")
-def disable(request: Request, state: State, username: UserName, who: Page = page("admin")):
-    try:
-        accounts.disable_user(state.store, username, by=who[0].username, via="console")
-    except AccountError as exc:
-        return _users_page(request, who, 404 if str(exc).startswith("no user") else 409, error=str(exc))
-    return done(request, "/users", f"User {username} disabled: their sessions ended and tokens were revoked.")
+# What an administrator may do to a user from the console, and what the page says after it.
+USER_CHANGES = {
+    "disable": (accounts.disable_user, "disabled: their sessions ended and tokens were revoked"),
+    "enable": (accounts.enable_user, "enabled (their old tokens stay revoked)"),
+}
 
 
-@pages.post("/users/{username}/enable")
-def enable(request: Request, state: State, username: UserName, who: Page = page("admin")):
-    try:
-        accounts.enable_user(state.store, username, by=who[0].username, via="console")
-    except AccountError as exc:
-        return _users_page(request, who, 404 if str(exc).startswith("no user") else 409, error=str(exc))
-    return done(request, "/users", f"User {username} enabled (their old tokens stay revoked).")
+def _user_change(change: str):
+    apply, said = USER_CHANGES[change]
+
+    def handler(request: Request, state: State, username: UserName, who: Page = page("admin")):
+        try:
+            apply(state.store, username, by=who[0].username, via="console")
+        except AccountError as exc:
+            return _users_page(request, who, account_failure(exc).status_code, error=str(exc))
+        return done(request, "/users", f"User {username} {said}.")
+
+    handler.__name__ = f"{change}_user"
+    return handler
+
+
+for _change in USER_CHANGES:  # POST /users/{username}/disable, /users/{username}/enable
+    pages.post(f"/users/{{username}}/{_change}")(_user_change(_change))
 
 
 def _account_page(request: Request, who: Page, status: int = 200, **context) -> HTMLResponse:
