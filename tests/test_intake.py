@@ -235,14 +235,50 @@ def test_parquet_fields_over_the_limit_are_measured_not_built(tmp_path):
     table = pa.table({"request_id": ["R1", "R2", "R3", "R4"],
                       "last_name": pa.array(["Ruiz", "x" * 5000, None, "Díaz"]).dictionary_encode(),
                       "tax_periods": [["2023", "2024"], None, ["y" * 4001], []],
-                      "extra": pa.array([{"a": 1}, None, None, None])})
+                      "extra": pa.array([{"a": 1}, None, None, None]).field("a")})
     pq.write_table(table, tmp_path / "rows.parquet")
     _, requests = read(tmp_path / "rows.parquet", "parquet")
     assert [r.request_id for r in requests] == ["R1", "R2", "R3", "R4"]
-    assert "'extra' is not a plain value" in requests[0].parse_error
+    assert not requests[0].malformed and requests[0].tax_periods == "2023;2024" and requests[0].extra == {"extra": "1"}
     assert "'last_name' is longer than 4000" in requests[1].parse_error
     assert "'tax_periods' is longer than 4000" in requests[2].parse_error
     assert not requests[3].malformed and requests[3].last_name == "Díaz" and requests[3].tax_periods == ""
+
+
+@pytest.mark.parametrize("column", [
+    "pa.array([[0] * 5_000_000], type=pa.list_(pa.int64()))",  # a list of numbers: 20 M zeros in a few KB
+    "pa.array([b'x' * 100_000] * 2_000, type=pa.binary(100_000)).dictionary_encode()",  # fixed-size binary
+    "pa.array([{'a': 'x'}])",  # a struct
+])
+def test_a_column_of_a_type_taxgate_does_not_read_is_never_decoded(tmp_path, column):
+    """Only flat values and lists of text are decoded; any other column says nothing of its size
+    in its encoded form, so every row is MALFORMED_ROW, unread, in bounded memory."""
+    path = tmp_path / "rows.parquet"
+    _peak_rss_of(f"""
+import pyarrow as pa, pyarrow.parquet as pq
+column = {column}
+pq.write_table(pa.table({{"request_id": [f"R{{i}}" for i in range(len(column))], "x": column}}), {str(path)!r},
+               compression="zstd")
+""")
+    peak, printed = _peak_rss_of(f"""
+from pathlib import Path
+from taxgate.intake import RowStream
+stream = RowStream(Path({str(path)!r}), "parquet", 4000)
+problems = {{r.parse_error for r in stream}}
+print(stream.rows, stream.malformed, len(problems), sorted(problems)[0])
+""")
+    rows, malformed, kinds, problem = printed.split(" ", 3)
+    assert rows == malformed and kinds == "1" and "'x' is of a type taxgate does not read" in problem
+    assert peak < 300, f"reading it took {peak} MiB"
+
+
+def test_a_parquet_file_of_more_rows_than_a_batch_holds_is_refused_from_its_footer(tmp_path, monkeypatch):
+    import taxgate.intake.rows as rows
+
+    monkeypatch.setattr(rows, "MAX_PARQUET_ROWS", 1_000)
+    pq.write_table(pa.table({"request_id": pa.nulls(5_000, pa.string())}), tmp_path / "rows.parquet")
+    with pytest.raises(IntakeError, match="holds 5,000 rows; a batch has at most 1,000"):
+        RowStream(tmp_path / "rows.parquet", "parquet", 4000).check()
 
 
 def test_a_tiny_or_damaged_parquet_file_is_one_line(tmp_path):

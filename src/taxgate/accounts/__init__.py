@@ -27,7 +27,7 @@ import getpass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -130,6 +130,8 @@ def add_user(store: Store, username: str, role: str, agency: str = "", password:
     if len(agency) > 64:
         raise AccountError("an agency's code has at most 64 characters")
     if password is not None:
+        if via != "host":  # whoever sets a user's password can act as that user
+            raise AccountError("an administrator does not set another's password: the operator sets it on the host")
         check_password(password)
     try:
         with store.session.begin() as session:
@@ -188,9 +190,9 @@ def disable_user(store: Store, username: str, by: str | None = None, via: str = 
         user = _user(session, username, lock=True)
         if user.disabled:
             raise AccountError(f"user {username!r} is already disabled")
-        if user.role == "admin":
-            admins = session.execute(select(func.count()).select_from(User).where(
-                User.role == "admin", User.disabled.is_(False))).scalar_one()
+        if user.role == "admin":  # every enabled admin locked: two disabling each other at once wait in turn
+            admins = len(session.execute(select(User.id).where(
+                User.role == "admin", User.disabled.is_(False)).with_for_update()).all())
             if admins <= 1:
                 raise AccountError(f"{username!r} is the last enabled administrator: add another first")
         user.disabled = True

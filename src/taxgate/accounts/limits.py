@@ -40,16 +40,6 @@ class Limiter:
                 return max(1, math.ceil(second + WINDOW - now))
         return WINDOW
 
-    def over(self, key: str) -> tuple[bool, int]:
-        """Is `key` at its limit already? Counts nothing (for limits on failures, which `admit`
-        counts only when one happens): (over, seconds to wait)."""
-        now = self.clock()
-        with self.store.session() as session:
-            hits = self._window(session, key[:200], now)
-        if sum(n for _, n in hits) < self.per_minute:
-            return False, 0
-        return True, self._wait(hits, now, self.per_minute - 1)
-
     def admit(self, key: str) -> tuple[bool, int]:
         """Count a hit on `key`, refused or not (a flood stays refused while it goes on), and say
         whether it is within the limit. The hit is added in one statement, so two servers cannot

@@ -156,45 +156,96 @@ class RowStream:
 
     # -- Parquet -----------------------------------------------------------------------------
 
-    def _parquet(self) -> Iterator[Request]:
-        """Parquet is compressed, and a dictionary page lets one 1 MiB string stand for every row
-        of a 25 KB file. So nothing is built before it is measured: each row group's decoded size
-        is read from the footer, text columns are read as dictionaries, and each field's length is
-        computed from them; only the rows whose every field fits are turned into Python values.
-        A row group that would decode to more than its rows can hold is MALFORMED_ROW unread."""
-        import numpy as np
+    def _parquet_source(self):
+        """The file's footer and schema, checked, before any page is read: (file, names, columns
+        read, columns not read, footer). Only flat values and lists of text are read; a column of
+        any other type (a struct, a map, a list of numbers, fixed-size binary) is never decoded,
+        since its encoded size says nothing of its decoded size."""
         import pyarrow.parquet as pq
 
-        with open(self.path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                self._hasher.update(block)
         try:
             layout = pq.ParquetFile(self.path).schema  # every leaf column, nested ones by path
             text_columns = [layout.column(i).path for i in range(len(layout))
                             if layout.column(i).physical_type == "BYTE_ARRAY"]
             source = pq.ParquetFile(self.path, read_dictionary=text_columns, pre_buffer=False)
-            meta = source.metadata
+            meta, schema = source.metadata, source.schema_arrow
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise NotTheFormat(f"{self.path.name} is not a readable Parquet file: {_first_line(exc)}") from None
-        names = [n.strip().lower() for n in source.schema_arrow.names]
+        names = [n.strip().lower() for n in schema.names]
         if len(names) > MAX_COLUMNS:
             raise IntakeError(f"{self.path.name}: {len(names)} columns; a request has at most {MAX_COLUMNS}")
         if not _KNOWN & set(names):
             raise IntakeError(f"{self.path.name}: no column is a request column (request_id, ...)")
+        if meta.num_rows > MAX_PARQUET_ROWS:
+            raise IntakeError(f"{self.path.name} holds {meta.num_rows:,} rows; a batch has at most "
+                              f"{MAX_PARQUET_ROWS:,}: send it as several batches")
+        readable = [f.name for f in schema if _readable(f.type)]
+        unread = {name: str(f.type) for name, f in zip(names, schema) if not _readable(f.type)}
+        return source, names, readable, unread, meta
+
+    @staticmethod
+    def _parquet_ids(source, names: list[str], readable: list[str], group: int) -> Iterator[str]:
+        """The request ids of a row group, alone (a text column: read as a dictionary, measured),
+        so that rows refused unread can still be matched to their answers."""
+        import pyarrow as pa
+
+        column = next((c for c, n in zip(source.schema_arrow.names, names) if n == "request_id"), None)
+        if column is None or column not in readable:
+            return
+        for batch in source.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], columns=[column],
+                                         use_threads=False):
+            ids = batch.column(0)
+            short = (_text_bytes(ids) <= 100).tolist()
+            kept = iter(ids.filter(pa.array(short)).to_pylist())  # only the short ones are built
+            for ok in short:
+                value = next(kept) if ok else ""
+                yield value if isinstance(value, str) else ""
+
+    def check(self) -> None:
+        """What refuses the file whole, without reading a row of Parquet (for the service, which
+        must not decode an upload in its own process)."""
+        if self.format == "parquet":
+            self._parquet_source()
+            return
+        rows = iter(self)
+        try:
+            next(rows, None)
+        finally:
+            rows.close()
+
+    def _parquet(self) -> Iterator[Request]:
+        """Parquet is compressed, and a dictionary page lets one 1 MiB string stand for every row
+        of a 25 KB file. So nothing is built before it is measured: each row group's decoded size
+        is read from the footer, text columns are read as dictionaries, and each field's length is
+        computed from them; only the rows whose every field fits are turned into Python values.
+        A row group that would decode to more than its rows can hold is MALFORMED_ROW unread, and
+        so is every row of a file with a column of a type taxgate does not read."""
+        import numpy as np
+
+        with open(self.path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                self._hasher.update(block)
+        source, names, readable, unread, meta = self._parquet_source()
         field_bytes = 4 * self.max_field_chars  # UTF-8: at most 4 bytes a character
         decoded = 0
-        row_number = 0
+        row_number = ended = 0
         for group in range(meta.num_row_groups):
             rows = meta.row_group(group).num_rows
+            ended += rows
             problem = _oversized_group(meta.row_group(group), field_bytes)
+            if unread:
+                name, kind = next(iter(unread.items()))
+                problem = f"field {name!r} is of a type taxgate does not read ({kind[:60]}): not a plain value"
             if problem:
-                for _ in range(rows):
+                ids = self._parquet_ids(source, names, readable, group) if unread else iter(())
+                while row_number < ended:
                     row_number += 1
-                    yield _malformed(row_number, problem)
+                    yield _malformed(row_number, problem, next(ids, ""))
                 continue
             try:
                 # one thread, no pre-buffering: the memory a row group takes is what its footer says
-                batches = source.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], use_threads=False)
+                batches = source.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], use_threads=False,
+                                              columns=readable)
                 for batch in batches:
                     sizes = [_text_bytes(batch.column(i)) for i in range(batch.num_columns)]
                     decoded += int(sum(np.minimum(s, field_bytes + 1).sum() for s in sizes))  # what is built
@@ -203,12 +254,13 @@ class RowStream:
                                           "text: send it as several batches")
                     yield from self._parquet_rows(batch, names, sizes, field_bytes, row_number)
                     row_number += batch.num_rows
+                    if row_number > ended:  # more rows than the footer said
+                        raise IntakeError(f"{self.path.name}: row group {group} holds more rows than its footer says")
             except IntakeError:
                 raise
             except Exception as exc:  # a damaged page: the group's rows that were not read are MALFORMED_ROW
                 problem = f"Parquet row group {group} cannot be read: {_first_line(exc)}"
-                end = sum(meta.row_group(g).num_rows for g in range(group + 1))
-                while row_number < end:
+                while row_number < ended:
                     row_number += 1
                     yield _malformed(row_number, problem)
 
@@ -263,10 +315,26 @@ def _runs(keys) -> Iterator[tuple[int, int]]:
 
 
 MAX_COLUMNS = 500  # a request has 20-odd fields; thousands of columns is not a batch
+MAX_PARQUET_ROWS = 10_000_000  # the 2025 datafile was 1.3M; a CSV is bounded by its bytes, Parquet by this
 MAX_DECODED_BYTES = 4 << 30  # the text a Parquet file may decode to (a CSV of 4 GiB is 20M requests)
 PARQUET_BATCH_ROWS = 10_000  # rows read as Arrow at once (text still dictionary-encoded)
 SLICE_BYTES = 32 << 20  # text turned into Python values at once
 NOT_PLAIN = 1 << 62  # the "length" of a value that is never plain (a struct, a map): always too long
+
+
+def _readable(kind) -> bool:
+    """A column type taxgate decodes: a flat value (text, number, boolean, date, time), one of those
+    dictionary-encoded, or a list of text (tax periods, requested items)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        return _readable(kind.value_type) and not pa.types.is_nested(kind.value_type)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        values = kind.value_type
+        return _is_text(values.value_type if pa.types.is_dictionary(values) else values)
+    flat = (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_decimal(kind) or pa.types.is_temporal(kind) or pa.types.is_null(kind))
+    return flat or _is_text(kind)
 
 
 def _is_text(kind) -> bool:
@@ -322,14 +390,11 @@ def _first_line(exc: Exception) -> str:
 
 def preflight(path: Path, fmt: str) -> None:
     """What refuses a rows file whole, and nothing more: its header (CSV), its first line (JSON
-    Lines) or its footer (Parquet). The service checks an upload with this before queueing it, so
-    an upload is refused exactly when `taxgate process` would refuse the file; a bad row later is
-    that row's MALFORMED_ROW, in both."""
-    rows = iter(RowStream(path, fmt, 1 << 20))
-    try:
-        next(rows, None)
-    finally:
-        rows.close()
+    Lines) or its footer and schema (Parquet, no page read). The service checks an upload with this
+    before queueing it, so an upload is refused when `taxgate process` would refuse the file; a bad
+    row later is that row's MALFORMED_ROW, in both. (What only reading every page can show, a
+    Parquet file decoding to more than 4 GiB, is found by the worker, as by `taxgate process`.)"""
+    RowStream(path, fmt, 1 << 20).check()
 
 
 class _Lines:

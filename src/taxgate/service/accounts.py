@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from taxgate import accounts
@@ -46,10 +46,13 @@ def get_account_events(request: Request, state: State, user: Principal = allow("
 
 
 class UserIn(BaseModel):
+    """A user an administrator adds: without a password or a token (an administrator who could set
+    them could act as the user). The operator sets the first one on the host."""
+
+    model_config = ConfigDict(extra="forbid")
     username: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")
     role: Literal["requester", "officer", "court", "auditor", "admin"]
     agency: str = Field(default="", max_length=64)
-    password: str | None = Field(default=None, min_length=accounts.MIN_PASSWORD, max_length=1024)
 
 
 @api.get("/whoami", summary="The token's user and role")
@@ -65,7 +68,7 @@ def get_users(request: Request, state: State, user: Principal = allow("admin")) 
 @api.post("/users", status_code=201, summary="Add a user", responses={409: {"description": "Exists or invalid"}})
 def post_user(request: Request, state: State, body: UserIn, user: Principal = allow("admin")) -> dict:
     try:
-        added = accounts.add_user(state.store, body.username, body.role, body.agency, body.password,
+        added = accounts.add_user(state.store, body.username, body.role, body.agency, None,
                                   by=user.username, via="api")
     except AccountError as exc:
         raise HTTPException(409, str(exc)) from None
@@ -140,23 +143,22 @@ def login_form(request: Request, state: State, next: str = "/", failed: bool = F
 async def login(request: Request, state: State, username: Annotated[str, Form(max_length=64)],
                 password: Annotated[str, Form(max_length=1024)], login_token: Annotated[str, Form(max_length=100)] = "",
                 next: Annotated[str, Form(max_length=2000)] = "/"):
-    """Sign in. Throttled per client address (every attempt) and per user name at that address
-    (failures): a guesser is slowed, and nobody elsewhere can lock the user out."""
+    """Sign in. Throttled per client address and per user name at that address (every attempt):
+    a guesser is slowed, and nobody at another address can lock the user out. (Behind a proxy,
+    name it with --forwarded-allow-ips, or every client is the proxy.)"""
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), login_token.encode()):
         raise await run_in_threadpool(refuse, request, 403, "sign-in form without its token",
                                       None, "the sign-in form has expired: reload it")
     client, name = origin(request), username.strip().lower()[:64]
     ok, retry = await run_in_threadpool(state.sign_ins.admit, f"sign-in:{client}")
-    if ok:
-        over, retry = await run_in_threadpool(state.failures.over, f"failed:{name}:{client}")
-        ok = not over
+    if ok:  # every attempt on a name counts before the password is checked: concurrent guesses cannot overrun it
+        ok, retry = await run_in_threadpool(state.failures.admit, f"attempt:{name}:{client}")
     if not ok:
         raise await run_in_threadpool(refuse, request, 429, f"too many sign-ins for {name!r} from {client}", None,
                                       f"too many attempts: try again in {retry} s", {"Retry-After": str(retry)})
     user = await gate.run(accounts.by_password, state.store, name, password)
     if user is None:
-        await run_in_threadpool(state.failures.admit, f"failed:{name}:{client}")
         await run_in_threadpool(refuse, request, 401, f"wrong user name or password for {name!r}")
         return RedirectResponse(f"/login?failed=1&next={quote(safe_next(next))}", status_code=303)
     session, _csrf = await run_in_threadpool(accounts.open_session, state.store, user)
@@ -192,14 +194,15 @@ def users(request: Request, who: Page = page("admin")) -> HTMLResponse:
 
 
 @pages.post("/users")
-def add_user(request: Request, state: State, username: Annotated[str, Form(max_length=64)], role: Annotated[str, Form(max_length=16)],
-             password: Annotated[str, Form(max_length=1024)], agency: Annotated[str, Form(max_length=64)] = "",
+def add_user(request: Request, state: State, username: Annotated[str, Form(max_length=64)],
+             role: Annotated[str, Form(max_length=16)], agency: Annotated[str, Form(max_length=64)] = "",
              who: Page = page("admin")):
     try:
-        accounts.add_user(state.store, username, role, agency, password, by=who[0].username, via="console")
+        accounts.add_user(state.store, username, role, agency, None, by=who[0].username, via="console")
     except AccountError as exc:
         return _users_page(request, who, 422, error=str(exc))
-    return done(request, "/users", f"User {username} added.")
+    return done(request, "/users", f"User {username} added, without a password: the operator sets it on the host "
+                                   f"(taxgate users password {username}).")
 
 
 # What an administrator may do to a user from the console, and what the page says after it.
@@ -264,6 +267,10 @@ async def change_password(request: Request, state: State, current: Annotated[str
     """A new password, given the current one. Every session and token of the user ends (whoever
     knew the old password may hold one); the user signs in again."""
     user = who[0]
+    ok, retry = await run_in_threadpool(state.failures.admit, f"password-change:{user.username}")
+    if not ok:  # a stolen session must not become a way to guess the password
+        raise await run_in_threadpool(refuse, request, 429, "too many password changes", user,
+                                      f"too many attempts: try again in {retry} s", {"Retry-After": str(retry)})
     if await gate.run(accounts.by_password, state.store, user.username, current) is None:
         await run_in_threadpool(refuse, request, 403, "password change with a wrong current password", user)
         return await run_in_threadpool(lambda: _account_page(request, who, 403, error="The current password is wrong."))

@@ -33,7 +33,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 SIGN_INS_PER_MINUTE = 30  # per client address, right or wrong
-FAILURES_PER_MINUTE = 10  # per user name and client address: nobody elsewhere can lock a user out
+FAILURES_PER_MINUTE = 10  # attempts per user name and client address: nobody elsewhere can lock a user out
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 
 

@@ -33,7 +33,7 @@ class ServiceState:
     policies: Callable[[], list]  # the policy versions, read when asked (a file may be replaced)
     limiter: Limiter  # uploads per requester
     sign_ins: Limiter  # sign-ins per client address
-    failures: Limiter  # failed sign-ins per user name and client address
+    failures: Limiter  # sign-in attempts per user name and client address; password changes per user
     wake: Any
     stop: Any
     verifier_key: str

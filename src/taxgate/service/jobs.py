@@ -135,8 +135,13 @@ def run(store: Store, settings: Settings, job: Submission, owner: str | None = N
         batch_id = session.execute(select(Batch.id).where(
             Batch.agency == job.agency, Batch.batch_ref == job.batch_ref,
             Batch.rows_sha256 == job.rows_sha256)).scalar_one_or_none()
-        session.execute(update(Submission).where(Submission.id == job.id).values(
-            status=status, error=error, batch_id=batch_id, finished_at=datetime.now(UTC), lease_until=None))
+        # Only while the lease is still this worker's: one that lost it (it stalled past its lease and
+        # another took the batch) must not overwrite what the new holder records.
+        done = session.execute(update(Submission).where(
+            Submission.id == job.id, Submission.lease_owner == lease.owner).values(
+            status=status, error=error, batch_id=batch_id, finished_at=datetime.now(UTC), lease_until=None)).rowcount
+    if not done:
+        log.error("submission %s was taken by another worker meanwhile; its outcome is theirs to record", job.id)
 
 
 def run_queued(store: Store, settings: Settings, owner: str | None = None) -> int:

@@ -112,8 +112,9 @@ def decide(request: Request, state: State, decision_id: Id, action: Annotated[st
         decided = decide_review(state.store, decision_id, who[0].username, action, note, state.settings.master,
                              state.policies())
     except ReviewError as exc:
-        try:  # the case again, with the reason beside the form (if it is still open)
-            found = case(state.store, decision_id, state.settings.master)
+        try:  # the case again, with the reason beside the form (if it is still open): a read, logged
+            with reading(request, who[0], "review_case", f"decision {decision_id}"):
+                found = case(state.store, decision_id, state.settings.master)
         except ReviewError:
             raise HTTPException(exc.status, str(exc)) from None
         return render(request, "review.html", who, exc.status, c=found, actions=ACTIONS,

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from taxgate.accounts import Principal
 from taxgate.ledger import Ledger
 from taxgate.ledger.log import TILE, raw
-from taxgate.service.access import allow
+from taxgate.service.access import allow, reading
 from taxgate.service.deps import state_of
 from taxgate.store.models import LedgerEntry, LedgerTile
 from taxgate.witness.client import cosigned_note
@@ -81,10 +81,11 @@ def get_tile(request: Request, level: int, path: str) -> Response:
 def get_entries(request: Request, path: str, user: Principal = allow("auditor")) -> Response:
     n, width = tile_index(path)
     first, count = n * TILE, width or TILE
-    with state_of(request).store.session() as session:
-        rows = session.execute(select(raw(LedgerEntry.idx), raw(LedgerEntry.entry)).where(
-            LedgerEntry.idx >= first, LedgerEntry.idx < first + count).order_by(LedgerEntry.idx)).all()
-    if len(rows) != count or any(type(e) is not bytes for _, e in rows):
-        raise HTTPException(404, "no such entry bundle")
+    with reading(request, user, "ledger_entries", f"entries {first} to {first + count - 1}"):  # they carry TINs
+        with state_of(request).store.session() as session:
+            rows = session.execute(select(raw(LedgerEntry.idx), raw(LedgerEntry.entry)).where(
+                LedgerEntry.idx >= first, LedgerEntry.idx < first + count).order_by(LedgerEntry.idx)).all()
+        if len(rows) != count or any(type(e) is not bytes for _, e in rows):
+            raise HTTPException(404, "no such entry bundle")
     bundle = b"".join(struct.pack(">H", len(entry)) + entry for _, entry in rows)
     return Response(bundle, media_type="application/octet-stream", headers=IMMUTABLE)
