@@ -59,7 +59,8 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL to the server and its workers: no clean shutdown at all."""
-        os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> None:
@@ -166,16 +167,18 @@ def test_a_server_killed_mid_batch_finishes_it_after_restart(world, database_url
     server = Server(world["master"], tmp_path, database_url, TAXGATE_RECORD_ROWS="5").start()
     requester = users["requester"]
     files = {"manifest": ("manifest.json", manifest.read_bytes()), "rows": ("requests.csv", rows_of(manifest).read_bytes())}
-    sent = httpx.post(server.url + "/api/batches", headers=requester, files=files).json()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until part, not all, of the batch is decided
-        view = httpx.get(f"{server.url}/api/batches/{sent['id']}", headers=requester).json()
-        if view["rows"] and 0 < view["decided"] < view["rows"] // 2:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("never caught the batch part-way")
-    server.kill()
+    try:
+        sent = httpx.post(server.url + "/api/batches", headers=requester, files=files).json()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until part, not all, of the batch is decided
+            view = httpx.get(f"{server.url}/api/batches/{sent['id']}", headers=requester).json()
+            if view["rows"] and 0 < view["decided"] < view["rows"]:
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("never caught the batch part-way:\n" + server.log.read_text()[-3000:])
+    finally:
+        server.kill()  # no clean shutdown at all (and never a server left behind by a failure)
     with store.session() as session:
         part = session.execute(select(func.count(Decision.id))).scalar_one()
     assert 0 < part < view["rows"]
