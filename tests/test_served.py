@@ -204,8 +204,9 @@ def test_two_servers_on_one_store_one_killed_mid_batch_finish_every_batch_once(w
     batches = [generate_batch(world["master"], tmp_path / f"b{i}", 300, seed=40 + i) for i in range(3)]
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
-    one = Server(world["master"], tmp_path / "one", database_url, TAXGATE_RECORD_ROWS="5").start()
-    two = Server(world["master"], tmp_path / "two", database_url, TAXGATE_RECORD_ROWS="5").start()
+    # one row per recorded chunk: a 300-row batch takes long enough to be caught part-way
+    one = Server(world["master"], tmp_path / "one", database_url, TAXGATE_RECORD_ROWS="1").start()
+    two = Server(world["master"], tmp_path / "two", database_url, TAXGATE_RECORD_ROWS="1").start()
     requester = users["requester"]
     try:
         sent = []
@@ -220,11 +221,11 @@ def test_two_servers_on_one_store_one_killed_mid_batch_finish_every_batch_once(w
                     batch = session.execute(select(Batch).where(Batch.batch_ref == job.batch_ref)).scalar_one_or_none()
                     pid = int(job.lease_owner.rsplit("/", 1)[1])
                     try:
-                        if batch and 0 < batch.committed_rows < batch.rows // 2 and os.getpgid(pid) == one.process.pid:
+                        if batch and 0 < batch.committed_rows < batch.rows and os.getpgid(pid) == one.process.pid:
                             victim = job.id
                     except ProcessLookupError:
                         continue
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert victim is not None, "never caught server one's worker mid-batch"
         one.kill()
         views = [wait_done(two, requester, i, seconds=180) for i in sent]
