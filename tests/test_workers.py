@@ -72,7 +72,7 @@ def supervised(store, world, tmp_path, monkeypatch):
     """An app with one real worker process, its lifespan running (the supervisor and the worker)."""
     from tests.conftest import Service as Users
 
-    monkeypatch.setenv("TAXGATE_RECORD_ROWS", "5")  # small chunks: a batch takes long enough to be caught mid-way
+    monkeypatch.setenv("TAXGATE_RECORD_ROWS", "1")  # one row a chunk: a batch takes long enough to be caught mid-way
     users = Users(store, world, tmp_path / "users")
     settings = Settings(master=world["master"], data_dir=tmp_path / "data", workers=1, release_every=0,
                         lease_seconds=2.0)
