@@ -137,8 +137,3 @@ def _part_way(store) -> bool:
     with store.session() as session:
         batch = session.execute(select(Batch)).scalars().first()
         return batch is not None and 0 < batch.committed_rows < batch.rows
-
-
-def _decided(store) -> int:
-    with store.session() as session:
-        return session.execute(select(func.count(Decision.id))).scalar_one()

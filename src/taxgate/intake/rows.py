@@ -229,13 +229,11 @@ class RowStream:
         field_bytes = 4 * self.max_field_chars  # UTF-8: at most 4 bytes a character
         decoded = 0
         row_number = ended = 0
+        name, kind = next(iter(unread.items()), ("", ""))
+        not_read = f"field {name!r} is of a type taxgate does not read ({kind[:60]}): not a plain value" if unread else ""
         for group in range(meta.num_row_groups):
-            rows = meta.row_group(group).num_rows
-            ended += rows
-            problem = _oversized_group(meta.row_group(group), field_bytes)
-            if unread:
-                name, kind = next(iter(unread.items()))
-                problem = f"field {name!r} is of a type taxgate does not read ({kind[:60]}): not a plain value"
+            ended += meta.row_group(group).num_rows
+            problem = not_read or _oversized_group(meta.row_group(group), field_bytes)
             if problem:
                 ids = self._parquet_ids(source, names, readable, group) if unread else iter(())
                 while row_number < ended:

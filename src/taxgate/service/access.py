@@ -44,11 +44,9 @@ def reading(request: Request, user: Principal, event: str, about: str):
     store = state_of(request).store
     try:
         yield
-    except HTTPException as exc:
-        accounts.log_read(store, user, event, about, "failure", origin(request), f"{exc.status_code}: {exc.detail}")
-        raise
     except Exception as exc:
-        accounts.log_read(store, user, event, about, "failure", origin(request), type(exc).__name__)
+        why = f"{exc.status_code}: {exc.detail}" if isinstance(exc, HTTPException) else type(exc).__name__
+        accounts.log_read(store, user, event, about, "failure", origin(request), why)
         raise
     accounts.log_read(store, user, event, about, "success", origin(request))
 

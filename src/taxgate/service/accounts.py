@@ -79,24 +79,31 @@ def account_failure(exc: AccountError) -> HTTPException:
     return HTTPException(404 if str(exc).startswith(("no user", "no token")) else 409, str(exc))
 
 
-@api.post("/users/{username}/disable", summary="Disable a user: tokens and sessions stop at once (ledgered)",
-             responses={404: {"description": "No such user"}, 409: {"description": "Already, or the last admin"}})
-def post_disable(request: Request, state: State, username: UserName, user: Principal = allow("admin")) -> dict:
+# What an administrator may do to a user (API and console), and what the console says after it.
+USER_CHANGES = {
+    "disable": (accounts.disable_user, "disabled: their sessions ended and tokens were revoked"),
+    "enable": (accounts.enable_user, "enabled (their old tokens stay revoked)"),
+}
+
+
+def _change_user(state: State, user: Principal, username: str, change: str) -> dict:
     try:
-        accounts.disable_user(state.store, username, by=user.username, via="api")
+        USER_CHANGES[change][0](state.store, username, by=user.username, via="api")
     except AccountError as exc:
         raise account_failure(exc) from None
-    return {"username": username, "disabled": True}
+    return {"username": username, "disabled": change == "disable"}
+
+
+@api.post("/users/{username}/disable", summary="Disable a user: tokens and sessions stop at once (ledgered)",
+          responses={404: {"description": "No such user"}, 409: {"description": "Already, or the last admin"}})
+def post_disable(request: Request, state: State, username: UserName, user: Principal = allow("admin")) -> dict:
+    return _change_user(state, user, username, "disable")
 
 
 @api.post("/users/{username}/enable", summary="Enable a disabled user again (ledgered; old tokens stay revoked)",
-             responses={404: {"description": "No such user"}, 409: {"description": "Not disabled"}})
+          responses={404: {"description": "No such user"}, 409: {"description": "Not disabled"}})
 def post_enable(request: Request, state: State, username: UserName, user: Principal = allow("admin")) -> dict:
-    try:
-        accounts.enable_user(state.store, username, by=user.username, via="api")
-    except AccountError as exc:
-        raise account_failure(exc) from None
-    return {"username": username, "disabled": False}
+    return _change_user(state, user, username, "enable")
 
 
 @api.get("/tokens", summary="The caller's own API tokens (ids and labels, never the tokens)")
@@ -203,13 +210,6 @@ def add_user(request: Request, state: State, username: Annotated[str, Form(max_l
         return _users_page(request, who, 422, error=str(exc))
     return done(request, "/users", f"User {username} added, without a password: the operator sets it on the host "
                                    f"(taxgate users password {username}).")
-
-
-# What an administrator may do to a user from the console, and what the page says after it.
-USER_CHANGES = {
-    "disable": (accounts.disable_user, "disabled: their sessions ended and tokens were revoked"),
-    "enable": (accounts.enable_user, "enabled (their old tokens stay revoked)"),
-}
 
 
 def _user_change(change: str):

@@ -194,13 +194,16 @@ class Supervisor(threading.Thread):
                 if worker.is_alive() or self.stop.is_set():
                     continue
                 log.error("worker %s (pid %s) died with exit code %s; starting another", n, worker.pid, worker.exitcode)
-                try:
-                    release_leases(self.store, worker_name(worker.pid), counted=True)
-                except Exception:
-                    log.exception("could not release the leases of worker %s", worker.pid)
+                self._release(worker, counted=True)
                 self.workers[n] = self.start_worker(n)
                 self.replaced += 1
                 self.wake.set()
+
+    def _release(self, worker, counted: bool) -> None:
+        try:
+            release_leases(self.store, worker_name(worker.pid), counted)
+        except Exception:  # the store is away: the lease lapses by itself
+            log.exception("could not release the leases of worker %s", worker.pid)
 
     def shutdown(self) -> None:
         """Stop every worker: told first, killed if mid-batch; what a killed one held is queued
@@ -214,10 +217,7 @@ class Supervisor(threading.Thread):
             if worker.is_alive():  # mid-batch: stopped; the batch resumes from its mark next start
                 worker.kill()
                 worker.join(timeout=5)
-                try:
-                    release_leases(self.store, worker_name(worker.pid), counted=False)
-                except Exception:
-                    log.exception("could not release the leases of worker %s", worker.pid)
+                self._release(worker, counted=False)
 
 
 def tick(store: Store, settings: Settings) -> dict:
