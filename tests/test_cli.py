@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -75,10 +76,16 @@ def test_a_bad_database_url_is_one_line(world, tmp_path):
                               "--database-url", "nosuchdb://x"), "database URL")
 
 
-def test_rules_lists_codes_and_citations():
-    run = taxgate("rules")
+def test_rules_lists_every_code_with_its_citation_and_meaning():
+    """`taxgate rules` is the legend: each code on one row with its citation and what it means."""
+    from taxgate.domain import ReasonCode
+
+    run = subprocess.run([sys.executable, "-m", "taxgate", "rules"], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "400"})
     assert run.returncode == 0
-    assert "ADDRESS_PLACEHOLDER" in run.stdout and "6103(i)(2)(B)(i)" in run.stdout
+    rows = {line.split("│")[1].strip(): line for line in run.stdout.splitlines() if line.count("│") == 5}
+    for code in ReasonCode:
+        assert code.citation in rows[code.value] and code.meaning in rows[code.value], code
 
 
 def test_demo_end_to_end(tmp_path):

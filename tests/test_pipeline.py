@@ -12,6 +12,7 @@ import pytest
 
 from taxgate.domain import Level, ReasonCode
 from taxgate.pipeline import process
+from taxgate.store import open_store
 from taxgate.synth import Mix, generate_batch
 
 
@@ -112,10 +113,14 @@ def test_requester_never_sees_identification_evidence(processed):
 
 
 def test_formats_agree(world, tmp_path):
+    """The same requests in three formats decide alike. Each run has a store of its own: in one
+    store the second file would be the same requests again, every one a duplicate."""
     decisions = {}
     for fmt in ("csv", "jsonl", "parquet"):
         manifest = generate_batch(world["master"], tmp_path / fmt, 300, seed=8, mix=Mix(malformed=0), fmt=fmt)
-        process(manifest, world["master"], tmp_path / f"out-{fmt}")
+        store = open_store(f"sqlite:///{tmp_path / fmt}.db")
+        process(manifest, world["master"], tmp_path / f"out-{fmt}", store=store)
+        store.close()
         decisions[fmt] = [(d["request_id"], d["outcome"], d["reasons"], d["matched_tin"])
                           for d in read_csv(tmp_path / f"out-{fmt}" / "decisions.csv")]
     assert decisions["csv"] == decisions["jsonl"] == decisions["parquet"]

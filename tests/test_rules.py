@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from taxgate.domain import Level, ReasonCode
+from taxgate.normalize.statute import parse_citation
 from taxgate.rules import all_rules
 
 # Codes that other stages own: identification (ID_*) and court orders (issue 5).
@@ -23,6 +24,20 @@ def test_every_rule_code_has_a_rule_with_citation_and_explanation():
         assert 20 < len(rule.explanation) < 140 and rule.explanation.endswith("."), rule
 
 
+def test_every_reason_code_cites_the_statute_and_says_what_it_means():
+    """One step from the statute: each code's every citation is one the statute reader parses, and
+    its meaning is one line a requester can read."""
+    for code in ReasonCode:
+        parts = code.citation.split("; ")
+        parsed = [parse_citation(p) for p in parts]
+        assert all(parsed), (code, code.citation)
+        # § 6103 itself, or (for a court's hold) the power a court stays an agency's action under
+        assert all((c.title, c.section) in {(26, "6103"), (5, "705")} for c in parsed), code
+        assert code.meaning.endswith(".") and 20 < len(code.meaning) < 200 and "\n" not in code.meaning, code
+    # the rules cite what their code cites: one place
+    assert all(rule.citation == rule.code.citation for rule in all_rules())
+
+
 def _cases():
     for path in CONFORMANCE.glob("[!_]*.yaml"):
         yield from yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]
@@ -35,6 +50,8 @@ def _expectations(case):
         if "expect" in row:
             yield row["expect"]
     yield from case.get("expect_rows", [])
+    for batch in case.get("batches", []):
+        yield from _expectations(batch)
 
 
 def test_every_rule_code_has_five_conformance_cases_and_a_near_miss():

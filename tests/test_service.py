@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import time
+from collections import Counter
 
 import pytest
 from sqlalchemy import func, select
 
+from taxgate.domain import ReasonCode
 from taxgate.ledger import Ledger, check_proof
 from taxgate.store.models import Decision, Disclosure, HeldItem, Review, Submission
 from tests.conftest import Service, control_store, findings, upload_files
@@ -47,6 +49,19 @@ def test_a_batch_submitted_is_decided_in_the_background(service, small_batch):
     assert all(r["reasons"] for r in rows if r["outcome"] == "REFUSED")  # and why not
     lines = client.get(f"/api/batches/{body['id']}/response?format=jsonl", headers=service.auth("requester")).text
     assert len(lines.splitlines()) == total
+
+    # the legend beside it: every code the requester was given, its statute and meaning, and how often
+    legend = client.get(f"/api/batches/{body['id']}/reasons", headers=service.auth("requester"))
+    assert legend.status_code == 200 and legend.headers["content-type"].startswith("text/csv")
+    codes = {r["code"]: r for r in csv.DictReader(io.StringIO(legend.text))}
+    given = Counter(c for r in rows for c in r["reasons"].split(";") if c)
+    assert given and all(int(codes[c]["requests"]) == n for c, n in given.items())
+    assert all(codes[c]["citation"] == ReasonCode(c).citation and codes[c]["meaning"] for c in given)
+    assert not any(c.startswith("ID_") for c in codes), "identification codes are the auditors' alone"
+    listed = client.get("/api/reasons", headers=service.auth("auditor")).json()["reasons"]
+    assert {r["code"] for r in listed} == {c.value for c in ReasonCode}
+    mine = client.get("/api/reasons", headers=service.auth("requester")).json()["reasons"]
+    assert {r["code"] for r in mine} == set(codes)
 
     # the same file again is the same batch: answered as before, nothing decided twice
     again = service.submit(small_batch).json()

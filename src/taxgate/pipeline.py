@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from multiprocessing import get_context
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from taxgate import identify as identification
 from taxgate.decide import decide
+from taxgate.history import Figures, History, scope_of
 from taxgate.domain import REQUEST_COLUMNS, Outcome, ReasonCode, Request
 from taxgate.intake import Manifest, RowStream, read_manifest
 from taxgate.normalize.text import digits
@@ -37,11 +38,13 @@ from taxgate.policy import Policy, load_policies, policy_in_force
 from taxgate.response import ResponseWriter
 from taxgate.store import Store, open_store
 from taxgate.rules import (
+    KEYS_SQL,
     ROW_STATS_SQL,
     RULE_SETS,
     Context,
     RowStats,
     RuleSet,
+    figures_evidence,
     is_refusal,
     judge_batch,
     refused_items,
@@ -140,7 +143,7 @@ def _judge_chunk(task: _RuleTask) -> tuple[pa.Table, pa.Table]:
     judged = {name: [] for name in _JUDGED.names}
     eligible = {name: [] for name in _ID_REQUESTS.names}
     rows = pq.ParquetFile(task.staged).read_row_group(task.row_group)
-    figures = zip(*(task.stats[k].tolist() for k in ("relevance_repeats", "official_cases", "request_id_ordinal", "person_case_ordinal")))
+    figures = zip(*(task.stats[f.name].tolist() for f in fields(RowStats)))
     for request, stats in zip(_requests_from(rows), figures):
         ctx.stats = RowStats(*stats)
         codes = batch_codes + [c for c in judge(request, ctx) if c not in batch_codes]
@@ -227,11 +230,19 @@ class Decided:
 def decide_staged(
     con: duckdb.DuckDBPyConnection, work: Path, master_path: Path, manifest: Manifest, policy: Policy,
     rules: RuleSet, as_of: date, rows: int, lap: Callable[[str], None] = lambda stage: None,
+    history: History | None = None,
 ) -> Iterator[list[Decided]]:
     """Passes 2 and 3 over the staged rows: every rule on every request, identification of those that
-    passed, and one decision per request, yielded in row order in chunks of RECORD_ROWS."""
+    passed, and one decision per request, yielded in row order in chunks of RECORD_ROWS.
+
+    `history` is the agency's recorded requests (the batch's keys are registered there first); without
+    it the batch's figures are its own alone."""
     con.execute(f"CREATE OR REPLACE VIEW staged AS SELECT * FROM read_parquet({_sql_text(work / 'staged.parquet')})")
-    stats = con.execute(ROW_STATS_SQL).fetchnumpy()
+    con.execute(f"CREATE OR REPLACE TABLE batch_keys AS {KEYS_SQL}")
+    (history.figures(con) if history else Figures.none()).into(con)
+    con.execute(f"CREATE OR REPLACE TABLE row_stats AS {ROW_STATS_SQL}")
+    stats = con.execute("SELECT * FROM row_stats ORDER BY row_number").fetchnumpy()
+    lap("history")
     batch_codes = tuple(judge_batch(manifest, policy, as_of))
     staged_file = pq.ParquetFile(work / "staged.parquet")
     bounds = np.cumsum([0] + [staged_file.metadata.row_group(g).num_rows for g in range(staged_file.num_row_groups)])
@@ -270,9 +281,11 @@ def decide_staged(
         SELECT s.row_number, s.request_id, s.parse_error, s.tin, s.statute, s.engaged_official, s.case_number,
                j.codes, j.refused_items, j.wants,
                d.code, d.review, d.matched_tin, d.match_weight, d.runner_up_tin, d.runner_up_weight, d.evidence,
-               a.address, struct_pack({", ".join(f"{c} := s.{c}" for c in ASKED)}) AS asked
+               a.address, struct_pack({", ".join(f"{c} := s.{c}" for c in ASKED)}) AS asked,
+               struct_pack({", ".join(f"{f.name} := t.{f.name}" for f in fields(RowStats))}) AS figures
         FROM staged s
         JOIN read_parquet({_sql_text(work / 'judged.parquet')}) j USING (row_number)
+        JOIN row_stats t USING (row_number)
         LEFT JOIN id_decisions d USING (row_number)
         LEFT JOIN released a ON d.code IN ({wanted}) AND a.tin = d.matched_tin
         ORDER BY s.row_number
@@ -293,6 +306,9 @@ def decide_staged(
             evidence = found.evidence if found else None
             if evidence and decision.outcome is Outcome.REVIEW:  # the officer sees the request beside the record
                 evidence = {**evidence, "request": row["asked"]}
+            behind = figures_evidence(decision.codes, row["figures"], policy, history and history.window_days)
+            if behind:  # the figure behind a cross-batch code, for whoever reads the decision later
+                evidence = {**(evidence or {}), "figures": behind}
             chunk.append(Decided(request, Row(
                 request.row_number, request.display_id, digits(row["tin"]), decision, row["address"],
                 json.dumps(evidence, sort_keys=True) if evidence else None, row["statute"] or "",
@@ -345,12 +361,16 @@ def process(
             if recorder.as_of != as_of:
                 as_of = recorder.as_of
                 policy = policy_in_force(load_policies(policy_path), as_of)
+            laps("receipt")
 
             outcomes: Counter[str] = Counter()
             code_counts: Counter[str] = Counter()
             recording = 0.0
+            history = History(store, recorder.batch.id, scope_of(manifest.agency, rules.name), as_of,
+                              policy.history_window_days)
             with ResponseWriter(out_dir, f"{rules.version}+{policy.recorded}", identification.MODEL_VERSION) as writer:
-                for chunk in decide_staged(con, work, master_path, manifest, policy, rules, as_of, stream.rows, laps):
+                for chunk in decide_staged(con, work, master_path, manifest, policy, rules, as_of, stream.rows, laps,
+                                           history):
                     started = time.perf_counter()
                     indexes = recorder.record([d.row for d in chunk])
                     recording += time.perf_counter() - started

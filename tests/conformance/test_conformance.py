@@ -12,7 +12,10 @@ Case keys:
                     bytes that are not UTF-8, {LONG:N} a field of N characters
   manifest          changes to the world's manifest
   policy_replace    [old, new] text replacements applied to the demo policy
-  expect            {outcome, codes (exact, every code incl. ID_*), includes, excludes, released_zip}
+  expect            {outcome, codes (exact, every code incl. ID_*), includes, excludes, released_zip,
+                    figures: {CODE: {field: value}} (the figure behind the code in the decision's evidence)}
+  batches           a sequence of batches into one store (cross_batch.yaml): each {manifest, rows, expect}
+                    or {repeat_of: N, rows: [{expect}]}; "{b}" in a value becomes the batch's number
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import copy
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -89,47 +93,53 @@ def master(tmp_path_factory) -> Path:
     return folder / "master.parquet"
 
 
-@pytest.mark.parametrize("case", list(_cases()))
-def test_case(case: dict, tmp_path: Path, master: Path) -> None:
+def _policy(case: dict, folder: Path) -> Path | None:
+    if "policy_replace" not in case:
+        return None
+    text = next(POLICY_DIR.glob("*.toml")).read_text(encoding="utf-8")
+    for old, new in case["policy_replace"]:
+        assert old in text, f"policy_replace: {old!r} is not in the demo policy"
+        text = text.replace(old, new)
+    policy = folder / "policy.toml"
+    policy.write_text(text, encoding="utf-8")
+    return policy
+
+
+def _write_batch(folder: Path, case: dict, changes: dict) -> list:
+    """The batch's manifest and rows file in `folder`; returns each row's expectation."""
+    folder.mkdir(parents=True, exist_ok=True)
     manifest = copy.deepcopy(WORLD["manifest"])
-    for key, value in case.get("manifest", {}).items():
+    for key, value in changes.items():
         if value is None:
             manifest.pop(key, None)
         else:
             manifest[key] = value
     manifest["requests"] = "rows.csv"
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     if "raw_rows" in case:
-        _write_raw(tmp_path / "rows.csv", case["raw_rows"])
-        expected = [(None, e) for e in case["expect_rows"]]
-    else:
-        pairs = _expand(case)
-        with open(tmp_path / "rows.csv", "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(REQUEST_COLUMNS)
-            for row, _ in pairs:
-                writer.writerow(str(row.get(c, "") or "") for c in REQUEST_COLUMNS)
-        expected = pairs
+        _write_raw(folder / "rows.csv", case["raw_rows"])
+        return list(case["expect_rows"])
+    pairs = _expand(case)
+    with open(folder / "rows.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(REQUEST_COLUMNS)
+        for row, _ in pairs:
+            writer.writerow(str(row.get(c, "") or "") for c in REQUEST_COLUMNS)
+    return [expect for _, expect in pairs]
 
-    policy = None
-    if "policy_replace" in case:
-        text = next(POLICY_DIR.glob("*.toml")).read_text(encoding="utf-8")
-        for old, new in case["policy_replace"]:
-            assert old in text, f"policy_replace: {old!r} is not in the demo policy"
-            text = text.replace(old, new)
-        policy = tmp_path / "policy.toml"
-        policy.write_text(text, encoding="utf-8")
 
-    process(tmp_path / "manifest.json", master, tmp_path / "out", policy_path=policy)
-    with open(tmp_path / "out" / "decisions.csv", newline="", encoding="utf-8") as fh:
+def _check(folder: Path, expected: list[dict], where_: str = "") -> None:
+    out = folder / "out"
+    with open(out / "decisions.csv", newline="", encoding="utf-8") as fh:
         decisions = list(csv.DictReader(fh))
-    with open(tmp_path / "out" / "response.csv", newline="", encoding="utf-8") as fh:
+    with open(out / "response.csv", newline="", encoding="utf-8") as fh:
         responses = list(csv.DictReader(fh))
+    with open(out / "evidence.jsonl", encoding="utf-8") as fh:
+        evidence = {e["row_number"]: e for e in map(json.loads, fh)}
     assert len(decisions) == len(expected), "every row must end with exactly one decision"
 
-    for index, ((_, expect), decision, response) in enumerate(zip(expected, decisions, responses)):
-        where = f"row {index + 1} ({decision['request_id']})"
+    for index, (expect, decision, response) in enumerate(zip(expected, decisions, responses)):
+        where = f"{where_}row {index + 1} ({decision['request_id']})"
         codes = {c for c in decision["reasons"].split(";") if c}
         assert all(c in ReasonCode.__members__ for c in codes)
         if "outcome" in expect:
@@ -144,5 +154,41 @@ def test_case(case: dict, tmp_path: Path, master: Path) -> None:
             assert response["refused_items"] == expect["refused_items"], where
         if "released_zip" in expect:
             assert response["address_zip"] == str(expect["released_zip"]), where
+        for code, figure in expect.get("figures", {}).items():  # the figure behind the code, as recorded
+            recorded = evidence.get(index + 1, {}).get("figures", {}).get(code, {})
+            assert {k: recorded.get(k) for k in figure} == figure, f"{where}: {code} evidence {recorded}"
         if response["outcome"] != "DISCLOSED":
             assert not any(response[f"address_{p}"] for p in ("street", "city", "state", "zip")), where
+
+
+def _batch_rows(batch: dict, number: int) -> dict:
+    """A batch of a cross-batch case as a one-batch case: "{b}" filled in, request ids per batch."""
+    groups = []
+    for group in batch["rows"]:
+        request = dict(group.get("request", {}))
+        request.setdefault("request_id", f"B{number}-{WORLD['request']['request_id']}")
+        request = {k: str(v).replace("{b}", str(number)) for k, v in request.items()}
+        groups.append({**group, "request": request})
+    return {**batch, "rows": groups}
+
+
+@pytest.mark.parametrize("case", list(_cases()))
+def test_case(case: dict, tmp_path: Path, master: Path) -> None:
+    policy = _policy(case, tmp_path)
+    if "batches" not in case:
+        expected = _write_batch(tmp_path, case, case.get("manifest", {}))
+        process(tmp_path / "manifest.json", master, tmp_path / "out", policy_path=policy)
+        _check(tmp_path, expected)
+        return
+    # A sequence of batches into one store: each is judged with the ones before it.
+    for number, batch in enumerate(case["batches"], start=1):
+        folder = tmp_path / f"batch-{number}"
+        if "repeat_of" in batch:
+            source = tmp_path / f"batch-{batch['repeat_of']}"
+            shutil.copytree(source, folder, ignore=shutil.ignore_patterns("out"))
+            expected = [row.get("expect", batch.get("expect", {})) for row in batch["rows"]]
+        else:
+            changes = {**case.get("manifest", {}), "batch_ref": f"CROSS-{number}", **batch.get("manifest", {})}
+            expected = _write_batch(folder, _batch_rows(batch, number), changes)
+        process(folder / "manifest.json", master, folder / "out", policy_path=policy)
+        _check(folder, expected, f"batch {number}, ")

@@ -167,15 +167,24 @@ def demo(
 
 @app.command()
 def rules() -> None:
-    """List every rule: its reason code, the statute it applies, and what it checks."""
+    """Every reason code with the statute it applies and what it means; then every rule that gives one."""
+    from taxgate.domain import ReasonCode
     from taxgate.rules import all_rules
 
+    codes = Table(title="Reason codes (the legend every response ships as reasons.csv)")
+    for column in ("code", "level", "citation", "what it means"):
+        codes.add_column(column, overflow="fold")
+    for code in ReasonCode:
+        codes.add_row(code.value, code.level.value, code.citation, code.meaning)
+    console.print(codes)
     table = Table(title="Rules (all run; every failing code is reported)")
-    for column in ("code", "scope", "citation", "what it checks"):
+    for column in ("code", "scope", "what it checks"):
         table.add_column(column, overflow="fold")
     for rule in all_rules():
-        table.add_row(rule.code.value, rule.scope, rule.citation, rule.explanation)
+        table.add_row(rule.code.value, rule.scope, rule.explanation)
     console.print(table)
+    console.print("ID_* codes come from identification, HELD_BY_COURT_ORDER and NOTICE_PERIOD from court orders in "
+                  "force at release; the requester never sees the ID_* codes.", soft_wrap=True)
 
 
 @app.command()

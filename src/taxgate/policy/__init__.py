@@ -104,6 +104,7 @@ class Policy:
     agreements: tuple[Agreement, ...]
     statutes: tuple[Statute, ...]
     remediation: Remediation = Remediation()
+    history_window_days: int = 365  # the window of the cross-batch figures (`taxgate.history`)
     source: Path | None = field(default=None, compare=False)
     sha256: str = ""  # of the file's bytes: two files that share a version name are not one policy
     _kinds: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
@@ -189,6 +190,7 @@ def load_policy(path: Path) -> Policy:
         statutes=tuple(Statute(_citation(s.citation, f"policy {path}: statute catalog"), s.kind, s.title)
                        for s in given.statutes),
         remediation=Remediation(**given.remediation.model_dump()),
+        history_window_days=given.history.window_days,
         source=path,
         sha256=hashlib.sha256(data).hexdigest(),
     )

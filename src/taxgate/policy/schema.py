@@ -64,6 +64,12 @@ class RemediationTable(_Table):
     disposal_request_days: int = Field(default=5, ge=1, le=3650)
 
 
+class HistoryTable(_Table):
+    # Cases per officer and uses of one reason count the agency's batches within this many days
+    # before a batch's as-of date; duplicates count every earlier batch.
+    window_days: int = Field(default=365, ge=1, le=36_500)
+
+
 class ItemsTable(_Table):
     disclosable: list[Phrase] = Field(min_length=1)
     return_information: list[Phrase] = []
@@ -105,6 +111,7 @@ class PolicyFile(_Table):
     identification: IdentificationTable
     items: ItemsTable
     remediation: RemediationTable = RemediationTable()
+    history: HistoryTable = HistoryTable()
     placeholders: PlaceholdersTable = PlaceholdersTable()
     agencies: list[AgencyTable] = []
     agreements: list[AgreementTable] = []

@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, select
 
 from taxgate import identify as identification
 from taxgate.domain import Outcome, ReasonCode
+from taxgate.history import History, scope_of
 from taxgate.intake import read_manifest
 from taxgate.ledger import Binding, Field, Ledger, at, canonical
 from taxgate.ledger.log import loads
@@ -30,7 +31,7 @@ from taxgate.notices import close_incident_if_done, owe_for_incident
 from taxgate.pipeline import decide_staged, stage, workspace
 from taxgate.response import SafeCSV
 from taxgate.policy import load_policies, policy_in_force
-from taxgate.rules import is_refusal, rule_set
+from taxgate.rules import RULE_SETS, is_refusal, rule_set
 from taxgate.store import Store
 from taxgate.store.models import Audit, AuditFinding, Batch, Decision, Disclosure, Incident, Notice
 
@@ -110,9 +111,14 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
                         .join(Decision, Decision.id == Disclosure.decision_id).where(Decision.batch_id == batch.id))}
             then = f"{batch.rule_set_version}+{batch.policy_version}"
             batch_id, batch_ref = batch.id, batch.batch_ref
+            # Judged against the history as it stood when the batch was received, in the practice it
+            # was decided under (a replay's history is the replayed batches').
+            practice = next((r.name for r in RULE_SETS.values() if r.version == batch.rule_set_version), "statute")
+            history = History(store, batch.id, scope_of(batch.agency, practice), as_of, policy.history_window_days)
         findings: list[dict] = []
         by_path: dict[str, Counter] = defaultdict(Counter)
-        for chunk in decide_staged(con, work, master_path, manifest, policy, audit_rules, as_of, stream.rows):
+        for chunk in decide_staged(con, work, master_path, manifest, policy, audit_rules, as_of, stream.rows,
+                                   history=history):
             for d in chunk:
                 if d.row.row_number not in past:
                     continue

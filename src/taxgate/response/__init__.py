@@ -4,6 +4,8 @@
   when DISCLOSED.
 - decisions.csv: for the tax agency's auditors; every code, the candidate and runner-up.
 - malformed_rows.csv: which rows could not be read and why, so the requester can resend them.
+- reasons.csv: the legend beside the response: every code a requester can be given, the provisions it
+  applies, what it means, and how many of this response's requests carry it.
 - evidence.jsonl: for auditors and `taxgate explain`; per identified request, the candidate, the
   runner-up and every field's comparison level and weight.
 """
@@ -15,7 +17,7 @@ import json
 from pathlib import Path
 
 from taxgate.decide import Decision
-from taxgate.domain import Outcome, Request
+from taxgate.domain import Outcome, ReasonCode, Request
 
 RESPONSE_COLUMNS = (
     "request_id", "outcome", "reasons", "refused_items", "address_street", "address_unit", "address_city",
@@ -26,6 +28,13 @@ DECISION_COLUMNS = (
     "rule_set_version", "model_version",
 )
 MALFORMED_COLUMNS = ("row_number", "request_id", "problem")
+LEGEND_COLUMNS = ("code", "level", "citation", "meaning")
+
+
+def legend(requester: bool = True) -> list[dict[str, str]]:
+    """Every reason code (a requester's: those it can be given) with its citation and meaning."""
+    return [{"code": c.value, "level": c.level.value, "citation": c.citation, "meaning": c.meaning}
+            for c in ReasonCode if c.requester_visible or not requester]
 _ADDRESS_PARTS = ("street", "unit", "city", "state", "zip", "tax_year")
 
 
@@ -75,6 +84,7 @@ class ResponseWriter:
         self._response.writerow(RESPONSE_COLUMNS)
         self._decisions.writerow(DECISION_COLUMNS)
         self._malformed.writerow(MALFORMED_COLUMNS)
+        self._given: dict[str, int] = {}
 
     def __enter__(self) -> "ResponseWriter":
         return self
@@ -82,6 +92,10 @@ class ResponseWriter:
     def __exit__(self, *exc) -> None:
         for f in self._files:
             f.close()
+        with open(self.out_dir / "reasons.csv", "w", encoding="utf-8", newline="") as fh:
+            writer = SafeCSV(fh)
+            writer.writerow((*LEGEND_COLUMNS, "requests"))
+            writer.writerows((*row.values(), self._given.get(row["code"], 0)) for row in legend())
 
     def write(self, request: Request, decision: Decision, address: dict[str, str] | None,
               evidence: dict | None = None, ledger_index: str = "") -> None:
@@ -95,6 +109,8 @@ class ResponseWriter:
             "ledger_index": ledger_index,
         }
         self._response.writerow(row[c] for c in RESPONSE_COLUMNS)
+        for code in decision.requester_codes:
+            self._given[code.value] = self._given.get(code.value, 0) + 1
         self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._decisions.writerow(
             (

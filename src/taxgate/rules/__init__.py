@@ -13,13 +13,13 @@ from taxgate.domain import Level, ReasonCode, Request
 from taxgate.intake import Manifest
 from taxgate.policy import Policy
 from taxgate.rules import batch, items, purpose, request, requester  # noqa: F401  (registers the rules)
-from taxgate.rules.batch import ROW_STATS_SQL
+from taxgate.rules.batch import KEY_COLUMNS, KEYS_SQL, ROW_STATS_SQL, figures_evidence
 from taxgate.rules.items import refused_items, requested_items
 from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, Rule, RowStats, all_rules
 from taxgate.rules.sets import RuleSet, rule_sets
 
 # Bump when a rule's logic changes; the policy version is recorded beside it on every decision.
-RULE_SET_VERSION = "2026.11.1"
+RULE_SET_VERSION = "2026.12.1"
 RULE_SETS = rule_sets(RULE_SET_VERSION)
 
 
@@ -63,6 +63,8 @@ def is_refusal(code: ReasonCode) -> bool:
 
 
 __all__ = [
+    "KEY_COLUMNS",
+    "KEYS_SQL",
     "ROW_STATS_SQL",
     "RULE_SETS",
     "RULE_SET_VERSION",
@@ -71,6 +73,7 @@ __all__ = [
     "Rule",
     "RowStats",
     "all_rules",
+    "figures_evidence",
     "is_refusal",
     "judge_batch",
     "judge_request",

@@ -1,8 +1,10 @@
-"""Rules that need the whole batch: one reason text pasted on many requests, one officer named on
-more cases than anyone could be personally engaged in, the same request twice.
+"""Rules that need the whole batch and the agency's earlier ones: one reason text pasted on many
+requests, one officer named on more cases than anyone could be personally engaged in, the same
+request twice. Splitting a file into batches changes no figure (`taxgate.history`).
 
-The batch is never held in Python's memory: DuckDB reads the staged rows and computes each row's
-figures (`ROW_STATS_SQL`); each request then reads its own figures from `ctx.stats`.
+The batch is never held in Python's memory: DuckDB reads the staged rows, computes each row's keys
+(`KEYS_SQL`) and, with what the history counts, each row's figures (`ROW_STATS_SQL`); each request
+then reads its own figures from `ctx.stats`.
 """
 
 from __future__ import annotations
@@ -11,47 +13,100 @@ from taxgate.domain import ReasonCode, Request
 from taxgate.rules.registry import Context, request_rule
 
 # Reads table `staged` (the batch's rows as received: row_number, parse_error and the request
-# columns); returns one row of batch figures per row_number, in order. Text is folded the way
-# `normalize.text.fold` folds it (accents, case, punctuation) so that trivial edits do not make
-# boilerplate look specific or one officer look like two. Unparseable rows contribute nothing.
+# columns); returns each row's keys, in row order. Text is folded the way `normalize.text.fold` folds
+# it (accents, case, punctuation) so that trivial edits do not make boilerplate look specific or one
+# officer look like two; each key is a 60-bit integer from the MD5 of the folded text (the same in
+# every store, since later batches are judged against it: `taxgate.history`). A collision could only
+# refuse, never release. Unparseable rows contribute only their request id.
 _FOLD = "trim(regexp_replace(lower(strip_accents({})), '[^a-z0-9]+', ' ', 'g'))"
-ROW_STATS_SQL = f"""
-WITH keys AS (
-    SELECT row_number,
-           CASE WHEN parse_error = '' THEN {_FOLD.format('relevance')} ELSE '' END AS relevance_key,
-           CASE WHEN parse_error = '' THEN {_FOLD.format('engaged_official')} ELSE '' END AS official_key,
-           CASE WHEN parse_error = '' THEN {_FOLD.format('case_number')} ELSE '' END AS case_key,
-           request_id AS request_id_key,
-           CASE WHEN parse_error = '' AND {_FOLD.format('case_number')} <> '' AND {_FOLD.format('last_name')} <> ''
-                THEN concat_ws('|', {_FOLD.format('first_name')}, {_FOLD.format('last_name')}, trim(date_of_birth),
-                               {_FOLD.format('case_number')})
-                ELSE '' END AS person_case_key
-    FROM staged
-), reasons AS (
-    SELECT relevance_key, count(*) AS repeats FROM keys WHERE relevance_key <> '' GROUP BY 1
+_HASH = "CASE WHEN {0} <> '' THEN ('0x' || substr(md5({0}), 1, 15))::BIGINT END"
+_PERSON_CASE = (f"CASE WHEN {_FOLD.format('case_number')} <> '' AND {_FOLD.format('last_name')} <> '' "
+                f"THEN concat_ws('|', {_FOLD.format('first_name')}, {_FOLD.format('last_name')}, "
+                f"trim(date_of_birth), {_FOLD.format('case_number')}) ELSE '' END")
+
+
+def _parsed(expression: str) -> str:
+    return f"CASE WHEN parse_error = '' THEN {expression} ELSE '' END"
+
+
+KEY_COLUMNS = ("request_key", "person_case_key", "official_key", "case_key", "relevance_key")
+KEYS_SQL = f"""
+SELECT row_number,
+       {_HASH.format("request_id")} AS request_key,
+       {_HASH.format(_parsed(_PERSON_CASE))} AS person_case_key,
+       {_HASH.format(_parsed(_FOLD.format('engaged_official')))} AS official_key,
+       {_HASH.format(_parsed(_FOLD.format('case_number')))} AS case_key,
+       {_HASH.format(_parsed(_FOLD.format('relevance')))} AS relevance_key
+FROM staged
+ORDER BY row_number
+"""
+
+# Reads `batch_keys` (KEYS_SQL's result) and what the history says (`history_officials`,
+# `history_reasons`, `history_earlier`, `history_batches`; empty when there is no history): one row
+# of figures per row_number, in order. Counted over the history where it has a figure (which
+# includes this batch's own rows), over the batch alone otherwise.
+ROW_STATS_SQL = """
+WITH reasons AS (
+    SELECT relevance_key, count(*) AS uses FROM batch_keys WHERE relevance_key IS NOT NULL GROUP BY 1
 ), officials AS (
-    SELECT official_key, count(DISTINCT case_key) FILTER (WHERE case_key <> '') AS cases
-    FROM keys WHERE official_key <> '' GROUP BY 1
+    SELECT official_key, count(DISTINCT case_key) AS cases FROM batch_keys WHERE official_key IS NOT NULL GROUP BY 1
 )
 SELECT
     k.row_number,
-    coalesce(r.repeats, 0) AS relevance_repeats,
-    coalesce(o.cases, 0) AS official_cases,
-    CASE WHEN k.request_id_key = '' THEN 1
-         ELSE row_number() OVER (PARTITION BY k.request_id_key ORDER BY k.row_number) END AS request_id_ordinal,
-    CASE WHEN k.person_case_key = '' THEN 1
-         ELSE row_number() OVER (PARTITION BY k.person_case_key ORDER BY k.row_number) END AS person_case_ordinal
-FROM keys k
+    coalesce(hr.uses, r.uses, 0) AS relevance_repeats,
+    coalesce(r.uses, 0) AS relevance_in_batch,
+    coalesce(hr.since, '') AS relevance_since,
+    coalesce(br.batch_ref || ' (batch ' || br.batch_id || ')', '') AS relevance_first_batch,
+    coalesce(ho.cases, o.cases, 0) AS official_cases,
+    coalesce(o.cases, 0) AS official_in_batch,
+    coalesce(ho.since, '') AS official_since,
+    coalesce(bo.batch_ref || ' (batch ' || bo.batch_id || ')', '') AS official_first_batch,
+    CASE WHEN k.request_key IS NULL THEN 1
+         ELSE row_number() OVER (PARTITION BY k.request_key ORDER BY k.row_number) END AS request_id_ordinal,
+    CASE WHEN k.person_case_key IS NULL THEN 1
+         ELSE row_number() OVER (PARTITION BY k.person_case_key ORDER BY k.row_number) END AS person_case_ordinal,
+    coalesce(be.batch_ref || ' (batch ' || be.batch_id || ')', '') AS earlier_request,
+    coalesce(bp.batch_ref || ' (batch ' || bp.batch_id || ')', '') AS earlier_person_case
+FROM batch_keys k
 LEFT JOIN reasons r USING (relevance_key)
 LEFT JOIN officials o USING (official_key)
+LEFT JOIN history_reasons hr USING (relevance_key)
+LEFT JOIN history_officials ho USING (official_key)
+LEFT JOIN history_earlier e USING (row_number)
+LEFT JOIN history_batches br ON br.batch_id = hr.first_batch
+LEFT JOIN history_batches bo ON bo.batch_id = ho.first_batch
+LEFT JOIN history_batches be ON be.batch_id = e.request_batch
+LEFT JOIN history_batches bp ON bp.batch_id = e.person_case_batch
 ORDER BY k.row_number
 """
 
 
+def figures_evidence(codes, stats: dict, policy, window_days: int | None) -> dict:
+    """The figure behind each cross-batch code a request carries, for its decision's evidence: how
+    many, against what limit, since when, and the earliest batch counted (a court reads this)."""
+    window = {"window_days": window_days} if window_days else {"window": "this batch"}
+    out = {}
+    if ReasonCode.ENGAGED_OFFICIAL_IMPLAUSIBLE in codes:
+        out[ReasonCode.ENGAGED_OFFICIAL_IMPLAUSIBLE.value] = {
+            "cases": stats["official_cases"], "in_this_batch": stats["official_in_batch"],
+            "limit": policy.thresholds.official_max_cases, **window,
+            "since": stats["official_since"], "first_batch": stats["official_first_batch"]}
+    if ReasonCode.RELEVANCE_NOT_SPECIFIC in codes and stats["relevance_repeats"] > policy.thresholds.relevance_max_repeats:
+        out[ReasonCode.RELEVANCE_NOT_SPECIFIC.value] = {
+            "uses": stats["relevance_repeats"], "in_this_batch": stats["relevance_in_batch"],
+            "limit": policy.thresholds.relevance_max_repeats, **window,
+            "since": stats["relevance_since"], "first_batch": stats["relevance_first_batch"]}
+    if ReasonCode.DUPLICATE_REQUEST in codes:
+        out[ReasonCode.DUPLICATE_REQUEST.value] = {
+            "earlier_row_of_this_batch": stats["request_id_ordinal"] > 1 or stats["person_case_ordinal"] > 1,
+            "request_id_answered_in": stats["earlier_request"],
+            "person_case_answered_in": stats["earlier_person_case"]}
+    return {k: {f: v for f, v in d.items() if v not in ("", None, False)} for k, d in out.items()}
+
+
 @request_rule(
     ReasonCode.RELEVANCE_NOT_SPECIFIC,
-    "26 U.S.C. § 6103(i)(2)(B)(iv)",
-    "The same reason text (after normalising) appears on more requests than the policy allows: boilerplate.",
+    "The same reason text (normalised) is on more of the agency's requests within the window than allowed.",
 )
 def relevance_boilerplate(request: Request, ctx: Context) -> bool:
     return ctx.stats.relevance_repeats > ctx.policy.thresholds.relevance_max_repeats
@@ -59,8 +114,7 @@ def relevance_boilerplate(request: Request, ctx: Context) -> bool:
 
 @request_rule(
     ReasonCode.ENGAGED_OFFICIAL_IMPLAUSIBLE,
-    "26 U.S.C. § 6103(i)(2)(A)",
-    "The named officer is on more cases than one person can be personally and directly engaged in.",
+    "The officer is named on more of the agency's cases within the window than one person can be engaged in.",
 )
 def engaged_official_implausible(request: Request, ctx: Context) -> bool:
     return ctx.stats.official_cases > ctx.policy.thresholds.official_max_cases
@@ -68,8 +122,9 @@ def engaged_official_implausible(request: Request, ctx: Context) -> bool:
 
 @request_rule(
     ReasonCode.DUPLICATE_REQUEST,
-    "26 U.S.C. § 6103(i)(2)(B); § 6103(p)(3)(A)",
-    "An earlier row of the batch has the same request id, or the same person and case: it is decided once.",
+    "The request id, or person and case, is on an earlier row or on an earlier answered or pending request.",
 )
 def duplicate_request(request: Request, ctx: Context) -> bool:
-    return ctx.stats.request_id_ordinal > 1 or ctx.stats.person_case_ordinal > 1
+    stats = ctx.stats
+    return (stats.request_id_ordinal > 1 or stats.person_case_ordinal > 1
+            or bool(stats.earlier_request) or bool(stats.earlier_person_case))

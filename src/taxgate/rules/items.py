@@ -9,7 +9,6 @@ from taxgate.normalize.text import split_list
 from taxgate.policy import Policy
 from taxgate.rules.registry import Context, request_rule
 
-CITATION = "26 U.S.C. § 6103(i)(2)(C), (b)(2), (b)(6)"
 
 
 def requested_items(request: Request, policy: Policy) -> list[str]:
@@ -25,7 +24,6 @@ def refused_items(request: Request, policy: Policy) -> list[str]:
 
 @request_rule(
     ReasonCode.ITEM_NOT_DISCLOSABLE,
-    CITATION,
     "A requested item is return information (employer, bank, income, relatives, phone, e-mail, IP, ...): refused.",
 )
 def item_not_disclosable(request: Request, ctx: Context) -> bool:

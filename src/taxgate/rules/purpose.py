@@ -11,7 +11,6 @@ from taxgate.normalize.statute import Citation, parse_citation
 from taxgate.normalize.text import fold, split_list
 from taxgate.rules.registry import Context, request_rule
 
-A = "26 U.S.C. § 6103(i)(2)(A)"
 
 
 def _citations(request: Request) -> list[Citation | None]:
@@ -20,7 +19,6 @@ def _citations(request: Request) -> list[Citation | None]:
 
 @request_rule(
     ReasonCode.STATUTE_NOT_CRIMINAL,
-    A,
     "The cited statute is civil (e.g. 8 U.S.C. § 1227, § 1229a, § 1231); (i)(2) serves criminal matters only.",
 )
 def statute_not_criminal(request: Request, ctx: Context) -> bool:
@@ -29,7 +27,6 @@ def statute_not_criminal(request: Request, ctx: Context) -> bool:
 
 @request_rule(
     ReasonCode.STATUTE_TAX_ADMINISTRATION,
-    A,
     "The cited statute is in title 26, which is tax administration; (i)(2) excludes it.",
 )
 def statute_tax_administration(request: Request, ctx: Context) -> bool:
@@ -38,7 +35,6 @@ def statute_tax_administration(request: Request, ctx: Context) -> bool:
 
 @request_rule(
     ReasonCode.STATUTE_UNKNOWN,
-    A,
     "The cited statute is not in the policy's catalog of designated statutes; it is refused, never guessed.",
 )
 def statute_unknown(request: Request, ctx: Context) -> bool:
@@ -47,7 +43,6 @@ def statute_unknown(request: Request, ctx: Context) -> bool:
 
 @request_rule(
     ReasonCode.CASE_NUMBER_MISSING,
-    A,
     "The request must name the proceeding or investigation (its case number) the information is for.",
 )
 def case_number_missing(request: Request, ctx: Context) -> bool:
@@ -56,7 +51,6 @@ def case_number_missing(request: Request, ctx: Context) -> bool:
 
 @request_rule(
     ReasonCode.ENGAGED_OFFICIAL_MISSING,
-    A,
     "The request must name the officer personally and directly engaged in the investigation.",
 )
 def engaged_official_missing(request: Request, ctx: Context) -> bool:
@@ -83,7 +77,6 @@ def _readable_date(text: str) -> bool:
 
 @request_rule(
     ReasonCode.REMOVAL_ORDER_MISSING,
-    "26 U.S.C. § 6103(i)(2)(A); agreement terms",
     "For this statute the agreement requires the final removal order's date and number.",
 )
 def removal_order_missing(request: Request, ctx: Context) -> bool:

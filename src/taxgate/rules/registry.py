@@ -1,5 +1,5 @@
-"""The rule registry: every rule is a small function with a stable code, a citation and a
-one-line explanation. All rules run; a request collects every code whose rule fails.
+"""The rule registry: every rule is a small function with a stable code (which carries the
+citation) and a one-line explanation of what it checks. All rules run; a request collects every code whose rule fails.
 
 Two scopes:
 - `batch_rule`: judged once on the manifest (who asks, under what agreement); the code lands on
@@ -21,12 +21,22 @@ from taxgate.policy import Policy
 
 @dataclass(slots=True)
 class RowStats:
-    """What the batch as a whole says about one row (computed by `rules.batch`)."""
+    """What the batch as a whole, and the agency's earlier batches, say about one row (`rules.batch`)."""
 
-    relevance_repeats: int = 0  # requests in the batch with the same normalised reason text
-    official_cases: int = 0  # distinct case numbers naming this row's engaged official
-    request_id_ordinal: int = 1  # 1 for the first row with this request_id, 2 for the next, ...
+    # requests with the same normalised reason text, in the batch and the history's window
+    relevance_repeats: int = 0
+    relevance_in_batch: int = 0  # of which in this batch
+    relevance_since: str = ""  # the earliest as-of date counted ("" without history)
+    relevance_first_batch: str = ""  # the earliest batch counted
+    # distinct case numbers naming this row's engaged official, likewise
+    official_cases: int = 0
+    official_in_batch: int = 0
+    official_since: str = ""
+    official_first_batch: str = ""
+    request_id_ordinal: int = 1  # 1 for the first row of the batch with this request_id, 2 for the next, ...
     person_case_ordinal: int = 1  # likewise for the same person and case number
+    earlier_request: str = ""  # an earlier batch where this request id was answered or is pending
+    earlier_person_case: str = ""  # likewise for the same person and case
 
 
 @dataclass(slots=True)
@@ -42,32 +52,35 @@ class Context:
 @dataclass(frozen=True, slots=True)
 class Rule:
     code: ReasonCode
-    citation: str
-    explanation: str
+    explanation: str  # what this rule checks; what the code means and cites is the code's own
     check: Callable[..., bool]  # True when the rule FAILS, i.e. the defect is present
     scope: str  # "batch" or "request"
+
+    @property
+    def citation(self) -> str:
+        return self.code.citation
 
 
 BATCH_RULES: list[Rule] = []
 REQUEST_RULES: list[Rule] = []
 
 
-def _register(rules: list[Rule], scope: str, code: ReasonCode, citation: str, explanation: str):
+def _register(rules: list[Rule], scope: str, code: ReasonCode, explanation: str):
     def wrap(check: Callable[..., bool]) -> Callable[..., bool]:
-        rules.append(Rule(code, citation, explanation, check, scope))
+        rules.append(Rule(code, explanation, check, scope))
         return check
 
     return wrap
 
 
-def batch_rule(code: ReasonCode, citation: str, explanation: str):
+def batch_rule(code: ReasonCode, explanation: str):
     """Register `check(manifest, policy, as_of) -> bool`, True when the batch is defective."""
-    return _register(BATCH_RULES, "batch", code, citation, explanation)
+    return _register(BATCH_RULES, "batch", code, explanation)
 
 
-def request_rule(code: ReasonCode, citation: str, explanation: str):
+def request_rule(code: ReasonCode, explanation: str):
     """Register `check(request, ctx) -> bool`, True when the request is defective."""
-    return _register(REQUEST_RULES, "request", code, citation, explanation)
+    return _register(REQUEST_RULES, "request", code, explanation)
 
 
 def all_rules() -> list[Rule]:

@@ -9,15 +9,10 @@ from taxgate.normalize.address import is_placeholder, parse_street, state_code, 
 from taxgate.normalize.text import fold, split_list
 from taxgate.rules.registry import Context, request_rule
 
-B_I = "26 U.S.C. § 6103(i)(2)(B)(i)"
-B_II = "26 U.S.C. § 6103(i)(2)(B)(ii)"
-B_III = "26 U.S.C. § 6103(i)(2)(B)(iii)"
-B_IV = "26 U.S.C. § 6103(i)(2)(B)(iv)"
 
 
 @request_rule(
     ReasonCode.MALFORMED_ROW,
-    "26 U.S.C. § 6103(i)(2)(B)",
     "The row could not be read, so it sets forth nothing the statute requires.",
 )
 def malformed_row(request: Request, ctx: Context) -> bool:
@@ -31,7 +26,7 @@ def _name_absent(value: str, ctx: Context) -> bool:
     return not value or fold(value) in ctx.policy.name_placeholders or is_placeholder(value, frozenset())
 
 
-@request_rule(ReasonCode.NAME_MISSING, B_I, "The request must set forth the taxpayer's given name and surname.")
+@request_rule(ReasonCode.NAME_MISSING, "The request must set forth the taxpayer's given name and surname.")
 def name_missing(request: Request, ctx: Context) -> bool:
     return _name_absent(request.first_name, ctx) or _name_absent(request.last_name, ctx)
 
@@ -40,7 +35,7 @@ def _address_given(request: Request) -> bool:
     return any(getattr(request, f) for f in ADDRESS_FIELDS)
 
 
-@request_rule(ReasonCode.ADDRESS_MISSING, B_I, "The request must set forth the taxpayer's address.")
+@request_rule(ReasonCode.ADDRESS_MISSING, "The request must set forth the taxpayer's address.")
 def address_missing(request: Request, ctx: Context) -> bool:
     return not _address_given(request)
 
@@ -65,7 +60,6 @@ def _address(request: Request, ctx: Context) -> tuple[bool, bool]:
 
 @request_rule(
     ReasonCode.ADDRESS_PLACEHOLDER,
-    B_I,
     'An address field holds a placeholder ("Failed to Provide", "NA NA", "00000", a ZIP code alone), not an address.',
 )
 def address_placeholder(request: Request, ctx: Context) -> bool:
@@ -74,7 +68,6 @@ def address_placeholder(request: Request, ctx: Context) -> bool:
 
 @request_rule(
     ReasonCode.ADDRESS_INCOMPLETE,
-    B_I,
     "The address needs a street line or PO box, and either a city and state or a ZIP code.",
 )
 def address_incomplete(request: Request, ctx: Context) -> bool:
@@ -85,14 +78,13 @@ def address_incomplete(request: Request, ctx: Context) -> bool:
 # -- (B)(ii): the taxable period or periods -------------------------------------------------------
 
 
-@request_rule(ReasonCode.TAX_PERIOD_MISSING, B_II, "The request must set forth the taxable period or periods.")
+@request_rule(ReasonCode.TAX_PERIOD_MISSING, "The request must set forth the taxable period or periods.")
 def tax_period_missing(request: Request, ctx: Context) -> bool:
     return not split_list(request.tax_periods)
 
 
 @request_rule(
     ReasonCode.TAX_PERIOD_INVALID,
-    B_II,
     "Every taxable period must be a past tax year within the policy's range.",
 )
 def tax_period_invalid(request: Request, ctx: Context) -> bool:
@@ -106,7 +98,7 @@ def tax_period_invalid(request: Request, ctx: Context) -> bool:
 # -- (B)(iii): the statutory authority ------------------------------------------------------------
 
 
-@request_rule(ReasonCode.STATUTE_MISSING, B_III, "The request must set forth the statute under which it is made.")
+@request_rule(ReasonCode.STATUTE_MISSING, "The request must set forth the statute under which it is made.")
 def statute_missing(request: Request, ctx: Context) -> bool:
     return not split_list(request.statute)
 
@@ -114,14 +106,13 @@ def statute_missing(request: Request, ctx: Context) -> bool:
 # -- (B)(iv): the specific reasons why disclosure is or may be relevant ---------------------------
 
 
-@request_rule(ReasonCode.RELEVANCE_MISSING, B_IV, "The request must state why the information is or may be relevant.")
+@request_rule(ReasonCode.RELEVANCE_MISSING, "The request must state why the information is or may be relevant.")
 def relevance_missing(request: Request, ctx: Context) -> bool:
     return not fold(request.relevance)
 
 
 @request_rule(
     ReasonCode.RELEVANCE_NOT_SPECIFIC,
-    B_IV,
     "The stated reason is too short to be specific to this taxpayer.",
 )
 def relevance_too_short(request: Request, ctx: Context) -> bool:

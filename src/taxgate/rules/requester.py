@@ -13,7 +13,6 @@ from taxgate.rules.registry import batch_rule
 
 @batch_rule(
     ReasonCode.NO_AGREEMENT,
-    "26 U.S.C. § 6103(i)(2)(A); § 6103(p)(4)",
     "No agreement with the requesting agency was in force on the day the batch was submitted.",
 )
 def no_agreement(manifest: Manifest, policy: Policy, as_of: date) -> bool:
@@ -24,7 +23,6 @@ def no_agreement(manifest: Manifest, policy: Policy, as_of: date) -> bool:
 
 @batch_rule(
     ReasonCode.REQUESTER_NOT_AUTHORIZED,
-    "26 U.S.C. § 6103(i)(2)(A)",
     "Only the head of the agency, its Inspector General, or an official the policy designates may sign.",
 )
 def requester_not_authorized(manifest: Manifest, policy: Policy, as_of: date) -> bool:
@@ -39,7 +37,6 @@ def requester_not_authorized(manifest: Manifest, policy: Policy, as_of: date) ->
 
 @batch_rule(
     ReasonCode.RECIPIENT_SAFEGUARDS_DEFICIENT,
-    "26 U.S.C. § 6103(p)(4)",
     "The recipient has open safeguard findings; the Secretary may not disclose to it until they close.",
 )
 def recipient_safeguards_deficient(manifest: Manifest, policy: Policy, as_of: date) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from taxgate.accounts import Principal
+from taxgate.response import legend
 from taxgate.service.access import allow, page, reading, refuse
 from taxgate.service.deps import ERRORS, READERS, Id, State, iso, state_of
 from taxgate.service.pages import Page, render
@@ -115,13 +116,26 @@ def get_response(request: Request, batch_id: Id, user: Principal = allow("reques
         return response_file(visible_submission(request, user, batch_id), format)
 
 
-def response_file(found: Submission, format: str) -> FileResponse:
-    """The response file the pipeline wrote for a submission (CSV already spreadsheet-safe)."""
-    path = Path(found.folder) / "out" / f"response.{format}"
+@api.get("/batches/{batch_id}/reasons", summary="The response's legend: each reason code, its citation, what it "
+            "means, how many requests carry it (CSV)",
+            responses={404: {"description": "No such batch"}, 409: {"description": "Not decided yet"}})
+def get_legend(request: Request, batch_id: Id, user: Principal = allow("requester")) -> FileResponse:
+    return response_file(visible_submission(request, user, batch_id), "csv", "reasons")
+
+
+@api.get("/reasons", summary="Every reason code: its level, the statute it applies, what it means")
+def list_reasons(user: Principal = allow(*READERS, "admin")) -> dict:
+    return {"reasons": legend(requester=user.role == "requester")}
+
+
+def response_file(found: Submission, format: str, name: str = "response") -> FileResponse:
+    """A file the pipeline wrote for a submission (CSV already spreadsheet-safe): the response, or
+    its legend (`reasons`)."""
+    path = Path(found.folder) / "out" / f"{name}.{format}"
     if found.status != "done" or not path.is_file():
         raise HTTPException(409, f"batch {found.id} is {found.status}: the response is not ready")
     media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-    return FileResponse(path, media_type=media, filename=f"response-{found.batch_ref}.{format}")
+    return FileResponse(path, media_type=media, filename=f"{name}-{found.batch_ref}.{format}")
 
 
 @api.get("/batches/{batch_id}/releases", summary="Addresses released after the response: held items, reviews",
@@ -188,6 +202,11 @@ def batch(request: Request, state: State, batch_id: Id, who: Page = page(*READER
     view = batch_views(state.store, [found])[0]
     name = "batch_status.html" if request.headers.get("hx-request") else "batch.html"
     return render(request, name, who, b=view)
+
+
+@pages.get("/batches/{batch_id}/reasons.csv")
+def batch_legend(request: Request, batch_id: Id, who: Page = page("requester")) -> FileResponse:
+    return response_file(visible_submission(request, who[0], batch_id), "csv", "reasons")
 
 
 @pages.get("/batches/{batch_id}/response.{fmt}")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -94,6 +95,34 @@ class Decision(Base):
     runner_up_weight: Mapped[float | None] = mapped_column(Float, nullable=True)
     evidence: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON; auditors only
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class RequestKey(Base):
+    """What a request says that later batches are judged against (`taxgate.history`): its request id,
+    person and case, officer, case and reason text, folded and hashed to 60 bits. Registered when the
+    batch's rules run, before any row is decided, under the agency's lock, so that two batches
+    decided at once see each other. `scope` is the agency and the practice ("statute", or a replayed
+    one): a replay of what was done in 2025 is not the history a lawful batch is judged against."""
+
+    __tablename__ = "request_keys"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "row_number"),
+        Index("ix_request_keys_request", "scope", "request_key"),
+        Index("ix_request_keys_person_case", "scope", "person_case_key"),
+        Index("ix_request_keys_official", "scope", "official_key", "as_of", "case_key"),
+        Index("ix_request_keys_relevance", "scope", "relevance_key", "as_of"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", name="fk_request_keys_batch"))
+    row_number: Mapped[int] = mapped_column(Integer)
+    scope: Mapped[str] = mapped_column(String(120))
+    as_of: Mapped[str] = mapped_column(String(10))  # the batch's as-of date
+    request_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    person_case_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    official_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    case_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    relevance_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Disclosure(Base):
