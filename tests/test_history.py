@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
-import pytest
 import yaml
 from sqlalchemy import text
 
@@ -221,3 +223,16 @@ effective_to = 2027-12-31
     again = write_batch(tmp_path / "ice-2", "AGENCY-2", caseload("AH", 21))
     process(again, world["master"], again.parent / "out", store=store, policy_path=policy)
     assert all(implausible(again.parent / "out")), "the first agency's own history still counts"
+
+
+def test_explain_gives_the_figure_behind_a_cross_batch_refusal(world, tmp_path, store):
+    """`taxgate explain` on a request refused on the history says how many, against what limit, since
+    when and from which batch, with the citation: what a court reads, in one line."""
+    for name, prefix, cases in (("a", "XA", 30), ("b", "XB", 21)):
+        manifest = write_batch(tmp_path / name, f"EXPLAIN-{name}", caseload(prefix, cases))
+        process(manifest, world["master"], tmp_path / name / "out", store=store)
+    run = subprocess.run([sys.executable, "-m", "taxgate", "explain", "XB-1", "--out", str(tmp_path / "b" / "out")],
+                         capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
+    assert run.returncode == 0, run.stderr
+    assert ("ENGAGED_OFFICIAL_IMPLAUSIBLE (26 U.S.C. § 6103(i)(2)(A)): 51 cases for the officer within 365 days "
+            "(21 in this batch; the limit is 50), counted since 2025-07-25, from batch EXPLAIN-a (batch 1)") in run.stdout

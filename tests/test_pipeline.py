@@ -112,11 +112,12 @@ def test_requester_never_sees_identification_evidence(processed):
             assert codes <= {"ITEM_NOT_DISCLOSABLE"}  # nothing that says whether a record exists
 
 
-def test_formats_agree(world, tmp_path):
-    """The same requests in three formats decide alike. Each run has a store of its own: in one
-    store the second file would be the same requests again, every one a duplicate."""
+def test_formats_agree(world, tmp_path, monkeypatch):
+    """The same requests in three formats decide alike. Each run has a store (and key) of its own: in
+    one store the second file would be the same requests again, every one a duplicate."""
     decisions = {}
     for fmt in ("csv", "jsonl", "parquet"):
+        monkeypatch.setenv("TAXGATE_LEDGER_KEY", str(tmp_path / f"{fmt}.key"))
         manifest = generate_batch(world["master"], tmp_path / fmt, 300, seed=8, mix=Mix(malformed=0), fmt=fmt)
         store = open_store(f"sqlite:///{tmp_path / fmt}.db")
         process(manifest, world["master"], tmp_path / f"out-{fmt}", store=store)

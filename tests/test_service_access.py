@@ -22,6 +22,8 @@ API = [
     ("GET", "/api/batches/{batch_id}", READERS),
     ("GET", "/api/batches/{batch_id}/response", {"requester"}),
     ("GET", "/api/batches/{batch_id}/releases", {"requester"}),
+    ("GET", "/api/batches/{batch_id}/reasons", {"requester"}),
+    ("GET", "/api/reasons", EVERY),
     ("GET", "/api/reviews", {"officer"}),
     ("GET", "/api/reviews/{decision_id}", {"officer", "auditor"}),  # an officer: only while in review
     ("POST", "/api/reviews", {"officer"}),

@@ -207,6 +207,23 @@ def explain(
                 break
     if found is None:
         fail(f"request {request_id!r} was not identified in {out} (refused requests are never looked up)")
+    for code, figure in found.get("figures", {}).items():  # the figure behind a cross-batch refusal
+        reason = ReasonCode(code)
+        counted = figure.get("cases", figure.get("uses"))
+        what = "cases for the officer" if "cases" in figure else "uses of the reason text" if "uses" in figure else ""
+        if what:
+            span = f"within {figure['window_days']} days" if "window_days" in figure else "in this batch"
+            console.print(f"[bold]{request_id}[/]: {found['outcome']}, {code} ({reason.citation}): {counted:,} {what} "
+                          f"{span} ({figure.get('in_this_batch', counted):,} in this batch; the limit is "
+                          f"{figure['limit']:,}), counted since {figure.get('since', '-')}, from batch "
+                          f"{figure.get('first_batch', '-')}.", soft_wrap=True)
+        else:
+            earlier = figure.get("request_id_answered_in") or figure.get("person_case_answered_in")
+            console.print(f"[bold]{request_id}[/]: {found['outcome']}, {code} ({reason.citation}): "
+                          + (f"asked before, in batch {earlier}." if earlier else "asked before in this batch."),
+                          soft_wrap=True)
+    if "candidate" not in found:
+        return
     candidate, runner = found["candidate"], found["runner_up"]
     console.print(f"[bold]{request_id}[/]: {found['outcome']}, {found['decision']}")
     console.print(f"candidate TIN {candidate['tin']} weight {candidate['weight']}, "

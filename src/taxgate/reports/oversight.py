@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import and_, distinct, func, select
 
 from taxgate.ledger import sign_checkpoint
 from taxgate.ledger.checkpoint import parse as parse_checkpoint
@@ -21,7 +21,7 @@ from taxgate.policy import load_policies, policy_in_force
 from taxgate.render import Document, Section, bar_chart, write
 from taxgate.rules import RULE_SETS
 from taxgate.store import Store
-from taxgate.store.models import Audit, Batch, Decision, Disclosure, Incident, Notice, Order, Review
+from taxgate.store.models import Audit, Batch, Decision, Disclosure, Incident, Notice, Order, RequestKey, Review
 
 CHARTS = ("outcomes-by-reason", "match-yield", "review-rate", "disclosures-over-time", "cases-per-officer",
           "notice-timeliness")
@@ -41,10 +41,31 @@ def document(store: Store, policy_path: Path | None = None, now: datetime | None
     note = sign_checkpoint(store)
     size = parse_checkpoint(note).size
     with store.session() as session:
-        return _document(session, note, size, now, policy.thresholds.official_max_cases)
+        return _document(session, note, size, now, policy.thresholds.official_max_cases, policy.history_window_days)
 
 
-def _document(session, note: str, size: int, now: datetime, max_cases: int) -> Document:
+def _caseloads(session, size: int, window_days: int, max_cases: int):
+    """Distinct cases per engaged officer as the rule counts them (§ 6103(i)(2)(A)): the officer and
+    case folded (the history's keys), over the policy's window before the latest lawful batch, across
+    the agency's batches. A replay decides the same requests again under another practice, so only
+    the statute's batches count. Returns the top 15, how many officers are over the limit, the window."""
+    lawful = RequestKey.scope.like("%|statute")
+    end = session.execute(select(func.max(RequestKey.as_of)).where(lawful)).scalar()
+    if end is None:
+        return [], 0, None
+    since = (date.fromisoformat(end) - timedelta(days=window_days)).isoformat()
+    cases = func.count(distinct(RequestKey.case_key))
+    query = (select(RequestKey.scope, RequestKey.official_key, func.min(Decision.official), cases.label("cases"))
+             .join(Decision, and_(Decision.batch_id == RequestKey.batch_id, Decision.row_number == RequestKey.row_number))
+             .where(lawful, RequestKey.as_of >= since, RequestKey.official_key.is_not(None),
+                    RequestKey.case_key.is_not(None), Decision.ledger_index < size)
+             .group_by(RequestKey.scope, RequestKey.official_key))
+    top = session.execute(query.order_by(cases.desc(), func.min(Decision.official)).limit(15)).all()
+    over = session.execute(select(func.count()).select_from(query.having(cases > max_cases).subquery())).scalar_one()
+    return [(f"{official} ({scope.split('|')[0]})", n) for scope, _, official, n in top], over, (since, end)
+
+
+def _document(session, note: str, size: int, now: datetime, max_cases: int, window_days: int) -> Document:
     batches = session.execute(select(Batch).where(Batch.received_index < size).order_by(Batch.id)).scalars().all()
     within = Decision.ledger_index < size
     # Reasons come as ";"-joined strings; counting each distinct string once keeps this one small query.
@@ -67,12 +88,7 @@ def _document(session, note: str, size: int, now: datetime, max_cases: int) -> D
     for moment, n in session.execute(select(Disclosure.disclosed_at, func.count()).where(Disclosure.ledger_index < size)
                                      .group_by(Disclosure.disclosed_at)):
         by_day[moment.date().isoformat()] += n
-    # The policy's plausible caseload is per batch (§ 6103(i)(2)(A)), so officers are counted per batch.
-    cases = func.count(distinct(Decision.case_number))
-    per_batch = (select(Decision.batch_id, Decision.official, cases.label("cases"))
-                 .where(within, Decision.official != "").group_by(Decision.batch_id, Decision.official))
-    caseload = session.execute(per_batch.order_by(cases.desc(), Decision.official).limit(15)).all()
-    over = session.execute(select(func.count()).select_from(per_batch.having(cases > max_cases).subquery())).scalar_one()
+    caseload, over, window = _caseloads(session, size, window_days, max_cases)
     notices = session.execute(select(Notice).where(Notice.ledger_index < size)).scalars().all()
     timeliness = _timeliness(notices, now)
     reviews = session.execute(select(Review.officer, func.count()).where(Review.ledger_index < size)
@@ -121,12 +137,16 @@ def _document(session, note: str, size: int, now: datetime, max_cases: int) -> D
                                    [by_day[d] for d in sorted(by_day)], horizontal=False)]),
         Section("Cases per officer", [
             "26 U.S.C. § 6103(i)(2)(A) allows disclosure only to officers personally and directly engaged in the "
-            f"investigation. The policy treats more than {max_cases} distinct cases for one officer in a batch as "
-            f"implausible. Officers named above it, counted once per batch: {over:,}.",
+            f"investigation. The policy treats more than {max_cases} distinct cases for one officer within "
+            f"{window_days} days, across the agency's batches, as implausible. "
+            + (f"Counted from {window[0]} to {window[1]} (the window before the latest batch), over the statute's "
+               f"batches (a replay decides the same requests again): officers above it: {over:,}."
+               if window else "No batch has been decided under the statute yet."),
             "Review decisions per disclosure officer: "
             + ("; ".join(f"{o}: {n:,}" for o, n in reviews) if reviews else "none recorded yet."),
-        ], figures=[bar_chart("cases-per-officer", "Distinct case numbers per engaged officer named in a batch's requests (top 15).",
-                              [f"{o} ({refs.get(b, b)})" for b, o, _ in caseload], [n for _, _, n in caseload],
+        ], figures=[bar_chart("cases-per-officer", f"Distinct case numbers per engaged officer within {window_days} days, "
+                              "across batches (top 15).",
+                              [label for label, _ in caseload], [n for _, n in caseload],
                               reference=max_cases,
                               reference_label=f"plausible caseload ({max_cases})")]),
         Section("Notices", [
