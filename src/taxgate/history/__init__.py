@@ -2,9 +2,9 @@
 
 A requester who splits one datafile into small batches must not evade a rule that the whole file
 would fail (26 U.S.C. § 6103(i)(2)(A), (B)(iv); (p)(3)(A)). So every batch's requests leave their
-keys in the store (`request_keys`: request id, person and case, officer, case number, reason text,
-folded as the in-batch figures fold them and hashed), and each batch's figures count the agency's
-earlier batches too:
+keys in the store (`history_*`: request id, person and case, officer and case number, reason text,
+folded as the in-batch figures fold them and hashed; `rules.KEYS_SQL`), and each batch's figures
+count the agency's earlier batches too:
 
 - cases per engaged officer and uses of one reason text: the agency's batches whose as-of date is
   within the policy's window before this batch's (`[history] window_days`), this batch included;
@@ -12,29 +12,32 @@ earlier batches too:
   request was answered or is pending (DISCLOSED, HELD, REVIEW, or not yet decided). A request that
   was refused or not disclosed may be sent again, corrected, under the same id.
 
-"Earlier" is the order in which batches registered their keys. Registration and the figures are one
-transaction under the agency's lock (PostgreSQL: an advisory lock; SQLite: its one writer), so of two
-batches decided at once the second sees the first's rows, whatever has been decided of them.
-`taxgate replay` and `taxgate audit` read the same figures as of each batch's own registration and
-date. Everything is counted in the store with indexed SQL; nothing of the past is read into Python.
+"Earlier" is the order in which batches registered (`history_batches.seq`). Registration and the
+figures are one transaction under the scope's lock (PostgreSQL: an advisory lock; SQLite: its one
+writer), so of two batches decided at once the second sees the first's rows, whatever has been
+decided of them. `taxgate replay` and `taxgate audit` read the same figures as of each batch's own
+registration and date. Everything is counted in the store, one clustered-index range per key of the
+batch's; nothing of the past is read into Python but the figures.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 
-from taxgate.rules import KEY_COLUMNS
 from taxgate.store import Store
-from taxgate.store.models import Batch, RequestKey
+from taxgate.store.models import Batch, HistoryBatch, HistoryOfficer
 
 # Outcomes that answered a request (or will): a second request like it is a duplicate.
 STANDING = ("DISCLOSED", "HELD", "REVIEW")
+CHUNK = 10_000  # keys per lookup: one index range each, in key order
 
 
 def key_of(folded: str) -> int | None:
@@ -46,25 +49,35 @@ def scope_of(agency: str, practice: str) -> str:
     return f"{agency}|{practice}"
 
 
+_FIELDS = (
+    (("official_key", pa.int64()), ("cases", pa.int64()), ("since", pa.string()), ("first_batch", pa.int64())),
+    (("relevance_key", pa.int64()), ("uses", pa.int64()), ("since", pa.string()), ("first_batch", pa.int64())),
+    (("request_key", pa.int64()), ("batch_id", pa.int64())),
+    (("person_case_key", pa.int64()), ("batch_id", pa.int64())),
+    (("batch_id", pa.int64()), ("batch_ref", pa.string())),
+)
+_NAMES = ("officials", "reasons", "earlier_requests", "earlier_person_cases", "batches")
+
+
 @dataclass(frozen=True)
 class Figures:
-    """What the history says about one batch, as DuckDB tables' rows (Arrow)."""
+    """What the history says about one batch's keys, as Arrow tables for `rules.ROW_STATS_SQL`."""
 
-    officials: pa.Table  # official_key, cases, since, first_batch
-    reasons: pa.Table  # relevance_key, uses, since, first_batch
-    earlier: pa.Table  # row_number, request_batch, person_case_batch (ids of an earlier batch, or null)
+    officials: pa.Table  # official_key, cases, since, first_batch: over the window, this batch included
+    reasons: pa.Table  # relevance_key, uses, since, first_batch: likewise
+    earlier_requests: pa.Table  # request_key, batch_id: an earlier answered or pending request
+    earlier_person_cases: pa.Table  # person_case_key, batch_id: likewise
     batches: pa.Table  # batch_id, batch_ref: the batches the figures name
 
     @classmethod
     def none(cls) -> Figures:
         """No history: every figure is the batch's own."""
-        return cls(*(_table(*fields, rows=[]) for fields in _FIELDS))
+        return cls(*(_table(fields, []) for fields in _FIELDS))
 
     def into(self, con: duckdb.DuckDBPyConnection) -> None:
-        """As the tables `rules.ROW_STATS_SQL` reads: history_officials, _reasons, _earlier, _batches."""
-        for name, table in (("officials", self.officials), ("reasons", self.reasons), ("earlier", self.earlier),
-                            ("batches", self.batches)):
-            con.register("_history_arrow", table)
+        """As the tables `rules.ROW_STATS_SQL` reads: history_officials, history_reasons, ..."""
+        for name in _NAMES:
+            con.register("_history_arrow", getattr(self, name))
             con.execute(f"CREATE OR REPLACE TABLE history_{name} AS SELECT * FROM _history_arrow")
             con.unregister("_history_arrow")
 
@@ -83,98 +96,122 @@ class History:
     def since(self) -> date:
         return self.as_of - timedelta(days=self.window_days)
 
-    def figures(self, con: duckdb.DuckDBPyConnection, register: bool = True) -> Figures:
-        """The batch's keys (DuckDB table `batch_keys`, from `rules.KEYS_SQL`) registered (once; `register=False` for an audit, which reads a batch
-        registered before), then its figures, in one transaction under the scope's lock."""
+    def figures(self, con: duckdb.DuckDBPyConnection) -> Figures:
+        """The batch's keys (DuckDB table `batch_keys`, from `rules.KEYS_SQL`) registered once, then
+        its figures, in one transaction under the scope's lock. A batch registered before (a run
+        resumed, an audit) keeps its place: nothing registered after it counts."""
+        scope = key_of(self.scope)
         with self.store.session.begin() as session:
             connection = session.connection()
             if self.store.dialect == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                   {"key": key_of("request_keys|" + self.scope)})
-            bounds = self._bounds(connection)
-            if bounds is None:
-                if not register:
-                    raise LookupError(f"batch {self.batch_id} registered no requests")
-                self._register(connection, con.sql("SELECT * FROM batch_keys ORDER BY row_number").to_arrow_table())
-                bounds = self._bounds(connection) or (0, 0)
-            first, last = bounds
-            params = {"scope": self.scope, "since": self.since.isoformat(), "batch": self.batch_id,
-                      "first": first, "last": last}
-            officials = connection.execute(text(_OFFICIALS), params).all()
-            reasons = connection.execute(text(_REASONS), params).all()
-            earlier = {}
-            for column, key in (("request_batch", "request_key"), ("person_case_batch", "person_case_key")):
-                for row_number, batch_id in connection.execute(text(_EARLIER.format(key=key)), params):
-                    earlier.setdefault(row_number, {})[column] = batch_id
-            named = {b for *_, b in officials} | {b for *_, b in reasons} | {
-                b for row in earlier.values() for b in row.values()}
-            refs = dict(connection.execute(select(Batch.id, Batch.batch_ref).where(Batch.id.in_(named))).all()) if named else {}
-        rows = (officials, reasons, [(r, e.get("request_batch"), e.get("person_case_batch"))
-                                     for r, e in earlier.items()], list(refs.items()))
-        return Figures(*(_table(*fields, rows=r) for fields, r in zip(_FIELDS, rows)))
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key_of("history|" + self.scope)})
+            placed = session.get(HistoryBatch, self.batch_id)
+            if placed is None:
+                seq = session.execute(select(func.coalesce(func.max(HistoryBatch.seq), 0))
+                                      .where(HistoryBatch.scope == self.scope)).scalar_one() + 1
+                count = con.execute("SELECT count(*) FROM batch_keys").fetchone()[0]
+                placed = HistoryBatch(batch_id=self.batch_id, scope=self.scope, seq=seq, as_of=self.as_of.isoformat(),
+                                      requests=count)
+                session.add(placed)
+                session.flush()
+                self._register(session, con, scope)
+            window = {"scope": self.scope, "seq": placed.seq, "since": self.since.isoformat(), "sk": scope}
+            officials = self._lookup(connection, con, _OFFICIALS, "official_key", window)
+            reasons = self._lookup(connection, con, _REASONS, "relevance_key", window)
+            earlier_requests = self._lookup(connection, con, _EARLIER.format(table="history_request_ids"),
+                                            "request_key", window)
+            earlier_person_cases = self._lookup(connection, con, _EARLIER.format(table="history_person_cases"),
+                                                "person_case_key", window)
+            named = ({r[3] for r in officials} | {r[3] for r in reasons} | {r[1] for r in earlier_requests}
+                     | {r[1] for r in earlier_person_cases})
+            refs = (connection.execute(select(Batch.id, Batch.batch_ref).where(Batch.id.in_(named))).all()
+                    if named else [])
+        rows = (officials, reasons, earlier_requests, earlier_person_cases, refs)
+        return Figures(*(_table(fields, r) for fields, r in zip(_FIELDS, rows)))
 
-    def _bounds(self, connection) -> tuple[int, int] | None:
-        first, last = connection.execute(
-            select(text("min(id)"), text("max(id)")).select_from(RequestKey.__table__)
-            .where(RequestKey.batch_id == self.batch_id)).one()
-        return None if first is None else (first, last)
+    def _register(self, session, con: duckdb.DuckDBPyConnection, scope: int) -> None:
+        """One sorted insert per kind of key (the store's bulk path: COPY on PostgreSQL)."""
+        batch = self.batch_id
+        for table, columns, query in (
+            ("history_request_ids", ("scope", "key", "batch_id", "row_number"),
+             f"SELECT {scope}, request_key, {batch}, row_number FROM batch_keys WHERE request_key IS NOT NULL "
+             "ORDER BY 2, 4"),
+            ("history_person_cases", ("scope", "key", "batch_id", "row_number"),
+             f"SELECT {scope}, person_case_key, {batch}, row_number FROM batch_keys WHERE person_case_key IS NOT NULL "
+             "ORDER BY 2, 4"),
+            ("history_official_cases", ("scope", "official_key", "case_key", "batch_id"),
+             f"SELECT DISTINCT {scope}, official_key, case_key, {batch} FROM batch_keys "
+             "WHERE official_key IS NOT NULL AND case_key IS NOT NULL ORDER BY 2, 3"),
+            ("history_reasons", ("scope", "relevance_key", "batch_id", "uses"),
+             f"SELECT {scope}, relevance_key, {batch}, count(*) FROM batch_keys WHERE relevance_key IS NOT NULL "
+             "GROUP BY relevance_key ORDER BY 2"),
+        ):
+            _bulk(session.connection(), self.store.dialect, table, columns, con.execute(query).fetchall())
+        names = con.execute("SELECT official_key, min(official_name) FROM batch_keys WHERE official_key IS NOT NULL "
+                            "GROUP BY 1 ORDER BY 1").fetchall()
+        if names:
+            dialect = postgresql if self.store.dialect == "postgresql" else sqlite
+            session.execute(dialect.insert(HistoryOfficer).on_conflict_do_nothing(),
+                            [{"scope": scope, "official_key": k, "name": (n or "")[:200]} for k, n in names])
 
-    def _register(self, connection, keys: pa.Table) -> None:
-        columns = ("batch_id", "row_number", "scope", "as_of", *KEY_COLUMNS)
-        scope, as_of = self.scope, self.as_of.isoformat()
-        values = [keys[c].to_pylist() for c in ("row_number", *KEY_COLUMNS)]
-        rows = [(self.batch_id, r, scope, as_of, *k) for r, *k in zip(*values)]
-        if not rows:
-            return
-        if self.store.dialect == "postgresql":  # COPY: the store's bulk path
-            cursor = connection.connection.driver_connection.cursor()
-            with cursor.copy(f"COPY request_keys ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" for _ in columns)
-            connection.connection.driver_connection.executemany(
-                f"INSERT INTO request_keys ({', '.join(columns)}) VALUES ({marks})", rows)
+    def _lookup(self, connection, con: duckdb.DuckDBPyConnection, query: str, column: str, window: dict) -> list:
+        """`query` for every distinct key of the batch's `column`, CHUNK keys at a time, in key order.
+        The keys are integers the rules computed, written into the statement as literals."""
+        out = []
+        for keys in _chunks(con, column):
+            out.extend(tuple(r) for r in connection.execute(text(query.replace(":keys", keys)), window))
+        return out
 
 
-_FIELDS = (
-    (("official_key", pa.int64()), ("cases", pa.int64()), ("since", pa.string()), ("first_batch", pa.int64())),
-    (("relevance_key", pa.int64()), ("uses", pa.int64()), ("since", pa.string()), ("first_batch", pa.int64())),
-    (("row_number", pa.int64()), ("request_batch", pa.int64()), ("person_case_batch", pa.int64())),
-    (("batch_id", pa.int64()), ("batch_ref", pa.string())),
-)
+def _chunks(con: duckdb.DuckDBPyConnection, column: str) -> Iterator[str]:
+    reader = con.execute(f"SELECT DISTINCT {column} FROM batch_keys WHERE {column} IS NOT NULL ORDER BY 1")
+    while chunk := reader.fetchmany(CHUNK):
+        yield ", ".join(str(int(k)) for (k,) in chunk)
 
 
-def _table(*fields: tuple[str, pa.DataType], rows: list) -> pa.Table:
+def _bulk(connection, dialect: str, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    if dialect == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in columns)
+        connection.connection.driver_connection.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def _table(fields: tuple[tuple[str, pa.DataType], ...], rows: list) -> pa.Table:
     schema = pa.schema(list(fields))
     return pa.table({f.name: pa.array([r[i] for r in rows], type=f.type) for i, f in enumerate(schema)},
                     schema=schema)
 
 
-# Distinct cases per officer of this batch, over the scope's rows in the window registered up to this
-# batch's last (this batch's own included): the union, so a case in two batches counts once.
-_OFFICIALS = """
-SELECT h.official_key, count(DISTINCT h.case_key), min(h.as_of), min(h.batch_id)
-FROM request_keys h
-WHERE h.scope = :scope AND h.as_of >= :since AND h.id <= :last AND h.case_key IS NOT NULL
-  AND h.official_key IN (SELECT official_key FROM request_keys WHERE batch_id = :batch AND official_key IS NOT NULL)
+# The batches a figure counts: the scope's batches registered up to this one (itself included) whose
+# as-of date is within the window; a duplicate looks at every batch registered before this one.
+_IN_WINDOW = ("JOIN history_batches b ON b.batch_id = h.batch_id "
+              "WHERE b.scope = :scope AND b.seq <= :seq AND b.as_of >= :since AND h.scope = :sk")
+# Distinct cases per officer: the union over those batches, so a case in two batches counts once.
+_OFFICIALS = f"""
+SELECT h.official_key, count(DISTINCT h.case_key), min(b.as_of), min(h.batch_id)
+FROM history_official_cases h {_IN_WINDOW} AND h.official_key IN (:keys)
 GROUP BY h.official_key
 """
-_REASONS = """
-SELECT h.relevance_key, count(*), min(h.as_of), min(h.batch_id)
-FROM request_keys h
-WHERE h.scope = :scope AND h.as_of >= :since AND h.id <= :last
-  AND h.relevance_key IN (SELECT relevance_key FROM request_keys WHERE batch_id = :batch AND relevance_key IS NOT NULL)
+_REASONS = f"""
+SELECT h.relevance_key, sum(h.uses), min(b.as_of), min(h.batch_id)
+FROM history_reasons h {_IN_WINDOW} AND h.relevance_key IN (:keys)
 GROUP BY h.relevance_key
 """
-# This batch's rows with a key that an earlier batch's request had, where that request was answered,
-# is pending, or is not decided yet.
+# The batch's keys that an earlier batch's request had, where that request was answered, is pending,
+# or is not decided yet.
 _EARLIER = f"""
-SELECT m.row_number, min(h.batch_id)
-FROM request_keys m
-JOIN request_keys h ON h.scope = m.scope AND h.{{key}} = m.{{key}} AND h.id < :first
+SELECT h.key, min(h.batch_id)
+FROM {{table}} h
+JOIN history_batches b ON b.batch_id = h.batch_id
 LEFT JOIN decisions d ON d.batch_id = h.batch_id AND d.row_number = h.row_number
-WHERE m.batch_id = :batch AND m.{{key}} IS NOT NULL
+WHERE h.scope = :sk AND h.key IN (:keys) AND b.scope = :scope AND b.seq < :seq
   AND (d.outcome IS NULL OR d.outcome IN ({", ".join(f"'{o}'" for o in STANDING)}))
-GROUP BY m.row_number
+GROUP BY h.key
 """

@@ -21,7 +21,19 @@ from taxgate.policy import load_policies, policy_in_force
 from taxgate.render import Document, Section, bar_chart, write
 from taxgate.rules import RULE_SETS
 from taxgate.store import Store
-from taxgate.store.models import Audit, Batch, Decision, Disclosure, Incident, Notice, Order, RequestKey, Review
+from taxgate.store.models import (
+    Audit,
+    Batch,
+    Decision,
+    Disclosure,
+    HistoryBatch,
+    HistoryOfficer,
+    HistoryOfficialCase,
+    Incident,
+    Notice,
+    Order,
+    Review,
+)
 
 CHARTS = ("outcomes-by-reason", "match-yield", "review-rate", "disclosures-over-time", "cases-per-officer",
           "notice-timeliness")
@@ -45,24 +57,28 @@ def document(store: Store, policy_path: Path | None = None, now: datetime | None
 
 
 def _caseloads(session, size: int, window_days: int, max_cases: int):
-    """Distinct cases per engaged officer as the rule counts them (§ 6103(i)(2)(A)): the officer and
-    case folded (the history's keys), over the policy's window before the latest lawful batch, across
-    the agency's batches. A replay decides the same requests again under another practice, so only
-    the statute's batches count. Returns the top 15, how many officers are over the limit, the window."""
-    lawful = RequestKey.scope.like("%|statute")
-    end = session.execute(select(func.max(RequestKey.as_of)).where(lawful)).scalar()
+    """Distinct cases per engaged officer as the rule counts them (§ 6103(i)(2)(A)): officer and case
+    folded (the history's keys), over the policy's window before the latest lawful batch, across the
+    agency's batches received inside the checkpoint. A replay decides the same requests again under
+    another practice, so only the statute's batches count. Returns the top 15 (label, cases), how many
+    officers are over the limit, and the window."""
+    counted = (select(HistoryBatch.batch_id, HistoryBatch.scope, HistoryBatch.as_of)
+               .join(Batch, Batch.id == HistoryBatch.batch_id)
+               .where(HistoryBatch.scope.like("%|statute"), Batch.received_index < size))
+    end = session.execute(select(func.max(counted.subquery().c.as_of))).scalar()
     if end is None:
         return [], 0, None
     since = (date.fromisoformat(end) - timedelta(days=window_days)).isoformat()
-    cases = func.count(distinct(RequestKey.case_key))
-    query = (select(RequestKey.scope, RequestKey.official_key, func.min(Decision.official), cases.label("cases"))
-             .join(Decision, and_(Decision.batch_id == RequestKey.batch_id, Decision.row_number == RequestKey.row_number))
-             .where(lawful, RequestKey.as_of >= since, RequestKey.official_key.is_not(None),
-                    RequestKey.case_key.is_not(None), Decision.ledger_index < size)
-             .group_by(RequestKey.scope, RequestKey.official_key))
-    top = session.execute(query.order_by(cases.desc(), func.min(Decision.official)).limit(15)).all()
+    window = counted.where(HistoryBatch.as_of >= since).subquery()
+    h, o = HistoryOfficialCase, HistoryOfficer
+    cases = func.count(distinct(h.case_key))
+    query = (select(window.c.scope, h.official_key, func.min(o.name), cases.label("cases"))
+             .join(window, window.c.batch_id == h.batch_id)
+             .outerjoin(o, and_(o.scope == h.scope, o.official_key == h.official_key))
+             .group_by(window.c.scope, h.official_key))
+    top = session.execute(query.order_by(cases.desc(), func.min(o.name)).limit(15)).all()
     over = session.execute(select(func.count()).select_from(query.having(cases > max_cases).subquery())).scalar_one()
-    return [(f"{official} ({scope.split('|')[0]})", n) for scope, _, official, n in top], over, (since, end)
+    return [(f"{name or 'unnamed'} ({scope.split('|')[0]})", n) for scope, _, name, n in top], over, (since, end)
 
 
 def _document(session, note: str, size: int, now: datetime, max_cases: int, window_days: int) -> Document:

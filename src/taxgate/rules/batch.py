@@ -36,13 +36,15 @@ SELECT row_number,
        {_HASH.format(_parsed(_PERSON_CASE))} AS person_case_key,
        {_HASH.format(_parsed(_FOLD.format('engaged_official')))} AS official_key,
        {_HASH.format(_parsed(_FOLD.format('case_number')))} AS case_key,
-       {_HASH.format(_parsed(_FOLD.format('relevance')))} AS relevance_key
+       {_HASH.format(_parsed(_FOLD.format('relevance')))} AS relevance_key,
+       {_parsed("trim(engaged_official)")} AS official_name
 FROM staged
 ORDER BY row_number
 """
 
 # Reads `batch_keys` (KEYS_SQL's result) and what the history says (`history_officials`,
-# `history_reasons`, `history_earlier`, `history_batches`; empty when there is no history): one row
+# `history_reasons`, `history_earlier_requests`, `history_earlier_person_cases`, `history_batches`;
+# empty when there is no history): one row
 # of figures per row_number, in order. Counted over the history where it has a figure (which
 # includes this batch's own rows), over the batch alone otherwise.
 ROW_STATS_SQL = """
@@ -72,11 +74,12 @@ LEFT JOIN reasons r USING (relevance_key)
 LEFT JOIN officials o USING (official_key)
 LEFT JOIN history_reasons hr USING (relevance_key)
 LEFT JOIN history_officials ho USING (official_key)
-LEFT JOIN history_earlier e USING (row_number)
+LEFT JOIN history_earlier_requests er USING (request_key)
+LEFT JOIN history_earlier_person_cases ep USING (person_case_key)
 LEFT JOIN history_batches br ON br.batch_id = hr.first_batch
 LEFT JOIN history_batches bo ON bo.batch_id = ho.first_batch
-LEFT JOIN history_batches be ON be.batch_id = e.request_batch
-LEFT JOIN history_batches bp ON bp.batch_id = e.person_case_batch
+LEFT JOIN history_batches be ON be.batch_id = er.batch_id
+LEFT JOIN history_batches bp ON bp.batch_id = ep.batch_id
 ORDER BY k.row_number
 """
 

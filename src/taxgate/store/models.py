@@ -18,7 +18,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
@@ -97,32 +96,86 @@ class Decision(Base):
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
 
 
-class RequestKey(Base):
-    """What a request says that later batches are judged against (`taxgate.history`): its request id,
-    person and case, officer, case and reason text, folded and hashed to 60 bits. Registered when the
-    batch's rules run, before any row is decided, under the agency's lock, so that two batches
-    decided at once see each other. `scope` is the agency and the practice ("statute", or a replayed
-    one): a replay of what was done in 2025 is not the history a lawful batch is judged against."""
+class HistoryBatch(Base):
+    """A batch's place in its requester's history (`taxgate.history`): registered when its rules run,
+    before any row is decided, under the scope's lock, so that of two batches decided at once the
+    second counts the first. `scope` is the agency and the practice ("statute", or a replayed one: a
+    replay of what was done in 2025 is not the history a lawful batch is judged against); `seq` is
+    the order of registration within it."""
 
-    __tablename__ = "request_keys"
-    __table_args__ = (
-        UniqueConstraint("batch_id", "row_number"),
-        Index("ix_request_keys_request", "scope", "request_key"),
-        Index("ix_request_keys_person_case", "scope", "person_case_key"),
-        Index("ix_request_keys_official", "scope", "official_key", "as_of", "case_key"),
-        Index("ix_request_keys_relevance", "scope", "relevance_key", "as_of"),
-    )
+    __tablename__ = "history_batches"
+    __table_args__ = (UniqueConstraint("scope", "seq"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", name="fk_request_keys_batch"))
-    row_number: Mapped[int] = mapped_column(Integer)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", name="fk_history_batches_batch"),
+                                          primary_key=True, autoincrement=False)
     scope: Mapped[str] = mapped_column(String(120))
-    as_of: Mapped[str] = mapped_column(String(10))  # the batch's as-of date
-    request_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    person_case_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    official_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    case_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    relevance_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    as_of: Mapped[str] = mapped_column(String(10))  # the batch's as-of date: the window is counted on it
+    requests: Mapped[int] = mapped_column(Integer)  # rows registered (what was read from the batch)
+
+
+# The keys themselves: one table per kind, each its own clustered index (SQLite: WITHOUT ROWID), so
+# that registering a batch is one sorted insert per kind and every figure is one index range per
+# key. `scope` is the 60-bit key of HistoryBatch.scope; keys are 60-bit hashes of the folded text.
+_CLUSTERED = {"sqlite_with_rowid": False}
+
+
+class HistoryRequestId(Base):
+    """Each registered request's request id."""
+
+    __tablename__ = "history_request_ids"
+    __table_args__ = (_CLUSTERED,)
+
+    scope: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class HistoryPersonCase(Base):
+    """Each registered request's person (name, date of birth) and case number."""
+
+    __tablename__ = "history_person_cases"
+    __table_args__ = (_CLUSTERED,)
+
+    scope: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class HistoryOfficialCase(Base):
+    """Each distinct (engaged officer, case number) of a registered batch."""
+
+    __tablename__ = "history_official_cases"
+    __table_args__ = (_CLUSTERED,)
+
+    scope: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    official_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    case_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class HistoryReason(Base):
+    """How many requests of a registered batch carry each (normalised) reason text."""
+
+    __tablename__ = "history_reasons"
+    __table_args__ = (_CLUSTERED,)
+
+    scope: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    relevance_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    uses: Mapped[int] = mapped_column(Integer)
+
+
+class HistoryOfficer(Base):
+    """The officer's name as first written, for the figures a person reads (the key is folded)."""
+
+    __tablename__ = "history_officers"
+
+    scope: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    official_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
 
 
 class Disclosure(Base):

@@ -1,6 +1,6 @@
-"""the statute across batches: each request's keys (request id, person and case, officer, case,
-reason text), registered before its batch is decided, so that later batches of the agency are
-judged against them
+"""the statute across batches: each batch's place in its requester's history and its requests' keys
+(request id, person and case, officer and case, reason text), registered before it is decided, so
+that later batches of the agency are judged against them
 
 Revision ID: 0008
 Revises: 0007
@@ -17,28 +17,48 @@ branch_labels = None
 depends_on = None
 
 
+def _keys(name: str, *columns: sa.Column, key: tuple[str, ...]) -> None:
+    op.create_table(name, *columns, sa.PrimaryKeyConstraint(*key), sqlite_with_rowid=False)
+
+
 def upgrade() -> None:
     op.create_table(
-        'request_keys',
-        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-        sa.Column('batch_id', sa.Integer(), nullable=False),
-        sa.Column('row_number', sa.Integer(), nullable=False),
+        'history_batches',
+        sa.Column('batch_id', sa.Integer(), autoincrement=False, nullable=False),
         sa.Column('scope', sa.String(length=120), nullable=False),
+        sa.Column('seq', sa.BigInteger(), nullable=False),
         sa.Column('as_of', sa.String(length=10), nullable=False),
-        sa.Column('request_key', sa.BigInteger(), nullable=True),
-        sa.Column('person_case_key', sa.BigInteger(), nullable=True),
-        sa.Column('official_key', sa.BigInteger(), nullable=True),
-        sa.Column('case_key', sa.BigInteger(), nullable=True),
-        sa.Column('relevance_key', sa.BigInteger(), nullable=True),
-        sa.ForeignKeyConstraint(['batch_id'], ['batches.id'], name='fk_request_keys_batch'),
-        sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('batch_id', 'row_number'),
+        sa.Column('requests', sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(['batch_id'], ['batches.id'], name='fk_history_batches_batch'),
+        sa.PrimaryKeyConstraint('batch_id'),
+        sa.UniqueConstraint('scope', 'seq'),
     )
-    op.create_index('ix_request_keys_request', 'request_keys', ['scope', 'request_key'])
-    op.create_index('ix_request_keys_person_case', 'request_keys', ['scope', 'person_case_key'])
-    op.create_index('ix_request_keys_official', 'request_keys', ['scope', 'official_key', 'as_of', 'case_key'])
-    op.create_index('ix_request_keys_relevance', 'request_keys', ['scope', 'relevance_key', 'as_of'])
+    for name in ('history_request_ids', 'history_person_cases'):
+        _keys(name, sa.Column('scope', sa.BigInteger(), autoincrement=False, nullable=False),
+              sa.Column('key', sa.BigInteger(), autoincrement=False, nullable=False),
+              sa.Column('batch_id', sa.Integer(), autoincrement=False, nullable=False),
+              sa.Column('row_number', sa.Integer(), autoincrement=False, nullable=False),
+              key=('scope', 'key', 'batch_id', 'row_number'))
+    _keys('history_official_cases', sa.Column('scope', sa.BigInteger(), autoincrement=False, nullable=False),
+          sa.Column('official_key', sa.BigInteger(), autoincrement=False, nullable=False),
+          sa.Column('case_key', sa.BigInteger(), autoincrement=False, nullable=False),
+          sa.Column('batch_id', sa.Integer(), autoincrement=False, nullable=False),
+          key=('scope', 'official_key', 'case_key', 'batch_id'))
+    _keys('history_reasons', sa.Column('scope', sa.BigInteger(), autoincrement=False, nullable=False),
+          sa.Column('relevance_key', sa.BigInteger(), autoincrement=False, nullable=False),
+          sa.Column('batch_id', sa.Integer(), autoincrement=False, nullable=False),
+          sa.Column('uses', sa.Integer(), nullable=False),
+          key=('scope', 'relevance_key', 'batch_id'))
+    op.create_table(
+        'history_officers',
+        sa.Column('scope', sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column('official_key', sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column('name', sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint('scope', 'official_key'),
+    )
 
 
 def downgrade() -> None:
-    op.drop_table('request_keys')
+    for name in ('history_officers', 'history_reasons', 'history_official_cases', 'history_person_cases',
+                 'history_request_ids', 'history_batches'):
+        op.drop_table(name)
