@@ -30,7 +30,7 @@ from sqlalchemy import text
 WORK = Path(__file__).parent / "_work" / "history"
 os.environ.setdefault("TAXGATE_LEDGER_KEY", str(WORK / "taxgate-ledger.key"))
 
-from taxgate.history import History, key_of, scope_of  # noqa: E402
+from taxgate.history import History, scope_of  # noqa: E402
 from taxgate.intake import read_manifest  # noqa: E402
 from taxgate.pipeline import decide_staged, stage, workspace  # noqa: E402
 from taxgate.policy import load_policies, policy_in_force  # noqa: E402
@@ -82,9 +82,10 @@ def build_history(store, con_keys, rows: int) -> int:
     """).fetchone()
     asked = con_keys.execute("SELECT request_key, person_case_key FROM batch_keys USING SAMPLE 1 PERCENT (reservoir, 7)").fetchall()
     scope = scope_of("DHS-ICE", "statute")
-    sk = key_of(scope)
+    sk = 1  # the scope's number (history_scopes)
     per_batch = max(1, rows // EARLIER_BATCHES)
     with store.engine.begin() as connection:
+        connection.execute(text("INSERT INTO history_scopes (id, scope) VALUES (1, :scope)"), {"scope": scope})
         for n in range(1, EARLIER_BATCHES + 2):
             as_of = AS_OF - timedelta(days=730 * (EARLIER_BATCHES - n + 1) // EARLIER_BATCHES)
             connection.execute(text(
@@ -111,7 +112,9 @@ def build_history(store, con_keys, rows: int) -> int:
             ("history_official_cases (scope, official_key, case_key, batch_id)",
              f"{sk}, CASE WHEN x % 10 = 0 THEN {top_official} ELSE x % 20000 END, {rnd}, {batch}"),
         ):
-            connection.execute(text(f"INSERT INTO {table} SELECT {select_} FROM ({series}) AS t"))
+            # in key order: the history grew batch by batch, but a random-order build only costs setup time
+            connection.execute(text(f"INSERT INTO {table} SELECT * FROM (SELECT {select_} FROM ({series}) AS t) AS u "
+                                    "ORDER BY 1, 2, 3, 4"))
         # reasons are kept per batch: a pool of 2M texts, and the batch's commonest one in 5% of rows
         connection.execute(text(
             f"INSERT INTO history_reasons (scope, relevance_key, batch_id, uses) "
@@ -130,6 +133,20 @@ def build_history(store, con_keys, rows: int) -> int:
     return EARLIER_BATCHES + 1
 
 
+def world(requests: int, taxpayers: int) -> tuple:
+    """The batch, staged (WORK/staged.parquet), its manifest and the policy."""
+    started = time.perf_counter()
+    generate_master(taxpayers, WORK / "master.parquet", seed=3)
+    manifest_path = generate_batch(WORK / "master.parquet", WORK / "batch", requests, seed=4, mix=Mix.datafile_2025())
+    manifest = read_manifest(manifest_path)
+    policy = policy_in_force(load_policies(), AS_OF)
+    with workspace(WORK / "staging", keep_work=True) as (work, con):
+        stream = stage(manifest, policy, work)
+    shutil.move(WORK / "staging" / ".work" / "staged.parquet", WORK / "staged.parquet")
+    print(f"Batch: {stream.rows:,} requests (2025 mix), staged in {time.perf_counter() - started:.0f} s")
+    return manifest, policy, stream.rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1_280_000)
@@ -142,18 +159,8 @@ def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     try:
-        started = time.perf_counter()
-        generate_master(args.taxpayers, WORK / "master.parquet", seed=3)
-        manifest_path = generate_batch(WORK / "master.parquet", WORK / "batch", args.requests, seed=4,
-                                       mix=Mix.datafile_2025())
-        manifest = read_manifest(manifest_path)
-        policy = policy_in_force(load_policies(), AS_OF)
-        with workspace(WORK / "staging", keep_work=True) as (work, con):
-            stream = stage(manifest, policy, work)
-        shutil.move(WORK / "staging" / ".work" / "staged.parquet", WORK / "staged.parquet")
-        print(f"Batch: {stream.rows:,} requests (2025 mix), staged in {time.perf_counter() - started:.0f} s")
-
-        alone, refused_alone = judge(manifest, policy, None, WORK / "alone", stream.rows)
+        manifest, policy, rows = world(args.requests, args.taxpayers)
+        alone, refused_alone = judge(manifest, policy, None, WORK / "alone", rows)
 
         url = args.database_url or f"sqlite:///{WORK / 'taxgate.db'}"
         store = open_store(url)
@@ -170,8 +177,8 @@ def main() -> None:
         print(f"History: {args.history:,} registered requests in {EARLIER_BATCHES} batches over two years "
               f"({store.dialect}), built in {time.perf_counter() - started:.0f} s")
         history = History(store, batch_id, scope_of("DHS-ICE", "statute"), AS_OF, policy.history_window_days)
-        with_history, refused_with = judge(manifest, policy, history, WORK / "with", stream.rows)
-        again, _ = judge(manifest, policy, None, WORK / "alone-again", stream.rows)  # the same process, as warm as the others
+        with_history, refused_with = judge(manifest, policy, history, WORK / "with", rows)
+        again, _ = judge(manifest, policy, None, WORK / "alone-again", rows)  # the same process, as warm as the others
         alone = {k: min(alone[k], again[k]) for k in alone}
         store.close()
     finally:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -162,19 +163,18 @@ def test_the_figures_are_counted_by_the_stores_indexes(store, tmp_path, world):
     each query's plan searches the key tables by their clustered key, never scans them."""
     manifest = write_batch(tmp_path / "b", "PLAN-1", caseload("PL", 3))
     process(manifest, world["master"], tmp_path / "b" / "out", store=store)
-    params = {"scope": "DHS-ICE|statute", "seq": 1, "since": "2024-07-25", "sk": key_of("DHS-ICE|statute")}
     queries = [history._OFFICIALS, history._REASONS, history._EARLIER.format(table="history_request_ids"),
                history._EARLIER.format(table="history_person_cases")]
     with store.engine.connect() as connection:
         for query in queries:
-            query = query.replace(":keys", "1, 2, 3")
+            query = query.replace(":keys", "1, 2, 3").replace(":window", "1").replace(":earlier", "1").replace(":sk", "1")
             if store.dialect == "sqlite":
-                plan = " | ".join(r[-1] for r in connection.execute(text("EXPLAIN QUERY PLAN " + query), params))
-                assert "SEARCH h USING PRIMARY KEY" in plan, plan
-                assert "SCAN h" not in plan, plan
+                plan = " | ".join(r[-1] for r in connection.execute(text("EXPLAIN QUERY PLAN " + query)))
+                assert "USING PRIMARY KEY (scope=? AND" in plan, plan
+                assert "SCAN" not in plan, plan
             else:
                 connection.execute(text("SET enable_seqscan = off"))
-                plan = " | ".join(r[0] for r in connection.execute(text("EXPLAIN " + query), params))
+                plan = " | ".join(r[0] for r in connection.execute(text("EXPLAIN " + query)))
                 assert "Seq Scan on history_" not in plan, plan
 
 
@@ -238,3 +238,27 @@ def test_explain_gives_the_figure_behind_a_cross_batch_refusal(world, tmp_path, 
     assert run.returncode == 0, run.stderr
     assert ("ENGAGED_OFFICIAL_IMPLAUSIBLE (26 U.S.C. § 6103(i)(2)(A)): 51 cases for the officer within 365 days "
             "(21 in this batch; the limit is 50), counted since 2025-07-25, from batch EXPLAIN-a (batch 1)") in run.stdout
+
+
+def test_a_batch_dated_in_the_future_is_counted_as_of_its_receipt(world, tmp_path, store):
+    """A requester that dates its second batch a year ahead would move the window past the first.
+    No batch is judged as of a day after it arrived: its date is clamped to the day of receipt."""
+    first = write_batch(tmp_path / "a", "AHEAD-1", caseload("FA", 30), submitted_at="2026-11-30T10:00:00Z")
+    process(first, world["master"], tmp_path / "a" / "out", store=store, today=date(2026, 11, 30))
+    ahead = write_batch(tmp_path / "b", "AHEAD-2", caseload("FB", 30), submitted_at="2027-12-01T10:00:00Z")
+    result = process(ahead, world["master"], tmp_path / "b" / "out", store=store, today=date(2026, 12, 1))
+    assert all(implausible(tmp_path / "b" / "out")), "the first batch is inside the window after all"
+    with open(tmp_path / "b" / "out" / "evidence.jsonl", encoding="utf-8") as fh:
+        figure = json.loads(fh.readline())["figures"]["ENGAGED_OFFICIAL_IMPLAUSIBLE"]
+    assert figure["cases"] == 60 and figure["since"] == "2026-11-30"
+    assert result.outcomes.get("DISCLOSED", 0) == 0
+
+
+def test_a_batch_dated_far_back_still_counts_what_came_before_it(world, tmp_path, store):
+    """Dating a batch two years back does not hide the batches already registered: every batch
+    registered earlier whose date is not before the window counts, however late its date."""
+    first = write_batch(tmp_path / "a", "BACK-1", caseload("BA", 30), submitted_at="2026-06-01T10:00:00Z")
+    process(first, world["master"], tmp_path / "a" / "out", store=store)
+    back = write_batch(tmp_path / "b", "BACK-2", caseload("BB", 30), submitted_at="2025-06-01T10:00:00Z")
+    process(back, world["master"], tmp_path / "b" / "out", store=store)
+    assert all(implausible(tmp_path / "b" / "out"))

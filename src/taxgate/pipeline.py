@@ -346,7 +346,9 @@ def process(
         raise ValueError(f"rule set {rules.name} is not lawful: it can only be replayed (taxgate replay), never used to disclose")
     manifest = read_manifest(manifest_path)
     today = today or datetime.now(timezone.utc).date()
-    as_of = manifest.submitted_at.date() if manifest.submitted_at else today
+    # Judged as of the day it says it was submitted, never a day after it arrived: a batch dated ahead
+    # would otherwise move the history's window past the batches before it.
+    as_of = min(manifest.submitted_at.date(), today) if manifest.submitted_at else today
     policy = policy_in_force(load_policies(policy_path), as_of)
     own_store = store is None
     try:

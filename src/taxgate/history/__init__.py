@@ -30,14 +30,14 @@ from datetime import date, timedelta
 import duckdb
 import pyarrow as pa
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from taxgate.store import Store
-from taxgate.store.models import Batch, HistoryBatch, HistoryOfficer
+from taxgate.store.models import Batch, HistoryBatch, HistoryScope
 
 # Outcomes that answered a request (or will): a second request like it is a duplicate.
 STANDING = ("DISCLOSED", "HELD", "REVIEW")
 CHUNK = 10_000  # keys per lookup: one index range each, in key order
+SQLITE_CACHE_KIB = 1 << 20  # while a batch is registered and counted; SQLite's default is 2 MiB
 
 
 def key_of(folded: str) -> int | None:
@@ -64,7 +64,7 @@ class Figures:
     """What the history says about one batch's keys, as Arrow tables for `rules.ROW_STATS_SQL`."""
 
     officials: pa.Table  # official_key, cases, since, first_batch: over the window, this batch included
-    reasons: pa.Table  # relevance_key, uses, since, first_batch: likewise
+    reasons: pa.Table  # relevance_key, uses, since, first_batch: in the window's earlier batches (uses add up)
     earlier_requests: pa.Table  # request_key, batch_id: an earlier answered or pending request
     earlier_person_cases: pa.Table  # person_case_key, batch_id: likewise
     batches: pa.Table  # batch_id, batch_ref: the batches the figures name
@@ -100,11 +100,18 @@ class History:
         """The batch's keys (DuckDB table `batch_keys`, from `rules.KEYS_SQL`) registered once, then
         its figures, in one transaction under the scope's lock. A batch registered before (a run
         resumed, an audit) keeps its place: nothing registered after it counts."""
-        scope = key_of(self.scope)
         with self.store.session.begin() as session:
             connection = session.connection()
             if self.store.dialect == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key_of("history|" + self.scope)})
+            else:  # the pages a batch's keys touch stay in memory between registering and looking up
+                connection.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+            scope = session.execute(select(HistoryScope.id).where(HistoryScope.scope == self.scope)).scalar()
+            if scope is None:
+                numbered = HistoryScope(scope=self.scope)
+                session.add(numbered)
+                session.flush()
+                scope = numbered.id
             placed = session.get(HistoryBatch, self.batch_id)
             if placed is None:
                 seq = session.execute(select(func.coalesce(func.max(HistoryBatch.seq), 0))
@@ -115,17 +122,32 @@ class History:
                 session.add(placed)
                 session.flush()
                 self._register(session, con, scope)
-            window = {"scope": self.scope, "seq": placed.seq, "since": self.since.isoformat(), "sk": scope}
-            officials = self._lookup(connection, con, _OFFICIALS, "official_key", window)
-            reasons = self._lookup(connection, con, _REASONS, "relevance_key", window)
-            earlier_requests = self._lookup(connection, con, _EARLIER.format(table="history_request_ids"),
-                                            "request_key", window)
-            earlier_person_cases = self._lookup(connection, con, _EARLIER.format(table="history_person_cases"),
-                                                "person_case_key", window)
+            # The scope's batches are few (one per file sent): which count is decided here, once.
+            counted = session.execute(select(HistoryBatch.batch_id, HistoryBatch.seq, HistoryBatch.as_of)
+                                      .where(HistoryBatch.scope == self.scope)).all()
+            since = self.since.isoformat()
+            window = _ids(b for b, seq, as_of in counted if seq <= placed.seq and as_of >= since)
+            earlier_window = _ids(b for b, seq, as_of in counted if seq < placed.seq and as_of >= since)
+            earlier = _ids(b for b, seq, _ in counted if seq < placed.seq)
+            dated = {b: as_of for b, _, as_of in counted}
+            params = {"sk": scope}
+            officials = self._lookup(connection, con, _OFFICIALS.replace(":window", window), "official_key", params)
+            reasons = (self._lookup(connection, con, _REASONS.replace(":window", earlier_window), "relevance_key", params)
+                       if earlier_window != "NULL" else [])
+            officials = [(k, n, dated[first], first) for k, n, first in officials]
+            reasons = [(k, n, dated[first], first) for k, n, first in reasons]
+            earlier_requests = earlier_person_cases = []
+            if earlier != "NULL":
+                earlier_requests = self._lookup(connection, con, _EARLIER.format(table="history_request_ids")
+                                                .replace(":earlier", earlier), "request_key", params)
+                earlier_person_cases = self._lookup(connection, con, _EARLIER.format(table="history_person_cases")
+                                                    .replace(":earlier", earlier), "person_case_key", params)
             named = ({r[3] for r in officials} | {r[3] for r in reasons} | {r[1] for r in earlier_requests}
                      | {r[1] for r in earlier_person_cases})
             refs = (connection.execute(select(Batch.id, Batch.batch_ref).where(Batch.id.in_(named))).all()
                     if named else [])
+            if self.store.dialect != "postgresql":
+                connection.exec_driver_sql("PRAGMA cache_size = -2000")
         rows = (officials, reasons, earlier_requests, earlier_person_cases, refs)
         return Figures(*(_table(fields, r) for fields, r in zip(_FIELDS, rows)))
 
@@ -147,19 +169,22 @@ class History:
              "GROUP BY relevance_key ORDER BY 2"),
         ):
             _bulk(session.connection(), self.store.dialect, table, columns, con.execute(query).fetchall())
-        names = con.execute("SELECT official_key, min(official_name) FROM batch_keys WHERE official_key IS NOT NULL "
-                            "GROUP BY 1 ORDER BY 1").fetchall()
-        if names:
-            dialect = postgresql if self.store.dialect == "postgresql" else sqlite
-            session.execute(dialect.insert(HistoryOfficer).on_conflict_do_nothing(),
-                            [{"scope": scope, "official_key": k, "name": (n or "")[:200]} for k, n in names])
+        names = con.execute(f"SELECT {scope}, official_key, left(min(official_name), 200) FROM batch_keys "
+                            "WHERE official_key IS NOT NULL GROUP BY 2 ORDER BY 2").fetchall()
+        if names:  # the first name an officer was written under stays
+            marks = "?, ?, ?" if self.store.dialect == "sqlite" else "%s, %s, %s"
+            session.connection().connection.driver_connection.cursor().executemany(
+                f"INSERT INTO history_officers (scope, official_key, name) VALUES ({marks}) ON CONFLICT DO NOTHING",
+                names)
 
-    def _lookup(self, connection, con: duckdb.DuckDBPyConnection, query: str, column: str, window: dict) -> list:
+    def _lookup(self, connection, con: duckdb.DuckDBPyConnection, query: str, column: str, params: dict) -> list:
         """`query` for every distinct key of the batch's `column`, CHUNK keys at a time, in key order.
-        The keys are integers the rules computed, written into the statement as literals."""
+        Every value is an integer computed here (keys, batch ids, the scope's number), written into the
+        statement as a literal: the driver gets it as it is, with nothing to bind or cache."""
+        query = query.replace(":sk", str(int(params["sk"])))
         out = []
         for keys in _chunks(con, column):
-            out.extend(tuple(r) for r in connection.execute(text(query.replace(":keys", keys)), window))
+            out.extend(tuple(r) for r in connection.exec_driver_sql(query.replace(":keys", keys)))
         return out
 
 
@@ -189,29 +214,34 @@ def _table(fields: tuple[tuple[str, pa.DataType], ...], rows: list) -> pa.Table:
                     schema=schema)
 
 
-# The batches a figure counts: the scope's batches registered up to this one (itself included) whose
-# as-of date is within the window; a duplicate looks at every batch registered before this one.
-_IN_WINDOW = ("JOIN history_batches b ON b.batch_id = h.batch_id "
-              "WHERE b.scope = :scope AND b.seq <= :seq AND b.as_of >= :since AND h.scope = :sk")
-# Distinct cases per officer: the union over those batches, so a case in two batches counts once.
-_OFFICIALS = f"""
-SELECT h.official_key, count(DISTINCT h.case_key), min(b.as_of), min(h.batch_id)
-FROM history_official_cases h {_IN_WINDOW} AND h.official_key IN (:keys)
-GROUP BY h.official_key
+def _ids(ids) -> str:
+    """Batch ids as a SQL list (NULL matches nothing)."""
+    return ", ".join(str(int(b)) for b in sorted(ids)) or "NULL"
+
+
+# The batches a figure counts (`:window`): the scope's batches registered up to this one (itself
+# included) whose as-of date is within the window; a duplicate looks at every batch registered before
+# this one (`:earlier`). Each query is driven by the batch's own keys (`:keys`), one clustered-index
+# range each. Distinct cases per officer are the union over the batches, so a case in two counts once.
+_OFFICIALS = """
+SELECT official_key, count(DISTINCT case_key), min(batch_id)
+FROM history_official_cases
+WHERE scope = :sk AND official_key IN (:keys) AND batch_id IN (:window)
+GROUP BY official_key
 """
-_REASONS = f"""
-SELECT h.relevance_key, sum(h.uses), min(b.as_of), min(h.batch_id)
-FROM history_reasons h {_IN_WINDOW} AND h.relevance_key IN (:keys)
-GROUP BY h.relevance_key
+_REASONS = """
+SELECT relevance_key, sum(uses), min(batch_id)
+FROM history_reasons
+WHERE scope = :sk AND relevance_key IN (:keys) AND batch_id IN (:window)
+GROUP BY relevance_key
 """
 # The batch's keys that an earlier batch's request had, where that request was answered, is pending,
 # or is not decided yet.
 _EARLIER = f"""
 SELECT h.key, min(h.batch_id)
 FROM {{table}} h
-JOIN history_batches b ON b.batch_id = h.batch_id
 LEFT JOIN decisions d ON d.batch_id = h.batch_id AND d.row_number = h.row_number
-WHERE h.scope = :sk AND h.key IN (:keys) AND b.scope = :scope AND b.seq < :seq
+WHERE h.scope = :sk AND h.key IN (:keys) AND h.batch_id IN (:earlier)
   AND (d.outcome IS NULL OR d.outcome IN ({", ".join(f"'{o}'" for o in STANDING)}))
 GROUP BY h.key
 """

@@ -45,8 +45,8 @@ ORDER BY row_number
 # Reads `batch_keys` (KEYS_SQL's result) and what the history says (`history_officials`,
 # `history_reasons`, `history_earlier_requests`, `history_earlier_person_cases`, `history_batches`;
 # empty when there is no history): one row
-# of figures per row_number, in order. Counted over the history where it has a figure (which
-# includes this batch's own rows), over the batch alone otherwise.
+# of figures per row_number, in order. Reason uses add up (this batch's and the window's earlier
+# ones); distinct cases per officer are the history's union where it has one (this batch included).
 ROW_STATS_SQL = """
 WITH reasons AS (
     SELECT relevance_key, count(*) AS uses FROM batch_keys WHERE relevance_key IS NOT NULL GROUP BY 1
@@ -55,7 +55,7 @@ WITH reasons AS (
 )
 SELECT
     k.row_number,
-    coalesce(hr.uses, r.uses, 0) AS relevance_repeats,
+    coalesce(r.uses, 0) + coalesce(hr.uses, 0) AS relevance_repeats,
     coalesce(r.uses, 0) AS relevance_in_batch,
     coalesce(hr.since, '') AS relevance_since,
     coalesce(br.batch_ref || ' (batch ' || br.batch_id || ')', '') AS relevance_first_batch,
@@ -93,12 +93,12 @@ def figures_evidence(codes, stats: dict, policy, window_days: int | None) -> dic
         out[ReasonCode.ENGAGED_OFFICIAL_IMPLAUSIBLE.value] = {
             "cases": stats["official_cases"], "in_this_batch": stats["official_in_batch"],
             "limit": policy.thresholds.official_max_cases, **window,
-            "since": stats["official_since"], "first_batch": stats["official_first_batch"]}
+            "since": stats["official_since"], "first_batch": stats["official_first_batch"] or "this batch"}
     if ReasonCode.RELEVANCE_NOT_SPECIFIC in codes and stats["relevance_repeats"] > policy.thresholds.relevance_max_repeats:
         out[ReasonCode.RELEVANCE_NOT_SPECIFIC.value] = {
             "uses": stats["relevance_repeats"], "in_this_batch": stats["relevance_in_batch"],
             "limit": policy.thresholds.relevance_max_repeats, **window,
-            "since": stats["relevance_since"], "first_batch": stats["relevance_first_batch"]}
+            "since": stats["relevance_since"], "first_batch": stats["relevance_first_batch"] or "this batch"}
     if ReasonCode.DUPLICATE_REQUEST in codes:
         out[ReasonCode.DUPLICATE_REQUEST.value] = {
             "earlier_row_of_this_batch": stats["request_id_ordinal"] > 1 or stats["person_case_ordinal"] > 1,

@@ -114,9 +114,18 @@ class HistoryBatch(Base):
     requests: Mapped[int] = mapped_column(Integer)  # rows registered (what was read from the batch)
 
 
+class HistoryScope(Base):
+    """A requester's history (agency | practice), numbered: the key tables carry the small number."""
+
+    __tablename__ = "history_scopes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(120), unique=True)
+
+
 # The keys themselves: one table per kind, each its own clustered index (SQLite: WITHOUT ROWID), so
 # that registering a batch is one sorted insert per kind and every figure is one index range per
-# key. `scope` is the 60-bit key of HistoryBatch.scope; keys are 60-bit hashes of the folded text.
+# key. `scope` is HistoryScope.id (small: a row stays short); keys are 60-bit hashes of the folded text.
 _CLUSTERED = {"sqlite_with_rowid": False}
 
 

@@ -23,6 +23,13 @@ def _keys(name: str, *columns: sa.Column, key: tuple[str, ...]) -> None:
 
 def upgrade() -> None:
     op.create_table(
+        'history_scopes',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('scope', sa.String(length=120), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('scope'),
+    )
+    op.create_table(
         'history_batches',
         sa.Column('batch_id', sa.Integer(), autoincrement=False, nullable=False),
         sa.Column('scope', sa.String(length=120), nullable=False),
@@ -60,5 +67,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for name in ('history_officers', 'history_reasons', 'history_official_cases', 'history_person_cases',
-                 'history_request_ids', 'history_batches'):
+                 'history_request_ids', 'history_batches', 'history_scopes'):
         op.drop_table(name)
