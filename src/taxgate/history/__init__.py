@@ -37,7 +37,6 @@ from taxgate.store.models import Batch, HistoryBatch, HistoryScope
 # Outcomes that answered a request (or will): a second request like it is a duplicate.
 STANDING = ("DISCLOSED", "HELD", "REVIEW")
 CHUNK = 10_000  # keys per lookup: one index range each, in key order
-SQLITE_CACHE_KIB = 1 << 20  # while a batch is registered and counted; SQLite's default is 2 MiB
 
 
 def key_of(folded: str) -> int | None:
@@ -104,8 +103,6 @@ class History:
             connection = session.connection()
             if self.store.dialect == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key_of("history|" + self.scope)})
-            else:  # the pages a batch's keys touch stay in memory between registering and looking up
-                connection.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
             scope = session.execute(select(HistoryScope.id).where(HistoryScope.scope == self.scope)).scalar()
             if scope is None:
                 numbered = HistoryScope(scope=self.scope)
@@ -146,21 +143,17 @@ class History:
                      | {r[1] for r in earlier_person_cases})
             refs = (connection.execute(select(Batch.id, Batch.batch_ref).where(Batch.id.in_(named))).all()
                     if named else [])
-            if self.store.dialect != "postgresql":
-                connection.exec_driver_sql("PRAGMA cache_size = -2000")
         rows = (officials, reasons, earlier_requests, earlier_person_cases, refs)
         return Figures(*(_table(fields, r) for fields, r in zip(_FIELDS, rows)))
 
     def _register(self, session, con: duckdb.DuckDBPyConnection, scope: int) -> None:
         """One sorted insert per kind of key (the store's bulk path: COPY on PostgreSQL)."""
         batch = self.batch_id
+        kinds = [(table, ("scope", "key", "batch_id", "row_number"),
+                  f"SELECT {scope}, {column}, {batch}, row_number FROM batch_keys WHERE {column} IS NOT NULL ORDER BY 2, 4")
+                 for table, column in (("history_request_ids", "request_key"), ("history_person_cases", "person_case_key"))]
         for table, columns, query in (
-            ("history_request_ids", ("scope", "key", "batch_id", "row_number"),
-             f"SELECT {scope}, request_key, {batch}, row_number FROM batch_keys WHERE request_key IS NOT NULL "
-             "ORDER BY 2, 4"),
-            ("history_person_cases", ("scope", "key", "batch_id", "row_number"),
-             f"SELECT {scope}, person_case_key, {batch}, row_number FROM batch_keys WHERE person_case_key IS NOT NULL "
-             "ORDER BY 2, 4"),
+            *kinds,
             ("history_official_cases", ("scope", "official_key", "case_key", "batch_id"),
              f"SELECT DISTINCT {scope}, official_key, case_key, {batch} FROM batch_keys "
              "WHERE official_key IS NOT NULL AND case_key IS NOT NULL ORDER BY 2, 3"),

@@ -129,28 +129,27 @@ class HistoryScope(Base):
 _CLUSTERED = {"sqlite_with_rowid": False}
 
 
-class HistoryRequestId(Base):
+class _RequestKeyRow:
+    """A key of one registered request: which scope, which key, which batch and row."""
+
+    scope: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class HistoryRequestId(_RequestKeyRow, Base):
     """Each registered request's request id."""
 
     __tablename__ = "history_request_ids"
     __table_args__ = (_CLUSTERED,)
 
-    scope: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    batch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    row_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
-
-class HistoryPersonCase(Base):
+class HistoryPersonCase(_RequestKeyRow, Base):
     """Each registered request's person (name, date of birth) and case number."""
 
     __tablename__ = "history_person_cases"
     __table_args__ = (_CLUSTERED,)
-
-    scope: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    batch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    row_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 class HistoryOfficialCase(Base):
