@@ -110,7 +110,8 @@ class History:
                 session.flush()
                 scope = numbered.id
             placed = session.get(HistoryBatch, self.batch_id)
-            if placed is None:
+            fresh = placed is None
+            if fresh:
                 seq = session.execute(select(func.coalesce(func.max(HistoryBatch.seq), 0))
                                       .where(HistoryBatch.scope == self.scope)).scalar_one() + 1
                 count = con.execute("SELECT count(*) FROM batch_keys").fetchone()[0]
@@ -118,7 +119,6 @@ class History:
                                       requests=count)
                 session.add(placed)
                 session.flush()
-                self._register(session, con, scope)
             # The scope's batches are few (one per file sent): which count is decided here, once.
             counted = session.execute(select(HistoryBatch.batch_id, HistoryBatch.seq, HistoryBatch.as_of)
                                       .where(HistoryBatch.scope == self.scope)).all()
@@ -128,17 +128,22 @@ class History:
             earlier = _ids(b for b, seq, _ in counted if seq < placed.seq)
             dated = {b: as_of for b, _, as_of in counted}
             params = {"sk": scope}
-            officials = self._lookup(connection, con, _OFFICIALS.replace(":window", window), "official_key", params)
+            # What only earlier batches say is read before this batch's keys go in: the pages are then
+            # still the database file's (memory-mapped), not the write-ahead log's.
             reasons = (self._lookup(connection, con, _REASONS.replace(":window", earlier_window), "relevance_key", params)
                        if earlier_window != "NULL" else [])
-            officials = [(k, n, dated[first], first) for k, n, first in officials]
-            reasons = [(k, n, dated[first], first) for k, n, first in reasons]
             earlier_requests = earlier_person_cases = []
             if earlier != "NULL":
                 earlier_requests = self._lookup(connection, con, _EARLIER.format(table="history_request_ids")
                                                 .replace(":earlier", earlier), "request_key", params)
                 earlier_person_cases = self._lookup(connection, con, _EARLIER.format(table="history_person_cases")
                                                     .replace(":earlier", earlier), "person_case_key", params)
+            if fresh:
+                self._register(session, con, scope)
+            # Distinct cases per officer are a union with this batch's own: read after they are in.
+            officials = self._lookup(connection, con, _OFFICIALS.replace(":window", window), "official_key", params)
+            officials = [(k, n, dated[first], first) for k, n, first in officials]
+            reasons = [(k, n, dated[first], first) for k, n, first in reasons]
             named = ({r[3] for r in officials} | {r[3] for r in reasons} | {r[1] for r in earlier_requests}
                      | {r[1] for r in earlier_person_cases})
             refs = (connection.execute(select(Batch.id, Batch.batch_ref).where(Batch.id.in_(named))).all()
