@@ -96,8 +96,8 @@ def build_history(store, con_keys, rows: int) -> int:
                 {"n": n, "ref": f"HISTORY-{n}", "sha": f"{n:064d}", "at": "2025-07-25 00:00:00",
                  "as_of": as_of.isoformat()})
             if n <= EARLIER_BATCHES:
-                connection.execute(text("INSERT INTO history_batches (batch_id, scope, seq, as_of, requests) "
-                                        "VALUES (:n, :scope, :n, :as_of, :rows)"),
+                connection.execute(text("INSERT INTO history_batches (batch_id, scope, seq, as_of, received, requests) "
+                                        "VALUES (:n, :scope, :n, :as_of, :as_of, :rows)"),
                                    {"n": n, "scope": scope, "as_of": as_of.isoformat(), "rows": per_batch})
         if store.dialect == "sqlite":
             series = f"WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < {rows}) SELECT x FROM s"
@@ -176,7 +176,8 @@ def main() -> None:
         keys.close()
         print(f"History: {args.history:,} registered requests in {EARLIER_BATCHES} batches over two years "
               f"({store.dialect}), built in {time.perf_counter() - started:.0f} s")
-        history = History(store, batch_id, scope_of("DHS-ICE", "statute"), AS_OF, policy.history_window_days)
+        history = History(store, batch_id, scope_of("DHS-ICE", "statute"), AS_OF, policy.history_window_days,
+                          received=AS_OF)
         with_history, refused_with = judge(manifest, policy, history, WORK / "with", rows)
         again, _ = judge(manifest, policy, None, WORK / "alone-again", rows)  # the same process, as warm as the others
         alone = {k: min(alone[k], again[k]) for k in alone}

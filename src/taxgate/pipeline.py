@@ -369,7 +369,7 @@ def process(
             code_counts: Counter[str] = Counter()
             recording = 0.0
             history = History(store, recorder.batch.id, scope_of(manifest.agency, rules.name), as_of,
-                              policy.history_window_days)
+                              policy.history_window_days, received=today)
             with ResponseWriter(out_dir, f"{rules.version}+{policy.recorded}", identification.MODEL_VERSION) as writer:
                 for chunk in decide_staged(con, work, master_path, manifest, policy, rules, as_of, stream.rows, laps,
                                            history):

@@ -15,7 +15,8 @@ Case keys:
   expect            {outcome, codes (exact, every code incl. ID_*), includes, excludes, released_zip,
                     figures: {CODE: {field: value}} (the figure behind the code in the decision's evidence)}
   batches           a sequence of batches into one store (cross_batch.yaml): each {manifest, rows, expect}
-                    or {repeat_of: N, rows: [{expect}]}; "{b}" in a value becomes the batch's number
+                    or {repeat_of: N, rows: [{expect}]}; "{b}" in a value becomes the batch's number;
+                    `arrives` is the day it reaches the store (default: the day it says it was submitted)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import csv
 import json
 import re
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -190,5 +192,9 @@ def test_case(case: dict, tmp_path: Path, master: Path) -> None:
         else:
             changes = {**case.get("manifest", {}), "batch_ref": f"CROSS-{number}", **batch.get("manifest", {})}
             expected = _write_batch(folder, _batch_rows(batch, number), changes)
-        process(folder / "manifest.json", master, folder / "out", policy_path=policy)
+        # Each batch arrives on the day it says it was submitted, unless the case says when.
+        sent = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("submitted_at", "")
+        arrives = batch.get("arrives") or sent[:10]
+        process(folder / "manifest.json", master, folder / "out", policy_path=policy,
+                today=date.fromisoformat(str(arrives)) if arrives else None)
         _check(folder, expected, f"batch {number}, ")

@@ -34,7 +34,8 @@ from sqlalchemy import func, select, text
 from taxgate.store import Store
 from taxgate.store.models import Batch, HistoryBatch, HistoryScope
 
-# Outcomes that answered a request (or will): a second request like it is a duplicate.
+# Outcomes that answered a request (or will): a second request like it is a duplicate. A REVIEW an
+# officer declined answered nothing.
 STANDING = ("DISCLOSED", "HELD", "REVIEW")
 CHUNK = 10_000  # keys per lookup: one index range each, in key order
 
@@ -90,6 +91,7 @@ class History:
     scope: str
     as_of: date
     window_days: int
+    received: date | None = None  # the day the batch arrived (its as-of date when not given)
 
     @property
     def since(self) -> date:
@@ -116,39 +118,34 @@ class History:
                                       .where(HistoryBatch.scope == self.scope)).scalar_one() + 1
                 count = con.execute("SELECT count(*) FROM batch_keys").fetchone()[0]
                 placed = HistoryBatch(batch_id=self.batch_id, scope=self.scope, seq=seq, as_of=self.as_of.isoformat(),
-                                      requests=count)
+                                      received=(self.received or self.as_of).isoformat(), requests=count)
                 session.add(placed)
                 session.flush()
-            # The scope's batches are few (one per file sent): which count is decided here, once.
-            counted = session.execute(select(HistoryBatch.batch_id, HistoryBatch.seq, HistoryBatch.as_of)
-                                      .where(HistoryBatch.scope == self.scope)).all()
-            since = self.since.isoformat()
-            window = _ids(b for b, seq, as_of in counted if seq <= placed.seq and as_of >= since)
-            earlier_window = _ids(b for b, seq, as_of in counted if seq < placed.seq and as_of >= since)
-            earlier = _ids(b for b, seq, _ in counted if seq < placed.seq)
-            dated = {b: as_of for b, _, as_of in counted}
+            arrived = date.fromisoformat(placed.received) - timedelta(days=self.window_days)
+            window, earlier_window, earlier = batch_sets(scope, placed.seq, self.since, arrived)
             params = {"sk": scope}
-            # What only earlier batches say is read before this batch's keys go in: the pages are then
-            # still the database file's (memory-mapped), not the write-ahead log's.
-            reasons = (self._lookup(connection, con, _REASONS.replace(":window", earlier_window), "relevance_key", params)
-                       if earlier_window != "NULL" else [])
-            earlier_requests = earlier_person_cases = []
-            if earlier != "NULL":
-                earlier_requests = self._lookup(connection, con, _EARLIER.format(table="history_request_ids")
-                                                .replace(":earlier", earlier), "request_key", params)
-                earlier_person_cases = self._lookup(connection, con, _EARLIER.format(table="history_person_cases")
-                                                    .replace(":earlier", earlier), "person_case_key", params)
+            # What only earlier batches say is read before this batch's keys go in (measured: faster;
+            # the pages are then the database file's, not the write-ahead log's).
+            reasons = self._lookup(connection, con, _REASONS.replace(":window", earlier_window), "relevance_key", params)
+            earlier_requests = self._lookup(connection, con, _EARLIER.format(table="history_request_ids")
+                                            .replace(":earlier", earlier), "request_key", params)
+            earlier_person_cases = self._lookup(connection, con, _EARLIER.format(table="history_person_cases")
+                                                .replace(":earlier", earlier), "person_case_key", params)
             if fresh:
                 self._register(session, con, scope)
             # Distinct cases per officer are a union with this batch's own: read after they are in.
             officials = self._lookup(connection, con, _OFFICIALS.replace(":window", window), "official_key", params)
+            named = {r[2] for r in officials} | {r[2] for r in reasons} | {r[1] for r in earlier_requests} | {
+                r[1] for r in earlier_person_cases}
+            refs, dated = {}, {}
+            for chunk in _slices(sorted(named)):
+                for batch_id, ref, as_of in connection.execute(
+                        select(Batch.id, Batch.batch_ref, HistoryBatch.as_of).join(HistoryBatch, HistoryBatch.batch_id == Batch.id)
+                        .where(Batch.id.in_(chunk))):
+                    refs[batch_id], dated[batch_id] = ref, as_of
             officials = [(k, n, dated[first], first) for k, n, first in officials]
             reasons = [(k, n, dated[first], first) for k, n, first in reasons]
-            named = ({r[3] for r in officials} | {r[3] for r in reasons} | {r[1] for r in earlier_requests}
-                     | {r[1] for r in earlier_person_cases})
-            refs = (connection.execute(select(Batch.id, Batch.batch_ref).where(Batch.id.in_(named))).all()
-                    if named else [])
-        rows = (officials, reasons, earlier_requests, earlier_person_cases, refs)
+        rows = (officials, reasons, earlier_requests, earlier_person_cases, list(refs.items()))
         return Figures(*(_table(fields, r) for fields, r in zip(_FIELDS, rows)))
 
     def _register(self, session, con: duckdb.DuckDBPyConnection, scope: int) -> None:
@@ -212,13 +209,24 @@ def _table(fields: tuple[tuple[str, pa.DataType], ...], rows: list) -> pa.Table:
                     schema=schema)
 
 
-def _ids(ids) -> str:
-    """Batch ids as a SQL list (NULL matches nothing)."""
-    return ", ".join(str(int(b)) for b in sorted(ids)) or "NULL"
+def batch_sets(scope: int, seq: int, since: date, arrived: date) -> tuple[str, str, str]:
+    """Which batches count, as subqueries of literals made here (the store builds each once per
+    statement): (the window, this batch included; the window's earlier batches; every earlier batch).
+    A batch is in the window on the date it claims or on the day it arrived, so that dating a batch
+    far back does not take it out of its successors' window."""
+    scoped = f"SELECT batch_id FROM history_batches WHERE scope = (SELECT scope FROM history_scopes WHERE id = {int(scope)})"
+    in_window = f"(as_of >= '{since.isoformat()}' OR received >= '{arrived.isoformat()}')"
+    return (f"{scoped} AND seq <= {int(seq)} AND {in_window}", f"{scoped} AND seq < {int(seq)} AND {in_window}",
+            f"{scoped} AND seq < {int(seq)}")
+
+
+def _slices(items: list, size: int = 5_000) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 # The batches a figure counts (`:window`): the scope's batches registered up to this one (itself
-# included) whose as-of date is within the window; a duplicate looks at every batch registered before
+# included) dated, or arrived, within the window; a duplicate looks at every batch registered before
 # this one (`:earlier`). Each query is driven by the batch's own keys (`:keys`), one clustered-index
 # range each. Distinct cases per officer are the union over the batches, so a case in two counts once.
 _OFFICIALS = """
@@ -239,7 +247,8 @@ _EARLIER = f"""
 SELECT h.key, min(h.batch_id)
 FROM {{table}} h
 LEFT JOIN decisions d ON d.batch_id = h.batch_id AND d.row_number = h.row_number
+LEFT JOIN reviews r ON r.decision_id = d.id AND r.action = 'decline'
 WHERE h.scope = :sk AND h.key IN (:keys) AND h.batch_id IN (:earlier)
-  AND (d.outcome IS NULL OR d.outcome IN ({", ".join(f"'{o}'" for o in STANDING)}))
+  AND (d.outcome IS NULL OR d.outcome IN ({", ".join(f"'{o}'" for o in STANDING)})) AND r.id IS NULL
 GROUP BY h.key
 """

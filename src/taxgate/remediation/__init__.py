@@ -114,7 +114,8 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
             # Judged against the history as it stood when the batch was received, in the practice it
             # was decided under (a replay's history is the replayed batches').
             practice = next((r.name for r in RULE_SETS.values() if r.version == batch.rule_set_version), "statute")
-            history = History(store, batch.id, scope_of(batch.agency, practice), as_of, policy.history_window_days)
+            history = History(store, batch.id, scope_of(batch.agency, practice), as_of, policy.history_window_days,
+                              received=batch.received_at.date())
         findings: list[dict] = []
         by_path: dict[str, Counter] = defaultdict(Counter)
         for chunk in decide_staged(con, work, master_path, manifest, policy, audit_rules, as_of, stream.rows,

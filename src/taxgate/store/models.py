@@ -111,6 +111,7 @@ class HistoryBatch(Base):
     scope: Mapped[str] = mapped_column(String(120))
     seq: Mapped[int] = mapped_column(BigInteger)
     as_of: Mapped[str] = mapped_column(String(10))  # the batch's as-of date: the window is counted on it
+    received: Mapped[str] = mapped_column(String(10))  # the day it arrived: and on this, which no one can backdate
     requests: Mapped[int] = mapped_column(Integer)  # rows registered (what was read from the batch)
 
 

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column('scope', sa.String(length=120), nullable=False),
         sa.Column('seq', sa.BigInteger(), nullable=False),
         sa.Column('as_of', sa.String(length=10), nullable=False),
+        sa.Column('received', sa.String(length=10), nullable=False),
         sa.Column('requests', sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(['batch_id'], ['batches.id'], name='fk_history_batches_batch'),
         sa.PrimaryKeyConstraint('batch_id'),
