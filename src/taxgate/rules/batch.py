@@ -19,10 +19,12 @@ from taxgate.rules.registry import Context, request_rule
 # every store, since later batches are judged against it: `taxgate.history`). A collision could only
 # refuse, never release. Unparseable rows contribute only their request id.
 _FOLD = "trim(regexp_replace(lower(strip_accents({})), '[^a-z0-9]+', ' ', 'g'))"
+# A case number is its letters and digits: "ICE-0001", "ICE 0001" and "ICE0001" name one case.
+_CASE = "regexp_replace(lower(strip_accents(case_number)), '[^a-z0-9]+', '', 'g')"
 _HASH = "CASE WHEN {0} <> '' THEN ('0x' || substr(md5({0}), 1, 15))::BIGINT END"
-_PERSON_CASE = (f"CASE WHEN {_FOLD.format('case_number')} <> '' AND {_FOLD.format('last_name')} <> '' "
+_PERSON_CASE = (f"CASE WHEN {_CASE} <> '' AND {_FOLD.format('last_name')} <> '' "
                 f"THEN concat_ws('|', {_FOLD.format('first_name')}, {_FOLD.format('last_name')}, "
-                f"trim(date_of_birth), {_FOLD.format('case_number')}) ELSE '' END")
+                f"trim(date_of_birth), {_CASE}) ELSE '' END")
 
 
 def _parsed(expression: str) -> str:
@@ -35,7 +37,7 @@ SELECT row_number,
        {_HASH.format("request_id")} AS request_key,
        {_HASH.format(_parsed(_PERSON_CASE))} AS person_case_key,
        {_HASH.format(_parsed(_FOLD.format('engaged_official')))} AS official_key,
-       {_HASH.format(_parsed(_FOLD.format('case_number')))} AS case_key,
+       {_HASH.format(_parsed(_CASE))} AS case_key,
        {_HASH.format(_parsed(_FOLD.format('relevance')))} AS relevance_key,
        {_parsed("trim(engaged_official)")} AS official_name
 FROM staged
