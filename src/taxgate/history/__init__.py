@@ -6,8 +6,8 @@ keys in the store (`history_*`: request id, person and case, officer and case nu
 folded as the in-batch figures fold them and hashed; `rules.KEYS_SQL`), and each batch's figures
 count the agency's earlier batches too:
 
-- cases per engaged officer and uses of one reason text: the agency's batches whose as-of date is
-  within the policy's window before this batch's (`[history] window_days`), this batch included;
+- cases per engaged officer and uses of one reason text: the agency's batches dated, or arrived,
+  within the policy's window before this batch (`[history] window_days`), this batch included;
 - duplicates of a request id or of person + case: any earlier batch, for ever, where that earlier
   request was answered or is pending (DISCLOSED, HELD, REVIEW, or not yet decided). A request that
   was refused or not disclosed may be sent again, corrected, under the same id.
@@ -123,18 +123,17 @@ class History:
                 session.flush()
             arrived = date.fromisoformat(placed.received) - timedelta(days=self.window_days)
             window, earlier_window, earlier = batch_sets(scope, placed.seq, self.since, arrived)
-            params = {"sk": scope}
             # What only earlier batches say is read before this batch's keys go in (measured: faster;
             # the pages are then the database file's, not the write-ahead log's).
-            reasons = self._lookup(connection, con, _REASONS.replace(":window", earlier_window), "relevance_key", params)
+            reasons = self._lookup(connection, con, _REASONS.replace(":window", earlier_window), "relevance_key", scope)
             earlier_requests = self._lookup(connection, con, _EARLIER.format(table="history_request_ids")
-                                            .replace(":earlier", earlier), "request_key", params)
+                                            .replace(":earlier", earlier), "request_key", scope)
             earlier_person_cases = self._lookup(connection, con, _EARLIER.format(table="history_person_cases")
-                                                .replace(":earlier", earlier), "person_case_key", params)
+                                                .replace(":earlier", earlier), "person_case_key", scope)
             if fresh:
                 self._register(session, con, scope)
             # Distinct cases per officer are a union with this batch's own: read after they are in.
-            officials = self._lookup(connection, con, _OFFICIALS.replace(":window", window), "official_key", params)
+            officials = self._lookup(connection, con, _OFFICIALS.replace(":window", window), "official_key", scope)
             named = {r[2] for r in officials} | {r[2] for r in reasons} | {r[1] for r in earlier_requests} | {
                 r[1] for r in earlier_person_cases}
             refs, dated = {}, {}
@@ -172,11 +171,11 @@ class History:
                 f"INSERT INTO history_officers (scope, official_key, name) VALUES ({marks}) ON CONFLICT DO NOTHING",
                 names)
 
-    def _lookup(self, connection, con: duckdb.DuckDBPyConnection, query: str, column: str, params: dict) -> list:
+    def _lookup(self, connection, con: duckdb.DuckDBPyConnection, query: str, column: str, scope: int) -> list:
         """`query` for every distinct key of the batch's `column`, CHUNK keys at a time, in key order.
         Every value is an integer computed here (keys, batch ids, the scope's number), written into the
         statement as a literal: the driver gets it as it is, with nothing to bind or cache."""
-        query = query.replace(":sk", str(int(params["sk"])))
+        query = query.replace(":sk", str(int(scope)))
         out = []
         for keys in _chunks(con, column):
             out.extend(tuple(r) for r in connection.exec_driver_sql(query.replace(":keys", keys)))

@@ -13,7 +13,7 @@ from taxgate.domain import Level, ReasonCode, Request
 from taxgate.intake import Manifest
 from taxgate.policy import Policy
 from taxgate.rules import batch, items, purpose, request, requester  # noqa: F401  (registers the rules)
-from taxgate.rules.batch import KEY_COLUMNS, KEYS_SQL, ROW_STATS_SQL, figures_evidence
+from taxgate.rules.batch import KEYS_SQL, ROW_STATS_SQL, figures_evidence
 from taxgate.rules.items import refused_items, requested_items
 from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, Rule, RowStats, all_rules
 from taxgate.rules.sets import RuleSet, rule_sets
@@ -63,7 +63,6 @@ def is_refusal(code: ReasonCode) -> bool:
 
 
 __all__ = [
-    "KEY_COLUMNS",
     "KEYS_SQL",
     "ROW_STATS_SQL",
     "RULE_SETS",

@@ -31,7 +31,6 @@ def _parsed(expression: str) -> str:
     return f"CASE WHEN parse_error = '' THEN {expression} ELSE '' END"
 
 
-KEY_COLUMNS = ("request_key", "person_case_key", "official_key", "case_key", "relevance_key")
 KEYS_SQL = f"""
 SELECT row_number,
        {_HASH.format("request_id")} AS request_key,
