@@ -16,17 +16,27 @@ from taxgate.synth import generate_batch, generate_master
 SERVER = os.environ.get("TAXGATE_TEST_DATABASE_URL")
 
 
+USER_FILES = ("taxgate.db", "taxgate.db-journal", "taxgate.db-wal", "taxgate-ledger.key")
+
+
+def _user_files() -> dict[str, bytes | None]:
+    """The bytes of the user's own store and key in the working folder (None: absent)."""
+    return {name: Path(name).read_bytes() if Path(name).is_file() else None for name in USER_FILES}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_user_files(tmp_path_factory):
     """Fixtures wider than one test get a store and key of their own too, never ./taxgate.db or
-    ./taxgate-ledger.key in the working folder (each test then gets its own, below)."""
+    ./taxgate-ledger.key in the working folder (each test then gets its own, below). The user's
+    files, if any (after `scripts/demo` there are), must end the run byte for byte as they began."""
+    before = _user_files()
     root = tmp_path_factory.mktemp("session-store")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TAXGATE_LEDGER_KEY", str(root / "ledger.key"))
         patch.setenv("TAXGATE_DATABASE_URL", f"sqlite:///{root / 'taxgate.db'}")
         yield
-    assert not Path("taxgate.db").exists() and not Path("taxgate-ledger.key").exists(), \
-        "a test wrote the user's store or key in the working folder"
+    changed = [name for name, content in _user_files().items() if content != before[name]]
+    assert not changed, f"a test wrote the user's own files in the working folder: {changed}"
 
 
 @pytest.fixture(autouse=True)
