@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from conftest import control_store, findings
+from seeing import pdf_text, words_off_page
+from taxgate.identify.master import taxpayer_records
 from taxgate.ledger import Ledger
 from taxgate.notices import add_order_with_notices, list_notices, mark_sent
 from taxgate.notices.documents import write_notice
@@ -23,7 +26,7 @@ from taxgate.remediation import (
     list_incidents,
     open_incident,
 )
-from taxgate.store.models import LedgerEntry
+from taxgate.store.models import Batch, LedgerEntry
 from taxgate.synth import Mix, generate_batch
 from test_cli import assert_user_error, taxgate
 from test_orders import STAY
@@ -142,17 +145,27 @@ def test_an_incident_owes_a_disposal_request_and_one_notice_per_taxpayer_until_d
     assert findings(store) == []
 
 
-def test_notices_render_as_html_and_pdf(audited, store, tmp_path):
+def test_the_taxpayer_notice_is_a_letter_to_the_taxpayer(audited, store, world, tmp_path):
     _, result, _ = audited
-    status = open_incident(store, result.audit_id)
+    status = open_incident(store, result.audit_id, master_path=world["master"])
     taxpayer = next(n for n in list_notices(store, incident_id=status.id) if n.kind == "taxpayer")
+    record = taxpayer_records(world["master"], [taxpayer.tin])[taxpayer.tin][0]  # the latest tax year
     html, pdf = write_notice(taxpayer, tmp_path / "notices")
-    text = html.read_text()
-    assert "26 U.S.C. § 7431" in text and taxpayer.body["disclosures"][0]["date"] in text
-    assert taxpayer.body["mail_to"]["street"] in text and str(taxpayer.ledger_index) in text
+    text, printed = html.read_text(), pdf_text(pdf)
+    name = " ".join(record[k] for k in ("first_name", "middle_name", "last_name", "suffix") if record[k])
+    assert taxpayer.body["name"] == name and name in printed and taxpayer.body["mail_to"]["street"] in printed
+    assert printed.index("Mail to") < printed.index(name) < printed.index(taxpayer.body["mail_to"]["street"])
+    # dated on the day the replayed practice disclosed it (the batch's date), not the day of the replay
+    with store.session() as session:
+        dated = session.execute(select(Batch.as_of).where(Batch.batch_ref.like("%-2025"))).scalar_one()
+    assert {d["date"] for d in taxpayer.body["disclosures"]} == {dated}
+    assert date.fromisoformat(dated).strftime("%B %-d, %Y") in printed
+    assert "26 U.S.C. § 7431" in printed and f"Notice {taxpayer.id}" in printed
+    # nothing of the gateway's own: no notice kind, due time, ledger entry or command
+    for internal in ("taxpayer)", "Due", "ledger", "Ledger", "taxgate", "entry", str(taxpayer.due_at.year) + "-"):
+        assert internal not in printed, internal
     assert "<script" not in text and "http" not in text.split("</head>")[0].replace('http-equiv', '')
-    data = pdf.read_bytes()
-    assert data.startswith(b"%PDF-") and b"/Type /Page" in data and len(data) > 1500
+    assert words_off_page(pdf) == []
 
 
 def test_a_use_bar_is_noticed_to_the_recipient_with_what_it_received(audited, store):

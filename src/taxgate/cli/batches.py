@@ -149,7 +149,7 @@ def demo(
         _print_audit(found, CATEGORIES)
         incident = next((i for i in list_incidents(store) if i.audit_id == found.audit_id), None)
         if incident is None and found.not_made:
-            incident = open_incident(store, found.audit_id)
+            incident = open_incident(store, found.audit_id, master_path=master_path)
         if incident is not None:
             console.print(f"Incident {incident.id}: a disposal request to {incident.agency} and "
                           f"{incident.notices - 1:,} taxpayer notices (§ 7431) are owed; "

@@ -222,6 +222,8 @@ app.add_typer(incidents_app, name="incidents")
 @incidents_app.command("open")
 def incidents_open(
     audit_id: int = typer.Argument(..., help="The audit whose findings the incident covers."),
+    master: Path = typer.Option(None, "--master", help="The taxpayer master: each notice is addressed to the "
+                                "taxpayer by the name on their latest record (without it: \"To the taxpayer\")."),
     database_url: str = DATABASE,
 ) -> None:
     """Open an incident for an audit's findings: a disposal request to the recipient and a notice to
@@ -230,7 +232,7 @@ def incidents_open(
 
     try:
         store = store_at(database_url)
-        status = open_incident(store, audit_id)
+        status = open_incident(store, audit_id, master_path=master)
         sign(store)
     except (RemediationError, PolicyError) as exc:
         fail(str(exc))

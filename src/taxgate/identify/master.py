@@ -149,3 +149,28 @@ def release_addresses(con: duckdb.DuckDBPyConnection, decisions: str, codes: Ite
         GROUP BY 1
         """
     )
+
+
+def taxpayer_records(master_path: Path, tins: list[str]) -> dict[str, list[dict]]:
+    """Every row the master holds for each TIN, latest tax year first, as text (what an officer
+    reviews, and where a notice to the taxpayer is mailed)."""
+    tins = [t for t in tins if t]
+    if not tins:
+        return {}
+    reader = "read_parquet(?)" if master_path.suffix.lower() in (".parquet", ".pq") else \
+        "read_csv(?, header=true, all_varchar=true)"
+    marks = ", ".join("?" for _ in tins)
+    con = duckdb.connect()
+    try:
+        cursor = con.execute(
+            f"""SELECT regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') AS tin, * EXCLUDE (tin)
+                FROM {reader} WHERE regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') IN ({marks})
+                ORDER BY tax_year DESC""", [str(master_path), *tins])
+        names = [d[0] for d in cursor.description]
+        found = [dict(zip(names, row)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+    records: dict[str, list[dict]] = {}
+    for row in found:
+        records.setdefault(row["tin"], []).append({k: "" if v is None else str(v) for k, v in row.items()})
+    return records

@@ -47,6 +47,7 @@ class Notice:
     sent_at: datetime | None
     body: dict
     ledger_index: int
+    tin: str = ""  # a taxpayer notice's taxpayer
 
     def overdue(self, now: datetime) -> bool:
         return self.sent_at is None and self.due_at < now
@@ -54,7 +55,7 @@ class Notice:
 
 def _from_row(row: NoticeRow) -> Notice:
     return Notice(row.id, row.kind, row.recipient, row.batch_id, row.order_id, row.incident_id, row.due_at,
-                  row.sent_at, json.loads(row.body), row.ledger_index)
+                  row.sent_at, json.loads(row.body), row.ledger_index, row.tin)
 
 
 def owe(session: Session, ledger: Ledger, kind: str, order: Order, batch_id: int | None, due_at: datetime,

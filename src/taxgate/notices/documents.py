@@ -6,6 +6,7 @@ an inclusion proof that the notice was recorded when it says it was.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from taxgate.notices import Notice
@@ -14,7 +15,9 @@ from taxgate.render import Document, Section, write
 AGENCY = "Internal Revenue Service (synthetic demo)"
 
 
-def document(notice: Notice) -> Document:
+def document(notice: Notice, today: date | None = None) -> Document:
+    if notice.kind == "taxpayer":
+        return _letter(notice, today or date.today())
     body = notice.body
     facts = [("Notice", f"{notice.id} ({notice.kind.replace('_', ' ')})"), ("To", notice.recipient),
              ("Due", notice.due_at.isoformat(timespec="minutes")),
@@ -82,21 +85,42 @@ def _disposal_request(body: dict) -> list[Section]:
     ]
 
 
-def _taxpayer(body: dict) -> list[Section]:
+def _letter(notice: Notice, today: date) -> Document:
+    """The § 7431 notice as a letter a taxpayer can read: to them by name at their address, what left,
+    when and why it should not have, what we did, their rights. None of the gateway's own fields
+    (notice kind, due times, ledger entries, commands): the notice's number is the reference."""
+    body = notice.body
     address = body.get("mail_to", {})
-    lines = [address.get("street", ""), address.get("unit", ""),
-             " ".join(p for p in (address.get("city", ""), address.get("state", ""), address.get("zip", "")) if p)]
-    return [
-        Section("Mail to", [", ".join(x for x in lines if x)]),
+    mail_to = [body.get("name") or "To the taxpayer",
+               " ".join(p for p in (address.get("street", ""), address.get("unit", "")) if p),
+               " ".join(p for p in (address.get("city", ""), address.get("state", ""), address.get("zip", "")) if p)]
+    disclosures = body.get("disclosures", [])
+    dates = sorted({d["date"] for d in disclosures})
+    return Document(_TITLES["taxpayer"], AGENCY, [
+        ("Date of this letter", (notice.sent_at.date() if notice.sent_at else today).strftime("%B %-d, %Y")),
+        ("Our reference", f"Notice {notice.id}"),
+        ("About", f"Your taxpayer identification number ending {body.get('tin_last4', '')}"),
+    ], [
+        Section("Mail to", lines=[line for line in mail_to if line]),
         Section("What happened", [
-            f"We disclosed information about you (taxpayer identification number ending {body.get('tin_last4', '')}) "
-            f"to {body.get('recipient_agency', '')} on the date(s) below. A later review found that the law did not "
-            "authorise these disclosures. We have asked the recipient to dispose of the information.",
-        ], ("date of disclosure", "what was disclosed", "why it was not authorised", "ledger entry"),
-            [(d["date"], d["item"], d["finding"], str(d["ledger_index"])) for d in body.get("disclosures", [])]),
+            f"On {_spelled(dates)}, we gave {body.get('recipient_agency', 'another agency')} your last known address "
+            "from our records, in answer to a request about you. A later review found that the law did not allow "
+            "us to give it. We have asked that agency to destroy the information and every copy of it, and to "
+            "stop using it.",
+        ], ("date given", "what was given", "why the law did not allow it"),
+            [(_spelled([d["date"]]), d["item"], d["finding"]) for d in disclosures]),
         Section("Your rights under 26 U.S.C. § 7431", list(body.get("rights", []))),
-    ]
+        Section("Questions", [
+            f"Write to us, quoting our reference (notice {notice.id}). You may also ask us for the accounting of "
+            "every disclosure of your tax information that the law requires us to keep (26 U.S.C. § 6103(p)(3)(A)).",
+        ]),
+    ], f"From {AGENCY}.")
+
+
+def _spelled(dates: list[str]) -> str:
+    days = [date.fromisoformat(d).strftime("%B %-d, %Y") for d in dates]
+    return days[0] if len(days) == 1 else ", ".join(days[:-1]) + " and " + days[-1] if days else "a date we recorded"
 
 
 _BUILDERS = {"court_receipt": _court_receipt, "pre_transfer": _pre_transfer, "use_bar": _use_bar,
-             "disposal_request": _disposal_request, "taxpayer": _taxpayer}
+             "disposal_request": _disposal_request}

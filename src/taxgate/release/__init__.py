@@ -20,7 +20,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from taxgate.domain import Outcome, ReasonCode
-from taxgate.ledger import Ledger, checked_row
+from taxgate.ledger import Ledger, checked_row, sign_checkpoint
 from taxgate.notices import owe, sent_at
 from taxgate.orders import Order, holding, orders_in
 from taxgate.policy import Policy, PolicyError, load_policies, policy_in_force
@@ -158,6 +158,9 @@ def release_held(store: Store, now: datetime | None = None, policies: list[Polic
             items.append(Item(decision_id, batch_id, batch_ref, row["row_number"], row["request_id"], row["tin"],
                               row["value"], row["agency"], row["statute"], held_id))
         results = release_or_hold(session, ledger, items, now, allowed)
-    return [{"batch_ref": item.batch_ref, "request_id": item.request_id, "ledger_index": index,
-             **{f"address_{k}": v for k, v in json.loads(item.value).items()}}
-            for item, (outcome, index, _) in zip(items, results) if outcome is Outcome.DISCLOSED]
+    released = [{"batch_ref": item.batch_ref, "request_id": item.request_id, "ledger_index": index,
+                 **{f"address_{k}": v for k, v in json.loads(item.value).items()}}
+                for item, (outcome, index, _) in zip(items, results) if outcome is Outcome.DISCLOSED]
+    if released:  # what left is signed at once: the requester's response is current to a signed checkpoint
+        sign_checkpoint(store)
+    return released

@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from taxgate import identify as identification
+from taxgate.identify.master import taxpayer_records
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.history import History, scope_of
 from taxgate.intake import read_manifest
@@ -31,7 +32,7 @@ from taxgate.notices import close_incident_if_done, owe_for_incident
 from taxgate.pipeline import decide_staged, stage, workspace
 from taxgate.response import SafeCSV
 from taxgate.policy import load_policies, policy_in_force
-from taxgate.rules import RULE_SETS, is_refusal, rule_set
+from taxgate.rules import REPLAYED_VERSIONS, RULE_SETS, is_refusal, rule_set
 from taxgate.store import Store
 from taxgate.store.models import Audit, AuditFinding, Batch, Decision, Disclosure, Incident, Notice
 
@@ -226,9 +227,14 @@ class IncidentStatus:
 
 
 def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
-                  now: datetime | None = None) -> IncidentStatus:
+                  now: datetime | None = None, master_path: Path | None = None) -> IncidentStatus:
     """Open an incident for an audit's findings (once per audit): a disposal request to the
-    recipient and one notice per taxpayer, with due times from the policy in force today."""
+    recipient and one notice per taxpayer, with due times from the policy in force today.
+
+    Each taxpayer notice is addressed to the taxpayer by the name on their latest record in the
+    master (`master_path`; without it, "To the taxpayer") at the address that was disclosed. A
+    disclosure replayed from a past practice is dated on the day that practice made it (the batch's
+    date), not the day of the replay."""
     now = now or datetime.now(UTC)
     policy = policy_in_force(load_policies(policy_path), now.date())
     ledger = Ledger(store)
@@ -256,24 +262,34 @@ def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
                          now + timedelta(days=policy.remediation.disposal_request_days), {
                              "agency": batch.agency, "batch_ref": batch.batch_ref, "audit": audit_id,
                              "disclosures": [{"request_id": f.request_id, "ledger_index": f.ledger_index,
-                                              "date": f.disclosed_at.date().isoformat(),
+                                              "date": batch.as_of if batch.rule_set_version in REPLAYED_VERSIONS
+                                              else f.disclosed_at.date().isoformat(),
                                               "finding": f.category} for f in found],
                              "findings": dict(sorted(Counter(f.category for f in found).items())),
                          })
         per_taxpayer: dict[str, list] = defaultdict(list)
         for f in found:
             per_taxpayer[f.tin].append(f)
+        names = {tin: _name(rows[0]) for tin, rows in
+                 (taxpayer_records(master_path, list(per_taxpayer)) if master_path else {}).items()}
+        replayed = batch.rule_set_version in REPLAYED_VERSIONS
         for tin, items in sorted(per_taxpayer.items()):
             owe_for_incident(session, ledger, "taxpayer", incident, f"Taxpayer TIN ending {tin[-4:]}", tin,
                              now + timedelta(days=policy.remediation.taxpayer_notice_days), {
-                                 "tin_last4": tin[-4:], "mail_to": json.loads(items[-1].value),
+                                 "tin_last4": tin[-4:], "name": names.get(tin, ""),
+                                 "mail_to": json.loads(items[-1].value),
                                  "recipient_agency": batch.agency,
-                                 "disclosures": [{"date": f.disclosed_at.date().isoformat(),
+                                 "disclosures": [{"date": batch.as_of if replayed else f.disclosed_at.date().isoformat(),
                                                   "item": "last known address", "ledger_index": f.ledger_index,
                                                   "finding": CATEGORIES[f.category]} for f in items],
                                  "rights": list(RIGHTS_7431),
                              })
         return _status(session, incident)
+
+
+def _name(record: dict) -> str:
+    return " ".join(record.get(k, "") for k in ("first_name", "middle_name", "last_name", "suffix")
+                    if record.get(k, "")).strip()
 
 
 def certify_disposal(store: Store, incident_id: int, by: str, when: datetime | None = None) -> IncidentStatus:

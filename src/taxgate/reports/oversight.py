@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, distinct, func, select
+from sqlalchemy import and_, distinct, func, select, true
 
 from taxgate.ledger import sign_checkpoint
 from taxgate.ledger.checkpoint import parse as parse_checkpoint
 from taxgate.policy import load_policies, policy_in_force
 from taxgate.render import Document, Section, bar_chart, write
-from taxgate.rules import RULE_SETS
+from taxgate.rules import REPLAYED_VERSIONS, RULE_SETS
 from taxgate.store import Store
 from taxgate.store.models import (
     Audit,
@@ -81,110 +82,100 @@ def _caseloads(session, size: int, window_days: int, max_cases: int):
     return [(f"{name or 'unnamed'} ({scope.split('|')[0]})", n) for scope, _, name, n in top], over, (since, end)
 
 
-def _document(session, note: str, size: int, now: datetime, max_cases: int, window_days: int) -> Document:
-    batches = session.execute(select(Batch).where(Batch.received_index < size).order_by(Batch.id)).scalars().all()
-    within = Decision.ledger_index < size
+@dataclass
+class _Tally:
+    """What one set of batches decided: outcomes, reason codes, and identification per batch."""
+
+    outcomes: Counter = field(default_factory=Counter)
+    codes: Counter = field(default_factory=Counter)
+    attempted: Counter = field(default_factory=Counter)
+    identified: Counter = field(default_factory=Counter)
+    review: Counter = field(default_factory=Counter)
+    disclosed: Counter = field(default_factory=Counter)  # per batch
+
+    @property
+    def requests(self) -> int:
+        return sum(self.outcomes.values())
+
+
+def _tallies(session, size: int, replayed: set[int]) -> tuple[_Tally, _Tally]:
+    """The statute's batches and the replays of past practice, counted apart: a replay decides the
+    same requests again under a practice held unlawful, so adding the two would count requests twice."""
+    statute, replay = _Tally(), _Tally()
     # Reasons come as ";"-joined strings; counting each distinct string once keeps this one small query.
     combos = session.execute(select(Decision.batch_id, Decision.outcome, Decision.reasons, func.count())
-                             .where(within).group_by(Decision.batch_id, Decision.outcome, Decision.reasons)).all()
-    outcomes: Counter[str] = Counter()
-    by_code: Counter[str] = Counter()
-    attempted: Counter[int] = Counter()
-    positive: Counter[int] = Counter()
-    review: Counter[int] = Counter()
+                             .where(Decision.ledger_index < size)
+                             .group_by(Decision.batch_id, Decision.outcome, Decision.reasons)).all()
     for batch_id, outcome, reasons, n in combos:
+        tally = replay if batch_id in replayed else statute
         codes = [c for c in reasons.split(";") if c]
-        outcomes[outcome] += n
-        by_code.update({c: n for c in codes})
+        tally.outcomes[outcome] += n
+        tally.codes.update({c: n for c in codes})
         if any(c.startswith("ID_") for c in codes):
-            attempted[batch_id] += n
-            positive[batch_id] += n if _RELEASING & set(codes) else 0
-            review[batch_id] += n if outcome == "REVIEW" else 0
+            tally.attempted[batch_id] += n
+            tally.identified[batch_id] += n if _RELEASING & set(codes) else 0
+            tally.review[batch_id] += n if outcome == "REVIEW" else 0
+    for batch_id, n in session.execute(select(Decision.batch_id, func.count()).select_from(Disclosure)
+                                       .join(Decision, Decision.id == Disclosure.decision_id)
+                                       .where(Disclosure.ledger_index < size).group_by(Decision.batch_id)):
+        (replay if batch_id in replayed else statute).disclosed[batch_id] += n
+    return statute, replay
+
+
+def _document(session, note: str, size: int, now: datetime, max_cases: int, window_days: int) -> Document:
+    batches = session.execute(select(Batch).where(Batch.received_index < size).order_by(Batch.id)).scalars().all()
+    replayed = {b.id for b in batches if b.rule_set_version in REPLAYED_VERSIONS}
+    statute, replay = _tallies(session, size, replayed)
     by_day: Counter[str] = Counter()
-    for moment, n in session.execute(select(Disclosure.disclosed_at, func.count()).where(Disclosure.ledger_index < size)
-                                     .group_by(Disclosure.disclosed_at)):
+    for moment, n in session.execute(
+            select(Disclosure.disclosed_at, func.count()).select_from(Disclosure)
+            .join(Decision, Decision.id == Disclosure.decision_id)
+            .where(Disclosure.ledger_index < size, Decision.batch_id.not_in(replayed) if replayed else true())
+            .group_by(Disclosure.disclosed_at)):
         by_day[moment.date().isoformat()] += n
-    caseload, over, window = _caseloads(session, size, window_days, max_cases)
+    after_review = session.execute(
+        select(func.count()).select_from(Disclosure).join(Review, Review.decision_id == Disclosure.decision_id)
+        .where(Disclosure.ledger_index < size, Review.action == "disclose")).scalar_one()
     notices = session.execute(select(Notice).where(Notice.ledger_index < size)).scalars().all()
     timeliness = _timeliness(notices, now)
-    reviews = session.execute(select(Review.officer, func.count()).where(Review.ledger_index < size)
-                              .group_by(Review.officer).order_by(func.count().desc())).all()
     orders = session.execute(select(Order).where(Order.ledger_index < size).order_by(Order.id)).scalars().all()
-    audits = session.execute(select(Audit, Batch.batch_ref).join(Batch, Batch.id == Audit.batch_id)
-                             .where(Audit.ledger_index < size).order_by(Audit.id)).all()
-    incidents = session.execute(select(Incident).where(Incident.ledger_index < size).order_by(Incident.id)).scalars().all()
-    disclosed = sum(by_day.values())
-    total = sum(outcomes.values())
-    refs = {b.id: b.batch_ref for b in batches}
+    disclosed = sum(statute.disclosed.values())
 
     checkpoint = parse_checkpoint(note)
+    lawful = len(batches) - len(replayed)
     facts = [
         ("Drawn from", f"ledger checkpoint at {size:,} entries (root {checkpoint.root.hex()[:16]}...)"),
         ("Written", now.isoformat(timespec="seconds")),
-        ("Batches", f"{len(batches):,}"),
-        ("Requests decided", f"{total:,}"),
-        ("Disclosures", f"{disclosed:,} (the last known address only)"),
+        ("Batches decided under the statute", f"{lawful:,}"),
+        ("Requests decided under the statute", f"{statute.requests:,}"),
+        ("Disclosures", f"{disclosed:,} (the last known address only; {after_review:,} of them after an "
+                        "officer's review)"),
+        ("Replays of past practice", f"{len(replayed):,} batch(es): {replay.requests:,} requests decided again "
+         f"as practised in 2025, {sum(replay.disclosed.values()):,} addresses that practice would have released. "
+         "Counted apart, never added to the figures above." if replayed else "none"),
         ("Notices", f"{len(notices):,} ({sum(timeliness['overdue'].values()):,} overdue)"),
         ("Orders", f"{len(orders):,}"),
     ]
-    yields = [(refs[b], attempted[b], positive[b], review[b]) for b in sorted(attempted)]
+    refs = {b.id: b.batch_ref for b in batches}
     sections = [
-        Section("Outcomes", [
-            "Every request ends with one outcome and every reason that led to it. The default answer is no: a "
-            "disclosure needs every rule to pass and a positive identification.",
-        ], ("outcome", "requests", "share"), [(o, f"{n:,}", _pct(n, total)) for o, n in outcomes.most_common()], [
-            bar_chart("outcomes-by-reason", "Requests by reason code (a request can carry several).",
-                      [c for c, _ in by_code.most_common()], [n for _, n in by_code.most_common()]),
-        ]),
-        Section("Identification", [
-            "Match yield: of the requests that reached identification, the share identified (positively, or on the "
-            "TIN path where a batch replays the 2025 practice). Review rate: the share sent to a disclosure officer.",
-        ], ("batch", "identification attempted", "identified", "yield", "review", "review rate"),
-            [(ref, f"{a:,}", f"{p:,}", _pct(p, a), f"{r:,}", _pct(r, a)) for ref, a, p, r in yields], [
-            bar_chart("match-yield", "Match yield by batch (% of requests that reached identification).",
-                      [ref for ref, *_ in yields], [100 * p / a if a else 0 for _, a, p, _ in yields],
-                      value_format="{:.1f}%"),
-            bar_chart("review-rate", "Review rate by batch (% of requests that reached identification).",
-                      [ref for ref, *_ in yields], [100 * r / a if a else 0 for _, a, _, r in yields],
-                      value_format="{:.1f}%"),
-        ]),
-        Section("Disclosures over time", [f"{disclosed:,} disclosures, by the day they left."],
-                figures=[bar_chart("disclosures-over-time", "Disclosures per day.", sorted(by_day),
-                                   [by_day[d] for d in sorted(by_day)], horizontal=False)]),
-        Section("Cases per officer", [
-            "26 U.S.C. § 6103(i)(2)(A) allows disclosure only to officers personally and directly engaged in the "
-            f"investigation. The policy treats more than {max_cases} distinct cases for one officer within "
-            f"{window_days} days, across the agency's batches, as implausible. "
-            + (f"Counted from {window[0]} to {window[1]} (the window before the latest batch), over the statute's "
-               f"batches (a replay decides the same requests again): officers above it: {over:,}."
-               if window else "No batch has been decided under the statute yet."),
-            "Review decisions per disclosure officer: "
-            + ("; ".join(f"{o}: {n:,}" for o, n in reviews) if reviews else "none recorded yet."),
-        ], figures=[bar_chart("cases-per-officer", f"Distinct case numbers per engaged officer within {window_days} days, "
-                              "across batches (top 15).",
-                              [label for label, _ in caseload], [n for _, n in caseload],
-                              reference=max_cases,
-                              reference_label=f"plausible caseload ({max_cases})")]),
+        _outcomes(statute),
+        _identification(statute, refs),
+        Section("Disclosures over time", [
+            f"{disclosed:,} disclosures under the statute, by the day they left (UTC). Replays release nothing "
+            "and are not counted here."],
+            figures=[bar_chart("disclosures-over-time", "Disclosures per day", sorted(by_day),
+                               [by_day[d] for d in sorted(by_day)], horizontal=False, axis="disclosures (addresses)")]),
+        _officers(session, size, window_days, max_cases),
+        _replays(session, size, batches, replayed, replay),
         Section("Notices", [
             "Notices owed to courts, recipients and taxpayers, and whether they went out on time.",
         ], ("kind", "sent on time", "sent late", "overdue", "not yet due"),
-            [(k, *(f"{timeliness[s][k]:,}" for s in ("on_time", "late", "overdue", "pending"))) for k in
-             sorted({n.kind for n in notices})], [
-            _timeliness_chart(timeliness),
-        ]),
+            [(k.replace("_", " "), *(f"{timeliness[s][k]:,}" for s in ("on_time", "late", "overdue", "pending")))
+             for k in sorted({n.kind for n in notices})], [_timeliness_chart(timeliness)]),
         Section("Court orders", [], ("id", "kind", "court", "docket", "from", "to", "lifted"),
                 [(str(o.id), o.kind, o.court, o.docket, o.effective_from, o.effective_to or "",
                   o.lifted_at.date().isoformat() if o.lifted_at else "") for o in orders]
                 ) if orders else Section("Court orders", ["No order is recorded."]),
-        Section("Retroactive audits and incidents", [
-            "An audit decides a batch's past disclosures again under the statute as coded now and lists those it "
-            "would not have made. An incident asks the recipient to dispose of them and tells each taxpayer "
-            "(26 U.S.C. § 7431).",
-        ] + [_audit_line(a, ref) for a, ref in audits] + [
-            f"Incident {i.id} (audit {i.audit_id}, {i.agency}): opened {i.opened_at.date()}, disposal "
-            f"{'certified by ' + i.disposal_certified_by if i.disposal_certified_by else 'not yet certified'}, "
-            f"{'closed ' + str(i.closed_at.date()) if i.closed_at else 'open'}." for i in incidents
-        ] if audits else ["No audit is recorded."]),
         Section("The checkpoint this report was drawn from", [
             "A signed note (C2SP tlog-checkpoint). With the verifier key, `taxgate ledger check` verifies it "
             "offline, and `taxgate ledger prove INDEX` proves that any entry this report counts is in it.",
@@ -193,6 +184,77 @@ def _document(session, note: str, size: int, now: datetime, max_cases: int, wind
     return Document("taxgate oversight report", "Disclosures of return information under 26 U.S.C. § 6103(i)(2): "
                     "what was asked, what left, and why", facts, sections,
                     "Synthetic demo data. Every figure counts only records inside the checkpoint above.")
+
+
+def _outcomes(statute: _Tally) -> Section:
+    total = statute.requests
+    return Section("Outcomes under the statute", [
+        "Every request ends with one outcome and every reason that led to it. The default answer is no: a "
+        "disclosure needs every rule to pass and a positive identification.",
+    ], ("outcome", "requests", "share"), [(o, f"{n:,}", _pct(n, total)) for o, n in statute.outcomes.most_common()], [
+        bar_chart("outcomes-by-reason", "Requests by reason code", [c for c, _ in statute.codes.most_common()],
+                  [n for _, n in statute.codes.most_common()], axis="requests",
+                  caption="A request can carry several codes; `taxgate rules` gives each code's citation."),
+    ])
+
+
+def _identification(statute: _Tally, refs: dict[int, str]) -> Section:
+    rows = [(refs[b], statute.attempted[b], statute.identified[b], statute.review[b]) for b in sorted(statute.attempted)]
+    return Section("Identification", [
+        "Of the requests that passed every rule and so reached identification: the share positively identified "
+        "(match yield), and the share sent to a disclosure officer because the evidence was near the line "
+        "(review rate).",
+    ], ("batch", "reached identification", "identified", "yield", "sent to review", "review rate"),
+        [(ref, f"{a:,}", f"{p:,}", _pct(p, a), f"{r:,}", _pct(r, a)) for ref, a, p, r in rows], [
+        bar_chart("match-yield", "Match yield by batch", [ref for ref, *_ in rows],
+                  [100 * p / a if a else 0 for _, a, p, _ in rows], axis="% of requests that reached identification",
+                  value_format="{:.1f}%"),
+        bar_chart("review-rate", "Review rate by batch", [ref for ref, *_ in rows],
+                  [100 * r / a if a else 0 for _, a, _, r in rows], axis="% of requests that reached identification",
+                  value_format="{:.1f}%"),
+    ])
+
+
+def _officers(session, size: int, window_days: int, max_cases: int) -> Section:
+    caseload, over, window = _caseloads(session, size, window_days, max_cases)
+    reviews = session.execute(select(Review.officer, func.count()).where(Review.ledger_index < size)
+                              .group_by(Review.officer).order_by(func.count().desc())).all()
+    return Section("Cases per officer", [
+        "26 U.S.C. § 6103(i)(2)(A) allows disclosure only to officers personally and directly engaged in the "
+        f"investigation. The policy treats more than {max_cases} distinct cases for one officer within "
+        f"{window_days} days, across the agency's batches, as implausible. "
+        + (f"Counted from {window[0]} to {window[1]} (the window before the latest batch), over the statute's "
+           f"batches only: officers above the limit: {over:,}." if window
+           else "No batch has been decided under the statute yet."),
+        "Review decisions per disclosure officer: "
+        + ("; ".join(f"{o}: {n:,}" for o, n in reviews) if reviews else "none recorded yet."),
+    ], figures=[bar_chart("cases-per-officer", "Distinct cases per engaged officer",
+                          [label for label, _ in caseload], [n for _, n in caseload],
+                          axis=f"distinct case numbers within {window_days} days", reference=max_cases,
+                          reference_label=f"plausible caseload ({max_cases})",
+                          caption="Each officer once, all the agency's batches within the window together (top 15).")])
+
+
+def _replays(session, size: int, batches: list[Batch], replayed: set[int], replay: _Tally) -> Section:
+    """What past practice released, and what the audit found of it: the contrast the court drew."""
+    audits = session.execute(select(Audit, Batch.batch_ref).join(Batch, Batch.id == Audit.batch_id)
+                             .where(Audit.ledger_index < size).order_by(Audit.id)).all()
+    incidents = session.execute(select(Incident).where(Incident.ledger_index < size).order_by(Incident.id)).scalars().all()
+    lines = [
+        "A replay decides a past batch again under the practice of its day (the 2025 script: a TIN match or a "
+        "non-blank address field released the address), so that an audit can decide those disclosures again "
+        "under the statute as coded now and list those it would not have made. An incident then asks the "
+        "recipient to dispose of them and tells each taxpayer (26 U.S.C. § 7431).",
+    ] + [_audit_line(a, ref) for a, ref in audits] + [
+        f"Incident {i.id} (audit {i.audit_id}, {i.agency}): opened {i.opened_at.date()}, disposal "
+        f"{'certified by ' + i.disposal_certified_by if i.disposal_certified_by else 'not yet certified'}, "
+        f"{'closed ' + str(i.closed_at.date()) if i.closed_at else 'open'}." for i in incidents]
+    if not replayed and not audits:
+        return Section("Replays and retroactive audits", ["No replay or audit is recorded."])
+    rows = [(b.batch_ref, b.rule_set_version, b.submitted_at[:10], f"{b.rows:,}",
+             f"{replay.disclosed[b.id]:,}") for b in batches if b.id in replayed]
+    return Section("Replays and retroactive audits", lines,
+                   ("batch", "practice", "dated", "requests", "addresses that practice released"), rows)
 
 
 def _audit_line(audit: Audit, batch_ref: str) -> str:
@@ -221,8 +283,8 @@ def _timeliness(notices: list[Notice], now: datetime) -> dict[str, Counter]:
 def _timeliness_chart(state: dict[str, Counter]):
     labels = ["sent on time", "sent late", "overdue", "not yet due"]
     values = [sum(state[s].values()) for s in ("on_time", "late", "overdue", "pending")]
-    return bar_chart("notice-timeliness", "Notices by timeliness (all kinds).", labels if any(values) else [],
-                     values if any(values) else [])
+    return bar_chart("notice-timeliness", "Notices by timeliness", labels if any(values) else [],
+                     values if any(values) else [], axis="notices (all kinds)")
 
 
 def _pct(n: int, d: int) -> str:

@@ -11,10 +11,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 from sqlalchemy import func, select
 
 from taxgate.domain import Outcome
+from taxgate.identify.master import taxpayer_records
 from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, checked_row, sign_checkpoint
 from taxgate.ledger.signing import entries_of_kinds
 from taxgate.policy import Policy, load_policies
@@ -71,30 +71,6 @@ def queue(store: Store, limit: int = 200, offset: int = 0) -> tuple[int, list[di
                     "request_id": d.request_id, "reasons": d.reasons, "matched_tin": d.matched_tin,
                     "weight": d.match_weight, "runner_up_weight": d.runner_up_weight}
                    for d, agency, ref, received in rows]
-
-
-def taxpayer_records(master_path: Path, tins: list[str]) -> dict[str, list[dict]]:
-    """Every row the master holds for each TIN, latest tax year first."""
-    tins = [t for t in tins if t]
-    if not tins:
-        return {}
-    reader = "read_parquet(?)" if master_path.suffix.lower() in (".parquet", ".pq") else \
-        "read_csv(?, header=true, all_varchar=true)"
-    marks = ", ".join("?" for _ in tins)
-    con = duckdb.connect()
-    try:
-        cursor = con.execute(
-            f"""SELECT regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') AS tin, * EXCLUDE (tin)
-                FROM {reader} WHERE regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') IN ({marks})
-                ORDER BY tax_year DESC""", [str(master_path), *tins])
-        names = [d[0] for d in cursor.description]
-        found = [dict(zip(names, row)) for row in cursor.fetchall()]
-    finally:
-        con.close()
-    records: dict[str, list[dict]] = {}
-    for row in found:
-        records.setdefault(row["tin"], []).append({k: "" if v is None else str(v) for k, v in row.items()})
-    return records
 
 
 def case(store: Store, decision_id: int, master_path: Path, open_only: bool = True) -> dict:

@@ -21,6 +21,8 @@ from taxgate.rules.sets import RuleSet, rule_sets
 # Bump when a rule's logic changes; the policy version is recorded beside it on every decision.
 RULE_SET_VERSION = "2026.12.1"
 RULE_SETS = rule_sets(RULE_SET_VERSION)
+# Batches decided under these replay a practice held unlawful: counted apart from the statute's.
+REPLAYED_VERSIONS = frozenset(r.version for r in RULE_SETS.values() if not r.lawful)
 
 
 def rule_set(name: str) -> RuleSet:
@@ -65,6 +67,7 @@ def is_refusal(code: ReasonCode) -> bool:
 __all__ = [
     "KEYS_SQL",
     "ROW_STATS_SQL",
+    "REPLAYED_VERSIONS",
     "RULE_SETS",
     "RULE_SET_VERSION",
     "RuleSet",

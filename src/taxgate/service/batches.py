@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from taxgate.accounts import Principal
+from taxgate.ledger import Ledger
 from taxgate.response import legend
+from taxgate.response.current import as_csv, as_jsonl, checkpoint_size, current_outcomes, current_rows, later_answers
 from taxgate.service.access import allow, page, reading, refuse
 from taxgate.service.deps import ERRORS, READERS, Id, State, iso, state_of
 from taxgate.service.pages import Page, render
@@ -36,11 +38,10 @@ def batch_views(store, submissions: list[Submission]) -> list[dict]:
             select(Batch).where(Batch.agency.in_({k[0] for k in keys}), Batch.batch_ref.in_({k[1] for k in keys})))
             .scalars()}
         ids = [b.id for k, b in batches.items() if k in keys]
-        outcomes: dict[int, dict] = {}
-        for batch_id, outcome, count in session.execute(
-                select(Decision.batch_id, Decision.outcome, func.count()).where(Decision.batch_id.in_(ids))
-                .group_by(Decision.batch_id, Decision.outcome)):
-            outcomes.setdefault(batch_id, {})[outcome] = count
+        size = Ledger(store).size(session)
+    # as the requests stand now: a review decided, or a hold released, moves a request on
+    outcomes = current_outcomes(store, ids, size) if ids else {}
+    later = later_answers(store, ids, size) if ids else {}
     views = []
     for s in submissions:
         batch = batches.get((s.agency, s.batch_ref, s.rows_sha256))
@@ -51,6 +52,7 @@ def batch_views(store, submissions: list[Submission]) -> list[dict]:
             "batch": batch.id if batch else None, "rows": batch.rows if batch else None,
             "decided": batch.committed_rows if batch else 0,
             "outcomes": dict(sorted(outcomes.get(batch.id, {}).items())) if batch else {},
+            "answered_later": later.get(batch.id, 0) if batch else 0,
         })
     return views
 
@@ -108,12 +110,13 @@ def get_batch(request: Request, state: State, batch_id: Id, user: Principal = al
     return batch_views(state.store, [visible_submission(request, user, batch_id)])[0]
 
 
-@api.get("/batches/{batch_id}/response", summary="The response file (CSV, spreadsheet-safe; or JSON Lines)",
+@api.get("/batches/{batch_id}/response", summary="The response as it stands at the latest checkpoint, reviews and "
+            "released holds included (CSV, spreadsheet-safe; or JSON Lines)",
             responses={404: {"description": "No such batch"}, 409: {"description": "Not decided yet"}})
 def get_response(request: Request, batch_id: Id, user: Principal = allow("requester"),
                  format: Literal["csv", "jsonl"] = "csv") -> FileResponse:
     with reading(request, user, "response", f"batch {batch_id}"):
-        return response_file(visible_submission(request, user, batch_id), format)
+        return current_response(state_of(request).store, visible_submission(request, user, batch_id), format)
 
 
 @api.get("/batches/{batch_id}/reasons", summary="The response's legend: each reason code, its citation, what it "
@@ -128,14 +131,29 @@ def list_reasons(user: Principal = allow(*READERS, "admin")) -> dict:
     return {"reasons": legend(requester=user.role == "requester")}
 
 
+_MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
 def response_file(found: Submission, format: str, name: str = "response") -> FileResponse:
-    """A file the pipeline wrote for a submission (CSV already spreadsheet-safe): the response, or
-    its legend (`reasons`)."""
+    """A file the pipeline wrote for a submission (CSV already spreadsheet-safe): its legend (`reasons`)."""
     path = Path(found.folder) / "out" / f"{name}.{format}"
     if found.status != "done" or not path.is_file():
         raise HTTPException(409, f"batch {found.id} is {found.status}: the response is not ready")
-    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-    return FileResponse(path, media_type=media, filename=f"{name}-{found.batch_ref}.{format}")
+    return FileResponse(path, media_type=_MEDIA[format], filename=f"{name}-{found.batch_ref}.{format}")
+
+
+def current_response(store, found: Submission, format: str) -> StreamingResponse:
+    """The response as it stands at the latest signed checkpoint (reviews decided and holds
+    released since are in their rows), streamed from the store; the checkpoint's size is in every
+    row and in the X-Taxgate-Checkpoint-Size header."""
+    if found.status != "done" or found.batch_id is None:
+        raise HTTPException(409, f"batch {found.id} is {found.status}: the response is not ready")
+    size = checkpoint_size(store)
+    rows = current_rows(store, found.batch_id, size)
+    body = as_csv(rows) if format == "csv" else as_jsonl(rows)
+    return StreamingResponse(body, media_type=_MEDIA[format], headers={
+        "Content-Disposition": f'attachment; filename="response-{found.batch_ref}-at-{size}.{format}"',
+        "X-Taxgate-Checkpoint-Size": str(size)})
 
 
 @api.get("/batches/{batch_id}/releases", summary="Addresses released after the response: held items, reviews",
@@ -214,4 +232,4 @@ def batch_response(request: Request, batch_id: Id, fmt: str, who: Page = page("r
     if fmt not in ("csv", "jsonl"):
         raise HTTPException(404)
     with reading(request, who[0], "response", f"batch {batch_id}"):
-        return response_file(visible_submission(request, who[0], batch_id), fmt)
+        return current_response(state_of(request).store, visible_submission(request, who[0], batch_id), fmt)

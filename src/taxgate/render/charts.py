@@ -1,0 +1,145 @@
+"""Charts as inline SVG that a strict Content-Security-Policy lets a browser draw.
+
+matplotlib draws the chart; its SVG styles every shape with a `style="..."` attribute and one
+`<style>` element, both of which `style-src 'self'` (the console's policy, and the report's) forbids,
+so the browser fills every shape black. Each declaration becomes the SVG presentation attribute of
+the same name instead (fill, stroke, font-size ... are all presentation attributes), which no CSP
+governs. Text stays text (`svg.fonttype: none`): selectable, searchable, and drawn by the page's
+own fonts in the browser and in the PDF alike.
+"""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+SVG = "http://www.w3.org/2000/svg"
+XLINK = "http://www.w3.org/1999/xlink"
+ET.register_namespace("", SVG)
+ET.register_namespace("xlink", XLINK)
+
+BAR, LIMIT, INK, MUTED = "#1f5f8b", "#b03a2e", "#1b1b1b", "#555555"
+FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
+MAX_BARS = 40
+MAX_LABEL = 48
+WIDTH_IN = 7.0  # the PDF's text width on a Letter page with 0.75in margins: drawn at 1:1, text keeps its size
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # a stable id, so tests and readers can find the chart
+    title: str
+    caption: str
+    svg: str
+
+
+def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, axis: str, caption: str = "",
+              horizontal: bool = True, reference: float | None = None, reference_label: str = "",
+              value_format: str = "{:,.0f}") -> Figure:
+    """A bar chart with its title, its value axis named with its unit (`axis`), and each bar's value
+    written at its end. `reference` draws a line (a policy limit, say) across the bars.
+
+    Labels come from the store, so from requesters (batch refs, officer names): they are drawn as
+    plain text, never as matplotlib's math (`$...$`), cut to a length, and at most MAX_BARS are
+    drawn (the largest, or the latest), which the caption then says."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    if len(labels) > MAX_BARS:
+        keep = (sorted(range(len(values)), key=lambda i: -values[i])[:MAX_BARS] if horizontal
+                else range(len(values) - MAX_BARS, len(values)))
+        keep = sorted(keep)
+        caption = (f"{caption} " if caption else "") + \
+            f"{MAX_BARS} of {len(labels):,} shown: the {'largest' if horizontal else 'latest'}."
+        labels, values = [labels[i] for i in keep], [values[i] for i in keep]
+    labels = [label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…" for label in map(str, labels)]
+    count = max(len(labels), 1)
+    size = (WIDTH_IN, max(2.2, 0.3 * count + 1.3)) if horizontal else (WIDTH_IN, 3.4)
+    rc = {"text.parse_math": False, "text.usetex": False, "svg.fonttype": "none", "svg.hashsalt": name,
+          "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 11, "axes.labelsize": 9,
+          "xtick.labelsize": 9, "ytick.labelsize": 9, "text.color": INK, "axes.labelcolor": INK,
+          "xtick.color": INK, "ytick.color": INK}
+    with matplotlib.rc_context(rc):
+        fig, ax = plt.subplots(figsize=size, dpi=72)
+        try:
+            _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis)
+            ax.set_title(title, loc="left", pad=10)
+            fig.tight_layout()
+            out = io.StringIO()
+            fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
+        finally:
+            plt.close(fig)
+    return Figure(name, title, caption, presentational(out.getvalue(), name, title))
+
+
+def _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis) -> None:
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if not labels:
+        ax.text(0.5, 0.5, "nothing recorded yet", ha="center", va="center", transform=ax.transAxes, color=MUTED)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    texts = [value_format.format(v) for v in values]
+    if horizontal:
+        positions = list(range(len(labels)))[::-1]
+        bars = ax.barh(positions, values, color=BAR)
+        ax.set_yticks(positions, labels)
+        ax.set_xlabel(axis)
+        line = ax.axvline
+        ax.set_xlim(0, max(max(values), reference or 0, 1) * 1.15)  # room for the value labels
+    else:
+        bars = ax.bar(range(len(labels)), values, color=BAR)
+        slanted = len(labels) > 6
+        ax.set_xticks(range(len(labels)), labels, rotation=30 if slanted else 0, ha="right" if slanted else "center")
+        ax.set_ylabel(axis)
+        line = ax.axhline
+        ax.set_ylim(0, max(max(values), reference or 0, 1) * 1.15)
+    ax.bar_label(bars, labels=texts, padding=2, fontsize=8)
+    if reference is not None:
+        line(reference, color=LIMIT, linestyle="--", linewidth=1.2, label=reference_label)
+        ax.legend(fontsize=8, loc="lower right" if horizontal else "upper right", frameon=False)
+
+
+def presentational(svg: str, name: str, title: str) -> str:
+    """matplotlib's SVG with every `style` attribute and `<style>` rule turned into presentation
+    attributes, its metadata dropped, and a title for screen readers."""
+    root = ET.fromstring(svg[svg.index("<svg"):])
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if child.tag in (f"{{{SVG}}}metadata", f"{{{SVG}}}style") or (
+                    child.tag == f"{{{SVG}}}defs" and all(c.tag == f"{{{SVG}}}style" for c in child)):
+                parent.remove(child)
+    # matplotlib numbers its ids per chart (text_1, p1a2b...): prefixed, two charts on a page share none.
+    ids = {element.get("id") for element in root.iter() if element.get("id")}
+    for element in root.iter():
+        if element.get("id"):
+            element.set("id", f"{name}-{element.get('id')}")
+        for attribute, value in list(element.attrib.items()):
+            if "url(#" in value or (attribute == f"{{{XLINK}}}href" and value.startswith("#")):
+                for old in ids:
+                    value = value.replace(f"#{old})", f"#{name}-{old})")
+                    value = f"#{name}-{old}" if value == f"#{old}" else value
+                element.set(attribute, value)
+    for element in root.iter():
+        element.attrib.pop("{http://www.w3.org/XML/1998/namespace}space", None)
+        style = element.attrib.pop("style", None)
+        for declaration in (style or "").split(";"):
+            prop, sep, value = declaration.partition(":")
+            if sep:
+                element.set(prop.strip(), FONT if prop.strip() == "font-family" else value.strip())
+    # What matplotlib's one <style> rule (`*{stroke-linejoin: round; stroke-linecap: butt}`) said, inherited.
+    root.set("stroke-linejoin", "round")
+    root.set("stroke-linecap", "butt")
+    root.set("role", "img")
+    root.set("aria-labelledby", f"chart-{name}-title")
+    heading = ET.Element(f"{{{SVG}}}title", {"id": f"chart-{name}-title"})
+    heading.text = title
+    root.insert(0, heading)
+    return ET.tostring(root, encoding="unicode")
+
+
+__all__ = ["Figure", "bar_chart", "presentational"]

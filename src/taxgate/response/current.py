@@ -1,0 +1,123 @@
+"""The requester's response as it stands now, read from the store: each request's row as it was
+decided, with what happened to it since (an officer's review disclosed or declined it; a held
+address was released when its hold ended), up to the latest signed checkpoint.
+
+The response written when the batch was decided says what was decided then. A request in REVIEW or
+HELD is answered later, and the requester must not have to find that answer elsewhere: the row
+itself changes, `updated_ledger_index` names the ledger entry that changed it, and every row says
+the checkpoint it is current to (`as_of_ledger_size`), so the whole file can be checked against
+that one signed checkpoint. With nothing changed, the rows are the ones written at decision time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+
+from sqlalchemy import and_, case, func, select
+
+from taxgate.domain import Outcome, ReasonCode
+from taxgate.ledger import Ledger
+from taxgate.ledger.checkpoint import parse
+from taxgate.response import RESPONSE_COLUMNS, spreadsheet_safe
+from taxgate.store import Store
+from taxgate.store.models import Decision, Disclosure, HeldItem, Review
+
+CURRENT_COLUMNS = (*RESPONSE_COLUMNS, "updated_ledger_index", "as_of_ledger_size")
+_ADDRESS = ("street", "unit", "city", "state", "zip", "tax_year")
+_SHOWN = {c.value for c in ReasonCode if c.requester_visible}
+
+
+def checkpoint_size(store: Store) -> int:
+    """The size of the latest signed checkpoint: what the current response is current to."""
+    with store.session() as session:
+        note = Ledger(store).latest_checkpoint(session)
+    return parse(note).size if note else 0
+
+
+def _joined(columns, size: int):
+    """`columns` over the decisions, each with what befell it inside ledger size `size`."""
+    return (select(*columns).select_from(Decision)
+            .outerjoin(Disclosure, and_(Disclosure.decision_id == Decision.id, Disclosure.ledger_index < size))
+            .outerjoin(Review, and_(Review.decision_id == Decision.id, Review.ledger_index < size))
+            .outerjoin(HeldItem, and_(HeldItem.decision_id == Decision.id, HeldItem.ledger_index < size))
+            .where(Decision.ledger_index < size))
+
+
+# The one definition of a request's outcome now, and of the entry that changed it since its decision.
+_NOW = case((Disclosure.id.is_not(None), Outcome.DISCLOSED.value),
+            (Review.action == "decline", Outcome.NOT_DISCLOSED.value),
+            (Review.action == "disclose", Outcome.HELD.value),  # the officer disclosed it; an order holds it
+            else_=Decision.outcome).label("now")
+_CHANGED_BY = case((and_(Disclosure.id.is_not(None), Decision.outcome != Outcome.DISCLOSED.value),
+                    Disclosure.ledger_index),
+                   (Review.action == "decline", Review.ledger_index),
+                   (Review.action == "disclose", func.coalesce(HeldItem.ledger_index, Review.ledger_index)),
+                   else_=None).label("changed_by")
+
+
+def current_rows(store: Store, batch_id: int, size: int, chunk: int = 5_000) -> Iterator[dict]:
+    """Each request of the batch in row order, as it stands at ledger size `size`."""
+    query = (_joined((Decision.request_id, _NOW, Decision.reasons, Decision.refused_items, Decision.ledger_index,
+                      Disclosure.value, _CHANGED_BY), size)
+             .where(Decision.batch_id == batch_id).order_by(Decision.row_number).execution_options(yield_per=chunk))
+    with store.session() as session:
+        for row in session.execute(query):
+            address = json.loads(row.value) if row.value is not None else {}
+            yield {
+                "request_id": row.request_id, "outcome": row.now,
+                "reasons": ";".join(c for c in row.reasons.split(";") if c in _SHOWN),
+                "refused_items": row.refused_items,
+                **{f"address_{p}": str(address.get(p, "") or "") for p in _ADDRESS},
+                "ledger_index": str(row.ledger_index),
+                "updated_ledger_index": "" if row.changed_by is None else str(row.changed_by),
+                "as_of_ledger_size": str(size),
+            }
+
+
+def current_outcomes(store: Store, batch_ids: list[int], size: int) -> dict[int, dict[str, int]]:
+    """Per batch, how many requests stand at each outcome now (what the batch page counts)."""
+    query = _joined((Decision.batch_id, _NOW, func.count()), size).where(Decision.batch_id.in_(batch_ids)) \
+        .group_by(Decision.batch_id, _NOW)
+    counts: dict[int, dict[str, int]] = {}
+    with store.session() as session:
+        for batch_id, outcome, n in session.execute(query):
+            counts.setdefault(batch_id, {})[outcome] = n
+    return counts
+
+
+def later_answers(store: Store, batch_ids: list[int], size: int) -> dict[int, int]:
+    """Per batch, how many requests were answered after the batch was decided (reviews, holds)."""
+    query = _joined((Decision.batch_id, func.count()), size).where(Decision.batch_id.in_(batch_ids),
+                                                                  _CHANGED_BY.is_not(None)).group_by(Decision.batch_id)
+    with store.session() as session:
+        return dict(session.execute(query).all())
+
+
+def as_csv(rows: Iterator[dict], lines: int = 2_000) -> Iterator[str]:
+    """The rows as CSV text (header first, spreadsheet-safe), a few thousand lines at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CURRENT_COLUMNS)
+    for n, row in enumerate(rows, 1):
+        writer.writerow([spreadsheet_safe(row[c]) for c in CURRENT_COLUMNS])
+        if n % lines == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def as_jsonl(rows: Iterator[dict], lines: int = 2_000) -> Iterator[str]:
+    out: list[str] = []
+    for row in rows:
+        out.append(json.dumps(row, ensure_ascii=False) + "\n")
+        if len(out) == lines:
+            yield "".join(out)
+            out.clear()
+    yield "".join(out)
+
+
+__all__ = ["CURRENT_COLUMNS", "as_csv", "as_jsonl", "checkpoint_size", "current_outcomes", "current_rows", "later_answers"]
