@@ -235,7 +235,7 @@ def test_explain_gives_the_figure_behind_a_cross_batch_refusal(world, tmp_path, 
     for name, prefix, cases in (("a", "XA", 30), ("b", "XB", 21)):
         manifest = write_batch(tmp_path / name, f"EXPLAIN-{name}", caseload(prefix, cases))
         process(manifest, world["master"], tmp_path / name / "out", store=store)
-    run = subprocess.run([sys.executable, "-m", "taxgate", "explain", "XB-1", "--out", str(tmp_path / "b" / "out")],
+    run = subprocess.run([sys.executable, "-m", "taxgate", "explain", "XB-1", "--response", str(tmp_path / "b" / "out")],
                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
     assert run.returncode == 0, run.stderr
     assert ("ENGAGED_OFFICIAL_IMPLAUSIBLE (26 U.S.C. § 6103(i)(2)(A)): 51 cases for the officer within 365 days "

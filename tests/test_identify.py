@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -76,20 +77,31 @@ def test_explain_shows_the_evidence(world, tmp_path):
     assert disclosed["candidate"]["address_on_record"] and disclosed["names_agree"]
     assert set(disclosed["fields"]) == {"given", "surname", "middle_initial", "suffix", "dob", "tin", "house_number",
                                         "street_name", "unit", "zip5", "city_state"}
-    run = subprocess.run([sys.executable, "-m", "taxgate", "explain", disclosed["request_id"], "--out", tmp_path / "out"],
-                         capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "taxgate", "explain", disclosed["request_id"], "--response",
+                          tmp_path / "out"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert disclosed["candidate"]["tin"] in run.stdout and "house_number" in run.stdout
+    assert disclosed["candidate"]["tin"] in run.stdout and "house number" in run.stdout
+    assert "threshold for a positive identification 20" in run.stdout  # the policy it was held to
     chart = (tmp_path / "out" / f"explain-{disclosed['request_id']}.html").read_text()
-    assert "vega" in chart and "<script src=\"http" not in chart  # libraries inlined: opens offline
+    assert "<script" not in chart and "<svg" in chart and "How each field moved the match weight" in chart
 
-    from taxgate.identify.waterfall import waterfall_records
+    from taxgate.reports.explanation import steps
 
-    records = waterfall_records(disclosed)
-    assert records[0]["column_name"] == "Prior" and records[-1]["column_name"] == "Final score"
-    # The bars add up to the candidate's match weight: the chart explains the number that decided.
-    assert abs(records[-1]["log2_bayes_factor"] - disclosed["candidate"]["weight"]) < 0.01
-    missing = subprocess.run([sys.executable, "-m", "taxgate", "explain", "NO-SUCH", "--out", tmp_path / "out"],
+    drawn = steps(disclosed)
+    assert drawn[0][0].startswith("prior")
+    # The bars add up to the candidate's match weight: the chart explains the number that decided,
+    # and so does the table's last line.
+    total = sum(weight for _, weight in drawn)
+    assert abs(total - disclosed["candidate"]["weight"]) < 0.01
+    assert f"{total:.1f}" in run.stdout.split("match weight")[-1]
+    # a request refused with no candidate is explained too, by its codes and their citations
+    refused = next(r for r in csv.DictReader(open(tmp_path / "out" / "decisions.csv", encoding="utf-8"))
+                   if r["reasons"] == "ID_NO_CANDIDATE")
+    told = subprocess.run([sys.executable, "-m", "taxgate", "explain", refused["request_id"], "--response",
+                           tmp_path / "out"], capture_output=True, text=True)
+    assert told.returncode == 0 and "ID_NO_CANDIDATE (26 U.S.C. § 6103(a))" in told.stdout
+    assert "never looked up" not in told.stdout
+    missing = subprocess.run([sys.executable, "-m", "taxgate", "explain", "NO-SUCH", "--response", tmp_path / "out"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
 

@@ -161,7 +161,7 @@ def demo(
     console.rule()
     console.print(f"Demo done in {time.perf_counter() - started:.1f} s. World: {out / 'world'}  Batch: {manifest}",
                   soft_wrap=True)
-    console.print(f"Why a request went as it did: taxgate explain REQUEST_ID --out {out / 'response'}", soft_wrap=True)
+    console.print(f"Why a request went as it did: taxgate explain REQUEST_ID --response {out / 'response'}", soft_wrap=True)
     console.print(f"Oversight report (opens offline): {html}  PDF: {pdf}", soft_wrap=True)
 
 
@@ -189,24 +189,40 @@ def rules() -> None:
 
 @app.command()
 def explain(
-    request_id: str = typer.Argument(..., help="The request to explain."),
-    out: Path = typer.Option(..., "--out", help="The folder `taxgate process` wrote (it reads evidence.jsonl)."),
+    request_id: str = typer.Argument(..., help="The request to explain (its request_id in the response)."),
+    response: Path = typer.Option(None, "--response", help="The folder `taxgate process --out DIR` wrote the response "
+                                  "into (evidence.jsonl, decisions.csv, summary.json)."),
+    out: Path = typer.Option(None, "--out", hidden=True, help="Old name of --response."),
+    policy: Path = typer.Option(None, "--policy", help="Policy file or folder the batch was judged under (default: the "
+                                "shipped policy)."),
 ) -> None:
-    """Why a request was or was not identified: candidate, runner-up, every field's level and weight."""
+    """Why a request went as it did: the rule that decided it in words, with its citation and the
+    thresholds it was held to; for an identified request, the candidate, the runner-up and how each
+    field moved the match weight (also drawn as a chart, explain-ID.html, that opens offline)."""
+    import csv
     import json
 
-    path = out / "evidence.jsonl"
-    if not path.is_file():
-        fail(f"no evidence file in {out}: run `taxgate process ... --out {out}` first")
+    from taxgate.reports.explanation import explanation, refusal_lines
+    from taxgate.render import to_html
+
+    folder = response or out
+    if folder is None:
+        fail("say which response: --response DIR (the folder `taxgate process --out DIR` wrote)")
+    if not (folder / "decisions.csv").is_file():
+        fail(f"no response in {folder}: run `taxgate process MANIFEST --master MASTER --out {folder}` first")
     found = None
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            if record["request_id"] == request_id:
-                found = record
-                break
+    if (folder / "evidence.jsonl").is_file():
+        with open(folder / "evidence.jsonl", encoding="utf-8") as fh:
+            found = next((r for r in map(json.loads, fh) if r["request_id"] == request_id), None)
     if found is None:
-        fail(f"request {request_id!r} was not identified in {out} (refused requests are never looked up)")
+        with open(folder / "decisions.csv", encoding="utf-8", newline="") as fh:
+            decided = [r for r in csv.DictReader(fh) if r["request_id"] == request_id]
+        if not decided:
+            fail(f"request {request_id!r} is not in the response in {folder}")
+        for record in decided:  # a request id may repeat in a batch (each a row of its own)
+            for line in refusal_lines(record):
+                console.print(line, soft_wrap=True)
+        return
     for code, figure in found.get("figures", {}).items():  # the figure behind a cross-batch refusal
         reason = ReasonCode(code)
         counted = figure.get("cases", figure.get("uses"))
@@ -224,24 +240,48 @@ def explain(
                           soft_wrap=True)
     if "candidate" not in found:
         return
-    candidate, runner = found["candidate"], found["runner_up"]
-    console.print(f"[bold]{request_id}[/]: {found['outcome']}, {found['decision']}")
-    console.print(f"candidate TIN {candidate['tin']} weight {candidate['weight']}, "
-                  f"address on record: {candidate['address_on_record']}, names agree: {found.get('names_agree', '-')}")
-    console.print(f"runner-up: {runner['tin'] or 'none'} weight {runner['weight']}")
-    table = Table(title="Match weight, field by field (log2 Bayes factor; the prior is not shown)")
-    for column in ("field", "level", "weight", "term-frequency adj.", "running total"):
-        table.add_column(column, justify="right" if column != "field" else "left")
-    total = 0.0
-    for name, field in found["fields"].items():
-        total += field["weight"] + field.get("tf", 0.0)
-        table.add_row(name, str(field["level"]), f"{field['weight']:+.2f}", f"{field.get('tf', 0.0):+.2f}", f"{total:.2f}")
-    console.print(table)
-    from taxgate.identify.waterfall import waterfall_html
+    rule = _identification_policy(folder, policy)
+    document = explanation(found, rule.threshold, rule.review, rule.margin)
+    console.print(f"[bold]{document.title}[/] ({document.subtitle})")
+    for label, value in document.facts:
+        console.print(f"{label}: {value}", soft_wrap=True)
+    for line in document.sections[0].paragraphs:
+        console.print(f"- {line}", soft_wrap=True)
+    table = Table(title="Match weight, field by field (log2 Bayes factor), from the prior to the weight that decided")
+    for column in ("field", "compared", "level", "weight", "running total"):
+        table.add_column(column, justify="right" if column in ("weight", "running total") else "left")
+    from taxgate.reports.explanation import steps
 
-    chart = out / f"explain-{request_id}.html"
-    chart.write_text(waterfall_html(found), encoding="utf-8")
-    console.print(f"Waterfall chart (opens offline): {chart}")
+    total = 0.0
+    drawn = steps(found)
+    table.add_row(drawn[0][0], "", "", f"{drawn[0][1]:+.1f}", f"{drawn[0][1]:.1f}")
+    total = drawn[0][1]
+    for (field, compared, level, weight), (_, value) in zip(document.sections[1].rows, drawn[1:]):
+        total += value
+        table.add_row(field, compared, level, weight, f"{total:.1f}")
+    table.add_row("[bold]match weight[/]", "", "", "", f"[bold]{total:.1f}[/]")
+    console.print(table)
+    chart = folder / f"explain-{request_id}.html"
+    chart.write_text(to_html(document), encoding="utf-8")
+    console.print(f"Chart (opens offline): {chart}", soft_wrap=True)
+
+
+def _identification_policy(folder: Path, policy_path: Path | None):
+    """The identification thresholds of the policy version the batch was judged under (summary.json)."""
+    import json
+    from datetime import date
+
+    from taxgate.policy import load_policies, policy_in_force
+
+    policies = load_policies(policy_path)
+    summary = folder / "summary.json"
+    version = json.loads(summary.read_text()).get("policy_version") if summary.is_file() else None
+    chosen = next((p for p in policies if p.recorded == version), None)
+    if chosen is None:
+        chosen = policy_in_force(policies, date.today())
+        console.print(f"(policy {version or 'unknown'} not found: thresholds of {chosen.recorded}, in force today)",
+                      soft_wrap=True)
+    return chosen.identification
 
 
 def _print_result(result) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from taxgate.render.charts import Figure, bar_chart
+from taxgate.render.charts import Figure, bar_chart, waterfall_chart
 
 _env = Environment(loader=PackageLoader("taxgate.render", "templates"), autoescape=select_autoescape(["html"]))
 _env.tests["numeric"] = lambda value: bool(re.fullmatch(r"[-+]?[\d,]+(\.\d+)?%?", str(value)))  # right-aligned
@@ -74,4 +74,4 @@ def write(document: Document, path: Path) -> tuple[Path, Path]:
     return html, pdf
 
 
-__all__ = ["Document", "Figure", "Section", "bar_chart", "html_to_pdf", "to_html", "to_pdf", "write"]
+__all__ = ["Document", "Figure", "Section", "bar_chart", "html_to_pdf", "to_html", "to_pdf", "waterfall_chart", "write"]

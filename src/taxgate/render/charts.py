@@ -75,6 +75,48 @@ def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, 
     return Figure(name, title, caption, presentational(out.getvalue(), name, title))
 
 
+def waterfall_chart(name: str, title: str, steps: list[tuple[str, float]], *, axis: str, total_label: str,
+                    lines: list[tuple[float, str, str]] = (), caption: str = "") -> Figure:
+    """How each step moves a total from zero: one bar per step (for in the bars' colour, against in
+    red), then the total; `lines` are (value, label, style) drawn across, a threshold say."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    rc = {"text.parse_math": False, "text.usetex": False, "svg.fonttype": "none", "svg.hashsalt": name,
+          "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 11, "text.color": INK}
+    labels = [label for label, _ in steps] + [total_label]
+    with matplotlib.rc_context(rc):
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.3 * len(labels) + 1.6), dpi=72)
+        try:
+            running, positions = 0.0, list(range(len(labels)))[::-1]
+            for y, (_, delta) in zip(positions, steps):
+                ax.barh(y, delta, left=running, color=BAR if delta >= 0 else LIMIT)
+                ax.text(max(running, running + delta) + 0.4, y, f"{delta:+.1f}", va="center", fontsize=8)
+                running += delta
+            ax.barh(positions[-1], running, color=INK)
+            ax.text(max(running, 0) + 0.4, positions[-1], f"{running:.1f}", va="center", fontsize=8, fontweight="bold")
+            for value, label, style in lines:
+                ax.axvline(value, color=LIMIT if style == "--" else MUTED, linestyle=style, linewidth=1.2,
+                           label=f"{label} ({value:.1f})")
+            ax.axvline(0, color=INK, linewidth=0.8)
+            ax.set_yticks(positions, labels)
+            ax.set_xlabel(axis)
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+            if lines:  # beneath the axis, where no bar can hide it
+                ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06 - 0.7 / (0.3 * len(labels) + 1.6)),
+                          ncol=len(lines), frameon=False)
+            ax.set_title(title, loc="left", pad=10)
+            fig.tight_layout()
+            out = io.StringIO()
+            fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
+        finally:
+            plt.close(fig)
+    return Figure(name, title, caption, presentational(out.getvalue(), name, title))
+
+
 def _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -142,4 +184,4 @@ def presentational(svg: str, name: str, title: str) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-__all__ = ["Figure", "bar_chart", "presentational"]
+__all__ = ["Figure", "bar_chart", "presentational", "waterfall_chart"]

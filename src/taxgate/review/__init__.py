@@ -8,16 +8,17 @@ and decides. The decision is ledgered; a confirmed identification releases the l
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from taxgate.domain import Outcome
+from taxgate.identify.evidence import thresholds_line, why
 from taxgate.identify.master import taxpayer_records
 from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, checked_row, sign_checkpoint
 from taxgate.ledger.signing import entries_of_kinds
-from taxgate.policy import Policy, load_policies
+from taxgate.policy import Policy, load_policies, policy_in_force
 from taxgate.release import Item, releasable, release_or_hold
 from taxgate.release.entries import BATCH_RECEIVED, DECISIONS, item_value, sha256
 from taxgate.store import Store
@@ -73,11 +74,14 @@ def queue(store: Store, limit: int = 200, offset: int = 0) -> tuple[int, list[di
                    for d, agency, ref, received in rows]
 
 
-def case(store: Store, decision_id: int, master_path: Path, open_only: bool = True) -> dict:
+def case(store: Store, decision_id: int, master_path: Path, open_only: bool = True,
+         policies: list[Policy] | None = None) -> dict:
     """What the officer sees: the request as sent, the candidate's and the runner-up's records as
-    filed, the per-field evidence, and any decision already made. The master's records of a
-    taxpayer are shown only to decide a request in REVIEW (`open_only`): a decided request, or
-    one never in review, is not a window on the master (an auditor passes open_only=False)."""
+    filed, the per-field evidence, the rule that put the request where it is (in words, with the
+    thresholds of the policy the batch was judged under), and any decision already made. The
+    master's records of a taxpayer are shown only to decide a request in REVIEW (`open_only`): a
+    decided request, or one never in review, is not a window on the master (an auditor passes
+    open_only=False)."""
     with store.session() as session:
         found = session.execute(select(Decision, Batch).join(Batch, Batch.id == Decision.batch_id)
                                 .where(Decision.id == decision_id)).first()
@@ -90,6 +94,9 @@ def case(store: Store, decision_id: int, master_path: Path, open_only: bool = Tr
         raise ReviewError(f"decision {decision_id} is not in review ({state}): its case is closed to officers", 409)
     evidence = json.loads(decision.evidence) if decision.evidence else {}
     records = taxpayer_records(master_path, [decision.matched_tin, decision.runner_up_tin])
+    rule = policy_in_force(policies if policies is not None else load_policies(),
+                           date.fromisoformat(batch.as_of)).identification
+    lines = (rule.threshold, rule.review, rule.margin)
     return {
         "decision": decision.id, "batch": batch.id, "agency": batch.agency, "batch_ref": batch.batch_ref,
         "row": decision.row_number, "request_id": decision.request_id, "outcome": decision.outcome,
@@ -104,6 +111,9 @@ def case(store: Store, decision_id: int, master_path: Path, open_only: bool = Tr
         "facts": {k: evidence.get(k) for k in ("decision", "names_agree", "middle_initial_conflict",
                                                  "namesakes_at_address")},
         "candidate_facts": evidence.get("candidate") or {},
+        "thresholds": {"threshold": rule.threshold, "review": rule.review, "margin": rule.margin},
+        "why": why(evidence, *lines) if evidence else [],
+        "weights": thresholds_line(evidence, *lines) if evidence else "",
         "review": None if review is None else {
             "officer": review.officer, "action": review.action, "note": review.note,
             "at": review.at.isoformat(timespec="seconds"), "ledger_index": review.ledger_index},

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from taxgate.accounts import Principal
+from taxgate.identify.evidence import FIELD_NAMES, level_meaning, top_level
 from taxgate.review import ACTIONS, ReviewError, case, decide_review, queue
 from taxgate.service.access import allow, page, reading
 from taxgate.service.deps import ERRORS, Id, State
@@ -43,7 +44,7 @@ def get_review(request: Request, state: State, decision_id: Id, user: Principal 
     with reading(request, user, "review_case", f"decision {decision_id}"):
         try:
             return case(state.store, decision_id, state.settings.master,
-                        open_only=user.role == "officer")
+                        open_only=user.role == "officer", policies=state.policies())
         except ReviewError as exc:
             raise HTTPException(exc.status, str(exc)) from None
 
@@ -70,7 +71,7 @@ def review(request: Request, state: State, decision_id: Id, who: Page = page("of
     with reading(request, who[0], "review_case", f"decision {decision_id}"):
         try:
             found = case(state.store, decision_id, state.settings.master,
-                         open_only=who[0].role == "officer")
+                         open_only=who[0].role == "officer", policies=state.policies())
         except ReviewError as exc:
             raise HTTPException(exc.status, str(exc)) from None
     return render(request, "review.html", who, c=found, actions=ACTIONS, fields=_side_by_side(found))
@@ -87,22 +88,33 @@ SIDE_BY_SIDE = (
 
 
 def _side_by_side(found: dict) -> list[dict]:
-    """One row per field: the request's value, the candidate's latest record's, and the evidence
-    (each comparison's level and match weight; level -1: missing on a side, 0: different)."""
+    """One row per field: the request's value, the candidate's and the runner-up's latest records,
+    whether each differs from the request, and the evidence in words (each comparison's level, what
+    it means in the model, and its match weight)."""
     asked = found["request"]
-    record = (found["candidate"]["records"] or [{}])[0]
+    candidate = (found["candidate"]["records"] or [{}])[0]
+    runner = (found["runner_up"]["records"] or [{}])[0]
     rows = []
     for label, columns, comparisons in SIDE_BY_SIDE:
         evidence = [(name, found["fields"].get(name) or {}) for name in comparisons]
-        weight = sum(float(e.get("weight") or 0) for _, e in evidence)
+        weight = sum(float(e.get("weight") or 0) + float(e.get("tf") or 0) for _, e in evidence)
+        said = " ".join(str(asked.get(c) or "") for c in columns).strip()
+        filed = " ".join(str(candidate.get(c) or "") for c in columns).strip()
+        other = " ".join(str(runner.get(c) or "") for c in columns).strip()
         rows.append({
-            "label": label, "asked": " ".join(str(asked.get(c) or "") for c in columns).strip(),
-            "filed": " ".join(str(record.get(c) or "") for c in columns).strip(),
-            "evidence": [f"{name}: level {e.get('level', '?')}, weight {float(e.get('weight') or 0):+.2f}"
+            "label": label, "asked": said, "filed": filed, "runner": other,
+            "filed_differs": _differs(said, filed), "runner_differs": _differs(said, other),
+            "evidence": [f"{FIELD_NAMES.get(name, name)}: {level_meaning(name, e['level'])} (level {e['level']} of "
+                         f"{top_level(name)}), weight {float(e.get('weight') or 0) + float(e.get('tf') or 0):+.1f}"
                          for name, e in evidence if e],
             "weight": weight, "missing": all(e.get("level") == -1 for _, e in evidence if e),
         })
     return rows
+
+
+def _differs(asked: str, filed: str) -> bool:
+    """Both sides say something and it is not the same (case and spacing aside)."""
+    return bool(asked and filed) and " ".join(asked.casefold().split()) != " ".join(filed.casefold().split())
 
 
 @pages.post("/reviews/{decision_id}")
@@ -114,7 +126,7 @@ def decide(request: Request, state: State, decision_id: Id, action: Annotated[st
     except ReviewError as exc:
         try:  # the case again, with the reason beside the form (if it is still open): a read, logged
             with reading(request, who[0], "review_case", f"decision {decision_id}"):
-                found = case(state.store, decision_id, state.settings.master)
+                found = case(state.store, decision_id, state.settings.master, policies=state.policies())
         except ReviewError:
             raise HTTPException(exc.status, str(exc)) from None
         return render(request, "review.html", who, exc.status, c=found, actions=ACTIONS,

@@ -1,0 +1,129 @@
+"""An identification's evidence in words, for the officer who reviews it and for `taxgate explain`:
+what each comparison level means, and which rule of the positive-identification decision
+(`identify.DECISION_SQL`, DESIGN.md "Positive identification") gave the request its code.
+
+The words come from the trained model itself (each level's own label), so they cannot drift from
+what was scored; the rules are the decision query's, in the order it applies them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+from taxgate.identify import MODEL_FILE
+
+# What a field's comparison is called for a reader.
+FIELD_NAMES = {"given": "first name", "surname": "last name", "middle_initial": "middle initial", "suffix": "suffix",
+               "dob": "date of birth", "tin": "TIN", "house_number": "house number", "street_name": "street name",
+               "unit": "unit", "zip5": "ZIP", "city_state": "city and state"}
+
+_PHRASES = (  # a Splink level label, as a reader would say it
+    (r"^\(?\w+ is NULL\)?( OR .*)?$", "not compared: missing on one side"),
+    (r"^\(Exact match on city\) AND \(Exact match on state\)$", "the same city and state"),
+    (r"^Exact match on state$", "the same state, another city"),
+    (r"^Exact match on \w+_first$", "the first word is the same"),
+    (r"^Exact match on \w+_phonetic$", "sounds the same, spelled differently"),
+    (r"^Exact match on \w+$", "the same"),
+    (r"^Jaro-Winkler distance of \w+ >= ([\d.]+)$", r"spelled alike (Jaro-Winkler similarity at least \1)"),
+    (r"^Damerau-Levenshtein distance of \w+ <= 1$", "one typing error apart"),
+    (r"^All other comparisons$", "different"),
+)
+
+
+@cache
+def _levels(model_file: Path = MODEL_FILE) -> dict[str, dict[int, str]]:
+    """comparison -> comparison vector value -> the level's label, as the model was trained."""
+    model = json.loads(model_file.read_text())
+    labels = {}
+    for comparison in model["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        labels[comparison["output_column_name"]] = {len(levels) - 1 - i: lv["label_for_charts"] for i, lv in enumerate(levels)}
+        labels[comparison["output_column_name"]][-1] = "null (not compared)"
+    return labels
+
+
+def level_label(comparison: str, level: int) -> str:
+    """The model's own label for a comparison level (Splink's `label_for_charts`)."""
+    return _levels().get(comparison, {}).get(level, f"level {level}")
+
+
+def level_meaning(comparison: str, level: int) -> str:
+    """A comparison level in words: 'the same', 'spelled alike (...)', 'different', ..."""
+    if level == -1:
+        return "not compared: missing on one side"
+    label = level_label(comparison, level)
+    for pattern, words in _PHRASES:
+        if re.match(pattern, label):
+            return re.sub(pattern, words, label)
+    return label
+
+
+def top_level(comparison: str) -> int:
+    return max(_levels().get(comparison, {0: ""}))
+
+
+def why(evidence: dict, threshold: float, review: float, margin: float) -> list[str]:
+    """The rule that gave the request its identification code, in words, with the fields that
+    caused it; then, for a request in review, why an officer decides rather than the rule."""
+    code = (evidence.get("decision") or "").split(" ")[0]
+    in_review = "(review)" in (evidence.get("decision") or "")
+    fields = evidence.get("fields") or {}
+    candidate = evidence.get("candidate") or {}
+    weight = float(candidate.get("weight") or 0)
+    runner = evidence.get("runner_up") or {}
+    lines: list[str] = []
+    if code == "ID_TIN_CONFLICT":
+        lines.append("The TIN the request gives is not the candidate's: a contradiction vetoes any match.")
+    elif code == "ID_DOB_CONFLICT":
+        lines.append("The date of birth the request gives is not the candidate's: a contradiction vetoes any match.")
+    elif code == "ID_AMBIGUOUS":
+        behind = weight - float(runner.get("weight") or 0) if runner.get("tin") else None
+        if behind is not None and behind < margin:  # the decision's own order: the margin, then namesakes
+            lines.append(f"Two taxpayers fit almost equally: the candidate's weight is {weight:.1f} and the runner-up's "
+                         f"{float(runner['weight']):.1f}, {behind:.1f} apart, less than the margin of {margin:g} the "
+                         "rule requires.")
+        if evidence.get("namesakes_at_address"):
+            lines.append("Another taxpayer of the same name filed from this address, so the request cannot tell "
+                         "them apart.")
+    elif code == "ID_ADDRESS_NOT_ON_RECORD":
+        lines.append("The address the request gives is not one the candidate filed from, and a disclosure needs "
+                     "the taxpayer's own address on record beside the name.")
+        if candidate.get("address_near"):
+            lines.append("It is near one: the same house number and unit, the same ZIP or city, and a street "
+                         "spelled alike.")
+    elif code == "ID_WEAK":
+        causes = []
+        if not evidence.get("names_agree"):
+            differing = [f"the {FIELD_NAMES[name]} is {level_meaning(name, fields[name]['level'])} "
+                         f"(level {fields[name]['level']} of {top_level(name)})"
+                         for name in ("given", "surname") if name in fields and fields[name]["level"] < top_level(name)]
+            causes.append("the names do not agree" + (": " + "; ".join(differing) if differing else ""))
+        if evidence.get("middle_initial_conflict"):
+            causes.append("the middle initials differ")
+        if weight < threshold:
+            causes.append(f"the match weight {weight:.1f} is below the threshold of {threshold:g}")
+        lines.append("Not a positive identification: " + ("; ".join(causes) if causes else "the evidence is weak") + ".")
+    elif code == "ID_POSITIVE":
+        lines.append(f"A positive identification: the names agree, the address is one the taxpayer filed from, nothing "
+                     f"contradicts, the weight {weight:.1f} clears the threshold of {threshold:g} and leads the "
+                     f"runner-up by more than the margin of {margin:g}.")
+    if in_review:
+        lines.append(f"An officer decides, not the rule: the weight {weight:.1f} is at or above the review line of "
+                     f"{review:g}, and the names agree or differ only as a misspelling would.")
+    return lines
+
+
+def thresholds_line(evidence: dict, threshold: float, review: float, margin: float) -> str:
+    candidate = evidence.get("candidate") or {}
+    runner = evidence.get("runner_up") or {}
+    weight = float(candidate.get("weight") or 0)
+    lead = (f"the runner-up {float(runner['weight']):.1f}, {weight - float(runner['weight']):.1f} behind (margin "
+            f"required {margin:g})" if runner.get("tin") else "no runner-up")
+    return (f"Weight {weight:.1f}: threshold for a positive identification {threshold:g}, review line {review:g}; "
+            f"{lead}.")
+
+
+__all__ = ["FIELD_NAMES", "level_label", "level_meaning", "thresholds_line", "top_level", "why"]

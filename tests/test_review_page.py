@@ -1,0 +1,63 @@
+"""The review page supports a sound decision: it says in words which rule put the request in
+review and with which thresholds, puts the request, the candidate and the runner-up side by side
+with each difference marked, and explains each field's evidence."""
+
+from __future__ import annotations
+
+import re
+
+from taxgate.identify.evidence import level_meaning, why
+from taxgate.policy import load_policies, policy_in_force
+from test_current_response import _queue
+from test_service_access import console
+
+
+def test_the_case_says_why_it_is_in_review_with_the_policy_thresholds(service, small_batch):
+    queue = _queue(service, small_batch)
+    browser, _ = console(service, "officer")
+    case = service.client.get(f"/api/reviews/{queue[0]['decision']}", headers=service.auth("officer")).json()
+    rule = policy_in_force(load_policies(), __import__("datetime").date.today()).identification
+    assert case["thresholds"] == {"threshold": rule.threshold, "review": rule.review, "margin": rule.margin}
+    assert case["why"] and case["why"][-1].startswith("An officer decides, not the rule")
+    page = browser.get(f"/reviews/{queue[0]['decision']}").text
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert "Why it is in review" in text and f"review line of {rule.review:g}" in text
+    assert f"threshold for a positive identification {rule.threshold:g}" in text
+    # the weights are read as a person reads them, not as floats
+    assert not re.search(r"\d+\.\d{4,}", text)
+    # the runner-up's record is there beside the candidate's, not only its TIN
+    if case["runner_up"]["tin"]:
+        runner = case["runner_up"]["records"][0]
+        assert runner["last_name"] in text and runner["date_of_birth"] in text
+    # every field's level is said in words
+    for name, field in case["fields"].items():
+        assert level_meaning(name, field["level"]) in text.replace("&#39;", "'"), name
+
+
+def test_a_misspelt_surname_is_named_as_the_cause_and_marked():
+    evidence = {"decision": "ID_WEAK (review)", "names_agree": False, "middle_initial_conflict": False,
+                "candidate": {"weight": 70.0, "address_on_record": True}, "runner_up": {"tin": "", "weight": None},
+                "fields": {"given": {"level": 5, "weight": 5.0, "tf": 0.0}, "surname": {"level": 3, "weight": 7.0, "tf": 0.0}}}
+    lines = why(evidence, threshold=20, review=12, margin=6)
+    assert lines[0] == ("Not a positive identification: the names do not agree: the last name is spelled alike "
+                        "(Jaro-Winkler similarity at least 0.92) (level 3 of 5).")
+    assert "at or above the review line of 12" in lines[1]
+    # a weight over the threshold is not the cause and is not called one
+    assert "below the threshold" not in " ".join(lines)
+    ambiguous = why({**evidence, "decision": "ID_AMBIGUOUS", "runner_up": {"tin": "1", "weight": 66.0}}, 20, 12, 6)
+    assert ambiguous == ["Two taxpayers fit almost equally: the candidate's weight is 70.0 and the runner-up's 66.0, "
+                         "4.0 apart, less than the margin of 6 the rule requires."]
+
+
+def test_differences_are_marked_in_the_page(service, small_batch):
+    queue = _queue(service, small_batch)
+    browser, _ = console(service, "officer")
+    for item in queue:
+        case = service.client.get(f"/api/reviews/{item['decision']}", headers=service.auth("officer")).json()
+        asked, filed = case["request"], case["candidate"]["records"][0]
+        if (asked.get("last_name") or "").casefold() != filed["last_name"].casefold():
+            page = browser.get(f"/reviews/{item['decision']}").text
+            row = page[page.index(">Last name<"):].split("</tr>")[0]
+            assert 'class="differs"' in row and 'aria-label="differs"' in row and filed["last_name"] in row
+            return
+    raise AssertionError("no request in review has a last name that differs from the candidate's")
