@@ -138,7 +138,7 @@ def test_every_read_of_taxpayer_data_is_an_audit_record(decided):
     service.client.get("/api/batches/1/response", headers=requester)
     service.client.get("/api/batches/1/releases", headers=requester)
     service.client.get("/api/reviews", headers=service.auth("officer"))
-    service.client.get("/api/accounting/123-45-6789", headers=auditor)
+    service.client.post("/api/accounting", json={"tin": "123-45-6789"}, headers=auditor)
     service.client.get("/api/ledger/proof/0", headers=auditor)
     service.client.get("/api/notices", headers=auditor)
     got = {(r["event"], r["username"], r["outcome"]) for r in service.client.get("/api/reads", headers=auditor)

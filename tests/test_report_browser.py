@@ -84,11 +84,11 @@ def test_the_report_states_its_checkpoint_and_the_figures_inside_it(report, stor
 def test_the_pdf_is_the_html_printed_with_every_word_on_the_page(report):
     pdf = report.with_suffix(".pdf")
     assert words_off_page(pdf) == []
-    text = pdf_text(pdf)
+    text = pdf_text(pdf).replace(" ", "")  # text inside a chart is drawn word by word
     # the same document: every section heading, and the charts' titles as text (not pictures)
     for heading in ("Outcomes under the statute", "Identification", "Cases per officer", "Replays and retroactive audits",
                     "Match yield by batch", "Review rate by batch", "Distinct cases per engaged officer"):
-        assert heading in text, heading
+        assert heading.replace(" ", "") in text, heading
 
 
 def test_the_headline_counts_the_statute_and_the_replays_apart(report, store):

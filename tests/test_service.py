@@ -191,8 +191,13 @@ def test_an_officer_decides_a_review_and_it_is_ledgered(service, small_batch):
     assert [r["request_id"] for r in released] == [first["request_id"]]
     assert released[0]["address_street"] and released[0]["ledger_index"] == done.json()["disclosure_index"]
     # the auditor's accounting for the taxpayer shows it; the ledger and the store agree
-    lines = client.get(f"/api/accounting/{first['matched_tin']}", headers=service.auth("auditor")).json()["requests"]
+    lines = client.post("/api/accounting", json={"tin": first["matched_tin"]},
+                        headers=service.auth("auditor")).json()["requests"]
     assert any(line["disclosed_item"] == "last_known_address" for line in lines)
+    # as it stands now: the disclosed review is DISCLOSED in the accounting, not REVIEW
+    mine = [line for line in lines if line["request_id"] == first["request_id"]]
+    assert [line["outcome"] for line in mine] == ["DISCLOSED"] and mine[0]["practice"] == "26 U.S.C. § 6103(i)(2)"
+    assert mine[0]["disclosure_ledger_index"] == done.json()["disclosure_index"] and mine[0]["statute"]
     with service.store.session() as session:
         reviews = session.execute(select(Review)).scalars().all()
         entry = json.loads(Ledger(service.store).entry(session, reviews[0].ledger_index))
@@ -247,7 +252,7 @@ def test_an_auditor_proves_an_entry_against_the_checkpoint(service, small_batch)
     trusted = check_proof(proof, head["verifier_key"])
     assert trusted.size == proof["size"] and json.loads(proof["entry"])["kind"] == "decision"
     assert service.client.get(f"/api/ledger/proof/{10**9}", headers=auditor).status_code == 404
-    assert service.client.get("/api/accounting/12-34", headers=auditor).status_code == 422
+    assert service.client.post("/api/accounting", json={"tin": "12-34"}, headers=auditor).status_code == 422
 
 
 def test_an_interrupted_submission_is_queued_again_and_resumes(service, small_batch):

@@ -25,7 +25,7 @@ def test_opening_twice_migrates_once(database_url):
     open_store(database_url).close()
     again = open_store(database_url)
     with again.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0008"
+        assert MigrationContext.configure(connection).get_current_revision() == "0009"
     again.close()
 
 

@@ -233,24 +233,37 @@ def report_oversight(
 def report_accounting(
     tin: str = typer.Option(..., "--tin", help="The taxpayer's TIN."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+    csv_out: Path = typer.Option(None, "--csv", help="Also write the accounting to this CSV file."),
+    letter: Path = typer.Option(None, "--letter", help="Also write the letter to the taxpayer (HTML, and its PDF "
+                                "beside it)."),
     database_url: str = DATABASE,
 ) -> None:
-    """Every request about one taxpayer and every disclosure of their information."""
+    """Every request about one taxpayer and every disclosure of their information (§ 6103(p)(3)(A)):
+    who asked, for what purpose, under which practice, what left and when."""
     import json
 
-    from taxgate.reports import accounting
+    from taxgate.render import write
+    from taxgate.reports import ACCOUNTING_COLUMNS, accounting, accounting_letter
+    from taxgate.response import SafeCSV
 
     rows = accounting(store_at(database_url), tin)
+    if csv_out:
+        with open(csv_out, "w", encoding="utf-8", newline="") as fh:
+            writer = SafeCSV(fh)
+            writer.writerow(ACCOUNTING_COLUMNS)
+            writer.writerows([row[c] for c in ACCOUNTING_COLUMNS] for row in rows)
+    if letter:
+        write(accounting_letter(rows, tin), letter.with_suffix(""))
     if as_json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
         return
     table = Table(title=f"Accounting of requests and disclosures, TIN ending {tin[-4:]} (26 U.S.C. § 6103(p)(3)(A))")
-    for column in ("received", "agency", "request_id", "about", "outcome", "disclosed_item", "disclosed", "ledger_index"):
+    shown = ("received", "agency", "official", "statute", "batch", "request_id", "about", "outcome", "disclosed")
+    for column in shown:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("received", "agency", "request_id", "about", "outcome",
-                                               "disclosed_item", "disclosed", "ledger_index")))
+        table.add_row(*(str(row[c]) for c in shown))
     console.print(table)
     console.print(f"{len(rows)} request(s), {sum(1 for r in rows if r['disclosed'])} disclosure(s).")
 

@@ -138,7 +138,7 @@ class BatchRecorder:
             decisions.append({
                 "batch_id": batch.id, "row_number": r.row_number, "request_id": r.request_id,
                 "requested_tin": r.requested_tin, "official": r.official, "case_number": r.case_number,
-                "outcome": d.outcome.value,
+                "statute": r.statute, "outcome": d.outcome.value,
                 "reasons": ";".join(c.value for c in d.codes), "refused_items": ";".join(d.refused_items),
                 "matched_tin": d.matched_tin, "match_weight": d.match_weight, "runner_up_tin": d.runner_up_tin,
                 "runner_up_weight": d.runner_up_weight, "evidence": r.evidence,

@@ -54,8 +54,10 @@ def batch_completed_entry(batch_id: int, rows: int, outcomes: dict[str, int]) ->
 
 def decision_entry(row: dict) -> dict:
     """One decision, with the rule-set and model versions it was decided under; its evidence (which
-    an officer's review reads) is committed to by its SHA-256."""
-    return {
+    an officer's review reads) is committed to by its SHA-256; the statute the request cites, when
+    it cites one (entries written before the store kept it have none)."""
+    cited = {"statute": row["statute"]} if row.get("statute") else {}
+    return {**cited,
         "kind": "decision", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
         "requested_tin": row["requested_tin"], "rule_set": f"{row['rule_set_version']}+{row['policy_version']}",
         "model": row["model_version"], "official": row["official"], "case": row["case_number"],
@@ -122,7 +124,7 @@ DECISIONS = Binding(
     fields=(Field("batch_id", Decision.batch_id, "int"), Field("row_number", Decision.row_number, "int"),
             Field("request_id", Decision.request_id), Field("requested_tin", Decision.requested_tin),
             Field("official", Decision.official), Field("case_number", Decision.case_number),
-            Field("outcome", Decision.outcome), Field("reasons", Decision.reasons),
+            Field("statute", Decision.statute), Field("outcome", Decision.outcome), Field("reasons", Decision.reasons),
             Field("refused_items", Decision.refused_items), Field("matched_tin", Decision.matched_tin),
             Field("match_weight", Decision.match_weight, "real?"), Field("runner_up_tin", Decision.runner_up_tin),
             Field("runner_up_weight", Decision.runner_up_weight, "real?"), Field("evidence", Decision.evidence, "str?"),

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape, quoteattr
 from dataclasses import dataclass
 
 SVG = "http://www.w3.org/2000/svg"
 XLINK = "http://www.w3.org/1999/xlink"
-ET.register_namespace("", SVG)
-ET.register_namespace("xlink", XLINK)
 
 BAR, LIMIT, INK, MUTED = "#1f5f8b", "#b03a2e", "#1b1b1b", "#555555"
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 MAX_BARS = 40
 MAX_LABEL = 48
+MAX_HEIGHT_IN = 8.4
 WIDTH_IN = 7.0  # the PDF's text width on a Letter page with 0.75in margins: drawn at 1:1, text keeps its size
 
 
@@ -57,7 +57,8 @@ def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, 
         labels, values = [labels[i] for i in keep], [values[i] for i in keep]
     labels = [label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…" for label in map(str, labels)]
     count = max(len(labels), 1)
-    size = (WIDTH_IN, max(2.2, 0.3 * count + 1.3)) if horizontal else (WIDTH_IN, 3.4)
+    # at most a page's height (Letter, less margins and a caption): a chart is never cut by a page break
+    size = (WIDTH_IN, min(MAX_HEIGHT_IN, max(2.2, 0.3 * count + 1.3))) if horizontal else (WIDTH_IN, 3.4)
     rc = {"text.parse_math": False, "text.usetex": False, "svg.fonttype": "none", "svg.hashsalt": name,
           "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 11, "axes.labelsize": 9,
           "xtick.labelsize": 9, "ytick.labelsize": 9, "text.color": INK, "axes.labelcolor": INK,
@@ -88,7 +89,7 @@ def waterfall_chart(name: str, title: str, steps: list[tuple[str, float]], *, ax
           "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 11, "text.color": INK}
     labels = [label for label, _ in steps] + [total_label]
     with matplotlib.rc_context(rc):
-        fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.3 * len(labels) + 1.6), dpi=72)
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, min(MAX_HEIGHT_IN, 0.3 * len(labels) + 1.6)), dpi=72)
         try:
             running, positions = 0.0, list(range(len(labels)))[::-1]
             for y, (_, delta) in zip(positions, steps):
@@ -168,6 +169,8 @@ def presentational(svg: str, name: str, title: str) -> str:
                 element.set(attribute, value)
     for element in root.iter():
         element.attrib.pop("{http://www.w3.org/XML/1998/namespace}space", None)
+        if f"{{{XLINK}}}href" in element.attrib:  # SVG 2's plain href: no xlink prefix to depend on
+            element.set("href", element.attrib.pop(f"{{{XLINK}}}href"))
         style = element.attrib.pop("style", None)
         for declaration in (style or "").split(";"):
             prop, sep, value = declaration.partition(":")
@@ -181,7 +184,22 @@ def presentational(svg: str, name: str, title: str) -> str:
     heading = ET.Element(f"{{{SVG}}}title", {"id": f"chart-{name}-title"})
     heading.text = title
     root.insert(0, heading)
-    return ET.tostring(root, encoding="unicode")
+    root.set("xmlns", SVG)
+    return "".join(_serialized(root))
+
+
+def _serialized(element: ET.Element):
+    """The tree as SVG text, written here rather than by ET.tostring: ElementTree's namespace
+    prefixes come from a registry global to the process, and a library that registers a default of
+    its own (WeasyPrint's PDF metadata does) turns every tag into ns0:svg, which no browser draws."""
+    tag = element.tag.rpartition("}")[2]
+    attributes = "".join(f" {name.rpartition('}')[2]}={quoteattr(value)}" for name, value in element.attrib.items())
+    yield f"<{tag}{attributes}>"
+    yield escape(element.text or "")
+    for child in element:
+        yield from _serialized(child)
+        yield escape(child.tail or "")
+    yield f"</{tag}>"
 
 
 __all__ = ["Figure", "bar_chart", "presentational", "waterfall_chart"]

@@ -37,7 +37,7 @@ def checkpoint_size(store: Store) -> int:
     return parse(note).size if note else 0
 
 
-def _joined(columns, size: int):
+def standing(columns, size: int):
     """`columns` over the decisions, each with what befell it inside ledger size `size`."""
     return (select(*columns).select_from(Decision)
             .outerjoin(Disclosure, and_(Disclosure.decision_id == Decision.id, Disclosure.ledger_index < size))
@@ -47,11 +47,11 @@ def _joined(columns, size: int):
 
 
 # The one definition of a request's outcome now, and of the entry that changed it since its decision.
-_NOW = case((Disclosure.id.is_not(None), Outcome.DISCLOSED.value),
+NOW = case((Disclosure.id.is_not(None), Outcome.DISCLOSED.value),
             (Review.action == "decline", Outcome.NOT_DISCLOSED.value),
             (Review.action == "disclose", Outcome.HELD.value),  # the officer disclosed it; an order holds it
             else_=Decision.outcome).label("now")
-_CHANGED_BY = case((and_(Disclosure.id.is_not(None), Decision.outcome != Outcome.DISCLOSED.value),
+CHANGED_BY = case((and_(Disclosure.id.is_not(None), Decision.outcome != Outcome.DISCLOSED.value),
                     Disclosure.ledger_index),
                    (Review.action == "decline", Review.ledger_index),
                    (Review.action == "disclose", func.coalesce(HeldItem.ledger_index, Review.ledger_index)),
@@ -60,8 +60,8 @@ _CHANGED_BY = case((and_(Disclosure.id.is_not(None), Decision.outcome != Outcome
 
 def current_rows(store: Store, batch_id: int, size: int, chunk: int = 5_000) -> Iterator[dict]:
     """Each request of the batch in row order, as it stands at ledger size `size`."""
-    query = (_joined((Decision.request_id, _NOW, Decision.reasons, Decision.refused_items, Decision.ledger_index,
-                      Disclosure.value, _CHANGED_BY), size)
+    query = (standing((Decision.request_id, NOW, Decision.reasons, Decision.refused_items, Decision.ledger_index,
+                      Disclosure.value, CHANGED_BY), size)
              .where(Decision.batch_id == batch_id).order_by(Decision.row_number).execution_options(yield_per=chunk))
     with store.session() as session:
         for row in session.execute(query):
@@ -79,8 +79,8 @@ def current_rows(store: Store, batch_id: int, size: int, chunk: int = 5_000) -> 
 
 def current_outcomes(store: Store, batch_ids: list[int], size: int) -> dict[int, dict[str, int]]:
     """Per batch, how many requests stand at each outcome now (what the batch page counts)."""
-    query = _joined((Decision.batch_id, _NOW, func.count()), size).where(Decision.batch_id.in_(batch_ids)) \
-        .group_by(Decision.batch_id, _NOW)
+    query = standing((Decision.batch_id, NOW, func.count()), size).where(Decision.batch_id.in_(batch_ids)) \
+        .group_by(Decision.batch_id, NOW)
     counts: dict[int, dict[str, int]] = {}
     with store.session() as session:
         for batch_id, outcome, n in session.execute(query):
@@ -90,8 +90,8 @@ def current_outcomes(store: Store, batch_ids: list[int], size: int) -> dict[int,
 
 def later_answers(store: Store, batch_ids: list[int], size: int) -> dict[int, int]:
     """Per batch, how many requests were answered after the batch was decided (reviews, holds)."""
-    query = _joined((Decision.batch_id, func.count()), size).where(Decision.batch_id.in_(batch_ids),
-                                                                  _CHANGED_BY.is_not(None)).group_by(Decision.batch_id)
+    query = standing((Decision.batch_id, func.count()), size).where(Decision.batch_id.in_(batch_ids),
+                                                                  CHANGED_BY.is_not(None)).group_by(Decision.batch_id)
     with store.session() as session:
         return dict(session.execute(query).all())
 
@@ -120,4 +120,4 @@ def as_jsonl(rows: Iterator[dict], lines: int = 2_000) -> Iterator[str]:
     yield "".join(out)
 
 
-__all__ = ["CURRENT_COLUMNS", "as_csv", "as_jsonl", "checkpoint_size", "current_outcomes", "current_rows", "later_answers"]
+__all__ = ["CHANGED_BY", "CURRENT_COLUMNS", "NOW", "standing", "as_csv", "as_jsonl", "checkpoint_size", "current_outcomes", "current_rows", "later_answers"]

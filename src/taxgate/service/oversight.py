@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path as PathParam, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from taxgate.accounts import Principal
 from taxgate.ledger import Ledger
 from taxgate.normalize.text import digits
-from taxgate.reports import accounting
+from taxgate.render import to_pdf
+from taxgate.reports import ACCOUNTING_COLUMNS, accounting, accounting_letter
+from taxgate.response import SafeCSV
 from taxgate.review import queue
 from taxgate.service.access import EVERYONE, allow, page, reading
 from taxgate.service.deps import ERRORS, READERS, State, state_of
@@ -26,12 +30,16 @@ api = APIRouter(prefix="/api", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
 
 
-@api.get("/accounting/{tin}", summary="§ 6103(p)(3)(A) accounting: every request about one taxpayer",
-            responses={422: {"description": "Not a TIN"}})
-def get_accounting(request: Request, state: State, tin: Annotated[str, PathParam(pattern=r"^\d{3}-?\d{2}-?\d{4}$")],
-                   user: Principal = allow("auditor")) -> dict:
-    with reading(request, user, "accounting", f"tin {digits(tin)}"):
-        return {"tin": digits(tin), "requests": accounting(state.store, tin)}
+class AccountingIn(BaseModel):
+    tin: str = Field(pattern=r"^\d{3}-?\d{2}-?\d{4}$", description="The taxpayer's TIN (in the body: a TIN is "
+                     "never put in a URL, where logs and browser histories keep it)")
+
+
+@api.post("/accounting", summary="§ 6103(p)(3)(A) accounting: every request about one taxpayer, who asked and why, "
+             "what left", responses={422: {"description": "Not a TIN"}})
+def post_accounting(request: Request, state: State, body: AccountingIn, user: Principal = allow("auditor")) -> dict:
+    with reading(request, user, "accounting", f"tin {digits(body.tin)}"):
+        return {"tin": digits(body.tin), "requests": accounting(state.store, body.tin)}
 
 
 _figures_cache: dict = {}
@@ -80,17 +88,30 @@ def dashboard(request: Request, state: State, who: Page = page(*EVERYONE)) -> HT
 
 
 @pages.get("/accounting")
-def accounting_page(request: Request, state: State, who: Page = page("auditor"), tin: str = "") -> HTMLResponse:
-    rows, error = None, ""
-    if tin:
-        from taxgate.normalize.text import digits
+def accounting_page(request: Request, who: Page = page("auditor")) -> HTMLResponse:
+    return render(request, "accounting.html", who, tin="", rows=None, error="")
 
-        if len(digits(tin)) != 9:
-            error = "A TIN has nine digits."
-        else:
-            with reading(request, who[0], "accounting", f"tin {digits(tin)}"):
-                rows = accounting(state.store, tin)
-    return render(request, "accounting.html", who, tin=tin[:20], rows=rows, error=error)
+
+@pages.post("/accounting")
+def accounting_lookup(request: Request, state: State, tin: Annotated[str, Form(max_length=20)],
+                      fmt: Annotated[str, Form(max_length=8)] = "html", who: Page = page("auditor")) -> Response:
+    """The lookup is a POST, so the TIN stays out of URLs, logs and browser histories; `fmt` gives the
+    table (html), its CSV, or the letter to the taxpayer (pdf)."""
+    if len(digits(tin)) != 9 or fmt not in ("html", "csv", "pdf"):
+        return render(request, "accounting.html", who, 422, tin=tin[:20], rows=None, error="A TIN has nine digits.")
+    with reading(request, who[0], "accounting", f"tin {digits(tin)}"):
+        rows = accounting(state.store, tin)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = SafeCSV(out)
+        writer.writerow(ACCOUNTING_COLUMNS)
+        writer.writerows([row[c] for c in ACCOUNTING_COLUMNS] for row in rows)
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="accounting-{digits(tin)[-4:]}.csv"'})
+    if fmt == "pdf":
+        return Response(to_pdf(accounting_letter(rows, tin)), media_type="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="accounting-letter-{digits(tin)[-4:]}.pdf"'})
+    return render(request, "accounting.html", who, tin=tin[:20], rows=rows, error="")
 
 
 @pages.get("/reports/oversight.{fmt}")

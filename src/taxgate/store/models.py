@@ -85,6 +85,7 @@ class Decision(Base):
     # (p)(3)(A)'s accounting of the request: who asked, for which case (caseloads in the oversight report)
     official: Mapped[str] = mapped_column(String(200), default="", server_default="")
     case_number: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    statute: Mapped[str] = mapped_column(Text, default="", server_default="")  # as the request cites it: the purpose
     outcome: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[str] = mapped_column(Text)  # ";"-separated codes
     refused_items: Mapped[str] = mapped_column(Text)
