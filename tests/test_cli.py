@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -88,6 +89,19 @@ def test_rules_lists_every_code_with_its_citation_and_meaning():
         assert code.citation in rows[code.value] and code.meaning in rows[code.value], code
 
 
+def test_help_and_rules_read_right_at_80_columns():
+    """At a terminal's 80 columns a reason code is never split mid-word, and a flag is shown as a
+    flag, not as an option that takes a `<bool>`."""
+    from taxgate.domain import ReasonCode
+
+    env = {**os.environ, "COLUMNS": "80"}
+    rules = subprocess.run([sys.executable, "-m", "taxgate", "rules"], capture_output=True, text=True, env=env)
+    assert all(code.value in rules.stdout for code in ReasonCode)
+    helped = subprocess.run([sys.executable, "-m", "taxgate", "report", "accounting", "--help"], capture_output=True,
+                            text=True, env=env)
+    assert "--json" in helped.stdout and "<bool>" not in helped.stdout
+
+
 def test_demo_end_to_end(tmp_path):
     run = taxgate("demo", "--out", tmp_path / "demo", "--taxpayers", 600, "--requests", 300)
     assert run.returncode == 0, run.stderr
@@ -95,7 +109,20 @@ def test_demo_end_to_end(tmp_path):
     for name in ("response.csv", "response.jsonl", "decisions.csv", "summary.json"):
         assert (tmp_path / "demo" / "response" / name).exists()
     summary = json.loads((tmp_path / "demo" / "response" / "summary.json").read_text())
-    assert summary["rows"] >= 300 and sum(summary["outcomes"].values()) == summary["rows"]
+    # --requests is the number of rows sent (duplicates among them), and every row has its outcome
+    assert summary["rows"] == 300 and sum(summary["outcomes"].values()) == summary["rows"]
+    assert "Batch DHS-ICE-8-300: 300 requests" in run.stdout
+    # the demo's figures and the report's agree: the statute's disclosures, the replay's apart
+    statute = summary["outcomes"].get("DISCLOSED", 0)
+    replayed = int(re.search(r"As practised in 2025: ([\d,]+) addresses disclosed", run.stdout).group(1).replace(",", ""))
+    assert f"(under the statute: {statute:,})" in run.stdout
+    report = (tmp_path / "demo" / "oversight-report.html").read_text()
+    assert f"<th scope=\"row\">Disclosures</th><td>{statute:,} (" in report
+    assert f"<th scope=\"row\">Requests decided under the statute</th><td>{summary['rows']:,}</td>" in report
+    assert f"{replayed:,} addresses that practice released" in report
+    # the suggested next step runs as printed
+    step = re.search(r"Why a request went as it did: (\S+) explain REQUEST_ID --response (\S+)", run.stdout)
+    assert step and (step.group(1) == "taxgate" or Path(step.group(1)).is_file()), run.stdout
 
 
 def test_synth_then_process(tmp_path):

@@ -16,6 +16,7 @@ from taxgate.ledger import Ledger
 from taxgate.ledger.checkpoint import parse
 from taxgate.response import RESPONSE_COLUMNS
 from taxgate.store.models import Submission
+from test_service import LIFT
 from test_service_access import console
 
 NOTE = "Same person: the street is misspelled."
@@ -98,7 +99,7 @@ def test_a_held_review_is_held_in_the_row_then_released_in_it(service, small_bat
     client.post("/api/reviews", headers=officer, json={"decision": first["decision"], "action": "disclose", "note": NOTE})
     row = next(r for r in _response(service)[0] if r["request_id"] == first["request_id"])
     assert row["outcome"] == "HELD" and row["address_street"] == "" and row["updated_ledger_index"]
-    client.post(f"/api/orders/{stay['id']}/lift", headers=officer)
+    client.post(f"/api/orders/{stay['id']}/lift", headers=officer, json=LIFT)
     row = next(r for r in _response(service)[0] if r["request_id"] == first["request_id"])
     released = client.get("/api/batches/1/releases", headers=service.auth("requester")).json()["releases"]
     assert row["outcome"] == "DISCLOSED" and row["address_street"] == released[0]["address_street"]

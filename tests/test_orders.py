@@ -22,6 +22,10 @@ STAY = {"kind": "stay", "court": "D.D.C.", "docket": "1:25-cv-00457", "issued": 
         "scope": {"agency": "DHS-ICE", "statutes": []}, "notify": ["court", "plaintiffs"]}
 
 
+LIFT_ARGS = ("--by", "Casey Morgan, disclosure officer", "--authority", "Order of 2026-03-01, ECF 42",
+             "--reason", "The court lifted the stay.")
+
+
 def rows(out) -> list[dict]:
     with open(out / "response.csv", newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
@@ -55,7 +59,7 @@ def test_a_stay_in_force_holds_every_disclosure_and_lifting_releases_them_once(w
         assert session.scalar(select(func.count(HeldItem.id))) == len(held)
 
     assert release_held(store) == []  # still in force: nothing leaves
-    lift_order(store, order.id)
+    lift_order(store, order.id, by="officer", authority="Order of 2026-03-01, ECF 42", reason="The court lifted the stay.")
     # Lifted, but were the agreement with the agency to have expired by then, nothing could leave.
     assert release_held(store, now=datetime(2028, 1, 3, tzinfo=UTC)) == []
     released = release_held(store)
@@ -64,7 +68,7 @@ def test_a_stay_in_force_holds_every_disclosure_and_lifting_releases_them_once(w
     assert sorted((r["request_id"], r["address_street"]) for r in released) == would_have  # exactly what would have left
     assert release_held(store) == []  # once
     with pytest.raises(OrderError, match="was lifted"):
-        lift_order(store, order.id)
+        lift_order(store, order.id, by="officer", authority="Order of 2026-03-01, ECF 42", reason="The court lifted the stay.")
     with store.session() as session:
         assert session.scalar(select(func.count(Disclosure.id))) == len(held)
     assert verifies(store)
@@ -120,10 +124,10 @@ def test_orders_on_the_command_line(tmp_path):
     listed = taxgate("orders", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout)["in_force"] is True
     assert json.loads(listed.stdout)["docket"] == STAY["docket"]
-    lifted = taxgate("orders", "lift", 1, "--out", tmp_path)
+    lifted = taxgate("orders", "lift", 1, "--out", tmp_path, *LIFT_ARGS)
     assert lifted.returncode == 0 and "0 held item(s) released" in lifted.stdout and "lifted" in lifted.stdout
-    assert_user_error(taxgate("orders", "lift", 1), "was lifted")
-    assert_user_error(taxgate("orders", "lift", 99), "no order 99")
+    assert_user_error(taxgate("orders", "lift", 1, *LIFT_ARGS), "was lifted")
+    assert_user_error(taxgate("orders", "lift", 99, *LIFT_ARGS), "no order 99")
     (tmp_path / "bad.json").write_text("{")
     assert_user_error(taxgate("orders", "add", tmp_path / "bad.json"), "not valid JSON")
     (tmp_path / "bad.json").write_text(json.dumps({**STAY, "kind": "nope"}))

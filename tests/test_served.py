@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import func, select
 
 from conftest import findings
+from seeing import assert_chart_drawn
 from taxgate import accounts
 from taxgate.store.models import Decision
 from taxgate.synth import generate_batch
@@ -131,14 +133,21 @@ def test_the_console_in_a_browser(world, small_batch, database_url, users, tmp_p
 
             officer = sign_in("officer")
             expect(officer.locator("#waiting")).not_to_have_text("0")
+            # the dashboard's charts drawn in colour under the console's CSP, text as text
+            for name in ("outcomes-by-reason", "cases-per-officer"):
+                chart = officer.locator(f"figure#chart-{name} svg")
+                chart.screenshot(path=str(tmp_path / f"dashboard-{name}.png"))
+                assert_chart_drawn(tmp_path / f"dashboard-{name}.png", name)
+                assert chart.locator("text").count() > 3
             officer.goto(server.url + "/reviews")
             officer.get_by_role("link", name="Review", exact=True).first.click()
             table = officer.locator("#side-by-side")
             expect(table).to_be_visible()
             expect(table.locator("tbody tr")).to_have_count(10)
             assert "Last name" in table.inner_text() and "weight" in table.inner_text()
+            expect(officer.locator("#why")).to_contain_text("An officer decides, not the rule")
             officer.get_by_label("disclose").check()
-            officer.get_by_label("Why").fill("Same person: one letter of the street differs.")
+            officer.get_by_role("textbox", name=re.compile("^Why")).fill("Same person: one letter of the street differs.")
             officer.get_by_role("button", name="Record the decision").click()
             expect(officer.locator(".message")).to_contain_text("DISCLOSED")
 
@@ -148,7 +157,7 @@ def test_the_console_in_a_browser(world, small_batch, database_url, users, tmp_p
             officer.get_by_label("Court", exact=True).fill("D.D.C.")
             officer.get_by_label("Docket", exact=True).fill("1:26-cv-00003")
             officer.get_by_label("In force from").fill(date.today().isoformat())
-            officer.get_by_label("Agency (empty: every agency)").fill("DHS-ICE")
+            officer.get_by_label("Agency").select_option("DHS-ICE")
             officer.get_by_role("button", name="Record the order").click()
             expect(officer.locator(".message")).to_contain_text("Order 1 recorded")
             expect(officer.locator("#order-1")).to_contain_text("stay")

@@ -215,6 +215,9 @@ def test_an_edited_review_note_fails_verification(service, small_batch):
     assert len(found) == 1 and "(review) and reviews row" in found[0] and "note_sha256 is" in found[0], found
 
 
+LIFT = {"authority": "Order of 2026-03-01, ECF 42", "reason": "The court lifted the stay."}
+
+
 def test_a_stay_holds_a_reviewed_disclosure_until_lifted(service, small_batch):
     client, officer = service.client, service.auth("officer")
     queue = decided(service, small_batch)
@@ -226,10 +229,10 @@ def test_a_stay_holds_a_reviewed_disclosure_until_lifted(service, small_batch):
         "decision": queue[0]["decision"], "action": "disclose", "note": "Same person: the street is misspelled."})
     assert held.json()["outcome"] == "HELD" and held.json()["held_by"] == stay["id"]
     assert client.get("/api/batches/1/releases", headers=service.auth("requester")).json()["releases"] == []
-    lifted = client.post(f"/api/orders/{stay['id']}/lift", headers=officer).json()
+    lifted = client.post(f"/api/orders/{stay['id']}/lift", headers=officer, json=LIFT).json()
     assert lifted["released"] == 1 and lifted["order"]["lifted"]
     assert len(client.get("/api/batches/1/releases", headers=service.auth("requester")).json()["releases"]) == 1
-    assert client.post(f"/api/orders/{stay['id']}/lift", headers=officer).status_code == 409
+    assert client.post(f"/api/orders/{stay['id']}/lift", headers=officer, json=LIFT).status_code == 409
     with service.store.session() as session:
         assert session.execute(select(func.count(HeldItem.id)).where(HeldItem.released_at.is_(None))).scalar_one() == 0
         assert session.execute(select(func.count(Disclosure.id))).scalar_one() >= 1

@@ -273,7 +273,7 @@ def test_without_tampering_lifting_the_stay_releases_what_it_held(attacked):
     from taxgate.orders import lift_order, list_orders
 
     held = one(attacked, "SELECT count(*) FROM held_items WHERE released_at IS NULL")
-    lift_order(attacked, next(o.id for o in list_orders(attacked) if o.kind == "stay"))
+    lift_order(attacked, next(o.id for o in list_orders(attacked) if o.kind == "stay"), by="officer", authority="Order of 2026-03-01, ECF 42", reason="The court lifted the stay.")
     assert len(release_held(attacked)) == held > 0
     assert findings(attacked) == []
 

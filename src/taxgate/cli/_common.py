@@ -15,6 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's plain help: a flag is shown as a flag (Typer's rich panels print every flag as `<bool>`,
+    # as if it took a value), a value's placeholder as its kind (PATH, INTEGER)
+    rich_markup_mode=None,
 )
 console = Console()
 errors = Console(stderr=True)

@@ -161,7 +161,8 @@ def demo(
     console.rule()
     console.print(f"Demo done in {time.perf_counter() - started:.1f} s. World: {out / 'world'}  Batch: {manifest}",
                   soft_wrap=True)
-    console.print(f"Why a request went as it did: taxgate explain REQUEST_ID --response {out / 'response'}", soft_wrap=True)
+    console.print(f"Why a request went as it did: {_command()} explain REQUEST_ID --response {out / 'response'}",
+                  soft_wrap=True)
     console.print(f"Oversight report (opens offline): {html}  PDF: {pdf}", soft_wrap=True)
 
 
@@ -172,13 +173,16 @@ def rules() -> None:
     from taxgate.rules import all_rules
 
     codes = Table(title="Reason codes (the legend every response ships as reasons.csv)")
-    for column in ("code", "level", "citation", "what it means"):
+    # a code is one word, never split: the other columns wrap around it
+    codes.add_column("code", no_wrap=True)
+    for column in ("level", "citation", "what it means"):
         codes.add_column(column, overflow="fold")
     for code in ReasonCode:
         codes.add_row(code.value, code.level.value, code.citation, code.meaning)
     console.print(codes)
     table = Table(title="Rules (all run; every failing code is reported)")
-    for column in ("code", "scope", "what it checks"):
+    table.add_column("code", no_wrap=True)
+    for column in ("scope", "what it checks"):
         table.add_column(column, overflow="fold")
     for rule in all_rules():
         table.add_row(rule.code.value, rule.scope, rule.explanation)
@@ -284,6 +288,23 @@ def _identification_policy(folder: Path, policy_path: Path | None):
     return chosen.identification
 
 
+def _command() -> str:
+    """How the user can run taxgate again from here: `taxgate` if it is on PATH, else its path
+    (after `scripts/demo`, .venv/bin/taxgate, until the venv is activated)."""
+    import os
+    import shutil
+    import sys
+
+    found = shutil.which("taxgate")
+    here = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "taxgate" else Path(sys.executable).parent / "taxgate"
+    if found and Path(found).resolve() == here.resolve():
+        return "taxgate"
+    if not here.is_file():
+        return "taxgate"
+    relative = os.path.relpath(here)
+    return str(here) if relative.startswith("..") else relative
+
+
 def _print_result(result) -> None:
     console.print(f"Batch [bold]{result.batch_ref}[/]: {result.rows:,} requests ({result.malformed:,} could not be read)")
     table = Table(title="Outcomes")
@@ -301,6 +322,12 @@ def _print_result(result) -> None:
         if count:
             reasons.add_row(code.value, code.level.value, f"{count:,}")
     console.print(reasons)
+    both = result.codes.get("ADDRESS_PLACEHOLDER", 0) and result.codes.get("ADDRESS_INCOMPLETE", 0)
+    if both:
+        console.print("A placeholder where the street belongs (\"Failed to Provide\", \"NA NA\", a ZIP code alone) "
+                      "leaves no address once it is set aside, so such a request carries ADDRESS_PLACEHOLDER and "
+                      "ADDRESS_INCOMPLETE both; a placeholder in the unit alone would be a placeholder only.",
+                      soft_wrap=True)
     out = Path(result.out_dir)
     console.print(f"Rows file SHA-256: {result.rows_sha256}", soft_wrap=True)
     if result.checkpoint:

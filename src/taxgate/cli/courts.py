@@ -26,11 +26,13 @@ def orders_add(
 
     from taxgate.notices import add_order_with_notices
     from taxgate.orders import OrderError
+    from taxgate.policy import known_agencies, load_policies
 
     try:
         raw = json.loads(order_file.read_text(encoding="utf-8"))
         store = store_at(database_url)
-        order = add_order_with_notices(store, raw)  # signed at once (orders.add_order)
+        # scoped only to an agency the policy knows: "DHS ICE" for DHS-ICE would match nothing
+        order = add_order_with_notices(store, raw, known_agencies(load_policies()))  # signed at once
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {order_file}")
     except json.JSONDecodeError as exc:
@@ -71,16 +73,20 @@ def orders_list(
 @orders_app.command("lift")
 def orders_lift(
     order_id: int = typer.Argument(..., help="The order's id (see `taxgate orders list`)."),
+    authority: str = typer.Option(..., "--authority", help="The court's order that ends it (docket entry, date)."),
+    reason: str = typer.Option(..., "--reason", help="Why, in words (at least 10 characters)."),
+    by: str = typer.Option(..., "--by", help="Who lifts it (name, title)."),
     out: Path = typer.Option(Path("."), "--out", help="Folder for the released items' response file."),
     database_url: str = DATABASE,
 ) -> None:
-    """Lift an order (ledgered); every item it held that nothing else holds is released now, once."""
+    """Lift an order (ledgered with who, on what authority and why). Lifting is final: every item
+    it held that nothing else holds is released now, once, for good."""
     from taxgate.release import release_held
     from taxgate.orders import OrderError, lift_order
 
     store = store_at(database_url)
     try:
-        lift_order(store, order_id)
+        lift_order(store, order_id, by=by, authority=authority, reason=reason)
     except OrderError as exc:
         fail(str(exc))
     console.print(f"Order {order_id} lifted.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -137,9 +138,10 @@ def _record(session: Session, ledger: Ledger, content: dict, due_at: datetime, c
     session.flush()
 
 
-def add_order_with_notices(store: Store, raw: object) -> Order:
-    """Add an order (`orders.add_order`) and, in the same transaction, the notices it owes at once: a
-    use bar is noticed to the recipient, with how many disclosures it has received."""
+def add_order_with_notices(store: Store, raw: object, agencies: Collection[str] | None = None) -> Order:
+    """Add an order (`orders.add_order`; scoped only to an agency in `agencies`, when given) and, in
+    the same transaction, the notices it owes at once: a use bar is noticed to the recipient, with
+    how many disclosures it has received."""
 
     def notices(session: Session, ledger: Ledger, order: Order) -> None:
         if order.kind != "use_bar":
@@ -154,7 +156,7 @@ def add_order_with_notices(store: Store, raw: object) -> Order:
              "effective_from": order.effective_from.isoformat()},
             recipient=order.agency or "every recipient agency")
 
-    return add_order(store, raw, then=notices)
+    return add_order(store, raw, then=notices, agencies=agencies)
 
 
 def close_incident_if_done(session: Session, ledger: Ledger, incident_id: int, when: datetime) -> bool:

@@ -16,7 +16,8 @@ deleted in its table holds or releases nothing by itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -97,8 +98,10 @@ def _date(raw: dict, key: str, required: bool) -> date | None:
     return day
 
 
-def parse_order(given: object) -> dict:
-    """Validate an order as given (JSON object); returns it normalised, ready to store and ledger."""
+def parse_order(given: object, agencies: Collection[str] | None = None) -> dict:
+    """Validate an order as given (JSON object); returns it normalised, ready to store and ledger.
+    `agencies`: the requesting agencies the policy knows; an order scoped to any other would match
+    nothing ("DHS ICE" for DHS-ICE) and is refused."""
     if not isinstance(given, dict):
         raise OrderError("an order is a JSON object")
     kind = given.get("kind")
@@ -128,6 +131,9 @@ def parse_order(given: object) -> dict:
     agency = scope.get("agency") or ""
     if not isinstance(agency, str) or len(agency) > 64:
         raise OrderError("order scope 'agency' is an agency's code (at most 64 characters)")
+    if agencies is not None and agency.strip() and agency.strip() not in agencies:
+        raise OrderError(f"order scope 'agency' {agency.strip()[:64]!r} is not an agency the policy knows: "
+                         f"{', '.join(sorted(agencies)) or 'none'} (empty: every agency)")
     statutes = scope.get("statutes") or []
     if not isinstance(statutes, list) or not all(isinstance(s, str) and len(s) <= 200 for s in statutes) \
             or len(statutes) > 100:
@@ -175,7 +181,12 @@ def _columns_agree(row: dict) -> str | None:
 
 
 def lift_entry(row: dict) -> dict:
-    return {"kind": "order_lifted", "order_id": row["id"], "order_entry": row["ledger_index"], "at": at(row["lifted_at"])}
+    """The lift, with who lifted it, on what authority and why (by its SHA-256), when recorded (lifts
+    recorded before the store kept them have none)."""
+    said = {"by": row["lifted_by"], "authority": row["lifted_authority"],
+            "reason_sha256": hashlib.sha256(row["lifted_reason"].encode()).hexdigest()} if row.get("lifted_by") else {}
+    return {"kind": "order_lifted", "order_id": row["id"], "order_entry": row["ledger_index"], "at": at(row["lifted_at"]),
+            **said}
 
 
 ORDER_ADDED = Binding(
@@ -191,17 +202,19 @@ ORDER_ADDED = Binding(
 ORDER_LIFTED = Binding(
     kind="order_lifted", table="orders", index=OrderRow.lifted_index, key=OrderRow.id,
     fields=(Field("id", OrderRow.id, "int"), Field("ledger_index", OrderRow.ledger_index, "int"),
-            Field("lifted_at", OrderRow.lifted_at, "moment?")),
+            Field("lifted_at", OrderRow.lifted_at, "moment?"), Field("lifted_by", OrderRow.lifted_by),
+            Field("lifted_authority", OrderRow.lifted_authority), Field("lifted_reason", OrderRow.lifted_reason)),
     entry=lambda row, _: lift_entry(row),
     present=OrderRow.lifted_index.is_not(None) | OrderRow.lifted_at.is_not(None),
 )
 BINDINGS = (ORDER_ADDED, ORDER_LIFTED)
 
 
-def add_order(store: Store, given: object, then: Callable[[Session, Ledger, Order], None] | None = None) -> Order:
+def add_order(store: Store, given: object, then: Callable[[Session, Ledger, Order], None] | None = None,
+              agencies: Collection[str] | None = None) -> Order:
     """Store and ledger an order; `then` runs in the same transaction (the notices it creates:
     `notices.add_order_with_notices`)."""
-    order = parse_order(given)
+    order = parse_order(given, agencies)
     ledger = Ledger(store)
     now = datetime.now(UTC)
     with store.session.begin() as session:
@@ -219,18 +232,34 @@ def add_order(store: Store, given: object, then: Callable[[Session, Ledger, Orde
     return added
 
 
-def lift_order(store: Store, order_id: int, when: datetime | None = None) -> Order:
-    """Lift an order (ledgered). Lifting twice is refused: the first lift stands."""
+MIN_REASON = 10
+
+
+def lift_order(store: Store, order_id: int, when: datetime | None = None, *, by: str, authority: str,
+               reason: str) -> Order:
+    """Lift an order (ledgered), saying who lifts it (`by`), on what authority (the court's order
+    that ends it: its docket entry or date) and why. Lifting is final: what the order alone held is
+    released once, and cannot be held again by it. Lifting twice is refused: the first lift stands."""
     when = when or datetime.now(UTC)
+    by, authority, reason = by.strip(), authority.strip(), reason.strip()
+    if not by or len(by) > 200:
+        raise OrderError("say who lifts the order (at most 200 characters)")
+    if not authority or len(authority) > 200:
+        raise OrderError("say on what authority the order is lifted: the court's order ending it (docket entry, "
+                         "date), at most 200 characters")
+    if not MIN_REASON <= len(reason) <= 4000:
+        raise OrderError(f"say why the order is lifted (at least {MIN_REASON} characters, at most 4,000)")
     with store.session.begin() as session:
         row = session.get(OrderRow, order_id, with_for_update=True)
         if row is None:
             raise OrderError(f"no order {order_id}")
         if row.lifted_at is not None:
             raise OrderError(f"order {order_id} was lifted on {row.lifted_at.isoformat(timespec='seconds')}")
-        (index,) = Ledger(store).append(session, [lift_entry({"id": order_id, "ledger_index": row.ledger_index,
-                                                              "lifted_at": when})])
+        (index,) = Ledger(store).append(session, [lift_entry({
+            "id": order_id, "ledger_index": row.ledger_index, "lifted_at": when, "lifted_by": by,
+            "lifted_authority": authority, "lifted_reason": reason})])
         row.lifted_at, row.lifted_index = when, index
+        row.lifted_by, row.lifted_authority, row.lifted_reason = by, authority, reason
         session.flush()
         lifted = _from_row(row)
     sign_checkpoint(store)

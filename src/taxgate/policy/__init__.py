@@ -219,3 +219,8 @@ def load_policies(path: Path | None = None) -> list[Policy]:
             raise PolicyError(f"policy files {other.source} and {version.source} both call themselves "
                               f"{version.version!r} but differ: give each version its own name")
     return versions
+
+
+def known_agencies(policies: list[Policy]) -> frozenset[str]:
+    """Every requesting agency any policy version names: what an order may be scoped to."""
+    return frozenset(code for policy in policies for code in policy.agencies)

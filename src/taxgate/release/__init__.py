@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.ledger import Ledger, checked_row, sign_checkpoint
 from taxgate.notices import owe, sent_at
-from taxgate.orders import Order, holding, orders_in
+from taxgate.orders import Order, holding, list_orders, orders_in
 from taxgate.policy import Policy, PolicyError, load_policies, policy_in_force
 from taxgate.release.entries import DECISIONS, DISCLOSABLE, HELD, disclosure_entry, held_entry
 from taxgate.store import Store
 from taxgate.store.models import Batch, Decision, Disclosure, HeldItem
 
-__all__ = ["DISCLOSABLE", "Item", "Release", "releasable", "release_held", "release_or_hold"]
+__all__ = ["DISCLOSABLE", "Item", "Release", "lift_preview", "releasable", "release_held", "release_or_hold"]
 
 
 def releasable(policies: list[Policy], day: date) -> Callable[[str], bool]:
@@ -164,3 +164,20 @@ def release_held(store: Store, now: datetime | None = None, policies: list[Polic
     if released:  # what left is signed at once: the requester's response is current to a signed checkpoint
         sign_checkpoint(store)
     return released
+
+
+def lift_preview(store: Store, order_id: int, now: datetime | None = None) -> tuple[int, int]:
+    """What lifting an order would do, for the officer who confirms it: how many held items it
+    covers, and how many of those no other order would hold (released at once, for good)."""
+    now = now or datetime.now(UTC)
+    orders = list_orders(store)
+    order = next((o for o in orders if o.id == order_id), None)
+    if order is None:
+        return 0, 0
+    others = [o for o in orders if o.id != order_id and o.lifted_at is None]
+    with store.session() as session:
+        pending = session.execute(select(HeldItem.agency, HeldItem.statute).where(
+            HeldItem.released_at.is_(None),
+            ~select(Disclosure.id).where(Disclosure.decision_id == HeldItem.decision_id).exists())).all()
+    covered = [(agency, statute) for agency, statute in pending if order.covers(agency, statute)]
+    return len(covered), sum(1 for agency, statute in covered if holding(others, agency, statute, now) is None)

@@ -151,7 +151,7 @@ def _document(session, note: str, size: int, now: datetime, max_cases: int, wind
         ("Disclosures", f"{disclosed:,} (the last known address only; {after_review:,} of them after an "
                         "officer's review)"),
         ("Replays of past practice", f"{len(replayed):,} batch(es): {replay.requests:,} requests decided again "
-         f"as practised in 2025, {sum(replay.disclosed.values()):,} addresses that practice would have released. "
+         f"as practised in 2025, {sum(replay.disclosed.values()):,} addresses that practice released. "
          "Counted apart, never added to the figures above." if replayed else "none"),
         ("Notices", f"{len(notices):,} ({sum(timeliness['overdue'].values()):,} overdue)"),
         ("Orders", f"{len(orders):,}"),

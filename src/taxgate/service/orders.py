@@ -8,11 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
 
 from taxgate.accounts import Principal
 from taxgate.notices import add_order_with_notices, list_notices
 from taxgate.orders import OrderError, lift_order, list_orders
-from taxgate.release import release_held
+from taxgate.policy import known_agencies
+from taxgate.release import lift_preview, release_held
 from taxgate.service.access import allow, page, reading
 from taxgate.service.deps import ERRORS, Id, State, iso, state_of
 from taxgate.service.pages import Page, done, render
@@ -43,25 +45,32 @@ def post_order(request: Request, state: State, order: Annotated[dict, Body(examp
         "scope": {"agency": "DHS-ICE", "statutes": []}, "notify": ["court", "plaintiffs"]}])],
         user: Principal = allow("officer")) -> dict:
     try:
-        return order_view(add_order_with_notices(state.store, order))
+        return order_view(add_order_with_notices(state.store, order, known_agencies(state.policies())))
     except OrderError as exc:
         raise HTTPException(422, str(exc)) from None
 
 
-@api.post("/orders/{order_id}/lift", summary="Lift an order (ledgered); release what it alone held",
+class LiftIn(BaseModel):
+    authority: str = Field(min_length=1, max_length=200, description="The court's order that ends it (docket entry, date)")
+    reason: str = Field(min_length=10, max_length=4000, description="Why, in the officer's words")
+
+
+@api.post("/orders/{order_id}/lift", summary="Lift an order (ledgered, with who, on what authority and why); "
+             "release, for good, what it alone held",
              responses={404: {"description": "No such order"}, 409: {"description": "Already lifted"}})
-def post_lift(request: Request, order_id: Id, user: Principal = allow("officer")) -> dict:
+def post_lift(request: Request, order_id: Id, body: LiftIn, user: Principal = allow("officer")) -> dict:
     try:
-        order, released = lift_and_release(request, order_id)
+        order, released = lift_and_release(request, order_id, user.username, body.authority, body.reason)
     except OrderError as exc:
-        raise HTTPException(404 if "no order" in str(exc) else 409, str(exc)) from None
+        status = 404 if "no order" in str(exc) else 409 if "was lifted" in str(exc) else 422
+        raise HTTPException(status, str(exc)) from None
     return {"order": order_view(order), "released": released}
 
 
-def lift_and_release(request: Request, order_id: int) -> tuple:
+def lift_and_release(request: Request, order_id: int, by: str, authority: str, reason: str) -> tuple:
     """Lift an order (ledgered), then release, once, what no other order holds: (order, how many)."""
     store = state_of(request).store
-    order = lift_order(store, order_id)
+    order = lift_order(store, order_id, by=by, authority=authority, reason=reason)
     return order, len(release_held(store, policies=state_of(request).policies()))
 
 
@@ -78,7 +87,8 @@ def get_notices(request: Request, state: State, user: Principal = allow("officer
 
 @pages.get("/orders")
 def orders(request: Request, state: State, who: Page = page("officer", "court", "auditor")) -> HTMLResponse:
-    return render(request, "orders.html", who, orders=[order_view(o) for o in list_orders(state.store)])
+    return render(request, "orders.html", who, orders=[order_view(o) for o in list_orders(state.store)],
+                  agencies=sorted(known_agencies(state.policies())))
 
 
 @pages.post("/orders")
@@ -94,20 +104,39 @@ def add_order(request: Request, state: State, kind: Annotated[str, Form(max_leng
            "scope": {"agency": agency.strip(), "statutes": [s.strip() for s in statutes.split(";") if s.strip()]},
            "notify": [n.strip() for n in notify.split(",") if n.strip()]}
     try:
-        added = add_order_with_notices(state.store, raw)
+        added = add_order_with_notices(state.store, raw, known_agencies(state.policies()))
     except OrderError as exc:
         return render(request, "orders.html", who, 422, orders=[order_view(o) for o in list_orders(state.store)],
-                       error=str(exc), form=raw)
+                       agencies=sorted(known_agencies(state.policies())), error=str(exc), form=raw)
     return done(request, "/orders", f"Order {added.id} recorded (ledger entry {added.ledger_index}).")
 
 
+@pages.get("/orders/{order_id}/lift")
+def lift_form(request: Request, state: State, order_id: Id, who: Page = page("officer")) -> HTMLResponse:
+    """Lifting is final: the officer sees what it will release, and says on what authority and why."""
+    found = next((o for o in list_orders(state.store) if o.id == order_id), None)
+    if found is None:
+        raise HTTPException(404, f"no order {order_id}")
+    covered, released = lift_preview(state.store, order_id)
+    return render(request, "order_lift.html", who, o=order_view(found), covered=covered, released=released)
+
+
 @pages.post("/orders/{order_id}/lift")
-def lift(request: Request, order_id: Id, who: Page = page("officer")):
+def lift(request: Request, state: State, order_id: Id, authority: Annotated[str, Form(max_length=200)] = "",
+         reason: Annotated[str, Form(max_length=4000)] = "", confirm: Annotated[str, Form(max_length=8)] = "",
+         who: Page = page("officer")):
+    found = next((o for o in list_orders(state.store) if o.id == order_id), None)
+    if found is None:
+        raise HTTPException(404, f"no order {order_id}")
     try:
-        _, released = lift_and_release(request, order_id)
+        if confirm != "yes":
+            raise OrderError("confirm that lifting is final: tick the box")
+        _, released = lift_and_release(request, order_id, who[0].username, authority, reason)
     except OrderError as exc:
-        return done(request, "/orders", str(exc))
-    return done(request, "/orders", f"Order {order_id} lifted; {released} held item(s) released.")
+        covered, releasing = lift_preview(state.store, order_id)
+        return render(request, "order_lift.html", who, 422, o=order_view(found), covered=covered, released=releasing,
+                      error=str(exc), authority=authority, reason=reason)
+    return done(request, "/orders", f"Order {order_id} lifted on {authority.strip()}; {released} held item(s) released.")
 
 
 @pages.get("/notices")

@@ -233,6 +233,10 @@ class Order(Base):
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
     added_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     lifted_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # "order_lifted"
+    # who lifted it, on what authority (the court's order ending it) and why (ledgered: the reason by SHA-256)
+    lifted_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    lifted_authority: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    lifted_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Notice(Base):

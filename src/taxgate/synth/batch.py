@@ -280,6 +280,8 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
         if r() < mix.duplicate:
             rows.append(dict(row))
             labels.append({**labels[-1], "defects": ";".join(defects + ["duplicate"])})
+    # `size` is the number of rows written, duplicates among them (the last few requests make room)
+    rows, labels = rows[:size], labels[:size]
     rows_path = out_dir / f"requests.{fmt}"
     damaged = _write_rows(rows, rows_path, fmt, rnd, mix.malformed)
     for index in damaged:
