@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 
 def taxgate(*args, cwd=None):
