@@ -32,6 +32,9 @@ from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, Inc
 from taxgate.store.models import Order as OrderRow
 
 
+NOTICE_KINDS = ("court_receipt", "pre_transfer", "use_bar", "disposal_request", "taxpayer")
+
+
 class NoticeError(ValueError):
     """A notice request that cannot be met; one line for the user."""
 

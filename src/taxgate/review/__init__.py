@@ -58,20 +58,47 @@ class ReviewError(ValueError):
         self.status = status
 
 
-def queue(store: Store, limit: int = 200, offset: int = 0) -> tuple[int, list[dict]]:
-    """Requests in REVIEW that no officer has decided, oldest first: (how many in all, one page)."""
-    waiting = (select(Decision.id).where(Decision.outcome == Outcome.REVIEW.value)
+QUEUE_ORDERS = {
+    "oldest": (Decision.ledger_index,), "newest": (Decision.ledger_index.desc(),),
+    "weight": (Decision.match_weight, Decision.ledger_index),  # the weakest first
+    "weight-desc": (Decision.match_weight.desc(), Decision.ledger_index),
+}
+
+
+def queue(store: Store, limit: int = 200, offset: int = 0, batch_ref: str = "", agency: str = "", code: str = "",
+          order: str = "oldest") -> tuple[int, list[dict]]:
+    """Requests in REVIEW that no officer has decided (of one batch, agency or identification code,
+    when given), oldest first or as `order` says: (how many in all, one page)."""
+    waiting = (select(Decision.id).join(Batch, Batch.id == Decision.batch_id)
+               .where(Decision.outcome == Outcome.REVIEW.value)
                .where(~select(Review.id).where(Review.decision_id == Decision.id).exists()))
+    if batch_ref:
+        waiting = waiting.where(Batch.batch_ref == batch_ref)
+    if agency:
+        waiting = waiting.where(Batch.agency == agency)
+    if code:
+        waiting = waiting.where((";" + Decision.reasons + ";").contains(f";{code};"))
     with store.session() as session:
         total = session.execute(select(func.count()).select_from(waiting.subquery())).scalar_one()
         rows = session.execute(
             select(Decision, Batch.agency, Batch.batch_ref, Batch.received_at).join(Batch, Batch.id == Decision.batch_id)
-            .where(Decision.id.in_(waiting)).order_by(Decision.ledger_index).limit(limit).offset(offset)).all()
+            .where(Decision.id.in_(waiting)).order_by(*QUEUE_ORDERS.get(order, QUEUE_ORDERS["oldest"]))
+            .limit(limit).offset(offset)).all()
     return total, [{"decision": d.id, "batch": d.batch_id, "agency": agency, "batch_ref": ref,
                     "received": received.isoformat(timespec="seconds"), "row": d.row_number,
                     "request_id": d.request_id, "reasons": d.reasons, "matched_tin": d.matched_tin,
                     "weight": d.match_weight, "runner_up_weight": d.runner_up_weight}
                    for d, agency, ref, received in rows]
+
+
+def queue_batches(store: Store) -> list[str]:
+    """The batches that have a request waiting for review (for the queue's filter)."""
+    with store.session() as session:
+        return list(session.execute(
+            select(Batch.batch_ref).join(Decision, Decision.batch_id == Batch.id)
+            .where(Decision.outcome == Outcome.REVIEW.value,
+                   ~select(Review.id).where(Review.decision_id == Decision.id).exists())
+            .group_by(Batch.batch_ref).order_by(Batch.batch_ref)).scalars())
 
 
 def case(store: Store, decision_id: int, master_path: Path, open_only: bool = True,

@@ -16,12 +16,15 @@ from starlette.concurrency import run_in_threadpool
 from taxgate.accounts import Principal
 from taxgate.ledger import Ledger
 from taxgate.response import legend
-from taxgate.response.current import as_csv, as_jsonl, checkpoint_size, current_outcomes, current_rows, later_answers
+from taxgate.response.current import (
+    NOW, as_csv, as_jsonl, checkpoint_size, current_outcomes, current_rows, later_answers, standing,
+)
 from taxgate.service.access import allow, page, reading, refuse
 from taxgate.service.deps import ERRORS, READERS, Id, State, iso, state_of
-from taxgate.service.pages import Page, render
+from taxgate.service.pages import PAGE_SIZE, Page, Paging, render
 from taxgate.service.uploads import UploadError, receive
-from taxgate.store.models import Batch, Decision, Disclosure, Submission
+from taxgate.domain import ReasonCode
+from taxgate.store.models import Batch, Decision, Disclosure, Review, Submission
 
 
 api = APIRouter(prefix="/api", responses=ERRORS)
@@ -180,19 +183,55 @@ def releases(store, found: Submission) -> list[dict]:
             for r in rows]
 
 
-def _batches(request: Request, user: Principal) -> list[dict]:
-    query = select(Submission).order_by(Submission.id.desc()).limit(200)
+BATCH_STATES = ("queued", "running", "done", "failed")
+
+
+def _batches(request: Request, user: Principal, status: str = "", offset: int = 0) -> tuple[list[dict], Paging]:
+    query = select(Submission)
     if user.role == "requester":
         query = query.where(Submission.agency == user.agency)
+    if status:
+        query = query.where(Submission.status == status)
     with state_of(request).store.session() as session:
-        found = session.execute(query).scalars().all()
-    return batch_views(state_of(request).store, found)
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        found = session.execute(query.order_by(Submission.id.desc()).limit(PAGE_SIZE).offset(offset)).scalars().all()
+    return batch_views(state_of(request).store, found), Paging(total, offset, PAGE_SIZE, {"status": status})
 
 
 @pages.get("/batches")
-def batches(request: Request, who: Page = page(*READERS)) -> HTMLResponse:
+def batches(request: Request, who: Page = page(*READERS), status: Annotated[str, Query(max_length=12)] = "",
+            offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> HTMLResponse:
     name = "batch_rows.html" if request.headers.get("hx-request") else "batches.html"
-    return render(request, name, who, batches=_batches(request, who[0]))
+    views, paging = _batches(request, who[0], status if status in BATCH_STATES else "", offset)
+    return render(request, name, who, batches=views, paging=paging, status=status, states=BATCH_STATES)
+
+
+@pages.get("/requests")
+def find_request(request: Request, state: State, who: Page = page(*READERS),
+                 id: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
+    """A request by its id, in every batch the reader may see: where it stands now, and where to go."""
+    user, found = who[0], []
+    if id.strip():
+        with state.store.session() as session:
+            size = Ledger(state.store).size(session)
+        query = (standing((Decision.id, Decision.batch_id, Decision.row_number, Decision.request_id, NOW,
+                           Decision.reasons, Decision.ledger_index, Batch.agency, Batch.batch_ref,
+                           Submission.id.label("submission"), Review.id.label("reviewed")), size)
+                 .join(Batch, Batch.id == Decision.batch_id)
+                 .outerjoin(Submission, Submission.batch_id == Batch.id)
+                 .where(Decision.request_id == id.strip()).order_by(Decision.ledger_index).limit(PAGE_SIZE))
+        if user.role == "requester":
+            query = query.where(Batch.agency == user.agency)
+        with reading(request, user, "request_lookup", f"request {id.strip()[:60]}"):
+            with state.store.session() as session:
+                rows = session.execute(query).all()
+        shown = {c.value for c in ReasonCode if c.requester_visible}
+        found = [{"decision": r.id, "batch_ref": r.batch_ref, "agency": r.agency, "row": r.row_number,
+                  "submission": r.submission, "outcome": r.now, "ledger_index": r.ledger_index,
+                  "reviewable": r.now == "REVIEW" and r.reviewed is None,
+                  "reasons": ";".join(c for c in r.reasons.split(";") if c and (user.role != "requester" or c in shown))}
+                 for r in rows]
+    return render(request, "requests.html", who, id=id[:200], found=found)
 
 
 @pages.post("/batches")
@@ -220,6 +259,13 @@ def batch(request: Request, state: State, batch_id: Id, who: Page = page(*READER
     view = batch_views(state.store, [found])[0]
     name = "batch_status.html" if request.headers.get("hx-request") else "batch.html"
     return render(request, name, who, b=view)
+
+
+@pages.get("/batches/{batch_id}/malformed_rows.csv")
+def batch_malformed(request: Request, batch_id: Id, who: Page = page("requester")) -> FileResponse:
+    """The rows that could not be read, and why: what the requester sends again."""
+    with reading(request, who[0], "malformed_rows", f"batch {batch_id}"):
+        return response_file(visible_submission(request, who[0], batch_id), "csv", "malformed_rows")
 
 
 @pages.get("/batches/{batch_id}/reasons.csv")

@@ -11,13 +11,13 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from taxgate.accounts import Principal
-from taxgate.notices import add_order_with_notices, list_notices
+from taxgate.notices import NOTICE_KINDS, add_order_with_notices, list_notices
 from taxgate.orders import OrderError, lift_order, list_orders
 from taxgate.policy import known_agencies
 from taxgate.release import lift_preview, release_held
 from taxgate.service.access import allow, page, reading
 from taxgate.service.deps import ERRORS, Id, State, iso, state_of
-from taxgate.service.pages import Page, done, render
+from taxgate.service.pages import PAGE_SIZE, Page, Paging, csv_download, done, render
 
 
 api = APIRouter(prefix="/api", responses=ERRORS)
@@ -139,8 +139,37 @@ def lift(request: Request, state: State, order_id: Id, authority: Annotated[str,
     return done(request, "/orders", f"Order {order_id} lifted on {authority.strip()}; {released} held item(s) released.")
 
 
+NOTICE_COLUMNS = ("id", "kind", "recipient", "batch", "order", "incident", "due", "sent", "state", "ledger_index")
+NOTICE_STATES = ("unsent", "overdue", "sent")
+
+
+def _notices(state, kind: str, status: str, incident: int | None) -> list[dict]:
+    now = datetime.now(UTC)
+    found = list_notices(state.store, unsent_only=status in ("unsent", "overdue"), incident_id=incident,
+                         kind=kind or None)
+    rows = [{"id": n.id, "kind": n.kind, "recipient": n.recipient, "batch": n.batch_id or "", "order": n.order_id or "",
+             "incident": n.incident_id or "", "due": n.due_at.isoformat(timespec="minutes"),
+             "sent": n.sent_at.isoformat(timespec="minutes") if n.sent_at else "",
+             "state": "sent" if n.sent_at else ("overdue" if n.overdue(now) else "not yet due"),
+             "ledger_index": n.ledger_index} for n in found]
+    return [r for r in rows if status in ("", "unsent") or r["state"] == status]
+
+
 @pages.get("/notices")
-def notices(request: Request, state: State, who: Page = page("officer", "court", "auditor")) -> HTMLResponse:
-    with reading(request, who[0], "notices", "all"):
-        found = list_notices(state.store)[:1000]
-    return render(request, "notices.html", who, notices=found, now=datetime.now(UTC))
+def notices(request: Request, state: State, who: Page = page("officer", "court", "auditor"),
+            kind: Annotated[str, Query(max_length=32)] = "", status: Annotated[str, Query(max_length=12)] = "",
+            incident: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+            offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> HTMLResponse:
+    with reading(request, who[0], "notices", f"kind {kind or 'any'}, {status or 'all'}"):
+        rows = _notices(state, kind, status, incident)
+    paging = Paging(len(rows), offset, PAGE_SIZE, {"kind": kind, "status": status, "incident": incident})
+    return render(request, "notices.html", who, notices=rows[offset:offset + PAGE_SIZE], paging=paging, kind=kind,
+                  status=status, incident=incident, kinds=NOTICE_KINDS, states=NOTICE_STATES)
+
+
+@pages.get("/notices.csv")
+def notices_csv(request: Request, state: State, who: Page = page("officer", "court", "auditor"),
+                kind: Annotated[str, Query(max_length=32)] = "", status: Annotated[str, Query(max_length=12)] = "",
+                incident: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None):
+    with reading(request, who[0], "notices", "export"):
+        return csv_download(NOTICE_COLUMNS, _notices(state, kind, status, incident), "notices.csv")

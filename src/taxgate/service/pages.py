@@ -5,11 +5,13 @@ session's CSRF token."""
 from __future__ import annotations
 
 import asyncio
+import io
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from fastapi import HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
@@ -33,6 +35,53 @@ def render(request: Request, name: str, who: Page | None, status_code: int = 200
     if flashed:
         page.delete_cookie(FLASH_COOKIE)
     return page
+
+
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Paging:
+    """One page of a list: which rows, how many in all, and the links to the pages either side,
+    keeping the list's filters (`query`)."""
+
+    total: int
+    offset: int
+    limit: int
+    query: dict
+
+    def link(self, offset: int) -> str:
+        return "?" + urlencode({**{k: v for k, v in self.query.items() if v not in ("", None)}, "offset": offset})
+
+    @property
+    def previous(self) -> str | None:
+        return self.link(max(0, self.offset - self.limit)) if self.offset > 0 else None
+
+    @property
+    def next(self) -> str | None:
+        return self.link(self.offset + self.limit) if self.offset + self.limit < self.total else None
+
+    @property
+    def shown(self) -> str:
+        if not self.total:
+            return "none"
+        return f"{self.offset + 1:,}-{min(self.total, self.offset + self.limit):,} of {self.total:,}"
+
+    def export(self, path: str) -> str:
+        """The same list, every page of it, as CSV."""
+        return path + "?" + urlencode({k: v for k, v in self.query.items() if v not in ("", None)})
+
+
+def csv_download(columns: tuple[str, ...], rows, filename: str) -> Response:
+    """Rows as a spreadsheet-safe CSV file to download."""
+    from taxgate.response import SafeCSV
+
+    out = io.StringIO()
+    writer = SafeCSV(out)
+    writer.writerow(columns)
+    writer.writerows([row.get(c, "") for c in columns] for row in rows)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def done(request: Request, url: str, message: str) -> RedirectResponse:

@@ -12,14 +12,18 @@ from pydantic import BaseModel, Field
 
 from taxgate.accounts import Principal
 from taxgate.identify.evidence import FIELD_NAMES, level_meaning, top_level
-from taxgate.review import ACTIONS, ReviewError, case, decide_review, queue
+from taxgate.review import ACTIONS, QUEUE_ORDERS, ReviewError, case, decide_review, queue, queue_batches
 from taxgate.service.access import allow, page, reading
 from taxgate.service.deps import ERRORS, Id, State
-from taxgate.service.pages import Page, done, render
+from taxgate.service.pages import PAGE_SIZE, Page, Paging, csv_download, done, render
 
 
 api = APIRouter(prefix="/api", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
+
+
+# the identification codes a request in review can carry (the queue's filter)
+REVIEW_CODES = ("ID_WEAK", "ID_ADDRESS_NOT_ON_RECORD")
 
 
 class ReviewIn(BaseModel):
@@ -59,11 +63,28 @@ def post_review(request: Request, state: State, body: ReviewIn, user: Principal 
         raise HTTPException(exc.status, str(exc)) from None
 
 
+QUEUE_COLUMNS = ("request_id", "agency", "batch_ref", "row", "received", "reasons", "weight", "runner_up_weight")
+
+
 @pages.get("/reviews")
-def reviews(request: Request, state: State, who: Page = page("officer")) -> HTMLResponse:
-    with reading(request, who[0], "review_queue", "queue from 0"):
-        total, items = queue(state.store, limit=200)
-    return render(request, "reviews.html", who, total=total, items=items)
+def reviews(request: Request, state: State, who: Page = page("officer"),
+            batch: Annotated[str, Query(max_length=200)] = "", code: Annotated[str, Query(max_length=40)] = "",
+            order: Annotated[str, Query(max_length=12)] = "oldest",
+            offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> HTMLResponse:
+    with reading(request, who[0], "review_queue", f"queue from {offset}"):
+        total, items = queue(state.store, PAGE_SIZE, offset, batch_ref=batch, code=code, order=order)
+    paging = Paging(total, offset, PAGE_SIZE, {"batch": batch, "code": code, "order": order})
+    return render(request, "reviews.html", who, total=total, items=items, paging=paging, batch=batch, code=code,
+                  order=order, batches=queue_batches(state.store), orders=QUEUE_ORDERS, codes=REVIEW_CODES)
+
+
+@pages.get("/reviews.csv")
+def reviews_csv(request: Request, state: State, who: Page = page("officer"),
+                batch: Annotated[str, Query(max_length=200)] = "", code: Annotated[str, Query(max_length=40)] = "",
+                order: Annotated[str, Query(max_length=12)] = "oldest"):
+    with reading(request, who[0], "review_queue", "export"):
+        _, items = queue(state.store, 2**31 - 1, 0, batch_ref=batch, code=code, order=order)
+    return csv_download(QUEUE_COLUMNS, items, "review-queue.csv")
 
 
 @pages.get("/reviews/{decision_id}")

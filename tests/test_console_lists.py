@@ -1,0 +1,49 @@
+"""Long lists an officer, a court monitor or an auditor can work through: the review queue and the
+notices filtered, sorted, paged and exported; a request found by its id; a requester's unreadable
+rows downloaded."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from test_current_response import _queue
+from test_service_access import console
+
+
+def test_the_review_queue_filters_sorts_pages_and_exports(service, small_batch):
+    queue = _queue(service, small_batch)
+    browser, _ = console(service, "officer")
+    weakest = browser.get("/reviews?order=weight").text
+    weights = [float(w) for w in re.findall(r"<td>(\d+\.\d)</td><td>(?:\d+\.\d|none)</td>", weakest)]
+    assert weights == sorted(weights) and len(weights) == len(queue)
+    exported = browser.get("/reviews.csv?order=weight-desc")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["request_id"] for r in rows] == [q["request_id"] for q in sorted(queue, key=lambda q: -q["weight"])]
+    none = browser.get("/reviews?batch=NO-SUCH-BATCH").text
+    assert "Nothing waits for review in this selection" in none
+    coded = browser.get("/reviews?code=ID_ADDRESS_NOT_ON_RECORD").text
+    assert all("ID_ADDRESS_NOT_ON_RECORD" in row for row in re.findall(r'<tr id="review-\d+">.*?</tr>', coded, re.S))
+
+
+def test_a_request_is_found_by_its_id_where_the_reader_may_see_it(service, small_batch):
+    first, *_ = _queue(service, small_batch)
+    officer, _ = console(service, "officer")
+    page = officer.get(f"/requests?id={first['request_id']}").text
+    assert 'class="outcome REVIEW"' in page and f'href="/reviews/{first["decision"]}"' in page
+    requester, _ = console(service, "requester")
+    seen = requester.get(f"/requests?id={first['request_id']}").text
+    assert 'class="outcome REVIEW"' in seen and "ID_" not in seen.split('id="found"')[1]  # no ID_* for requesters
+    service.passwords.setdefault("other", "other-password-for-tests")
+    other, _ = console(service, "other")  # another agency's requester finds nothing of this agency's
+    assert f"No request {first['request_id']} in a batch you may see" in other.get(f"/requests?id={first['request_id']}").text
+
+
+def test_the_unreadable_rows_are_a_download(service, small_batch):
+    _queue(service, small_batch)
+    requester, _ = console(service, "requester")
+    batch = requester.get("/batches/1").text
+    assert 'id="malformed-csv"' in batch
+    rows = requester.get("/batches/1/malformed_rows.csv")
+    assert rows.status_code == 200 and rows.text.startswith("row_number,request_id,problem")
