@@ -26,7 +26,7 @@ from taxgate.remediation import (
     list_incidents,
     open_incident,
 )
-from taxgate.store.models import Batch, LedgerEntry
+from taxgate.store.models import Batch, Decision, LedgerEntry
 from taxgate.synth import Mix, generate_batch
 from test_cli import assert_user_error, taxgate
 from test_orders import STAY
@@ -218,3 +218,18 @@ def test_an_audit_finding_edited_or_deleted_by_sql_is_a_finding(audited, store):
     assert any("(audit) and audits row" in f and "at is" in f for f in found), found  # the columns win
     assert any("(incident_opened) and incidents row" in f and "disclosures is" in f for f in found), found
     assert any("records a 'disposal_certified' event that no ledger entry records" in f for f in found), found
+
+
+def test_a_replay_is_never_reviewed_or_released_now(audited, store, world):
+    """A replay of the 2025 practice is a record of what was done: its requests near the line are
+    not in any officer's queue, and deciding one is refused (an officer's 'disclose' would release
+    an address today under a practice held unlawful)."""
+    from taxgate.review import ReviewError, decide_review, queue
+
+    with store.session() as session:
+        replayed = session.execute(select(Decision.id).join(Batch, Batch.id == Decision.batch_id).where(
+            Batch.rule_set_version == "as-practised-2025", Decision.outcome == "REVIEW")).scalars().all()
+    assert replayed, "the replay should hold requests near the line"
+    assert not set(replayed) & {r["decision"] for r in queue(store, limit=10_000)[1]}
+    with pytest.raises(ReviewError, match="replay of past practice"):
+        decide_review(store, replayed[0], "officer", "disclose", "Same person, by the street.", world["master"])

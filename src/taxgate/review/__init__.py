@@ -21,6 +21,7 @@ from taxgate.ledger.signing import entries_of_kinds
 from taxgate.policy import Policy, load_policies, policy_in_force
 from taxgate.release import Item, releasable, release_or_hold
 from taxgate.release.entries import BATCH_RECEIVED, DECISIONS, item_value, sha256
+from taxgate.rules import REPLAYED_VERSIONS
 from taxgate.store import Store
 from taxgate.store.models import Batch, Decision, Review
 
@@ -70,7 +71,7 @@ def queue(store: Store, limit: int = 200, offset: int = 0, batch_ref: str = "", 
     """Requests in REVIEW that no officer has decided (of one batch, agency or identification code,
     when given), oldest first or as `order` says: (how many in all, one page)."""
     waiting = (select(Decision.id).join(Batch, Batch.id == Decision.batch_id)
-               .where(Decision.outcome == Outcome.REVIEW.value)
+               .where(Decision.outcome == Outcome.REVIEW.value, Batch.rule_set_version.not_in(REPLAYED_VERSIONS))
                .where(~select(Review.id).where(Review.decision_id == Decision.id).exists()))
     if batch_ref:
         waiting = waiting.where(Batch.batch_ref == batch_ref)
@@ -96,7 +97,7 @@ def queue_batches(store: Store) -> list[str]:
     with store.session() as session:
         return list(session.execute(
             select(Batch.batch_ref).join(Decision, Decision.batch_id == Batch.id)
-            .where(Decision.outcome == Outcome.REVIEW.value,
+            .where(Decision.outcome == Outcome.REVIEW.value, Batch.rule_set_version.not_in(REPLAYED_VERSIONS),
                    ~select(Review.id).where(Review.decision_id == Decision.id).exists())
             .group_by(Batch.batch_ref).order_by(Batch.batch_ref)).scalars())
 
@@ -173,6 +174,9 @@ def decide_review(store: Store, decision_id: int, officer: str, action: str, not
         checked_row(session.connection(), DECISIONS, decision.id)
         checked_row(session.connection(), BATCH_RECEIVED, decision.batch_id)  # the agency it would go to
         batch = session.get(Batch, decision.batch_id)
+        if batch.rule_set_version in REPLAYED_VERSIONS:  # checked against its entry above
+            raise ReviewError(f"decision {decision_id} belongs to a replay of past practice ({batch.rule_set_version}): "
+                              "a replay is a record of what was done, and nothing of it is decided or released now")
         for index, entry in entries_of_kinds(session, ("review",)):
             if (entry.get("batch"), entry.get("row")) == (batch.id, decision.row_number):
                 raise TamperedError(f"ledger entry {index} records a review of this request, but no reviews row "

@@ -1,0 +1,69 @@
+"""Every console page as each of its readers sees it, in Chromium against a running server: axe-core
+finds no serious or critical accessibility violation, no text runs out of the window, and the
+console's CSP refuses nothing the page itself carries."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from seeing import axe_violations
+from taxgate import accounts
+from test_report_browser import ARGS, CHROMIUM
+from test_served import PASSWORD, Server, wait_done
+
+ROLES = ("requester", "officer", "court", "auditor", "admin")
+PAGES = {  # what each role opens (ids filled in once the batch is decided)
+    "requester": ("/", "/batches", "/batches/1", "/requests?id=R0000001", "/ledger", "/account"),
+    "officer": ("/", "/batches", "/batches/1", "/reviews", "/reviews/{decision}", "/orders", "/orders/1/lift",
+                "/notices", "/requests?id=R0000001", "/ledger", "/account"),
+    "court": ("/", "/batches", "/orders", "/notices", "/ledger", "/account"),
+    "auditor": ("/", "/batches", "/reviews/{decision}", "/orders", "/notices", "/ledger", "/ledger?index=1",
+                "/accounting", "/reads", "/refusals", "/requests?id=R0000001", "/account"),
+    "admin": ("/", "/users", "/ledger", "/account"),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_reads_right(role, world, small_batch, database_url, store, tmp_path):
+    for name in ROLES:
+        accounts.add_user(store, name, name, "DHS-ICE" if name == "requester" else "", PASSWORD)
+    token = {"Authorization": f"Bearer {accounts.issue_token(store, 'requester')}"}
+    officer = {"Authorization": f"Bearer {accounts.issue_token(store, 'officer')}"}
+    server = Server(world["master"], tmp_path, database_url).start()
+    try:
+        import httpx
+
+        from test_served import rows_of
+
+        files = {"manifest": small_batch.read_bytes(), "rows": rows_of(small_batch).read_bytes()}
+        sent = httpx.post(f"{server.url}/api/batches", headers=token, files={
+            "manifest": ("manifest.json", files["manifest"]), "rows": (rows_of(small_batch).name, files["rows"])})
+        assert sent.status_code == 202, sent.text
+        wait_done(server, token, sent.json()["id"])
+        decision = httpx.get(f"{server.url}/api/reviews", headers=officer).json()["reviews"][0]["decision"]
+        httpx.post(f"{server.url}/api/orders", headers=officer, json={
+            "kind": "stay", "court": "D.D.C.", "docket": "1:26-cv-00009", "issued": "2030-01-01",
+            "effective_from": "2030-01-01", "effective_to": None, "hours": None,
+            "scope": {"agency": "DHS-ICE", "statutes": []}, "notify": ["court"]}).raise_for_status()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            blocked: list[str] = []
+            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(server.url + "/login")
+            page.get_by_label("User name").fill(role)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(server.url + "/")
+            for path in PAGES[role]:
+                url = server.url + path.format(decision=decision)
+                answer = page.goto(url)
+                assert answer.status == 200, (role, path, answer.status)
+                assert axe_violations(page) == [], (role, path)
+                wider = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                assert wider <= 0, f"{path} is {wider}px wider than the window"
+            assert blocked == [], blocked
+            browser.close()
+    finally:
+        server.stop()
