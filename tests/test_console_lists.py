@@ -47,3 +47,21 @@ def test_the_unreadable_rows_are_a_download(service, small_batch):
     assert 'id="malformed-csv"' in batch
     rows = requester.get("/batches/1/malformed_rows.csv")
     assert rows.status_code == 200 and rows.text.startswith("row_number,request_id,problem")
+
+
+def test_refusals_and_the_ledger_are_browsed(service, small_batch):
+    _queue(service, small_batch)
+    auditor, _ = console(service, "auditor")
+    intruder, _ = console(service, "requester")
+    for _ in range(3):
+        intruder.get("/reviews")  # refused, and logged
+    page = auditor.get("/refusals?username=requester&status=403").text
+    assert "GET /reviews" in page and "1-" in page
+    assert "None in this selection" in auditor.get("/refusals?username=nobody").text
+    exported = auditor.get("/refusals.csv?username=requester")
+    assert exported.text.startswith("at,username,role,method,path,status,reason")
+    entries = auditor.get("/ledger?start=0").text
+    assert 'href="/ledger?index=0"' in entries and "later →" in entries
+    assert "<td>decision</td>" in auditor.get("/ledger?start=20").text
+    # entries carry TINs: only an auditor browses them
+    assert 'id="entries"' not in intruder.get("/ledger?start=0").text

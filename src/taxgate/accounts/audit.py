@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from taxgate.store import Store
 from taxgate.store.models import AccessRefusal, DataRead
@@ -36,9 +36,19 @@ def log_refusal(store: Store, method: str, path: str, status: int, reason: str, 
                                   status=status, reason=reason[:2000], client=client[:64], repeats=1))
 
 
-def refusals(store: Store, limit: int = 200) -> list[dict]:
+def refusals(store: Store, limit: int = 200, offset: int = 0, username: str = "", status: int | None = None,
+             counted: list | None = None) -> list[dict]:
+    """The newest refusals first, narrowed by user or HTTP status (exact); `counted`, when given,
+    receives how many match in all."""
+    query = select(AccessRefusal)
+    if username:
+        query = query.where(AccessRefusal.username == username)
+    if status is not None:
+        query = query.where(AccessRefusal.status == status)
     with store.session() as session:
-        rows = session.execute(select(AccessRefusal).order_by(AccessRefusal.id.desc()).limit(limit)).scalars().all()
+        if counted is not None:
+            counted.append(session.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+        rows = session.execute(query.order_by(AccessRefusal.id.desc()).limit(limit).offset(offset)).scalars().all()
     return [{"at": r.at.isoformat(timespec="seconds"), "username": r.username, "role": r.role, "method": r.method,
              "path": r.path, "status": r.status, "reason": r.reason, "client": r.client, "repeats": r.repeats,
              "last": r.last_at.isoformat(timespec="seconds") if r.last_at else None} for r in rows]

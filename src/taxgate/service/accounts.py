@@ -18,7 +18,7 @@ from taxgate import accounts
 from taxgate.accounts import AccountError, Principal
 from taxgate.service.access import EVERYONE, SESSION_COOKIE, allow, origin, page, refuse
 from taxgate.service.deps import ERRORS, Id, State, UserName, state_of
-from taxgate.service.pages import LOGIN_COOKIE, Page, done, gate, render, safe_next
+from taxgate.service.pages import LOGIN_COOKIE, PAGE_SIZE, Page, Paging, csv_download, done, gate, render, safe_next
 
 
 api = APIRouter(prefix="/api", responses=ERRORS)
@@ -184,9 +184,26 @@ def logout(request: Request, state: State, who: Page = page(*EVERYONE)) -> Redir
     return response
 
 
+REFUSAL_COLUMNS = ("at", "username", "role", "method", "path", "status", "reason", "client", "repeats", "last")
+
+
 @pages.get("/refusals")
-def refusals(request: Request, state: State, who: Page = page("auditor")) -> HTMLResponse:
-    return render(request, "refusals.html", who, refusals=accounts.refusals(state.store, 500))
+def refusals(request: Request, state: State, who: Page = page("auditor"),
+             username: Annotated[str, Query(max_length=64)] = "",
+             status: Annotated[int | None, Query(ge=100, le=599)] = None,
+             offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> HTMLResponse:
+    counted: list[int] = []
+    rows = accounts.refusals(state.store, PAGE_SIZE, offset, username, status, counted)
+    paging = Paging(counted[0], offset, PAGE_SIZE, {"username": username, "status": status})
+    return render(request, "refusals.html", who, refusals=rows, paging=paging, username=username, status=status)
+
+
+@pages.get("/refusals.csv")
+def refusals_csv(request: Request, state: State, who: Page = page("auditor"),
+                 username: Annotated[str, Query(max_length=64)] = "",
+                 status: Annotated[int | None, Query(ge=100, le=599)] = None):
+    return csv_download(REFUSAL_COLUMNS, accounts.refusals(state.store, 2**31 - 1, 0, username, status),
+                        "refused-access.csv")
 
 
 def _users_page(request: Request, who: Page, status: int = 200, **context) -> HTMLResponse:
