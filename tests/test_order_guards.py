@@ -40,7 +40,7 @@ def test_a_lift_is_confirmed_with_its_authority_and_reason_and_ledgered(service,
     browser, csrf = console(service, "officer")
     assert f'href="/orders/{stay["id"]}/lift"' in browser.get("/orders").text  # a link to a form, not a one-click lift
     confirm = browser.get(f"/orders/{stay['id']}/lift").text
-    assert "Lifting is final" in confirm and "covers 1 held item(s); 1 of them" in confirm
+    assert "Lifting is final" in confirm and "covers 1 held item(s);\n1 of them no other order holds" in confirm
     unticked = browser.post(f"/orders/{stay['id']}/lift", data={
         "csrf": csrf, "authority": "Order of 2026-03-01, ECF 42", "reason": "The court lifted the stay."})
     assert unticked.status_code == 422 and "tick the box" in unticked.text

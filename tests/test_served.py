@@ -140,7 +140,7 @@ def test_the_console_in_a_browser(world, small_batch, database_url, users, tmp_p
                 assert_chart_drawn(tmp_path / f"dashboard-{name}.png", name)
                 assert chart.locator("text").count() > 3
             officer.goto(server.url + "/reviews")
-            officer.get_by_role("link", name=re.compile("^Review ")).first.click()
+            officer.locator("table.queue").get_by_role("link", name=re.compile("^Review ")).first.click()
             table = officer.locator("#side-by-side")
             expect(table).to_be_visible()
             expect(table.locator("tbody tr")).to_have_count(10)
