@@ -43,11 +43,6 @@ def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, 
     Labels come from the store, so from requesters (batch refs, officer names): they are drawn as
     plain text, never as matplotlib's math (`$...$`), cut to a length, and at most MAX_BARS are
     drawn (the largest, or the latest), which the caption then says."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     if len(labels) > MAX_BARS:
         keep = (sorted(range(len(values)), key=lambda i: -values[i])[:MAX_BARS] if horizontal
                 else range(len(values) - MAX_BARS, len(values)))
@@ -59,56 +54,57 @@ def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, 
     count = max(len(labels), 1)
     # at most a page's height (Letter, less margins and a caption): a chart is never cut by a page break
     size = (WIDTH_IN, min(MAX_HEIGHT_IN, max(2.2, 0.3 * count + 1.3))) if horizontal else (WIDTH_IN, 3.4)
-    rc = {"text.parse_math": False, "text.usetex": False, "svg.fonttype": "none", "svg.hashsalt": name,
-          "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 11, "axes.labelsize": 9,
-          "xtick.labelsize": 9, "ytick.labelsize": 9, "text.color": INK, "axes.labelcolor": INK,
-          "xtick.color": INK, "ytick.color": INK}
-    with matplotlib.rc_context(rc):
-        fig, ax = plt.subplots(figsize=size, dpi=72)
-        try:
-            _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis)
-            ax.set_title(title, loc="left", pad=10)
-            fig.tight_layout()
-            out = io.StringIO()
-            fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
-        finally:
-            plt.close(fig)
-    return Figure(name, title, caption, presentational(out.getvalue(), name, title))
+    return _chart(name, title, caption, size,
+                  lambda ax: _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis))
 
 
 def waterfall_chart(name: str, title: str, steps: list[tuple[str, float]], *, axis: str, total_label: str,
                     lines: list[tuple[float, str, str]] = (), caption: str = "") -> Figure:
     """How each step moves a total from zero: one bar per step (for in the bars' colour, against in
     red), then the total; `lines` are (value, label, style) drawn across, a threshold say."""
+    labels = [label for label, _ in steps] + [total_label]
+    height = min(MAX_HEIGHT_IN, 0.3 * len(labels) + 1.6)
+
+    def draw(ax) -> None:
+        running, positions = 0.0, list(range(len(labels)))[::-1]
+        for y, (_, delta) in zip(positions, steps):
+            ax.barh(y, delta, left=running, color=BAR if delta >= 0 else LIMIT)
+            ax.text(max(running, running + delta) + 0.4, y, f"{delta:+.1f}", va="center", fontsize=8)
+            running += delta
+        ax.barh(positions[-1], running, color=INK)
+        ax.text(max(running, 0) + 0.4, positions[-1], f"{running:.1f}", va="center", fontsize=8, fontweight="bold")
+        for value, label, style in lines:
+            ax.axvline(value, color=LIMIT if style == "--" else MUTED, linestyle=style, linewidth=1.2,
+                       label=f"{label} ({value:.1f})")
+        ax.axvline(0, color=INK, linewidth=0.8)
+        ax.set_yticks(positions, labels)
+        ax.set_xlabel(axis)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        if lines:  # beneath the axis, where no bar can hide it
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06 - 0.7 / height),
+                      ncol=len(lines), frameon=False)
+
+    return _chart(name, title, caption, (WIDTH_IN, height), draw)
+
+
+# One look for every chart: the page's font at a readable size, ink not pure black, text kept as text.
+RC = {"text.parse_math": False, "text.usetex": False, "svg.fonttype": "none", "font.family": "DejaVu Sans",
+      "font.size": 9, "axes.titlesize": 11, "axes.labelsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9,
+      "text.color": INK, "axes.labelcolor": INK, "xtick.color": INK, "ytick.color": INK}
+
+
+def _chart(name: str, title: str, caption: str, size: tuple[float, float], draw) -> Figure:
+    """A chart: `draw` draws on a fresh matplotlib axis; it is then titled and kept as CSP-safe SVG."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    rc = {"text.parse_math": False, "text.usetex": False, "svg.fonttype": "none", "svg.hashsalt": name,
-          "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 11, "text.color": INK}
-    labels = [label for label, _ in steps] + [total_label]
-    with matplotlib.rc_context(rc):
-        fig, ax = plt.subplots(figsize=(WIDTH_IN, min(MAX_HEIGHT_IN, 0.3 * len(labels) + 1.6)), dpi=72)
+    with matplotlib.rc_context({**RC, "svg.hashsalt": name}):
+        fig, ax = plt.subplots(figsize=size, dpi=72)
         try:
-            running, positions = 0.0, list(range(len(labels)))[::-1]
-            for y, (_, delta) in zip(positions, steps):
-                ax.barh(y, delta, left=running, color=BAR if delta >= 0 else LIMIT)
-                ax.text(max(running, running + delta) + 0.4, y, f"{delta:+.1f}", va="center", fontsize=8)
-                running += delta
-            ax.barh(positions[-1], running, color=INK)
-            ax.text(max(running, 0) + 0.4, positions[-1], f"{running:.1f}", va="center", fontsize=8, fontweight="bold")
-            for value, label, style in lines:
-                ax.axvline(value, color=LIMIT if style == "--" else MUTED, linestyle=style, linewidth=1.2,
-                           label=f"{label} ({value:.1f})")
-            ax.axvline(0, color=INK, linewidth=0.8)
-            ax.set_yticks(positions, labels)
-            ax.set_xlabel(axis)
-            for side in ("top", "right"):
-                ax.spines[side].set_visible(False)
-            if lines:  # beneath the axis, where no bar can hide it
-                ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06 - 0.7 / (0.3 * len(labels) + 1.6)),
-                          ncol=len(lines), frameon=False)
+            draw(ax)
             ax.set_title(title, loc="left", pad=10)
             fig.tight_layout()
             out = io.StringIO()
