@@ -65,3 +65,28 @@ def test_refusals_and_the_ledger_are_browsed(service, small_batch):
     assert "<td>decision</td>" in auditor.get("/ledger?start=20").text
     # entries carry TINs: only an auditor browses them
     assert 'id="entries"' not in intruder.get("/ledger?start=0").text
+
+
+def test_a_batch_processed_on_the_host_is_listed_with_its_outcomes(service, world, tmp_path):
+    from taxgate.pipeline import process
+
+    result = process(world["manifest"], world["master"], tmp_path / "out", store=service.store)
+    for role in ("requester", "officer"):
+        browser, _ = console(service, role)
+        page = browser.get("/batches").text
+        assert 'id="host-batches"' in page and result.batch_ref in page, role
+        assert f"DISCLOSED {result.outcomes['DISCLOSED']:,}" in page
+    service.passwords.setdefault("other", "other-password-for-tests")
+    other, _ = console(service, "other")  # another agency's requester does not see it
+    assert result.batch_ref not in other.get("/batches").text
+
+
+def test_refusals_of_different_pages_are_lines_of_their_own(service):
+    from taxgate.accounts import refusals
+
+    intruder, _ = console(service, "requester")
+    for path in ("/reviews", "/reviews", "/accounting", "/reports/oversight.pdf"):
+        intruder.get(path)
+    mine = [r for r in refusals(service.store, 100) if r["username"] == "requester"]
+    assert sorted((r["path"], r["repeats"]) for r in mine) == [
+        ("/accounting", 1), ("/reports/oversight.pdf", 1), ("/reviews", 2)]

@@ -233,3 +233,14 @@ def test_a_replay_is_never_reviewed_or_released_now(audited, store, world):
     assert not set(replayed) & {r["decision"] for r in queue(store, limit=10_000)[1]}
     with pytest.raises(ReviewError, match="replay of past practice"):
         decide_review(store, replayed[0], "officer", "disclose", "Same person, by the street.", world["master"])
+
+
+def test_a_replayed_case_is_closed_to_officers(audited, store, world):
+    from taxgate.review import ReviewError, case
+
+    with store.session() as session:
+        replayed = session.execute(select(Decision.id).join(Batch, Batch.id == Decision.batch_id).where(
+            Batch.rule_set_version == "as-practised-2025", Decision.outcome == "REVIEW")).scalars().first()
+    with pytest.raises(ReviewError, match="replay of past practice"):
+        case(store, replayed, world["master"])
+    assert case(store, replayed, world["master"], open_only=False)["decision"] == replayed  # an auditor reads it

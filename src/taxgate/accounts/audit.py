@@ -5,6 +5,7 @@ service."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -15,19 +16,27 @@ from taxgate.store.models import AccessRefusal, DataRead
 FOLD_SECONDS = 60  # the same refusal from the same client within this is counted on the first
 
 
+def _shape(path: str) -> str:
+    """A path with its ids set aside: /api/batches/7 and /api/batches/8 are one kind of request."""
+    return re.sub(r"\d+", "#", path)
+
+
 def log_refusal(store: Store, method: str, path: str, status: int, reason: str, user=None, client: str = "") -> None:
     """Log an access refused (every 401, 403, 429 and CSRF failure). The same refusal again from the
-    same client within a minute adds to the first one's count instead of a row: 250 anonymous
-    requests are one line with a count, not 250 lines that push everything else out of view."""
+    same client, of the same kind of request (method, and the path with its numbers set aside), within
+    a minute adds to the first one's count instead of a row: 250 anonymous requests for batches 1 to
+    250 are one line with a count, not 250 lines that push everything else out of view; a refusal of
+    another page is a line of its own, so an auditor sees every kind of resource that was tried."""
     now = datetime.now(UTC)
     username, role = (user.username, user.role) if user else ("", "")
     with store.session.begin() as session:
-        same = session.execute(
-            select(AccessRefusal.id).where(
+        recent = session.execute(
+            select(AccessRefusal.id, AccessRefusal.path).where(
                 AccessRefusal.at >= now - timedelta(seconds=FOLD_SECONDS), AccessRefusal.client == client[:64],
                 AccessRefusal.username == username, AccessRefusal.status == status,
-                AccessRefusal.reason == reason[:2000])
-            .order_by(AccessRefusal.id.desc()).limit(1)).scalar_one_or_none()
+                AccessRefusal.reason == reason[:2000], AccessRefusal.method == method[:8])
+            .order_by(AccessRefusal.id.desc()).limit(20)).all()
+        same = next((row_id for row_id, seen in recent if _shape(seen) == _shape(path[:2000])), None)
         if same is not None:
             session.execute(update(AccessRefusal).where(AccessRefusal.id == same)
                             .values(repeats=AccessRefusal.repeats + 1, last_at=now))

@@ -45,6 +45,17 @@ def _levels(model_file: Path = MODEL_FILE) -> dict[str, dict[int, str]]:
     return labels
 
 
+def prior_weight(model_file: Path = MODEL_FILE) -> float:
+    """The match weight before any field is compared: log2 of the prior odds that two records are one person."""
+    import math
+
+    p = json.loads(model_file.read_text())["probability_two_random_records_match"]
+    return math.log2(p / (1 - p))
+
+
+PRIOR = prior_weight()
+
+
 def level_label(comparison: str, level: int) -> str:
     """The model's own label for a comparison level (Splink's `label_for_charts`)."""
     return _levels().get(comparison, {}).get(level, f"level {level}")
@@ -126,4 +137,4 @@ def thresholds_line(evidence: dict, threshold: float, review: float, margin: flo
             f"{lead}.")
 
 
-__all__ = ["FIELD_NAMES", "level_label", "level_meaning", "thresholds_line", "top_level", "why"]
+__all__ = ["FIELD_NAMES", "PRIOR", "prior_weight", "level_label", "level_meaning", "thresholds_line", "top_level", "why"]

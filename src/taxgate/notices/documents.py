@@ -13,6 +13,8 @@ from taxgate.notices import Notice
 from taxgate.render import Document, Section, write
 
 AGENCY = "Internal Revenue Service (synthetic demo)"
+RETURN_ADDRESS = ("Disclosure Office (synthetic demo)", "Internal Revenue Service", "P.O. Box 0000",
+                  "Washington, DC 20000")
 
 
 def document(notice: Notice, today: date | None = None) -> Document:
@@ -20,13 +22,13 @@ def document(notice: Notice, today: date | None = None) -> Document:
         return _letter(notice, today or date.today())
     body = notice.body
     facts = [("Notice", f"{notice.id} ({notice.kind.replace('_', ' ')})"), ("To", notice.recipient),
-             ("Due", notice.due_at.isoformat(timespec="minutes")),
+             ("Due", notice.due_at.strftime("%B %-d, %Y, %H:%M UTC")),
              ("Ledger entry", str(notice.ledger_index))]
     if notice.sent_at:
         facts.append(("Sent", notice.sent_at.isoformat(timespec="minutes")))
     sections = _BUILDERS[notice.kind](body)
     footer = (f"From {AGENCY}. Recorded as entry {notice.ledger_index} of the disclosure ledger; anyone holding a "
-              "ledger checkpoint can ask for a proof of that entry (taxgate ledger prove).")
+              "ledger checkpoint can ask us for a proof of that entry.")
     return Document(_TITLES[notice.kind], body.get("court", "") and f"{body['court']} {body.get('docket', '')}".strip(),
                     facts, sections, footer)
 
@@ -78,10 +80,12 @@ def _disposal_request(body: dict) -> list[Section]:
             f"Audit {body.get('audit', '')} of batch {body.get('batch_ref', '')} found {len(items):,} disclosures to "
             f"{body.get('agency', '')} that 26 U.S.C. § 6103(i)(2) did not authorise. Please dispose of the information "
             "disclosed in each, including copies and anything derived from it, stop any use of it, and certify to us "
-            "in writing who disposed of it and when.",
-        ], ("finding", "disclosures"), [(k.replace("_", " "), f"{v:,}") for k, v in findings.items()]),
+            "in writing, at the address below, who disposed of it and when, quoting this notice's number.",
+        ], ("finding", "disclosures"), [(body.get("labels", {}).get(k, k.replace("_", " ")), f"{v:,}") for k, v in findings.items()],
+            lines=list(RETURN_ADDRESS)),
         Section("The disclosures", [], ("request", "date disclosed", "ledger entry", "finding"),
-                [(d["request_id"], d["date"], str(d["ledger_index"]), d["finding"].replace("_", " ")) for d in items]),
+                [(d["request_id"], d["date"], str(d["ledger_index"]),
+                  body.get("labels", {}).get(d["finding"], d["finding"].replace("_", " "))) for d in items]),
     ]
 
 
@@ -104,16 +108,17 @@ def _letter(notice: Notice, today: date) -> Document:
         Section("Mail to", lines=[line for line in mail_to if line]),
         Section("What happened", [
             f"On {_spelled(dates)}, we gave {body.get('recipient_agency', 'another agency')} your last known address "
-            "from our records, in answer to a request about you. A later review found that the law did not allow "
-            "us to give it. We have asked that agency to destroy the information and every copy of it, and to "
-            "stop using it.",
+            "from our records, in answer to a request that named you or that we matched to your record. A later "
+            "review found that the law did not allow us to give it, for the reason below. We have asked that agency "
+            "to destroy the information and every copy of it, and to stop using it.",
         ], ("date given", "what was given", "why the law did not allow it"),
             [(_spelled([d["date"]]), d["item"], d["finding"]) for d in disclosures]),
         Section("Your rights under 26 U.S.C. § 7431", list(body.get("rights", []))),
         Section("Questions", [
-            f"Write to us, quoting our reference (notice {notice.id}). You may also ask us for the accounting of "
-            "every disclosure of your tax information that the law requires us to keep (26 U.S.C. § 6103(p)(3)(A)).",
-        ]),
+            f"Write to us at the address below, quoting our reference (notice {notice.id}). You may also ask us for "
+            "the accounting of every disclosure of your tax information that the law requires us to keep "
+            "(26 U.S.C. § 6103(p)(3)(A)).",
+        ], lines=list(RETURN_ADDRESS)),
     ], f"From {AGENCY}.")
 
 

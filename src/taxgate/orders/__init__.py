@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
@@ -57,6 +57,7 @@ class Order:
     notify: tuple[str, ...]
     lifted_at: datetime | None
     ledger_index: int
+    added_at: datetime | None = None  # when it was recorded here (an order may be in force from before)
 
     def after(self, moment: datetime) -> datetime:
         """`moment` plus the order's hours. An order ledgered before hours were bounded may run past
@@ -163,7 +164,7 @@ def _order(order_id: int, body: dict, lifted_at: datetime | None, ledger_index: 
 def _from_row(row: OrderRow) -> Order:
     try:
         body = loads(row.body)
-        return _order(row.id, body, row.lifted_at, row.ledger_index)
+        return replace(_order(row.id, body, row.lifted_at, row.ledger_index), added_at=row.added_at)
     except (ValueError, KeyError, TypeError):
         raise TamperedError(f"orders row {row.id} holds no order taxgate wrote") from None
 

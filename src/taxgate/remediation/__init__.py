@@ -45,6 +45,17 @@ CATEGORIES = {
     "review": "identification was near the line: an officer would have decided",
     "not_identified": "the taxpayer was not positively identified",
 }
+# The same findings as a taxpayer reads them in their § 7431 notice.
+FOR_THE_TAXPAYER = {
+    "address_not_set_forth": "the request did not give your address, which the law requires before anything is "
+                             "disclosed (26 U.S.C. § 6103(i)(2)(B)(i))",
+    "request_defective": "the request did not meet the other requirements of the law (26 U.S.C. § 6103(i)(2)(A)-(B)), "
+                         "such as its purpose, the statute it named or the officer it named",
+    "address_not_on_record": "the address in the request was not one you filed from, so we could not be sure the "
+                             "request was about you",
+    "review": "the details in the request did not match our records closely enough to be sure it was about you",
+    "not_identified": "the details in the request did not match our records well enough to show it was about you",
+}
 _NOT_SET_FORTH = {ReasonCode.ADDRESS_MISSING, ReasonCode.ADDRESS_PLACEHOLDER, ReasonCode.ADDRESS_INCOMPLETE}
 FINDING_COLUMNS = ("request_id", "row_number", "disclosure_ledger_index", "tin", "path", "category", "outcome_now",
                    "reasons_now", "reasons_then")
@@ -266,6 +277,7 @@ def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
                                               else f.disclosed_at.date().isoformat(),
                                               "finding": f.category} for f in found],
                              "findings": dict(sorted(Counter(f.category for f in found).items())),
+                             "labels": {f.category: CATEGORIES[f.category] for f in found},
                          })
         per_taxpayer: dict[str, list] = defaultdict(list)
         for f in found:
@@ -281,7 +293,7 @@ def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
                                  "recipient_agency": batch.agency,
                                  "disclosures": [{"date": batch.as_of if replayed else f.disclosed_at.date().isoformat(),
                                                   "item": "last known address", "ledger_index": f.ledger_index,
-                                                  "finding": CATEGORIES[f.category]} for f in items],
+                                                  "finding": FOR_THE_TAXPAYER[f.category]} for f in items],
                                  "rights": list(RIGHTS_7431),
                              })
         return _status(session, incident)

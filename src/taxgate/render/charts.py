@@ -36,9 +36,10 @@ class Figure:
 
 def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, axis: str, caption: str = "",
               horizontal: bool = True, reference: float | None = None, reference_label: str = "",
-              value_format: str = "{:,.0f}") -> Figure:
+              value_format: str = "{:,.0f}", maximum: float | None = None) -> Figure:
     """A bar chart with its title, its value axis named with its unit (`axis`), and each bar's value
-    written at its end. `reference` draws a line (a policy limit, say) across the bars.
+    written at its end. `reference` draws a line (a policy limit, say) across the bars; `maximum`
+    fixes the value axis's end (100 for a percentage: one bar alone does not fill the chart).
 
     Labels come from the store, so from requesters (batch refs, officer names): they are drawn as
     plain text, never as matplotlib's math (`$...$`), cut to a length, and at most MAX_BARS are
@@ -55,7 +56,8 @@ def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, 
     # at most a page's height (Letter, less margins and a caption): a chart is never cut by a page break
     size = (WIDTH_IN, min(MAX_HEIGHT_IN, max(2.2, 0.3 * count + 1.3))) if horizontal else (WIDTH_IN, 3.4)
     return _chart(name, title, caption, size,
-                  lambda ax: _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis))
+                  lambda ax: _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis,
+                                   maximum))
 
 
 def waterfall_chart(name: str, title: str, steps: list[tuple[str, float]], *, axis: str, total_label: str,
@@ -114,7 +116,7 @@ def _chart(name: str, title: str, caption: str, size: tuple[float, float], draw)
     return Figure(name, title, caption, presentational(out.getvalue(), name, title))
 
 
-def _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis) -> None:
+def _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis, maximum=None) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if not labels:
@@ -129,14 +131,14 @@ def _draw(ax, labels, values, horizontal, reference, reference_label, value_form
         ax.set_yticks(positions, labels)
         ax.set_xlabel(axis)
         line = ax.axvline
-        ax.set_xlim(0, max(max(values), reference or 0, 1) * 1.15)  # room for the value labels
+        ax.set_xlim(0, maximum or max(max(values), reference or 0, 1) * 1.15)  # room for the value labels
     else:
         bars = ax.bar(range(len(labels)), values, color=BAR)
         slanted = len(labels) > 6
         ax.set_xticks(range(len(labels)), labels, rotation=30 if slanted else 0, ha="right" if slanted else "center")
         ax.set_ylabel(axis)
         line = ax.axhline
-        ax.set_ylim(0, max(max(values), reference or 0, 1) * 1.15)
+        ax.set_ylim(0, maximum or max(max(values), reference or 0, 1) * 1.15)
     ax.bar_label(bars, labels=texts, padding=2, fontsize=8)
     if reference is not None:
         line(reference, color=LIMIT, linestyle="--", linewidth=1.2, label=reference_label)

@@ -26,6 +26,9 @@ ACCOUNTING_COLUMNS = ("received", "agency", "official", "case", "statute", "batc
                       "disclosure_ledger_index")
 
 
+LAWFUL = "26 U.S.C. § 6103(i)(2)"
+
+
 def accounting(store: Store, tin: str) -> list[dict]:
     """One row per request about the taxpayer, oldest first: named by TIN, or matched to their record
     (whose master data was then consulted, even where nothing left), as each stands at the latest
@@ -49,9 +52,11 @@ def accounting(store: Store, tin: str) -> list[dict]:
     for r in rows:
         replayed = r.rule_set_version in REPLAYED_VERSIONS
         out.append({
-            "received": r.received_at.date().isoformat(), "agency": r.agency, "official": r.official,
+            # a replay records a request of its batch's day (its date), replayed here later
+            "received": r.as_of if replayed else r.received_at.date().isoformat(), "agency": r.agency,
+            "official": r.official,
             "case": r.case_number, "statute": r.statute, "batch": r.batch_ref,
-            "practice": "as practised in 2025 (replayed; held unlawful)" if replayed else "26 U.S.C. § 6103(i)(2)",
+            "practice": "as practised in 2025 (replayed; held unlawful)" if replayed else LAWFUL,
             "request_id": r.request_id,
             "about": "requested and matched" if r.requested_tin == tin and r.matched_tin == tin
             else "requested" if r.requested_tin == tin else "matched",
@@ -70,7 +75,8 @@ def accounting_letter(rows: list[dict], tin: str, today: date | None = None) -> 
     given = [r for r in rows if r["disclosed"]]
     lines = [(r["received"], r["agency"] + (f" ({r['official']})" if r["official"] else ""),
               " ".join(x for x in (r["statute"], f"case {r['case']}" if r["case"] else "") if x) or "not stated",
-              f"your last known address, on {r['disclosed']}" if r["disclosed"] else "nothing")
+              (f"your last known address, on {r['disclosed']}" + ("; a later review found that the law did not allow "
+               "this" if r["practice"] != LAWFUL else "")) if r["disclosed"] else "nothing")
              for r in rows]
     return Document("Accounting of requests for your tax information", "Internal Revenue Service (synthetic demo)", [
         ("Date of this letter", today.strftime("%B %-d, %Y")),

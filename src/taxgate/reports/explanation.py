@@ -5,21 +5,18 @@ line and the runner-up drawn across). Read from the evidence `taxgate process` w
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 from taxgate.domain import ReasonCode
 from taxgate.identify import MODEL_FILE
-from taxgate.identify.evidence import FIELD_NAMES, level_meaning, thresholds_line, top_level, why
+from taxgate.identify.evidence import FIELD_NAMES, PRIOR, level_meaning, prior_weight, thresholds_line, top_level, why
 from taxgate.render import Document, Section, waterfall_chart
 
 
 def steps(evidence: dict, model_file: Path = MODEL_FILE) -> list[tuple[str, float]]:
     """(label, weight) from the prior through every field (its term-frequency adjustment folded in):
     they add up to the candidate's match weight."""
-    prior = json.loads(model_file.read_text())["probability_two_random_records_match"]
-    out = [("prior: two records at random", math.log2(prior / (1 - prior)))]
+    out = [("prior: two records at random", PRIOR if model_file == MODEL_FILE else prior_weight(model_file))]
     for name, field in evidence["fields"].items():
         out.append((f"{FIELD_NAMES.get(name, name)}: {level_meaning(name, field['level'])}",
                     float(field["weight"]) + float(field.get("tf") or 0)))

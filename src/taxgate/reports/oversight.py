@@ -20,6 +20,7 @@ from taxgate.ledger import sign_checkpoint
 from taxgate.ledger.checkpoint import parse as parse_checkpoint
 from taxgate.policy import load_policies, policy_in_force
 from taxgate.render import Document, Section, bar_chart, write
+from taxgate.response.current import NOW, standing
 from taxgate.rules import REPLAYED_VERSIONS, RULE_SETS
 from taxgate.store import Store
 from taxgate.store.models import (
@@ -103,18 +104,19 @@ def _tallies(session, size: int, replayed: set[int]) -> tuple[_Tally, _Tally]:
     same requests again under a practice held unlawful, so adding the two would count requests twice."""
     statute, replay = _Tally(), _Tally()
     # Reasons come as ";"-joined strings; counting each distinct string once keeps this one small query.
-    combos = session.execute(select(Decision.batch_id, Decision.outcome, Decision.reasons, func.count())
-                             .where(Decision.ledger_index < size)
-                             .group_by(Decision.batch_id, Decision.outcome, Decision.reasons)).all()
-    for batch_id, outcome, reasons, n in combos:
+    # Outcomes as they stand now (a review decided, a hold released); the review rate by what was
+    # sent to an officer when the batch was decided.
+    combos = session.execute(standing((Decision.batch_id, Decision.outcome, NOW, Decision.reasons, func.count()), size)
+                             .group_by(Decision.batch_id, Decision.outcome, NOW, Decision.reasons)).all()
+    for batch_id, decided, now, reasons, n in combos:
         tally = replay if batch_id in replayed else statute
         codes = [c for c in reasons.split(";") if c]
-        tally.outcomes[outcome] += n
+        tally.outcomes[now] += n
         tally.codes.update({c: n for c in codes})
         if any(c.startswith("ID_") for c in codes):
             tally.attempted[batch_id] += n
             tally.identified[batch_id] += n if _RELEASING & set(codes) else 0
-            tally.review[batch_id] += n if outcome == "REVIEW" else 0
+            tally.review[batch_id] += n if decided == "REVIEW" else 0
     for batch_id, n in session.execute(select(Decision.batch_id, func.count()).select_from(Disclosure)
                                        .join(Decision, Decision.id == Disclosure.decision_id)
                                        .where(Disclosure.ledger_index < size).group_by(Decision.batch_id)):
@@ -208,10 +210,10 @@ def _identification(statute: _Tally, refs: dict[int, str]) -> Section:
         [(ref, f"{a:,}", f"{p:,}", _pct(p, a), f"{r:,}", _pct(r, a)) for ref, a, p, r in rows], [
         bar_chart("match-yield", "Match yield by batch", [ref for ref, *_ in rows],
                   [100 * p / a if a else 0 for _, a, p, _ in rows], axis="% of requests that reached identification",
-                  value_format="{:.1f}%"),
+                  value_format="{:.1f}%", maximum=100),
         bar_chart("review-rate", "Review rate by batch", [ref for ref, *_ in rows],
                   [100 * r / a if a else 0 for _, a, _, r in rows], axis="% of requests that reached identification",
-                  value_format="{:.1f}%"),
+                  value_format="{:.1f}%", maximum=100),
     ])
 
 

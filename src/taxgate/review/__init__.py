@@ -120,6 +120,9 @@ def case(store: Store, decision_id: int, master_path: Path, open_only: bool = Tr
     if open_only and (decision.outcome != "REVIEW" or review is not None):
         state = "decided" if review is not None else decision.outcome
         raise ReviewError(f"decision {decision_id} is not in review ({state}): its case is closed to officers", 409)
+    if open_only and batch.rule_set_version in REPLAYED_VERSIONS:
+        raise ReviewError(f"decision {decision_id} belongs to a replay of past practice: nothing of it is decided now",
+                          409)
     evidence = json.loads(decision.evidence) if decision.evidence else {}
     records = taxpayer_records(master_path, [decision.matched_tin, decision.runner_up_tin])
     rule = policy_in_force(policies if policies is not None else load_policies(),

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -131,6 +132,17 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         for name, value in (getattr(exc, "headers", None) or {}).items():
             page.headers[name] = value
         return page
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        """A console page asked with a value it cannot take (`?incident=abc`) says so in a page, in
+        words; the API keeps FastAPI's 422 detail."""
+        path = request.url.path
+        if path.startswith(("/api", "/log/")) or request.headers.get("hx-request"):
+            return await request_validation_exception_handler(request, exc)
+        said = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'the form'}: {e.get('msg', '')}"
+                         for e in exc.errors()[:3])
+        return await http_error(request, StarletteHTTPException(422, f"The page cannot take that: {said}."))
 
     @app.exception_handler(TamperedError)
     async def tampered(request: Request, exc: TamperedError):

@@ -24,6 +24,7 @@ from taxgate.service.deps import ERRORS, READERS, Id, State, iso, state_of
 from taxgate.service.pages import PAGE_SIZE, Page, Paging, render
 from taxgate.service.uploads import UploadError, receive
 from taxgate.domain import ReasonCode
+from taxgate.rules import REPLAYED_VERSIONS
 from taxgate.store.models import Batch, Decision, Disclosure, Review, Submission
 
 
@@ -203,7 +204,25 @@ def batches(request: Request, who: Page = page(*READERS), status: Annotated[str,
             offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> HTMLResponse:
     name = "batch_rows.html" if request.headers.get("hx-request") else "batches.html"
     views, paging = _batches(request, who[0], status if status in BATCH_STATES else "", offset)
-    return render(request, name, who, batches=views, paging=paging, status=status, states=BATCH_STATES)
+    return render(request, name, who, batches=views, paging=paging, status=status, states=BATCH_STATES,
+                  host=_host_batches(request, who[0]) if not request.headers.get("hx-request") else [])
+
+
+def _host_batches(request: Request, user: Principal) -> list[dict]:
+    """Batches recorded on the host (`taxgate process`, `replay`, the demo) rather than uploaded here:
+    the store holds their decisions, the host their response files."""
+    store = state_of(request).store
+    query = (select(Batch).where(~select(Submission.id).where(Submission.batch_id == Batch.id).exists())
+             .order_by(Batch.id.desc()).limit(PAGE_SIZE))
+    if user.role == "requester":
+        query = query.where(Batch.agency == user.agency)
+    with store.session() as session:
+        found = session.execute(query).scalars().all()
+        size = Ledger(store).size(session)
+    counts = current_outcomes(store, [b.id for b in found], size) if found else {}
+    return [{"id": b.id, "agency": b.agency, "batch_ref": b.batch_ref, "received": iso(b.received_at), "rows": b.rows,
+             "practice": "as practised in 2025 (replay)" if b.rule_set_version in REPLAYED_VERSIONS else "statute",
+             "outcomes": dict(sorted(counts.get(b.id, {}).items()))} for b in found]
 
 
 @pages.get("/requests")
@@ -216,7 +235,8 @@ def find_request(request: Request, state: State, who: Page = page(*READERS),
             size = Ledger(state.store).size(session)
         query = (standing((Decision.id, Decision.batch_id, Decision.row_number, Decision.request_id, NOW,
                            Decision.reasons, Decision.ledger_index, Batch.agency, Batch.batch_ref,
-                           Submission.id.label("submission"), Review.id.label("reviewed")), size)
+                           Batch.rule_set_version, Submission.id.label("submission"), Review.id.label("reviewed")),
+                          size)
                  .join(Batch, Batch.id == Decision.batch_id)
                  .outerjoin(Submission, Submission.batch_id == Batch.id)
                  .where(Decision.request_id == id.strip()).order_by(Decision.ledger_index).limit(PAGE_SIZE))
@@ -228,7 +248,8 @@ def find_request(request: Request, state: State, who: Page = page(*READERS),
         shown = {c.value for c in ReasonCode if c.requester_visible}
         found = [{"decision": r.id, "batch_ref": r.batch_ref, "agency": r.agency, "row": r.row_number,
                   "submission": r.submission, "outcome": r.now, "ledger_index": r.ledger_index,
-                  "reviewable": r.now == "REVIEW" and r.reviewed is None,
+                  "reviewable": r.now == "REVIEW" and r.reviewed is None and r.rule_set_version not in REPLAYED_VERSIONS,
+                  "replayed": r.rule_set_version in REPLAYED_VERSIONS,
                   "reasons": ";".join(c for c in r.reasons.split(";") if c and (user.role != "requester" or c in shown))}
                  for r in rows]
     return render(request, "requests.html", who, id=id[:200], found=found)

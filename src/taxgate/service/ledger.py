@@ -70,7 +70,8 @@ def _browse(store, start: int, size: int) -> list[dict]:
         except ValueError:
             entry = {"kind": "unreadable"}
         about = ", ".join(f"{k} {entry[k]}" for k in ("batch", "row", "request_id", "order_id", "outcome", "officer",
-                                                       "action", "agency", "batch_ref") if k in entry)
+                                                       "action", "agency", "batch_ref")
+                          if entry.get(k) not in (None, ""))
         out.append({"index": idx, "kind": entry.get("kind", "?"), "about": about})
     return out
 

@@ -29,7 +29,8 @@ def order_view(order) -> dict:
             "effective_from": order.effective_from.isoformat(),
             "effective_to": order.effective_to.isoformat() if order.effective_to else None, "hours": order.hours,
             "agency": order.agency, "statutes": list(order.statutes), "notify": list(order.notify),
-            "lifted": iso(order.lifted_at), "ledger_index": order.ledger_index}
+            "lifted": iso(order.lifted_at), "ledger_index": order.ledger_index,
+            "recorded": iso(order.added_at)}
 
 
 @api.get("/orders", summary="Court orders, in force or not")

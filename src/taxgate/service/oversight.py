@@ -130,5 +130,6 @@ def oversight_report(request: Request, state: State, fmt: str, who: Page = page(
             for old in folder.glob("oversight-*"):
                 old.unlink(missing_ok=True)
             html, pdf = oversight(store, out, settings.policy)
-    return FileResponse(html if fmt == "html" else pdf, filename=f"oversight.{fmt}",
-                        media_type="text/html; charset=utf-8" if fmt == "html" else "application/pdf")
+    return FileResponse(html if fmt == "html" else pdf, filename=f"oversight.{fmt}",  # opened in the browser
+                        media_type="text/html; charset=utf-8" if fmt == "html" else "application/pdf",
+                        content_disposition_type="inline")

@@ -64,7 +64,9 @@ class Paging:
     @property
     def shown(self) -> str:
         if not self.total:
-            return "none"
+            return ""
+        if self.offset >= self.total:
+            return f"past the end: {self.total:,} in all"
         return f"{self.offset + 1:,}-{min(self.total, self.offset + self.limit):,} of {self.total:,}"
 
     def export(self, path: str) -> str:

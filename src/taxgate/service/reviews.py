@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from taxgate.accounts import Principal
-from taxgate.identify.evidence import FIELD_NAMES, level_meaning, top_level
+from taxgate.identify.evidence import FIELD_NAMES, PRIOR, level_meaning, top_level
 from taxgate.review import ACTIONS, QUEUE_ORDERS, ReviewError, case, decide_review, queue, queue_batches
 from taxgate.service.access import allow, page, reading
 from taxgate.service.deps import ERRORS, Id, State
@@ -84,7 +84,8 @@ def reviews_csv(request: Request, state: State, who: Page = page("officer"),
                 order: Annotated[str, Query(max_length=12)] = "oldest"):
     with reading(request, who[0], "review_queue", "export"):
         _, items = queue(state.store, 2**31 - 1, 0, batch_ref=batch, code=code, order=order)
-    return csv_download(QUEUE_COLUMNS, items, "review-queue.csv")
+    rounded = [{**i, **{k: f"{i[k]:.3f}" for k in ("weight", "runner_up_weight") if i[k] is not None}} for i in items]
+    return csv_download(QUEUE_COLUMNS, rounded, "review-queue.csv")
 
 
 @pages.get("/reviews/{decision_id}")
@@ -95,7 +96,7 @@ def review(request: Request, state: State, decision_id: Id, who: Page = page("of
                          open_only=who[0].role == "officer", policies=state.policies())
         except ReviewError as exc:
             raise HTTPException(exc.status, str(exc)) from None
-    return render(request, "review.html", who, c=found, actions=ACTIONS, fields=_side_by_side(found))
+    return render(request, "review.html", who, c=found, actions=ACTIONS, fields=_side_by_side(found), prior=PRIOR)
 
 
 # (label, the request's and the master's columns, the model's comparisons that read them)
@@ -151,6 +152,6 @@ def decide(request: Request, state: State, decision_id: Id, action: Annotated[st
         except ReviewError:
             raise HTTPException(exc.status, str(exc)) from None
         return render(request, "review.html", who, exc.status, c=found, actions=ACTIONS,
-                       fields=_side_by_side(found), error=str(exc), note=note)
+                       fields=_side_by_side(found), prior=PRIOR, error=str(exc), note=note)
     return done(request, "/reviews", f"Request {decided.get('request_id') or decision_id}: {decided['outcome']} "
                                       f"(ledger entry {decided['ledger_index']}).")
