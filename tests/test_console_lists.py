@@ -23,8 +23,10 @@ def test_the_review_queue_filters_sorts_pages_and_exports(service, small_batch):
     assert [r["request_id"] for r in rows] == [q["request_id"] for q in sorted(queue, key=lambda q: -q["weight"])]
     none = browser.get("/reviews?batch=NO-SUCH-BATCH").text
     assert "Nothing waits for review in this selection" in none
-    coded = browser.get("/reviews?code=ID_ADDRESS_NOT_ON_RECORD").text
-    assert all("ID_ADDRESS_NOT_ON_RECORD" in row for row in re.findall(r'<tr id="review-\d+">.*?</tr>', coded, re.S))
+    for code in ("ID_WEAK", "ID_ADDRESS_NOT_ON_RECORD"):
+        rows = re.findall(r'<tr id="review-\d+">.*?</tr>', browser.get(f"/reviews?code={code}").text, re.S)
+        assert len(rows) == sum(code in q["reasons"].split(";") for q in queue) and all(code in r for r in rows)
+    assert any("ID_WEAK" in q["reasons"] for q in queue)  # the filter was tried on something
 
 
 def test_a_request_is_found_by_its_id_where_the_reader_may_see_it(service, small_batch):
