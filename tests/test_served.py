@@ -148,8 +148,13 @@ def test_the_console_in_a_browser(world, small_batch, database_url, users, tmp_p
             officer.locator("table.queue").get_by_role("link", name=re.compile("^Review ")).first.click()
             table = officer.locator("#side-by-side")
             expect(table).to_be_visible()
-            expect(table.locator("tbody tr")).to_have_count(10)
+            expect(table.locator("tbody tr")).to_have_count(12)  # ten fields, the prior, the match weight
             assert "Last name" in table.inner_text() and "weight" in table.inner_text()
+            # the table adds up: the prior and every field's weight make the match weight it shows
+            cells = [table.locator("tbody tr").nth(i).locator("td").last.inner_text() for i in range(12)]
+            total = sum(float(m) for cell in cells[:11] for m in re.findall(r"weight ([+-]\d+\.\d)", cell)) \
+                + float(cells[10])
+            assert abs(total - float(cells[11])) < 0.6, cells
             expect(officer.locator("#why")).to_contain_text("An officer decides, not the rule")
             officer.get_by_label("disclose").check()
             officer.get_by_role("textbox", name=re.compile("^Why")).fill("Same person: one letter of the street differs.")
