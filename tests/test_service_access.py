@@ -64,6 +64,7 @@ CONSOLE = [
     ("GET", "/batches/{batch_id}/malformed_rows.csv", {"requester"}),
     ("GET", "/orders/{order_id}/lift", {"officer"}),
     ("GET", "/notices.csv", {"officer", "court", "auditor"}),
+    ("GET", "/notices/1.html", {"officer", "court", "auditor"}),
     ("GET", "/refusals.csv", {"auditor"}),
     ("GET", "/reviews/{decision_id}", {"officer", "auditor"}),
     ("GET", "/orders", {"officer", "court", "auditor"}),

@@ -47,10 +47,20 @@ class Document:
     footer: str = ""
 
 
-def to_html(document: Document) -> str:
+def _styles() -> tuple[str, str]:
     styles = _env.get_template("document.css").render()
-    digest = base64.b64encode(hashlib.sha256(styles.encode()).digest()).decode()
-    return _env.get_template("document.html").render(doc=document, styles=Markup(styles), style_hash=digest)
+    return styles, base64.b64encode(hashlib.sha256(styles.encode()).digest()).decode()
+
+
+def policy() -> str:
+    """The Content-Security-Policy every document carries (in its own <meta>, and as the header
+    when the console serves one): nothing loads, and only its one style block applies."""
+    return f"default-src 'none'; style-src 'sha256-{_styles()[1]}'; img-src data:"
+
+
+def to_html(document: Document) -> str:
+    styles, _ = _styles()
+    return _env.get_template("document.html").render(doc=document, styles=Markup(styles), policy=policy())
 
 
 def to_pdf(document: Document) -> bytes:
@@ -74,4 +84,4 @@ def write(document: Document, path: Path) -> tuple[Path, Path]:
     return html, pdf
 
 
-__all__ = ["Document", "Figure", "Section", "bar_chart", "html_to_pdf", "to_html", "to_pdf", "waterfall_chart", "write"]
+__all__ = ["Document", "Figure", "Section", "bar_chart", "html_to_pdf", "policy", "to_html", "to_pdf", "waterfall_chart", "write"]

@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from taxgate.accounts import Principal
 from taxgate.notices import NOTICE_KINDS, add_order_with_notices, list_notices
 from taxgate.orders import OrderError, lift_order, list_orders
+from taxgate.notices import documents
 from taxgate.policy import known_agencies
+from taxgate.render import policy, to_html, to_pdf
 from taxgate.release import lift_preview, release_held
 from taxgate.service.access import allow, page, reading
 from taxgate.service.deps import ERRORS, Id, State, iso, state_of
@@ -166,6 +168,23 @@ def notices(request: Request, state: State, who: Page = page("officer", "court",
     paging = Paging(len(rows), offset, PAGE_SIZE, {"kind": kind, "status": status, "incident": incident})
     return render(request, "notices.html", who, notices=rows[offset:offset + PAGE_SIZE], paging=paging, kind=kind,
                   status=status, incident=incident, kinds=NOTICE_KINDS, states=NOTICE_STATES)
+
+
+@pages.get("/notices/{notice_id}.{fmt}")
+def notice_document(request: Request, state: State, notice_id: Id, fmt: str,
+                    who: Page = page("officer", "court", "auditor")) -> Response:
+    """A notice as its recipient reads it: the same document as HTML or its PDF."""
+    if fmt not in ("html", "pdf"):
+        raise HTTPException(404)
+    with reading(request, who[0], "notice", f"notice {notice_id}"):
+        found = list_notices(state.store, ids=[notice_id])
+    if not found:
+        raise HTTPException(404, f"no notice {notice_id}")
+    doc = documents.document(found[0])
+    if fmt == "pdf":
+        return Response(to_pdf(doc), media_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="notice-{notice_id}.pdf"'})
+    return HTMLResponse(to_html(doc), headers={"Content-Security-Policy": policy()})  # its own style block
 
 
 @pages.get("/notices.csv")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from taxgate.accounts import Principal
 from taxgate.ledger import Ledger
 from taxgate.normalize.text import digits
-from taxgate.render import to_pdf
+from taxgate.render import policy, to_pdf
 from taxgate.reports import ACCOUNTING_COLUMNS, accounting, accounting_letter
 from taxgate.response import SafeCSV
 from taxgate.review import queue
@@ -132,4 +132,5 @@ def oversight_report(request: Request, state: State, fmt: str, who: Page = page(
             html, pdf = oversight(store, out, settings.policy)
     return FileResponse(html if fmt == "html" else pdf, filename=f"oversight.{fmt}",  # opened in the browser
                         media_type="text/html; charset=utf-8" if fmt == "html" else "application/pdf",
-                        content_disposition_type="inline")
+                        content_disposition_type="inline",
+                        headers={"Content-Security-Policy": policy()} if fmt == "html" else None)
