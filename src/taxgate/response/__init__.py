@@ -19,8 +19,9 @@ from pathlib import Path
 from taxgate.decide import Decision
 from taxgate.domain import Outcome, ReasonCode, Request
 
+# row_number first: a request id may repeat within a batch, a row number never does
 RESPONSE_COLUMNS = (
-    "request_id", "outcome", "reasons", "refused_items", "address_street", "address_unit", "address_city",
+    "row_number", "request_id", "outcome", "reasons", "refused_items", "address_street", "address_unit", "address_city",
     "address_state", "address_zip", "address_tax_year", "ledger_index",
 )
 DECISION_COLUMNS = (
@@ -101,6 +102,7 @@ class ResponseWriter:
               evidence: dict | None = None, ledger_index: str = "") -> None:
         released = address if decision.outcome is Outcome.DISCLOSED and address else {}
         row = {
+            "row_number": str(request.row_number),
             "request_id": request.display_id,
             "outcome": decision.outcome.value,
             "reasons": ";".join(c.value for c in decision.requester_codes),

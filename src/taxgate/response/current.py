@@ -60,14 +60,14 @@ CHANGED_BY = case((and_(Disclosure.id.is_not(None), Decision.outcome != Outcome.
 
 def current_rows(store: Store, batch_id: int, size: int, chunk: int = 5_000) -> Iterator[dict]:
     """Each request of the batch in row order, as it stands at ledger size `size`."""
-    query = (standing((Decision.request_id, NOW, Decision.reasons, Decision.refused_items, Decision.ledger_index,
-                      Disclosure.value, CHANGED_BY), size)
+    query = (standing((Decision.row_number, Decision.request_id, NOW, Decision.reasons, Decision.refused_items,
+                       Decision.ledger_index, Disclosure.value, CHANGED_BY), size)
              .where(Decision.batch_id == batch_id).order_by(Decision.row_number).execution_options(yield_per=chunk))
     with store.session() as session:
         for row in session.execute(query):
             address = json.loads(row.value) if row.value is not None else {}
             yield {
-                "request_id": row.request_id, "outcome": row.now,
+                "row_number": str(row.row_number), "request_id": row.request_id, "outcome": row.now,
                 "reasons": ";".join(c for c in row.reasons.split(";") if c in _SHOWN),
                 "refused_items": row.refused_items,
                 **{f"address_{p}": str(address.get(p, "") or "") for p in _ADDRESS},
