@@ -107,7 +107,7 @@ def test_demo_end_to_end(tmp_path):
     run = taxgate("demo", "--out", tmp_path / "demo", "--taxpayers", 600, "--requests", 300)
     assert run.returncode == 0, run.stderr
     assert "DISCLOSED" in run.stdout and "REFUSED" in run.stdout
-    for name in ("response.csv", "response.jsonl", "decisions.csv", "summary.json"):
+    for name in ("response.csv", "response.jsonl", "reasons.csv", "summary.json", "auditors/decisions.csv"):
         assert (tmp_path / "demo" / "response" / name).exists()
     summary = json.loads((tmp_path / "demo" / "response" / "summary.json").read_text())
     # --requests is the number of rows sent (duplicates among them), and every row has its outcome

@@ -56,7 +56,7 @@ def caseload(prefix: str, cases: int, officer: str = "Officer Avery Quinn") -> l
 
 
 def decisions(out: Path) -> list[dict]:
-    with open(out / "decisions.csv", newline="", encoding="utf-8") as fh:
+    with open(out / "auditors" / "decisions.csv", newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -100,7 +100,7 @@ def test_two_halves_of_one_caseload_decided_at_once_are_caught(world, tmp_path, 
     assert sorted(all(h) for h in halves) == [False, True], "exactly the half registered second is refused"
     assert not any(halves[0] if not all(halves[0]) else halves[1]), "the first half is under the limit"
     second = manifests[[all(h) for h in halves].index(True)].parent / "out"
-    with open(second / "evidence.jsonl", encoding="utf-8") as fh:
+    with open(second / "auditors" / "evidence.jsonl", encoding="utf-8") as fh:
         figure = json.loads(fh.readline())["figures"]["ENGAGED_OFFICIAL_IMPLAUSIBLE"]
     assert figure["cases"] == 60 and figure["in_this_batch"] == 30
 
@@ -250,7 +250,7 @@ def test_a_batch_dated_in_the_future_is_counted_as_of_its_receipt(world, tmp_pat
     ahead = write_batch(tmp_path / "b", "AHEAD-2", caseload("FB", 30), submitted_at="2027-12-01T10:00:00Z")
     result = process(ahead, world["master"], tmp_path / "b" / "out", store=store, today=date(2026, 12, 1))
     assert all(implausible(tmp_path / "b" / "out")), "the first batch is inside the window after all"
-    with open(tmp_path / "b" / "out" / "evidence.jsonl", encoding="utf-8") as fh:
+    with open(tmp_path / "b" / "out" / "auditors" / "evidence.jsonl", encoding="utf-8") as fh:
         figure = json.loads(fh.readline())["figures"]["ENGAGED_OFFICIAL_IMPLAUSIBLE"]
     assert figure["cases"] == 60 and figure["since"] == "2026-11-30"
     assert result.outcomes.get("DISCLOSED", 0) == 0

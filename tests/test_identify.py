@@ -72,7 +72,7 @@ def test_explain_shows_the_evidence(world, tmp_path):
     from taxgate.pipeline import process
 
     process(world["manifest"], world["master"], tmp_path / "out")
-    decisions = [json.loads(line) for line in (tmp_path / "out" / "evidence.jsonl").read_text().splitlines()]
+    decisions = [json.loads(line) for line in (tmp_path / "out" / "auditors" / "evidence.jsonl").read_text().splitlines()]
     disclosed = next(d for d in decisions if d["outcome"] == "DISCLOSED")
     assert disclosed["candidate"]["address_on_record"] and disclosed["names_agree"]
     assert set(disclosed["fields"]) == {"given", "surname", "middle_initial", "suffix", "dob", "tin", "house_number",
@@ -82,7 +82,7 @@ def test_explain_shows_the_evidence(world, tmp_path):
     assert run.returncode == 0, run.stderr
     assert disclosed["candidate"]["tin"] in run.stdout and "house number" in run.stdout
     assert "threshold for a positive identification 20" in run.stdout  # the policy it was held to
-    chart = (tmp_path / "out" / f"explain-{disclosed['request_id']}.html").read_text()
+    chart = (tmp_path / "out" / "auditors" / f"explain-{disclosed['request_id']}.html").read_text()
     assert "<script" not in chart and "<svg" in chart and "How each field moved the match weight" in chart
 
     from taxgate.reports.explanation import steps
@@ -95,7 +95,7 @@ def test_explain_shows_the_evidence(world, tmp_path):
     assert abs(total - disclosed["candidate"]["weight"]) < 0.01
     assert f"{total:.1f}" in run.stdout.split("match weight")[-1]
     # a request refused with no candidate is explained too, by its codes and their citations
-    refused = next(r for r in csv.DictReader(open(tmp_path / "out" / "decisions.csv", encoding="utf-8"))
+    refused = next(r for r in csv.DictReader(open(tmp_path / "out" / "auditors" / "decisions.csv", encoding="utf-8"))
                    if r["reasons"] == "ID_NO_CANDIDATE")
     told = subprocess.run([sys.executable, "-m", "taxgate", "explain", refused["request_id"], "--response",
                            tmp_path / "out"], capture_output=True, text=True)

@@ -32,7 +32,7 @@ def processed(world, tmp_path_factory):
 def test_every_row_ends_with_exactly_one_outcome(processed, world):
     result, out, labels = processed
     responses = read_csv(out / "response.csv")
-    decisions = read_csv(out / "decisions.csv")
+    decisions = read_csv(out / "auditors" / "decisions.csv")
     assert len(responses) == len(decisions) == len(labels) == result.rows
     assert [r["request_id"] for r in responses] == [d["request_id"] for d in decisions]
     jsonl = [json.loads(line) for line in (out / "response.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -45,7 +45,7 @@ def test_every_row_ends_with_exactly_one_outcome(processed, world):
 
 def test_no_false_disclosure(processed):
     _, out, labels = processed
-    decisions = read_csv(out / "decisions.csv")
+    decisions = read_csv(out / "auditors" / "decisions.csv")
     disclosed = [(d, l) for d, l in zip(decisions, labels) if d["outcome"] == "DISCLOSED"]
     assert len(disclosed) > 50
     for decision, label in disclosed:
@@ -64,7 +64,7 @@ def test_released_address_is_the_latest_tax_year(processed, world):
                 FROM '{world['master']}' GROUP BY 1"""
         ).fetchall()
     }
-    for response, decision in zip(read_csv(out / "response.csv"), read_csv(out / "decisions.csv")):
+    for response, decision in zip(read_csv(out / "response.csv"), read_csv(out / "auditors" / "decisions.csv")):
         if response["outcome"] == "DISCLOSED":
             assert [response["address_street"], response["address_zip"], response["address_tax_year"]] == latest[decision["matched_tin"]]
         else:
@@ -88,7 +88,7 @@ def test_labelled_defects_are_refused_with_their_code(processed):
         "bad_tax_period": "TAX_PERIOD_INVALID",
     }
     seen = set()
-    for decision, label in zip(read_csv(out / "decisions.csv"), labels):
+    for decision, label in zip(read_csv(out / "auditors" / "decisions.csv"), labels):
         codes = decision["reasons"].split(";")
         if label["malformed"]:
             assert decision["outcome"] == "REFUSED" and codes == ["MALFORMED_ROW"]
@@ -100,6 +100,18 @@ def test_labelled_defects_are_refused_with_their_code(processed):
                 if defect != "return_information":
                     assert decision["outcome"] == "REFUSED"
     assert {"placeholder_address", "boilerplate_relevance", "single_officer", "civil_statute"} <= seen
+
+
+def test_the_response_folder_names_no_taxpayer_but_in_its_released_addresses(processed):
+    """What only the tax agency reads (decisions.csv, evidence.jsonl: candidates' and runner-ups'
+    TINs) is in auditors/, so sending the response folder's files sends none of it."""
+    _, out, _ = processed
+    tins = {t for d in read_csv(out / "auditors" / "decisions.csv") for t in (d["matched_tin"], d["runner_up_tin"]) if t}
+    assert tins
+    for path in out.iterdir():
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not [t for t in tins if t in text], path.name
 
 
 def test_requester_never_sees_identification_evidence(processed):
@@ -123,7 +135,7 @@ def test_formats_agree(world, tmp_path, monkeypatch):
         process(manifest, world["master"], tmp_path / f"out-{fmt}", store=store)
         store.close()
         decisions[fmt] = [(d["request_id"], d["outcome"], d["reasons"], d["matched_tin"])
-                          for d in read_csv(tmp_path / f"out-{fmt}" / "decisions.csv")]
+                          for d in read_csv(tmp_path / f"out-{fmt}" / "auditors" / "decisions.csv")]
     assert decisions["csv"] == decisions["jsonl"] == decisions["parquet"]
 
 
@@ -133,7 +145,7 @@ def test_master_may_be_csv(world, tmp_path):
     a = process(world["manifest"], world["master"], tmp_path / "a")
     b = process(world["manifest"], master_csv, tmp_path / "b")
     assert a.outcomes == b.outcomes
-    assert read_csv(tmp_path / "a" / "decisions.csv") == read_csv(tmp_path / "b" / "decisions.csv")
+    assert read_csv(tmp_path / "a" / "auditors" / "decisions.csv") == read_csv(tmp_path / "b" / "auditors" / "decisions.csv")
 
 
 def test_parallel_rules_pass_gives_the_same_decisions(world, tmp_path, monkeypatch):
@@ -143,5 +155,5 @@ def test_parallel_rules_pass_gives_the_same_decisions(world, tmp_path, monkeypat
     monkeypatch.setenv("TAXGATE_WORKERS", "2")
     two = process(world["manifest"], world["master"], tmp_path / "two")
     assert one.outcomes == two.outcomes
-    assert read_csv(tmp_path / "one" / "decisions.csv") == read_csv(tmp_path / "two" / "decisions.csv")
+    assert read_csv(tmp_path / "one" / "auditors" / "decisions.csv") == read_csv(tmp_path / "two" / "auditors" / "decisions.csv")
     assert (tmp_path / "one" / "response.csv").read_bytes() == (tmp_path / "two" / "response.csv").read_bytes()

@@ -43,7 +43,7 @@ def batch_2025(world, tmp_path_factory) -> dict[str, Path]:
     replayed.write_text(json.dumps({**raw, "batch_ref": raw["batch_ref"] + "-2025"}))
     with control_store(root) as store:
         process(manifest, world["master"], root / "statute", store=store)
-    statute = _csv(root / "statute" / "decisions.csv")  # in row order (request ids may repeat: duplicates)
+    statute = _csv(root / "statute" / "auditors" / "decisions.csv")  # in row order (request ids may repeat: duplicates)
     return {"manifest": manifest, "replayed": replayed, "statute": statute, "root": root}
 
 
@@ -74,7 +74,7 @@ def test_the_unlawful_rule_set_cannot_be_used_to_disclose(store, world, batch_20
 
 def test_the_audit_lists_exactly_the_disclosures_the_statute_would_not_make(audited, batch_2025):
     past, result, tmp_path = audited
-    replay, statute = _csv(tmp_path / "replay" / "decisions.csv"), batch_2025["statute"]
+    replay, statute = _csv(tmp_path / "replay" / "auditors" / "decisions.csv"), batch_2025["statute"]
     disclosed_then = {i + 1 for i, r in enumerate(replay) if r["outcome"] == "DISCLOSED"}  # row numbers
     # The control: the same rows decided under the statute, independently, on another store.
     not_now = {n for n in disclosed_then if statute[n - 1]["outcome"] != "DISCLOSED"}

@@ -19,7 +19,7 @@ def test_duckdb_and_spark_reach_the_same_decisions(world, tmp_path, monkeypatch)
     process(manifest, world["master"], tmp_path / "duckdb")
     monkeypatch.setenv("TAXGATE_MATCH_BACKEND", "spark")
     process(manifest, world["master"], tmp_path / "spark")
-    on_duckdb, on_spark = decisions(tmp_path / "duckdb" / "decisions.csv"), decisions(tmp_path / "spark" / "decisions.csv")
+    on_duckdb, on_spark = decisions(tmp_path / "duckdb" / "auditors" / "decisions.csv"), decisions(tmp_path / "spark" / "auditors" / "decisions.csv")
     assert len(on_duckdb) == len(on_spark) == 200
     assert sum(d["outcome"] == "DISCLOSED" for d in on_duckdb) > 50  # the comparison is not vacuous
     for a, b in zip(on_duckdb, on_spark):

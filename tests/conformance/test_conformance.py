@@ -132,11 +132,11 @@ def _write_batch(folder: Path, case: dict, changes: dict) -> list:
 
 def _check(folder: Path, expected: list[dict], where_: str = "") -> None:
     out = folder / "out"
-    with open(out / "decisions.csv", newline="", encoding="utf-8") as fh:
+    with open(out / "auditors" / "decisions.csv", newline="", encoding="utf-8") as fh:
         decisions = list(csv.DictReader(fh))
     with open(out / "response.csv", newline="", encoding="utf-8") as fh:
         responses = list(csv.DictReader(fh))
-    with open(out / "evidence.jsonl", encoding="utf-8") as fh:
+    with open(out / "auditors" / "evidence.jsonl", encoding="utf-8") as fh:
         evidence = {e["row_number"]: e for e in map(json.loads, fh)}
     assert len(decisions) == len(expected), "every row must end with exactly one decision"
 

@@ -16,7 +16,8 @@ from taxgate.domain import Outcome, ReasonCode
 def process(
     manifest: Path = typer.Argument(..., help="The batch manifest (JSON)."),
     master: Path = typer.Option(..., "--master", help="Taxpayer master (Parquet or CSV)."),
-    out: Path = typer.Option(..., "--out", help="Folder for response.csv, response.jsonl, decisions.csv."),
+    out: Path = typer.Option(..., "--out", help="Folder for the response (response.csv, reasons.csv, ...) and, in "
+                             "auditors/, what only the tax agency reads (decisions.csv, evidence.jsonl)."),
     policy: Path = typer.Option(None, "--policy", help="Policy file or folder (default: the shipped demo policy)."),
     database_url: str = typer.Option(None, "--database-url", help="The store (default: TAXGATE_DATABASE_URL or sqlite:///taxgate.db)."),
 ) -> None:
@@ -195,7 +196,7 @@ def rules() -> None:
 def explain(
     request_id: str = typer.Argument(..., help="The request to explain (its request_id in the response)."),
     response: Path = typer.Option(None, "--response", help="The folder `taxgate process --out DIR` wrote the response "
-                                  "into (evidence.jsonl, decisions.csv, summary.json)."),
+                                  "into (its auditors/ folder: evidence.jsonl, decisions.csv; summary.json)."),
     out: Path = typer.Option(None, "--out", hidden=True, help="Old name of --response."),
     policy: Path = typer.Option(None, "--policy", help="Policy file or folder the batch was judged under (default: the "
                                 "shipped policy)."),
@@ -207,19 +208,21 @@ def explain(
     import json
 
     from taxgate.reports.explanation import explanation, refusal_lines
+    from taxgate.response import auditors
     from taxgate.render import to_html
 
     folder = response or out
     if folder is None:
         fail("say which response: --response DIR (the folder `taxgate process --out DIR` wrote)")
-    if not (folder / "decisions.csv").is_file():
+    audit = auditors(folder)
+    if not (audit / "decisions.csv").is_file():
         fail(f"no response in {folder}: run `taxgate process MANIFEST --master MASTER --out {folder}` first")
     found = None
-    if (folder / "evidence.jsonl").is_file():
-        with open(folder / "evidence.jsonl", encoding="utf-8") as fh:
+    if (audit / "evidence.jsonl").is_file():
+        with open(audit / "evidence.jsonl", encoding="utf-8") as fh:
             found = next((r for r in map(json.loads, fh) if r["request_id"] == request_id), None)
     if found is None:
-        with open(folder / "decisions.csv", encoding="utf-8", newline="") as fh:
+        with open(audit / "decisions.csv", encoding="utf-8", newline="") as fh:
             decided = [r for r in csv.DictReader(fh) if r["request_id"] == request_id]
         if not decided:
             fail(f"request {request_id!r} is not in the response in {folder}")
@@ -265,7 +268,7 @@ def explain(
         table.add_row(field, compared, level, weight, f"{total:.1f}")
     table.add_row("[bold]match weight[/]", "", "", "", f"[bold]{total:.1f}[/]")
     console.print(table)
-    chart = folder / f"explain-{request_id}.html"
+    chart = audit / f"explain-{request_id}.html"  # it names TINs: beside the auditors' files, never the response
     chart.write_text(to_html(document), encoding="utf-8")
     console.print(f"Chart (opens offline): {chart}", soft_wrap=True)
 
@@ -335,6 +338,7 @@ def _print_result(result) -> None:
         again = " It had been received before: nothing was decided or ledgered twice." if result.resumed else ""
         console.print(f"Recorded as batch {result.batch_id} in the store; ledger checkpoint signed at {int(size):,} entries.{again}")
     console.print(f"Policy {result.policy_version}, rules {result.rule_set_version}, model {result.model_version}")
-    for name in ("response.csv", "response.jsonl", "decisions.csv", "evidence.jsonl", "malformed_rows.csv", "summary.json"):
+    for name in ("response.csv", "response.jsonl", "reasons.csv", "malformed_rows.csv", "summary.json",
+                 "auditors/decisions.csv", "auditors/evidence.jsonl"):
         console.print(f"  {out / name}")
 

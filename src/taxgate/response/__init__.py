@@ -2,11 +2,11 @@
 
 - response.csv / response.jsonl: for the requester; request-level codes only, the address only
   when DISCLOSED.
-- decisions.csv: for the tax agency's auditors; every code, the candidate and runner-up.
+- auditors/decisions.csv: for the tax agency's auditors; every code, the candidate and runner-up.
 - malformed_rows.csv: which rows could not be read and why, so the requester can resend them.
 - reasons.csv: the legend beside the response: every code a requester can be given, the provisions it
   applies, what it means, and how many of this response's requests carry it.
-- evidence.jsonl: for auditors and `taxgate explain`; per identified request, the candidate, the
+- auditors/evidence.jsonl: for auditors and `taxgate explain`; per identified request, the candidate, the
   runner-up and every field's comparison level and weight.
 """
 
@@ -66,16 +66,27 @@ class SafeCSV:
             self.writerow(row)
 
 
+AUDITORS = "auditors"  # the folder, beside the requester's files, of what only the tax agency reads
+
+
+def auditors(out_dir: Path) -> Path:
+    """Where decisions.csv and evidence.jsonl go: a folder of their own, so that sending the response
+    folder's files to the requester can never send them (they name other taxpayers' TINs)."""
+    return out_dir / AUDITORS
+
+
 class ResponseWriter:
     """Streams the output files; use as a context manager."""
 
     def __init__(self, out_dir: Path, rule_set_version: str, model_version: str):
-        out_dir.mkdir(parents=True, exist_ok=True)
+        auditors(out_dir).mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
         self._versions = (rule_set_version, model_version)
         self._files = [
-            open(out_dir / name, "w", encoding="utf-8", newline="")
-            for name in ("response.csv", "response.jsonl", "decisions.csv", "malformed_rows.csv", "evidence.jsonl")
+            open(folder / name, "w", encoding="utf-8", newline="")
+            for folder, name in ((out_dir, "response.csv"), (out_dir, "response.jsonl"),
+                                 (auditors(out_dir), "decisions.csv"), (out_dir, "malformed_rows.csv"),
+                                 (auditors(out_dir), "evidence.jsonl"))
         ]
         self._evidence = self._files[4]
         self._response = SafeCSV(self._files[0])
