@@ -98,7 +98,7 @@ def synthetic(taxpayers: int, requests: int, seed: int) -> None:
     print(f"synthetic world: {taxpayers:,} taxpayers (seed {seed}), {result.rows:,} lawful requests, "
           f"model {result.model_version}, processed in {time.perf_counter() - started:.1f} s")
     rows = duckdb.connect().execute(REPORT_SQL.format(
-        decisions=WORK / "out" / "decisions.csv", labels=WORK / "batch" / "requests.labels.parquet",
+        decisions=WORK / "out" / "auditors" / "decisions.csv", labels=WORK / "batch" / "requests.labels.parquet",
         master_labels=master.with_name(master.stem + ".labels.parquet"), master=master,
     )).fetchall()
     print(HEADER)
@@ -117,7 +117,7 @@ def _run(folder: Path, batch_ref: str):
         "signed_by": {"name": "Casey Morgan", "title": "Director, U.S. Immigration and Customs Enforcement"},
         "certification": "Solely for the investigations named."}))
     result = process(folder / "manifest.json", folder / "master.csv", folder / "out")
-    with open(folder / "out" / "decisions.csv", newline="", encoding="utf-8") as fh:
+    with open(folder / "out" / "auditors" / "decisions.csv", newline="", encoding="utf-8") as fh:
         return result, list(csv.DictReader(fh))
 
 
