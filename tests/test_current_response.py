@@ -99,6 +99,7 @@ def test_a_held_review_is_held_in_the_row_then_released_in_it(service, small_bat
     client.post("/api/reviews", headers=officer, json={"decision": first["decision"], "action": "disclose", "note": NOTE})
     row = next(r for r in _response(service)[0] if r["request_id"] == first["request_id"])
     assert row["outcome"] == "HELD" and row["address_street"] == "" and row["updated_ledger_index"]
+    assert row["reasons"].split(";")[-1] == "HELD_BY_COURT_ORDER"  # what holds it, as at decision time
     client.post(f"/api/orders/{stay['id']}/lift", headers=officer, json=LIFT)
     row = next(r for r in _response(service)[0] if r["request_id"] == first["request_id"])
     released = client.get("/api/batches/1/releases", headers=service.auth("requester")).json()["releases"]

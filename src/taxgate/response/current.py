@@ -15,15 +15,17 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, case, func, select
 
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.ledger import Ledger
 from taxgate.ledger.checkpoint import parse
+from taxgate.orders import holding, list_orders
 from taxgate.response import RESPONSE_COLUMNS, spreadsheet_safe
 from taxgate.store import Store
-from taxgate.store.models import Decision, Disclosure, HeldItem, Review
+from taxgate.store.models import Batch, Decision, Disclosure, HeldItem, Review
 
 CURRENT_COLUMNS = (*RESPONSE_COLUMNS, "updated_ledger_index", "as_of_ledger_size")
 _ADDRESS = ("street", "unit", "city", "state", "zip", "tax_year")
@@ -59,22 +61,42 @@ CHANGED_BY = case((and_(Disclosure.id.is_not(None), Decision.outcome != Outcome.
 
 
 def current_rows(store: Store, batch_id: int, size: int, chunk: int = 5_000) -> Iterator[dict]:
-    """Each request of the batch in row order, as it stands at ledger size `size`."""
-    query = (standing((Decision.row_number, Decision.request_id, NOW, Decision.reasons, Decision.refused_items,
-                       Decision.ledger_index, Disclosure.value, CHANGED_BY), size)
+    """Each request of the batch in row order, as it stands at ledger size `size`. A request an
+    officer disclosed but an order then held says which kind of order holds it, as a request held
+    at decision time does (HELD_BY_COURT_ORDER, or NOTICE_PERIOD)."""
+    query = (standing((Decision.row_number, Decision.request_id, NOW, Decision.outcome.label("decided"),
+                       Decision.reasons, Decision.refused_items, Decision.ledger_index, Decision.statute,
+                       Disclosure.value, CHANGED_BY), size)
              .where(Decision.batch_id == batch_id).order_by(Decision.row_number).execution_options(yield_per=chunk))
+    holds = _Holds(store, batch_id)  # read before the rows: one session at a time
     with store.session() as session:
         for row in session.execute(query):
             address = json.loads(row.value) if row.value is not None else {}
+            reasons = [c for c in row.reasons.split(";") if c in _SHOWN]
+            if row.now == Outcome.HELD.value and row.decided != Outcome.HELD.value:
+                reasons.append(holds.code(row.statute))
             yield {
                 "row_number": str(row.row_number), "request_id": row.request_id, "outcome": row.now,
-                "reasons": ";".join(c for c in row.reasons.split(";") if c in _SHOWN),
+                "reasons": ";".join(reasons),
                 "refused_items": row.refused_items,
                 **{f"address_{p}": str(address.get(p, "") or "") for p in _ADDRESS},
                 "ledger_index": str(row.ledger_index),
                 "updated_ledger_index": "" if row.changed_by is None else str(row.changed_by),
                 "as_of_ledger_size": str(size),
             }
+
+
+class _Holds:
+    """Which kind of order holds a batch's requests now (read once, for the few held after review)."""
+
+    def __init__(self, store: Store, batch_id: int):
+        with store.session() as session:
+            self.agency = session.get(Batch, batch_id).agency
+        self.orders, self.now = [o for o in list_orders(store) if o.lifted_at is None], datetime.now(UTC)
+
+    def code(self, statute: str) -> str:
+        held = holding(self.orders, self.agency, statute, self.now)
+        return (held[0] if held else ReasonCode.HELD_BY_COURT_ORDER).value
 
 
 def current_outcomes(store: Store, batch_ids: list[int], size: int) -> dict[int, dict[str, int]]:
