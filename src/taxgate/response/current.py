@@ -29,7 +29,7 @@ from taxgate.store.models import Batch, Decision, Disclosure, HeldItem, Review
 
 CURRENT_COLUMNS = (*RESPONSE_COLUMNS, "updated_ledger_index", "as_of_ledger_size")
 _ADDRESS = ("street", "unit", "city", "state", "zip", "tax_year")
-_SHOWN = {c.value for c in ReasonCode if c.requester_visible}
+REQUESTER_CODES = frozenset(c.value for c in ReasonCode if c.requester_visible)  # what a requester is told
 
 
 def checkpoint_size(store: Store) -> int:
@@ -72,7 +72,7 @@ def current_rows(store: Store, batch_id: int, size: int, chunk: int = 5_000) -> 
     with store.session() as session:
         for row in session.execute(query):
             address = json.loads(row.value) if row.value is not None else {}
-            reasons = [c for c in row.reasons.split(";") if c in _SHOWN]
+            reasons = [c for c in row.reasons.split(";") if c in REQUESTER_CODES]
             if row.now == Outcome.HELD.value and row.decided != Outcome.HELD.value:
                 reasons.append(holds.code(row.statute))
             yield {
@@ -142,4 +142,4 @@ def as_jsonl(rows: Iterator[dict], lines: int = 2_000) -> Iterator[str]:
     yield "".join(out)
 
 
-__all__ = ["CHANGED_BY", "CURRENT_COLUMNS", "NOW", "standing", "as_csv", "as_jsonl", "checkpoint_size", "current_outcomes", "current_rows", "later_answers"]
+__all__ = ["CHANGED_BY", "CURRENT_COLUMNS", "NOW", "REQUESTER_CODES", "standing", "as_csv", "as_jsonl", "checkpoint_size", "current_outcomes", "current_rows", "later_answers"]

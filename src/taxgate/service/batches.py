@@ -17,13 +17,12 @@ from taxgate.accounts import Principal
 from taxgate.ledger import Ledger
 from taxgate.response import legend
 from taxgate.response.current import (
-    NOW, as_csv, as_jsonl, checkpoint_size, current_outcomes, current_rows, later_answers, standing,
+    NOW, REQUESTER_CODES, as_csv, as_jsonl, checkpoint_size, current_outcomes, current_rows, later_answers, standing,
 )
 from taxgate.service.access import allow, page, reading, refuse
 from taxgate.service.deps import ERRORS, READERS, Id, State, iso, state_of
 from taxgate.service.pages import PAGE_SIZE, Page, Paging, render
 from taxgate.service.uploads import UploadError, receive
-from taxgate.domain import ReasonCode
 from taxgate.rules import REPLAYED_VERSIONS
 from taxgate.store.models import Batch, Decision, Disclosure, Review, Submission
 
@@ -245,12 +244,11 @@ def find_request(request: Request, state: State, who: Page = page(*READERS),
         with reading(request, user, "request_lookup", f"request {id.strip()[:60]}"):
             with state.store.session() as session:
                 rows = session.execute(query).all()
-        shown = {c.value for c in ReasonCode if c.requester_visible}
         found = [{"decision": r.id, "batch_ref": r.batch_ref, "agency": r.agency, "row": r.row_number,
                   "submission": r.submission, "outcome": r.now, "ledger_index": r.ledger_index,
                   "reviewable": r.now == "REVIEW" and r.reviewed is None and r.rule_set_version not in REPLAYED_VERSIONS,
                   "replayed": r.rule_set_version in REPLAYED_VERSIONS,
-                  "reasons": ";".join(c for c in r.reasons.split(";") if c and (user.role != "requester" or c in shown))}
+                  "reasons": ";".join(c for c in r.reasons.split(";") if c and (user.role != "requester" or c in REQUESTER_CODES))}
                  for r in rows]
     return render(request, "requests.html", who, id=id[:200], found=found)
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import threading
 from typing import Annotated
 
@@ -17,11 +16,10 @@ from taxgate.ledger import Ledger
 from taxgate.normalize.text import digits
 from taxgate.render import policy, to_pdf
 from taxgate.reports import ACCOUNTING_COLUMNS, accounting, accounting_letter
-from taxgate.response import SafeCSV
 from taxgate.review import queue
 from taxgate.service.access import EVERYONE, allow, page, reading
 from taxgate.service.deps import ERRORS, READERS, State, state_of
-from taxgate.service.pages import Page, render
+from taxgate.service.pages import Page, csv_download, render
 from taxgate.store.models import Submission
 from taxgate.service.batches import batch_views
 
@@ -102,12 +100,7 @@ def accounting_lookup(request: Request, state: State, tin: Annotated[str, Form(m
     with reading(request, who[0], "accounting", f"tin {digits(tin)}"):
         rows = accounting(state.store, tin)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = SafeCSV(out)
-        writer.writerow(ACCOUNTING_COLUMNS)
-        writer.writerows([row[c] for c in ACCOUNTING_COLUMNS] for row in rows)
-        return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
-            "Content-Disposition": f'attachment; filename="accounting-{digits(tin)[-4:]}.csv"'})
+        return csv_download(ACCOUNTING_COLUMNS, rows, f"accounting-{digits(tin)[-4:]}.csv")
     if fmt == "pdf":
         return Response(to_pdf(accounting_letter(rows, tin)), media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="accounting-letter-{digits(tin)[-4:]}.pdf"'})
