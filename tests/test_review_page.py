@@ -5,6 +5,7 @@ with each difference marked, and explains each field's evidence."""
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from taxgate.identify.evidence import level_meaning, why
 from taxgate.policy import load_policies, policy_in_force
@@ -16,7 +17,7 @@ def test_the_case_says_why_it_is_in_review_with_the_policy_thresholds(service, s
     queue = _queue(service, small_batch)
     browser, _ = console(service, "officer")
     case = service.client.get(f"/api/reviews/{queue[0]['decision']}", headers=service.auth("officer")).json()
-    rule = policy_in_force(load_policies(), __import__("datetime").date.today()).identification
+    rule = policy_in_force(load_policies(), date.today()).identification
     assert case["thresholds"] == {"threshold": rule.threshold, "review": rule.review, "margin": rule.margin}
     assert case["why"] and case["why"][-1].startswith("An officer decides, not the rule")
     page = browser.get(f"/reviews/{queue[0]['decision']}").text

@@ -207,7 +207,7 @@ def explain(
     import csv
     import json
 
-    from taxgate.reports.explanation import explanation, refusal_lines
+    from taxgate.reports.explanation import explanation, refusal_lines, steps
     from taxgate.response import auditors
     from taxgate.render import to_html
 
@@ -257,9 +257,6 @@ def explain(
     table = Table(title="Match weight, field by field (log2 Bayes factor), from the prior to the weight that decided")
     for column in ("field", "compared", "level", "weight", "running total"):
         table.add_column(column, justify="right" if column in ("weight", "running total") else "left")
-    from taxgate.reports.explanation import steps
-
-    total = 0.0
     drawn = steps(found)
     table.add_row(drawn[0][0], "", "", f"{drawn[0][1]:+.1f}", f"{drawn[0][1]:.1f}")
     total = drawn[0][1]
