@@ -3,15 +3,18 @@
 Scoring is Splink (Fellegi–Sunter) with the trained model in `identify/model/`, run on the same
 DuckDB connection as the rest of the pipeline: each request is compared with every address the
 taxpayer filed from, and the best pair per taxpayer is kept. The decision (DESIGN.md "Positive
-identification") is then made here, in plain code:
+identification") is then one SQL query of named rules, `identify.decision`:
 
 1. one best candidate, ahead of the runner-up by the policy margin in match-weight space;
-2. given name and surname agree after normalising (`normalize.name`, rule 2 as a SQL macro);
-3. the requester's standardised address equals an address the candidate filed from; a TIN alone
-   never suffices (TIN is a blocking key only so that a contradiction can veto);
-4. a supplied TIN equals the candidate's, and a supplied date of birth does not contradict it;
+2. given name and surname agree after normalising (`normalize.name`, rule 2 as a SQL macro), or
+   one is misspelled and the same date of birth stands beside it;
+3. the requester's address is one the candidate filed from, allowing a typing error in the street;
+   a TIN alone never suffices (TIN is a blocking key only so that a contradiction can veto);
+4. a supplied TIN equals the candidate's, and a supplied date of birth does not contradict it
+   (a typing error is not a contradiction; a generation apart is);
 5. the weight clears the policy threshold; near it the request goes to REVIEW.
-Every decision keeps its evidence: candidate, runner-up, per-field comparison levels and weights.
+Every decision keeps its evidence: the rule, the facts it read, candidate, runner-up, per-field
+comparison levels and weights.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from taxgate.domain import ReasonCode, Request
+from taxgate.identify.decision import decision_sql, define_decision_macros
 from taxgate.identify.features import FEATURE_COLUMNS, address_features, person_features
 from taxgate.identify.master import MasterError, load_master, release_addresses
 from taxgate.identify.settings import trained_settings
@@ -100,7 +104,8 @@ def identify(
     sides = con.execute(f"SELECT source_dataset_l FROM {predictions} LIMIT 1").fetchall()
     q, m = ("l", "r") if sides and sides[0][0] == "requests" else ("r", "l")
     define_names_agree(con, policy.nicknames)
-    decision = _DECISION_SQL.format(predictions=predictions, q=q, m=m, fields=fields, **_policy_values(policy))
+    define_decision_macros(con)
+    decision = decision_sql(predictions, q, m, fields, policy.threshold, policy.review, policy.margin)
     con.execute(f"CREATE OR REPLACE TEMP TABLE id_decisions AS {decision}")
 
 
@@ -125,105 +130,9 @@ def match_by_tin(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _policy_values(policy: IdentificationRules) -> dict[str, str]:
-    return {name: repr(float(getattr(policy, name))) for name in ("threshold", "review", "margin")}
-
-
 _NO_DECISIONS = """SELECT CAST(NULL AS BIGINT) AS row_number, CAST(NULL AS VARCHAR) AS code, CAST(NULL AS BOOLEAN) AS review,
     CAST(NULL AS VARCHAR) AS matched_tin, CAST(NULL AS DOUBLE) AS match_weight, CAST(NULL AS VARCHAR) AS runner_up_tin,
     CAST(NULL AS DOUBLE) AS runner_up_weight, CAST(NULL AS VARCHAR) AS evidence WHERE false"""
-
-# The decision (module docstring, rules 1-5): one query, one row per request in id_requests.
-# Facts first, then one CASE in the rules' order; the evidence is every fact the CASE read.
-_DECISION_SQL = """
-WITH requests AS (
-    SELECT row_number, 'R' || row_number AS q_unique_id, nullif(tin, '') AS q_tin, nullif(dob, '') AS q_dob,
-        nullif(suffix, '') AS q_suffix, nullif(middle_initial, '') AS q_middle,
-        tg_tokens(given) AS q_given, tg_tokens(surname) AS q_surname
-    FROM id_requests
-), per_taxpayer AS (
-    -- each taxpayer's best pair over the addresses they filed from, and what those addresses say
-    SELECT unique_id_{q} AS q_unique_id, tin_{m} AS m_tin, max(match_weight) AS weight,
-        arg_max(rowid, match_weight) AS pair,  -- the best pair, read again below only where needed
-        -- rule 3: the requester's standardised address equals one the taxpayer filed from
-        coalesce(bool_or(address_key_{q} = address_key_{m}
-                         AND (zip5_{q} = zip5_{m} OR (city_{q} = city_{m} AND state_{q} = state_{m}))), false) AS on_record,
-        -- near: same house number and unit, same ZIP or city, a street spelled alike
-        coalesce(bool_or(house_number_{q} = house_number_{m} AND coalesce(unit_{q}, '') = coalesce(unit_{m}, '')
-                         AND (zip5_{q} = zip5_{m} OR city_{q} = city_{m})
-                         AND jaro_winkler_similarity(street_name_{q}, street_name_{m}) >= 0.85), false) AS near,
-        coalesce(bool_or(address_key_{q} = address_key_{m}), false) AS same_street_line
-    FROM {predictions} GROUP BY ALL
-), ranked AS (
-    SELECT *, row_number() OVER by_weight AS rank, lead(m_tin) OVER by_weight AS runner_tin,
-        lead(weight) OVER by_weight AS runner_weight
-    FROM per_taxpayer WINDOW by_weight AS (PARTITION BY q_unique_id ORDER BY weight DESC, m_tin)
-), namesakes AS (
-    -- another taxpayer whose name agrees filed from (about) the requester's address (father and son,
-    -- a namesake in a shared home), and nothing the request says (date of birth, suffix) rules them
-    -- out: no weight gap can tell the two apart, whatever noise opened it. Loose on purpose: this
-    -- can only make a request ambiguous, never disclose one.
-    SELECT q_unique_id, list(m_tin ORDER BY m_tin) AS namesakes
-    FROM (
-        SELECT r.q_unique_id, r.q_given, r.q_surname, other.m_tin, tg_tokens(p.given_{m}) AS o_given,
-            tg_tokens(p.surname_{m}) AS o_surname
-        FROM ranked best JOIN ranked other ON other.q_unique_id = best.q_unique_id AND other.m_tin <> best.m_tin
-            JOIN requests r ON r.q_unique_id = best.q_unique_id JOIN {predictions} p ON p.rowid = other.pair
-        WHERE best.rank = 1 AND (other.on_record OR other.same_street_line OR other.near)
-            AND NOT coalesce(r.q_dob <> nullif(p.dob_{m}, ''), false)
-            AND NOT (r.q_suffix IS NOT NULL AND r.q_suffix IS DISTINCT FROM nullif(p.suffix_{m}, ''))
-    )
-    WHERE tg_names_agree(q_given, q_surname, o_given, o_surname)
-    GROUP BY q_unique_id
-), candidates AS (
-    SELECT r.*, b.* EXCLUDE (q_unique_id, rank), coalesce(n.namesakes, []) AS namesakes,
-        p.unique_id_{m} AS m_unique_id, tg_tokens(p.given_{m}) AS m_given, tg_tokens(p.surname_{m}) AS m_surname,
-        nullif(p.dob_{m}, '') AS m_dob, nullif(p.middle_initial_{m}, '') AS m_middle, p.gamma_given, p.gamma_surname,
-        -- each field's level, weight and term-frequency adjustment for the deciding pair
-        struct_pack({fields}) AS fields
-    FROM requests r JOIN ranked b ON b.q_unique_id = r.q_unique_id AND b.rank = 1
-        JOIN {predictions} p ON p.rowid = b.pair
-        LEFT JOIN namesakes n ON n.q_unique_id = r.q_unique_id
-), facts AS (
-    SELECT *, coalesce(tg_names_agree(q_given, q_surname, m_given, m_surname), false) AS agreeing,
-        -- close but not agreeing: both names at some similarity level above "different" (a misspelling)
-        coalesce(gamma_given > 0 AND gamma_surname > 0, false) AS close,
-        -- rule 4 in spirit: a middle initial that contradicts is evidence of another person
-        coalesce(q_middle <> m_middle, false) AS middle_conflict
-    FROM candidates
-), decided AS (
-    SELECT *, CASE
-        WHEN q_tin IS NOT NULL AND q_tin IS DISTINCT FROM m_tin THEN 'ID_TIN_CONFLICT'
-        WHEN coalesce(q_dob <> m_dob, false) THEN 'ID_DOB_CONFLICT'
-        WHEN weight - runner_weight < {margin} THEN 'ID_AMBIGUOUS'
-        WHEN len(namesakes) > 0 THEN 'ID_AMBIGUOUS'
-        WHEN NOT on_record THEN 'ID_ADDRESS_NOT_ON_RECORD'
-        WHEN weight >= {threshold} AND agreeing AND NOT middle_conflict THEN 'ID_POSITIVE'
-        ELSE 'ID_WEAK' END AS code
-    FROM facts
-), reviewed AS (
-    -- near the line, a disclosure officer decides: a street spelled a little differently at the same
-    -- number and place, or a weak match whose names agree or nearly do
-    SELECT *, weight >= {review} AND (agreeing OR close)
-              AND ((code = 'ID_ADDRESS_NOT_ON_RECORD' AND near) OR code = 'ID_WEAK') AS review
-    FROM decided
-)
-SELECT q.row_number, coalesce(d.code, 'ID_NO_CANDIDATE') AS code, coalesce(d.review, false) AS review,
-    coalesce(d.m_tin, '') AS matched_tin, d.weight AS match_weight, coalesce(d.runner_tin, '') AS runner_up_tin,
-    d.runner_weight AS runner_up_weight,
-    CASE WHEN d.code IS NOT NULL THEN struct_pack(
-        candidate := struct_pack(address_near := near, address_on_record := on_record,
-                                 address_row := m_unique_id, tin := m_tin, weight := round(weight, 3)),
-        decision := code || CASE WHEN review THEN ' (review)' ELSE '' END,
-        fields := fields,
-        middle_initial_conflict := middle_conflict,
-        names_agree := agreeing,
-        namesakes_at_address := namesakes,
-        runner_up := struct_pack(tin := coalesce(runner_tin, ''), weight := round(runner_weight, 3))
-    ) END AS evidence
-FROM id_requests q LEFT JOIN reviewed d USING (row_number)
-"""
-
 
 def from_row(row: dict) -> Identification:
     """An Identification back from a row of table `id_decisions`."""

@@ -1,0 +1,228 @@
+"""The positive-identification decision (DESIGN.md "Positive identification") as named rules.
+
+Splink scores every (request, address of a taxpayer) pair; this module turns the scored pairs into
+one decision per request, in SQL, so that a million requests are decided inside the database.
+
+First the facts: for each request its best taxpayer, the runner-up, and what the request says
+against that taxpayer's record, each fact a word an officer can read:
+- `names`: "agree" (rule 2: after normalising, as arrays: particles, either surname order, one
+  surname missing, given and family name swapped), "misspelled" (each part within a typing error of
+  the other: `normalize.name`'s `tg_names_close`) or "differ";
+- `dob`: "same", "missing" (on either side), "typo" (day and month swapped, two adjacent digits
+  transposed, or one digit wrong, and less than ten years apart: what a clerk types) or "conflict"
+  (anything else: another person, or a generation apart);
+- `address`: "on record" (the standardised line, unit and ZIP or city+state equal an address the
+  taxpayer filed from), "misspelled" (the same house number, unit and ZIP, or city in the same
+  state, and a street or city within a typing error) or "not on record".
+
+Then the rules, in order: the first that holds gives the code. Each is a named piece — its code
+(whose citation is the statute's), its SQL condition over the facts, and its words — so each can
+be tested on hand-built scored pairs without Splink (tests/test_identify_rules.py). A request no
+rule stops is ID_POSITIVE. Near the line (`REVIEW_SQL`), a disclosure officer decides.
+
+The tolerances are for what a requester's clerk gets wrong and nothing else: each tolerated error
+costs weight (the model scores it), a misspelled name needs the same date of birth beside it, and
+no request may lean on more than two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taxgate.domain import ReasonCode
+
+MAX_CLERK_ERRORS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRule:
+    """One rule of the decision: when `condition` (SQL over the facts) holds, the request gets `code`."""
+
+    name: str
+    code: ReasonCode
+    condition: str  # may name {threshold} and {margin}
+    words: str  # for an officer: why this request stopped here
+
+    @property
+    def citation(self) -> str:
+        return self.code.citation
+
+
+RULES: tuple[DecisionRule, ...] = (
+    DecisionRule("tin_contradicts", ReasonCode.ID_TIN_CONFLICT,
+                 "q_tin IS NOT NULL AND q_tin IS DISTINCT FROM m_tin",
+                 "The TIN the request gives is not the candidate's: a contradiction vetoes any match."),
+    DecisionRule("dob_contradicts", ReasonCode.ID_DOB_CONFLICT, "dob = 'conflict'",
+                 "The date of birth the request gives is not the candidate's, and not as a typing error would "
+                 "make it (day and month swapped, two digits transposed, one digit wrong): it vetoes any match."),
+    DecisionRule("runner_up_close", ReasonCode.ID_AMBIGUOUS, "weight - runner_weight < {margin}",
+                 "Two taxpayers fit almost equally: the candidate leads the runner-up by less than the margin."),
+    DecisionRule("namesake_at_address", ReasonCode.ID_AMBIGUOUS, "len(namesakes) > 0",
+                 "Another taxpayer whose name agrees with the request's filed from this address, and nothing the "
+                 "request says rules them out, so the request cannot tell them apart."),
+    DecisionRule("address_not_on_record", ReasonCode.ID_ADDRESS_NOT_ON_RECORD, "address = 'not on record'",
+                 "The address the request gives is not one the candidate filed from, even allowing a typing "
+                 "error in the street, and a disclosure needs the taxpayer's own address beside the name."),
+    DecisionRule("names_differ", ReasonCode.ID_WEAK, "names = 'differ'",
+                 "The names do not agree, even allowing a typing error."),
+    DecisionRule("misspelled_name_uncorroborated", ReasonCode.ID_WEAK, "names = 'misspelled' AND dob <> 'same'",
+                 "A name is misspelled and no date of birth the same as the candidate's stands beside it."),
+    DecisionRule("middle_initial_contradicts", ReasonCode.ID_WEAK, "middle_conflict",
+                 "The middle initials differ: evidence of another person."),
+    DecisionRule("too_many_clerk_errors", ReasonCode.ID_WEAK, f"clerk_errors > {MAX_CLERK_ERRORS}",
+                 f"More than {MAX_CLERK_ERRORS} of name, date of birth and address are only near the "
+                 "candidate's: too many errors to lean on."),
+    DecisionRule("weight_below_threshold", ReasonCode.ID_WEAK, "weight < {threshold}",
+                 "The match weight is below the threshold for a positive identification."),
+)
+RULE_NAMES = {rule.name: rule for rule in RULES}
+POSITIVE_WORDS = ("A positive identification: the names agree, the address is one the taxpayer filed from, "
+                  "nothing contradicts, and the weight clears the threshold and leads the runner-up by the margin.")
+
+# Near the line an officer decides: every rule but the threshold passed, and the weight is at or
+# above the review line.
+REVIEW_SQL = "rule = 'weight_below_threshold' AND weight >= {review}"
+
+
+def case_sql(threshold: float, margin: float) -> str:
+    """The rules as one SQL CASE giving the name of the first rule that holds ('positive' if none)."""
+    arms = "\n        ".join(f"WHEN {rule.condition.format(threshold=threshold, margin=margin)} THEN '{rule.name}'"
+                           for rule in RULES)
+    return f"CASE\n        {arms}\n        ELSE 'positive' END"
+
+
+def code_sql(rule_column: str = "rule") -> str:
+    """The reason code of a rule name, as SQL."""
+    arms = " ".join(f"WHEN '{rule.name}' THEN '{rule.code.value}'" for rule in RULES)
+    return f"CASE {rule_column} {arms} ELSE '{ReasonCode.ID_POSITIVE.value}' END"
+
+
+# Facts over the taxpayers' address pairs. {q}/{m}: the side Splink put the requests and the master on.
+_FACTS_SQL = """
+WITH requests AS (
+    SELECT row_number, 'R' || row_number AS q_unique_id, nullif(tin, '') AS q_tin, nullif(dob, '') AS q_dob,
+        nullif(suffix, '') AS q_suffix, nullif(middle_initial, '') AS q_middle,
+        tg_tokens(given) AS q_given, tg_tokens(surname) AS q_surname
+    FROM id_requests
+), pairs AS (
+    SELECT *, rowid AS pair_row,
+        -- rule 3: the requester's standardised address equals one the taxpayer filed from
+        coalesce(address_key_{q} = address_key_{m}
+                 AND (zip5_{q} = zip5_{m} OR (city_{q} = city_{m} AND state_{q} = state_{m})), false) AS pair_on_record,
+        -- rule 3, allowing the clerk a typing error in the street or the city: the same house number
+        -- and unit, the same ZIP (or a city a typo away in the same state), a street a typo away
+        coalesce(house_number_{q} = house_number_{m} AND coalesce(unit_{q}, '') = coalesce(unit_{m}, '')
+                 AND (zip5_{q} = zip5_{m} OR (tg_typo(city_{q}, city_{m}) AND coalesce(state_{q} = state_{m}, true)))
+                 AND tg_typo(street_name_{q}, street_name_{m}), false) AS pair_misspelled,
+        coalesce(address_key_{q} = address_key_{m}, false) AS pair_same_line
+    FROM {predictions}
+), per_taxpayer AS (
+    -- each taxpayer's best pair over the addresses they filed from, and what those addresses say
+    SELECT unique_id_{q} AS q_unique_id, tin_{m} AS m_tin, max(match_weight) AS weight,
+        arg_max(pair_row, match_weight) AS pair,  -- the best pair, read again below only where needed
+        bool_or(pair_on_record) AS on_record, bool_or(pair_misspelled) AS misspelled_address,
+        bool_or(pair_same_line) AS same_street_line
+    FROM pairs GROUP BY ALL
+), ranked AS (
+    SELECT *, row_number() OVER by_weight AS rank, lead(m_tin) OVER by_weight AS runner_tin,
+        lead(weight) OVER by_weight AS runner_weight
+    FROM per_taxpayer WINDOW by_weight AS (PARTITION BY q_unique_id ORDER BY weight DESC, m_tin)
+), namesakes AS (
+    -- another taxpayer whose name agrees (or, when the candidate's is itself misspelled, is as
+    -- near) filed from (about) the requester's address (father and son, a namesake in a shared
+    -- home), and nothing the request says (date of birth, suffix) rules them out: no weight gap can
+    -- tell the two apart, whatever noise opened it. Loose on purpose: this can only make a request
+    -- ambiguous, never disclose one.
+    SELECT q_unique_id, list(m_tin ORDER BY m_tin) AS namesakes
+    FROM (
+        SELECT r.q_unique_id, r.q_given, r.q_surname, other.m_tin, tg_tokens(p.given_{m}) AS o_given,
+            tg_tokens(p.surname_{m}) AS o_surname, tg_tokens(bp.given_{m}) AS b_given,
+            tg_tokens(bp.surname_{m}) AS b_surname
+        FROM ranked best JOIN ranked other ON other.q_unique_id = best.q_unique_id AND other.m_tin <> best.m_tin
+            JOIN requests r ON r.q_unique_id = best.q_unique_id JOIN {predictions} p ON p.rowid = other.pair
+            JOIN {predictions} bp ON bp.rowid = best.pair
+        WHERE best.rank = 1 AND (other.on_record OR other.same_street_line OR other.misspelled_address)
+            AND NOT coalesce(tg_dob(r.q_dob, nullif(p.dob_{m}, '')) = 'conflict', false)
+            AND NOT (r.q_suffix IS NOT NULL AND r.q_suffix IS DISTINCT FROM nullif(p.suffix_{m}, ''))
+    )
+    WHERE tg_names_agree(q_given, q_surname, o_given, o_surname)
+        OR (NOT tg_names_agree(q_given, q_surname, b_given, b_surname)
+            AND tg_names_close(q_given, q_surname, o_given, o_surname))
+    GROUP BY q_unique_id
+), candidates AS (
+    SELECT r.*, b.* EXCLUDE (q_unique_id, rank), coalesce(n.namesakes, []) AS namesakes,
+        p.unique_id_{m} AS m_unique_id, tg_tokens(p.given_{m}) AS m_given, tg_tokens(p.surname_{m}) AS m_surname,
+        nullif(p.dob_{m}, '') AS m_dob, nullif(p.middle_initial_{m}, '') AS m_middle,
+        -- each field's level, weight and term-frequency adjustment for the deciding pair
+        struct_pack({fields}) AS fields
+    FROM requests r JOIN ranked b ON b.q_unique_id = r.q_unique_id AND b.rank = 1
+        JOIN {predictions} p ON p.rowid = b.pair
+        LEFT JOIN namesakes n ON n.q_unique_id = r.q_unique_id
+), facts AS (
+    SELECT *,
+        CASE WHEN coalesce(tg_names_agree(q_given, q_surname, m_given, m_surname), false) THEN 'agree'
+             WHEN coalesce(tg_names_close(q_given, q_surname, m_given, m_surname), false) THEN 'misspelled'
+             ELSE 'differ' END AS names,
+        coalesce(tg_dob(q_dob, m_dob), 'missing') AS dob,
+        CASE WHEN on_record THEN 'on record' WHEN misspelled_address THEN 'misspelled'
+             ELSE 'not on record' END AS address,
+        -- rule 4 in spirit: a middle initial that contradicts is evidence of another person
+        coalesce(q_middle <> m_middle, false) AS middle_conflict
+    FROM candidates
+)
+SELECT *, (names = 'misspelled')::INTEGER + (dob = 'typo')::INTEGER + (address = 'misspelled')::INTEGER AS clerk_errors
+FROM facts
+"""
+
+DECISION_SQL = """
+WITH facts AS ({facts}), ruled AS (
+    SELECT *, {case} AS rule FROM facts
+), decided AS (
+    SELECT *, {code} AS code, {review_sql} AS review FROM ruled
+)
+SELECT q.row_number, coalesce(d.code, 'ID_NO_CANDIDATE') AS code, coalesce(d.review, false) AS review,
+    coalesce(d.m_tin, '') AS matched_tin, d.weight AS match_weight, coalesce(d.runner_tin, '') AS runner_up_tin,
+    d.runner_weight AS runner_up_weight,
+    CASE WHEN d.code IS NOT NULL THEN struct_pack(
+        address := d.address,
+        candidate := struct_pack(address_near := d.address = 'misspelled', address_on_record := d.on_record,
+                                 address_row := d.m_unique_id, tin := d.m_tin, weight := round(d.weight, 3)),
+        clerk_errors := d.clerk_errors,
+        decision := d.code || CASE WHEN d.review THEN ' (review)' ELSE '' END,
+        dob := d.dob,
+        fields := d.fields,
+        middle_initial_conflict := d.middle_conflict,
+        names := d.names,
+        names_agree := d.names = 'agree',
+        namesakes_at_address := d.namesakes,
+        rule := d.rule,
+        runner_up := struct_pack(tin := coalesce(d.runner_tin, ''), weight := round(d.runner_weight, 3))
+    ) END AS evidence
+FROM id_requests q LEFT JOIN decided d USING (row_number)
+"""
+
+# The date of birth's typing errors, as a DuckDB macro (tg_typo, for words, is `normalize.name`'s).
+_MACROS = (
+    # A date of birth (YYYY-MM-DD) against the record's. A generation apart is never a typo.
+    """CREATE OR REPLACE MACRO tg_dob(a, b) AS CASE
+           WHEN a IS NULL OR b IS NULL THEN 'missing'
+           WHEN a = b THEN 'same'
+           WHEN abs(CAST(substr(a, 1, 4) AS INTEGER) - CAST(substr(b, 1, 4) AS INTEGER)) >= 10 THEN 'conflict'
+           WHEN substr(a, 1, 4) = substr(b, 1, 4) AND substr(a, 6, 2) = substr(b, 9, 2)
+                AND substr(a, 9, 2) = substr(b, 6, 2) THEN 'typo'
+           WHEN damerau_levenshtein(a, b) <= 1 THEN 'typo'
+           ELSE 'conflict' END""",
+)
+
+
+def define_decision_macros(con) -> None:
+    """Define the macros the facts read beside `normalize.name`'s (`define_names_agree`)."""
+    for macro in _MACROS:
+        con.execute(macro)
+
+
+def decision_sql(predictions: str, q: str, m: str, fields: str, threshold: float, review: float, margin: float) -> str:
+    """The whole decision over the scored pairs in table `predictions`, one row per request of `id_requests`."""
+    facts = _FACTS_SQL.format(predictions=predictions, q=q, m=m, fields=fields)
+    return DECISION_SQL.format(facts=facts, case=case_sql(threshold, margin), code=code_sql(),
+                               review_sql=REVIEW_SQL.format(review=review))
