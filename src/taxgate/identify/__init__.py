@@ -34,7 +34,7 @@ from taxgate.identify.settings import trained_settings
 from taxgate.normalize.name import define_names_agree
 from taxgate.policy import Identification as IdentificationRules
 
-MODEL_FILE = Path(__file__).parent / "model" / "taxgate-id-1.json"
+MODEL_FILE = Path(__file__).parent / "model" / "taxgate-id-2.json"
 MODEL_VERSION = MODEL_FILE.stem
 
 __all__ = [

@@ -12,8 +12,9 @@ against that taxpayer's record, each fact a word an officer can read:
   transposed, or one digit wrong, and less than ten years apart: what a clerk types) or "conflict"
   (anything else: another person, or a generation apart);
 - `address`: "on record" (the standardised line, unit and ZIP or city+state equal an address the
-  taxpayer filed from), "misspelled" (the same house number, unit and ZIP, or city in the same
-  state, and a street or city within a typing error) or "not on record".
+  taxpayer filed from), "misspelled" (the same house number and unit, the same ZIP or a city a
+  typing error away in the same state, the street's name a typing error away and its type the
+  same, mistyped or left out) or "not on record".
 
 Then the rules, in order: the first that holds gives the code. Each is a named piece — its code
 (whose citation is the statute's), its SQL condition over the facts, and its words — so each can
@@ -79,9 +80,11 @@ RULE_NAMES = {rule.name: rule for rule in RULES}
 POSITIVE_WORDS = ("A positive identification: the names agree, the address is one the taxpayer filed from, "
                   "nothing contradicts, and the weight clears the threshold and leads the runner-up by the margin.")
 
-# Near the line an officer decides: every rule but the threshold passed, and the weight is at or
-# above the review line.
-REVIEW_SQL = "rule = 'weight_below_threshold' AND weight >= {review}"
+# Near the line an officer decides: every rule but the threshold passed, or a misspelled name
+# stands beside a mistyped date of birth (two errors in who the person is: a sibling's could look
+# so), and the weight is at or above the review line.
+REVIEW_SQL = ("(rule = 'weight_below_threshold' OR (rule = 'misspelled_name_uncorroborated' AND dob = 'typo')) "
+              "AND weight >= {review}")
 
 
 def case_sql(threshold: float, margin: float) -> str:
@@ -110,10 +113,15 @@ WITH requests AS (
         coalesce(address_key_{q} = address_key_{m}
                  AND (zip5_{q} = zip5_{m} OR (city_{q} = city_{m} AND state_{q} = state_{m})), false) AS pair_on_record,
         -- rule 3, allowing the clerk a typing error in the street or the city: the same house number
-        -- and unit, the same ZIP (or a city a typo away in the same state), a street a typo away
+        -- and unit, the same ZIP (or a city a typo away in the same state), the street's name a typo
+        -- away and its type the same, a typo of it (features.street_parts) or left out
         coalesce(house_number_{q} = house_number_{m} AND coalesce(unit_{q}, '') = coalesce(unit_{m}, '')
-                 AND (zip5_{q} = zip5_{m} OR (tg_typo(city_{q}, city_{m}) AND coalesce(state_{q} = state_{m}, true)))
-                 AND tg_typo(street_name_{q}, street_name_{m}), false) AS pair_misspelled,
+                 AND (zip5_{q} = zip5_{m}
+                      OR (tg_typo(replace(city_{q}, ' ', ''), replace(city_{m}, ' ', ''))
+                          AND coalesce(state_{q} = state_{m}, true)))
+                 AND tg_typo(replace(street_core_{q}, ' ', ''), replace(street_core_{m}, ' ', ''))
+                 AND (street_type_{q} IS NULL OR street_type_{m} IS NULL OR street_type_{q} = street_type_{m}),
+                 false) AS pair_misspelled,
         coalesce(address_key_{q} = address_key_{m}, false) AS pair_same_line
     FROM {predictions}
 ), per_taxpayer AS (
@@ -143,6 +151,8 @@ WITH requests AS (
             JOIN {predictions} bp ON bp.rowid = best.pair
         WHERE best.rank = 1 AND (other.on_record OR other.same_street_line OR other.misspelled_address)
             AND NOT coalesce(tg_dob(r.q_dob, nullif(p.dob_{m}, '')) = 'conflict', false)
+            -- the request's date of birth is the candidate's to the digit and not this one's
+            AND NOT coalesce(r.q_dob = nullif(bp.dob_{m}, '') AND r.q_dob <> nullif(p.dob_{m}, ''), false)
             AND NOT (r.q_suffix IS NOT NULL AND r.q_suffix IS DISTINCT FROM nullif(p.suffix_{m}, ''))
     )
     WHERE tg_names_agree(q_given, q_surname, o_given, o_surname)
@@ -210,7 +220,7 @@ _MACROS = (
            WHEN abs(CAST(substr(a, 1, 4) AS INTEGER) - CAST(substr(b, 1, 4) AS INTEGER)) >= 10 THEN 'conflict'
            WHEN substr(a, 1, 4) = substr(b, 1, 4) AND substr(a, 6, 2) = substr(b, 9, 2)
                 AND substr(a, 9, 2) = substr(b, 6, 2) THEN 'typo'
-           WHEN damerau_levenshtein(a, b) <= 1 THEN 'typo'
+           WHEN damerau_levenshtein(replace(a, '-', ''), replace(b, '-', '')) <= 1 THEN 'typo'
            ELSE 'conflict' END""",
 )
 

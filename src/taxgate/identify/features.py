@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import jellyfish
 
-from taxgate.normalize.address import parse_street, state_code, zip5
+from taxgate.normalize.address import parse_street, state_code, street_parts, zip5
 from taxgate.normalize.name import name_tokens, suffix_code
 from taxgate.normalize.text import digits, fold
 
@@ -18,7 +18,8 @@ PERSON_COLUMNS = (
     "given", "given_first", "given_phonetic", "middle_initial", "surname", "surname_first",
     "surname_phonetic", "suffix", "dob", "tin",
 )
-ADDRESS_COLUMNS = ("house_number", "street_name", "unit", "zip5", "city", "state", "address_key")
+ADDRESS_COLUMNS = ("house_number", "street_name", "street_core", "street_type", "unit", "zip5", "city", "state",
+                   "address_key")
 FEATURE_COLUMNS = PERSON_COLUMNS + ADDRESS_COLUMNS
 
 
@@ -58,7 +59,8 @@ def person_features(first: str, middle: str, last: str, suffix: str, dob: str, t
 
 def address_features(street: str, unit: str, city: str, state: str, zip_code: str) -> tuple[str, ...]:
     """ADDRESS_COLUMNS for one address. `address_key` is the standardised street line and unit, the
-    form in which a requester's address must equal one the taxpayer filed from."""
+    form in which a requester's address must equal one the taxpayer filed from; `street_core` and
+    `street_type` are the street name split (`street_parts`), for telling a typing error apart."""
     line = parse_street(street, unit)
-    return (line.number, line.name, line.unit, zip5(zip_code), fold(city), state_code(state),
+    return (line.number, line.name, *street_parts(line.name), line.unit, zip5(zip_code), fold(city), state_code(state),
             f"{line.line}#{line.unit}" if line.kind else "")

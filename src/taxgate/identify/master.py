@@ -22,7 +22,7 @@ import pyarrow as pa
 from taxgate.identify.features import ADDRESS_COLUMNS, address_features, iso_date, name_features
 from taxgate.normalize.name import suffix_code
 
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"  # 2: street_core and street_type
 MASTER_COLUMNS = ("tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
                   "street", "unit", "city", "state", "zip", "tax_year")
 REQUIRED = ("tin", "first_name", "last_name", "street", "tax_year")

@@ -5,9 +5,10 @@ and writes the trained model to `identify/model/` as JSON, versioned by file nam
 run on DuckDB or Spark; only the SQL dialect differs.
 
 Blocking generates candidates where the requester's address could agree with an address the taxpayer
-filed from (same ZIP and house number, or same house number and street in the same state), where
-name and date of birth agree (so that a wrong address is reported as such), or where a supplied TIN
-names a taxpayer — so that a TIN's contradiction can veto, never so that a TIN alone can release.
+filed from (same ZIP and house number, or same house number and street in the same state or city),
+where name and date of birth agree, one name misspelled at most (so that a wrong address is
+reported as such), or where a supplied TIN names a taxpayer — so that a TIN's contradiction can
+veto, never so that a TIN alone can release.
 """
 
 from __future__ import annotations
@@ -66,12 +67,15 @@ def model_settings(sql_dialect: str = "duckdb") -> SettingsCreator:
         blocking_rules_to_generate_predictions=[
             block_on("zip5", "house_number"),
             block_on("house_number", "street_name", "state"),
+            block_on("house_number", "street_core", "city"),  # a ZIP mistyped, a street type misspelled
             block_on("given_first", "surname_first", "dob"),
+            block_on("surname_first", "dob"),  # a given name misspelled
+            block_on("given_first", "dob", "zip5"),  # a surname misspelled or changed
             block_on("tin"),
         ],
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=True,
-        additional_columns_to_retain=["address_key"],
+        additional_columns_to_retain=["address_key", "street_core", "street_type"],
     )
 
 

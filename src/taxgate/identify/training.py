@@ -1,7 +1,8 @@
 """Training the identification model, seeded and reproducible, on a synthetic world with ground truth.
 
 u probabilities come from random pairs (seeded); m probabilities from labelled true pairs: a request
-and the master row of the same taxpayer at the same standardised address. The prior is set from the
+and the master row of the same taxpayer at the address they filed from, as filed (the request may
+carry a clerk's typing errors in it: the world is made with them, so the model learns what they cost). The prior is set from the
 world: one true row per request among the master's address rows. The result is a Splink model file
 (JSON) that `identify` loads; it is versioned by its file name and never retrained at run time.
 """
@@ -17,9 +18,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from taxgate.identify.features import FEATURE_COLUMNS
+from taxgate.identify.features import FEATURE_COLUMNS, address_features
 from taxgate.identify.master import load_master
 from taxgate.intake import RowStream, read_manifest
+from taxgate.normalize.text import digits
 
 
 def request_features_table(manifest: Path) -> pa.Table:
@@ -47,17 +49,22 @@ def train_model(out: Path, seed: int = 2026, taxpayers: int = 40_000, requests: 
         master = work / "master.parquet"
         generate_master(taxpayers, master, seed=seed)
         manifest = generate_batch(master, work / "batch", requests, seed=seed + 1, mix=Mix.clean())
-        labels = pq.read_table(work / "batch" / "requests.labels.parquet")
+        labels = pq.read_table(work / "batch" / "requests.labels.parquet").to_pylist()
         con = duckdb.connect()
         load_master(con, master)
         con.register("req_arrow", request_features_table(manifest))
-        con.register("labels_arrow", labels.select(["request_id", "true_tin"]))
-        # Truth: the same taxpayer at the same standardised address (what rule 3 asks for).
+        # Truth: the same taxpayer at the same address as they filed it, whatever a clerk mistyped in
+        # the request (a true pair with a misspelled street is what the typo levels must learn).
+        truth = pa.table({
+            "request_id": [x["request_id"] for x in labels],
+            "truth": [f"{digits(x['true_tin'])}#{_filed_key(x['filed_address'])}" if x["filed_address"] else None
+                      for x in labels],
+        })
+        con.register("labels_arrow", truth)
         con.execute(
             """
             CREATE TABLE train_requests AS
-            SELECT r.* EXCLUDE (request_id), CASE WHEN l.true_tin <> '' THEN regexp_replace(l.true_tin, '[^0-9]', '', 'g') || '#' || r.address_key END AS truth
-            FROM req_arrow r JOIN labels_arrow l USING (request_id)
+            SELECT r.* EXCLUDE (request_id), l.truth FROM req_arrow r JOIN labels_arrow l USING (request_id)
             """
         )
         con.execute("CREATE TABLE train_master AS SELECT * EXCLUDE (first_year, last_year), tin || '#' || address_key AS truth FROM master_addresses")
@@ -78,6 +85,11 @@ def train_model(out: Path, seed: int = 2026, taxpayers: int = 40_000, requests: 
         con.close()
     _floor_unseen_m(out)
     return out
+
+
+def _filed_key(filed: str) -> str:
+    a = json.loads(filed)
+    return address_features(a["street"], a["unit"], a["city"], a["state"], a["zip"])[-1]
 
 
 M_FLOOR = 1e-3

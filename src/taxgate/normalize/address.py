@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import usaddress
+from jellyfish import damerau_levenshtein_distance
+from scourgify.address_constants import STREET_TYPE_ABBREVIATIONS
 from scourgify.cleaning import pre_clean_addr_str
 from scourgify.exceptions import AddressNormalizationError
 from scourgify.normalize import (
@@ -133,3 +135,30 @@ def parse_street(street: str, unit: str = "") -> StreetLine:
         second = fold(tags.get("OccupancyIdentifier", "")).upper()
     unit_id = re.sub(r"[^A-Z0-9]", "", _DESIGNATOR.sub("", second.upper()))
     return StreetLine("street", re.sub(r"\s+", " ", line.upper()).strip(), unit_id)
+
+
+_TYPE_ABBREVIATIONS = frozenset(STREET_TYPE_ABBREVIATIONS.values())
+# Longhand street types long enough that a typing error in one is still recognisable as that type.
+_LONGHAND_TYPES = {k: v for k, v in STREET_TYPE_ABBREVIATIONS.items() if len(k) >= 5 and k.isalpha()}
+
+
+@lru_cache(maxsize=200_000)
+def street_parts(name: str) -> tuple[str, str]:
+    """A standardised street name (`StreetLine.name`) as (core, USPS type): "PRIDHAM ST" -> ("PRIDHAM",
+    "ST"). A type a clerk mistyped ("LAMBRIGG TREET", "STURT AVNEUE") or glued to the name
+    ("PRIDHAMSTREET") is read as the type it is a typing error of, so that the street itself can be
+    compared; scourgify standardises only types spelled right. No type: (name, "")."""
+    words = name.split()
+    if not words or name == "PO BOX":
+        return name, ""
+    last = words[-1]
+    if len(words) > 1 and last in _TYPE_ABBREVIATIONS:
+        return " ".join(words[:-1]), last
+    if len(words) > 1 and len(last) >= 4:
+        near = {abbr for longhand, abbr in _LONGHAND_TYPES.items() if damerau_levenshtein_distance(last, longhand) <= 1}
+        if len(near) == 1:
+            return " ".join(words[:-1]), near.pop()
+    for longhand, abbr in _LONGHAND_TYPES.items():
+        if last.endswith(longhand) and len(last) - len(longhand) >= 3:
+            return " ".join([*words[:-1], last[: -len(longhand)]]), abbr
+    return name, ""

@@ -59,6 +59,13 @@ class Mix:
     tin_with_address_defect: float = 0.90
     name_variation: float = 0.35
     address_variation: float = 0.40
+    # A clerk's typing errors beyond the names': a date of birth with two digits swapped, one digit
+    # wrong or day and month swapped; a letter wrong in the street's name.
+    dob_typo: float = 0.04
+    street_typo: float = 0.04
+    # Of the people who moved, those who moved along their own street: a house number they never
+    # filed from, on a street they did (an address the taxpayer never filed from, made hard).
+    moved_next_door: float = 0.4
 
     @classmethod
     def datafile_2025(cls) -> "Mix":
@@ -71,7 +78,8 @@ class Mix:
     def clean(cls) -> "Mix":
         """No defects at all: every row is a lawful request (for identification accuracy)."""
         zero = {f.name: 0.0 for f in fields(cls)}
-        keep = ("absent", "moved", "older_address", "name_variation", "address_variation", "with_tin")
+        keep = ("absent", "moved", "older_address", "name_variation", "address_variation", "with_tin", "dob_typo",
+                "street_typo", "moved_next_door")
         return cls(**{**zero, **{k: getattr(cls, k) for k in keep}})
 
 
@@ -101,16 +109,58 @@ def _sample_people(master: Path, n: int, seed: int) -> list[dict]:
     return [dict(zip(keys, r)) for r in rows]
 
 
-def _typo(rnd: random.Random, word: str) -> str:
+def _typo(rnd: random.Random, word: str, ops: tuple[str, ...] = ("swap", "drop", "double")) -> str:
     if len(word) < 4:
         return word
     i = rnd.randrange(1, len(word) - 1)
-    op = rnd.choice(("swap", "drop", "double"))
+    op = rnd.choice(ops)
     if op == "swap":
         return word[:i] + word[i + 1] + word[i] + word[i + 2:]
     if op == "drop":
         return word[:i] + word[i + 1:]
+    if op == "wrong":
+        letter = rnd.choice([c for c in "aeioulnrst" if c != word[i].lower()])
+        return word[:i] + (letter.upper() if word[i].isupper() else letter) + word[i + 1:]
     return word[:i] + word[i] + word[i:]
+
+
+def _dob_typo(rnd: random.Random, dob: str) -> str:
+    """A date of birth as a clerk mistypes it, still a valid date: day and month swapped, two adjacent
+    digits swapped, or one digit wrong (never the century)."""
+    from datetime import date
+
+    year, month, day = dob[:4], dob[5:7], dob[8:10]
+    for _ in range(20):
+        op = rnd.choice(("swap_day_month", "transpose", "digit"))
+        if op == "swap_day_month":
+            candidate = f"{year}-{day}-{month}"
+        else:
+            digits = list(year[2:] + month + day)
+            i = rnd.randrange(len(digits) - 1)
+            if op == "transpose":
+                digits[i], digits[i + 1] = digits[i + 1], digits[i]
+            else:
+                digits[i] = str((int(digits[i]) + rnd.randrange(1, 10)) % 10)
+            text = "".join(digits)
+            candidate = f"{year[:2]}{text[:2]}-{text[2:4]}-{text[4:]}"
+        try:
+            date.fromisoformat(candidate)
+        except ValueError:
+            continue
+        if candidate != dob and abs(int(candidate[:4]) - int(year)) < 10:
+            return candidate
+    return dob
+
+
+def _street_typo(rnd: random.Random, street: str) -> str:
+    """A letter wrong, dropped, doubled or swapped in the street's name (not its number or type)."""
+    words = street.split()
+    named = [i for i, w in enumerate(words[1:-1], start=1) if len(w) >= 4 and w.isalpha()]
+    if not named:
+        return street
+    i = rnd.choice(named)
+    words[i] = _typo(rnd, words[i], ("swap", "drop", "double", "wrong"))
+    return " ".join(words)
 
 
 def _case(rnd: random.Random, text: str) -> str:
@@ -180,6 +230,7 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
     mix = mix or Mix()
     rnd = random.Random(seed)
     tin_rnd = random.Random(f"{seed}-tin")  # its own stream: the other draws stay as they were
+    clerk_rnd = random.Random(f"{seed}-clerk")  # so do these: typing errors and next-door moves
     out_dir.mkdir(parents=True, exist_ok=True)
     n_present = int(round(size * (1 - mix.absent)))
     people = _sample_people(master, n_present, seed)
@@ -198,23 +249,43 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
             if roll < mix.moved:
                 address, on_record = _fresh_address(rnd), False
                 notes.append("moved_since")
+                filed_numbers = {h["street"].split()[0] for h in history}
+                if clerk_rnd.random() < mix.moved_next_door and history[0]["street"].split()[0].isdigit():
+                    number, rest = history[0]["street"].split(" ", 1)
+                    nearby = [str(int(number) + d) for d in (2, 4, 6, -2, -4, 10, 20) if int(number) + d > 0]
+                    nearby = [n for n in nearby if n not in filed_numbers]
+                    if nearby:
+                        address = {**history[0], "street": f"{clerk_rnd.choice(nearby)} {rest}"}
+                        notes.append("moved_next_door")
             elif roll < mix.moved + mix.older_address and len(history) > 1:
                 address, on_record = dict(rnd.choice(history[1:])), True
                 notes.append("older_address")
             else:
                 address, on_record = dict(history[0]), True
+            filed = dict(address) if on_record else None  # as the taxpayer filed it, before a clerk's errors
             first, last = person["first_name"], person["last_name"]
             if rnd.random() < mix.name_variation:
                 first, last = _vary_name(rnd, person, notes)
             if rnd.random() < mix.address_variation:
                 address = _vary_address(rnd, address, notes)
             truth_tin, origin, dob = person["tin"], person["origin"], person["date_of_birth"]
+            if dob and clerk_rnd.random() < mix.dob_typo:
+                typed = _dob_typo(clerk_rnd, dob)
+                if typed != dob:
+                    dob = typed
+                    notes.append("dob_typo")
+            if clerk_rnd.random() < mix.street_typo:
+                typed = _street_typo(clerk_rnd, address["street"])
+                if typed != address["street"]:
+                    address = {**address, "street": typed}
+                    notes.append("street_typo")
             middle, suffix = person["middle_name"], person["suffix"]
         else:
             origin = rnd.choices(origins, weights)[0]
             _, givens, surnames = ORIGINS[origin]
             first, last = rnd.choice(givens).title(), rnd.choice(surnames).title()
             address, on_record, truth_tin, middle, suffix = _fresh_address(rnd), False, "", "", ""
+            filed = None
             dob = f"{rnd.randrange(1950, 2005)}-{rnd.randrange(1, 13):02d}-{rnd.randrange(1, 29):02d}"
             notes.append("absent_from_master")
         case = f"ICE-{2025}-{rnd.randrange(10**6, 10**7)}"
@@ -276,7 +347,8 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
             defects.append("bad_tax_period")
         rows.append(row)
         labels.append({"request_id": rid, "true_tin": truth_tin, "origin": origin, "address_on_record": on_record,
-                       "defects": ";".join(defects), "variations": ";".join(notes), "malformed": False})
+                       "defects": ";".join(defects), "variations": ";".join(notes), "malformed": False,
+                       "filed_address": json.dumps(filed) if filed else ""})
         if r() < mix.duplicate:
             rows.append(dict(row))
             labels.append({**labels[-1], "defects": ";".join(defects + ["duplicate"])})
