@@ -20,8 +20,8 @@ Data sets:
   derived from the simulant id, standing for the agency's own key; the date of birth comes from the
   simulant's Social Security record, as the agency's does); the requests are the 2020 census
   records with their noise (children, who file no return, included). Truth is the simulant id; a
-  request is lawful to answer when its simulant filed and the census address, standardised, is one
-  they filed from. The sample's ZIP codes are all "00000" (anonymised) and are blanked on both sides.
+  request is lawful to answer when its simulant filed and their census address is one they filed
+  from, both taken from the population without noise (so a typo in a form does not change it). The sample's ZIP codes are all "00000" (anonymised) and are blanked on both sides.
 
 Prints, per data set and per slice (origin of the name, hard case, fields a duplicate corrupted):
   lawful      requests that could rightly be disclosed (the person is in the master, at an address
@@ -67,6 +67,7 @@ FROM (SELECT *, unnest(list_prepend('all', slices)) AS slice FROM judged)
 GROUP BY slice ORDER BY slice = 'all' DESC, slice
 """
 
+FALSE = "outcome = 'DISCLOSED' AND NOT (matched_tin = truth AND lawful)"
 HEADER = (f"{'slice':30} {'requests':>8} {'lawful':>7} {'passed':>7} {'disclosed':>9} {'precision':>9} {'recall':>7} "
           f"{'|passed':>7} {'false':>6} {'review':>7}")
 
@@ -78,8 +79,13 @@ def _line(slice_, n, lawful, passed, disclosed, correct, false, review) -> str:
             f"{share(correct, lawful):>7} {share(correct, passed):>7} {false:6,} {review / n:7.1%}")
 
 
-def report(title: str, con: duckdb.DuckDBPyConnection, extra: list[str] | None = None) -> None:
-    """Print the table for `judged` (request_id, outcome, matched_tin, truth, lawful, passed, slices)."""
+def report(title: str, con: duckdb.DuckDBPyConnection, folder: Path, extra: list[str] | None = None) -> None:
+    """Print the table for `judged` (request_id, outcome, matched_tin, truth, lawful, passed, slices);
+    write the false disclosures, if any, to `folder/false_disclosures.csv` for a person to read."""
+    false = folder / "false_disclosures.csv"
+    false.unlink(missing_ok=True)
+    if con.execute(f"SELECT count(*) FROM judged WHERE {FALSE}").fetchone()[0]:
+        con.execute(f"COPY (SELECT * FROM judged WHERE {FALSE}) TO '{false}' (HEADER)")
     print(f"\n{title}")
     print(HEADER)
     for row in con.execute(REPORT_SQL).fetchall():
@@ -133,7 +139,7 @@ def synthetic(seed: int, taxpayers: int, requests: int) -> None:
         LEFT JOIN name_counts n ON n.tin = l.true_tin
     """)
     report(f"synthetic world, seed {seed}: {taxpayers:,} taxpayers, {result.rows:,} lawful requests, "
-           f"model {result.model_version}, processed in {time.perf_counter() - started:.1f} s", con)
+           f"model {result.model_version}, processed in {time.perf_counter() - started:.1f} s", con, folder)
 
 
 def _lawful_batch(folder: Path, batch_ref: str) -> Path:
@@ -145,6 +151,23 @@ def _lawful_batch(folder: Path, batch_ref: str) -> Path:
 
 
 FEBRL_FIELDS = ("given_name", "surname", "street_number", "address_1", "suburb", "postcode", "state", "date_of_birth")
+
+
+def _within_clerk_errors(duplicate, original) -> bool:
+    """Did FEBRL corrupt this duplicate only as a clerk mistypes (the issue's direction), judged on the
+    raw fields of the original, not on taxgate's features: the house number as filed; each name
+    within two edits of the original's, or the two swapped; the date of birth the same, blank or
+    within one edit; the street within two edits; the postcode or the suburb within one."""
+    from jellyfish import damerau_levenshtein_distance as edits
+
+    def near(a: str, b: str, n: int) -> bool:
+        return not a or not b or edits(a, b) <= n
+    names = ((near(duplicate.given_name, original.given_name, 2) and near(duplicate.surname, original.surname, 2))
+             or (duplicate.given_name, duplicate.surname) == (original.surname, original.given_name))
+    return (duplicate.street_number == original.street_number and names
+            and near(duplicate.date_of_birth, original.date_of_birth, 1)
+            and near(duplicate.address_1, original.address_1, 2)
+            and (near(duplicate.postcode, original.postcode, 0) or near(duplicate.suburb, original.suburb, 1)))
 
 
 def febrl(which: int, baseline: bool) -> None:
@@ -190,8 +213,9 @@ def febrl(which: int, baseline: bool) -> None:
                              "relevance": f"Record {rec_id}: subject of reentry investigation F-{i}; address sought for warrant."})
             original = by_person[person(rec_id)]
             changed = [f for f in FEBRL_FIELDS if getattr(r, f) != getattr(original, f)]
+            clerk = "clerk:within a clerk's errors" if _within_clerk_errors(r, original) else "clerk:beyond a clerk's errors"
             labels.append({"request_id": rec_id, "truth": person(rec_id).zfill(9),
-                           "slices": [f"corrupted:{len(changed)} fields"] + [f"corrupted:{f}" for f in changed]})
+                           "slices": [clerk, f"corrupted:{len(changed)} fields"] + [f"corrupted:{f}" for f in changed]})
     result, decisions = _process(folder, _lawful_batch(folder, f"FEBRL{which}"), folder / "master.csv")
     con = duckdb.connect()
     con.execute("CREATE TABLE labels (request_id VARCHAR, truth VARCHAR, slices VARCHAR[])")
@@ -203,7 +227,7 @@ def febrl(which: int, baseline: bool) -> None:
     """)
     extra = [_line("stock splink p>=0.99 (all)", *febrl4_baseline(originals, duplicates))] if baseline else []
     report(f"FEBRL{which}: {len(originals):,} originals as the master, {len(duplicates):,} duplicates as requests, "
-           f"{result.outcomes.get('REFUSED', 0):,} refused by the rules (a name or an address missing)", con, extra)
+           f"{result.outcomes.get('REFUSED', 0):,} refused by the rules (a name or an address missing)", con, folder, extra)
 
 
 def febrl4_baseline(originals, duplicates) -> tuple:
@@ -256,10 +280,13 @@ def _noisier(factor: float) -> dict | None:
 
     if factor == 1:
         return None
+    if factor == 0:  # the population as it is, for the truth: every noise off
+        return psp.NO_NOISE
 
     def scale(node):
         if isinstance(node, dict):
-            return {k: (min(1.0, v * factor) if k.endswith("probability") and isinstance(v, float) else scale(v))
+            return {k: (min(1.0, v * factor) if isinstance(k, str) and k.endswith("probability") and isinstance(v, float)
+                    else scale(v))
                     for k, v in node.items()}
         return node
     return scale(psp.get_config())
@@ -290,7 +317,20 @@ def pseudopeople(seed: int, noise: float) -> None:
     def no_zip(z: str) -> str:
         return "" if set(z) <= {"0", "o"} else z  # the sample's anonymised ZIPs
 
-    filed: dict[str, set[str]] = {}
+    # The truth is the population without noise: a request is lawful to answer when the person's
+    # real census address is one they really filed from, whatever a clerk or a form mistyped.
+    clean = _noisier(0)
+    true_filed: dict[tuple[str, str], str] = {}
+    for r in frame(psp.generate_taxes_1040(year=None, seed=seed, config=clean)).itertuples():
+        street = (f"PO Box {r.mailing_address_po_box}" if r.mailing_address_po_box
+                  else f"{r.mailing_address_street_number} {r.mailing_address_street_name}".strip())
+        true_filed[(r.simulant_id, r.tax_year)] = address_features(
+            street, r.mailing_address_unit_number, r.mailing_address_city, r.mailing_address_state,
+            no_zip(r.mailing_address_zipcode))[-1]
+    true_home = {r.simulant_id: address_features(f"{r.street_number} {r.street_name}".strip(), r.unit_number, r.city,
+                                                 r.state, no_zip(r.zipcode))[-1]
+                 for r in frame(psp.generate_decennial_census(seed=seed, config=clean)).itertuples()}
+    filed: dict[str, set[str]] = {}  # simulant -> the real addresses of the returns in the master
     homes: dict[str, set[str]] = {}  # standardised address -> simulants who filed from it
     with open(folder / "master.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -303,7 +343,7 @@ def pseudopeople(seed: int, noise: float) -> None:
                    r.mailing_address_unit_number, r.mailing_address_city, r.mailing_address_state,
                    no_zip(r.mailing_address_zipcode), r.tax_year]
             writer.writerow(row)
-            key = address_features(*row[6:11])[-1]
+            key = true_filed.get((r.simulant_id, r.tax_year), "")
             filed.setdefault(r.simulant_id, set()).add(key)
             homes.setdefault(key, set()).add(r.simulant_id)
     labels = []
@@ -314,7 +354,7 @@ def pseudopeople(seed: int, noise: float) -> None:
         for i, r in enumerate(census.itertuples()):
             rid = f"P{i:06d}"
             street = f"{r.street_number} {r.street_name}".strip()
-            key = address_features(street, r.unit_number, r.city, r.state, no_zip(r.zipcode))[-1]
+            key = true_home.get(r.simulant_id, "")
             slices = []
             if r.simulant_id not in filed:
                 slices.append("hard:absent_from_master")
@@ -339,7 +379,7 @@ def pseudopeople(seed: int, noise: float) -> None:
         FROM read_csv('{decisions}', all_varchar=true) d JOIN labels l USING (request_id)
     """)
     report(f"pseudopeople, seed {seed}, noise x{noise:g}: {len(returns):,} returns as the master, {len(census):,} "
-           f"census records as requests, {result.outcomes.get('REFUSED', 0):,} refused by the rules", con)
+           f"census records as requests, {result.outcomes.get('REFUSED', 0):,} refused by the rules", con, folder)
 
 
 TUNED = ("synthetic:7", "febrl3", "pseudopeople:0:1")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from taxgate.identify.decision import RULE_NAMES
 from taxgate.identify.evidence import level_meaning, why
 from taxgate.policy import load_policies, policy_in_force
 from test_current_response import _queue
@@ -42,14 +43,14 @@ def test_a_misspelt_surname_is_named_as_the_cause_and_marked():
                 "candidate": {"weight": 70.0, "address_on_record": True}, "runner_up": {"tin": "", "weight": None},
                 "fields": {"given": {"level": 5, "weight": 5.0, "tf": 0.0}, "surname": {"level": 3, "weight": 7.0, "tf": 0.0}}}
     lines = why(evidence, threshold=20, review=12, margin=6)
-    assert lines[0] == ("Not a positive identification: the names do not agree: the last name is spelled alike "
-                        "(Jaro-Winkler similarity at least 0.92) (level 3 of 5).")
-    assert "at or above the review line of 12" in lines[1]
+    assert lines[0] == RULE_NAMES["names_differ"].words
+    assert lines[1] == "In the model: the last name is spelled alike (Jaro-Winkler similarity at least 0.92) (level 3 of 6)."
+    assert "at or above the review line of 12" in lines[2]
     # a weight over the threshold is not the cause and is not called one
     assert "below the threshold" not in " ".join(lines)
     ambiguous = why({**evidence, "decision": "ID_AMBIGUOUS", "runner_up": {"tin": "1", "weight": 66.0}}, 20, 12, 6)
-    assert ambiguous == ["Two taxpayers fit almost equally: the candidate's weight is 70.0 and the runner-up's 66.0, "
-                         "4.0 apart, less than the margin of 6 the rule requires."]
+    assert ambiguous == [RULE_NAMES["runner_up_close"].words,
+                         "The candidate's weight is 70.0 and the runner-up's 66.0, 4.0 apart, less than the margin of 6."]
 
 
 def test_differences_are_marked_in_the_page(service, small_batch):

@@ -13,8 +13,8 @@ against that taxpayer's record, each fact a word an officer can read:
   (anything else: another person, or a generation apart);
 - `address`: "on record" (the standardised line, unit and ZIP or city+state equal an address the
   taxpayer filed from), "misspelled" (the same house number and unit, the same ZIP or a city a
-  typing error away in the same state, the street's name a typing error away and its type the
-  same, mistyped or left out) or "not on record".
+  typing error away in the same state, the street's name, or its name and type spelled out
+  (`street_letters`), a typing error away, its type the same, mistyped or left out) or "not on record".
 
 Then the rules, in order: the first that holds gives the code. Each is a named piece — its code
 (whose citation is the statute's), its SQL condition over the facts, and its words — so each can
@@ -22,8 +22,8 @@ be tested on hand-built scored pairs without Splink (tests/test_identify_rules.p
 rule stops is ID_POSITIVE. Near the line (`REVIEW_SQL`), a disclosure officer decides.
 
 The tolerances are for what a requester's clerk gets wrong and nothing else: each tolerated error
-costs weight (the model scores it), a misspelled name needs the same date of birth beside it, and
-no request may lean on more than two.
+costs weight (the model scores it), and a misspelled name needs the same date of birth beside it
+(so no request leans on more than two errors: `clerk_errors` in the evidence counts them).
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taxgate.domain import ReasonCode
-
-MAX_CLERK_ERRORS = 2
-
 
 @dataclass(frozen=True, slots=True)
 class DecisionRule:
@@ -70,16 +67,10 @@ RULES: tuple[DecisionRule, ...] = (
                  "A name is misspelled and no date of birth the same as the candidate's stands beside it."),
     DecisionRule("middle_initial_contradicts", ReasonCode.ID_WEAK, "middle_conflict",
                  "The middle initials differ: evidence of another person."),
-    DecisionRule("too_many_clerk_errors", ReasonCode.ID_WEAK, f"clerk_errors > {MAX_CLERK_ERRORS}",
-                 f"More than {MAX_CLERK_ERRORS} of name, date of birth and address are only near the "
-                 "candidate's: too many errors to lean on."),
     DecisionRule("weight_below_threshold", ReasonCode.ID_WEAK, "weight < {threshold}",
                  "The match weight is below the threshold for a positive identification."),
 )
 RULE_NAMES = {rule.name: rule for rule in RULES}
-POSITIVE_WORDS = ("A positive identification: the names agree, the address is one the taxpayer filed from, "
-                  "nothing contradicts, and the weight clears the threshold and leads the runner-up by the margin.")
-
 # Near the line an officer decides: every rule but the threshold passed, or a misspelled name
 # stands beside a mistyped date of birth (two errors in who the person is: a sibling's could look
 # so), and the weight is at or above the review line.
@@ -107,7 +98,7 @@ WITH requests AS (
         nullif(suffix, '') AS q_suffix, nullif(middle_initial, '') AS q_middle,
         tg_tokens(given) AS q_given, tg_tokens(surname) AS q_surname
     FROM id_requests
-), pairs AS (
+), address_pairs AS (
     SELECT *, rowid AS pair_row,
         -- rule 3: the requester's standardised address equals one the taxpayer filed from
         coalesce(address_key_{q} = address_key_{m}
@@ -119,7 +110,8 @@ WITH requests AS (
                  AND (zip5_{q} = zip5_{m}
                       OR (tg_typo(replace(city_{q}, ' ', ''), replace(city_{m}, ' ', ''))
                           AND coalesce(state_{q} = state_{m}, true)))
-                 AND tg_typo(replace(street_core_{q}, ' ', ''), replace(street_core_{m}, ' ', ''))
+                 AND (tg_typo(replace(street_core_{q}, ' ', ''), replace(street_core_{m}, ' ', ''))
+                      OR tg_typo(street_letters_{q}, street_letters_{m}))
                  AND (street_type_{q} IS NULL OR street_type_{m} IS NULL OR street_type_{q} = street_type_{m}),
                  false) AS pair_misspelled,
         coalesce(address_key_{q} = address_key_{m}, false) AS pair_same_line
@@ -130,7 +122,7 @@ WITH requests AS (
         arg_max(pair_row, match_weight) AS pair,  -- the best pair, read again below only where needed
         bool_or(pair_on_record) AS on_record, bool_or(pair_misspelled) AS misspelled_address,
         bool_or(pair_same_line) AS same_street_line
-    FROM pairs GROUP BY ALL
+    FROM address_pairs GROUP BY ALL
 ), ranked AS (
     SELECT *, row_number() OVER by_weight AS rank, lead(m_tin) OVER by_weight AS runner_tin,
         lead(weight) OVER by_weight AS runner_weight

@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 from taxgate.identify import MODEL_FILE
+from taxgate.identify.decision import RULE_NAMES
 
 # What a field's comparison is called for a reader.
 FIELD_NAMES = {"given": "first name", "surname": "last name", "middle_initial": "middle initial", "suffix": "suffix",
@@ -24,6 +25,7 @@ _PHRASES = (  # a Splink level label, as a reader would say it
     (r"^\(?\w+ is NULL\)?( OR .*)?$", "not compared: missing on one side"),
     (r"^\(Exact match on city\) AND \(Exact match on state\)$", "the same city and state"),
     (r"^Exact match on state$", "the same state, another city"),
+    (r"^\w+ swapped with \w+$", "written as the other name: given name and surname swapped"),
     (r"^Exact match on \w+_first$", "the first word is the same"),
     (r"^Exact match on \w+_phonetic$", "sounds the same, spelled differently"),
     (r"^Exact match on \w+$", "the same"),
@@ -76,54 +78,58 @@ def top_level(comparison: str) -> int:
     return max(_levels().get(comparison, {0: ""}))
 
 
+def _rule_of(evidence: dict, code: str, margin: float) -> str:
+    """The decision rule that gave the code; evidence recorded before rules were named says it by its facts."""
+    if evidence.get("rule"):
+        return evidence["rule"]
+    runner = evidence.get("runner_up") or {}
+    weight = float((evidence.get("candidate") or {}).get("weight") or 0)
+    if code == "ID_AMBIGUOUS":
+        close = runner.get("tin") and weight - float(runner.get("weight") or 0) < margin
+        return "runner_up_close" if close else "namesake_at_address"
+    if code == "ID_WEAK":
+        return ("names_differ" if not evidence.get("names_agree") else
+                "middle_initial_contradicts" if evidence.get("middle_initial_conflict") else "weight_below_threshold")
+    return {"ID_TIN_CONFLICT": "tin_contradicts", "ID_DOB_CONFLICT": "dob_contradicts",
+            "ID_ADDRESS_NOT_ON_RECORD": "address_not_on_record"}.get(code, "positive")
+
+
 def why(evidence: dict, threshold: float, review: float, margin: float) -> list[str]:
-    """The rule that gave the request its identification code, in words, with the fields that
-    caused it; then, for a request in review, why an officer decides rather than the rule."""
+    """The rule that gave the request its identification code (`identify.decision.RULES`), in words,
+    with the fields and figures that caused it; then, for a request in review, why an officer
+    decides rather than the rule."""
     code = (evidence.get("decision") or "").split(" ")[0]
     in_review = "(review)" in (evidence.get("decision") or "")
     fields = evidence.get("fields") or {}
-    candidate = evidence.get("candidate") or {}
-    weight = float(candidate.get("weight") or 0)
+    weight = float((evidence.get("candidate") or {}).get("weight") or 0)
     runner = evidence.get("runner_up") or {}
-    lines: list[str] = []
-    if code == "ID_TIN_CONFLICT":
-        lines.append("The TIN the request gives is not the candidate's: a contradiction vetoes any match.")
-    elif code == "ID_DOB_CONFLICT":
-        lines.append("The date of birth the request gives is not the candidate's: a contradiction vetoes any match.")
-    elif code == "ID_AMBIGUOUS":
-        behind = weight - float(runner.get("weight") or 0) if runner.get("tin") else None
-        if behind is not None and behind < margin:  # the decision's own order: the margin, then namesakes
-            lines.append(f"Two taxpayers fit almost equally: the candidate's weight is {weight:.1f} and the runner-up's "
-                         f"{float(runner['weight']):.1f}, {behind:.1f} apart, less than the margin of {margin:g} the "
-                         "rule requires.")
-        if evidence.get("namesakes_at_address"):
-            lines.append("Another taxpayer of the same name filed from this address, so the request cannot tell "
-                         "them apart.")
-    elif code == "ID_ADDRESS_NOT_ON_RECORD":
-        lines.append("The address the request gives is not one the candidate filed from, and a disclosure needs "
-                     "the taxpayer's own address on record beside the name.")
-        if candidate.get("address_near"):
-            lines.append("It is near one: the same house number and unit, the same ZIP or city, and a street "
-                         "spelled alike.")
-    elif code == "ID_WEAK":
-        causes = []
-        if not evidence.get("names_agree"):
-            differing = [f"the {FIELD_NAMES[name]} is {level_meaning(name, fields[name]['level'])} "
-                         f"(level {fields[name]['level']} of {top_level(name)})"
-                         for name in ("given", "surname") if name in fields and fields[name]["level"] < top_level(name)]
-            causes.append("the names do not agree" + (": " + "; ".join(differing) if differing else ""))
-        if evidence.get("middle_initial_conflict"):
-            causes.append("the middle initials differ")
-        if weight < threshold:
-            causes.append(f"the match weight {weight:.1f} is below the threshold of {threshold:g}")
-        lines.append("Not a positive identification: " + ("; ".join(causes) if causes else "the evidence is weak") + ".")
-    elif code == "ID_POSITIVE":
-        lines.append(f"A positive identification: the names agree, the address is one the taxpayer filed from, nothing "
-                     f"contradicts, the weight {weight:.1f} clears the threshold of {threshold:g} and leads the "
-                     f"runner-up by more than the margin of {margin:g}.")
+    rule = _rule_of(evidence, code, margin)
+    if rule == "positive":
+        names = ("the names agree but for a typing error, beside the same date of birth"
+                 if evidence.get("names") == "misspelled" else "the names agree")
+        address = ("the address is one the taxpayer filed from but for a typing error"
+                   if evidence.get("address") == "misspelled" else "the address is one the taxpayer filed from")
+        return [f"A positive identification: {names}, {address}, nothing contradicts, the weight {weight:.1f} "
+                f"clears the threshold of {threshold:g} and leads the runner-up by more than the margin of {margin:g}."]
+    lines = [RULE_NAMES[rule].words] if rule in RULE_NAMES else []
+    if rule == "runner_up_close" and runner.get("tin"):
+        lines.append(f"The candidate's weight is {weight:.1f} and the runner-up's {float(runner['weight']):.1f}, "
+                     f"{weight - float(runner['weight']):.1f} apart, less than the margin of {margin:g}.")
+    elif rule in ("names_differ", "misspelled_name_uncorroborated"):
+        differing = [f"the {FIELD_NAMES[name]} is {level_meaning(name, fields[name]['level'])} "
+                     f"(level {fields[name]['level']} of {top_level(name)})"
+                     for name in ("given", "surname") if name in fields and fields[name]["level"] < top_level(name)]
+        if differing:
+            lines.append("In the model: " + "; ".join(differing) + ".")
+    elif rule == "weight_below_threshold":
+        lines.append(f"The match weight {weight:.1f} is below the threshold of {threshold:g}.")
     if in_review:
+        because = {"weight_below_threshold": "and nothing else stopped it",
+                   "misspelled_name_uncorroborated": "and a misspelled name beside a mistyped date of birth is two "
+                                                     "errors in who the person is, for a person to weigh"}
         lines.append(f"An officer decides, not the rule: the weight {weight:.1f} is at or above the review line of "
-                     f"{review:g}, and the names agree or differ only as a misspelling would.")
+                     f"{review:g}, " + because.get(rule, "and the names agree or differ only as a misspelling would")
+                     + ".")
     return lines
 
 

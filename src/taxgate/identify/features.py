@@ -6,11 +6,12 @@ and split into house number, street, unit, ZIP5, city and state; phonetic codes 
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 
 import jellyfish
 
-from taxgate.normalize.address import parse_street, state_code, street_parts, zip5
+from taxgate.normalize.address import parse_street, state_code, street_letters, street_parts, zip5
 from taxgate.normalize.name import name_tokens, suffix_code
 from taxgate.normalize.text import digits, fold
 
@@ -18,20 +19,30 @@ PERSON_COLUMNS = (
     "given", "given_first", "given_phonetic", "middle_initial", "surname", "surname_first",
     "surname_phonetic", "suffix", "dob", "tin",
 )
-ADDRESS_COLUMNS = ("house_number", "street_name", "street_core", "street_type", "unit", "zip5", "city", "state",
-                   "address_key")
+ADDRESS_COLUMNS = ("house_number", "street_name", "street_core", "street_type", "street_letters", "unit", "zip5",
+                   "city", "state", "address_key")
 FEATURE_COLUMNS = PERSON_COLUMNS + ADDRESS_COLUMNS
 
 
+EARLIEST_BIRTH_YEAR = 1880
+
+
 def iso_date(value: str) -> str:
-    """A date of birth as YYYY-MM-DD, or "" when it cannot be read (it then neither helps nor vetoes)."""
+    """A date of birth as YYYY-MM-DD, or "" when it cannot be read or cannot be one (no such day, or
+    a year before 1880 or after this one): such a date neither helps nor vetoes, as a blank would."""
     text = value.strip()
     if len(text) >= 10 and text[4] == "-" and text[7] == "-" and text[:4].isdigit():
-        return text[:10]
-    parts = text.replace("-", "/").split("/")
-    if len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[2]) == 4:
-        return f"{parts[2]}-{int(parts[0]):02d}-{int(parts[1]):02d}"
-    return ""
+        year, month, day = text[:4], text[5:7], text[8:10]
+    else:
+        parts = text.replace("-", "/").split("/")
+        if not (len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[2]) == 4):
+            return ""
+        year, month, day = parts[2], parts[0], parts[1]
+    try:
+        born = date(int(year), int(month), int(day))
+    except ValueError:
+        return ""
+    return born.isoformat() if EARLIEST_BIRTH_YEAR <= born.year <= date.today().year else ""
 
 
 @lru_cache(maxsize=200_000)
@@ -60,7 +71,9 @@ def person_features(first: str, middle: str, last: str, suffix: str, dob: str, t
 def address_features(street: str, unit: str, city: str, state: str, zip_code: str) -> tuple[str, ...]:
     """ADDRESS_COLUMNS for one address. `address_key` is the standardised street line and unit, the
     form in which a requester's address must equal one the taxpayer filed from; `street_core` and
-    `street_type` are the street name split (`street_parts`), for telling a typing error apart."""
+    `street_type` are the street name split (`street_parts`) and `street_letters` the name spelled
+    out in letters (`street_letters`), for telling a typing error apart."""
     line = parse_street(street, unit)
-    return (line.number, line.name, *street_parts(line.name), line.unit, zip5(zip_code), fold(city), state_code(state),
+    return (line.number, line.name, *street_parts(line.name), street_letters(line.name), line.unit, zip5(zip_code),
+            fold(city), state_code(state),
             f"{line.line}#{line.unit}" if line.kind else "")

@@ -23,17 +23,60 @@ from splink import SettingsCreator, block_on
 MODEL_NAME = "taxgate-id"
 
 
-def _name_comparison(column: str, first_token: str, phonetic: str, label: str) -> cl.CustomComparison:
+# Every level is computed by a function both engines define alike: equality, SQL's `levenshtein`
+# (the same edit distance in DuckDB and Spark) and substrings. Jaro-Winkler is not used: DuckDB's
+# applies Winkler's boost threshold and the Spark jar's does not, so a pair near 0.8 fell into
+# different levels on the two engines and got different weights.
+def _name_comparison(column: str, other: str, first_token: str, phonetic: str, label: str) -> cl.CustomComparison:
     return cl.CustomComparison(
         output_column_name=column,
         comparison_description=label,
         comparison_levels=[
             cll.NullLevel(column),
             cll.ExactMatchLevel(column).configure(tf_adjustment_column=column),
+            # given name and surname written the other way round ("Nguyen Thi Lan")
+            cll.CustomLevel(f'"{column}_l" = "{other}_r" AND "{other}_l" = "{column}_r"',
+                            label_for_charts=f"{column} swapped with {other}", base_dialect_str="duckdb"),
             cll.ExactMatchLevel(first_token),  # a compound name with one part, a dropped second surname
-            cll.JaroWinklerLevel(column, 0.92),
+            cll.LevenshteinLevel(column, 1),  # one letter wrong, dropped or added
             cll.ExactMatchLevel(phonetic),
-            cll.JaroWinklerLevel(column, 0.80),
+            cll.LevenshteinLevel(column, 2),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _dob_comparison() -> cl.CustomComparison:
+    return cl.CustomComparison(
+        output_column_name="dob",
+        comparison_description="date of birth",
+        comparison_levels=[
+            cll.NullLevel("dob"),
+            cll.ExactMatchLevel("dob"),
+            cll.LevenshteinLevel("dob", 1),  # one digit wrong
+            # day and month swapped, or two digits transposed: what a clerk types, not another person
+            cll.CustomLevel(
+                "substr(dob_l, 1, 4) = substr(dob_r, 1, 4) AND substr(dob_l, 6, 2) = substr(dob_r, 9, 2) "
+                "AND substr(dob_l, 9, 2) = substr(dob_r, 6, 2)",
+                label_for_charts="dob with day and month swapped", base_dialect_str="duckdb"),
+            cll.LevenshteinLevel("dob", 2),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _street_comparison() -> cl.CustomComparison:
+    return cl.CustomComparison(
+        output_column_name="street_name",
+        comparison_description="street",
+        comparison_levels=[
+            cll.NullLevel("street_name"),
+            cll.ExactMatchLevel("street_name").configure(tf_adjustment_column="street_name"),
+            cll.ExactMatchLevel("street_letters"),  # the type mistyped or glued on ("PRIDHAMSTREET")
+            cll.ExactMatchLevel("street_core"),  # the type left out (or another type: the rules tell)
+            # the name and type spelled out, letters only: a letter wrong, a space lost or put in
+            cll.LevenshteinLevel("street_letters", 2),
+            cll.LevenshteinLevel("street_letters", 4),
             cll.ElseLevel(),
         ],
     )
@@ -44,14 +87,14 @@ def model_settings(sql_dialect: str = "duckdb") -> SettingsCreator:
         link_type="link_only",
         unique_id_column_name="unique_id",
         comparisons=[
-            _name_comparison("given", "given_first", "given_phonetic", "given name"),
-            _name_comparison("surname", "surname_first", "surname_phonetic", "surname"),
+            _name_comparison("given", "surname", "given_first", "given_phonetic", "given name"),
+            _name_comparison("surname", "given", "surname_first", "surname_phonetic", "surname"),
             cl.ExactMatch("middle_initial"),
             cl.ExactMatch("suffix"),
-            cl.DamerauLevenshteinAtThresholds("dob", [1]),
+            _dob_comparison(),
             cl.ExactMatch("tin"),
             cl.ExactMatch("house_number"),
-            cl.JaroWinklerAtThresholds("street_name", [0.95, 0.85]).configure(term_frequency_adjustments=True),
+            _street_comparison(),
             cl.ExactMatch("unit"),
             cl.ExactMatch("zip5"),
             cl.CustomComparison(
@@ -75,7 +118,7 @@ def model_settings(sql_dialect: str = "duckdb") -> SettingsCreator:
         ],
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=True,
-        additional_columns_to_retain=["address_key", "street_core", "street_type"],
+        additional_columns_to_retain=["address_key", "street_type"],  # the rules read these too
     )
 
 

@@ -98,13 +98,19 @@ M_FLOOR = 1e-3
 def _floor_unseen_m(model: Path) -> None:
     """Give every level that no true pair reached (an address or TIN that disagrees, say) a small m
     instead of leaving it to Splink's default: such a disagreement then weighs strongly against a
-    match, which is what rule 3 and rule 4 mean. The m values of each comparison still sum to 1."""
+    match, which is what rule 3 and rule 4 mean. The m values of each comparison still sum to 1.
+    A level no random pair reached gets the smallest u its comparison measured."""
     settings = json.loads(model.read_text())
     for comparison in settings["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        seen_u = [lv["u_probability"] for lv in levels if lv.get("u_probability") is not None]
         for level in levels:
             if level.get("m_probability") is None:
                 level["m_probability"] = M_FLOOR
+            if level.get("u_probability") is None:
+                # no random pair reached it: as rare as the rarest level that one did, no rarer, so a
+                # level the sample missed weighs no more than the evidence that was measured
+                level["u_probability"] = min(seen_u)
         total = sum(lv["m_probability"] for lv in levels)
         for level in levels:
             level["m_probability"] = level["m_probability"] / total

@@ -138,6 +138,9 @@ def parse_street(street: str, unit: str = "") -> StreetLine:
 
 
 _TYPE_ABBREVIATIONS = frozenset(STREET_TYPE_ABBREVIATIONS.values())
+# Each USPS abbreviation spelled out: the longest of the spellings scourgify maps to it (ST -> STREET).
+_SPELLED_OUT = {abbr: max((k for k, v in STREET_TYPE_ABBREVIATIONS.items() if v == abbr and k.isalpha()), key=len,
+                          default=abbr) for abbr in _TYPE_ABBREVIATIONS}
 # Longhand street types long enough that a typing error in one is still recognisable as that type.
 _LONGHAND_TYPES = {k: v for k, v in STREET_TYPE_ABBREVIATIONS.items() if len(k) >= 5 and k.isalpha()}
 
@@ -162,3 +165,11 @@ def street_parts(name: str) -> tuple[str, str]:
         if last.endswith(longhand) and len(last) - len(longhand) >= 3:
             return " ".join([*words[:-1], last[: -len(longhand)]]), abbr
     return name, ""
+
+
+@lru_cache(maxsize=200_000)
+def street_letters(name: str) -> str:
+    """A standardised street name spelled out, letters and digits only: "PRIDHAM ST" -> "PRIDHAMSTREET".
+    A clerk's lost or added space, a mistyped type ("PRIDHAMSTRET") are then a letter or two away."""
+    core, kind = street_parts(name)
+    return re.sub(r"[^A-Z0-9]", "", f"{core}{_SPELLED_OUT.get(kind, kind)}".upper())

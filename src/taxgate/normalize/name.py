@@ -51,16 +51,16 @@ _RULE_2_MACROS = (
            OR (tg_given_agree(given_a, surname_b) AND tg_surnames_agree(surname_a, given_b))
            -- the whole name in one field on one side: all tokens in order
            OR (len(given_a || surname_a) > 0 AND given_a || surname_a = given_b || surname_b)""",
-    # A typing error: equal, or one edit apart (two for words of eight letters or more): a letter
+    # A typing error: equal, or one edit apart (two for words of six letters or more): a letter
     # inserted, dropped or wrong, or two adjacent letters swapped. identify.decision also reads it
     # for streets and cities.
     """CREATE OR REPLACE MACRO tg_typo(a, b) AS a = b OR (len(a) >= 3 AND len(b) >= 3
-           AND damerau_levenshtein(a, b) <= CASE WHEN least(len(a), len(b)) >= 8 THEN 2 ELSE 1 END)""",
+           AND damerau_levenshtein(a, b) <= CASE WHEN least(len(a), len(b)) >= 6 THEN 2 ELSE 1 END)""",
     # Near but not agreeing: each part agrees, or is a typing error away, as a whole or token by
     # token, in either order of given and family name. Not agreement: the decision asks for more
     # beside it.
     """CREATE OR REPLACE MACRO tg_part_close(a, b) AS len(a) > 0 AND len(b) > 0 AND (
-           tg_typo(array_to_string(a, ' '), array_to_string(b, ' '))
+           tg_typo(array_to_string(a, ''), array_to_string(b, ''))  -- a space put in or left out
            OR (len(a) <= len(b) AND list_bool_and(list_transform(a, lambda x: list_bool_or(list_transform(b, lambda y: tg_typo(x, y))))))
            OR (len(b) < len(a) AND list_bool_and(list_transform(b, lambda y: list_bool_or(list_transform(a, lambda x: tg_typo(x, y)))))))""",
     """CREATE OR REPLACE MACRO tg_names_close(given_a, surname_a, given_b, surname_b) AS

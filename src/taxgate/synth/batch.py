@@ -63,6 +63,7 @@ class Mix:
     # wrong or day and month swapped; a letter wrong in the street's name.
     dob_typo: float = 0.04
     street_typo: float = 0.04
+    street_type_dropped: float = 0.03
     # Of the people who moved, those who moved along their own street: a house number they never
     # filed from, on a street they did (an address the taxpayer never filed from, made hard).
     moved_next_door: float = 0.4
@@ -79,7 +80,7 @@ class Mix:
         """No defects at all: every row is a lawful request (for identification accuracy)."""
         zero = {f.name: 0.0 for f in fields(cls)}
         keep = ("absent", "moved", "older_address", "name_variation", "address_variation", "with_tin", "dob_typo",
-                "street_typo", "moved_next_door")
+                "street_typo", "street_type_dropped", "moved_next_door")
         return cls(**{**zero, **{k: getattr(cls, k) for k in keep}})
 
 
@@ -153,8 +154,15 @@ def _dob_typo(rnd: random.Random, dob: str) -> str:
 
 
 def _street_typo(rnd: random.Random, street: str) -> str:
-    """A letter wrong, dropped, doubled or swapped in the street's name (not its number or type)."""
+    """A letter wrong, dropped, doubled or swapped in the street's name (not its number), or its type
+    spelled out and mistyped ("Stret"), or glued to the name ("Oakstreet")."""
     words = street.split()
+    kind = words[-1] if len(words) > 2 and words[-1] in STREET_TYPES else ""
+    how = rnd.choice(("name", "type", "glued")) if kind else "name"
+    if how == "type":
+        return " ".join([*words[:-1], _typo(rnd, STREET_TYPES[kind].title(), ("swap", "drop", "double", "wrong"))])
+    if how == "glued":
+        return " ".join([*words[:-2], words[-2] + STREET_TYPES[kind].lower()])
     named = [i for i, w in enumerate(words[1:-1], start=1) if len(w) >= 4 and w.isalpha()]
     if not named:
         return street
@@ -274,6 +282,9 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
                 if typed != dob:
                     dob = typed
                     notes.append("dob_typo")
+            if clerk_rnd.random() < mix.street_type_dropped and len(address["street"].split()) > 2:
+                address = {**address, "street": address["street"].rsplit(" ", 1)[0]}
+                notes.append("street_type_dropped")
             if clerk_rnd.random() < mix.street_typo:
                 typed = _street_typo(clerk_rnd, address["street"])
                 if typed != address["street"]:
