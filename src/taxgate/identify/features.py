@@ -29,20 +29,23 @@ EARLIEST_BIRTH_YEAR = 1880
 
 def iso_date(value: str) -> str:
     """A date of birth as YYYY-MM-DD, or "" when it cannot be read or cannot be one (no such day, or
-    a year before 1880 or after this one): such a date neither helps nor vetoes, as a blank would."""
+    a year before 1880 or after this one): such a date neither helps nor vetoes, as a blank would.
+    A slashed date is read month first (MM/DD/YYYY) and, when that is no date, day first."""
     text = value.strip()
     if len(text) >= 10 and text[4] == "-" and text[7] == "-" and text[:4].isdigit():
-        year, month, day = text[:4], text[5:7], text[8:10]
+        readings = [(text[:4], text[5:7], text[8:10])]
     else:
         parts = text.replace("-", "/").split("/")
         if not (len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[2]) == 4):
             return ""
-        year, month, day = parts[2], parts[0], parts[1]
-    try:
-        born = date(int(year), int(month), int(day))
-    except ValueError:
-        return ""
-    return born.isoformat() if EARLIEST_BIRTH_YEAR <= born.year <= date.today().year else ""
+        readings = [(parts[2], parts[0], parts[1]), (parts[2], parts[1], parts[0])]
+    for year, month, day in readings:
+        try:
+            born = date(int(year), int(month), int(day))
+        except ValueError:
+            continue
+        return born.isoformat() if EARLIEST_BIRTH_YEAR <= born.year <= date.today().year else ""
+    return ""
 
 
 @lru_cache(maxsize=200_000)
