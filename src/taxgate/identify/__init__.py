@@ -86,12 +86,28 @@ def identify(
         return
     # Both sides must carry the same columns for Splink: the comparison columns and the id.
     con.execute(f"CREATE OR REPLACE VIEW id_right AS SELECT unique_id, {', '.join(FEATURE_COLUMNS)} FROM master_addresses")
-    floor = min(policy.review, policy.threshold - policy.margin) - 1.0  # runner-ups below this cannot matter
     backend = backend or os.environ.get("TAXGATE_MATCH_BACKEND", "duckdb")
     if backend not in ("duckdb", "spark"):
         raise ValueError(f"unknown match backend {backend!r}: use duckdb or spark")
     settings = trained_settings(model, backend)
-    predictions = _score_spark(con, settings, floor) if backend == "spark" else _score_duckdb(con, settings, floor)
+    score = _score_spark if backend == "spark" else _score_duckdb
+    decide_scored(con, score(con, settings, score_floor(policy)), settings, policy)
+
+
+def score_floor(policy: IdentificationRules) -> float:
+    """The lowest match weight worth keeping: a pair below it can be neither a candidate nor a runner-up that matters."""
+    return min(policy.review, policy.threshold - policy.margin) - 1.0
+
+
+def decide_scored(con: duckdb.DuckDBPyConnection, predictions: str, settings: dict, policy: IdentificationRules) -> None:
+    """The decision (`identify.decision`) over the scored pairs in table `predictions`, into `id_decisions`."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE id_decisions AS {decision_query(con, predictions, settings, policy)}")
+
+
+def decision_query(con: duckdb.DuckDBPyConnection, predictions: str, settings: dict, policy: IdentificationRules,
+                   sides: tuple[str, str] | None = None) -> str:
+    """The decision's SQL over table `predictions`, its macros defined on `con`. `sides`: the suffixes
+    of the request's and the master's columns, read from the pairs when not given."""
     comparisons = [c["output_column_name"] for c in settings["comparisons"]]
     tf_adjusted = {c["output_column_name"] for c in settings["comparisons"]
                    if any(level.get("tf_adjustment_column") for level in c["comparison_levels"])}
@@ -101,12 +117,13 @@ def identify(
         f"tf := {f'round(coalesce(mw_tf_adj_{c}, 0.0), 3)' if c in tf_adjusted else 'CAST(0 AS DOUBLE)'})" for c in comparisons
     )
     # Splink puts the datasets on the sides in an order of its choosing; read it from the pairs.
-    sides = con.execute(f"SELECT source_dataset_l FROM {predictions} LIMIT 1").fetchall()
-    q, m = ("l", "r") if sides and sides[0][0] == "requests" else ("r", "l")
+    if sides is None:
+        first = con.execute(f"SELECT source_dataset_l FROM {predictions} LIMIT 1").fetchall()
+        sides = ("l", "r") if first and first[0][0] == "requests" else ("r", "l")
+    q, m = sides
     define_names_agree(con, policy.nicknames)
     define_decision_macros(con)
-    decision = decision_sql(predictions, q, m, fields, policy.threshold, policy.review, policy.margin)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE id_decisions AS {decision}")
+    return decision_sql(predictions, q, m, fields, policy.threshold, policy.review, policy.margin)
 
 
 def match_by_tin(con: duckdb.DuckDBPyConnection) -> None:
@@ -143,6 +160,26 @@ def from_row(row: dict) -> Identification:
     )
 
 
+def tf_columns(settings: dict) -> list[str]:
+    return sorted({level["tf_adjustment_column"] for c in settings["comparisons"] for level in c["comparison_levels"]
+                   if level.get("tf_adjustment_column")})
+
+
+def master_frequencies(con: duckdb.DuckDBPyConnection, settings: dict) -> list[str]:
+    """Term frequencies from the master alone, as tables `tf_master_<column>` (Splink's form: the
+    value and its share). Splink would count them over requests and master together, so that one
+    request's weight would depend on which other requests came in its batch; counted over the
+    population, a request scores the same in any batch, or alone."""
+    columns = tf_columns(settings)
+    for c in columns:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE tf_master_{c} AS
+                SELECT {c}, CAST(count(*) AS DOUBLE) / (SELECT count({c}) FROM master_addresses) AS tf_{c}
+                FROM master_addresses WHERE {c} IS NOT NULL GROUP BY {c}"""
+        )
+    return columns
+
+
 def _score_duckdb(con: duckdb.DuckDBPyConnection, settings: dict, floor: float) -> str:
     """Score on this DuckDB connection; returns the predictions table's name."""
     from splink import DuckDBAPI, Linker
@@ -153,6 +190,8 @@ def _score_duckdb(con: duckdb.DuckDBPyConnection, settings: dict, floor: float) 
         settings,
         log_level=logging.WARNING,
     )
+    for c in master_frequencies(con, settings):
+        linker.table_management.register_term_frequency_lookup(db.register(f"tf_master_{c}"), c)
     return linker.inference.predict(threshold_match_weight=floor, warning_mode="never").physical_name
 
 
@@ -169,6 +208,9 @@ def _score_spark(con: duckdb.DuckDBPyConnection, settings: dict, floor: float) -
         for table, name in (("id_left", "requests"), ("id_right", "master"))
     ]
     linker = Linker(inputs, settings, log_level=logging.WARNING)
+    for c in master_frequencies(con, settings):  # the same frequencies, made here, scored there
+        frequencies = spark.createDataFrame(con.sql(f"SELECT * FROM tf_master_{c}").to_arrow_table())
+        linker.table_management.register_term_frequency_lookup(db.register(frequencies), c)
     predicted = linker.inference.predict(threshold_match_weight=floor, warning_mode="never").as_spark_dataframe()
     con.register("spark_predictions_arrow", predicted.toArrow())
     con.execute("CREATE OR REPLACE TABLE spark_predictions AS SELECT * FROM spark_predictions_arrow")

@@ -95,11 +95,20 @@ def code_sql(rule_column: str = "rule") -> str:
 _FACTS_SQL = """
 WITH requests AS (
     SELECT row_number, 'R' || row_number AS q_unique_id, nullif(tin, '') AS q_tin, nullif(dob, '') AS q_dob,
-        nullif(suffix, '') AS q_suffix, nullif(middle_initial, '') AS q_middle,
-        tg_tokens(given) AS q_given, tg_tokens(surname) AS q_surname
+        nullif(suffix, '') AS q_suffix, nullif(middle_initial, '') AS q_middle
     FROM id_requests
+), tokens AS (
+    -- names as token lists first: a macro repeats its arguments, so they are columns, not expressions
+    SELECT *, rowid AS pair_row, tg_tokens(given_{q}) AS qg, tg_tokens(surname_{q}) AS qs,
+        tg_tokens(given_{m}) AS mg, tg_tokens(surname_{m}) AS ms
+    FROM {predictions}
 ), address_pairs AS (
-    SELECT *, rowid AS pair_row,
+    -- what each scored pair says, the name and date-of-birth rules evaluated once per pair
+    SELECT *,
+        CASE WHEN coalesce(tg_names_agree(qg, qs, mg, ms), false) THEN 'agree'
+             WHEN coalesce(tg_names_close(qg, qs, mg, ms), false) THEN 'misspelled'
+             ELSE 'differ' END AS pair_names,
+        coalesce(tg_dob(nullif(dob_{q}, ''), nullif(dob_{m}, '')), 'missing') AS pair_dob,
         -- rule 3: the requester's standardised address equals one the taxpayer filed from
         coalesce(address_key_{q} = address_key_{m}
                  AND (zip5_{q} = zip5_{m} OR (city_{q} = city_{m} AND state_{q} = state_{m})), false) AS pair_on_record,
@@ -115,11 +124,13 @@ WITH requests AS (
                  AND (street_type_{q} IS NULL OR street_type_{m} IS NULL OR street_type_{q} = street_type_{m}),
                  false) AS pair_misspelled,
         coalesce(address_key_{q} = address_key_{m}, false) AS pair_same_line
-    FROM {predictions}
+    FROM tokens
 ), per_taxpayer AS (
     -- each taxpayer's best pair over the addresses they filed from, and what those addresses say
     SELECT unique_id_{q} AS q_unique_id, tin_{m} AS m_tin, max(match_weight) AS weight,
-        arg_max(pair_row, match_weight) AS pair,  -- the best pair, read again below only where needed
+        -- the best pair and what it says, taken together (one arg_max, so one pair)
+        arg_max(struct_pack(pair := pair_row, names := pair_names, dob := pair_dob,
+                            suffix := nullif(suffix_{m}, '')), match_weight) AS best,
         bool_or(pair_on_record) AS on_record, bool_or(pair_misspelled) AS misspelled_address,
         bool_or(pair_same_line) AS same_street_line
     FROM address_pairs GROUP BY ALL
@@ -133,39 +144,27 @@ WITH requests AS (
     -- home), and nothing the request says (date of birth, suffix) rules them out: no weight gap can
     -- tell the two apart, whatever noise opened it. Loose on purpose: this can only make a request
     -- ambiguous, never disclose one.
-    SELECT q_unique_id, list(m_tin ORDER BY m_tin) AS namesakes
-    FROM (
-        SELECT r.q_unique_id, r.q_given, r.q_surname, other.m_tin, tg_tokens(p.given_{m}) AS o_given,
-            tg_tokens(p.surname_{m}) AS o_surname, tg_tokens(bp.given_{m}) AS b_given,
-            tg_tokens(bp.surname_{m}) AS b_surname
-        FROM ranked best JOIN ranked other ON other.q_unique_id = best.q_unique_id AND other.m_tin <> best.m_tin
-            JOIN requests r ON r.q_unique_id = best.q_unique_id JOIN {predictions} p ON p.rowid = other.pair
-            JOIN {predictions} bp ON bp.rowid = best.pair
-        WHERE best.rank = 1 AND (other.on_record OR other.same_street_line OR other.misspelled_address)
-            AND NOT coalesce(tg_dob(r.q_dob, nullif(p.dob_{m}, '')) = 'conflict', false)
-            -- the request's date of birth is the candidate's to the digit and not this one's
-            AND NOT coalesce(r.q_dob = nullif(bp.dob_{m}, '') AND r.q_dob <> nullif(p.dob_{m}, ''), false)
-            AND NOT (r.q_suffix IS NOT NULL AND r.q_suffix IS DISTINCT FROM nullif(p.suffix_{m}, ''))
-    )
-    WHERE tg_names_agree(q_given, q_surname, o_given, o_surname)
-        OR (NOT tg_names_agree(q_given, q_surname, b_given, b_surname)
-            AND tg_names_close(q_given, q_surname, o_given, o_surname))
-    GROUP BY q_unique_id
+    SELECT best.q_unique_id, list(other.m_tin ORDER BY other.m_tin) AS namesakes
+    FROM ranked best JOIN ranked other ON other.q_unique_id = best.q_unique_id AND other.m_tin <> best.m_tin
+        JOIN requests r ON r.q_unique_id = best.q_unique_id
+    WHERE best.rank = 1 AND (other.on_record OR other.same_street_line OR other.misspelled_address)
+        AND other.best.dob <> 'conflict'
+        -- the request's date of birth is the candidate's to the digit and only near this one's
+        AND NOT (best.best.dob = 'same' AND other.best.dob = 'typo')
+        AND NOT (r.q_suffix IS NOT NULL AND r.q_suffix IS DISTINCT FROM other.best.suffix)
+        AND (other.best.names = 'agree' OR (best.best.names <> 'agree' AND other.best.names = 'misspelled'))
+    GROUP BY best.q_unique_id
 ), candidates AS (
-    SELECT r.*, b.* EXCLUDE (q_unique_id, rank), coalesce(n.namesakes, []) AS namesakes,
-        p.unique_id_{m} AS m_unique_id, tg_tokens(p.given_{m}) AS m_given, tg_tokens(p.surname_{m}) AS m_surname,
-        nullif(p.dob_{m}, '') AS m_dob, nullif(p.middle_initial_{m}, '') AS m_middle,
+    SELECT r.*, b.* EXCLUDE (q_unique_id, rank, best), coalesce(n.namesakes, []) AS namesakes,
+        b.best.names AS names, b.best.dob AS dob,
+        p.unique_id_{m} AS m_unique_id, nullif(p.middle_initial_{m}, '') AS m_middle,
         -- each field's level, weight and term-frequency adjustment for the deciding pair
         struct_pack({fields}) AS fields
     FROM requests r JOIN ranked b ON b.q_unique_id = r.q_unique_id AND b.rank = 1
-        JOIN {predictions} p ON p.rowid = b.pair
+        JOIN {predictions} p ON p.rowid = b.best.pair
         LEFT JOIN namesakes n ON n.q_unique_id = r.q_unique_id
 ), facts AS (
     SELECT *,
-        CASE WHEN coalesce(tg_names_agree(q_given, q_surname, m_given, m_surname), false) THEN 'agree'
-             WHEN coalesce(tg_names_close(q_given, q_surname, m_given, m_surname), false) THEN 'misspelled'
-             ELSE 'differ' END AS names,
-        coalesce(tg_dob(q_dob, m_dob), 'missing') AS dob,
         CASE WHEN on_record THEN 'on record' WHEN misspelled_address THEN 'misspelled'
              ELSE 'not on record' END AS address,
         -- rule 4 in spirit: a middle initial that contradicts is evidence of another person
