@@ -44,7 +44,7 @@ def test_a_misspelt_surname_is_named_as_the_cause_and_marked():
                 "fields": {"given": {"level": 5, "weight": 5.0, "tf": 0.0}, "surname": {"level": 3, "weight": 7.0, "tf": 0.0}}}
     lines = why(evidence, threshold=20, review=12, margin=6)
     assert lines[0] == RULE_NAMES["names_differ"].words
-    assert lines[1] == "In the model: the last name is spelled alike (Jaro-Winkler similarity at least 0.92) (level 3 of 6)."
+    assert lines[1] == "In the model: the last name is one letter apart (a letter wrong, dropped or added) (level 3 of 6)."
     assert "at or above the review line of 12" in lines[2]
     # a weight over the threshold is not the cause and is not called one
     assert "below the threshold" not in " ".join(lines)

@@ -140,7 +140,7 @@ def case(store: Store, decision_id: int, master_path: Path, open_only: bool = Tr
                       "records": records.get(decision.runner_up_tin, [])},
         "fields": evidence.get("fields") or {},
         "facts": {k: evidence.get(k) for k in ("decision", "names_agree", "middle_initial_conflict",
-                                                 "namesakes_at_address")},
+                                                 "namesakes_at_address", "names", "dob", "address", "rule")},
         "candidate_facts": evidence.get("candidate") or {},
         "thresholds": {"threshold": rule.threshold, "review": rule.review, "margin": rule.margin},
         "why": why(evidence, *lines) if evidence else [],
