@@ -230,3 +230,11 @@ def test_every_rule_is_reached_by_its_example(rule):
     request, records = EXAMPLES[rule.name]
     row = decide(request, records)
     assert (row["evidence"]["rule"], row["code"]) == (rule.name, rule.code.value)
+
+
+def test_a_street_line_with_no_street_in_it_is_no_address():
+    # pseudopeople blanked a street's name on both sides; the tagger read the unit's words as one
+    from taxgate.normalize.address import parse_street
+
+    assert parse_street("31", "basement aprt # 1014").kind == ""
+    assert parse_street("31 Portage St", "Apt 1014").kind == "street"

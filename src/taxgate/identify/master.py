@@ -22,7 +22,8 @@ import pyarrow as pa
 from taxgate.identify.features import ADDRESS_COLUMNS, address_features, iso_date, name_features
 from taxgate.normalize.name import suffix_code
 
-FEATURES_VERSION = "5"  # 2: street core and type; 3, 5: dates of birth read day first, or blank; 4: street letters
+FEATURES_VERSION = "6"  # 2: street core and type; 3, 5: dates of birth read day first, or blank; 4: street letters;
+# 6: a street line without a word is no street
 MASTER_COLUMNS = ("tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
                   "street", "unit", "city", "state", "zip", "tax_year")
 REQUIRED = ("tin", "first_name", "last_name", "street", "tax_year")

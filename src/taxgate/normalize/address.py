@@ -114,7 +114,9 @@ def parse_street(street: str, unit: str = "") -> StreetLine:
     """Tag a street line once with usaddress, then standardise the tagged parts with scourgify's
     Publication 28 rules (directionals, street types, numbered streets, unit designators)."""
     text = " ".join(part for part in (street.strip(), unit.strip()) if part)
-    if not text:
+    if not text or not re.search(r"[^\W\d_]", street):
+        # A street line with no word in it ("31") sets forth no street, whatever the unit field
+        # says: the tagger would take the unit's words ("basement apt") for the street's name.
         return StreetLine("")
     try:
         text = pre_clean_addr_str(text)
