@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from taxgate.store import open_store
-from taxgate.synth import generate_batch, generate_master
+from taxgate.synth import Mix, generate_batch, generate_master
 
 # CI sets this to a PostgreSQL server (postgresql+psycopg://user@127.0.0.1/postgres); every test then
 # gets a fresh database on it. Unset, every test gets a fresh SQLite file.
@@ -93,8 +93,11 @@ ROLES = ("requester", "officer", "court", "auditor", "admin")
 
 @pytest.fixture(scope="session")
 def small_batch(world, tmp_path_factory) -> Path:
-    """A 300-request batch from the shared world, for the service's tests."""
-    return generate_batch(world["master"], tmp_path_factory.mktemp("small") / "batch", 300, seed=11)
+    """A 300-request batch from the shared world, for the service's tests. Its dates of birth are
+    mistyped more often than a clerk would, so that some misspelled names beside mistyped dates go
+    to review: the review tests need a queue."""
+    return generate_batch(world["master"], tmp_path_factory.mktemp("small") / "batch", 300, seed=11,
+                          mix=Mix(dob_typo=0.6))
 
 
 def upload_files(manifest: Path, rows_name: str | None = None, rows: bytes | None = None, manifest_bytes: bytes | None = None) -> dict:

@@ -41,7 +41,7 @@ def test_the_case_says_why_it_is_in_review_with_the_policy_thresholds(service, s
 def test_a_misspelt_surname_is_named_as_the_cause_and_marked():
     evidence = {"decision": "ID_WEAK (review)", "names_agree": False, "middle_initial_conflict": False,
                 "candidate": {"weight": 70.0, "address_on_record": True}, "runner_up": {"tin": "", "weight": None},
-                "fields": {"given": {"level": 5, "weight": 5.0, "tf": 0.0}, "surname": {"level": 3, "weight": 7.0, "tf": 0.0}}}
+                "fields": {"given": {"level": 6, "weight": 5.0, "tf": 0.0}, "surname": {"level": 3, "weight": 7.0, "tf": 0.0}}}
     lines = why(evidence, threshold=20, review=12, margin=6)
     assert lines[0] == RULE_NAMES["names_differ"].words
     assert lines[1] == "In the model: the last name is one letter apart (a letter wrong, dropped or added) (level 3 of 6)."

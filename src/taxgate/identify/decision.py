@@ -71,11 +71,12 @@ RULES: tuple[DecisionRule, ...] = (
                  "The match weight is below the threshold for a positive identification."),
 )
 RULE_NAMES = {rule.name: rule for rule in RULES}
-# Near the line an officer decides: every rule but the threshold passed, or a misspelled name
-# stands beside a mistyped date of birth (two errors in who the person is: a sibling's could look
-# so), and the weight is at or above the review line.
-REVIEW_SQL = ("(rule = 'weight_below_threshold' OR (rule = 'misspelled_name_uncorroborated' AND dob = 'typo')) "
-              "AND weight >= {review}")
+# Near the line an officer decides: every rule but the threshold passed, or only the middle
+# initials differ (a typing error, or another person), or a misspelled name stands beside a
+# mistyped date of birth (two errors in who the person is: a sibling's could look so), and the
+# weight is at or above the review line.
+REVIEW_SQL = ("(rule IN ('weight_below_threshold', 'middle_initial_contradicts') "
+              "OR (rule = 'misspelled_name_uncorroborated' AND dob = 'typo')) AND weight >= {review}")
 
 
 def case_sql(threshold: float, margin: float) -> str:

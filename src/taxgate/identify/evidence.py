@@ -133,6 +133,8 @@ def why(evidence: dict, threshold: float, review: float, margin: float) -> list[
         lines.append(f"The match weight {weight:.1f} is below the threshold of {threshold:g}.")
     if in_review:
         because = {"weight_below_threshold": "and nothing else stopped it",
+                   "middle_initial_contradicts": "and only the middle initials differ, which a typing error or "
+                                                 "another person could make",
                    "misspelled_name_uncorroborated": "and a misspelled name beside a mistyped date of birth is two "
                                                      "errors in who the person is, for a person to weigh"}
         lines.append(f"An officer decides, not the rule: the weight {weight:.1f} is at or above the review line of "

@@ -202,6 +202,7 @@ def _outcomes(statute: _Tally) -> Section:
 
 def _identification(statute: _Tally, refs: dict[int, str]) -> Section:
     rows = [(refs[b], statute.attempted[b], statute.identified[b], statute.review[b]) for b in sorted(statute.attempted)]
+    review_rates = [100 * r / a if a else 0 for _, a, _, r in rows]
     return Section("Identification", [
         "Of the requests that passed every rule and so reached identification: the share positively identified "
         "(match yield), and the share sent to a disclosure officer because the evidence was near the line "
@@ -211,9 +212,10 @@ def _identification(statute: _Tally, refs: dict[int, str]) -> Section:
         bar_chart("match-yield", "Match yield by batch", [ref for ref, *_ in rows],
                   [100 * p / a if a else 0 for _, a, p, _ in rows], axis="% of requests that reached identification",
                   value_format="{:.1f}%", maximum=100),
-        bar_chart("review-rate", "Review rate by batch", [ref for ref, *_ in rows],
-                  [100 * r / a if a else 0 for _, a, _, r in rows], axis="% of requests that reached identification",
-                  value_format="{:.1f}%", maximum=100),
+        bar_chart("review-rate", "Review rate by batch", [ref for ref, *_ in rows], review_rates,
+                  axis="% of requests that reached identification", value_format="{:.1f}%",
+                  # a few per cent at most: on a 0-100 axis the bars would not show
+                  maximum=min(100.0, max(5.0, 1.25 * max(review_rates, default=0)))),
     ])
 
 
