@@ -156,7 +156,7 @@ def test_every_read_of_taxpayer_data_is_an_audit_record(decided):
 def test_math_text_in_a_batch_ref_or_officer_name_breaks_no_report(service, small_batch, tmp_path):
     """`$\\nosuchcmd$` in what a requester writes was matplotlib math: every report answered 500."""
     manifest = json.loads(small_batch.read_text())
-    table = list(csv.reader(io.StringIO((small_batch.parent / manifest["requests"]).read_text())))[:30]
+    table = list(csv.reader(io.StringIO((small_batch.parent / manifest["requests"]).read_text(errors="replace"))))[:30]
     officer = table[0].index("engaged_official")
     for row in table[1:]:
         row[officer] = r"Agent $\nosuchcmd$ {x}_^"
