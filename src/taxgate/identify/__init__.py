@@ -38,8 +38,9 @@ MODEL_FILE = Path(__file__).parent / "model" / "taxgate-id-2.json"
 MODEL_VERSION = MODEL_FILE.stem
 
 __all__ = [
-    "DECISIONS", "FEATURE_COLUMNS", "MODEL_VERSION", "Identification", "MasterError", "from_row", "identify",
-    "load_master", "match_by_tin", "release_addresses", "request_features",
+    "FEATURE_COLUMNS", "MODEL_VERSION", "Identification", "MasterError", "decide_scored", "decision_query",
+    "from_row", "identify", "load_master", "master_frequencies", "match_by_tin", "release_addresses",
+    "request_features", "score_floor",
 ]
 
 
@@ -160,7 +161,7 @@ def from_row(row: dict) -> Identification:
     )
 
 
-def tf_columns(settings: dict) -> list[str]:
+def _tf_columns(settings: dict) -> list[str]:
     return sorted({level["tf_adjustment_column"] for c in settings["comparisons"] for level in c["comparison_levels"]
                    if level.get("tf_adjustment_column")})
 
@@ -170,7 +171,7 @@ def master_frequencies(con: duckdb.DuckDBPyConnection, settings: dict) -> list[s
     value and its share). Splink would count them over requests and master together, so that one
     request's weight would depend on which other requests came in its batch; counted over the
     population, a request scores the same in any batch, or alone."""
-    columns = tf_columns(settings)
+    columns = _tf_columns(settings)
     for c in columns:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE tf_master_{c} AS
