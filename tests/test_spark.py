@@ -107,7 +107,7 @@ def test_every_comparison_level_is_the_same_on_both_engines():
     con.register("pairs", table)
     on_duckdb = con.execute(f"SELECT {', '.join(levels('duckdb'))} FROM pairs").fetchall()
     spark = session()
-    spark.createDataFrame(table.to_pandas()).createOrReplaceTempView("pairs")
+    spark.createDataFrame(table.to_pylist(), schema=", ".join(f"{c} string" for c in columns)).createOrReplaceTempView("pairs")
     on_spark = [tuple(r) for r in spark.sql(f"SELECT {', '.join(levels('spark'))} FROM pairs").collect()]
     assert len(on_duckdb) == len(rows) > 250
     assert on_duckdb == on_spark
