@@ -68,6 +68,7 @@ GROUP BY slice ORDER BY slice = 'all' DESC, slice
 """
 
 FALSE = "outcome = 'DISCLOSED' AND NOT (matched_tin = truth AND lawful)"
+MISSED = "lawful AND passed AND NOT (outcome = 'DISCLOSED' AND matched_tin = truth)"
 HEADER = (f"{'slice':30} {'requests':>8} {'lawful':>7} {'passed':>7} {'disclosed':>9} {'precision':>9} {'recall':>7} "
           f"{'|passed':>7} {'false':>6} {'review':>7}")
 
@@ -92,6 +93,17 @@ def report(title: str, con: duckdb.DuckDBPyConnection, folder: Path, extra: list
         print(_line(*row))
     for line in extra or []:
         print(line)
+    # The lawful requests the rules let through and identification did not answer, by the rule that
+    # stopped them: where the yield is lost. Each is in misses.csv beside its decision.
+    misses = folder / "misses.csv"
+    con.execute(f"""COPY (SELECT j.*, d.reasons, d.match_weight, d.runner_up_weight FROM (SELECT * FROM judged WHERE {MISSED}) j
+                    JOIN read_csv('{folder / "out" / "auditors" / "decisions.csv"}', all_varchar=true) d USING (request_id)
+                    ) TO '{misses}' (HEADER)""")
+    lost = con.execute(f"SELECT count(*) FROM judged WHERE {MISSED}").fetchall()[0][0]
+    if lost:
+        by_reason = con.execute(f"SELECT reasons, count(*) FROM read_csv('{misses}', all_varchar=true) "
+                                "GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
+        print("missed (lawful, passed, not disclosed): " + ", ".join(f"{r} {n:,}" for r, n in by_reason))
 
 
 def _process(folder: Path, manifest: Path, master: Path) -> tuple[object, Path]:

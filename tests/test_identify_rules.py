@@ -23,10 +23,10 @@ def features(first="Maria", last="Garcia", dob="1985-03-12", street="12 Oak St",
     return {c: (v or None) for c, v in zip(FEATURE_COLUMNS, values, strict=True)}
 
 
-def decide(request: dict, records: list[tuple[str, float, dict]]) -> dict:
+def decide(request: dict, records: list[tuple[str, float, dict]], nicknames=(("bill", "william"),)) -> dict:
     """The decision for one request against scored pairs: (taxpayer TIN, match weight, record)."""
     con = duckdb.connect()
-    define_names_agree(con, {"bill": "william"})
+    define_names_agree(con, nicknames)
     define_decision_macros(con)
     con.execute(f"CREATE TABLE id_requests (row_number BIGINT, {', '.join(f'{c} VARCHAR' for c in FEATURE_COLUMNS)})")
     con.execute(f"INSERT INTO id_requests VALUES (1, {', '.join('?' for _ in FEATURE_COLUMNS)})",
@@ -119,6 +119,7 @@ def test_a_suffix_rules_a_namesake_out():
     ("14 Oak St", "", "30301", "not on record"),  # next door: a house number they never filed from
     ("12 Oak Ave", "", "30301", "not on record"),  # a street of the same name and another type
     ("12 Oak St", "4", "30301", "not on record"),  # a unit they never filed from
+    ("12 Oak Sz", "", "30301", "misspelled"),  # the type mistyped past recognition: the line is a typo away
     ("12 Pine St", "", "30301", "not on record"),
 ])
 def test_an_address_agrees_up_to_a_clerks_typing_error(street, unit, zip_code, expected):
@@ -127,6 +128,31 @@ def test_an_address_agrees_up_to_a_clerks_typing_error(street, unit, zip_code, e
     assert (row["code"] == "ID_POSITIVE") == (expected != "not on record")
     if expected == "not on record":
         assert row["evidence"]["rule"] == "address_not_on_record"
+
+
+def test_a_unit_left_out_of_the_request_is_a_clerks_omission_another_unit_is_another_home():
+    flat = features(unit="4")
+    assert decide(features(unit=""), [("111", 35.0, flat)])["evidence"]["address"] == "misspelled"
+    assert decide(features(unit="5"), [("111", 35.0, flat)])["evidence"]["address"] == "not on record"
+    # the record without the unit the request gives: an address the taxpayer never filed from
+    assert decide(features(unit="4"), [("111", 35.0, MARIA)])["evidence"]["address"] == "not on record"
+
+
+def test_a_listed_nickname_agrees_two_nicknames_of_one_name_do_not():
+    table = (("bill", "william"), ("wil", "william"))
+    william, bill = features(first="William"), features(first="Bill")
+    assert decide(features(first="Bill"), [("111", 35.0, william)], table)["evidence"]["names"] == "agree"
+    assert decide(features(first="William"), [("111", 35.0, bill)], table)["evidence"]["names"] == "agree"
+    assert decide(features(first="Wil"), [("111", 35.0, bill)], table)["evidence"]["names"] == "differ"
+    assert decide(features(first="Bill"), [("111", 35.0, william)], ())["evidence"]["names"] == "differ"
+
+
+def test_the_name_is_any_the_taxpayer_filed_under():
+    # two returns of one taxpayer: the heavier pair's name is a clerk's placeholder, the other's hers
+    placeholder = features(first="Resident")
+    row = decide(MARIA, [("111", 40.0, placeholder), ("111", 35.0, MARIA)])
+    assert (row["code"], row["evidence"]["names"]) == ("ID_POSITIVE", "agree")
+    assert decide(MARIA, [("111", 40.0, placeholder)])["evidence"]["rule"] == "names_differ"
 
 
 def test_a_city_mistyped_with_another_zip_is_not_on_record_in_another_state():

@@ -106,3 +106,17 @@ def test_bad_statute_in_catalog(tmp_path):
     (tmp_path / "p.toml").write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError, match="not a statute citation"):
         load_policy(tmp_path / "p.toml")
+
+
+def test_the_nickname_table_is_the_release_the_policy_names(tmp_path):
+    """A package upgrade cannot change who agrees with whom under a policy version: the policy
+    names the table's release, and another one installed is refused in one line."""
+    text = next(POLICY_DIR.glob("*.toml")).read_text(encoding="utf-8")
+    assert 'standard_nicknames = "nicknames==1.0.1"' in text
+    policy = load_policy(next(POLICY_DIR.glob("*.toml")))
+    assert ("willie", "william") in policy.identification.nicknames  # from the table
+    assert ("pepe", "jose") in policy.identification.nicknames  # from the policy's own list
+    (tmp_path / "p.toml").write_text(text.replace("nicknames==1.0.1", "nicknames==9.9"), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"names the nickname table nicknames==9.9, but nicknames 1.0.1 is installed") as caught:
+        load_policy(tmp_path / "p.toml")
+    assert "\n" not in str(caught.value)

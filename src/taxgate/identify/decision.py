@@ -5,16 +5,18 @@ one decision per request, in SQL, so that a million requests are decided inside 
 
 First the facts: for each request its best taxpayer, the runner-up, and what the request says
 against that taxpayer's record, each fact a word an officer can read:
-- `names`: "agree" (rule 2: after normalising, as arrays: particles, either surname order, one
-  surname missing, given and family name swapped), "misspelled" (each part within a typing error of
-  the other: `normalize.name`'s `tg_names_close`) or "differ";
+- `names`: against the names the taxpayer filed under (like the address, any of them): "agree"
+  (rule 2: after normalising, as arrays: particles, either surname order, one surname missing,
+  given and family name swapped, a nickname the policy lists), "misspelled" (each part within a
+  typing error of the other: `normalize.name`'s `tg_names_close`) or "differ";
 - `dob`: "same", "missing" (on either side), "typo" (day and month swapped, two adjacent digits
   transposed, or one digit wrong, and less than ten years apart: what a clerk types) or "conflict"
   (anything else: another person, or a generation apart);
 - `address`: "on record" (the standardised line, unit and ZIP or city+state equal an address the
-  taxpayer filed from), "misspelled" (the same house number and unit, the same ZIP or a city a
-  typing error away in the same state, the street's name, or its name and type spelled out
-  (`street_letters`), a typing error away, its type the same, mistyped or left out) or "not on record".
+  taxpayer filed from), "misspelled" (the same house number, the same unit or none on the request,
+  the same ZIP or a city a typing error away in the same state, the street's name, its name and
+  type spelled out (`street_letters`) or its line as written a typing error away, its type the
+  same, mistyped or left out) or "not on record".
 
 Then the rules, in order: the first that holds gives the code. Each is a named piece — its code
 (whose citation is the statute's), its SQL condition over the facts, and its words — so each can
@@ -98,11 +100,17 @@ WITH requests AS (
     SELECT row_number, 'R' || row_number AS q_unique_id, nullif(tin, '') AS q_tin, nullif(dob, '') AS q_dob,
         nullif(suffix, '') AS q_suffix, nullif(middle_initial, '') AS q_middle
     FROM id_requests
-), tokens AS (
+), split AS (
     -- names as token lists first: a macro repeats its arguments, so they are columns, not expressions
     SELECT *, rowid AS pair_row, tg_tokens(given_{q}) AS qg, tg_tokens(surname_{q}) AS qs,
-        tg_tokens(given_{m}) AS mg, tg_tokens(surname_{m}) AS ms
+        tg_tokens(given_{m}) AS record_given, tg_tokens(surname_{m}) AS ms
     FROM {predictions}
+), tokens AS (
+    -- rule 2's nicknames: a one-word given name the policy lists as the other's nickname (or the
+    -- other way round) is that name, so the record's given name reads as the request's
+    SELECT s.* EXCLUDE (record_given), CASE WHEN n.a IS NULL THEN s.record_given ELSE s.qg END AS mg
+    FROM split s LEFT JOIN tg_nickname n
+        ON len(s.qg) = 1 AND len(s.record_given) = 1 AND n.a = s.qg[1] AND n.b = s.record_given[1]
 ), address_pairs AS (
     -- what each scored pair says, the name and date-of-birth rules evaluated once per pair
     SELECT *,
@@ -113,15 +121,18 @@ WITH requests AS (
         -- rule 3: the requester's standardised address equals one the taxpayer filed from
         coalesce(address_key_{q} = address_key_{m}
                  AND (zip5_{q} = zip5_{m} OR (city_{q} = city_{m} AND state_{q} = state_{m})), false) AS pair_on_record,
-        -- rule 3, allowing the clerk a typing error in the street or the city: the same house number
-        -- and unit, the same ZIP (or a city a typo away in the same state), the street's name a typo
-        -- away and its type the same, a typo of it (features.street_parts) or left out
-        coalesce(house_number_{q} = house_number_{m} AND coalesce(unit_{q}, '') = coalesce(unit_{m}, '')
+        -- rule 3, allowing the clerk a typing error in the street or the city: the same house number;
+        -- the same unit, or none on the request (a clerk leaves it out; another unit is another
+        -- home); the same ZIP (or a city a typo away in the same state); the street a typo away, as
+        -- its name, as its name and type spelled out, or as written (a mistyped type: "Huff Zt"),
+        -- and its type the same, a typo of it (features.street_parts) or left out
+        coalesce(house_number_{q} = house_number_{m} AND coalesce(unit_{q}, '') IN ('', coalesce(unit_{m}, ''))
                  AND (zip5_{q} = zip5_{m}
                       OR (tg_typo(replace(city_{q}, ' ', ''), replace(city_{m}, ' ', ''))
                           AND coalesce(state_{q} = state_{m}, true)))
                  AND (tg_typo(replace(street_core_{q}, ' ', ''), replace(street_core_{m}, ' ', ''))
-                      OR tg_typo(street_letters_{q}, street_letters_{m}))
+                      OR tg_typo(street_letters_{q}, street_letters_{m})
+                      OR tg_typo(replace(street_name_{q}, ' ', ''), replace(street_name_{m}, ' ', '')))
                  AND (street_type_{q} IS NULL OR street_type_{m} IS NULL OR street_type_{q} = street_type_{m}),
                  false) AS pair_misspelled,
         coalesce(address_key_{q} = address_key_{m}, false) AS pair_same_line
@@ -132,6 +143,10 @@ WITH requests AS (
         -- the best pair and what it says, taken together (one arg_max, so one pair)
         arg_max(struct_pack(pair := pair_row, names := pair_names, dob := pair_dob,
                             suffix := nullif(suffix_{m}, '')), match_weight) AS best,
+        -- like the address, the name is any the taxpayer filed under: one return's name may be
+        -- mistyped, blank or a placeholder where the others carry it
+        CASE max(CASE pair_names WHEN 'agree' THEN 2 WHEN 'misspelled' THEN 1 ELSE 0 END)
+             WHEN 2 THEN 'agree' WHEN 1 THEN 'misspelled' ELSE 'differ' END AS names_on_record,
         bool_or(pair_on_record) AS on_record, bool_or(pair_misspelled) AS misspelled_address,
         bool_or(pair_same_line) AS same_street_line
     FROM address_pairs GROUP BY ALL
@@ -153,11 +168,11 @@ WITH requests AS (
         -- the request's date of birth is the candidate's to the digit and only near this one's
         AND NOT (best.best.dob = 'same' AND other.best.dob = 'typo')
         AND NOT (r.q_suffix IS NOT NULL AND r.q_suffix IS DISTINCT FROM other.best.suffix)
-        AND (other.best.names = 'agree' OR (best.best.names <> 'agree' AND other.best.names = 'misspelled'))
+        AND (other.names_on_record = 'agree' OR (best.names_on_record <> 'agree' AND other.names_on_record = 'misspelled'))
     GROUP BY best.q_unique_id
 ), candidates AS (
     SELECT r.*, b.* EXCLUDE (q_unique_id, rank, best), coalesce(n.namesakes, []) AS namesakes,
-        b.best.names AS names, b.best.dob AS dob,
+        b.names_on_record AS names, b.best.dob AS dob,
         p.unique_id_{m} AS m_unique_id, nullif(p.middle_initial_{m}, '') AS m_middle,
         -- each field's level, weight and term-frequency adjustment for the deciding pair
         struct_pack({fields}) AS fields

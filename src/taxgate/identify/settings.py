@@ -113,7 +113,8 @@ def model_settings(sql_dialect: str = "duckdb") -> SettingsCreator:
             block_on("house_number", "street_core", "city"),  # a ZIP mistyped, a street type misspelled
             block_on("given_first", "surname_first", "dob"),
             block_on("surname_first", "dob"),  # a given name misspelled
-            block_on("given_first", "dob", "zip5"),  # a surname misspelled or changed
+            block_on("given_first", "dob"),  # a surname misspelled or changed, the ZIP mistyped
+            block_on("house_number", "dob"),  # both names and the ZIP mistyped, or given and surname swapped
             block_on("tin"),
         ],
         retain_matching_columns=True,

@@ -4,12 +4,13 @@ identification", rule 2).
 Names agree after normalising case, accents, hyphens and the particles de / del / de la / y; the
 paternal and maternal surnames may come in either order and one of them may be missing; a name
 written surname-first agrees with the same name written given-first; a nickname agrees with its
-given name only where the policy lists it. A spelling difference is not agreement: it may score
-high in the probabilistic model, but then a person decides (REVIEW).
+given name only where the policy lists it. A spelling difference is not agreement: the names are
+"close" (`tg_names_close`), which identify.decision accepts only beside the same date of birth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 from taxgate.normalize.text import fold
@@ -33,12 +34,13 @@ def suffix_code(suffix: str) -> str:
 
 # Rule 2 is written once, in SQL, so that identification decides a million requests inside the
 # database; `names_agree` below evaluates the same text for Python callers. Arguments are token
-# lists (`name_tokens`); a nickname agrees only through the policy's table, built into tg_nick.
+# lists (`name_tokens`). A nickname agrees only through the policy's table (`tg_nickname`): where
+# a one-word given name is listed as the other's nickname, the caller gives both sides the same
+# given name before asking (identify.decision's `tokens`), so each macro stays a pure function.
 _RULE_2_MACROS = (
     # A compound given name with its first part alone ("maria guadalupe" / "maria") agrees.
     """CREATE OR REPLACE MACRO tg_given_agree(a, b) AS len(a) > 0 AND len(b) > 0 AND (
-           (len(a) <= len(b) AND b[1:len(a)] = a) OR (len(b) < len(a) AND a[1:len(b)] = b)
-           OR (len(a) = 1 AND len(b) = 1 AND tg_nick(a[1]) = tg_nick(b[1])))""",
+           (len(a) <= len(b) AND b[1:len(a)] = a) OR (len(b) < len(a) AND a[1:len(b)] = b))""",
     # Either order, and one surname may be missing: one side's surnames are all among the other's.
     """CREATE OR REPLACE MACRO tg_surnames_agree(a, b) AS len(a) > 0 AND len(b) > 0
            AND (list_has_all(b, a) OR list_has_all(a, b))""",
@@ -69,33 +71,44 @@ _RULE_2_MACROS = (
 )
 
 
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def nickname_pairs(nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> frozenset[tuple[str, str]]:
+    """(name, name) pairs that agree as nickname and name, both ways round: only a nickname and the
+    name it stands for, never two nicknames of one name ("Ron" and "Erin" are both Aaron's)."""
+    pairs = nicknames.items() if isinstance(nicknames, Mapping) else (nicknames or ())
+    return frozenset(p for a, b in pairs for p in ((fold(a), fold(b)), (fold(b), fold(a))) if p[0] != p[1])
 
 
-def define_names_agree(con, nicknames: dict[str, str] | None = None) -> None:
-    """Define `tg_names_agree(given_a, surname_a, given_b, surname_b)` on a DuckDB connection, over
-    token lists: `tg_tokens(text)` splits space-joined `name_tokens` (the model's `given`, `surname`)."""
-    pairs = ", ".join(f"{_sql_literal(k)}: {_sql_literal(v)}" for k, v in sorted((nicknames or {}).items()))
-    con.execute(f"CREATE OR REPLACE MACRO tg_nick(t) AS coalesce(MAP {{{pairs}}}[t], t)" if pairs
-                else "CREATE OR REPLACE MACRO tg_nick(t) AS t")
+def define_names_agree(con, nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
+    """Define `tg_names_agree(given_a, surname_a, given_b, surname_b)` and its kin on a DuckDB
+    connection, over token lists: `tg_tokens(text)` splits space-joined `name_tokens` (the model's
+    `given`, `surname`). Table `tg_nickname(a, b)` holds the policy's nickname pairs both ways round."""
+    import pyarrow as pa
+
+    pairs = sorted(nickname_pairs(nicknames))
+    con.register("tg_nickname_rows", pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]},
+                                              schema=pa.schema([("a", pa.string()), ("b", pa.string())])))
+    con.execute("CREATE OR REPLACE TEMP TABLE tg_nickname AS SELECT * FROM tg_nickname_rows")
+    con.unregister("tg_nickname_rows")
     for macro in _RULE_2_MACROS:
         con.execute(macro)
 
 
 @lru_cache(maxsize=8)
-def _rule_2(nicknames: tuple[tuple[str, str], ...]):
+def _rule_2():
     import duckdb
 
     con = duckdb.connect()
-    define_names_agree(con, dict(nicknames))
+    define_names_agree(con)
     return con
 
 
 def names_agree(
-    given_a: str, surname_a: str, given_b: str, surname_b: str, nicknames: dict[str, str] | None = None
+    given_a: str, surname_a: str, given_b: str, surname_b: str, nicknames: Mapping[str, str] | None = None
 ) -> bool:
     """Rule 2: do two (given name, surname) pairs name the same person after normalising?"""
-    names = [" ".join(name_tokens(n)) for n in (given_a, surname_a, given_b, surname_b)]
-    con = _rule_2(tuple(sorted((nicknames or {}).items())))
-    return bool(con.execute("SELECT tg_names_agree(tg_tokens(?), tg_tokens(?), tg_tokens(?), tg_tokens(?))", names).fetchall()[0][0])
+    names = [list(name_tokens(n)) for n in (given_a, surname_a, given_b, surname_b)]
+    if len(names[0]) == 1 and len(names[2]) == 1 and (names[0][0], names[2][0]) in nickname_pairs(nicknames):
+        names[2] = names[0]  # as identify.decision does: a listed nickname is the name it stands for
+    texts = [" ".join(tokens) for tokens in names]
+    return bool(_rule_2().execute("SELECT tg_names_agree(tg_tokens(?), tg_tokens(?), tg_tokens(?), tg_tokens(?))",
+                                  texts).fetchall()[0][0])

@@ -9,7 +9,11 @@ import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from nicknames import NickNamer
 
 from taxgate.normalize.statute import Citation, parse_citation
 from taxgate.normalize.text import fold, split_list
@@ -77,7 +81,7 @@ class Identification:
     threshold: float
     review: float
     margin: float
-    nicknames: dict[str, str]
+    nicknames: frozenset[tuple[str, str]]  # (nickname, the name it stands for), folded
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ def load_policy(path: Path) -> Policy:
         period=_period(meta),
         thresholds=Thresholds(**limits.model_dump()),
         identification=Identification(ident.threshold, ident.review, ident.margin,
-                                      {fold(k): fold(v) for k, v in ident.nicknames.items()}),
+                                      _nicknames(path, ident.nicknames, ident.standard_nicknames)),
         disclosable_items=frozenset(items.disclosable),
         return_information_items=frozenset(items.return_information),
         item_aliases=dict(items.aliases),
@@ -195,6 +199,29 @@ def load_policy(path: Path) -> Policy:
         sha256=hashlib.sha256(data).hexdigest(),
     )
     return policy
+
+
+def _nicknames(path: Path, listed: dict[str, str], standard: str | None) -> frozenset[tuple[str, str]]:
+    """The policy's (nickname, name) pairs: those it lists, and the published table it names, at
+    exactly the release it names (DESIGN.md rule 2: "nicknames only where the policy lists them")."""
+    pairs = {(fold(k), fold(v)) for k, v in listed.items()}
+    if standard:
+        package, wanted = standard.split("==")
+        try:
+            installed = version(package)
+        except PackageNotFoundError:
+            installed = "not installed"
+        if installed != wanted:
+            raise PolicyError(f"policy {path} names the nickname table {standard}, but {package} {installed} is installed")
+        pairs |= _standard_nicknames()
+    return frozenset((a, b) for a, b in pairs if a and b and a != b)
+
+
+@lru_cache(maxsize=1)
+def _standard_nicknames() -> frozenset[tuple[str, str]]:
+    # entries such as "k.c." are initials, not a nickname one token can stand for
+    return frozenset((fold(n), fold(name)) for name, nicks in NickNamer().nickname_lookup.items()
+                     for n in nicks if n.isalpha() and name.isalpha())
 
 
 def policy_in_force(versions: list[Policy], day: date) -> Policy:

@@ -51,6 +51,9 @@ class IdentificationTable(_Table):
     margin: float = Field(gt=0, le=1000, allow_inf_nan=False)
     nicknames: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
                     Annotated[str, StringConstraints(min_length=1, max_length=64)]] = {}
+    # A published nickname table, pinned to its release ("nicknames==1.0.1"): the policy names the
+    # exact table, so a package upgrade cannot change who agrees with whom under this version.
+    standard_nicknames: Annotated[str, StringConstraints(pattern=r"^nicknames==\d+(\.\d+)*$")] | None = None
 
     @model_validator(mode="after")
     def _ordered(self):
