@@ -6,11 +6,11 @@ under the version in force when it was submitted. Shipped versions live beside t
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from nicknames import NickNamer
@@ -208,8 +208,8 @@ def _nicknames(path: Path, listed: dict[str, str], standard: str | None) -> froz
     if standard:
         package, wanted = standard.split("==")
         try:
-            installed = version(package)
-        except PackageNotFoundError:
+            installed = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
             installed = "not installed"
         if installed != wanted:
             raise PolicyError(f"policy {path} names the nickname table {standard}, but {package} {installed} is installed")
