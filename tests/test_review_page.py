@@ -65,3 +65,16 @@ def test_differences_are_marked_in_the_page(service, small_batch):
             assert 'class="differs"' in row and 'aria-label="differs"' in row and filed["last_name"] in row
             return
     raise AssertionError("no request in review has a last name that differs from the candidate's")
+
+
+def test_a_value_is_marked_as_differing_only_when_identification_would_compare_it_unequal():
+    """The side-by-side ≠ compares as the model does (standardised), so an officer is not sent
+    after "#108" against "APT 108" or a date written another way, and is after another unit."""
+    from taxgate.service.reviews import _differs
+
+    home = {"street": "4045 Lake Lane", "city": "Omaha", "state": "NE", "zip": "68129"}
+    assert not _differs({**home, "unit": "#108"}, {**home, "street": "4045 LAKE LN", "unit": "APT 108"}, ["unit"])
+    assert _differs({**home, "unit": "#108"}, {**home, "unit": "APT 109"}, ["unit"])
+    assert not _differs({"date_of_birth": "03/09/1972"}, {"date_of_birth": "1972-03-09"}, ["dob"])
+    assert _differs({"last_name": "Floores"}, {"last_name": "FLORES"}, ["surname"])
+    assert not _differs({"last_name": "Floores"}, {}, ["surname"])  # no runner-up: nothing to mark

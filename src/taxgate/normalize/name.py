@@ -93,7 +93,7 @@ def define_names_agree(con, nicknames: Mapping[str, str] | Iterable[tuple[str, s
         con.execute(macro)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=1)  # one connection for Python callers
 def _rule_2():
     import duckdb
 

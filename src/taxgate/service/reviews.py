@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from taxgate.accounts import Principal
 from taxgate.identify.evidence import FIELD_NAMES, PRIOR, level_meaning, top_level
+from taxgate.identify.features import FEATURE_COLUMNS, address_features, person_features
 from taxgate.review import ACTIONS, QUEUE_ORDERS, ReviewError, case, decide_review, queue, queue_batches
 from taxgate.service.access import allow, page, reading
 from taxgate.service.deps import ERRORS, Id, State
@@ -123,9 +124,10 @@ def _side_by_side(found: dict) -> list[dict]:
         said = " ".join(str(asked.get(c) or "") for c in columns).strip()
         filed = " ".join(str(candidate.get(c) or "") for c in columns).strip()
         other = " ".join(str(runner.get(c) or "") for c in columns).strip()
+        compared = [c for name in comparisons for c in (("city", "state") if name == "city_state" else (name,))]
         rows.append({
             "label": label, "asked": said, "filed": filed, "runner": other,
-            "filed_differs": _differs(said, filed), "runner_differs": _differs(said, other),
+            "filed_differs": _differs(asked, candidate, compared), "runner_differs": _differs(asked, runner, compared),
             "evidence": [f"{FIELD_NAMES.get(name, name)}: {level_meaning(name, e['level'])} (level {e['level']} of "
                          f"{top_level(name)}), weight {float(e.get('weight') or 0) + float(e.get('tf') or 0):+.1f}"
                          for name, e in evidence if e],
@@ -134,9 +136,22 @@ def _side_by_side(found: dict) -> list[dict]:
     return rows
 
 
-def _differs(asked: str, filed: str) -> bool:
-    """Both sides say something and it is not the same (case and spacing aside)."""
-    return bool(asked and filed) and " ".join(asked.casefold().split()) != " ".join(filed.casefold().split())
+def _features(person: dict) -> dict:
+    """The model's compared columns for a request or a record, as identification builds them."""
+    def g(key: str) -> str:
+        return str(person.get(key) or "")
+    values = (*person_features(g("first_name"), g("middle_name"), g("last_name"), g("suffix"), g("date_of_birth"), g("tin")),
+              *address_features(g("street"), g("unit"), g("city"), g("state"), g("zip")))
+    return dict(zip(FEATURE_COLUMNS, values, strict=True))
+
+
+def _differs(asked: dict, filed: dict, columns: list[str]) -> bool:
+    """Both sides say something and, compared as identification compares them (standardised:
+    "#108" is "APT 108"), it is not the same."""
+    if not filed:
+        return False
+    a, b = _features(asked), _features(filed)
+    return any(a[c] and b[c] and a[c] != b[c] for c in columns)
 
 
 @pages.post("/reviews/{decision_id}")
