@@ -12,7 +12,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-from taxgate.identify import FEATURE_COLUMNS, request_features
 from taxgate.identify.single import Identifier
 from taxgate.intake import RowStream, read_manifest
 from taxgate.policy import load_policies, policy_in_force
@@ -51,17 +50,13 @@ def main() -> None:
             started = time.perf_counter()
             identifier.identify(request)
             totals.append(time.perf_counter() - started)
-        for request in requests[:50]:  # the same statements, timed one by one
-            for table in ("id_requests", "single_left", "single_right", "single_predictions"):
-                con.execute(f"DELETE FROM {table}")
-            con.execute(f"INSERT INTO id_requests VALUES (?, {', '.join('?' for _ in FEATURE_COLUMNS)})",
-                        [request.row_number, *request_features(request)])
-            con.execute("INSERT INTO single_left SELECT * FROM single_request")
-            for step, statement in (("candidates", "single_candidates"), ("score", "single_score"),
-                                    ("decide", "single_decision")):
+        for request in requests[:50]:  # the same steps, timed one by one
+            take, *timed = identifier.steps(request)
+            take()
+            for name, step in zip(steps, timed):
                 started = time.perf_counter()
-                con.execute(f"EXECUTE {statement}").fetchall()
-                steps[step].append(time.perf_counter() - started)
+                step()
+                steps[name].append(time.perf_counter() - started)
         rows = con.execute("SELECT count(*) FROM master_addresses").fetchall()[0][0]
         by_step = ", ".join(f"{k} {statistics.median(v) * 1000:.0f}" for k, v in steps.items())
         print(f"{taxpayers:10,} {rows:11,} {loaded:7.1f} {_ms(totals, 0.5):7.0f} {_ms(totals, 0.95):7.0f}   {by_step}")

@@ -38,3 +38,15 @@ def test_one_request_at_a_time_is_decided_as_in_the_batch(world, tmp_path):
         assert set(said) >= {"candidate", "fields", "rule", "runner_up", "names", "dob", "address"}
     identifier.close()
     assert {"ID_POSITIVE", "ID_NO_CANDIDATE"} <= codes and len(codes) >= 3  # not vacuous
+
+
+def test_a_blocking_rule_becomes_an_index_key_only_when_it_is_equalities():
+    from taxgate.identify.single import _blocking_key
+
+    key = _blocking_key('(l."zip5" = r."zip5") AND (l."house_number" = r."house_number")')
+    assert key == "CASE WHEN zip5 IS NULL OR house_number IS NULL THEN NULL ELSE hash(zip5, house_number) END"
+    assert _blocking_key('l."tin" = r."tin"') == "CASE WHEN tin IS NULL THEN NULL ELSE hash(tin) END"
+    # anything else is left to the rule itself, checked against every row: never a key that finds too little
+    assert _blocking_key('l."dob" = r."dob" AND levenshtein(l."surname", r."surname") <= 1') is None
+    assert _blocking_key('l."dob" = r."dob" OR l."tin" = r."tin"') is None
+    assert _blocking_key('l."zip5" = r."house_number"') is None

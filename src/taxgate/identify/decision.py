@@ -103,39 +103,54 @@ WITH requests AS (
 ), split AS (
     -- names as token lists first: a macro repeats its arguments, so they are columns, not expressions
     SELECT *, rowid AS pair_row, tg_tokens(given_{q}) AS qg, tg_tokens(surname_{q}) AS qs,
-        tg_tokens(given_{m}) AS record_given, tg_tokens(surname_{m}) AS ms
+        tg_tokens(given_{m}) AS record_given, tg_tokens(surname_{m}) AS ms,
+        -- rule 3: the requester's standardised address equals one the taxpayer filed from
+        coalesce(address_key_{q} = address_key_{m}
+                 AND (zip5_{q} = zip5_{m} OR (city_{q} = city_{m} AND state_{q} = state_{m})), false) AS pair_on_record,
+        coalesce(address_key_{q} = address_key_{m}, false) AS pair_same_line,
+        -- the address's words without spaces, for tg_typo
+        replace(city_{q}, ' ', '') AS q_city, replace(city_{m}, ' ', '') AS m_city,
+        replace(street_core_{q}, ' ', '') AS q_street_core, replace(street_core_{m}, ' ', '') AS m_street_core,
+        replace(street_name_{q}, ' ', '') AS q_street_name, replace(street_name_{m}, ' ', '') AS m_street_name
     FROM {predictions}
 ), tokens AS (
     -- rule 2's nicknames: a one-word given name the policy lists as the other's nickname (or the
     -- other way round) is that name, so the record's given name reads as the request's
-    SELECT s.* EXCLUDE (record_given), CASE WHEN n.a IS NULL THEN s.record_given ELSE s.qg END AS mg
+    SELECT s.* EXCLUDE (record_given), CASE WHEN n.a IS NULL THEN s.record_given ELSE s.qg END AS mg,
+        -- each part's words joined, for tg_names_close
+        array_to_string(s.qg, '') AS qg_text, array_to_string(s.qs, '') AS qs_text,
+        array_to_string(CASE WHEN n.a IS NULL THEN s.record_given ELSE s.qg END, '') AS mg_text,
+        array_to_string(s.ms, '') AS ms_text
     FROM split s LEFT JOIN tg_nickname n
         ON len(s.qg) = 1 AND len(s.record_given) = 1 AND n.a = s.qg[1] AND n.b = s.record_given[1]
 ), address_pairs AS (
-    -- what each scored pair says, the name and date-of-birth rules evaluated once per pair
+    -- what each scored pair says, the name and date-of-birth rules evaluated once per pair; CASE
+    -- arms, cheapest first, because DuckDB evaluates a later arm only on the rows the earlier leave
     SELECT *,
-        CASE WHEN coalesce(tg_names_agree(qg, qs, mg, ms), false) THEN 'agree'
-             WHEN coalesce(tg_names_close(qg, qs, mg, ms), false) THEN 'misspelled'
+        CASE WHEN given_{q} <> '' AND surname_{q} <> '' AND given_{q} = given_{m} AND surname_{q} = surname_{m}
+                  THEN 'agree'  -- the same words: rule 2 at once, without the lists
+             WHEN coalesce(tg_names_agree(qg, qs, mg, ms), false) THEN 'agree'
+             WHEN coalesce(tg_names_close(qg, qg_text, qs, qs_text, mg, mg_text, ms, ms_text), false) THEN 'misspelled'
              ELSE 'differ' END AS pair_names,
         coalesce(tg_dob(nullif(dob_{q}, ''), nullif(dob_{m}, '')), 'missing') AS pair_dob,
-        -- rule 3: the requester's standardised address equals one the taxpayer filed from
-        coalesce(address_key_{q} = address_key_{m}
-                 AND (zip5_{q} = zip5_{m} OR (city_{q} = city_{m} AND state_{q} = state_{m})), false) AS pair_on_record,
-        -- rule 3, allowing the clerk a typing error in the street or the city: the same house number;
-        -- the same unit, or none on the request (a clerk leaves it out; another unit is another
-        -- home); the same ZIP (or a city a typo away in the same state); the street a typo away, as
-        -- its name, as its name and type spelled out, or as written (a mistyped type: "Huff Zt"),
-        -- and its type the same, a typo of it (features.street_parts) or left out
-        coalesce(house_number_{q} = house_number_{m} AND coalesce(unit_{q}, '') IN ('', coalesce(unit_{m}, ''))
-                 AND (zip5_{q} = zip5_{m}
-                      OR (tg_typo(replace(city_{q}, ' ', ''), replace(city_{m}, ' ', ''))
-                          AND coalesce(state_{q} = state_{m}, true)))
-                 AND (tg_typo(replace(street_core_{q}, ' ', ''), replace(street_core_{m}, ' ', ''))
-                      OR tg_typo(street_letters_{q}, street_letters_{m})
-                      OR tg_typo(replace(street_name_{q}, ' ', ''), replace(street_name_{m}, ' ', '')))
-                 AND (street_type_{q} IS NULL OR street_type_{m} IS NULL OR street_type_{q} = street_type_{m}),
-                 false) AS pair_misspelled,
-        coalesce(address_key_{q} = address_key_{m}, false) AS pair_same_line
+        -- rule 3, allowing the clerk a typing error in the street or the city (on record is within
+        -- it): the same house number; the same unit, or none on the request (a clerk leaves it out;
+        -- another unit is another home); the street's type the same, a typo of it
+        -- (features.street_parts) or left out; the same ZIP (or a city a typo away in the same
+        -- state); the street a typo away, as its name, as its name and type spelled out, or as
+        -- written (a mistyped type: "Huff Zt")
+        CASE WHEN pair_on_record THEN true
+             WHEN NOT coalesce(house_number_{q} = house_number_{m}
+                               AND coalesce(unit_{q}, '') IN ('', coalesce(unit_{m}, ''))
+                               AND (street_type_{q} IS NULL OR street_type_{m} IS NULL
+                                    OR street_type_{q} = street_type_{m}), false) THEN false
+             WHEN NOT (coalesce(zip5_{q} = zip5_{m}, false)
+                       OR coalesce(tg_typo(q_city, m_city)
+                                   AND coalesce(state_{q} = state_{m}, true), false)) THEN false
+             WHEN coalesce(tg_typo(q_street_core, m_street_core), false) THEN true
+             WHEN coalesce(tg_typo(street_letters_{q}, street_letters_{m}), false) THEN true
+             ELSE coalesce(tg_typo(q_street_name, m_street_name), false)
+             END AS pair_misspelled
     FROM tokens
 ), per_taxpayer AS (
     -- each taxpayer's best pair over the addresses they filed from, and what those addresses say

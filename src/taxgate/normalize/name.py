@@ -46,28 +46,39 @@ _RULE_2_MACROS = (
            AND (list_has_all(b, a) OR list_has_all(a, b))""",
     # `text` is space-joined name_tokens (one space between tokens), so a split is enough.
     """CREATE OR REPLACE MACRO tg_tokens(text) AS CASE WHEN coalesce(text, '') = '' THEN [] ELSE string_split(text, ' ') END""",
-    # Arguments are token lists: tg_tokens(the model's `given` / `surname` column).
-    """CREATE OR REPLACE MACRO tg_names_agree(given_a, surname_a, given_b, surname_b) AS
-           (tg_given_agree(given_a, given_b) AND tg_surnames_agree(surname_a, surname_b))
+    # Arguments are token lists: tg_tokens(the model's `given` / `surname` column). CASE, not OR:
+    # DuckDB evaluates every operand of an OR, but only the rows a WHEN leaves to the next arm.
+    """CREATE OR REPLACE MACRO tg_names_agree(given_a, surname_a, given_b, surname_b) AS CASE
+           WHEN tg_given_agree(given_a, given_b) AND tg_surnames_agree(surname_a, surname_b) THEN true
            -- written surname-first on one side ("Nguyen" / "Thi Lan" against "Thi Lan" / "Nguyen")
-           OR (tg_given_agree(given_a, surname_b) AND tg_surnames_agree(surname_a, given_b))
+           WHEN tg_given_agree(given_a, surname_b) AND tg_surnames_agree(surname_a, given_b) THEN true
            -- the whole name in one field on one side: all tokens in order
-           OR (len(given_a || surname_a) > 0 AND given_a || surname_a = given_b || surname_b)""",
+           ELSE len(given_a || surname_a) > 0 AND given_a || surname_a = given_b || surname_b END""",
     # A typing error: equal, or one edit apart (two for words of six letters or more): a letter
     # inserted, dropped or wrong, or two adjacent letters swapped. identify.decision also reads it
-    # for streets and cities.
-    """CREATE OR REPLACE MACRO tg_typo(a, b) AS a = b OR (len(a) >= 3 AND len(b) >= 3
-           AND damerau_levenshtein(a, b) <= CASE WHEN least(len(a), len(b)) >= 6 THEN 2 ELSE 1 END)""",
+    # for streets and cities. Lengths more than two apart are never within two edits.
+    """CREATE OR REPLACE MACRO tg_typo(a, b) AS CASE WHEN a = b THEN true
+           WHEN len(a) < 3 OR len(b) < 3 OR abs(len(a) - len(b)) > 2 THEN false
+           ELSE damerau_levenshtein(a, b) <= CASE WHEN least(len(a), len(b)) >= 6 THEN 2 ELSE 1 END END""",
     # Near but not agreeing: each part agrees, or is a typing error away, as a whole or token by
     # token, in either order of given and family name. Not agreement: the decision asks for more
-    # beside it.
-    """CREATE OR REPLACE MACRO tg_part_close(a, b) AS len(a) > 0 AND len(b) > 0 AND (
-           tg_typo(array_to_string(a, ''), array_to_string(b, ''))  -- a space put in or left out
-           OR (len(a) <= len(b) AND list_bool_and(list_transform(a, lambda x: list_bool_or(list_transform(b, lambda y: tg_typo(x, y))))))
-           OR (len(b) < len(a) AND list_bool_and(list_transform(b, lambda y: list_bool_or(list_transform(a, lambda x: tg_typo(x, y)))))))""",
-    """CREATE OR REPLACE MACRO tg_names_close(given_a, surname_a, given_b, surname_b) AS
-           (tg_part_close(given_a, given_b) AND tg_part_close(surname_a, surname_b))
-           OR (tg_part_close(given_a, surname_b) AND tg_part_close(surname_a, given_b))""",
+    # beside it. A part is its token list and the tokens joined without spaces (`*_text`: a space
+    # put in or left out), passed in as columns because a macro repeats its arguments and each
+    # copy is planned again. Token by token (every token of the shorter list a typing error from
+    # one of the longer's) only where a side has more than one: the lambdas are the costly part.
+    """CREATE OR REPLACE MACRO tg_part_close(a, a_text, b, b_text) AS CASE WHEN len(a) = 0 OR len(b) = 0 THEN false
+           WHEN tg_typo(a_text, b_text) THEN true
+           WHEN len(a) = 1 AND len(b) = 1 THEN false
+           ELSE list_bool_and(list_transform(CASE WHEN len(a) <= len(b) THEN a ELSE b END, lambda x: list_bool_or(
+                    list_transform(CASE WHEN len(a) <= len(b) THEN b ELSE a END, lambda y: tg_typo(x, y))))) END""",
+    """CREATE OR REPLACE MACRO tg_names_close(given_a, given_a_text, surname_a, surname_a_text,
+                                              given_b, given_b_text, surname_b, surname_b_text) AS CASE
+           WHEN CASE WHEN tg_part_close(given_a, given_a_text, given_b, given_b_text)
+                     THEN tg_part_close(surname_a, surname_a_text, surname_b, surname_b_text) ELSE false END THEN true
+           -- written surname-first on one side
+           WHEN tg_part_close(given_a, given_a_text, surname_b, surname_b_text)
+                THEN tg_part_close(surname_a, surname_a_text, given_b, given_b_text)
+           ELSE false END""",
 )
 
 
