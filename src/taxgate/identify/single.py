@@ -1,10 +1,13 @@
 """One request at a time, for an urgent request: the model and the master loaded once, each request
 then scored and decided as a batch would decide it, in milliseconds.
 
-A batch goes through Splink's `predict`, which plans dozens of SQL statements per call; for one
-request that planning is the whole cost. Here every statement is planned once, when the
-`Identifier` is made, and only executed per request:
-- the model's blocking rules, OR-ed in one scan, find the candidate pairs in the loaded master;
+A batch goes through Splink's `predict`, which writes dozens of SQL statements per call; for one
+request that is the whole cost. Here each statement is written once, when the `Identifier` is
+made, and prepared; DuckDB still plans a prepared statement that reads a table again on every
+EXECUTE, so on a handful of rows planning is most of what is left, and the optimiser passes that
+cost more than they save are off on this connection. Per request:
+- each blocking rule's key (the hash of the columns it makes equal) is looked up in an index on
+  the master, and the rules themselves choose among what the keys found;
 - Splink's real-time scoring SQL for the model (what `splink.internals.realtime.compare_records`
   builds, captured once) scores them, with the master's own term frequencies
   (`identify.master_frequencies`), as a batch scores them;
