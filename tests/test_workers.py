@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -98,9 +99,17 @@ def running_worker(store, submission_id: int) -> int | None:
     return int(job.lease_owner.rsplit("/", 1)[1]) if job.status == "running" and job.lease_owner else None
 
 
-def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_finishes_once(supervised, small_batch):
+@pytest.fixture()
+def long_batch(world, tmp_path) -> Path:
+    """Long enough, recorded a row a transaction, that the test cannot miss it part-way on a loaded machine."""
+    from taxgate.synth import Mix, generate_batch
+
+    return generate_batch(world["master"], tmp_path / "long", 1500, seed=23, mix=Mix.clean())
+
+
+def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_finishes_once(supervised, long_batch, small_batch):
     service = supervised
-    sent = submit(service, small_batch)
+    sent = submit(service, long_batch)
     pid = wait_for(lambda: running_worker(service.store, sent) if _part_way(service.store) else None,
                    what="the batch part-way")
     os.kill(pid, signal.SIGKILL)
