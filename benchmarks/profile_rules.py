@@ -1,0 +1,65 @@
+"""Where the rules stage spends its time: cProfile of one chunk of the rules pass
+(`pipeline._judge_chunk`, what each worker runs) on a 2025-shaped batch, every rule on every row.
+
+Prints the chunk's seconds under the profiler (slower than without) and the functions by
+cumulative time, so that the share of address parsing (`parse_street`) is visible.
+
+    python benchmarks/profile_rules.py [--requests 50000] [--taxpayers 100000] [--top 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+from dataclasses import fields
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from taxgate import pipeline
+from taxgate.intake import read_manifest
+from taxgate.policy import load_policies, policy_in_force
+from taxgate.rules import RowStats, judge_batch
+from taxgate.synth import Mix, generate_batch, generate_master
+
+WORK = Path(__file__).parent / "_work" / "profile_rules"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=50_000, help="one chunk is at most pipeline.CHUNK_ROWS")
+    parser.add_argument("--taxpayers", type=int, default=100_000)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    folder = WORK / f"{args.taxpayers}-{args.requests}"
+    folder.mkdir(parents=True, exist_ok=True)
+    master = folder / "master.parquet"
+    if not master.exists():
+        generate_master(args.taxpayers, master, seed=7)
+    if not (folder / "batch" / "manifest.json").exists():
+        generate_batch(master, folder / "batch", args.requests, seed=5, mix=Mix.datafile_2025())
+    manifest = read_manifest(folder / "batch" / "manifest.json")
+    as_of = date(2025, 7, 25)
+    policy = policy_in_force(load_policies(None), as_of)
+    (folder / "work").mkdir(exist_ok=True)
+    pipeline.stage(manifest, policy, folder / "work")
+    staged = folder / "work" / "staged.parquet"
+    rows = min(args.requests, pipeline.CHUNK_ROWS)
+    # The batch figures as a row of the rules pass sees them when nothing recurs (no history).
+    stats = {f.name: np.array([getattr(RowStats(), f.name)] * rows) for f in fields(RowStats)}
+    task = pipeline._RuleTask(staged, 0, stats, policy, manifest, as_of, tuple(judge_batch(manifest, policy, as_of)),
+                              "statute")
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    profile.enable()
+    pipeline._judge_chunk(task)
+    profile.disable()
+    print(f"one chunk of {rows:,} rows: {time.perf_counter() - started:.1f} s under the profiler")
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
