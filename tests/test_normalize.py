@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from taxgate.normalize.address import is_placeholder, parse_street, state_code, zip5
+from taxgate.normalize import address
+from taxgate.normalize.address import is_placeholder, parse_street, state_code, street_kind, zip5
 from taxgate.normalize.name import name_tokens
 from taxgate.normalize.statute import parse_citation
 from taxgate.policy import load_policies
@@ -53,6 +54,44 @@ def test_po_box_and_non_streets():
     assert parse_street("P.O. Box 77").kind == "po_box"
     assert parse_street("Failed to Provide").kind == ""
     assert parse_street("Main Street").kind == ""
+
+
+# Street lines of every kind the rules meet: numbered, spelled-out types, PO boxes in several
+# spellings, a unit in the street field, words only, digits only, placeholders, what the tagger
+# cannot label (repeated labels), and forms scourgify fails on (then our fallback reads its tags).
+_STREETS = [
+    ("123 Main St", ""), ("123 MAIN STREET", "Apt 4B"), ("55 w. oak avenue", "#12"), ("P.O. Box 77", ""),
+    ("PO BOX", ""), ("Box 12", ""), ("Main Street", ""), ("31", "basement apt"), ("", "APT 4"), ("00000", ""),
+    ("Failed to Provide", ""), ("NA NA", ""), ("123 Main St Main St", ""), ("2767 MAIN Boulevard apt.", ""),
+    ("3832 mission court Unit", ""), ("123 MAIN UN A", ""), ("1 RR 2 BOX 5", ""), ("4698 N 2ND DR", "Unit 9"),
+    ("12 ½ ELM ST", ""), ("ONE MAIN ST", ""), ("123 Main St, Apt 4", "Apt 4"), ("#5 OAK LN", ""),
+]
+
+
+@pytest.mark.parametrize("street, unit", _STREETS)
+def test_the_kind_the_rules_read_is_the_kind_identification_parses(street, unit):
+    """The address rules read `street_kind` (tags only) where identification reads `parse_street`
+    (tags, then standardised): one can never say street where the other says none."""
+    assert street_kind(street, unit) == parse_street(street, unit).kind
+
+
+@pytest.mark.parametrize("street, unit", _STREETS)
+def test_a_parse_does_not_depend_on_what_was_parsed_before(street, unit):
+    """The tags are cached for the two readers of one request, and scourgify rewrites the tags it is
+    given even when it then fails ("2767 MAIN Boulevard apt." is then read from what it rewrote): a
+    parse from cached tags must equal a parse from scratch."""
+    address._tag.cache_clear()
+    parse_street.cache_clear()
+    fresh = parse_street(street, unit)
+    street_kind(street, unit)  # the rules' look first, as in a batch
+    parse_street.cache_clear()
+    assert parse_street(street, unit) == fresh
+    parse_street.cache_clear()
+    assert parse_street(street, unit) == fresh
+
+
+def test_a_street_type_scourgify_fails_on_is_still_abbreviated():
+    assert parse_street("2767 MAIN Boulevard apt.").line == "2767 MAIN BLVD"
 
 
 def test_zip_and_state():

@@ -157,3 +157,43 @@ def test_parallel_rules_pass_gives_the_same_decisions(world, tmp_path, monkeypat
     assert one.outcomes == two.outcomes
     assert read_csv(tmp_path / "one" / "auditors" / "decisions.csv") == read_csv(tmp_path / "two" / "auditors" / "decisions.csv")
     assert (tmp_path / "one" / "response.csv").read_bytes() == (tmp_path / "two" / "response.csv").read_bytes()
+
+
+# What the shared world's batches were decided, as a digest of every response and auditor file
+# (ledger indexes aside), under the versions that decided them. Making a stage faster must leave
+# them byte for byte: outcomes, reasons, weights, evidence. A change to a rule, the policy or the
+# model changes them on purpose, and then the versions move and a digest is recorded for them here.
+DECIDED = {
+    "default": "13ae62f470c126eb6fb541e57e0cd84531bd2edeeb23346b4040d733df990f3c",
+    "datafile_2025": "3f6a33847dc54ab4a586e27e5330795eb184dc885a966b1f20a0d9aa55202d3b",
+}
+_DECISION_FILES = ("response.csv", "response.jsonl", "reasons.csv", "malformed_rows.csv", "auditors/decisions.csv",
+                   "auditors/evidence.jsonl")
+
+
+def _decisions_digest(out) -> str:
+    digest = hashlib.sha256()
+    for name in _DECISION_FILES:
+        text = (out / name).read_text(encoding="utf-8")
+        if name == "response.csv":
+            text = "\n".join(line.rsplit(",", 1)[0] for line in text.splitlines())
+        elif name == "response.jsonl":
+            text = "\n".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "ledger_index"})
+                             for line in text.splitlines())
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("mix", sorted(DECIDED))
+def test_the_decisions_are_byte_for_byte_those_recorded_for_these_versions(world, tmp_path, mix):
+    from taxgate.identify import MODEL_VERSION
+    from taxgate.rules import RULE_SET_VERSION
+
+    manifest = world["manifest"]
+    if mix != "default":
+        manifest = generate_batch(world["master"], tmp_path / "batch", 3_000, seed=2025, mix=getattr(Mix, mix)())
+    result = process(manifest, world["master"], tmp_path / "out")
+    versions = (RULE_SET_VERSION, result.policy_version, MODEL_VERSION)
+    assert versions == ("2026.12.1", "demo-2025.1@sha256:946fe51117e852d1", "taxgate-id-2"), (
+        "a version moved: decide the world's batches under the new versions and record their digests in DECIDED")
+    assert _decisions_digest(tmp_path / "out") == DECIDED[mix], result.outcomes

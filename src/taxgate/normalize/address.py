@@ -109,25 +109,55 @@ _DESIGNATOR = re.compile(
 )
 
 
-@lru_cache(maxsize=200_000)
-def parse_street(street: str, unit: str = "") -> StreetLine:
-    """Tag a street line once with usaddress, then standardise the tagged parts with scourgify's
-    Publication 28 rules (directionals, street types, numbered streets, unit designators)."""
+@lru_cache(maxsize=1024)  # a request's rules ask for its street's kind, then identification parses it
+def _tag(street: str, unit: str) -> tuple[str, dict[str, str]] | None:
+    """The street line and unit as usaddress tags them (after scourgify's pre-cleaning), or None
+    when they set forth no street at all."""
     text = " ".join(part for part in (street.strip(), unit.strip()) if part)
     if not text or not re.search(r"[^\W\d_]", street):
         # A street line with no word in it ("31") sets forth no street, whatever the unit field
         # says: the tagger would take the unit's words ("basement apt") for the street's name.
-        return StreetLine("")
+        return None
     try:
         text = pre_clean_addr_str(text)
         tags, _ = usaddress.tag(text)
     except (usaddress.RepeatedLabelError, AddressNormalizationError, ValueError):
-        return StreetLine("")
+        return None
+    return text, tags
+
+
+def _box(tags: dict[str, str]) -> str:
+    return re.sub(r"[^A-Z0-9]", "", tags["USPSBoxID"].upper())
+
+
+def street_kind(street: str, unit: str = "") -> str:
+    """`parse_street(street, unit).kind` from the tags alone, without standardising: what the
+    address rules need of every request, where only identification needs the standard form."""
+    tagged = _tag(street, unit)
+    if tagged is None:
+        return ""
+    tags = tagged[1]
     if tags.get("USPSBoxID"):
-        box = re.sub(r"[^A-Z0-9]", "", tags["USPSBoxID"].upper())
+        return "po_box" if _box(tags) else ""
+    return "street" if tags.get("AddressNumber") and tags.get("StreetName") else ""
+
+
+@lru_cache(maxsize=200_000)
+def parse_street(street: str, unit: str = "") -> StreetLine:
+    """Tag a street line once with usaddress, then standardise the tagged parts with scourgify's
+    Publication 28 rules (directionals, street types, numbered streets, unit designators)."""
+    tagged = _tag(street, unit)
+    if tagged is None:
+        return StreetLine("")
+    text, tags = tagged
+    if tags.get("USPSBoxID"):
+        box = _box(tags)
         return StreetLine("po_box", f"PO BOX {box}") if box else StreetLine("")
     if not (tags.get("AddressNumber") and tags.get("StreetName")):
         return StreetLine("")
+    # scourgify rewrites the dict it is given, even when it then fails (the fallback below reads
+    # what it rewrote): a copy, so that the cached tags stay as usaddress made them.
+    tags = dict(tags)
     try:
         tags = normalize_address_components(handle_abnormal_occupancy(tags, text))
         line = get_normalized_line_segment(tags, LINE1_USADDRESS_LABELS) or ""

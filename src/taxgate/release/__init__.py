@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from taxgate.domain import Outcome, ReasonCode
@@ -26,6 +26,7 @@ from taxgate.orders import Order, holding, list_orders, orders_in
 from taxgate.policy import Policy, PolicyError, load_policies, policy_in_force
 from taxgate.release.entries import DECISIONS, DISCLOSABLE, HELD, disclosure_entry, held_entry
 from taxgate.store import Store
+from taxgate.store.bulk import insert_rows
 from taxgate.store.models import Batch, Decision, Disclosure, HeldItem
 
 __all__ = ["DISCLOSABLE", "Item", "Release", "lift_preview", "releasable", "release_held", "release_or_hold"]
@@ -106,11 +107,11 @@ class Release:
                 if item.held_id is not None:
                     was_held.append(item.held_id)
         if released:
-            self.session.execute(insert(Disclosure), released)
+            insert_rows(self.session.connection(), Disclosure.__table__, released)
         if was_held:
             self.session.execute(update(HeldItem).where(HeldItem.id.in_(was_held)).values(released_at=self.now))
         if holds:
-            self.session.execute(insert(HeldItem), holds)
+            insert_rows(self.session.connection(), HeldItem.__table__, holds)
         return indexes
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from taxgate.decide import Decision
 from taxgate.domain import Outcome, ReasonCode
@@ -27,6 +27,7 @@ from taxgate.orders import orders_in
 from taxgate.release import Item, Release
 from taxgate.release.entries import BATCH_RECEIVED, DECISIONS, batch_completed_entry, batch_received_entry, decision_entry, item_value
 from taxgate.store import Store, StoreError
+from taxgate.store.bulk import insert_rows
 from taxgate.store.models import Batch, LedgerEntry
 from taxgate.store.models import Decision as DecisionRow
 
@@ -148,7 +149,7 @@ class BatchRecorder:
         span = self.ledger.append(session, [decision_entry({**row, **versions}) for row in decisions])
         for row, index in zip(decisions, span):
             row["ledger_index"] = index
-        session.execute(insert(DecisionRow), decisions)
+        insert_rows(session.connection(), DecisionRow.__table__, decisions)
         leaving = [r for r in rows if r.decision.outcome in (Outcome.DISCLOSED, Outcome.HELD) and r.address]
         if leaving:
             ids = dict(session.execute(select(DecisionRow.row_number, DecisionRow.id).where(

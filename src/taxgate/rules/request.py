@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from taxgate.domain import ADDRESS_FIELDS, ReasonCode, Request
-from taxgate.normalize.address import is_placeholder, parse_street, state_code, zip5
+from taxgate.normalize.address import is_placeholder, state_code, street_kind, zip5
 from taxgate.normalize.text import fold, split_list
 from taxgate.rules.registry import Context, request_rule
 
@@ -49,9 +49,9 @@ def _assess_address(street: str, unit: str, city: str, state: str, zip_code: str
     zip_as_street = bool(zip5(street)) or (street.isdigit() and len(street) in (5, 9))
     zip_alone = bool(zip_code) and not (street or unit or city or state)
     placeholder = usable != list(fields) or zip_as_street or zip_alone
-    line = parse_street(usable[0], usable[1])
+    kind = street_kind(usable[0], usable[1])  # the standard form is identification's, for fewer requests
     locality = bool(zip5(usable[4])) or bool(usable[2] and state_code(usable[3]))
-    return placeholder, bool(line.kind and locality)
+    return placeholder, bool(kind and locality)
 
 
 def _address(request: Request, ctx: Context) -> tuple[bool, bool]:
