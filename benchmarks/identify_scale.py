@@ -53,7 +53,7 @@ def bare_predict(work: Path, master_prepared: Path) -> tuple[float, int, int]:
     con.execute("SET memory_limit = '4GB'")
     con.execute(f"""CREATE TABLE id_left AS SELECT 'R' || row_number AS unique_id,
                     {', '.join(f"nullif({c}, '') AS {c}" for c in FEATURE_COLUMNS)}
-                    FROM read_parquet('{work / "id_requests.parquet"}')""")
+                    FROM read_parquet('{work / "id_requests-*.parquet"}')""")  # every block's
     con.execute(f"CREATE TABLE id_right AS SELECT unique_id, {', '.join(FEATURE_COLUMNS)} FROM read_parquet('{master_prepared}')")
     db = DuckDBAPI(connection=con)
     left, right = db.register("id_left", dataset_display_name="requests"), db.register("id_right", dataset_display_name="master")
@@ -103,7 +103,7 @@ def main() -> None:
     for stage in ("intake", "rules", "master", "identify", "decide"):
         print(f"  {stage:9} {s[stage]:8.1f} s")
     print(f"  outcomes {result.outcomes}")
-    reached = duckdb.connect().execute(f"SELECT count(*) FROM '{WORK / 'out' / '.work' / 'id_requests.parquet'}'").fetchall()[0][0]
+    reached = duckdb.connect().execute(f"SELECT count(*) FROM '{WORK / 'out' / '.work' / 'id_requests-*.parquet'}'").fetchall()[0][0]
     print(f"reached identification: {reached:,} requests")
     print(f"peak memory (largest process): {peak_gib():.2f} GiB")
 

@@ -184,11 +184,19 @@ def _decisions_digest(out) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.parametrize("cut", ["one block", "blocks"])
 @pytest.mark.parametrize("mix", sorted(DECIDED))
-def test_the_decisions_are_byte_for_byte_those_recorded_for_these_versions(world, tmp_path, mix):
+def test_the_decisions_are_byte_for_byte_those_recorded_for_these_versions(world, tmp_path, monkeypatch, mix, cut):
+    """Also when the batch is cut into blocks that are identified and decided while two worker
+    processes judge the next: a request's decision is its own, whatever came in its block."""
     from taxgate.identify import MODEL_VERSION
     from taxgate.rules import RULE_SET_VERSION
 
+    if cut == "blocks":
+        monkeypatch.setattr("taxgate.pipeline.CHUNK_ROWS", 200)
+        monkeypatch.setenv("TAXGATE_WORKERS", "2")
+    else:
+        monkeypatch.setenv("TAXGATE_WORKERS", "1")
     manifest = world["manifest"]
     if mix != "default":
         manifest = generate_batch(world["master"], tmp_path / "batch", 3_000, seed=2025, mix=getattr(Mix, mix)())

@@ -2,9 +2,10 @@
 
 The batch is streamed in chunks and staged as Parquet between passes, so memory does not grow with
 the batch: pass 1 reads the rows and their batch keys, DuckDB turns the keys into per-row batch
-figures, pass 2 judges each request, identification runs as one DuckDB query over the eligible
-requests, and pass 3 decides, records each chunk in the store and the ledger (exactly once: see
-`release.batch`), and writes the response in row order.
+figures, pass 2 judges each request in worker processes, and while they judge, this process
+identifies the requests already judged eligible (one DuckDB query per block of them) and, pass 3,
+decides, records each chunk in the store and the ledger (exactly once: see `release.batch`), and
+writes the response in row order.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from multiprocessing import get_context
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timezone
@@ -166,7 +167,8 @@ def _rule_workers(rows: int) -> int:
 
 
 class _Laps:
-    """Seconds per stage, for the summary and the benchmarks."""
+    """Seconds per stage, for the summary and the benchmarks: each call ends a stretch of time and
+    adds it to its stage (the stages of a batch interleave, a block at a time)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -174,7 +176,7 @@ class _Laps:
 
     def __call__(self, stage: str) -> None:
         now = time.perf_counter()
-        self.seconds[stage] = round(now - self._clock, 3)
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + now - self._clock, 3)
         self._clock = now
 
 
@@ -227,16 +229,45 @@ class Decided:
     evidence: dict | None
 
 
+def _blocks(results: Iterator[tuple[pa.Table, pa.Table]], rows: int) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """The rules pass's chunks, in order, gathered into blocks of about `rows` requests."""
+    judged, eligible, held = [], [], 0
+    for judged_rows, eligible_rows in results:
+        judged.append(judged_rows)
+        eligible.append(eligible_rows)
+        held += judged_rows.num_rows
+        if held >= rows:
+            yield pa.concat_tables(judged), pa.concat_tables(eligible)
+            judged, eligible, held = [], [], 0
+    if judged:
+        yield pa.concat_tables(judged), pa.concat_tables(eligible)
+
+
+def _block_rows(rows: int, workers: int) -> int:
+    """Requests identified and decided at a time. With workers, the main process decides one block
+    while they judge the next, so blocks are a fraction of the batch; alone, it is one block (a
+    block costs a Splink run over the master)."""
+    if workers == 1:
+        return max(rows, 1)
+    return max(CHUNK_ROWS, -(-rows // (4 * workers)) // CHUNK_ROWS * CHUNK_ROWS)
+
+
 def decide_staged(
     con: duckdb.DuckDBPyConnection, work: Path, master_path: Path, manifest: Manifest, policy: Policy,
     rules: RuleSet, as_of: date, rows: int, lap: Callable[[str], None] = lambda stage: None,
-    history: History | None = None,
+    history: History | None = None, block_rows: int | None = None,
 ) -> Iterator[list[Decided]]:
     """Passes 2 and 3 over the staged rows: every rule on every request, identification of those that
     passed, and one decision per request, yielded in row order in chunks of RECORD_ROWS.
 
+    The rules run in worker processes chunk by chunk while this process identifies and decides the
+    chunks already judged, a block at a time (`_block_rows`): a request is identified only after
+    every rule has passed it, and scores the same in any block (the model's frequencies are the
+    master's). `lap(stage)` is called at the end of each stretch of this process's time, so that the
+    stages add up to its wall time ("rules" is the time spent waiting for the workers).
+
     `history` is the agency's recorded requests (the batch's keys are registered there first); without
-    it the batch's figures are its own alone."""
+    it the batch's figures are its own alone; `block_rows` overrides the block's size."""
     con.execute(f"CREATE OR REPLACE VIEW staged AS SELECT * FROM read_parquet({_sql_text(work / 'staged.parquet')})")
     con.execute(f"CREATE OR REPLACE TABLE batch_keys AS {KEYS_SQL}")
     (history.figures(con) if history else Figures.none()).into(con)
@@ -252,39 +283,47 @@ def decide_staged(
         for g in range(staged_file.num_row_groups)
     ]
     workers = _rule_workers(rows)
-    judged = pq.ParquetWriter(work / "judged.parquet", _JUDGED)
-    eligible = pq.ParquetWriter(work / "id_requests.parquet", _ID_REQUESTS)
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else nullcontext() as pool:
-        for judged_rows, eligible_rows in (pool.map(_judge_chunk, tasks) if pool else map(_judge_chunk, tasks)):
-            judged.write_table(judged_rows)
-            eligible.write_table(eligible_rows)
-    judged.close()
-    eligible.close()
-    lap("rules")
-
-    # Identification: only requests that passed every rule are looked up at all.
-    identification.load_master(con, master_path)
-    lap("master")
-    con.execute(f"CREATE OR REPLACE VIEW id_requests AS SELECT * FROM read_parquet({_sql_text(work / 'id_requests.parquet')})")
-    identification.identify(con, policy.identification)
-    if rules.tin_path:
-        identification.match_by_tin(con)
-    lap("identify")
-    # The one item the law allows, for positive identifications only; timed with the decision.
     releasing = sorted(c.value for c in rules.releases)
-    identification.release_addresses(con, "id_decisions", releasing)
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    try:
+        results = pool.map(_judge_chunk, tasks) if pool else map(_judge_chunk, tasks)
+        identification.load_master(con, master_path)  # while the workers judge
+        lap("master")
+        for block, (judged, eligible) in enumerate(_blocks(results, block_rows or _block_rows(rows, workers))):
+            lap("rules")
+            # Identification: only requests that passed every rule are looked up at all.
+            pq.write_table(judged, work / f"judged-{block}.parquet")
+            pq.write_table(eligible, work / f"id_requests-{block}.parquet")
+            con.execute(f"CREATE OR REPLACE VIEW id_requests AS SELECT * FROM read_parquet("
+                        f"{_sql_text(work / f'id_requests-{block}.parquet')})")
+            identification.identify(con, policy.identification)
+            if rules.tin_path:
+                identification.match_by_tin(con)
+            lap("identify")
+            # The one item the law allows, for positive identifications only.
+            identification.release_addresses(con, "id_decisions", releasing)
+            yield from _decide_block(con, work / f"judged-{block}.parquet", releasing, rules, policy, history, lap)
+    finally:
+        if pool:  # a run that stopped early (an error, a consumer that stopped reading) judges no further
+            pool.shutdown(cancel_futures=True)
 
-    # Pass 3: decide, in row order, streamed.
+
+_CODES = {code.value: code for code in ReasonCode}  # a dict lookup: Enum's call costs more, a million times
+
+
+def _decide_block(con: duckdb.DuckDBPyConnection, judged: Path, releasing: list[str], rules: RuleSet, policy: Policy,
+                  history: History | None, lap: Callable[[str], None]) -> Iterator[list[Decided]]:
+    """Pass 3 over one block's rows (those of `judged`): decide each, in row order, streamed."""
     wanted = ", ".join(f"'{c}'" for c in releasing)
     reader = con.sql(
         f"""
         SELECT s.row_number, s.request_id, s.parse_error, s.tin, s.statute, s.engaged_official, s.case_number,
                j.codes, j.refused_items, j.wants,
                d.code, d.review, d.matched_tin, d.match_weight, d.runner_up_tin, d.runner_up_weight, d.evidence,
-               a.address, struct_pack({", ".join(f"{c} := s.{c}" for c in ASKED)}) AS asked,
+               a.address, CASE WHEN d.review THEN struct_pack({", ".join(f"{c} := s.{c}" for c in ASKED)}) END AS asked,
                struct_pack({", ".join(f"{f.name} := t.{f.name}" for f in fields(RowStats))}) AS figures
-        FROM staged s
-        JOIN read_parquet({_sql_text(work / 'judged.parquet')}) j USING (row_number)
+        FROM read_parquet({_sql_text(judged)}) j
+        JOIN staged s USING (row_number)
         JOIN row_stats t USING (row_number)
         LEFT JOIN id_decisions d USING (row_number)
         LEFT JOIN released a ON d.code IN ({wanted}) AND a.tin = d.matched_tin
@@ -297,7 +336,7 @@ def decide_staged(
             request = Request(row["row_number"], request_id=row["request_id"], parse_error=row["parse_error"])
             found = identification.from_row(row) if row["code"] else None
             decision = decide(
-                [ReasonCode(c) for c in row["codes"].split(";") if c],
+                [_CODES[c] for c in row["codes"].split(";") if c],
                 [r for r in row["refused_items"].split(";") if r],
                 row["wants"],
                 found,
@@ -313,6 +352,7 @@ def decide_staged(
                 request.row_number, request.display_id, digits(row["tin"]), decision, row["address"],
                 json.dumps(evidence, sort_keys=True) if evidence else None, row["statute"] or "",
                 row["engaged_official"] or "", row["case_number"] or ""), evidence))
+        lap("decide")
         yield chunk
 
 
@@ -367,31 +407,26 @@ def process(
 
             outcomes: Counter[str] = Counter()
             code_counts: Counter[str] = Counter()
-            recording = 0.0
             history = History(store, recorder.batch.id, scope_of(manifest.agency, rules.name), as_of,
                               policy.history_window_days, received=today)
             with ResponseWriter(out_dir, f"{rules.version}+{policy.recorded}", identification.MODEL_VERSION) as writer:
                 for chunk in decide_staged(con, work, master_path, manifest, policy, rules, as_of, stream.rows, laps,
                                            history):
-                    started = time.perf_counter()
                     indexes = recorder.record([d.row for d in chunk])
-                    recording += time.perf_counter() - started
+                    laps("ledger")
                     for d, index in zip(chunk, indexes):
                         # the decision as recorded: an order in force at release may have held it
                         decision = d.row.decision
                         writer.write(d.request, decision, d.row.address, d.evidence, ledger_index=str(index))
                         outcomes[decision.outcome.value] += 1
                         code_counts.update(c.value for c in decision.codes)
-            started = time.perf_counter()
+                    laps("decide")  # the response's rows count with the decision
             note = recorder.complete(outcomes)
-            recording += time.perf_counter() - started
-            laps("decide")
+            laps("ledger")
     finally:
         if own_store and store is not None:
             store.close()
     seconds = laps.seconds
-    seconds["ledger"] = round(recording, 3)
-    seconds["decide"] = round(seconds["decide"] - recording, 3)
 
     result = BatchResult(
         batch_ref=manifest.batch_ref,

@@ -172,9 +172,9 @@ def master_frequencies(con: duckdb.DuckDBPyConnection, settings: dict) -> list[s
     request's weight would depend on which other requests came in its batch; counted over the
     population, a request scores the same in any batch, or alone."""
     columns = _tf_columns(settings)
-    for c in columns:
+    for c in columns:  # once per master: `load_master` drops them, a batch's next block reuses them
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE tf_master_{c} AS
+            f"""CREATE TEMP TABLE IF NOT EXISTS tf_master_{c} AS
                 SELECT {c}, CAST(count(*) AS DOUBLE) / (SELECT count({c}) FROM master_addresses) AS tf_{c}
                 FROM master_addresses WHERE {c} IS NOT NULL GROUP BY {c}"""
         )

@@ -43,6 +43,9 @@ def _sha256(path: Path) -> str:
 
 def load_master(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Create table `master` (as filed, every column text but tax_year) and `master_addresses`."""
+    for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
+                                "starts_with(table_name, 'tf_master_')").fetchall():
+        con.execute(f"DROP TABLE {table}")  # the term frequencies of a master read before (`master_frequencies`)
     if not path.is_file():
         raise MasterError(f"taxpayer master not found: {path}")
     reader = "read_parquet(?)" if path.suffix.lower() in (".parquet", ".pq") else "read_csv(?, header=true, all_varchar=true)"
