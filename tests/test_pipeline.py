@@ -205,3 +205,16 @@ def test_the_decisions_are_byte_for_byte_those_recorded_for_these_versions(world
     assert versions == ("2026.12.1", "demo-2025.1@sha256:946fe51117e852d1", "taxgate-id-2"), (
         "a version moved: decide the world's batches under the new versions and record their digests in DECIDED")
     assert _decisions_digest(tmp_path / "out") == DECIDED[mix], result.outcomes
+
+
+def test_evidence_serialised_once_is_what_json_writes():
+    """The store's evidence and evidence.jsonl's line are joined from fields serialised once
+    (`response.evidence_fields`): byte for byte what `json.dumps(..., sort_keys=True)` writes,
+    keys that sort differently quoted and unquoted ("a" / "a b" / "a!") and text outside ASCII included."""
+    import json
+
+    from taxgate.response import evidence_fields, evidence_json
+
+    evidence = {"a b": 1, "a": {"z": [1, 2.5, None], "b": "Núñez \u2028 \"q\""}, "a!": True, "": {}, "runner_up": {}}
+    assert evidence_json(evidence_fields(evidence)) == json.dumps(evidence, sort_keys=True)
+    assert evidence_json({}) == json.dumps({}) == "{}"

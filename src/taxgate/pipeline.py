@@ -36,7 +36,7 @@ from taxgate.intake import Manifest, RowStream, read_manifest
 from taxgate.normalize.text import digits
 from taxgate.release.batch import BatchRecorder, Row
 from taxgate.policy import Policy, load_policies, policy_in_force
-from taxgate.response import ResponseWriter
+from taxgate.response import ResponseWriter, evidence_fields, evidence_json
 from taxgate.store import Store, open_store
 from taxgate.rules import (
     KEYS_SQL,
@@ -226,7 +226,7 @@ class Decided:
 
     request: Request
     row: Row
-    evidence: dict | None
+    evidence: dict[str, tuple[str, str]] | None  # response.evidence_fields: serialised once, written twice
 
 
 def _blocks(results: Iterator[tuple[pa.Table, pa.Table]], rows: int) -> Iterator[tuple[pa.Table, pa.Table]]:
@@ -348,10 +348,11 @@ def _decide_block(con: duckdb.DuckDBPyConnection, judged: Path, releasing: list[
             behind = figures_evidence(decision.codes, row["figures"], policy, history and history.window_days)
             if behind:  # the figure behind a cross-batch code, for whoever reads the decision later
                 evidence = {**(evidence or {}), "figures": behind}
+            dumped = evidence_fields(evidence) if evidence else None
             chunk.append(Decided(request, Row(
                 request.row_number, request.display_id, digits(row["tin"]), decision, row["address"],
-                json.dumps(evidence, sort_keys=True) if evidence else None, row["statute"] or "",
-                row["engaged_official"] or "", row["case_number"] or ""), evidence))
+                evidence_json(dumped) if dumped else None, row["statute"] or "",
+                row["engaged_official"] or "", row["case_number"] or ""), dumped))
         lap("decide")
         yield chunk
 

@@ -15,6 +15,10 @@ identification") is then one SQL query of named rules, `identify.decision`:
 5. the weight clears the policy threshold; near it the request goes to REVIEW.
 Every decision keeps its evidence: the rule, the facts it read, candidate, runner-up, per-field
 comparison levels and weights.
+
+On Spark (`TAXGATE_MATCH_BACKEND=spark`) both halves run there: Splink scores on Spark, and the same
+decision query, its DuckDB text translated by `identify.dialects`, decides there; only one row per
+request comes back.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from pathlib import Path
 import duckdb
 
 from taxgate.domain import ReasonCode, Request
-from taxgate.identify.decision import decision_sql, define_decision_macros
+from taxgate.identify.decision import decision_macros, decision_sql, define_decision_macros
 from taxgate.identify.features import FEATURE_COLUMNS, address_features, person_features
 from taxgate.identify.master import MasterError, load_master, release_addresses
 from taxgate.identify.settings import trained_settings
-from taxgate.normalize.name import define_names_agree
+from taxgate.normalize.name import define_names_agree, nickname_table
 from taxgate.policy import Identification as IdentificationRules
 
 MODEL_FILE = Path(__file__).parent / "model" / "taxgate-id-2.json"
@@ -91,8 +95,10 @@ def identify(
     if backend not in ("duckdb", "spark"):
         raise ValueError(f"unknown match backend {backend!r}: use duckdb or spark")
     settings = trained_settings(model, backend)
-    score = _score_spark if backend == "spark" else _score_duckdb
-    decide_scored(con, score(con, settings, score_floor(policy)), settings, policy)
+    if backend == "spark":
+        _identify_spark(con, settings, policy)
+    else:
+        decide_scored(con, _score_duckdb(con, settings, score_floor(policy)), settings, policy)
 
 
 def score_floor(policy: IdentificationRules) -> float:
@@ -109,6 +115,19 @@ def decision_query(con: duckdb.DuckDBPyConnection, predictions: str, settings: d
                    sides: tuple[str, str] | None = None) -> str:
     """The decision's SQL over table `predictions`, its macros defined on `con`. `sides`: the suffixes
     of the request's and the master's columns, read from the pairs when not given."""
+    if sides is None:
+        sides = _sides(con.execute(f"SELECT source_dataset_l FROM {predictions} LIMIT 1").fetchall())
+    define_names_agree(con, policy.nicknames)
+    define_decision_macros(con)
+    return _decision_sql(predictions, settings, policy, sides)
+
+
+def _sides(first: list) -> tuple[str, str]:
+    """Splink puts the datasets on the sides in an order of its choosing; read from the first pair."""
+    return ("l", "r") if first and first[0][0] == "requests" else ("r", "l")
+
+
+def _decision_sql(predictions: str, settings: dict, policy: IdentificationRules, sides: tuple[str, str]) -> str:
     comparisons = [c["output_column_name"] for c in settings["comparisons"]]
     tf_adjusted = {c["output_column_name"] for c in settings["comparisons"]
                    if any(level.get("tf_adjustment_column") for level in c["comparison_levels"])}
@@ -117,13 +136,7 @@ def decision_query(con: duckdb.DuckDBPyConnection, predictions: str, settings: d
         f"{c} := struct_pack(level := gamma_{c}, weight := round(mw_{c}, 3), "
         f"tf := {f'round(coalesce(mw_tf_adj_{c}, 0.0), 3)' if c in tf_adjusted else 'CAST(0 AS DOUBLE)'})" for c in comparisons
     )
-    # Splink puts the datasets on the sides in an order of its choosing; read it from the pairs.
-    if sides is None:
-        first = con.execute(f"SELECT source_dataset_l FROM {predictions} LIMIT 1").fetchall()
-        sides = ("l", "r") if first and first[0][0] == "requests" else ("r", "l")
     q, m = sides
-    define_names_agree(con, policy.nicknames)
-    define_decision_macros(con)
     return decision_sql(predictions, q, m, fields, policy.threshold, policy.review, policy.margin)
 
 
@@ -196,24 +209,47 @@ def _score_duckdb(con: duckdb.DuckDBPyConnection, settings: dict, floor: float) 
     return linker.inference.predict(threshold_match_weight=floor, warning_mode="never").physical_name
 
 
-def _score_spark(con: duckdb.DuckDBPyConnection, settings: dict, floor: float) -> str:
-    """Score on Spark; the predictions come back into this connection as table `spark_predictions`."""
+def _identify_spark(con: duckdb.DuckDBPyConnection, settings: dict, policy: IdentificationRules) -> None:
+    """Score and decide on Spark: Splink scores the pairs there, and the decision's query, translated
+    from the DuckDB text (`identify.dialects`), decides there. Only the decisions, one row per
+    request, come back into this connection, as `id_decisions`."""
     from splink import Linker, SparkAPI
 
+    from taxgate.identify.dialects import to_spark
     from taxgate.identify.spark import session
 
     spark = session()
     db = SparkAPI(spark_session=spark)
-    inputs = [
-        db.register(spark.createDataFrame(con.sql(f"SELECT * FROM {table}").to_arrow_table()), dataset_display_name=name)
-        for table, name in (("id_left", "requests"), ("id_right", "master"))
-    ]
+
+    def to_spark_frame(table: str):
+        return spark.createDataFrame(con.sql(f"SELECT * FROM {table}").to_arrow_table())
+
+    inputs = [db.register(to_spark_frame(table), dataset_display_name=name)
+              for table, name in (("id_left", "requests"), ("id_right", "master"))]
     linker = Linker(inputs, settings, log_level=logging.WARNING)
     for c in master_frequencies(con, settings):  # the same frequencies, made here, scored there
-        frequencies = spark.createDataFrame(con.sql(f"SELECT * FROM tf_master_{c}").to_arrow_table())
-        linker.table_management.register_term_frequency_lookup(db.register(frequencies), c)
-    predicted = linker.inference.predict(threshold_match_weight=floor, warning_mode="never").as_spark_dataframe()
-    con.register("spark_predictions_arrow", predicted.toArrow())
-    con.execute("CREATE OR REPLACE TABLE spark_predictions AS SELECT * FROM spark_predictions_arrow")
-    con.unregister("spark_predictions_arrow")
-    return "spark_predictions"
+        linker.table_management.register_term_frequency_lookup(db.register(to_spark_frame(f"tf_master_{c}")), c)
+    predicted = linker.inference.predict(threshold_match_weight=score_floor(policy), warning_mode="never")
+    predicted.as_spark_dataframe().createOrReplaceTempView("tg_predictions")
+    to_spark_frame("id_requests").createOrReplaceTempView("id_requests")
+    spark.createDataFrame(nickname_table(policy.nicknames)).createOrReplaceTempView("tg_nickname")
+    sides = _sides(spark.sql("SELECT source_dataset_l FROM tg_predictions LIMIT 1").collect())
+    query = to_spark(_decision_sql("tg_predictions", settings, policy, sides), decision_macros())
+    decided = spark.sql(query)
+    # A NULL evidence struct leaves NULLs under the fields Spark calls not-null, which Arrow refuses.
+    con.register("id_decisions_arrow", decided.to(_nullable(decided.schema)).toArrow())
+    con.execute("CREATE OR REPLACE TEMP TABLE id_decisions AS SELECT * FROM id_decisions_arrow")
+    con.unregister("id_decisions_arrow")
+
+
+def _nullable(schema):
+    """A Spark type with every field, however deep, allowed to be NULL."""
+    from pyspark.sql import types
+
+    if isinstance(schema, types.StructType):
+        return types.StructType([types.StructField(f.name, _nullable(f.dataType), True) for f in schema.fields])
+    if isinstance(schema, types.ArrayType):
+        return types.ArrayType(_nullable(schema.elementType), True)
+    if isinstance(schema, types.MapType):
+        return types.MapType(schema.keyType, _nullable(schema.valueType), True)
+    return schema

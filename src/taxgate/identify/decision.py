@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taxgate.domain import ReasonCode
+from taxgate.normalize.name import RULE_2_MACROS
 
 @dataclass(frozen=True, slots=True)
 class DecisionRule:
@@ -57,7 +58,7 @@ RULES: tuple[DecisionRule, ...] = (
                  "make it (day and month swapped, two digits transposed, one digit wrong): it vetoes any match."),
     DecisionRule("runner_up_close", ReasonCode.ID_AMBIGUOUS, "weight - runner_weight < {margin}",
                  "Two taxpayers fit almost equally: the candidate leads the runner-up by less than the margin."),
-    DecisionRule("namesake_at_address", ReasonCode.ID_AMBIGUOUS, "len(namesakes) > 0",
+    DecisionRule("namesake_at_address", ReasonCode.ID_AMBIGUOUS, "array_length(namesakes) > 0",
                  "Another taxpayer whose name agrees with the request's filed from this address, and nothing the "
                  "request says rules them out, so the request cannot tell them apart."),
     DecisionRule("address_not_on_record", ReasonCode.ID_ADDRESS_NOT_ON_RECORD, "address = 'not on record'",
@@ -97,12 +98,12 @@ def code_sql(rule_column: str = "rule") -> str:
 # Facts over the taxpayers' address pairs. {q}/{m}: the side Splink put the requests and the master on.
 _FACTS_SQL = """
 WITH requests AS (
-    SELECT row_number, 'R' || row_number AS q_unique_id, nullif(tin, '') AS q_tin, nullif(dob, '') AS q_dob,
+    SELECT row_number, 'R' || CAST(row_number AS VARCHAR) AS q_unique_id, nullif(tin, '') AS q_tin, nullif(dob, '') AS q_dob,
         nullif(suffix, '') AS q_suffix, nullif(middle_initial, '') AS q_middle
     FROM id_requests
 ), split AS (
     -- names as token lists first: a macro repeats its arguments, so they are columns, not expressions
-    SELECT *, rowid AS pair_row, tg_tokens(given_{q}) AS qg, tg_tokens(surname_{q}) AS qs,
+    SELECT *, unique_id_{m} AS pair_row, tg_tokens(given_{q}) AS qg, tg_tokens(surname_{q}) AS qs,
         tg_tokens(given_{m}) AS record_given, tg_tokens(surname_{m}) AS ms,
         -- rule 3: the requester's standardised address equals one the taxpayer filed from
         coalesce(address_key_{q} = address_key_{m}
@@ -116,13 +117,13 @@ WITH requests AS (
 ), tokens AS (
     -- rule 2's nicknames: a one-word given name the policy lists as the other's nickname (or the
     -- other way round) is that name, so the record's given name reads as the request's
-    SELECT s.* EXCLUDE (record_given), CASE WHEN n.a IS NULL THEN s.record_given ELSE s.qg END AS mg,
+    SELECT s.*, CASE WHEN n.a IS NULL THEN s.record_given ELSE s.qg END AS mg,
         -- each part's words joined, for tg_names_close
         array_to_string(s.qg, '') AS qg_text, array_to_string(s.qs, '') AS qs_text,
         array_to_string(CASE WHEN n.a IS NULL THEN s.record_given ELSE s.qg END, '') AS mg_text,
         array_to_string(s.ms, '') AS ms_text
     FROM split s LEFT JOIN tg_nickname n
-        ON len(s.qg) = 1 AND len(s.record_given) = 1 AND n.a = s.qg[1] AND n.b = s.record_given[1]
+        ON array_length(s.qg) = 1 AND array_length(s.record_given) = 1 AND n.a = s.qg[1] AND n.b = s.record_given[1]
 ), address_pairs AS (
     -- what each scored pair says, the name and date-of-birth rules evaluated once per pair; CASE
     -- arms, cheapest first, because DuckDB evaluates a later arm only on the rows the earlier leave
@@ -155,9 +156,10 @@ WITH requests AS (
 ), per_taxpayer AS (
     -- each taxpayer's best pair over the addresses they filed from, and what those addresses say
     SELECT unique_id_{q} AS q_unique_id, tin_{m} AS m_tin, max(match_weight) AS weight,
-        -- the best pair and what it says, taken together (one arg_max, so one pair)
+        -- the best pair and what it says, taken together (one arg_max, so one pair); two of the
+        -- taxpayer's addresses can score alike, and the address's id then chooses, on any engine
         arg_max(struct_pack(pair := pair_row, names := pair_names, dob := pair_dob,
-                            suffix := nullif(suffix_{m}, '')), match_weight) AS best,
+                            suffix := nullif(suffix_{m}, '')), (match_weight, pair_row)) AS best,
         -- like the address, the name is any the taxpayer filed under: one return's name may be
         -- mistyped, blank or a placeholder where the others carry it
         CASE max(CASE pair_names WHEN 'agree' THEN 2 WHEN 'misspelled' THEN 1 ELSE 0 END)
@@ -175,7 +177,7 @@ WITH requests AS (
     -- home), and nothing the request says (date of birth, suffix) rules them out: no weight gap can
     -- tell the two apart, whatever noise opened it. Loose on purpose: this can only make a request
     -- ambiguous, never disclose one.
-    SELECT best.q_unique_id, list(other.m_tin ORDER BY other.m_tin) AS namesakes
+    SELECT best.q_unique_id, list_sort(list(other.m_tin)) AS namesakes
     FROM ranked best JOIN ranked other ON other.q_unique_id = best.q_unique_id AND other.m_tin <> best.m_tin
         JOIN requests r ON r.q_unique_id = best.q_unique_id
     WHERE best.rank = 1 AND (other.on_record OR other.same_street_line OR other.misspelled_address)
@@ -186,15 +188,16 @@ WITH requests AS (
         AND (other.names_on_record = 'agree' OR (best.names_on_record <> 'agree' AND other.names_on_record = 'misspelled'))
     GROUP BY best.q_unique_id
 ), candidates AS (
-    SELECT r.*, b.* EXCLUDE (q_unique_id, rank, best), coalesce(n.namesakes, []) AS namesakes,
+    SELECT r.*, b.m_tin, b.weight, b.runner_tin, b.runner_weight, b.on_record, b.misspelled_address,
+        coalesce(n.namesakes, []) AS namesakes,
         b.names_on_record AS names, b.best.dob AS dob,
         p.unique_id_{m} AS m_unique_id, nullif(p.middle_initial_{m}, '') AS m_middle,
         -- each field's level, weight and term-frequency adjustment for the deciding pair
         struct_pack({fields}) AS fields
     FROM requests r JOIN ranked b ON b.q_unique_id = r.q_unique_id AND b.rank = 1
-        JOIN {predictions} p ON p.rowid = b.best.pair
+        JOIN {predictions} p ON p.unique_id_{q} = b.q_unique_id AND p.unique_id_{m} = b.best.pair
         LEFT JOIN namesakes n ON n.q_unique_id = r.q_unique_id
-), facts AS (
+), described AS (
     SELECT *,
         CASE WHEN on_record THEN 'on record' WHEN misspelled_address THEN 'misspelled'
              ELSE 'not on record' END AS address,
@@ -203,7 +206,7 @@ WITH requests AS (
     FROM candidates
 )
 SELECT *, (names = 'misspelled')::INTEGER + (dob = 'typo')::INTEGER + (address = 'misspelled')::INTEGER AS clerk_errors
-FROM facts
+FROM described
 """
 
 DECISION_SQL = """
@@ -251,6 +254,11 @@ def define_decision_macros(con) -> None:
     """Define the macros the facts read beside `normalize.name`'s (`define_names_agree`)."""
     for macro in _MACROS:
         con.execute(macro)
+
+
+def decision_macros() -> tuple[str, ...]:
+    """Every macro the decision calls, as DuckDB defines them (for a translation to another engine)."""
+    return (*RULE_2_MACROS, *_MACROS)
 
 
 def decision_sql(predictions: str, q: str, m: str, fields: str, threshold: float, review: float, margin: float) -> str:

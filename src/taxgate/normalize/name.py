@@ -37,12 +37,13 @@ def suffix_code(suffix: str) -> str:
 # lists (`name_tokens`). A nickname agrees only through the policy's table (`tg_nickname`): where
 # a one-word given name is listed as the other's nickname, the caller gives both sides the same
 # given name before asking (identify.decision's `tokens`), so each macro stays a pure function.
-_RULE_2_MACROS = (
+RULE_2_MACROS = (
     # A compound given name with its first part alone ("maria guadalupe" / "maria") agrees.
-    """CREATE OR REPLACE MACRO tg_given_agree(a, b) AS len(a) > 0 AND len(b) > 0 AND (
-           (len(a) <= len(b) AND b[1:len(a)] = a) OR (len(b) < len(a) AND a[1:len(b)] = b))""",
+    """CREATE OR REPLACE MACRO tg_given_agree(a, b) AS array_length(a) > 0 AND array_length(b) > 0 AND (
+           (array_length(a) <= array_length(b) AND b[1:array_length(a)] = a)
+           OR (array_length(b) < array_length(a) AND a[1:array_length(b)] = b))""",
     # Either order, and one surname may be missing: one side's surnames are all among the other's.
-    """CREATE OR REPLACE MACRO tg_surnames_agree(a, b) AS len(a) > 0 AND len(b) > 0
+    """CREATE OR REPLACE MACRO tg_surnames_agree(a, b) AS array_length(a) > 0 AND array_length(b) > 0
            AND (list_has_all(b, a) OR list_has_all(a, b))""",
     # `text` is space-joined name_tokens (one space between tokens), so a split is enough.
     """CREATE OR REPLACE MACRO tg_tokens(text) AS CASE WHEN coalesce(text, '') = '' THEN [] ELSE string_split(text, ' ') END""",
@@ -53,24 +54,27 @@ _RULE_2_MACROS = (
            -- written surname-first on one side ("Nguyen" / "Thi Lan" against "Thi Lan" / "Nguyen")
            WHEN tg_given_agree(given_a, surname_b) AND tg_surnames_agree(surname_a, given_b) THEN true
            -- the whole name in one field on one side: all tokens in order
-           ELSE len(given_a || surname_a) > 0 AND given_a || surname_a = given_b || surname_b END""",
+           ELSE array_length(list_concat(given_a, surname_a)) > 0
+               AND list_concat(given_a, surname_a) = list_concat(given_b, surname_b) END""",
     # A typing error: equal, or one edit apart (two for words of six letters or more): a letter
     # inserted, dropped or wrong, or two adjacent letters swapped. identify.decision also reads it
     # for streets and cities. Lengths more than two apart are never within two edits.
     """CREATE OR REPLACE MACRO tg_typo(a, b) AS CASE WHEN a = b THEN true
-           WHEN len(a) < 3 OR len(b) < 3 OR abs(len(a) - len(b)) > 2 THEN false
-           ELSE damerau_levenshtein(a, b) <= CASE WHEN least(len(a), len(b)) >= 6 THEN 2 ELSE 1 END END""",
+           WHEN length(a) < 3 OR length(b) < 3 OR abs(length(a) - length(b)) > 2 THEN false
+           ELSE damerau_levenshtein(a, b) <= CASE WHEN least(length(a), length(b)) >= 6 THEN 2 ELSE 1 END END""",
     # Near but not agreeing: each part agrees, or is a typing error away, as a whole or token by
     # token, in either order of given and family name. Not agreement: the decision asks for more
     # beside it. A part is its token list and the tokens joined without spaces (`*_text`: a space
     # put in or left out), passed in as columns because a macro repeats its arguments and each
     # copy is planned again. Token by token (every token of the shorter list a typing error from
     # one of the longer's) only where a side has more than one: the lambdas are the costly part.
-    """CREATE OR REPLACE MACRO tg_part_close(a, a_text, b, b_text) AS CASE WHEN len(a) = 0 OR len(b) = 0 THEN false
+    """CREATE OR REPLACE MACRO tg_part_close(a, a_text, b, b_text) AS CASE
+           WHEN array_length(a) = 0 OR array_length(b) = 0 THEN false
            WHEN tg_typo(a_text, b_text) THEN true
-           WHEN len(a) = 1 AND len(b) = 1 THEN false
-           ELSE list_bool_and(list_transform(CASE WHEN len(a) <= len(b) THEN a ELSE b END, lambda x: list_bool_or(
-                    list_transform(CASE WHEN len(a) <= len(b) THEN b ELSE a END, lambda y: tg_typo(x, y))))) END""",
+           WHEN array_length(a) = 1 AND array_length(b) = 1 THEN false
+           ELSE list_bool_and(list_transform(CASE WHEN array_length(a) <= array_length(b) THEN a ELSE b END,
+                    lambda x: list_bool_or(list_transform(CASE WHEN array_length(a) <= array_length(b) THEN b ELSE a END,
+                                                          lambda y: tg_typo(x, y))))) END""",
     """CREATE OR REPLACE MACRO tg_names_close(given_a, given_a_text, surname_a, surname_a_text,
                                               given_b, given_b_text, surname_b, surname_b_text) AS CASE
            WHEN CASE WHEN tg_part_close(given_a, given_a_text, given_b, given_b_text)
@@ -89,18 +93,23 @@ def nickname_pairs(nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | No
     return frozenset(p for a, b in pairs for p in ((fold(a), fold(b)), (fold(b), fold(a))) if p[0] != p[1])
 
 
+def nickname_table(nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | None):
+    """The policy's nickname pairs, both ways round, as the Arrow table `tg_nickname(a, b)`."""
+    import pyarrow as pa
+
+    pairs = sorted(nickname_pairs(nicknames))
+    return pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]},
+                    schema=pa.schema([("a", pa.string()), ("b", pa.string())]))
+
+
 def define_names_agree(con, nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
     """Define `tg_names_agree(given_a, surname_a, given_b, surname_b)` and its kin on a DuckDB
     connection, over token lists: `tg_tokens(text)` splits space-joined `name_tokens` (the model's
     `given`, `surname`). Table `tg_nickname(a, b)` holds the policy's nickname pairs both ways round."""
-    import pyarrow as pa
-
-    pairs = sorted(nickname_pairs(nicknames))
-    con.register("tg_nickname_rows", pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]},
-                                              schema=pa.schema([("a", pa.string()), ("b", pa.string())])))
+    con.register("tg_nickname_rows", nickname_table(nicknames))
     con.execute("CREATE OR REPLACE TEMP TABLE tg_nickname AS SELECT * FROM tg_nickname_rows")
     con.unregister("tg_nickname_rows")
-    for macro in _RULE_2_MACROS:
+    for macro in RULE_2_MACROS:
         con.execute(macro)
 
 

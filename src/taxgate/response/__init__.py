@@ -32,6 +32,9 @@ MALFORMED_COLUMNS = ("row_number", "request_id", "problem")
 LEGEND_COLUMNS = ("code", "level", "citation", "meaning")
 
 
+_OUTCOME, _REQUEST_ID, _ROW_NUMBER = (json.dumps(k) for k in ("outcome", "request_id", "row_number"))
+
+
 def legend(requester: bool = True) -> list[dict[str, str]]:
     """Every reason code (a requester's: those it can be given) with its citation and meaning."""
     return [{"code": c.value, "level": c.level.value, "citation": c.citation, "meaning": c.meaning}
@@ -44,6 +47,18 @@ def _weight(value: float | None) -> str:
 
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def evidence_fields(evidence: dict) -> dict[str, tuple[str, str]]:
+    """Each top-level field of a decision's evidence as JSON (key, value), each value serialised
+    once: `evidence_json` joins them into what `json.dumps(evidence, sort_keys=True)` writes (the
+    store's copy) and evidence.jsonl writes them beside the request's own fields."""
+    return {k: (json.dumps(k), json.dumps(v, sort_keys=True)) for k, v in evidence.items()}
+
+
+def evidence_json(fields: dict[str, tuple[str, str]]) -> str:
+    """`json.dumps(evidence, sort_keys=True)`, byte for byte, from `evidence_fields(evidence)`."""
+    return "{" + ", ".join(f"{fields[k][0]}: {fields[k][1]}" for k in sorted(fields)) + "}"
 
 
 def spreadsheet_safe(value: object) -> object:
@@ -111,7 +126,8 @@ class ResponseWriter:
             writer.writerows((*row.values(), self._given.get(row["code"], 0)) for row in legend())
 
     def write(self, request: Request, decision: Decision, address: dict[str, str] | None,
-              evidence: dict | None = None, ledger_index: str = "") -> None:
+              evidence: dict[str, tuple[str, str]] | None = None, ledger_index: str = "") -> None:
+        """One decided request into every file; `evidence` as `evidence_fields` gives it."""
         released = address if decision.outcome is Outcome.DISCLOSED and address else {}
         row = {
             "row_number": str(request.row_number),
@@ -140,6 +156,8 @@ class ResponseWriter:
         )
         if request.malformed:
             self._malformed.writerow((request.row_number, request.request_id, request.parse_error))
-        if evidence:
-            self._evidence.write(json.dumps({"request_id": request.display_id, "row_number": request.row_number,
-                                             "outcome": decision.outcome.value, **evidence}, sort_keys=True) + "\n")
+        if evidence:  # the request's own fields first: one of the evidence's, if named alike, wins (as in a dict)
+            line = {"outcome": (_OUTCOME, json.dumps(decision.outcome.value)),
+                    "request_id": (_REQUEST_ID, json.dumps(request.display_id)),
+                    "row_number": (_ROW_NUMBER, str(request.row_number)), **evidence}
+            self._evidence.write(evidence_json(line) + "\n")
