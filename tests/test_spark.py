@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 from taxgate.pipeline import process
 from taxgate.synth import Mix, generate_batch, generate_master
@@ -26,23 +27,27 @@ def test_duckdb_and_spark_give_the_same_decisions_weights_and_evidence(tmp_path,
     master = tmp_path / "master.parquet"
     generate_master(20_000, master, seed=29)
     manifest = generate_batch(master, tmp_path / "batch", 4_000, seed=31, mix=Mix.clean())
-    for backend in ("duckdb", "spark"):
+    for backend in ("duckdb", "spark"):  # each engine prepares its own copy of the master
+        (tmp_path / backend).mkdir()
+        shutil.copy(master, tmp_path / backend / "master.parquet")
         monkeypatch.setenv("TAXGATE_MATCH_BACKEND", backend)
-        process(manifest, master, tmp_path / backend)
-    on_duckdb, on_spark = (decisions(tmp_path / b / "auditors" / "decisions.csv") for b in ("duckdb", "spark"))
+        process(manifest, tmp_path / backend / "master.parquet", tmp_path / backend / "out")
+    assert (tmp_path / "spark" / "master.taxgate-prepared.parquet.spark").is_dir()  # prepared there, not here
+    on_duckdb, on_spark = (decisions(tmp_path / b / "out" / "auditors" / "decisions.csv") for b in ("duckdb", "spark"))
     assert len(on_duckdb) == len(on_spark) == 4_000
     assert sum(d["outcome"] == "DISCLOSED" for d in on_duckdb) > 1_500  # the comparison is not vacuous
     assert sum(bool(d["runner_up_tin"]) for d in on_duckdb) > 1_000
     for a, b in zip(on_duckdb, on_spark, strict=True):
         assert a == b, a["request_id"]  # outcome, reasons, TINs, both weights, to the digit written
-    said_duckdb, said_spark = (evidence(tmp_path / b / "auditors" / "evidence.jsonl") for b in ("duckdb", "spark"))
+    said_duckdb, said_spark = (evidence(tmp_path / b / "out" / "auditors" / "evidence.jsonl") for b in ("duckdb", "spark"))
     assert said_duckdb.keys() == said_spark.keys()
     levels_below_top = 0
     for request_id, a in said_duckdb.items():
         assert a == said_spark[request_id], request_id  # every field's level, weight and tf; the runner-up
         levels_below_top += sum(0 < f["level"] < 4 for f in (a.get("fields") or {}).values())
     assert levels_below_top > 500  # typing errors were compared, not only exact agreement
-    assert (tmp_path / "duckdb" / "response.csv").read_bytes() == (tmp_path / "spark" / "response.csv").read_bytes()
+    assert (tmp_path / "duckdb" / "out" / "response.csv").read_bytes() == \
+        (tmp_path / "spark" / "out" / "response.csv").read_bytes()
 
 
 # Pairs where similarity functions part ways: a Jaro below Winkler's boost threshold with a shared
@@ -241,3 +246,31 @@ def test_a_duckdb_function_with_no_faithful_spark_form_is_refused():
         to_spark("SELECT a[2:3] FROM t")
     with pytest.raises(UnsupportedSQL, match="lambda binds"):
         to_spark("SELECT m(x) FROM t", ["CREATE OR REPLACE MACRO m(a) AS list_transform(b, lambda x: x = a)"])
+
+
+def _prepared(master, backend: str) -> list[tuple]:
+    import duckdb
+
+    from taxgate.identify.master import load_master
+
+    con = duckdb.connect()
+    load_master(con, master, backend=backend)
+    return con.execute("SELECT * FROM master_addresses ORDER BY unique_id").fetchall()
+
+
+def test_the_master_is_prepared_alike_on_both_engines(tmp_path):
+    """The address history Spark prepares (the normalisers on its executors, the same SQL translated)
+    is DuckDB's row for row: ids, every compared column, first and last year; from Parquet and CSV."""
+    import duckdb
+
+    master = tmp_path / "duckdb" / "master.parquet"
+    generate_master(4_000, master, seed=41)
+    con = duckdb.connect()
+    (tmp_path / "spark").mkdir()
+    con.execute(f"COPY (SELECT * FROM read_parquet('{master}')) TO '{tmp_path / 'spark' / 'master.csv'}' (HEADER)")
+    shutil.copy(master, tmp_path / "spark" / "master.parquet")
+    on_duckdb = _prepared(master, "duckdb")
+    assert len(on_duckdb) > 4_000  # people who moved have several addresses
+    assert _prepared(tmp_path / "spark" / "master.parquet", "spark") == on_duckdb
+    assert _prepared(tmp_path / "spark" / "master.csv", "spark") == on_duckdb
+    assert _prepared(tmp_path / "spark" / "master.csv", "duckdb") == on_duckdb  # the cache Spark left is read back

@@ -22,8 +22,8 @@ import pyarrow as pa
 from taxgate.identify.features import ADDRESS_COLUMNS, address_features, iso_date, name_features
 from taxgate.normalize.name import suffix_code
 
-FEATURES_VERSION = "6"  # 2: street core and type; 3, 5: dates of birth read day first, or blank; 4: street letters;
-# 6: a street line without a word is no street
+FEATURES_VERSION = "7"  # 2: street core and type; 3, 5: dates of birth read day first, or blank; 4: street letters;
+# 6: a street line without a word is no street; 7: the rows numbered in an order without ties
 MASTER_COLUMNS = ("tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
                   "street", "unit", "city", "state", "zip", "tax_year")
 REQUIRED = ("tin", "first_name", "last_name", "street", "tax_year")
@@ -41,8 +41,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_master(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Create table `master` (as filed, every column text but tax_year) and `master_addresses`."""
+def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None = None) -> None:
+    """Create table `master` (as filed, every column text but tax_year) and `master_addresses`,
+    prepared on DuckDB or, with `backend` (or TAXGATE_MATCH_BACKEND) "spark", on Spark."""
     for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
                                 "starts_with(table_name, 'tf_master_')").fetchall():
         con.execute(f"DROP TABLE {table}")  # the term frequencies of a master read before (`master_frequencies`)
@@ -57,12 +58,8 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     missing = [c for c in REQUIRED if c not in present]
     if missing:
         raise MasterError(f"taxpayer master {path.name} lacks column(s): {', '.join(missing)}")
-    select = ", ".join(
-        f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" if c in present else f"'' AS {c}"
-        for c in MASTER_COLUMNS if c != "tax_year"
-    )
     try:
-        con.execute(f"CREATE OR REPLACE TABLE master AS SELECT {select}, CAST(tax_year AS INTEGER) AS tax_year FROM master_raw")
+        con.execute(f"CREATE OR REPLACE TABLE master AS {_as_filed(present)}")
     except duckdb.Error:
         raise MasterError(f"taxpayer master {path.name}: tax_year must be a year") from None
     con.execute("DROP TABLE master_raw")
@@ -73,12 +70,65 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if cache.exists() and stamp.exists() and json.loads(stamp.read_text()) == source:
         con.execute("CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)", [str(cache)])
         return
-    _prepare(con)
+    if (backend or os.environ.get("TAXGATE_MATCH_BACKEND", "duckdb")) == "spark":
+        parts = _prepare_on_spark(path, present, cache.with_name(cache.name + ".spark"))
+        con.execute("CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)", [f"{parts}/*.parquet"])
+    else:
+        _prepare(con)
     try:
         con.execute("COPY master_addresses TO ? (FORMAT parquet)", [str(cache)])
         stamp.write_text(json.dumps(source))
     except (duckdb.Error, OSError):
         pass  # a read-only folder: prepare again next time
+
+
+def _as_filed(present: set[str]) -> str:
+    """The master as filed, from table `master_raw`: every column text (blank when absent) but tax_year."""
+    select = ", ".join(
+        f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" if c in present else f"'' AS {c}"
+        for c in MASTER_COLUMNS if c != "tax_year"
+    )
+    return f"SELECT {select}, CAST(tax_year AS INTEGER) AS tax_year FROM master_raw"
+
+
+def _suffix(value: str) -> tuple[str]:
+    return (suffix_code(value),)
+
+
+def _dob(value: str) -> tuple[str]:
+    return (iso_date(value),)
+
+
+_NAMES = ("given", "given_first", "given_phonetic", "middle_initial", "surname", "surname_first", "surname_phonetic")
+# Each normaliser, run once per distinct value of its columns: (table, columns, function, outputs).
+_MAPS = (
+    ("name_map", ("first_name", "middle_name", "last_name"), name_features, _NAMES),
+    ("suffix_map", ("suffix",), _suffix, ("suffix",)),
+    ("dob_map", ("date_of_birth",), _dob, ("dob",)),
+    ("address_map", ("street", "unit", "city", "state", "zip"), address_features, ADDRESS_COLUMNS),
+)
+# The address history from `master` and the maps; DuckDB's SQL, run on Spark as `identify.dialects`
+# translates it. The order that numbers the rows names every column, so no two rows tie in it.
+_HISTORY = f"""
+WITH filed AS (
+    SELECT nullif(regexp_replace(m.tin, '[^0-9]', '', 'g'), '') AS tin,
+           {', '.join(f'n.out_{c} AS {c}' for c in _NAMES)}, x.out_suffix AS suffix, d.out_dob AS dob,
+           {', '.join(f'a.out_{c} AS {c}' for c in ADDRESS_COLUMNS)}, m.tax_year
+    FROM master m
+    JOIN name_map n USING (first_name, middle_name, last_name)
+    JOIN suffix_map x USING (suffix)
+    JOIN dob_map d USING (date_of_birth)
+    JOIN address_map a USING (street, unit, city, state, zip)
+)
+SELECT 'M' || CAST(row_number() OVER (ORDER BY tin, first_year, address_key, {', '.join(
+           c for c in (*_NAMES, 'suffix', 'dob', *ADDRESS_COLUMNS, 'last_year') if c != 'address_key')}) AS VARCHAR)
+       AS unique_id, *
+FROM (
+    SELECT tin, {', '.join(_NAMES)}, suffix, dob, {', '.join(ADDRESS_COLUMNS)},
+           min(tax_year) AS first_year, max(tax_year) AS last_year
+    FROM filed GROUP BY ALL
+)
+"""
 
 
 PARALLEL_ABOVE = 100_000  # distinct values; below this, starting processes costs more than it saves
@@ -93,7 +143,7 @@ def _map_distinct(con, table: str, columns: tuple[str, ...], fn, outputs: tuple[
     values (the street lines of a national master) are spread over the machine's cores."""
     values = con.execute(f"SELECT DISTINCT {', '.join(columns)} FROM master").fetchall()
     workers = min(len(os.sched_getaffinity(0)), 4)
-    if len(values) > PARALLEL_ABOVE and workers > 1 and fn.__module__ != "__main__" and fn.__name__ != "<lambda>":
+    if len(values) > PARALLEL_ABOVE and workers > 1:
         size = -(-len(values) // (workers * 8))
         chunks = [values[i:i + size] for i in range(0, len(values), size)]
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -101,40 +151,58 @@ def _map_distinct(con, table: str, columns: tuple[str, ...], fn, outputs: tuple[
     else:
         mapped = _apply(fn, values)
     data = {c: pa.array([v[i] for v in values], pa.string()) for i, c in enumerate(columns)}
-    # Outputs are prefixed: an output may share its name with an input ("city" -> folded "city").
-    data |= {f"out_{c}": pa.array([m[j] or None for m in mapped], pa.string()) for j, c in enumerate(outputs)}
-    con.register(f"{table}_arrow", pa.table(data))
+    con.register(f"{table}_arrow", pa.table(data | _outputs(mapped, outputs)))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
     con.unregister(f"{table}_arrow")
 
 
+def _outputs(mapped: list[tuple], outputs: tuple[str, ...]) -> dict[str, pa.Array]:
+    # Outputs are prefixed: an output may share its name with an input ("city" -> folded "city").
+    return {f"out_{c}": pa.array([m[j] or None for m in mapped], pa.string()) for j, c in enumerate(outputs)}
+
+
 def _prepare(con: duckdb.DuckDBPyConnection) -> None:
-    names = ("given", "given_first", "given_phonetic", "middle_initial", "surname", "surname_first", "surname_phonetic")
-    _map_distinct(con, "name_map", ("first_name", "middle_name", "last_name"), name_features, names)
-    _map_distinct(con, "suffix_map", ("suffix",), lambda v: (suffix_code(v),), ("suffix",))
-    _map_distinct(con, "dob_map", ("date_of_birth",), lambda v: (iso_date(v),), ("dob",))
-    _map_distinct(con, "address_map", ("street", "unit", "city", "state", "zip"), address_features, ADDRESS_COLUMNS)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE master_addresses AS
-        WITH rows AS (
-            SELECT nullif(regexp_replace(m.tin, '[^0-9]', '', 'g'), '') AS tin,
-                   {', '.join(f'n.out_{c} AS {c}' for c in names)}, x.out_suffix AS suffix, d.out_dob AS dob,
-                   {', '.join(f'a.out_{c} AS {c}' for c in ADDRESS_COLUMNS)}, m.tax_year
-            FROM master m
-            JOIN name_map n USING (first_name, middle_name, last_name)
-            JOIN suffix_map x USING (suffix)
-            JOIN dob_map d USING (date_of_birth)
-            JOIN address_map a USING (street, unit, city, state, zip)
-        )
-        SELECT 'M' || row_number() OVER (ORDER BY tin, first_year, address_key) AS unique_id, *
-        FROM (
-            SELECT tin, {', '.join(names)}, suffix, dob, {', '.join(ADDRESS_COLUMNS)},
-                   min(tax_year) AS first_year, max(tax_year) AS last_year
-            FROM rows GROUP BY ALL
-        )
-        """
-    )
+    for table, columns, fn, outputs in _MAPS:
+        _map_distinct(con, table, columns, fn, outputs)
+    con.execute(f"CREATE OR REPLACE TABLE master_addresses AS {_HISTORY}")
+
+
+def _map_batches(fn, columns: tuple[str, ...], outputs: tuple[str, ...], batches):
+    """On a Spark executor: `fn` over each row of each Arrow batch, the inputs kept beside the outputs."""
+    for batch in batches:
+        values = list(zip(*(batch.column(c).to_pylist() for c in columns)))
+        mapped = [fn(*v) for v in values]
+        yield pa.RecordBatch.from_pydict({c: batch.column(c) for c in columns} | _outputs(mapped, outputs))
+
+
+def _prepare_on_spark(path: Path, present: set[str], parts: Path) -> Path:
+    """The address history prepared on Spark, written as Parquet parts into folder `parts`: the same
+    normalisers run on the executors over each distinct value, and the same SQL assembles them."""
+    from functools import partial
+
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from taxgate.identify.dialects import to_spark
+    from taxgate.identify.spark import session
+
+    spark = session()
+    if path.suffix.lower() in (".parquet", ".pq"):
+        raw = spark.read.parquet(str(path))
+    else:
+        raw = spark.read.option("header", True).option("inferSchema", False).csv(str(path))
+    views = ("master_raw", "master", *(m[0] for m in _MAPS))
+    try:
+        raw.toDF(*(c.lower() for c in raw.columns)).createOrReplaceTempView("master_raw")
+        spark.sql(to_spark(_as_filed(present))).createOrReplaceTempView("master")
+        for table, columns, fn, outputs in _MAPS:
+            schema = StructType([StructField(c, StringType()) for c in (*columns, *(f"out_{o}" for o in outputs))])
+            distinct = spark.sql(f"SELECT DISTINCT {', '.join(columns)} FROM master")
+            distinct.mapInArrow(partial(_map_batches, fn, columns, outputs), schema).createOrReplaceTempView(table)
+        spark.sql(to_spark(_HISTORY)).write.mode("overwrite").parquet(str(parts))
+    finally:  # the session is shared: Splink registers its own tables by these names
+        for view in views:
+            spark.catalog.dropTempView(view)
+    return parts
 
 
 def release_addresses(con: duckdb.DuckDBPyConnection, decisions: str, codes: Iterable[str] = ("ID_POSITIVE",)) -> None:

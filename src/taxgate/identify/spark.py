@@ -1,12 +1,15 @@
 """A local Spark session for Splink's Spark backend (`TAXGATE_MATCH_BACKEND=spark`).
 
 Local mode on this machine's cores; a cluster is configured the usual Spark way (SPARK_* settings,
-`spark-defaults.conf`). Splink's similarity functions come from the jar it ships.
+`spark-defaults.conf`), its executors with taxgate installed in the Python they run
+(`PYSPARK_PYTHON`): master preparation runs taxgate's normalisers on them. Splink's similarity
+functions come from the jar it ships.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from functools import lru_cache
 
@@ -16,6 +19,9 @@ def session():
     from pyspark.sql import SparkSession
     from splink.internals.spark.jar_location import similarity_jar_location
 
+    # The workers' Python is this one, with taxgate in it (master preparation runs its normalisers
+    # there); PySpark reads it from the environment only.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = (
         SparkSession.builder.master(os.environ.get("TAXGATE_SPARK_MASTER", "local[2]"))
         .appName("taxgate")
