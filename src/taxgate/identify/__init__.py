@@ -213,12 +213,23 @@ def _identify_spark(con: duckdb.DuckDBPyConnection, settings: dict, policy: Iden
     """Score and decide on Spark: Splink scores the pairs there, and the decision's query, translated
     from the DuckDB text (`identify.dialects`), decides there. Only the decisions, one row per
     request, come back into this connection, as `id_decisions`."""
-    from splink import Linker, SparkAPI
-
-    from taxgate.identify.dialects import to_spark
     from taxgate.identify.spark import session
 
     spark = session()
+    before = {t.name for t in spark.catalog.listTables() if t.isTemporary}
+    try:
+        _score_and_decide_on_spark(spark, con, settings, policy)
+    finally:  # the session outlives the batch: Splink refuses to register a table whose name is taken
+        for view in {t.name for t in spark.catalog.listTables() if t.isTemporary} - before:
+            spark.catalog.dropTempView(view)
+
+
+def _score_and_decide_on_spark(spark, con: duckdb.DuckDBPyConnection, settings: dict,
+                               policy: IdentificationRules) -> None:
+    from splink import Linker, SparkAPI
+
+    from taxgate.identify.dialects import to_spark
+
     db = SparkAPI(spark_session=spark)
 
     def to_spark_frame(table: str):

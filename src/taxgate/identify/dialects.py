@@ -100,6 +100,19 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
             raise UnsupportedSQL("a list slice that does not start at the first element")
         # DuckDB's l[1:n] (1-based, inclusive) is Spark's slice(l, 1, n) (start, length)
         return exp.Anonymous(this="SLICE", expressions=[node.this.copy(), part.this.copy(), part.expression.copy()])
+    if isinstance(node, exp.Bracket) and len(node.expressions) == 1 and not (
+            isinstance(node.expressions[0], exp.Literal) and node.expressions[0].is_string):
+        index = node.expressions[0]
+        number = index.this if isinstance(index, exp.Neg) else index
+        if not (isinstance(number, exp.Literal) and number.is_int):
+            raise UnsupportedSQL("a list index that is not a whole number")
+        # SQLGlot reads DuckDB's 1-based l[i] as the 0-based i - 1 (negative ones too: l[-1] as -2)
+        duckdb_index = (-1 if isinstance(index, exp.Neg) else 1) * int(number.name) + 1
+        if duckdb_index == 0:
+            raise UnsupportedSQL("a list index of 0")
+        # l[i] is NULL past the list's end on DuckDB, and Spark's an error when ANSI mode is on,
+        # even in a condition an earlier one rules out: try_element_at (1-based) is DuckDB's l[i]
+        return exp.Anonymous(this="TRY_ELEMENT_AT", expressions=[node.this.copy(), exp.Literal.number(duckdb_index)])
     if isinstance(node, exp.ArgMax) and isinstance(node.expression, exp.Tuple):
         # an ordering by several values: DuckDB compares the row, Spark the struct, field by field
         node = node.copy()
