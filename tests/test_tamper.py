@@ -209,6 +209,21 @@ def test_every_tamper_by_plain_sql_is_a_finding(attacked, tamper):
     assert_found(attacked, *fragments)
 
 
+@pytest.mark.skipif(bool(SERVER), reason="SQLite only: it stores bytes that are no UTF-8 as text")
+@pytest.mark.parametrize("chunk", [7, 50_000])
+def test_text_that_is_not_utf8_midway_is_one_finding_and_every_other_row_still_checked(attacked, chunk):
+    """The walk reads with SQLite's own decoder and, on text that is not UTF-8, reads that table
+    again with a lenient one from where it stood: the altered row is the only finding (a row
+    skipped or read twice would be findings of its own), whether it lies in the first chunk or past
+    several."""
+    from taxgate.verification import verify_store
+
+    middle = one(attacked, "SELECT id FROM decisions ORDER BY id LIMIT 1 OFFSET (SELECT count(*) / 2 FROM decisions)")
+    sql(attacked, f"UPDATE decisions SET official = CAST(x'4f66ff' AS TEXT) WHERE id = {middle}")
+    found = [f.message for f in verify_store(attacked, verifier_key(), chunk=chunk, workers=1)]
+    assert len(found) == 1 and f"decisions row {middle} " in found[0], found[:5]
+
+
 RETYPES = {
     "an entry stored as text": ("UPDATE ledger_entries SET entry = CAST(entry AS TEXT) WHERE idx = 3",
                                 "ALTER TABLE ledger_entries ALTER COLUMN entry TYPE text USING encode(entry, 'escape')",

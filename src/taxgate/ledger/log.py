@@ -75,15 +75,47 @@ def stream(connection, query, chunk: int = 50_000):
         cursor.itersize = chunk
     else:
         cursor = dbapi.cursor()
+    fast = connection.dialect.name == "sqlite" and dbapi.text_factory is not str
+    done = 0
     try:
-        cursor.execute(sql)
-        while rows := cursor.fetchmany(chunk):
-            yield from rows
+        try:
+            cursor.execute(sql)
+            while rows := (_fetch_utf8(cursor, dbapi, chunk) if fast else cursor.fetchmany(chunk)):
+                yield from rows
+                done += len(rows)
+        except _UndecodableText:
+            # Text that is not UTF-8 (altered): read again with the connection's lenient decoder,
+            # past the rows already handed over (the snapshot holds still, the order is the query's).
+            cursor.close()
+            cursor = dbapi.cursor()
+            cursor.execute(sql)
+            while done and (skipped := cursor.fetchmany(min(chunk, done))):
+                done -= len(skipped)
+            while rows := cursor.fetchmany(chunk):
+                yield from rows
     except connection.dialect.loaded_dbapi.Error as exc:  # a value the driver cannot even read
         raise LedgerError(f"the store cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}): it was "
                           "altered where the driver cannot follow") from None
     finally:
         cursor.close()
+
+
+class _UndecodableText(Exception):
+    pass
+
+
+def _fetch_utf8(cursor, dbapi, chunk: int) -> list:
+    """A chunk read with SQLite's own UTF-8 decoding, several times faster than a Python decoder
+    called for each value; text that is not UTF-8 raises _UndecodableText."""
+    lenient, dbapi.text_factory = dbapi.text_factory, str
+    try:
+        return cursor.fetchmany(chunk)
+    except dbapi.OperationalError as exc:
+        if "decode" in str(exc):
+            raise _UndecodableText from None
+        raise
+    finally:
+        dbapi.text_factory = lenient
 
 
 def canonical(entry: dict, *, checked: bool = True) -> bytes:
