@@ -218,3 +218,23 @@ def test_evidence_serialised_once_is_what_json_writes():
     evidence = {"a b": 1, "a": {"z": [1, 2.5, None], "b": "Núñez \u2028 \"q\""}, "a!": True, "": {}, "runner_up": {}}
     assert evidence_json(evidence_fields(evidence)) == json.dumps(evidence, sort_keys=True)
     assert evidence_json({}) == json.dumps({}) == "{}"
+
+
+def test_the_first_block_takes_every_chunk_already_judged():
+    """A block costs a Splink run over the master: when the rules have run ahead (a master prepared
+    cold), the first block takes all they judged; later blocks keep their size, and every chunk is
+    in exactly one block, in order."""
+    import pyarrow as pa
+
+    from taxgate.pipeline import _blocks
+
+    chunks = [(pa.table({"row_number": [i * 10 + k for k in range(10)]}), pa.table({"n": [i]})) for i in range(12)]
+
+    def sizes(judged_already):
+        blocks = list(_blocks(iter(chunks), 20, judged_already))
+        assert [r for judged, _ in blocks for r in judged["row_number"].to_pylist()] == list(range(120))
+        return [judged.num_rows for judged, _ in blocks]
+
+    assert sizes(lambda chunk: False) == [20] * 6  # nothing ahead: blocks of their size
+    assert sizes(lambda chunk: chunk < 7) == [70, 20, 20, 10]  # seven judged ahead: one block of them
+    assert sizes(lambda chunk: True) == [120]  # all judged: one block, one Splink run

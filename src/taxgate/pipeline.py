@@ -229,16 +229,20 @@ class Decided:
     evidence: dict[str, tuple[str, str]] | None  # response.evidence_fields: serialised once, written twice
 
 
-def _blocks(results: Iterator[tuple[pa.Table, pa.Table]], rows: int) -> Iterator[tuple[pa.Table, pa.Table]]:
-    """The rules pass's chunks, in order, gathered into blocks of about `rows` requests."""
-    judged, eligible, held = [], [], 0
-    for judged_rows, eligible_rows in results:
+def _blocks(results: Iterator[tuple[pa.Table, pa.Table]], rows: int,
+            judged_already: Callable[[int], bool] = lambda chunk: False) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """The rules pass's chunks, in order, gathered into blocks of about `rows` requests. The first
+    block also takes every chunk already judged when it fills (`judged_already(i)`: chunk i is):
+    each block costs a Splink run over the master, and while a master is first prepared the
+    workers judge most of the batch, so the first block is then most of it."""
+    judged, eligible, held, first = [], [], 0, True
+    for number, (judged_rows, eligible_rows) in enumerate(results):
         judged.append(judged_rows)
         eligible.append(eligible_rows)
         held += judged_rows.num_rows
-        if held >= rows:
+        if held >= rows and not (first and judged_already(number + 1)):
             yield pa.concat_tables(judged), pa.concat_tables(eligible)
-            judged, eligible, held = [], [], 0
+            judged, eligible, held, first = [], [], 0, False
     if judged:
         yield pa.concat_tables(judged), pa.concat_tables(eligible)
 
@@ -286,10 +290,16 @@ def decide_staged(
     releasing = sorted(c.value for c in rules.releases)
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
     try:
-        results = pool.map(_judge_chunk, tasks) if pool else map(_judge_chunk, tasks)
+        futures = [pool.submit(_judge_chunk, task) for task in tasks] if pool else []
+        results = (f.result() for f in futures) if pool else map(_judge_chunk, tasks)
         identification.load_master(con, master_path)  # while the workers judge
         lap("master")
-        for block, (judged, eligible) in enumerate(_blocks(results, block_rows or _block_rows(rows, workers))):
+
+        def judged_already(chunk: int) -> bool:
+            return chunk < len(futures) and futures[chunk].done()
+
+        for block, (judged, eligible) in enumerate(_blocks(results, block_rows or _block_rows(rows, workers),
+                                                           judged_already)):
             lap("rules")
             # Identification: only requests that passed every rule are looked up at all.
             pq.write_table(judged, work / f"judged-{block}.parquet")
