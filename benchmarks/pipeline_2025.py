@@ -116,7 +116,7 @@ def main() -> None:
 
     rows = []
     for cache in master.parent.glob(master.stem + ".taxgate-prepared.*"):
-        cache.unlink()  # cold: the master prepared from scratch
+        shutil.rmtree(cache) if cache.is_dir() else cache.unlink()  # cold: the master prepared from scratch
     for step in ("cold", "warm"):
         # a fresh store, and a fresh signing key for it (a key remembers the last checkpoint it signed)
         for old in WORK.glob(f"{step}.*"):
