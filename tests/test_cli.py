@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def taxgate(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "taxgate", *map(str, args)], capture_output=True, text=True, cwd=cwd)
@@ -59,6 +61,27 @@ def test_master_without_required_columns(world, tmp_path):
     (tmp_path / "master.csv").write_text("tin,name\n1,x\n")
     assert_user_error(taxgate("process", world["manifest"], "--master", tmp_path / "master.csv", "--out", tmp_path / "o"),
                       "lacks column")
+
+
+@pytest.mark.parametrize("content, said", [
+    ("tin,first_name,last_name,street,tax_year\n123456789,A,B,1 Main St,2021.0\n", "tax_year must be a year"),
+    ("tin;first_name;last_name;street;tax_year\n123456789;A;B;1 Main St;2021\n", "lacks column"),  # not CSV's commas
+])
+def test_a_master_two_engines_would_read_apart_is_one_line(world, tmp_path, content, said):
+    """A year written as a fraction, a file separated by semicolons: DuckDB would guess, Spark would
+    stop or read it otherwise; taxgate refuses both alike, before either engine prepares anything."""
+    (tmp_path / "master.csv").write_text(content)
+    assert_user_error(taxgate("process", world["manifest"], "--master", tmp_path / "master.csv", "--out", tmp_path / "o"),
+                      said)
+
+
+def test_a_master_with_a_number_for_a_tin_is_one_line(world, tmp_path):
+    import duckdb
+
+    duckdb.sql(f"""COPY (SELECT 12345678.0 AS tin, 'A' AS first_name, 'B' AS last_name, '1 Main St' AS street,
+                         2021 AS tax_year) TO '{tmp_path / "master.parquet"}'""")
+    assert_user_error(taxgate("process", world["manifest"], "--master", tmp_path / "master.parquet", "--out",
+                              tmp_path / "o"), "tin is stored as DECIMAL(9,1), not text")
 
 
 def test_bad_policy(world, tmp_path):

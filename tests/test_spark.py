@@ -158,7 +158,7 @@ def _hand_built_world(n: int, seed: int):
                 "Lopez Garcia", "Cruz"]
     dobs = ["1985-03-12", "1985-12-03", "1985-03-21", "1958-03-12", "1985-03-13", "1955-06-01", ""]
     streets = ["12 Oak St", "12 Oka St", "12 Oak Street", "14 Oak St", "12 Oak Ave", "12 Oakstreet", "9 Elm St",
-               "12 Oak", "PO Box 12"]
+               "12 Oak", "PO Box 12", "12 Łódź", "12 Lodz St"]
     world = []
     for row in range(1, n + 1):
         person = dict(first=rng.choice(given), last=rng.choice(surnames), dob=rng.choice(dobs),
@@ -282,3 +282,38 @@ def test_the_master_is_prepared_alike_on_both_engines(tmp_path):
     assert _prepared(tmp_path / "spark" / "master.parquet", "spark") == on_duckdb
     assert _prepared(tmp_path / "spark" / "master.csv", "spark") == on_duckdb
     assert _prepared(tmp_path / "spark" / "master.csv", "duckdb") == on_duckdb  # the cache Spark left is read back
+
+
+def test_weights_are_written_alike_on_both_engines():
+    """A weight rounds to three places on DuckDB as round(x * 1000) / 1000, half away from zero, and
+    on Spark from the shortest decimal that prints it, so that 16.2385 (16.23849999...) was 16.238 on
+    one and 16.239 on the other; a small negative rounded to -0.0 on DuckDB, 0.0 on Spark. The
+    evidence writes what `tg_weight` gives, bit for bit the same on both."""
+    import random
+    import struct
+
+    import duckdb
+    import pyarrow as pa
+
+    from taxgate.identify.decision import decision_macros, define_decision_macros
+    from taxgate.identify.dialects import to_spark
+    from taxgate.identify.spark import session
+
+    rng = random.Random(3)
+    values = [16.2385, -9.413499999999999, 2.0005, -2.0005, -0.0004, -0.0001, 0.0004, 1e-12, -1e-12, 0.0, -0.0,
+              *(round(rng.uniform(-30, 30), 4) for _ in range(3_000)), *(rng.uniform(-30, 30) for _ in range(3_000))]
+    table = pa.table({"i": list(range(len(values))), "x": pa.array(values, pa.float64())})
+    con = duckdb.connect()
+    define_decision_macros(con)
+    con.register("vals", table)
+    on_duckdb = con.sql("SELECT i, tg_weight(x) AS w FROM vals ORDER BY i").fetchall()
+    spark = session()
+    spark.createDataFrame(table).createOrReplaceTempView("vals")
+    try:
+        on_spark = [tuple(r) for r in spark.sql(to_spark("SELECT i, tg_weight(x) AS w FROM vals ORDER BY i",
+                                                         decision_macros())).collect()]
+    finally:
+        spark.catalog.dropTempView("vals")
+    bits = lambda rows: [struct.pack(">d", w) for _, w in rows]  # noqa: E731 (-0.0 and 0.0 apart)
+    assert bits(on_duckdb) == bits(on_spark)
+    assert dict(on_duckdb)[0] == 16.238 and struct.pack(">d", dict(on_duckdb)[4]) == struct.pack(">d", 0.0)

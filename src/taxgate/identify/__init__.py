@@ -133,8 +133,8 @@ def _decision_sql(predictions: str, settings: dict, policy: IdentificationRules,
                    if any(level.get("tf_adjustment_column") for level in c["comparison_levels"])}
     # Each field's level, weight and term-frequency adjustment for the deciding pair.
     fields = ", ".join(
-        f"{c} := struct_pack(level := gamma_{c}, weight := round(mw_{c}, 3), "
-        f"tf := {f'round(coalesce(mw_tf_adj_{c}, 0.0), 3)' if c in tf_adjusted else 'CAST(0 AS DOUBLE)'})" for c in comparisons
+        f"{c} := struct_pack(level := gamma_{c}, weight := tg_weight(mw_{c}), "
+        f"tf := {f'tg_weight(coalesce(mw_tf_adj_{c}, 0.0))' if c in tf_adjusted else 'CAST(0 AS DOUBLE)'})" for c in comparisons
     )
     q, m = sides
     return decision_sql(predictions, q, m, fields, policy.threshold, policy.review, policy.margin)

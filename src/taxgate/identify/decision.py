@@ -221,7 +221,7 @@ SELECT q.row_number, coalesce(d.code, 'ID_NO_CANDIDATE') AS code, coalesce(d.rev
     CASE WHEN d.code IS NOT NULL THEN struct_pack(
         address := d.address,
         candidate := struct_pack(address_near := d.address = 'misspelled', address_on_record := d.on_record,
-                                 address_row := d.m_unique_id, tin := d.m_tin, weight := round(d.weight, 3)),
+                                 address_row := d.m_unique_id, tin := d.m_tin, weight := tg_weight(d.weight)),
         clerk_errors := d.clerk_errors,
         decision := d.code || CASE WHEN d.review THEN ' (review)' ELSE '' END,
         dob := d.dob,
@@ -231,13 +231,16 @@ SELECT q.row_number, coalesce(d.code, 'ID_NO_CANDIDATE') AS code, coalesce(d.rev
         names_agree := d.names = 'agree',
         namesakes_at_address := d.namesakes,
         rule := d.rule,
-        runner_up := struct_pack(tin := coalesce(d.runner_tin, ''), weight := round(d.runner_weight, 3))
+        runner_up := struct_pack(tin := coalesce(d.runner_tin, ''), weight := tg_weight(d.runner_weight))
     ) END AS evidence
 FROM id_requests q LEFT JOIN decided d USING (row_number)
 """
 
-# The date of birth's typing errors, as a DuckDB macro (tg_typo, for words, is `normalize.name`'s).
+# The date of birth's typing errors, and a weight as the evidence writes it, as DuckDB macros
+# (tg_typo, for words, is `normalize.name`'s).
 _MACROS = (
+    # To three places; a negative zero (a tf adjustment of -0.0004) written 0, since engines part on its sign.
+    "CREATE OR REPLACE MACRO tg_weight(x) AS round(x, 3) + 0.0",
     # A date of birth (YYYY-MM-DD) against the record's. A generation apart is never a typo.
     """CREATE OR REPLACE MACRO tg_dob(a, b) AS CASE
            WHEN a IS NULL OR b IS NULL THEN 'missing'

@@ -113,6 +113,19 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         # l[i] is NULL past the list's end on DuckDB, and Spark's an error when ANSI mode is on,
         # even in a condition an earlier one rules out: try_element_at (1-based) is DuckDB's l[i]
         return exp.Anonymous(this="TRY_ELEMENT_AT", expressions=[node.this.copy(), exp.Literal.number(duckdb_index)])
+    if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
+        places = node.args["decimals"]
+        if not (isinstance(places, exp.Literal) and places.is_int and 0 <= int(places.name) <= 15):
+            raise UnsupportedSQL("round() to places that are not a whole number from 0 to 15")
+        if int(places.name) == 0:
+            return node
+        # DuckDB rounds a double as round(x * 10^n) / 10^n, half away from zero on the product; Spark
+        # rounds the shortest decimal that prints x (16.2385 is 16.238499..., DuckDB's 16.238, Spark's
+        # 16.239). To whole numbers the two agree, so Spark is given DuckDB's steps.
+        scale = exp.Literal.number(10 ** int(places.name))
+        product = exp.Mul(this=exp.Paren(this=node.this.copy()), expression=scale)
+        whole = exp.Round(this=product, decimals=exp.Literal.number(0))
+        return exp.Paren(this=exp.Div(this=whole, expression=scale.copy()))
     if isinstance(node, exp.ArgMax) and isinstance(node.expression, exp.Tuple):
         # an ordering by several values: DuckDB compares the row, Spark the struct, field by field
         node = node.copy()

@@ -22,8 +22,8 @@ import pyarrow as pa
 from taxgate.identify.features import ADDRESS_COLUMNS, address_features, iso_date, name_features
 from taxgate.normalize.name import suffix_code
 
-FEATURES_VERSION = "7"  # 2: street core and type; 3, 5: dates of birth read day first, or blank; 4: street letters;
-# 6: a street line without a word is no street; 7: the rows numbered in an order without ties
+FEATURES_VERSION = "8"  # 2: street core and type; 3, 5: dates of birth read day first, or blank; 4: street letters;
+# 6: a street line without a word is no street; 7: the rows numbered in an order without ties; 8: all in ASCII
 MASTER_COLUMNS = ("tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
                   "street", "unit", "city", "state", "zip", "tax_year")
 REQUIRED = ("tin", "first_name", "last_name", "street", "tax_year")
@@ -49,19 +49,20 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None 
         con.execute(f"DROP TABLE {table}")  # the term frequencies of a master read before (`master_frequencies`)
     if not path.is_file():
         raise MasterError(f"taxpayer master not found: {path}")
-    reader = "read_parquet(?)" if path.suffix.lower() in (".parquet", ".pq") else "read_csv(?, header=true, all_varchar=true)"
+    # CSV as RFC 4180 has it (commas, double quotes), not as sniffed: Spark reads the same file alike.
+    reader = "read_parquet(?)" if path.suffix.lower() in (".parquet", ".pq") else \
+        "read_csv(?, header=true, all_varchar=true, delim=',', quote='\"', escape='\"')"
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE master_raw AS SELECT * FROM {reader}", [str(path)])
     except duckdb.Error as exc:
         raise MasterError(f"cannot read taxpayer master {path.name}: {str(exc).splitlines()[0]}") from None
-    present = {r[0].lower() for r in con.execute("DESCRIBE master_raw").fetchall()}
+    kinds = {name.lower(): kind for name, kind, *_ in con.execute("DESCRIBE master_raw").fetchall()}
+    present = set(kinds)
     missing = [c for c in REQUIRED if c not in present]
     if missing:
         raise MasterError(f"taxpayer master {path.name} lacks column(s): {', '.join(missing)}")
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE master AS {_as_filed(present)}")
-    except duckdb.Error:
-        raise MasterError(f"taxpayer master {path.name}: tax_year must be a year") from None
+    _check_kinds(con, path, kinds)
+    con.execute(f"CREATE OR REPLACE TABLE master AS {_as_filed(present)}")
     con.execute("DROP TABLE master_raw")
 
     cache = path.with_name(path.stem + ".taxgate-prepared.parquet")
@@ -80,6 +81,27 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None 
         stamp.write_text(json.dumps(source))
     except (duckdb.Error, OSError):
         pass  # a read-only folder: prepare again next time
+
+
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+
+
+def _check_kinds(con: duckdb.DuckDBPyConnection, path: Path, kinds: dict[str, str]) -> None:
+    """Every column text (a TIN or ZIP stored as a number has lost its leading zeros; a fraction
+    prints differently on every engine), a date of birth text or a date, the tax year a whole
+    number or four digits."""
+    for c in MASTER_COLUMNS:
+        kind = kinds.get(c, "VARCHAR")
+        allowed = ("VARCHAR", *_INTEGERS) if c == "tax_year" else ("VARCHAR", "DATE") if c == "date_of_birth" \
+            else ("VARCHAR",)
+        if kind not in allowed:
+            raise MasterError(f"taxpayer master {path.name}: {c} is stored as {kind}, not "
+                              f"{'a year' if c == 'tax_year' else 'text'}")
+    if kinds["tax_year"] == "VARCHAR":
+        bad = con.execute("SELECT tax_year FROM master_raw WHERE tax_year IS NOT NULL AND "
+                          r"NOT regexp_full_match(tax_year, '\s*[0-9]{4}\s*') LIMIT 1").fetchone()
+        if bad:
+            raise MasterError(f"taxpayer master {path.name}: tax_year must be a year, not {bad[0]!r:.20}")
 
 
 def _as_filed(present: set[str]) -> str:
@@ -189,7 +211,7 @@ def _prepare_on_spark(path: Path, present: set[str], parts: Path) -> Path:
     if path.suffix.lower() in (".parquet", ".pq"):
         raw = spark.read.parquet(str(path))
     else:
-        raw = spark.read.option("header", True).option("inferSchema", False).csv(str(path))
+        raw = spark.read.options(header=True, inferSchema=False, multiLine=True, quote='"', escape='"').csv(str(path))
     views = ("master_raw", "master", *(m[0] for m in _MAPS))
     try:
         raw.toDF(*(c.lower() for c in raw.columns)).createOrReplaceTempView("master_raw")

@@ -23,7 +23,7 @@ from scourgify.normalize import (
     normalize_address_components,
 )
 
-from taxgate.normalize.text import fold
+from taxgate.normalize.text import ascii_text, fold
 
 _ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
 
@@ -113,6 +113,7 @@ _DESIGNATOR = re.compile(
 def _tag(street: str, unit: str) -> tuple[str, dict[str, str]] | None:
     """The street line and unit as usaddress tags them (after scourgify's pre-cleaning), or None
     when they set forth no street at all."""
+    street, unit = ascii_text(street), ascii_text(unit)  # "12 Łódź St" is "12 Lodz St"
     text = " ".join(part for part in (street.strip(), unit.strip()) if part)
     if not text or not re.search(r"[^\W\d_]", street):
         # A street line with no word in it ("31") sets forth no street, whatever the unit field

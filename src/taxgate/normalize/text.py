@@ -8,13 +8,26 @@ import unicodedata
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
-def fold(text: str) -> str:
-    """Lower-case, strip accents, turn every run of punctuation or space into one space."""
+# Latin letters Unicode does not decompose into a letter and an accent, as they are written in ASCII.
+_UNDECOMPOSED = str.maketrans({"ß": "ss", "ẞ": "SS", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Ø": "O", "ø": "o",
+                               "Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ð": "D", "ð": "d", "Þ": "TH", "þ": "th",
+                               "ı": "i", "Ħ": "H", "ħ": "h", "Ŧ": "T", "ŧ": "t"})
+
+
+def ascii_text(text: str) -> str:
+    """Text in ASCII, case and punctuation kept: accents dropped ("Núñez" -> "Nunez"), the letters
+    that carry no separable accent spelled as in ASCII ("Łódź" -> "Lodz", "Straße" -> "Strasse"),
+    anything else not ASCII dropped. What is compared is then ASCII alone, where a character is a
+    byte: DuckDB counts a string's edits in bytes, Spark in characters, and the two must agree."""
     if text.isascii():
-        return _NON_ALNUM.sub(" ", text.lower()).strip()
-    # Decompose, then drop what is not ASCII: accents go, letters stay ("Núñez" -> "nunez").
-    ascii_only = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return _NON_ALNUM.sub(" ", ascii_only.lower()).strip()
+        return text
+    decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSED))
+    return decomposed.encode("ascii", "ignore").decode("ascii")
+
+
+def fold(text: str) -> str:
+    """Lower-case, in ASCII (`ascii_text`), every run of punctuation or space turned into one space."""
+    return _NON_ALNUM.sub(" ", ascii_text(text).lower()).strip()
 
 
 def digits(value: str | None) -> str:
