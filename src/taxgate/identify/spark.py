@@ -27,6 +27,8 @@ def session():
         .appName("taxgate")
         .config("spark.jars", similarity_jar_location())
         .config("spark.sql.shuffle.partitions", os.environ.get("TAXGATE_SPARK_PARTITIONS", "8"))
+        # its catalog's folder, which Spark would otherwise make in the working directory
+        .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="taxgate-spark-warehouse-"))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", os.environ.get("TAXGATE_SPARK_DRIVER_MEMORY", "4g"))
