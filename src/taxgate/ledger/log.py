@@ -105,8 +105,8 @@ class _UndecodableText(Exception):
 
 
 def _fetch_utf8(cursor, dbapi, chunk: int) -> list:
-    """A chunk read with SQLite's own UTF-8 decoding, several times faster than a Python decoder
-    called for each value; text that is not UTF-8 raises _UndecodableText."""
+    """A chunk read with SQLite's own UTF-8 decoding, not a Python decoder called for each value
+    (a tenth of a verify's time, profiled); text that is not UTF-8 raises _UndecodableText."""
     lenient, dbapi.text_factory = dbapi.text_factory, str
     try:
         return cursor.fetchmany(chunk)
