@@ -187,13 +187,15 @@ def _decisions_digest(out) -> str:
 @pytest.mark.parametrize("cut", ["one block", "blocks"])
 @pytest.mark.parametrize("mix", sorted(DECIDED))
 def test_the_decisions_are_byte_for_byte_those_recorded_for_these_versions(world, tmp_path, monkeypatch, mix, cut):
-    """Also when the batch is cut into blocks that are identified and decided while two worker
-    processes judge the next: a request's decision is its own, whatever came in its block."""
+    """Also when the batch is cut into blocks that are identified while two worker processes judge
+    the next, and decided by two more, several chunks in flight: a request's decision is its own,
+    whatever came in its block, and the response keeps the batch's order."""
     from taxgate.identify import MODEL_VERSION
     from taxgate.rules import RULE_SET_VERSION
 
     if cut == "blocks":
         monkeypatch.setattr("taxgate.pipeline.CHUNK_ROWS", 200)
+        monkeypatch.setattr("taxgate.pipeline.RECORD_ROWS", 70)  # pass 3's chunks: more than `ahead` a block
         monkeypatch.setenv("TAXGATE_WORKERS", "2")
     else:
         monkeypatch.setenv("TAXGATE_WORKERS", "1")

@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
 from dataclasses import asdict, dataclass, field, fields
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taxgate import identify as identification
-from taxgate.decide import decide
+from taxgate.decide import Decision, decide
 from taxgate.history import Figures, History, scope_of
 from taxgate.domain import REQUEST_COLUMNS, Outcome, ReasonCode, Request
 from taxgate.intake import Manifest, RowStream, read_manifest
@@ -289,6 +289,9 @@ def decide_staged(
     workers = _rule_workers(rows)
     releasing = sorted(c.value for c in rules.releases)
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    # Pass 3's workers are a pool of their own: in one, a block's decisions would wait behind every
+    # chunk still to judge, and this process (which records them) with them.
+    deciders = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
     try:
         futures = [pool.submit(_judge_chunk, task) for task in tasks] if pool else []
         results = (f.result() for f in futures) if pool else map(_judge_chunk, tasks)
@@ -312,18 +315,25 @@ def decide_staged(
             lap("identify")
             # The one item the law allows, for positive identifications only.
             identification.release_addresses(con, "id_decisions", releasing)
-            yield from _decide_block(con, work / f"judged-{block}.parquet", releasing, rules, policy, history, lap)
+            yield from _decide_block(con, work / f"judged-{block}.parquet", releasing, rules, policy, history, lap,
+                                      deciders)
     finally:
-        if pool:  # a run that stopped early (an error, a consumer that stopped reading) judges no further
-            pool.shutdown(cancel_futures=True)
+        for workers_of in (pool, deciders):  # a run that stopped early judges and decides no further
+            if workers_of:
+                workers_of.shutdown(cancel_futures=True)
 
 
 _CODES = {code.value: code for code in ReasonCode}  # a dict lookup: Enum's call costs more, a million times
 
 
 def _decide_block(con: duckdb.DuckDBPyConnection, judged: Path, releasing: list[str], rules: RuleSet, policy: Policy,
-                  history: History | None, lap: Callable[[str], None]) -> Iterator[list[Decided]]:
-    """Pass 3 over one block's rows (those of `judged`): decide each, in row order, streamed."""
+                  history: History | None, lap: Callable[[str], None],
+                  pool: ProcessPoolExecutor | None = None, ahead: int = 2) -> Iterator[list[Decided]]:
+    """Pass 3 over one block's rows (those of `judged`): decide each, in row order, streamed.
+
+    DuckDB joins everything a decision reads; the decisions themselves, and their evidence's JSON,
+    are made chunk by chunk in `pool`'s workers when there is one (`ahead` chunks in flight), so that
+    this process, which records and writes every row, does nothing else per row."""
     wanted = ", ".join(f"'{c}'" for c in releasing)
     reader = con.sql(
         f"""
@@ -340,31 +350,70 @@ def _decide_block(con: duckdb.DuckDBPyConnection, judged: Path, releasing: list[
         ORDER BY s.row_number
         """
     ).to_arrow_reader(RECORD_ROWS)
+    window = history.window_days if history else None
+    if pool is None:
+        for batch in reader:
+            chunk = [_unpacked(row) for row in _decide_rows(batch, rules.name, policy, window)]
+            lap("decide")
+            yield chunk
+        return
+    pending: deque[Future[list[tuple]]] = deque()
     for batch in reader:
-        chunk: list[Decided] = []
-        for row in batch.to_pylist():
-            request = Request(row["row_number"], request_id=row["request_id"], parse_error=row["parse_error"])
-            found = identification.from_row(row) if row["code"] else None
-            decision = decide(
-                [_CODES[c] for c in row["codes"].split(";") if c],
-                [r for r in row["refused_items"].split(";") if r],
-                row["wants"],
-                found,
-                rules.releases,
-            )
-            evidence = found.evidence if found else None
-            if evidence and decision.outcome is Outcome.REVIEW:  # the officer sees the request beside the record
-                evidence = {**evidence, "request": row["asked"]}
-            behind = figures_evidence(decision.codes, row["figures"], policy, history and history.window_days)
-            if behind:  # the figure behind a cross-batch code, for whoever reads the decision later
-                evidence = {**(evidence or {}), "figures": behind}
-            dumped = evidence_fields(evidence) if evidence else None
-            chunk.append(Decided(request, Row(
-                request.row_number, request.display_id, digits(row["tin"]), decision, row["address"],
-                evidence_json(dumped) if dumped else None, row["statute"] or "",
-                row["engaged_official"] or "", row["case_number"] or ""), dumped))
+        pending.append(pool.submit(_decide_rows, batch, rules.name, policy, window))
+        if len(pending) > ahead:
+            chunk = [_unpacked(row) for row in pending.popleft().result()]
+            lap("decide")
+            yield chunk
+    while pending:
+        chunk = [_unpacked(row) for row in pending.popleft().result()]
         lap("decide")
         yield chunk
+
+
+def _decide_rows(batch: pa.RecordBatch, rule_set: str, policy: Policy, window_days: int | None) -> list[tuple]:
+    """One decision per row of pass 3's query (in a worker, or in the main process when alone), each
+    as a tuple of plain values (`_unpacked` makes it a `Decided`): a worker's answer is pickled, and
+    dataclasses pickle several times slower than tuples of strings."""
+    releases = RULE_SETS[rule_set].releases
+    chunk: list[tuple] = []
+    for row in batch.to_pylist():
+        found = identification.from_row(row) if row["code"] else None
+        decision = decide(
+            [_CODES[c] for c in row["codes"].split(";") if c],
+            [r for r in row["refused_items"].split(";") if r],
+            row["wants"],
+            found,
+            releases,
+        )
+        evidence = found.evidence if found else None
+        if evidence and decision.outcome is Outcome.REVIEW:  # the officer sees the request beside the record
+            evidence = {**evidence, "request": row["asked"]}
+        behind = figures_evidence(decision.codes, row["figures"], policy, window_days)
+        if behind:  # the figure behind a cross-batch code, for whoever reads the decision later
+            evidence = {**(evidence or {}), "figures": behind}
+        dumped = evidence_fields(evidence) if evidence else None
+        chunk.append((
+            row["row_number"], row["request_id"], row["parse_error"], digits(row["tin"]),
+            decision.outcome.value, ";".join(c.value for c in decision.codes), decision.refused_items,
+            decision.matched_tin, decision.runner_up_tin, decision.match_weight, decision.runner_up_weight,
+            row["address"], evidence_json(dumped) if dumped else None, row["statute"] or "",
+            row["engaged_official"] or "", row["case_number"] or "", dumped,
+        ))
+    return chunk
+
+
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}
+
+
+def _unpacked(values: tuple) -> Decided:
+    """A `Decided` from `_decide_rows`'s tuple."""
+    (row_number, request_id, parse_error, requested_tin, outcome, codes, refused, matched_tin, runner_up_tin,
+     match_weight, runner_up_weight, address, evidence, statute, official, case_number, dumped) = values
+    request = Request(row_number, request_id=request_id, parse_error=parse_error)
+    decision = Decision(_OUTCOMES[outcome], tuple(_CODES[c] for c in codes.split(";") if c), refused, matched_tin,
+                        runner_up_tin, match_weight, runner_up_weight)
+    return Decided(request, Row(row_number, request.display_id, requested_tin, decision, address, evidence, statute,
+                                official, case_number), dumped)
 
 
 def process(

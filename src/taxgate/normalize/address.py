@@ -62,6 +62,7 @@ def zip5(zip_code: str) -> str:
     return match.group(1)
 
 
+@lru_cache(maxsize=65_536)  # every address and name field of every request: the same values recur
 def is_placeholder(value: str, phrases: frozenset[str]) -> bool:
     """True when a field is filled without content: a listed phrase (case, punctuation and spacing
     aside, so "N/A N/A" is "NA NA"), the same phrase repeated, or all zeros / all x's.

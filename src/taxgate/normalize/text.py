@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
@@ -25,6 +26,7 @@ def ascii_text(text: str) -> str:
     return decomposed.encode("ascii", "ignore").decode("ascii")
 
 
+@lru_cache(maxsize=65_536)  # a dozen fields of every request: names, states, officers, items recur
 def fold(text: str) -> str:
     """Lower-case, in ASCII (`ascii_text`), every run of punctuation or space turned into one space."""
     return _NON_ALNUM.sub(" ", ascii_text(text).lower()).strip()

@@ -112,6 +112,7 @@ class Policy:
     source: Path | None = field(default=None, compare=False)
     sha256: str = ""  # of the file's bytes: two files that share a version name are not one policy
     _kinds: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _items: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def recorded(self) -> str:
@@ -146,6 +147,16 @@ class Policy:
     def canonical_item(self, item: str) -> str:
         key = fold(item).replace(" ", "_")
         return self.item_aliases.get(key, key)
+
+    def requested_items(self, items_field: str) -> tuple[str, ...]:
+        """A request's `requested_items` field as canonical item names, repeats dropped, in order
+        (memoised like `statute_kinds`: three rules ask, and the field is the same on most rows)."""
+        if items_field not in self._items:
+            if len(self._items) > 50_000:
+                self._items.clear()
+            items = (self.canonical_item(i) for i in split_list(items_field))
+            self._items[items_field] = tuple(dict.fromkeys(items))
+        return self._items[items_field]
 
 
 def _period(table) -> Period:

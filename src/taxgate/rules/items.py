@@ -5,7 +5,6 @@ ex parte order under (i)(1). Item scope: a refused item does not refuse the rest
 from __future__ import annotations
 
 from taxgate.domain import LAST_KNOWN_ADDRESS, ReasonCode, Request
-from taxgate.normalize.text import split_list
 from taxgate.policy import Policy
 from taxgate.rules.registry import Context, request_rule
 
@@ -13,8 +12,7 @@ from taxgate.rules.registry import Context, request_rule
 
 def requested_items(request: Request, policy: Policy) -> list[str]:
     """The items asked for, in canonical names; none listed means the last known address."""
-    items = [policy.canonical_item(i) for i in split_list(request.requested_items)]
-    return list(dict.fromkeys(items)) or [LAST_KNOWN_ADDRESS]
+    return list(policy.requested_items(request.requested_items)) or [LAST_KNOWN_ADDRESS]
 
 
 def refused_items(request: Request, policy: Policy) -> list[str]:
