@@ -33,6 +33,11 @@ LEGEND_COLUMNS = ("code", "level", "citation", "meaning")
 
 
 _OUTCOME, _REQUEST_ID, _ROW_NUMBER = (json.dumps(k) for k in ("outcome", "request_id", "row_number"))
+# json.dumps with options builds an encoder on every call; these are its encoders, built once (the
+# same options, so the same bytes), for the several values of every row.
+_DUMPS = json.JSONEncoder().encode
+_DUMPS_SORTED = json.JSONEncoder(sort_keys=True).encode
+_DUMPS_UNICODE = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def legend(requester: bool = True) -> list[dict[str, str]]:
@@ -53,7 +58,7 @@ def evidence_fields(evidence: dict) -> dict[str, tuple[str, str]]:
     """Each top-level field of a decision's evidence as JSON (key, value), each value serialised
     once: `evidence_json` joins them into what `json.dumps(evidence, sort_keys=True)` writes (the
     store's copy) and evidence.jsonl writes them beside the request's own fields."""
-    return {k: (json.dumps(k), json.dumps(v, sort_keys=True)) for k, v in evidence.items()}
+    return {k: (_DUMPS(k), _DUMPS_SORTED(v)) for k, v in evidence.items()}
 
 
 def evidence_json(fields: dict[str, tuple[str, str]]) -> str:
@@ -141,7 +146,7 @@ class ResponseWriter:
         self._response.writerow(row[c] for c in RESPONSE_COLUMNS)
         for code in decision.requester_codes:
             self._given[code.value] = self._given.get(code.value, 0) + 1
-        self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._jsonl.write(_DUMPS_UNICODE(row) + "\n")
         self._decisions.writerow(
             (
                 request.display_id,
@@ -157,7 +162,7 @@ class ResponseWriter:
         if request.malformed:
             self._malformed.writerow((request.row_number, request.request_id, request.parse_error))
         if evidence:  # the request's own fields first: one of the evidence's, if named alike, wins (as in a dict)
-            line = {"outcome": (_OUTCOME, json.dumps(decision.outcome.value)),
-                    "request_id": (_REQUEST_ID, json.dumps(request.display_id)),
+            line = {"outcome": (_OUTCOME, _DUMPS(decision.outcome.value)),
+                    "request_id": (_REQUEST_ID, _DUMPS(request.display_id)),
                     "row_number": (_ROW_NUMBER, str(request.row_number)), **evidence}
             self._evidence.write(evidence_json(line) + "\n")
