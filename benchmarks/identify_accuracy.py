@@ -21,7 +21,8 @@ Data sets:
   simulant's Social Security record, as the agency's does); the requests are the 2020 census
   records with their noise (children, who file no return, included). Truth is the simulant id; a
   request is lawful to answer when its simulant filed and their census address is one they filed
-  from, both taken from the population without noise (so a typo in a form does not change it). The sample's ZIP codes are all "00000" (anonymised) and are blanked on both sides.
+  from, both taken from the population without noise (so a typo in a form does not change it). The
+  sample's ZIP codes are all "00000" (anonymised) and are blanked on both sides.
 
 Prints, per data set and per slice (origin of the name, hard case, fields a duplicate corrupted):
   lawful      requests that could rightly be disclosed (the person is in the master, at an address
@@ -69,18 +70,25 @@ GROUP BY slice ORDER BY slice = 'all' DESC, slice
 
 FALSE = "outcome = 'DISCLOSED' AND NOT (matched_tin = truth AND lawful)"
 MISSED = "lawful AND passed AND NOT (outcome = 'DISCLOSED' AND matched_tin = truth)"
-HEADER = (f"{'slice':30} {'requests':>8} {'lawful':>7} {'passed':>7} {'disclosed':>9} {'precision':>9} {'recall':>7} "
-          f"{'|passed':>7} {'false':>6} {'review':>7}")
+HEADER = (
+    f"{'slice':30} {'requests':>8} {'lawful':>7} {'passed':>7} {'disclosed':>9} {'precision':>9} {'recall':>7} "
+    f"{'|passed':>7} {'false':>6} {'review':>7}"
+)
 
 
 def _line(slice_, n, lawful, passed, disclosed, correct, false, review) -> str:
     def share(a, b):
         return f"{a / b:.3f}" if b else "  -  "
-    return (f"{slice_:30} {n:8,} {lawful:7,} {passed:7,} {disclosed:9,} {share(correct, disclosed):>9} "
-            f"{share(correct, lawful):>7} {share(correct, passed):>7} {false:6,} {review / n:7.1%}")
+
+    return (
+        f"{slice_:30} {n:8,} {lawful:7,} {passed:7,} {disclosed:9,} {share(correct, disclosed):>9} "
+        f"{share(correct, lawful):>7} {share(correct, passed):>7} {false:6,} {review / n:7.1%}"
+    )
 
 
-def report(title: str, con: duckdb.DuckDBPyConnection, folder: Path, extra: list[str] | None = None) -> None:
+def report(
+    title: str, con: duckdb.DuckDBPyConnection, folder: Path, extra: list[str] | None = None
+) -> None:
     """Print the table for `judged` (request_id, outcome, matched_tin, truth, lawful, passed, slices);
     write the false disclosures, if any, to `folder/false_disclosures.csv` for a person to read."""
     false = folder / "false_disclosures.csv"
@@ -96,14 +104,21 @@ def report(title: str, con: duckdb.DuckDBPyConnection, folder: Path, extra: list
     # The lawful requests the rules let through and identification did not answer, by the rule that
     # stopped them: where the yield is lost. Each is in misses.csv beside its decision.
     misses = folder / "misses.csv"
-    con.execute(f"""COPY (SELECT j.*, d.reasons, d.match_weight, d.runner_up_weight FROM (SELECT * FROM judged WHERE {MISSED}) j
-                    JOIN read_csv('{folder / "out" / "auditors" / "decisions.csv"}', all_varchar=true) d USING (request_id)
+    con.execute(f"""COPY (SELECT j.*, d.reasons, d.match_weight, d.runner_up_weight
+                    FROM (SELECT * FROM judged WHERE {MISSED}) j
+                    JOIN read_csv('{folder / "out" / "auditors" / "decisions.csv"}',
+                    all_varchar=true) d USING (request_id)
                     ) TO '{misses}' (HEADER)""")
     lost = con.execute(f"SELECT count(*) FROM judged WHERE {MISSED}").fetchall()[0][0]
     if lost:
-        by_reason = con.execute(f"SELECT reasons, count(*) FROM read_csv('{misses}', all_varchar=true) "
-                                "GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
-        print("missed (lawful, passed, not disclosed): " + ", ".join(f"{r} {n:,}" for r, n in by_reason))
+        by_reason = con.execute(
+            f"SELECT reasons, count(*) FROM read_csv('{misses}', all_varchar=true) "
+            "GROUP BY ALL ORDER BY 2 DESC, 1"
+        ).fetchall()
+        print(
+            "missed (lawful, passed, not disclosed): "
+            + ", ".join(f"{r} {n:,}" for r, n in by_reason)
+        )
 
 
 def _process(folder: Path, manifest: Path, master: Path) -> tuple[object, Path]:
@@ -142,27 +157,53 @@ def synthetic(seed: int, taxpayers: int, requests: int) -> None:
                 CASE WHEN m.apartment_building THEN ['hard:apartment'] ELSE [] END,
                 CASE WHEN coalesce(n.common_name, false) THEN ['hard:common_name'] ELSE [] END,
                 CASE WHEN l.true_tin = '' THEN ['hard:absent_from_master'] ELSE [] END,
-                CASE WHEN l.true_tin <> '' AND NOT l.address_on_record THEN ['hard:never_filed_from_address'] ELSE [] END,
-                list_transform(list_filter(string_split(l.variations, ';'), lambda v: v <> ''), lambda v: 'variation:' || v)
+                CASE WHEN l.true_tin <> '' AND NOT l.address_on_record THEN
+                    ['hard:never_filed_from_address'] ELSE [] END,
+                list_transform(list_filter(string_split(l.variations, ';'), lambda v: v <> ''),
+                lambda v: 'variation:' || v)
             ) AS slices
         FROM read_csv('{decisions}', all_varchar=true) d
         JOIN read_parquet('{folder / "batch" / "requests.labels.parquet"}') l USING (request_id)
         LEFT JOIN read_parquet('{master.with_name(master.stem + ".labels.parquet")}') m ON m.tin = l.true_tin
         LEFT JOIN name_counts n ON n.tin = l.true_tin
     """)
-    report(f"synthetic world, seed {seed}: {taxpayers:,} taxpayers, {result.rows:,} lawful requests, "
-           f"model {result.model_version}, processed in {time.perf_counter() - started:.1f} s", con, folder)
+    report(
+        f"synthetic world, seed {seed}: {taxpayers:,} taxpayers, {result.rows:,} lawful requests, "
+        f"model {result.model_version}, processed in {time.perf_counter() - started:.1f} s",
+        con,
+        folder,
+    )
 
 
 def _lawful_batch(folder: Path, batch_ref: str) -> Path:
-    (folder / "manifest.json").write_text(json.dumps({
-        "batch_ref": batch_ref, "agency": "DHS-ICE", "submitted_at": "2025-07-25T00:00:00Z", "requests": "requests.csv",
-        "signed_by": {"name": "Casey Morgan", "title": "Director, U.S. Immigration and Customs Enforcement"},
-        "certification": "Solely for the investigations named."}))
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "batch_ref": batch_ref,
+                "agency": "DHS-ICE",
+                "submitted_at": "2025-07-25T00:00:00Z",
+                "requests": "requests.csv",
+                "signed_by": {
+                    "name": "Casey Morgan",
+                    "title": "Director, U.S. Immigration and Customs Enforcement",
+                },
+                "certification": "Solely for the investigations named.",
+            }
+        )
+    )
     return folder / "manifest.json"
 
 
-FEBRL_FIELDS = ("given_name", "surname", "street_number", "address_1", "suburb", "postcode", "state", "date_of_birth")
+FEBRL_FIELDS = (
+    "given_name",
+    "surname",
+    "street_number",
+    "address_1",
+    "suburb",
+    "postcode",
+    "state",
+    "date_of_birth",
+)
 
 
 def _within_clerk_errors(duplicate, original) -> bool:
@@ -174,12 +215,21 @@ def _within_clerk_errors(duplicate, original) -> bool:
 
     def near(a: str, b: str, n: int) -> bool:
         return not a or not b or edits(a, b) <= n
-    names = ((near(duplicate.given_name, original.given_name, 2) and near(duplicate.surname, original.surname, 2))
-             or (duplicate.given_name, duplicate.surname) == (original.surname, original.given_name))
-    return (duplicate.street_number == original.street_number and names
-            and near(duplicate.date_of_birth, original.date_of_birth, 1)
-            and near(duplicate.address_1, original.address_1, 2)
-            and (near(duplicate.postcode, original.postcode, 0) or near(duplicate.suburb, original.suburb, 1)))
+
+    names = (
+        near(duplicate.given_name, original.given_name, 2)
+        and near(duplicate.surname, original.surname, 2)
+    ) or (duplicate.given_name, duplicate.surname) == (original.surname, original.given_name)
+    return (
+        duplicate.street_number == original.street_number
+        and names
+        and near(duplicate.date_of_birth, original.date_of_birth, 1)
+        and near(duplicate.address_1, original.address_1, 2)
+        and (
+            near(duplicate.postcode, original.postcode, 0)
+            or near(duplicate.suburb, original.suburb, 1)
+        )
+    )
 
 
 def febrl(which: int, baseline: bool) -> None:
@@ -198,48 +248,125 @@ def febrl(which: int, baseline: bool) -> None:
         return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
 
     def record(r) -> dict:
-        return {"first_name": r.given_name, "last_name": r.surname, "date_of_birth": dob(r.date_of_birth),
-                "street": f"{r.street_number} {r.address_1}".strip(), "unit": "", "city": r.suburb,
-                "state": r.state, "zip": r.postcode.zfill(5) if r.postcode else ""}
+        return {
+            "first_name": r.given_name,
+            "last_name": r.surname,
+            "date_of_birth": dob(r.date_of_birth),
+            "street": f"{r.street_number} {r.address_1}".strip(),
+            "unit": "",
+            "city": r.suburb,
+            "state": r.state,
+            "zip": r.postcode.zfill(5) if r.postcode else "",
+        }
 
     def person(rec_id: str) -> str:
         return rec_id.split("-")[1]  # rec-123-dup-0 -> 123
 
     by_person = {person(rec_id): r for rec_id, r in originals.iterrows()}
     with open(folder / "master.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, ["tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
-                                     "street", "unit", "city", "state", "zip", "tax_year"])
+        writer = csv.DictWriter(
+            fh,
+            [
+                "tin",
+                "first_name",
+                "middle_name",
+                "last_name",
+                "suffix",
+                "date_of_birth",
+                "street",
+                "unit",
+                "city",
+                "state",
+                "zip",
+                "tax_year",
+            ],
+        )
         writer.writeheader()
         for rec_id, r in originals.iterrows():
-            writer.writerow({"tin": person(rec_id).zfill(9), "middle_name": "", "suffix": "", "tax_year": 2024,
-                             **record(r)})
+            writer.writerow(
+                {
+                    "tin": person(rec_id).zfill(9),
+                    "middle_name": "",
+                    "suffix": "",
+                    "tax_year": 2024,
+                    **record(r),
+                }
+            )
     labels = []
     with open(folder / "requests.csv", "w", newline="", encoding="utf-8") as fh:
-        columns = ["request_id", "first_name", "last_name", "street", "unit", "city", "state", "zip", "date_of_birth",
-                   "tax_periods", "statute", "case_number", "engaged_official", "relevance"]
+        columns = [
+            "request_id",
+            "first_name",
+            "last_name",
+            "street",
+            "unit",
+            "city",
+            "state",
+            "zip",
+            "date_of_birth",
+            "tax_periods",
+            "statute",
+            "case_number",
+            "engaged_official",
+            "relevance",
+        ]
         writer = csv.DictWriter(fh, columns)
         writer.writeheader()
         for i, (rec_id, r) in enumerate(duplicates.iterrows()):
-            writer.writerow({"request_id": rec_id, **record(r), "tax_periods": "2023", "statute": "8 U.S.C. § 1326",
-                             "case_number": f"F-{i}", "engaged_official": f"Agent {i // 20}",
-                             "relevance": f"Record {rec_id}: subject of reentry investigation F-{i}; address sought for warrant."})
+            writer.writerow(
+                {
+                    "request_id": rec_id,
+                    **record(r),
+                    "tax_periods": "2023",
+                    "statute": "8 U.S.C. § 1326",
+                    "case_number": f"F-{i}",
+                    "engaged_official": f"Agent {i // 20}",
+                    "relevance": f"Record {rec_id}: subject of reentry investigation F-{i}; "
+                    "address sought for warrant.",
+                }
+            )
             original = by_person[person(rec_id)]
             changed = [f for f in FEBRL_FIELDS if getattr(r, f) != getattr(original, f)]
-            clerk = "clerk:within a clerk's errors" if _within_clerk_errors(r, original) else "clerk:beyond a clerk's errors"
-            labels.append({"request_id": rec_id, "truth": person(rec_id).zfill(9),
-                           "slices": [clerk, f"corrupted:{len(changed)} fields"] + [f"corrupted:{f}" for f in changed]})
-    result, decisions = _process(folder, _lawful_batch(folder, f"FEBRL{which}"), folder / "master.csv")
+            clerk = (
+                "clerk:within a clerk's errors"
+                if _within_clerk_errors(r, original)
+                else "clerk:beyond a clerk's errors"
+            )
+            labels.append(
+                {
+                    "request_id": rec_id,
+                    "truth": person(rec_id).zfill(9),
+                    "slices": [clerk, f"corrupted:{len(changed)} fields"]
+                    + [f"corrupted:{f}" for f in changed],
+                }
+            )
+    result, decisions = _process(
+        folder, _lawful_batch(folder, f"FEBRL{which}"), folder / "master.csv"
+    )
     con = duckdb.connect()
     con.execute("CREATE TABLE labels (request_id VARCHAR, truth VARCHAR, slices VARCHAR[])")
-    con.executemany("INSERT INTO labels VALUES (?, ?, ?)", [(x["request_id"], x["truth"], x["slices"]) for x in labels])
+    con.executemany(
+        "INSERT INTO labels VALUES (?, ?, ?)",
+        [(x["request_id"], x["truth"], x["slices"]) for x in labels],
+    )
     con.execute(f"""
         CREATE TABLE judged AS
-        SELECT d.request_id, d.outcome, d.matched_tin, l.truth, true AS lawful, d.outcome <> 'REFUSED' AS passed, l.slices
+        SELECT d.request_id, d.outcome, d.matched_tin, l.truth, true AS lawful, d.outcome <>
+            'REFUSED' AS passed, l.slices
         FROM read_csv('{decisions}', all_varchar=true) d JOIN labels l USING (request_id)
     """)
-    extra = [_line("stock splink p>=0.99 (all)", *febrl4_baseline(originals, duplicates))] if baseline else []
-    report(f"FEBRL{which}: {len(originals):,} originals as the master, {len(duplicates):,} duplicates as requests, "
-           f"{result.outcomes.get('REFUSED', 0):,} refused by the rules (a name or an address missing)", con, folder, extra)
+    extra = (
+        [_line("stock splink p>=0.99 (all)", *febrl4_baseline(originals, duplicates))]
+        if baseline
+        else []
+    )
+    report(
+        f"FEBRL{which}: {len(originals):,} originals as the master, {len(duplicates):,} duplicates as requests, "
+        f"{result.outcomes.get('REFUSED', 0):,} refused by the rules (a name or an address missing)",
+        con,
+        folder,
+        extra,
+    )
 
 
 def febrl4_baseline(originals, duplicates) -> tuple:
@@ -252,27 +379,40 @@ def febrl4_baseline(originals, duplicates) -> tuple:
     con = duckdb.connect()
     for name, frame in (("febrl_a", originals), ("febrl_b", duplicates)):
         con.register(f"{name}_df", frame.reset_index())
-        con.execute(f"CREATE TABLE {name} AS SELECT * REPLACE (nullif(given_name, '') AS given_name, "
-                    f"nullif(surname, '') AS surname) FROM {name}_df")
+        con.execute(
+            f"CREATE TABLE {name} AS SELECT * REPLACE (nullif(given_name, '') AS given_name, "
+            f"nullif(surname, '') AS surname) FROM {name}_df"
+        )
     db = DuckDBAPI(connection=con)
     settings = SettingsCreator(
         link_type="link_only",
         unique_id_column_name="rec_id",
         comparisons=[
-            cl.NameComparison("given_name"), cl.NameComparison("surname"),
-            cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y%m%d"),
+            cl.NameComparison("given_name"),
+            cl.NameComparison("surname"),
+            cl.DateOfBirthComparison(
+                "date_of_birth", input_is_string=True, datetime_format="%Y%m%d"
+            ),
             cl.DamerauLevenshteinAtThresholds("soc_sec_id", [2]),
             cl.ExactMatch("street_number").configure(term_frequency_adjustments=True),
             cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
         ],
         blocking_rules_to_generate_predictions=[
-            block_on("given_name", "surname"), block_on("surname", "date_of_birth"),
-            block_on("given_name", "date_of_birth"), block_on("postcode", "street_number"),
+            block_on("given_name", "surname"),
+            block_on("surname", "date_of_birth"),
+            block_on("given_name", "date_of_birth"),
+            block_on("postcode", "street_number"),
         ],
         probability_two_random_records_match=1 / len(originals),
     )
-    linker = Linker([db.register("febrl_a", dataset_display_name="a"), db.register("febrl_b", dataset_display_name="b")],
-                    settings, log_level=logging.WARNING)
+    linker = Linker(
+        [
+            db.register("febrl_a", dataset_display_name="a"),
+            db.register("febrl_b", dataset_display_name="b"),
+        ],
+        settings,
+        log_level=logging.WARNING,
+    )
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=1)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("postcode"))
@@ -283,7 +423,15 @@ def febrl4_baseline(originals, duplicates) -> tuple:
             FROM {predictions.physical_name} GROUP BY 1"""
     ).fetchall()
     correct = sum(candidate.split("-")[1] == request.split("-")[1] for request, candidate in best)
-    return len(duplicates), len(duplicates), len(duplicates), len(best), correct, len(best) - correct, 0
+    return (
+        len(duplicates),
+        len(duplicates),
+        len(duplicates),
+        len(best),
+        correct,
+        len(best) - correct,
+        0,
+    )
 
 
 def _noisier(factor: float) -> dict | None:
@@ -297,10 +445,16 @@ def _noisier(factor: float) -> dict | None:
 
     def scale(node):
         if isinstance(node, dict):
-            return {k: (min(1.0, v * factor) if isinstance(k, str) and k.endswith("probability") and isinstance(v, float)
-                    else scale(v))
-                    for k, v in node.items()}
+            return {
+                k: (
+                    min(1.0, v * factor)
+                    if isinstance(k, str) and k.endswith("probability") and isinstance(v, float)
+                    else scale(v)
+                )
+                for k, v in node.items()
+            }
         return node
+
     return scale(psp.get_config())
 
 
@@ -317,11 +471,15 @@ def pseudopeople(seed: int, noise: float) -> None:
 
     def frame(df):
         return df.astype(str).replace({"nan": "", "<NA>": "", "None": ""})
+
     returns = frame(psp.generate_taxes_1040(year=None, seed=seed, config=config))
     census = frame(psp.generate_decennial_census(seed=seed, config=config))
     ssa = psp.generate_social_security(seed=seed, year=None, config=config).astype(str)
-    born = {r.simulant_id: f"{r.date_of_birth[:4]}-{r.date_of_birth[4:6]}-{r.date_of_birth[6:8]}"
-            for r in ssa[ssa.event_type == "creation"].itertuples() if r.date_of_birth.isdigit()}
+    born = {
+        r.simulant_id: f"{r.date_of_birth[:4]}-{r.date_of_birth[4:6]}-{r.date_of_birth[6:8]}"
+        for r in ssa[ssa.event_type == "creation"].itertuples()
+        if r.date_of_birth.isdigit()
+    }
 
     def tin(simulant: str) -> str:
         return str(int(hashlib.sha256(simulant.encode()).hexdigest(), 16) % 10**9).zfill(9)
@@ -334,26 +492,68 @@ def pseudopeople(seed: int, noise: float) -> None:
     clean = _noisier(0)
     true_filed: dict[tuple[str, str], str] = {}
     for r in frame(psp.generate_taxes_1040(year=None, seed=seed, config=clean)).itertuples():
-        street = (f"PO Box {r.mailing_address_po_box}" if r.mailing_address_po_box
-                  else f"{r.mailing_address_street_number} {r.mailing_address_street_name}".strip())
+        street = (
+            f"PO Box {r.mailing_address_po_box}"
+            if r.mailing_address_po_box
+            else f"{r.mailing_address_street_number} {r.mailing_address_street_name}".strip()
+        )
         true_filed[(r.simulant_id, r.tax_year)] = address_features(
-            street, r.mailing_address_unit_number, r.mailing_address_city, r.mailing_address_state,
-            no_zip(r.mailing_address_zipcode))[-1]
-    true_home = {r.simulant_id: address_features(f"{r.street_number} {r.street_name}".strip(), r.unit_number, r.city,
-                                                 r.state, no_zip(r.zipcode))[-1]
-                 for r in frame(psp.generate_decennial_census(seed=seed, config=clean)).itertuples()}
+            street,
+            r.mailing_address_unit_number,
+            r.mailing_address_city,
+            r.mailing_address_state,
+            no_zip(r.mailing_address_zipcode),
+        )[-1]
+    true_home = {
+        r.simulant_id: address_features(
+            f"{r.street_number} {r.street_name}".strip(),
+            r.unit_number,
+            r.city,
+            r.state,
+            no_zip(r.zipcode),
+        )[-1]
+        for r in frame(psp.generate_decennial_census(seed=seed, config=clean)).itertuples()
+    }
     filed: dict[str, set[str]] = {}  # simulant -> the real addresses of the returns in the master
     homes: dict[str, set[str]] = {}  # standardised address -> simulants who filed from it
     with open(folder / "master.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth", "street", "unit",
-                         "city", "state", "zip", "tax_year"])
+        writer.writerow(
+            [
+                "tin",
+                "first_name",
+                "middle_name",
+                "last_name",
+                "suffix",
+                "date_of_birth",
+                "street",
+                "unit",
+                "city",
+                "state",
+                "zip",
+                "tax_year",
+            ]
+        )
         for r in returns.itertuples():
-            street = (f"PO Box {r.mailing_address_po_box}" if r.mailing_address_po_box
-                      else f"{r.mailing_address_street_number} {r.mailing_address_street_name}".strip())
-            row = [tin(r.simulant_id), r.first_name, r.middle_initial, r.last_name, "", born.get(r.simulant_id, ""), street,
-                   r.mailing_address_unit_number, r.mailing_address_city, r.mailing_address_state,
-                   no_zip(r.mailing_address_zipcode), r.tax_year]
+            street = (
+                f"PO Box {r.mailing_address_po_box}"
+                if r.mailing_address_po_box
+                else f"{r.mailing_address_street_number} {r.mailing_address_street_name}".strip()
+            )
+            row = [
+                tin(r.simulant_id),
+                r.first_name,
+                r.middle_initial,
+                r.last_name,
+                "",
+                born.get(r.simulant_id, ""),
+                street,
+                r.mailing_address_unit_number,
+                r.mailing_address_city,
+                r.mailing_address_state,
+                no_zip(r.mailing_address_zipcode),
+                r.tax_year,
+            ]
             writer.writerow(row)
             key = true_filed.get((r.simulant_id, r.tax_year), "")
             filed.setdefault(r.simulant_id, set()).add(key)
@@ -361,8 +561,25 @@ def pseudopeople(seed: int, noise: float) -> None:
     labels = []
     with open(folder / "requests.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["request_id", "first_name", "middle_name", "last_name", "street", "unit", "city", "state", "zip",
-                         "date_of_birth", "tax_periods", "statute", "case_number", "engaged_official", "relevance"])
+        writer.writerow(
+            [
+                "request_id",
+                "first_name",
+                "middle_name",
+                "last_name",
+                "street",
+                "unit",
+                "city",
+                "state",
+                "zip",
+                "date_of_birth",
+                "tax_periods",
+                "statute",
+                "case_number",
+                "engaged_official",
+                "relevance",
+            ]
+        )
         for i, r in enumerate(census.itertuples()):
             rid = f"P{i:06d}"
             street = f"{r.street_number} {r.street_name}".strip()
@@ -376,22 +593,52 @@ def pseudopeople(seed: int, noise: float) -> None:
                 slices.append("hard:others_filed_from_address")
             if r.relationship_to_reference_person not in ("Reference person", ""):
                 slices.append(f"relationship:{r.relationship_to_reference_person}")
-            labels.append((rid, tin(r.simulant_id) if r.simulant_id in filed else "",
-                           bool(key) and key in filed.get(r.simulant_id, set()), slices))
-            writer.writerow([rid, r.first_name, r.middle_initial, r.last_name, street, r.unit_number, r.city, r.state,
-                             no_zip(r.zipcode), r.date_of_birth, "2019", "8 U.S.C. § 1326", f"P-{i}", f"Agent {i // 20}",
-                             f"Census record {rid}: subject of reentry investigation P-{i}; address sought for a warrant."])
-    result, decisions = _process(folder, _lawful_batch(folder, "PSEUDOPEOPLE"), folder / "master.csv")
+            labels.append(
+                (
+                    rid,
+                    tin(r.simulant_id) if r.simulant_id in filed else "",
+                    bool(key) and key in filed.get(r.simulant_id, set()),
+                    slices,
+                )
+            )
+            writer.writerow(
+                [
+                    rid,
+                    r.first_name,
+                    r.middle_initial,
+                    r.last_name,
+                    street,
+                    r.unit_number,
+                    r.city,
+                    r.state,
+                    no_zip(r.zipcode),
+                    r.date_of_birth,
+                    "2019",
+                    "8 U.S.C. § 1326",
+                    f"P-{i}",
+                    f"Agent {i // 20}",
+                    f"Census record {rid}: subject of reentry investigation P-{i}; address sought for a warrant.",
+                ]
+            )
+    result, decisions = _process(
+        folder, _lawful_batch(folder, "PSEUDOPEOPLE"), folder / "master.csv"
+    )
     con = duckdb.connect()
-    con.execute("CREATE TABLE labels (request_id VARCHAR, truth VARCHAR, lawful BOOLEAN, slices VARCHAR[])")
+    con.execute(
+        "CREATE TABLE labels (request_id VARCHAR, truth VARCHAR, lawful BOOLEAN, slices VARCHAR[])"
+    )
     con.executemany("INSERT INTO labels VALUES (?, ?, ?, ?)", labels)
     con.execute(f"""
         CREATE TABLE judged AS
         SELECT d.request_id, d.outcome, d.matched_tin, l.truth, l.lawful, d.outcome <> 'REFUSED' AS passed, l.slices
         FROM read_csv('{decisions}', all_varchar=true) d JOIN labels l USING (request_id)
     """)
-    report(f"pseudopeople, seed {seed}, noise x{noise:g}: {len(returns):,} returns as the master, {len(census):,} "
-           f"census records as requests, {result.outcomes.get('REFUSED', 0):,} refused by the rules", con, folder)
+    report(
+        f"pseudopeople, seed {seed}, noise x{noise:g}: {len(returns):,} returns as the master, {len(census):,} "
+        f"census records as requests, {result.outcomes.get('REFUSED', 0):,} refused by the rules",
+        con,
+        folder,
+    )
 
 
 TUNED = ("synthetic:7", "febrl3", "pseudopeople:0:1")
@@ -409,16 +656,25 @@ def run(name: str, taxpayers: int, requests: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="all",
-                        help="all, tuned, held-out, or one of synthetic[:SEED], febrl3, febrl4, pseudopeople[:SEED[:NOISE]]")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dataset",
+        default="all",
+        help="all, tuned, held-out, or one of synthetic[:SEED], febrl3, febrl4, pseudopeople[:SEED[:NOISE]]",
+    )
     parser.add_argument("--taxpayers", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=20_000)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    names = {"all": TUNED + HELD_OUT, "tuned": TUNED, "held-out": HELD_OUT}.get(args.dataset, (args.dataset,))
+    names = {"all": TUNED + HELD_OUT, "tuned": TUNED, "held-out": HELD_OUT}.get(
+        args.dataset, (args.dataset,)
+    )
     for name in names:
-        print(f"\n== {name} ({'held out' if name in HELD_OUT else 'tuned on' if name in TUNED else 'ad hoc'})")
+        print(
+            f"\n== {name} ({'held out' if name in HELD_OUT else 'tuned on' if name in TUNED else 'ad hoc'})"
+        )
         run(name, args.taxpayers, args.requests)
 
 

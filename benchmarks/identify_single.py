@@ -25,12 +25,16 @@ def _ms(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--taxpayers", type=int, nargs="+", default=[20_000, 200_000])
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     policy = policy_in_force(load_policies(None), date(2025, 7, 25)).identification
-    print(f"{'taxpayers':>10} {'master rows':>11} {'load s':>7} {'p50 ms':>7} {'p95 ms':>7}   p50 ms by step")
+    print(
+        f"{'taxpayers':>10} {'master rows':>11} {'load s':>7} {'p50 ms':>7} {'p95 ms':>7}   p50 ms by step"
+    )
     for taxpayers in args.taxpayers:
         folder = WORK / str(taxpayers)
         folder.mkdir(parents=True, exist_ok=True)
@@ -59,7 +63,9 @@ def main() -> None:
                 steps[name].append(time.perf_counter() - started)
         rows = con.execute("SELECT count(*) FROM master_addresses").fetchall()[0][0]
         by_step = ", ".join(f"{k} {statistics.median(v) * 1000:.0f}" for k, v in steps.items())
-        print(f"{taxpayers:10,} {rows:11,} {loaded:7.1f} {_ms(totals, 0.5):7.0f} {_ms(totals, 0.95):7.0f}   {by_step}")
+        print(
+            f"{taxpayers:10,} {rows:11,} {loaded:7.1f} {_ms(totals, 0.5):7.0f} {_ms(totals, 0.95):7.0f}   {by_step}"
+        )
         identifier.close()
 
 

@@ -43,18 +43,29 @@ def main() -> None:
     for _ in stream:
         pass
     intake_s = time.perf_counter() - started
-    print(f"rows:                       {stream.rows:,} ({stream.malformed:,} malformed), {size / 1024**2:,.0f} MiB CSV")
+    print(
+        f"rows:                       {stream.rows:,} ({stream.malformed:,} malformed), {size / 1024**2:,.0f} MiB CSV"
+    )
     print(f"intake alone:               {intake_s:.1f} s = {stream.rows / intake_s:,.0f} rows/s")
 
     result = process(manifest, master, WORK / "out")
     s = result.seconds
     through_rules = s["intake"] + s["rules"]
-    print(f"process, intake stage:      {s['intake']:.1f} s = {result.rows / s['intake']:,.0f} rows/s (parse + stage + batch keys)")
-    print(f"process, rules stage:       {s['rules']:.1f} s = {result.rows / s['rules']:,.0f} rows/s")
-    print(f"intake + rules:             {through_rules:.1f} s = {result.rows / through_rules:,.0f} rows/s")
+    print(
+        f"process, intake stage:      {s['intake']:.1f} s = {result.rows / s['intake']:,.0f} "
+        "rows/s (parse + stage + batch keys)"
+    )
+    print(
+        f"process, rules stage:       {s['rules']:.1f} s = {result.rows / s['rules']:,.0f} rows/s"
+    )
+    print(
+        f"intake + rules:             {through_rules:.1f} s = {result.rows / through_rules:,.0f} rows/s"
+    )
     print(f"identify (interim matcher): {s['identify']:.1f} s; decide + write: {s['decide']:.1f} s")
     print(f"process total:              {sum(s.values()):.1f} s; outcomes {result.outcomes}")
-    print(f"peak memory:                {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GiB")
+    print(
+        f"peak memory:                {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GiB"
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 
 WORK = Path(__file__).parent / "_work" / "pipeline_2025"
-MASTERS = Path(__file__).parent / "_work" / "scale"  # shared with identify_scale.py: the same seeded master
+MASTERS = (
+    Path(__file__).parent / "_work" / "scale"
+)  # shared with identify_scale.py: the same seeded master
 ROWS_PER_TAXPAYER = 4.14
 STAGES = ("intake", "receipt", "history", "rules", "master", "identify", "decide", "ledger")
 
@@ -87,26 +89,49 @@ def run(name: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=10_000_000, help="master rows (about 4.14 per taxpayer)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rows", type=int, default=10_000_000, help="master rows (about 4.14 per taxpayer)"
+    )
     parser.add_argument("--requests", type=int, default=1_280_000, help="rows the batch file holds")
     parser.add_argument("--seed", type=int, default=2025)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     MASTERS.mkdir(parents=True, exist_ok=True)
     taxgate = [sys.executable, "-m", "taxgate"]
-    env = {k: v for k, v in os.environ.items() if k not in ("TAXGATE_DATABASE_URL", "TAXGATE_LEDGER_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TAXGATE_DATABASE_URL", "TAXGATE_LEDGER_KEY")
+    }
 
     master = MASTERS / f"master-{args.rows}.parquet"
     if not master.exists():
-        seconds, peak = run("master", [*taxgate, "synth", "master", "--taxpayers", str(int(args.rows / ROWS_PER_TAXPAYER)),
-                                       "--out", str(master), "--seed", "7"], env)
+        seconds, peak = run(
+            "master",
+            [
+                *taxgate,
+                "synth",
+                "master",
+                "--taxpayers",
+                str(int(args.rows / ROWS_PER_TAXPAYER)),
+                "--out",
+                str(master),
+                "--seed",
+                "7",
+            ],
+            env,
+        )
         print(f"generated the master: {seconds:.0f} s, {peak:.2f} GiB (not counted below)")
     batch = WORK / f"batch-{args.requests}-{args.seed}"
     if not (batch / "manifest.json").exists():
-        code = (f"from pathlib import Path; from taxgate.synth import Mix, generate_batch; "
-                f"generate_batch(Path({str(master)!r}), Path({str(batch)!r}), {args.requests}, seed={args.seed}, "
-                f"mix=Mix.datafile_2025())")
+        code = (
+            f"from pathlib import Path; from taxgate.synth import Mix, generate_batch; "
+            f"generate_batch(Path({str(master)!r}), Path({str(batch)!r}), {args.requests}, seed={args.seed}, "
+            f"mix=Mix.datafile_2025())"
+        )
         seconds, peak = run("batch", [sys.executable, "-c", code], env)
         print(f"generated the batch: {seconds:.0f} s, {peak:.2f} GiB (not counted below)")
     manifest = batch / "manifest.json"
@@ -116,15 +141,30 @@ def main() -> None:
 
     rows = []
     for cache in master.parent.glob(master.stem + ".taxgate-prepared.*"):
-        shutil.rmtree(cache) if cache.is_dir() else cache.unlink()  # cold: the master prepared from scratch
+        shutil.rmtree(
+            cache
+        ) if cache.is_dir() else cache.unlink()  # cold: the master prepared from scratch
     for step in ("cold", "warm"):
         # a fresh store, and a fresh signing key for it (a key remembers the last checkpoint it signed)
         for old in WORK.glob(f"{step}.*"):
             old.unlink()
         shutil.rmtree(WORK / step, ignore_errors=True)
         url = f"sqlite:///{WORK / (step + '.db')}"
-        seconds, peak = run(step, [*taxgate, "process", str(manifest), "--master", str(master), "--out", str(WORK / step),
-                                   "--database-url", url], {**env, "TAXGATE_LEDGER_KEY": str(WORK / f"{step}.key")})
+        seconds, peak = run(
+            step,
+            [
+                *taxgate,
+                "process",
+                str(manifest),
+                "--master",
+                str(master),
+                "--out",
+                str(WORK / step),
+                "--database-url",
+                url,
+            ],
+            {**env, "TAXGATE_LEDGER_KEY": str(WORK / f"{step}.key")},
+        )
         stages = json.loads((WORK / step / "summary.json").read_text())["seconds"]
         rows.append((step, seconds, peak, stages))
     url = f"sqlite:///{WORK / 'warm.db'}"
@@ -132,15 +172,23 @@ def main() -> None:
     # The replay is a batch of its own in the store (as `taxgate demo` makes it): the same rows, its own reference.
     raw = json.loads(manifest.read_text(encoding="utf-8"))
     replayed = batch / "manifest-as-practised-2025.json"
-    replayed.write_text(json.dumps({**raw, "batch_ref": raw["batch_ref"] + "-as-practised-2025"}, indent=2) + "\n",
-                        encoding="utf-8")
+    replayed.write_text(
+        json.dumps({**raw, "batch_ref": raw["batch_ref"] + "-as-practised-2025"}, indent=2) + "\n",
+        encoding="utf-8",
+    )
     for step, command in (
-        ("replay", ["replay", str(replayed), "--master", str(master), "--out", str(WORK / "replay")]),
+        (
+            "replay",
+            ["replay", str(replayed), "--master", str(master), "--out", str(WORK / "replay")],
+        ),
         ("audit", ["audit", str(replayed), "--master", str(master), "--out", str(WORK / "audit")]),
         ("verify", ["ledger", "verify", "--key", str(WORK / "warm.pub")]),
     ):
-        seconds, peak = run(step, [*taxgate, *command, "--database-url", url],
-                            {**env, "TAXGATE_LEDGER_KEY": str(WORK / "warm.key")})
+        seconds, peak = run(
+            step,
+            [*taxgate, *command, "--database-url", url],
+            {**env, "TAXGATE_LEDGER_KEY": str(WORK / "warm.key")},
+        )
         rows.append((step, seconds, peak, {}))
 
     print(f"{'step':8} {'wall s':>7} {'peak GiB':>8}   stages (s)")

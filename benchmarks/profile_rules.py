@@ -32,8 +32,12 @@ WORK = Path(__file__).parent / "_work" / "profile_rules"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=50_000, help="one chunk is at most pipeline.CHUNK_ROWS")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--requests", type=int, default=50_000, help="one chunk is at most pipeline.CHUNK_ROWS"
+    )
     parser.add_argument("--taxpayers", type=int, default=100_000)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--plain", action="store_true", help="time without the profiler")
@@ -54,8 +58,16 @@ def main() -> None:
     rows = min(args.requests, pipeline.CHUNK_ROWS)
     # The batch figures as a row of the rules pass sees them when nothing recurs (no history).
     stats = {f.name: np.array([getattr(RowStats(), f.name)] * rows) for f in fields(RowStats)}
-    task = pipeline._RuleTask(staged, 0, stats, policy, manifest, as_of, tuple(judge_batch(manifest, policy, as_of)),
-                              "statute")
+    task = pipeline._RuleTask(
+        staged,
+        0,
+        stats,
+        policy,
+        manifest,
+        as_of,
+        tuple(judge_batch(manifest, policy, as_of)),
+        "statute",
+    )
     if args.plain:
         started = time.perf_counter()
         pipeline._judge_chunk(task)

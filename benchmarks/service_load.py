@@ -70,8 +70,15 @@ def one_request_batches(source: Path, n: int) -> list[tuple[bytes, bytes]]:
                 body.append(line)
         except (UnicodeDecodeError, StopIteration, csv.Error):
             continue
-    return [(json.dumps({**manifest, "batch_ref": f"single-{i}", "requests": "requests.csv"}).encode(),
-             header + body[i % len(body)]) for i in range(n)]
+    return [
+        (
+            json.dumps(
+                {**manifest, "batch_ref": f"single-{i}", "requests": "requests.csv"}
+            ).encode(),
+            header + body[i % len(body)],
+        )
+        for i in range(n)
+    ]
 
 
 def second_agency_policy(path: Path) -> Path:
@@ -80,11 +87,15 @@ def second_agency_policy(path: Path) -> Path:
     from taxgate.policy import POLICY_DIR
 
     text = (POLICY_DIR / "demo-2025.1.toml").read_text(encoding="utf-8")
-    agency = text[text.index("[[agencies]]"):text.index("[[agreements]]")]
-    agreement = text[text.index("[[agreements]]"):text.index("# The statute catalog")]
-    text = text.replace(agreement, agreement + agreement.replace('agency = "DHS-ICE"', 'agency = "DHS-CBP"'))
+    agency = text[text.index("[[agencies]]") : text.index("[[agreements]]")]
+    agreement = text[text.index("[[agreements]]") : text.index("# The statute catalog")]
+    text = text.replace(
+        agreement, agreement + agreement.replace('agency = "DHS-ICE"', 'agency = "DHS-CBP"')
+    )
     text = text.replace(agency, agency + agency.replace('code = "DHS-ICE"', 'code = "DHS-CBP"'))
-    path.write_text(text.replace('version = "demo-2025.1"', 'version = "bench-2025.1"'), encoding="utf-8")
+    path.write_text(
+        text.replace('version = "demo-2025.1"', 'version = "bench-2025.1"'), encoding="utf-8"
+    )
     return path
 
 
@@ -109,9 +120,14 @@ def flood(client, base: str, flooder: dict, other: dict, watcher: dict, master: 
     def flooding() -> None:
         with httpx.Client(timeout=120) as own:
             for k in range(args.flood):
-                raw = json.dumps({**manifest, "batch_ref": f"flood-{k}", "requests": "requests.csv"}).encode()
-                answer = own.post(base + "/api/batches", headers=flooder,
-                                  files={"manifest": ("manifest.json", raw), "rows": ("requests.csv", body)})
+                raw = json.dumps(
+                    {**manifest, "batch_ref": f"flood-{k}", "requests": "requests.csv"}
+                ).encode()
+                answer = own.post(
+                    base + "/api/batches",
+                    headers=flooder,
+                    files={"manifest": ("manifest.json", raw), "rows": ("requests.csv", body)},
+                )
                 if answer.status_code == 202:
                     sent_flood.append(answer.json()["id"])
 
@@ -129,18 +145,28 @@ def flood(client, base: str, flooder: dict, other: dict, watcher: dict, master: 
     while len(sent_flood) < min(3, args.flood) and floods.is_alive():  # the flood is under way
         time.sleep(0.05)
     started = time.perf_counter()
-    sent = client.post(base + "/api/batches", headers=other, files={
-        "manifest": ("manifest.json", json.dumps(small_manifest).encode()), "rows": ("requests.csv", small_rows)})
+    sent = client.post(
+        base + "/api/batches",
+        headers=other,
+        files={
+            "manifest": ("manifest.json", json.dumps(small_manifest).encode()),
+            "rows": ("requests.csv", small_rows),
+        },
+    )
     assert sent.status_code == 202, sent.text
     view = wait_done(client, f"{base}/api/batches/{sent.json()['id']}", other, every=0.05)
     waited = time.perf_counter() - started
     floods.join()
     stop.set()
     watch.join()
-    print(f"flood: one agency sent {len(sent_flood)} batches of {rows_each:,} requests ({len(body) / (1 << 20):.1f} MiB "
-          f"each); another agency's {view['rows']}-row batch was done {waited:.1f} s after its POST")
-    print(f"API latency during the flood ({len(latencies)} status reads, every 100 ms): "
-          f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms")
+    print(
+        f"flood: one agency sent {len(sent_flood)} batches of {rows_each:,} requests ({len(body) / (1 << 20):.1f} MiB "
+        f"each); another agency's {view['rows']}-row batch was done {waited:.1f} s after its POST"
+    )
+    print(
+        f"API latency during the flood ({len(latencies)} status reads, every 100 ms): "
+        f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
@@ -161,7 +187,9 @@ def main() -> None:
     master = WORK / "master.parquet"
     generate_master(args.taxpayers, master, seed=7)
     url = args.database_url or f"sqlite:///{WORK / 'taxgate.db'}"
-    os.environ["TAXGATE_LEDGER_KEY"] = str(WORK / "ledger.key")  # adding users signs a checkpoint: the server's key
+    os.environ["TAXGATE_LEDGER_KEY"] = str(
+        WORK / "ledger.key"
+    )  # adding users signs a checkpoint: the server's key
     store = open_store(url)
     accounts.add_user(store, "requester", "requester", "DHS-ICE")
     headers = {"Authorization": f"Bearer {accounts.issue_token(store, 'requester')}"}
@@ -178,10 +206,33 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "TAXGATE_LEDGER_KEY": str(WORK / "ledger.key")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "taxgate", "serve", "--port", str(port), "--master", str(master), "--data-dir",
-         str(WORK / "data"), "--database-url", url, "--workers", str(args.workers), "--release-every", "0",
-         "--uploads-per-minute", "100000", "--policy", str(policy)],
-        env=env, stdout=open(WORK / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "taxgate",
+            "serve",
+            "--port",
+            str(port),
+            "--master",
+            str(master),
+            "--data-dir",
+            str(WORK / "data"),
+            "--database-url",
+            url,
+            "--workers",
+            str(args.workers),
+            "--release-every",
+            "0",
+            "--uploads-per-minute",
+            "100000",
+            "--policy",
+            str(policy),
+        ],
+        env=env,
+        stdout=open(WORK / "server.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         client = httpx.Client(timeout=120)
         for _ in range(300):
@@ -197,14 +248,19 @@ def main() -> None:
         latencies = []
         for i, (manifest, rows) in enumerate(singles):
             started = time.perf_counter()
-            sent = client.post(base + "/api/batches", headers=headers,
-                               files={"manifest": ("manifest.json", manifest), "rows": ("requests.csv", rows)})
+            sent = client.post(
+                base + "/api/batches",
+                headers=headers,
+                files={"manifest": ("manifest.json", manifest), "rows": ("requests.csv", rows)},
+            )
             assert sent.status_code == 202, sent.text
             wait_done(client, f"{base}/api/batches/{sent.json()['id']}", headers)
             if i:
                 latencies.append(time.perf_counter() - started)
-        print(f"single-request decision latency over {len(latencies)} batches of one request: "
-              f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms")
+        print(
+            f"single-request decision latency over {len(latencies)} batches of one request: "
+            f"p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms"
+        )
 
         # 2. concurrent uploads of bigger batches
         manifest = json.loads(source.read_text())
@@ -217,10 +273,15 @@ def main() -> None:
             ids = []
             with httpx.Client(timeout=120) as own:
                 for k in range(args.uploads):
-                    raw = json.dumps({**manifest, "batch_ref": f"load-{n}-{k}", "requests": "requests.csv"}).encode()
+                    raw = json.dumps(
+                        {**manifest, "batch_ref": f"load-{n}-{k}", "requests": "requests.csv"}
+                    ).encode()
                     started = time.perf_counter()
-                    sent = own.post(base + "/api/batches", headers=headers,
-                                    files={"manifest": ("manifest.json", raw), "rows": ("requests.csv", body)})
+                    sent = own.post(
+                        base + "/api/batches",
+                        headers=headers,
+                        files={"manifest": ("manifest.json", raw), "rows": ("requests.csv", body)},
+                    )
                     posts.append(time.perf_counter() - started)
                     assert sent.status_code == 202, sent.text
                     ids.append(sent.json()["id"])
@@ -230,13 +291,19 @@ def main() -> None:
         with ThreadPoolExecutor(args.clients) as pool:
             ids = [i for batch in pool.map(requester, range(args.clients)) for i in batch]
         accepted = time.perf_counter() - started
-        decided = sum(wait_done(client, f"{base}/api/batches/{i}", headers, every=0.2)["decided"] for i in ids)
+        decided = sum(
+            wait_done(client, f"{base}/api/batches/{i}", headers, every=0.2)["decided"] for i in ids
+        )
         finished = time.perf_counter() - started
-        print(f"concurrent uploads: {args.clients} requesters x {args.uploads} batches of {args.rows:,} requests "
-              f"({len(body) / 1e6:.2f} MB each): {len(ids) / accepted:.1f} uploads accepted/s, "
-              f"POST p50 {pct(posts, 50) * 1000:.0f} ms, p99 {pct(posts, 99) * 1000:.0f} ms")
-        print(f"batch throughput under that load: {decided:,} requests decided in {finished:.1f} s = "
-              f"{decided / finished:,.0f} requests/s ({args.workers} worker(s), {os.cpu_count()} cores)")
+        print(
+            f"concurrent uploads: {args.clients} requesters x {args.uploads} batches of {args.rows:,} requests "
+            f"({len(body) / 1e6:.2f} MB each): {len(ids) / accepted:.1f} uploads accepted/s, "
+            f"POST p50 {pct(posts, 50) * 1000:.0f} ms, p99 {pct(posts, 99) * 1000:.0f} ms"
+        )
+        print(
+            f"batch throughput under that load: {decided:,} requests decided in {finished:.1f} s = "
+            f"{decided / finished:,.0f} requests/s ({args.workers} worker(s), {os.cpu_count()} cores)"
+        )
 
         if args.flood:
             flood(client, base, headers, other, watcher, master, args)

@@ -15,8 +15,8 @@ clock (the JVM's start is printed apart).
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -37,12 +37,18 @@ def run(engine: str, manifest: Path, master: Path, out: Path) -> dict:
     process(manifest, master, out)
     wall = time.perf_counter() - began
     seconds = json.loads((out / "summary.json").read_text())["seconds"]
-    return {"wall": wall, "master": seconds.get("master", 0.0), "identify": seconds.get("identify", 0.0)}
+    return {
+        "wall": wall,
+        "master": seconds.get("master", 0.0),
+        "identify": seconds.get("identify", 0.0),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="250000,1000000,4000000", help="master rows, comma-separated")
+    parser.add_argument(
+        "--sizes", default="250000,1000000,4000000", help="master rows, comma-separated"
+    )
     parser.add_argument("--requests", type=int, default=64_000)
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
@@ -51,14 +57,20 @@ def main() -> None:
 
     began = time.perf_counter()
     session()
-    print(f"Spark session ({os.environ.get('TAXGATE_SPARK_MASTER', 'local[2]')}) started in "
-          f"{time.perf_counter() - began:.1f} s (not counted below)")
-    print(f"{'master rows':>12} {'engine':7} {'prep cold':>9} {'id cold':>8} {'wall cold':>9} {'id warm':>8} "
-          f"{'wall warm':>9}  same decisions")
+    print(
+        f"Spark session ({os.environ.get('TAXGATE_SPARK_MASTER', 'local[2]')}) started in "
+        f"{time.perf_counter() - began:.1f} s (not counted below)"
+    )
+    print(
+        f"{'master rows':>12} {'engine':7} {'prep cold':>9} {'id cold':>8} {'wall cold':>9} {'id warm':>8} "
+        f"{'wall warm':>9}  same decisions"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         here = WORK / str(size)
         rows, _ = generate_master(int(size / ROWS_PER_TAXPAYER), here / "master.parquet", seed=3)
-        manifest = generate_batch(here / "master.parquet", here / "batch", args.requests, seed=5, mix=Mix.clean())
+        manifest = generate_batch(
+            here / "master.parquet", here / "batch", args.requests, seed=5, mix=Mix.clean()
+        )
         figures, decided = {}, {}
         for engine in ENGINES:  # each engine prepares its own copy, cold
             (here / engine).mkdir()
@@ -71,8 +83,11 @@ def main() -> None:
         same = "yes" if decided["duckdb"] == decided["spark"] else "NO"
         for engine in ENGINES:
             cold, warm = figures[engine]
-            print(f"{rows:>12,} {engine:7} {cold['master']:>9.1f} {cold['identify']:>8.1f} {cold['wall']:>9.1f} "
-                  f"{warm['identify']:>8.1f} {warm['wall']:>9.1f}  {same}", flush=True)
+            print(
+                f"{rows:>12,} {engine:7} {cold['master']:>9.1f} {cold['identify']:>8.1f} {cold['wall']:>9.1f} "
+                f"{warm['identify']:>8.1f} {warm['wall']:>9.1f}  {same}",
+                flush=True,
+            )
         shutil.rmtree(here)
 
 

@@ -1,6 +1,6 @@
 """Generator throughput: write a taxpayer master of about ten million rows and print rows per second.
 
-    python benchmarks/synth_throughput.py [--rows 10000000] [--out benchmarks/_work/master10m.parquet]
+python benchmarks/synth_throughput.py [--rows 10000000] [--out benchmarks/_work/master10m.parquet]
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ ROWS_PER_TAXPAYER = 4.28  # measured average of the generator's filing years per
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "_work" / "master10m.parquet")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "_work" / "master10m.parquet"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     taxpayers = int(args.rows / ROWS_PER_TAXPAYER)

@@ -96,18 +96,34 @@ def small_batch(world, tmp_path_factory) -> Path:
     """A 300-request batch from the shared world, for the service's tests. Its dates of birth are
     mistyped more often than a clerk would, so that some misspelled names beside mistyped dates go
     to review: the review tests need a queue."""
-    return generate_batch(world["master"], tmp_path_factory.mktemp("small") / "batch", 300, seed=11,
-                          mix=Mix(dob_typo=0.6))
+    return generate_batch(
+        world["master"],
+        tmp_path_factory.mktemp("small") / "batch",
+        300,
+        seed=11,
+        mix=Mix(dob_typo=0.6),
+    )
 
 
-def upload_files(manifest: Path, rows_name: str | None = None, rows: bytes | None = None, manifest_bytes: bytes | None = None) -> dict:
+def upload_files(
+    manifest: Path,
+    rows_name: str | None = None,
+    rows: bytes | None = None,
+    manifest_bytes: bytes | None = None,
+) -> dict:
     """The multipart parts of an upload of `manifest` and the rows file it names."""
     import json
 
     raw = manifest_bytes if manifest_bytes is not None else manifest.read_bytes()
     rows_path = manifest.parent / json.loads(manifest.read_text())["requests"]
-    return {"manifest": ("manifest.json", raw, "application/json"),
-            "rows": (rows_name or rows_path.name, rows if rows is not None else rows_path.read_bytes(), "text/csv")}
+    return {
+        "manifest": ("manifest.json", raw, "application/json"),
+        "rows": (
+            rows_name or rows_path.name,
+            rows if rows is not None else rows_path.read_bytes(),
+            "text/csv",
+        ),
+    }
 
 
 class Service:
@@ -121,8 +137,13 @@ class Service:
         from taxgate.service import Settings, create_app
 
         self.store = store
-        self.settings = Settings(master=world["master"], data_dir=tmp_path / "data", workers=0, release_every=0,
-                                 **settings)
+        self.settings = Settings(
+            master=world["master"],
+            data_dir=tmp_path / "data",
+            workers=0,
+            release_every=0,
+            **settings,
+        )
         self.app = create_app(self.settings, store)
         self.client = TestClient(self.app)
         self.tokens, self.passwords = {}, {}
@@ -137,7 +158,9 @@ class Service:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
     def submit(self, manifest: Path, role: str = "requester", **parts):
-        return self.client.post("/api/batches", headers=self.auth(role), files=upload_files(manifest, **parts))
+        return self.client.post(
+            "/api/batches", headers=self.auth(role), files=upload_files(manifest, **parts)
+        )
 
     def run_queued(self) -> int:
         from taxgate.service import jobs
@@ -151,6 +174,7 @@ def service(store, world, tmp_path) -> Service:
 
 
 # -- the ledger ----------------------------------------------------------------------------------
+
 
 def verifier_key() -> str:
     """The verifier key of the test's own signing key (made on first use)."""
@@ -206,10 +230,12 @@ class Threaded:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "Threaded":
+    def __enter__(self) -> Threaded:
         import time
 
         self.thread.start()

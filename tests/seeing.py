@@ -15,9 +15,11 @@ BAR = (0x1F, 0x5F, 0x8B)  # the charts' bar colour (taxgate.render.charts.BAR)
 def chart_pixels(png: Path) -> dict[str, float]:
     """Shares of a screenshot's pixels: near-black, near-white, and near the bar colour."""
     pixels = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16).reshape(-1, 3)
-    return {"black": float((pixels.max(axis=1) < 50).mean()),
-            "white": float((pixels.min(axis=1) > 235).mean()),
-            "bar": float((np.abs(pixels - np.array(BAR)).max(axis=1) <= 40).mean())}
+    return {
+        "black": float((pixels.max(axis=1) < 50).mean()),
+        "white": float((pixels.min(axis=1) > 235).mean()),
+        "bar": float((np.abs(pixels - np.array(BAR)).max(axis=1) <= 40).mean()),
+    }
 
 
 def assert_chart_drawn(png: Path, name: str) -> None:
@@ -36,10 +38,16 @@ def words_off_page(pdf: Path, margin: float = 9.0) -> list[str]:
     with pdfplumber.open(pdf) as document:
         for number, page in enumerate(document.pages, 1):
             for word in page.extract_words():
-                if (word["x0"] < margin or word["x1"] > page.width - margin or word["top"] < margin
-                        or word["bottom"] > page.height - margin):
-                    off.append(f"page {number}: {word['text']!r} at x {word['x0']:.0f}-{word['x1']:.0f} "
-                               f"of {page.width:.0f}")
+                if (
+                    word["x0"] < margin
+                    or word["x1"] > page.width - margin
+                    or word["top"] < margin
+                    or word["bottom"] > page.height - margin
+                ):
+                    off.append(
+                        f"page {number}: {word['text']!r} at x {word['x0']:.0f}-{word['x1']:.0f} "
+                        f"of {page.width:.0f}"
+                    )
     return off
 
 
@@ -56,5 +64,8 @@ def axe_violations(page, impacts: tuple[str, ...] = ("serious", "critical")) -> 
     source = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
     page.evaluate(source)
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}"
-            for v in result["violations"] if v["impact"] in impacts]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}"
+        for v in result["violations"]
+        if v["impact"] in impacts
+    ]

@@ -24,11 +24,15 @@ from tests.test_service_access import console, refusals
 
 def ledgered_events(store) -> list[tuple]:
     with store.session() as session:
-        return session.execute(select(AccountEvent.event, AccountEvent.username, AccountEvent.actor, AccountEvent.via)
-                               .order_by(AccountEvent.id)).all()
+        return session.execute(
+            select(
+                AccountEvent.event, AccountEvent.username, AccountEvent.actor, AccountEvent.via
+            ).order_by(AccountEvent.id)
+        ).all()
 
 
 # -- no role obtains another role's power ----------------------------------------------------------
+
 
 def test_an_admin_cannot_issue_a_token_for_someone_else(service):
     """The 2026 escalation: an admin made a requester's token and read its agency's answers."""
@@ -53,7 +57,9 @@ def test_issuing_and_revoking_are_ledgered_with_who_did_it(service):
     mine = service.client.get("/api/tokens", headers=officer).json()["tokens"]
     assert [t["revoked"] for t in mine] == [None]
     # someone else's token cannot be revoked by a non-admin (it does not exist, for them)
-    theirs = service.client.get("/api/tokens", headers=service.auth("court")).json()["tokens"][0]["id"]
+    theirs = service.client.get("/api/tokens", headers=service.auth("court")).json()["tokens"][0][
+        "id"
+    ]
     assert service.client.delete(f"/api/tokens/{theirs}", headers=officer).status_code == 404
     # an admin may revoke anyone's (taking power away is not gaining it)
     gone = service.client.delete(f"/api/tokens/{theirs}", headers=service.auth("admin"))
@@ -62,15 +68,24 @@ def test_issuing_and_revoking_are_ledgered_with_who_did_it(service):
     assert service.client.delete(f"/api/tokens/{mine[0]['id']}", headers=officer).status_code == 200
     assert service.client.get("/api/whoami", headers=officer).status_code == 401
     events = ledgered_events(service.store)
-    assert events[-2:] == [("token_revoked", "court", "admin", "api"), ("token_revoked", "officer", "officer", "api")]
+    assert events[-2:] == [
+        ("token_revoked", "court", "admin", "api"),
+        ("token_revoked", "officer", "officer", "api"),
+    ]
     host = [e for e in events if e[0] == "token_issued" and e[1] == "requester"]
-    assert host and host[0][2].startswith("host:") and host[0][3] == "host"  # the fixture's, made on the host
+    assert (
+        host and host[0][2].startswith("host:") and host[0][3] == "host"
+    )  # the fixture's, made on the host
     assert findings(service.store) == []
 
 
 def test_an_account_event_edited_in_its_table_is_found(service):
     with service.store.session.begin() as session:
-        row = session.execute(select(AccountEvent).where(AccountEvent.event == "token_issued")).scalars().first()
+        row = (
+            session.execute(select(AccountEvent).where(AccountEvent.event == "token_issued"))
+            .scalars()
+            .first()
+        )
         row.actor = "someone-else"
     found = findings(service.store)
     assert any("account_events" in f and "someone-else" in f for f in found), found
@@ -79,10 +94,19 @@ def test_an_account_event_edited_in_its_table_is_found(service):
 def test_a_password_change_ends_every_session_and_token(service):
     client, csrf = console(service, "auditor")
     other, _ = console(service, "auditor")  # a second session, say a stolen one
-    wrong = client.post("/account/password", data={"csrf": csrf, "current": "not-my-password", "new": "n" * 14})
+    wrong = client.post(
+        "/account/password", data={"csrf": csrf, "current": "not-my-password", "new": "n" * 14}
+    )
     assert wrong.status_code == 403
-    changed = client.post("/account/password", data={"csrf": csrf, "current": service.passwords["auditor"],
-                                                      "new": "a-new-password-for-tests"}, follow_redirects=False)
+    changed = client.post(
+        "/account/password",
+        data={
+            "csrf": csrf,
+            "current": service.passwords["auditor"],
+            "new": "a-new-password-for-tests",
+        },
+        follow_redirects=False,
+    )
     assert changed.status_code == 303
     assert other.get("/refusals", follow_redirects=False).status_code == 303  # signed out
     assert service.client.get("/api/whoami", headers=service.auth("auditor")).status_code == 401
@@ -98,11 +122,14 @@ def test_a_user_can_be_enabled_again_and_the_last_admin_cannot_disable_itself(se
     assert service.client.post("/api/users/court/disable", headers=admin).status_code == 200
     assert service.client.post("/api/users/court/enable", headers=admin).status_code == 200
     assert service.client.post("/api/users/court/enable", headers=admin).status_code == 409
-    assert service.client.get("/api/whoami", headers=service.auth("court")).status_code == 401  # old tokens stay revoked
+    assert (
+        service.client.get("/api/whoami", headers=service.auth("court")).status_code == 401
+    )  # old tokens stay revoked
     assert accounts.by_password(service.store, "court", service.passwords["court"]).role == "court"
 
 
 # -- every read of taxpayer data is logged; the master is not a window -----------------------------
+
 
 @pytest.fixture()
 def decided(service, small_batch):
@@ -114,21 +141,37 @@ def decided(service, small_batch):
 def test_an_officer_reads_the_master_only_for_a_request_in_review(decided):
     service = decided
     with service.store.session() as session:
-        closed = session.execute(select(Decision.id).where(Decision.outcome.in_(("DISCLOSED", "NOT_DISCLOSED")),
-                                                           Decision.matched_tin != "")).scalars().first()
-        open_ = session.execute(select(Decision.id).where(Decision.outcome == "REVIEW")).scalars().first()
+        closed = (
+            session.execute(
+                select(Decision.id).where(
+                    Decision.outcome.in_(("DISCLOSED", "NOT_DISCLOSED")), Decision.matched_tin != ""
+                )
+            )
+            .scalars()
+            .first()
+        )
+        open_ = (
+            session.execute(select(Decision.id).where(Decision.outcome == "REVIEW"))
+            .scalars()
+            .first()
+        )
     officer, auditor = service.auth("officer"), service.auth("auditor")
     refused = service.client.get(f"/api/reviews/{closed}", headers=officer)
     assert refused.status_code == 409 and "not in review" in refused.json()["detail"]
     assert "records" not in refused.text and "date_of_birth" not in refused.text
     assert service.client.get(f"/api/reviews/{open_}", headers=officer).status_code == 200
-    assert service.client.get(f"/api/reviews/{closed}", headers=auditor).json()["candidate"]["records"]
+    assert service.client.get(f"/api/reviews/{closed}", headers=auditor).json()["candidate"][
+        "records"
+    ]
     client, _ = console(service, "officer")
     assert client.get(f"/reviews/{closed}").status_code == 409
     reads = accounts.reads(service.store, event="review_case")
     assert [(r["username"], r["object"], r["outcome"]) for r in reversed(reads)] == [
-        ("officer", f"decision {closed}", "failure"), ("officer", f"decision {open_}", "success"),
-        ("auditor", f"decision {closed}", "success"), ("officer", f"decision {closed}", "failure")]
+        ("officer", f"decision {closed}", "failure"),
+        ("officer", f"decision {open_}", "success"),
+        ("auditor", f"decision {closed}", "success"),
+        ("officer", f"decision {closed}", "failure"),
+    ]
     assert all(r["origin"] == "testclient" and r["at"] for r in reads)
 
 
@@ -141,31 +184,56 @@ def test_every_read_of_taxpayer_data_is_an_audit_record(decided):
     service.client.post("/api/accounting", json={"tin": "123-45-6789"}, headers=auditor)
     service.client.get("/api/ledger/proof/0", headers=auditor)
     service.client.get("/api/notices", headers=auditor)
-    got = {(r["event"], r["username"], r["outcome"]) for r in service.client.get("/api/reads", headers=auditor)
-           .json()["reads"]}
-    assert got >= {("response", "requester", "success"), ("releases", "requester", "success"),
-                   ("review_queue", "officer", "success"), ("accounting", "auditor", "success"),
-                   ("notices", "auditor", "success")}
-    assert ("ledger_entry", "auditor", "success") in got or ("ledger_entry", "auditor", "failure") in got
-    narrowed = service.client.get("/api/reads?object=tin%20123456789", headers=auditor).json()["reads"]
+    got = {
+        (r["event"], r["username"], r["outcome"])
+        for r in service.client.get("/api/reads", headers=auditor).json()["reads"]
+    }
+    assert got >= {
+        ("response", "requester", "success"),
+        ("releases", "requester", "success"),
+        ("review_queue", "officer", "success"),
+        ("accounting", "auditor", "success"),
+        ("notices", "auditor", "success"),
+    }
+    assert ("ledger_entry", "auditor", "success") in got or (
+        "ledger_entry",
+        "auditor",
+        "failure",
+    ) in got
+    narrowed = service.client.get("/api/reads?object=tin%20123456789", headers=auditor).json()[
+        "reads"
+    ]
     assert [r["event"] for r in narrowed] == ["accounting"]
 
 
 # -- stored denial of service ----------------------------------------------------------------------
 
+
 def test_math_text_in_a_batch_ref_or_officer_name_breaks_no_report(service, small_batch, tmp_path):
     """`$\\nosuchcmd$` in what a requester writes was matplotlib math: every report answered 500."""
     manifest = json.loads(small_batch.read_text())
-    table = list(csv.reader(io.StringIO((small_batch.parent / manifest["requests"]).read_text(errors="replace"))))[:30]
+    table = list(
+        csv.reader(
+            io.StringIO((small_batch.parent / manifest["requests"]).read_text(errors="replace"))
+        )
+    )[:30]
     officer = table[0].index("engaged_official")
     for row in table[1:]:
         row[officer] = r"Agent $\nosuchcmd$ {x}_^"
     out = io.StringIO()
     csv.writer(out).writerows(table)
-    hostile = dict(manifest_bytes=json.dumps({**manifest, "batch_ref": r"Q3 $\nosuchcmd$"}).encode(),
-                   rows=out.getvalue().encode())
-    assert service.client.post("/api/batches", headers=service.auth("requester"),
-                               files=upload_files(small_batch, **hostile)).status_code == 202
+    hostile = dict(
+        manifest_bytes=json.dumps({**manifest, "batch_ref": r"Q3 $\nosuchcmd$"}).encode(),
+        rows=out.getvalue().encode(),
+    )
+    assert (
+        service.client.post(
+            "/api/batches",
+            headers=service.auth("requester"),
+            files=upload_files(small_batch, **hostile),
+        ).status_code
+        == 202
+    )
     service.run_queued()
     for role in ("officer", "court", "auditor"):
         client, _ = console(service, role)
@@ -177,10 +245,14 @@ def test_math_text_in_a_batch_ref_or_officer_name_breaks_no_report(service, smal
 
 # -- sign-in ----------------------------------------------------------------------------------------
 
+
 def sign_in(client: TestClient, username: str, password: str) -> int:
     token = re.search(r'name="login_token" value="([^"]+)"', client.get("/login").text).group(1)
-    return client.post("/login", data={"username": username, "password": password, "login_token": token},
-                       follow_redirects=False).status_code
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "login_token": token},
+        follow_redirects=False,
+    ).status_code
 
 
 def test_nobody_elsewhere_can_lock_a_court_monitor_out(service):
@@ -208,6 +280,7 @@ def test_the_throttle_is_held_in_the_store_so_every_server_counts_the_same(store
 
 # -- the refusal log, headers, origins ---------------------------------------------------------------
 
+
 def test_a_flood_of_refusals_is_counted_not_added(service):
     before_rows = _rows(service.store)
     for i in range(250):
@@ -233,12 +306,19 @@ def test_error_pages_carry_the_security_headers(service, monkeypatch):
 
     monkeypatch.setattr(orders, "list_orders", lambda store: 1 / 0)  # a fault of ours
     client = TestClient(service.app, raise_server_exceptions=False)
-    answers = [client.get("/no-such-page"), client.get("/api/no-such-route"),
-               client.get("/api/orders", headers=service.auth("court")), client.get("/api/whoami")]
+    answers = [
+        client.get("/no-such-page"),
+        client.get("/api/no-such-route"),
+        client.get("/api/orders", headers=service.auth("court")),
+        client.get("/api/whoami"),
+    ]
     assert [a.status_code for a in answers] == [404, 404, 500, 401]
     for answer in answers:
         assert answer.headers["content-security-policy"].startswith("default-src 'self'")
-        assert answer.headers["x-content-type-options"] == "nosniff" and answer.headers["x-frame-options"] == "DENY"
+        assert (
+            answer.headers["x-content-type-options"] == "nosniff"
+            and answer.headers["x-frame-options"] == "DENY"
+        )
         assert answer.headers["cache-control"] == "no-store"
     assert "ZeroDivisionError" not in answers[2].text
 
@@ -249,18 +329,31 @@ def test_hsts_behind_tls(store, world, tmp_path):
 
 
 def test_a_foreign_origin_is_refused_before_anything_is_done(service):
-    order = {"kind": "stay", "court": "D.D.C.", "docket": "1:26-cv-9", "effective_from": "2026-01-01",
-             "scope": {"agency": "DHS-ICE"}, "notify": []}
-    answer = service.client.post("/api/orders", headers={**service.auth("officer"), "Origin": "https://evil.example"},
-                                 json=order)
+    order = {
+        "kind": "stay",
+        "court": "D.D.C.",
+        "docket": "1:26-cv-9",
+        "effective_from": "2026-01-01",
+        "scope": {"agency": "DHS-ICE"},
+        "notify": [],
+    }
+    answer = service.client.post(
+        "/api/orders",
+        headers={**service.auth("officer"), "Origin": "https://evil.example"},
+        json=order,
+    )
     assert answer.status_code == 403
     assert service.client.get("/api/orders", headers=service.auth("officer")).json()["orders"] == []
-    same = service.client.post("/api/orders", headers={**service.auth("officer"), "Origin": "http://testserver"},
-                               json=order)
+    same = service.client.post(
+        "/api/orders",
+        headers={**service.auth("officer"), "Origin": "http://testserver"},
+        json=order,
+    )
     assert same.status_code == 201
 
 
 # -- the network --------------------------------------------------------------------------------------
+
 
 class Served:
     """The app under `taxgate serve`'s own server configuration, on a loopback port."""
@@ -273,14 +366,18 @@ class Served:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.server = uvicorn.Server(config(app, "127.0.0.1", self.port, log_level="warning", **options))
+        self.server = uvicorn.Server(
+            config(app, "127.0.0.1", self.port, log_level="warning", **options)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
+            assert time.monotonic() < deadline and self.thread.is_alive(), (
+                "the server did not start"
+            )
             time.sleep(0.02)
         return self
 
@@ -298,7 +395,9 @@ def test_a_half_open_connection_is_cut_off(service):
         assert slow.recv(1024) == b""  # closed by the server
         assert time.monotonic() - started < 4
         idle_body = socket.create_connection(("127.0.0.1", served.port))
-        idle_body.sendall(b"POST /api/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+        idle_body.sendall(
+            b"POST /api/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc"
+        )
         idle_body.settimeout(5)
         reply = b""
         while chunk := idle_body.recv(4096):
@@ -337,7 +436,9 @@ def test_x_forwarded_for_is_not_believed_from_an_unnamed_proxy(service):
     import httpx
 
     with Served(service.app) as served:
-        httpx.get(f"http://127.0.0.1:{served.port}/api/whoami", headers={"X-Forwarded-For": "192.0.2.77"})
+        httpx.get(
+            f"http://127.0.0.1:{served.port}/api/whoami", headers={"X-Forwarded-For": "192.0.2.77"}
+        )
     assert {r["client"] for r in accounts.refusals(service.store)} == {"127.0.0.1"}
 
 
@@ -349,24 +450,37 @@ def test_the_store_s_rate_limit_slides_to_the_second(store):
     assert [limit.admit("k")[0] for _ in range(5)] == [True, True, True, False, False]
     assert limit.admit("other") == (True, 0)  # keys are counted apart
     now[0] += 30
-    assert limit.admit("k") == (False, 30)  # refused hits count: a flood stays refused while it goes on
+    assert limit.admit("k") == (
+        False,
+        30,
+    )  # refused hits count: a flood stays refused while it goes on
     now[0] += 31  # the first second's hits have left the window; the one 31 s ago has not
     assert [limit.admit("k")[0] for _ in range(3)] == [True, True, False]
 
 
-def test_a_parquet_bomb_uploaded_is_taken_and_every_row_answered_malformed(service, small_batch, tmp_path):
+def test_a_parquet_bomb_uploaded_is_taken_and_every_row_answered_malformed(
+    service, small_batch, tmp_path
+):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     n = 1000
-    table = pa.table({"request_id": [f"R{i}" for i in range(n)],
-                      "relevance": pa.array(["x" * (1 << 20)] * n).dictionary_encode()})
+    table = pa.table(
+        {
+            "request_id": [f"R{i}" for i in range(n)],
+            "relevance": pa.array(["x" * (1 << 20)] * n).dictionary_encode(),
+        }
+    )
     pq.write_table(table, tmp_path / "bomb.parquet", compression="zstd")
     manifest = json.loads(small_batch.read_text())
-    parts = dict(manifest_bytes=json.dumps({**manifest, "requests": "requests.parquet"}).encode(),
-                 rows_name="requests.parquet", rows=(tmp_path / "bomb.parquet").read_bytes())
-    answer = service.client.post("/api/batches", headers=service.auth("requester"),
-                                 files=upload_files(small_batch, **parts))
+    parts = dict(
+        manifest_bytes=json.dumps({**manifest, "requests": "requests.parquet"}).encode(),
+        rows_name="requests.parquet",
+        rows=(tmp_path / "bomb.parquet").read_bytes(),
+    )
+    answer = service.client.post(
+        "/api/batches", headers=service.auth("requester"), files=upload_files(small_batch, **parts)
+    )
     assert answer.status_code == 202, answer.text
     assert len(parts["rows"]) < 100_000  # 25 KB that would be 1 GiB once built
     service.run_queued()
@@ -413,8 +527,12 @@ def test_the_oversight_report_is_drawn_once_per_ledger_size(service, monkeypatch
     monkeypatch.setattr(oversight, "oversight", counting)
     court, _ = console(service, "court")
     answers = []
-    threads = [threading.Thread(target=lambda: answers.append(court.get("/reports/oversight.html").status_code))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda: answers.append(court.get("/reports/oversight.html").status_code)
+        )
+        for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -423,8 +541,16 @@ def test_the_oversight_report_is_drawn_once_per_ledger_size(service, monkeypatch
     assert court.get("/reports/oversight.pdf").status_code == 200 and len(drawn) == 1
 
 
-@pytest.mark.parametrize("option, value", [("workers", -1), ("release_every", float("nan")),
-                                           ("uploads_per_minute", 0), ("max_rows_bytes", 0), ("max_attempts", 0)])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("workers", -1),
+        ("release_every", float("nan")),
+        ("uploads_per_minute", 0),
+        ("max_rows_bytes", 0),
+        ("max_attempts", 0),
+    ],
+)
 def test_a_server_option_out_of_range_is_one_line_naming_it(world, tmp_path, option, value):
     from taxgate.service.settings import SettingsError
 
@@ -435,27 +561,61 @@ def test_a_server_option_out_of_range_is_one_line_naming_it(world, tmp_path, opt
 def test_an_admin_never_sets_a_password_so_cannot_become_another_user(service):
     """An admin who could set a new officer's password could sign in as that officer."""
     admin = service.auth("admin")
-    refused = service.client.post("/api/users", headers=admin, json={
-        "username": "newofficer", "role": "officer", "password": "the-admin-knows-this-one"})
+    refused = service.client.post(
+        "/api/users",
+        headers=admin,
+        json={"username": "newofficer", "role": "officer", "password": "the-admin-knows-this-one"},
+    )
     assert refused.status_code == 422
-    added = service.client.post("/api/users", headers=admin, json={"username": "newofficer", "role": "officer"})
+    added = service.client.post(
+        "/api/users", headers=admin, json={"username": "newofficer", "role": "officer"}
+    )
     assert added.status_code == 201
     assert accounts.by_password(service.store, "newofficer", "the-admin-knows-this-one") is None
     with pytest.raises(accounts.AccountError, match="does not set another's password"):
-        accounts.add_user(service.store, "another", "auditor", "", "the-admin-knows-this-one", by="admin", via="console")
+        accounts.add_user(
+            service.store,
+            "another",
+            "auditor",
+            "",
+            "the-admin-knows-this-one",
+            by="admin",
+            via="console",
+        )
     client, csrf = console(service, "admin")
-    page = client.post("/users", data={"csrf": csrf, "username": "newcourt", "role": "court",
-                                       "password": "the-admin-knows-this-one"})
-    assert page.status_code == 200 and accounts.by_password(service.store, "newcourt", "the-admin-knows-this-one") is None
+    page = client.post(
+        "/users",
+        data={
+            "csrf": csrf,
+            "username": "newcourt",
+            "role": "court",
+            "password": "the-admin-knows-this-one",
+        },
+    )
+    assert (
+        page.status_code == 200
+        and accounts.by_password(service.store, "newcourt", "the-admin-knows-this-one") is None
+    )
 
 
 def test_every_way_to_the_master_records_and_the_entries_is_logged(decided):
     service = decided
     with service.store.session() as session:
-        open_ = session.execute(select(Decision.id).where(Decision.outcome == "REVIEW")).scalars().first()
+        open_ = (
+            session.execute(select(Decision.id).where(Decision.outcome == "REVIEW"))
+            .scalars()
+            .first()
+        )
     client, csrf = console(service, "officer")
-    again = client.post(f"/reviews/{open_}", data={"csrf": csrf, "action": "disclose", "note": "short"})
+    again = client.post(
+        f"/reviews/{open_}", data={"csrf": csrf, "action": "disclose", "note": "short"}
+    )
     assert again.status_code == 422  # the case shown again beside the reason: a read
-    assert [r["object"] for r in accounts.reads(service.store, event="review_case")] == [f"decision {open_}"]
-    assert service.client.get("/log/tile/entries/000", headers=service.auth("auditor")).status_code == 200
+    assert [r["object"] for r in accounts.reads(service.store, event="review_case")] == [
+        f"decision {open_}"
+    ]
+    assert (
+        service.client.get("/log/tile/entries/000", headers=service.auth("auditor")).status_code
+        == 200
+    )
     assert accounts.reads(service.store, event="ledger_entries")[0]["object"] == "entries 0 to 255"

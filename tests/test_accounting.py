@@ -8,22 +8,32 @@ import io
 import re
 
 from seeing import pdf_text, words_off_page
-from taxgate.reports import ACCOUNTING_COLUMNS
 from test_current_response import NOTE, _queue
 from test_service_access import console
 
+from taxgate.reports import ACCOUNTING_COLUMNS
 
-def test_the_accounting_counts_a_review_as_decided_and_exports_a_csv_and_a_letter(service, small_batch, tmp_path):
+
+def test_the_accounting_counts_a_review_as_decided_and_exports_a_csv_and_a_letter(
+    service, small_batch, tmp_path
+):
     first, *_ = _queue(service, small_batch)
     tin = first["matched_tin"]
-    service.client.post("/api/reviews", headers=service.auth("officer"),
-                        json={"decision": first["decision"], "action": "disclose", "note": NOTE})
+    service.client.post(
+        "/api/reviews",
+        headers=service.auth("officer"),
+        json={"decision": first["decision"], "action": "disclose", "note": NOTE},
+    )
     browser, csrf = console(service, "auditor")
     # a GET carries no TIN: the query string is not read, so no log or history keeps one
     assert "No request named" not in browser.get(f"/accounting?tin={tin}").text
     page = browser.post("/accounting", data={"csrf": csrf, "tin": tin}).text
     row = next(r for r in page.split("<tr>") if f"<td>{first['request_id']}</td>" in r)
-    assert 'class="outcome DISCLOSED"' in row and "REVIEW" not in row and "26 U.S.C. § 6103(i)(2)" in row
+    assert (
+        'class="outcome DISCLOSED"' in row
+        and "REVIEW" not in row
+        and "26 U.S.C. § 6103(i)(2)" in row
+    )
     assert "DHS-ICE" in row and "case " in row
     exported = browser.post("/accounting", data={"csrf": csrf, "tin": tin, "fmt": "csv"})
     assert exported.status_code == 200 and tin[-4:] in exported.headers["content-disposition"]
@@ -36,7 +46,16 @@ def test_the_accounting_counts_a_review_as_decided_and_exports_a_csv_and_a_lette
     (tmp_path / "letter.pdf").write_bytes(letter.content)
     assert words_off_page(tmp_path / "letter.pdf") == []
     printed = " ".join(pdf_text(tmp_path / "letter.pdf").split())
-    assert "26 U.S.C. § 6103(p)(3)(A)" in printed and f"ending {tin[-4:]}" in printed and "DHS-ICE" in printed
-    assert tin not in printed and not re.search(r"ledger|ID_[A-Z]", printed)  # nothing of the gateway's own
+    assert (
+        "26 U.S.C. § 6103(p)(3)(A)" in printed
+        and f"ending {tin[-4:]}" in printed
+        and "DHS-ICE" in printed
+    )
+    assert tin not in printed and not re.search(
+        r"ledger|ID_[A-Z]", printed
+    )  # nothing of the gateway's own
     # a wrong TIN is one line, not a page of nothing
-    assert "A TIN has nine digits" in browser.post("/accounting", data={"csrf": csrf, "tin": "12-34"}).text
+    assert (
+        "A TIN has nine digits"
+        in browser.post("/accounting", data={"csrf": csrf, "tin": "12-34"}).text
+    )

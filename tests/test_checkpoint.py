@@ -10,7 +10,10 @@ from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer, open_
 GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
-GO_NOTE = GO_TEXT + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+GO_NOTE = (
+    GO_TEXT + "\n\u2014 PeterNeumann "
+    "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+)
 
 
 def test_the_reference_note_is_reproduced_byte_for_byte():
@@ -26,7 +29,9 @@ def test_a_checkpoint_round_trips_and_alterations_fail():
     signer = Signer.generate("taxgate.example/ledger")
     checkpoint = Checkpoint("taxgate.example/ledger", 1234, bytes(range(32)))
     note = signer.sign(checkpoint)
-    assert note.startswith("taxgate.example/ledger\n1234\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\n\u2014 ")
+    assert note.startswith(
+        "taxgate.example/ledger\n1234\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\n\u2014 "
+    )
     assert verify(note, signer.verifier_key(), origin="taxgate.example/ledger") == checkpoint
     assert parse(note) == checkpoint
     altered = [

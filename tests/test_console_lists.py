@@ -16,16 +16,24 @@ def test_the_review_queue_filters_sorts_pages_and_exports(service, small_batch):
     queue = _queue(service, small_batch)
     browser, _ = console(service, "officer")
     weakest = browser.get("/reviews?order=weight").text
-    weights = [float(w) for w in re.findall(r"<td>(\d+\.\d)</td><td>(?:\d+\.\d|none)</td>", weakest)]
+    weights = [
+        float(w) for w in re.findall(r"<td>(\d+\.\d)</td><td>(?:\d+\.\d|none)</td>", weakest)
+    ]
     assert weights == sorted(weights) and len(weights) == len(queue)
     exported = browser.get("/reviews.csv?order=weight-desc")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
-    assert [r["request_id"] for r in rows] == [q["request_id"] for q in sorted(queue, key=lambda q: -q["weight"])]
+    assert [r["request_id"] for r in rows] == [
+        q["request_id"] for q in sorted(queue, key=lambda q: -q["weight"])
+    ]
     none = browser.get("/reviews?batch=NO-SUCH-BATCH").text
     assert "Nothing waits for review in this selection" in none
     for code in ("ID_WEAK", "ID_ADDRESS_NOT_ON_RECORD"):
-        rows = re.findall(r'<tr id="review-\d+">.*?</tr>', browser.get(f"/reviews?code={code}").text, re.S)
-        assert len(rows) == sum(code in q["reasons"].split(";") for q in queue) and all(code in r for r in rows)
+        rows = re.findall(
+            r'<tr id="review-\d+">.*?</tr>', browser.get(f"/reviews?code={code}").text, re.S
+        )
+        assert len(rows) == sum(code in q["reasons"].split(";") for q in queue) and all(
+            code in r for r in rows
+        )
     assert any("ID_WEAK" in q["reasons"] for q in queue)  # the filter was tried on something
 
 
@@ -36,10 +44,17 @@ def test_a_request_is_found_by_its_id_where_the_reader_may_see_it(service, small
     assert 'class="outcome REVIEW"' in page and f'href="/reviews/{first["decision"]}"' in page
     requester, _ = console(service, "requester")
     seen = requester.get(f"/requests?id={first['request_id']}").text
-    assert 'class="outcome REVIEW"' in seen and "ID_" not in seen.split('id="found"')[1]  # no ID_* for requesters
+    assert (
+        'class="outcome REVIEW"' in seen and "ID_" not in seen.split('id="found"')[1]
+    )  # no ID_* for requesters
     service.passwords.setdefault("other", "other-password-for-tests")
-    other, _ = console(service, "other")  # another agency's requester finds nothing of this agency's
-    assert f"No request {first['request_id']} in a batch you may see" in other.get(f"/requests?id={first['request_id']}").text
+    other, _ = console(
+        service, "other"
+    )  # another agency's requester finds nothing of this agency's
+    assert (
+        f"No request {first['request_id']} in a batch you may see"
+        in other.get(f"/requests?id={first['request_id']}").text
+    )
 
 
 def test_the_unreadable_rows_are_a_download(service, small_batch):
@@ -91,4 +106,7 @@ def test_refusals_of_different_pages_are_lines_of_their_own(service):
         intruder.get(path)
     mine = [r for r in refusals(service.store, 100) if r["username"] == "requester"]
     assert sorted((r["path"], r["repeats"]) for r in mine) == [
-        ("/accounting", 1), ("/reports/oversight.pdf", 1), ("/reviews", 2)]
+        ("/accounting", 1),
+        ("/reports/oversight.pdf", 1),
+        ("/reviews", 2),
+    ]

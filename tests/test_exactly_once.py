@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 
+from conftest import control_store, findings
 from sqlalchemy import func, select
 
-from conftest import control_store, findings
 from taxgate.pipeline import process
 from taxgate.store import open_store
 from taxgate.store.models import Batch, Decision, Disclosure, LedgerEntry
@@ -47,16 +47,29 @@ def test_a_batch_sent_twice_is_decided_and_ledgered_once(world, tmp_path, databa
     assert not first.resumed and second.resumed and first.batch_id == second.batch_id
     assert after_second == after_first
     assert after_first["decisions"] == after_first["distinct_rows"] == first.rows
-    assert after_first["entries"] == 1 + first.rows + first.outcomes["DISCLOSED"] + 1  # received, rows, disclosures, completed
+    assert (
+        after_first["entries"] == 1 + first.rows + first.outcomes["DISCLOSED"] + 1
+    )  # received, rows, disclosures, completed
     assert after_first["problems"] == []
     assert response(tmp_path / "one") == response(tmp_path / "two")  # ledger indexes included
 
 
-def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(world, tmp_path, database_url):
+def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(
+    world, tmp_path, database_url
+):
     manifest = generate_batch(world["master"], tmp_path / "batch", 6_000, seed=11)
     env = {**os.environ, "TAXGATE_RECORD_ROWS": "25", "TAXGATE_WORKERS": "1"}
-    command = [sys.executable, "-m", "taxgate", "process", str(manifest), "--master", str(world["master"]),
-               "--out", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "taxgate",
+        "process",
+        str(manifest),
+        "--master",
+        str(world["master"]),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     store = open_store(database_url)
     deadline = time.monotonic() + 300
@@ -72,7 +85,9 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(world,
     assert victim.returncode == -signal.SIGKILL, victim.stderr.read().decode()
     with store.session() as session:
         batch = session.execute(select(Batch)).scalar_one()
-        assert batch.status == "processing" and 0 < batch.committed_rows < batch.rows  # killed mid-batch
+        assert (
+            batch.status == "processing" and 0 < batch.committed_rows < batch.rows
+        )  # killed mid-batch
         total = batch.rows
     store.close()
 
@@ -86,8 +101,9 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(world,
     with control_store(tmp_path) as store:
         control = process(manifest, world["master"], tmp_path / "control", store=store)
     rows = response(tmp_path / "out")
-    assert [(r["request_id"], r["outcome"], r["address_street"]) for r in rows] == \
-        [(r["request_id"], r["outcome"], r["address_street"]) for r in response(tmp_path / "control")]
+    assert [(r["request_id"], r["outcome"], r["address_street"]) for r in rows] == [
+        (r["request_id"], r["outcome"], r["address_street"]) for r in response(tmp_path / "control")
+    ]
     disclosed = sum(r["outcome"] == "DISCLOSED" for r in rows)
     assert found["disclosures"] == disclosed == control.outcomes["DISCLOSED"] > 0
     assert found["entries"] == 1 + total + disclosed + 1

@@ -49,16 +49,28 @@ def test_names_that_do_not_agree(a, b):
 
 
 def test_suffixes():
-    assert [suffix_code(s) for s in ("Jr.", "JUNIOR", "iii", "3rd", "Sr", "MD", "")] == ["jr", "jr", "iii", "iii", "sr", "", ""]
+    assert [suffix_code(s) for s in ("Jr.", "JUNIOR", "iii", "3rd", "Sr", "MD", "")] == [
+        "jr",
+        "jr",
+        "iii",
+        "iii",
+        "sr",
+        "",
+        "",
+    ]
 
 
 def test_shipped_model_matches_the_settings_and_is_trained():
     model = json.loads(MODEL_FILE.read_text())
     settings = model_settings().get_settings("duckdb").as_dict()
-    assert [c["output_column_name"] for c in model["comparisons"]] == [c["output_column_name"] for c in settings["comparisons"]]
+    assert [c["output_column_name"] for c in model["comparisons"]] == [
+        c["output_column_name"] for c in settings["comparisons"]
+    ]
     for comparison in model["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-        assert abs(sum(lv["m_probability"] for lv in levels) - 1) < 1e-9, comparison["output_column_name"]
+        assert abs(sum(lv["m_probability"] for lv in levels) - 1) < 1e-9, comparison[
+            "output_column_name"
+        ]
         assert all(lv.get("u_probability") for lv in levels), comparison["output_column_name"]
 
 
@@ -72,18 +84,47 @@ def test_explain_shows_the_evidence(world, tmp_path):
     from taxgate.pipeline import process
 
     process(world["manifest"], world["master"], tmp_path / "out")
-    decisions = [json.loads(line) for line in (tmp_path / "out" / "auditors" / "evidence.jsonl").read_text().splitlines()]
+    decisions = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "auditors" / "evidence.jsonl").read_text().splitlines()
+    ]
     disclosed = next(d for d in decisions if d["outcome"] == "DISCLOSED")
     assert disclosed["candidate"]["address_on_record"] and disclosed["names_agree"]
-    assert set(disclosed["fields"]) == {"given", "surname", "middle_initial", "suffix", "dob", "tin", "house_number",
-                                        "street_name", "unit", "zip5", "city_state"}
-    run = subprocess.run([sys.executable, "-m", "taxgate", "explain", disclosed["request_id"], "--response",
-                          tmp_path / "out"], capture_output=True, text=True)
+    assert set(disclosed["fields"]) == {
+        "given",
+        "surname",
+        "middle_initial",
+        "suffix",
+        "dob",
+        "tin",
+        "house_number",
+        "street_name",
+        "unit",
+        "zip5",
+        "city_state",
+    }
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "taxgate",
+            "explain",
+            disclosed["request_id"],
+            "--response",
+            tmp_path / "out",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert disclosed["candidate"]["tin"] in run.stdout and "house number" in run.stdout
     assert "threshold for a positive identification 20" in run.stdout  # the policy it was held to
     chart = (tmp_path / "out" / "auditors" / f"explain-{disclosed['request_id']}.html").read_text()
-    assert "<script" not in chart and "<svg" in chart and "How each field moved the match weight" in chart
+    assert (
+        "<script" not in chart
+        and "<svg" in chart
+        and "How each field moved the match weight" in chart
+    )
 
     from taxgate.reports.explanation import steps
 
@@ -95,14 +136,33 @@ def test_explain_shows_the_evidence(world, tmp_path):
     assert abs(total - disclosed["candidate"]["weight"]) < 0.01
     assert f"{total:.1f}" in run.stdout.split("match weight")[-1]
     # a request refused with no candidate is explained too, by its codes and their citations
-    refused = next(r for r in csv.DictReader(open(tmp_path / "out" / "auditors" / "decisions.csv", encoding="utf-8"))
-                   if r["reasons"] == "ID_NO_CANDIDATE")
-    told = subprocess.run([sys.executable, "-m", "taxgate", "explain", refused["request_id"], "--response",
-                           tmp_path / "out"], capture_output=True, text=True)
+    refused = next(
+        r
+        for r in csv.DictReader(
+            open(tmp_path / "out" / "auditors" / "decisions.csv", encoding="utf-8")
+        )
+        if r["reasons"] == "ID_NO_CANDIDATE"
+    )
+    told = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "taxgate",
+            "explain",
+            refused["request_id"],
+            "--response",
+            tmp_path / "out",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert told.returncode == 0 and "ID_NO_CANDIDATE (26 U.S.C. § 6103(a))" in told.stdout
     assert "never looked up" not in told.stdout
-    missing = subprocess.run([sys.executable, "-m", "taxgate", "explain", "NO-SUCH", "--response", tmp_path / "out"],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "taxgate", "explain", "NO-SUCH", "--response", tmp_path / "out"],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
 
 

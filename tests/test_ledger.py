@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from taxgate.ledger import Ledger, LedgerError, canonical, verify_log
-from taxgate.ledger import merkle
-from taxgate.ledger.checkpoint import Signer, verify as verify_note
+from taxgate.ledger import Ledger, LedgerError, canonical, merkle, verify_log
+from taxgate.ledger.checkpoint import Signer
+from taxgate.ledger.checkpoint import verify as verify_note
 
 
 def entries(n: int, start: int = 0) -> list[dict]:
@@ -48,7 +48,10 @@ def fill(ledger, sizes) -> None:
 
 def test_canonical_is_rfc8785_for_ledger_entries():
     rfc8785 = pytest.importorskip("rfc8785")
-    samples = [{"b": 1, "a": [True, None, "x\u2028y"], "é": {"z": "\u0001\"\\", "k": -12}}, *entries(3)]
+    samples = [
+        {"b": 1, "a": [True, None, "x\u2028y"], "é": {"z": '\u0001"\\', "k": -12}},
+        *entries(3),
+    ]
     for entry in samples:
         assert canonical(entry) == rfc8785.dumps(entry)
     with pytest.raises(TypeError):
@@ -56,7 +59,9 @@ def test_canonical_is_rfc8785_for_ledger_entries():
 
 
 def test_roots_and_proofs_match_the_pure_tree(ledger, signer):
-    fill(ledger, [1, 254, 1, 300, 44, 70_000 - 600])  # tiles filled across appends, and a second tile level
+    fill(
+        ledger, [1, 254, 1, 300, 44, 70_000 - 600]
+    )  # tiles filled across appends, and a second tile level
     blobs = [canonical(e) for e in entries(70_000)]
     leaves = [merkle.leaf_hash(b) for b in blobs]
     with ledger.store.session() as session:
@@ -65,14 +70,23 @@ def test_roots_and_proofs_match_the_pure_tree(ledger, signer):
             assert ledger.root(session, size) == merkle.root(leaves[:size])
     note = sign(ledger, signer)
     with ledger.store.session() as session:
-        checkpoint = verify_note(note, signer.verifier_key())  # a verifier holds only this, a proof, the key
+        checkpoint = verify_note(
+            note, signer.verifier_key()
+        )  # a verifier holds only this, a proof, the key
         for index in (0, 255, 256, 65_535, 65_536, 69_999):
             proof = ledger.prove(session, index)
-            merkle.verify_inclusion(index, checkpoint.size, merkle.leaf_hash(ledger.entry(session, index)), proof,
-                                    checkpoint.root)
+            merkle.verify_inclusion(
+                index,
+                checkpoint.size,
+                merkle.leaf_hash(ledger.entry(session, index)),
+                proof,
+                checkpoint.root,
+            )
         for old in (1, 256, 65_536, 69_000):
             proof = ledger.consistency(session, old)
-            merkle.verify_consistency(old, 70_000, merkle.root(leaves[:old]), checkpoint.root, proof)
+            merkle.verify_consistency(
+                old, 70_000, merkle.root(leaves[:old]), checkpoint.root, proof
+            )
         with pytest.raises(LedgerError):
             ledger.prove(session, 70_000)
         with pytest.raises(LedgerError):
@@ -114,11 +128,20 @@ def test_rewriting_hashes_too_is_caught_by_the_signed_checkpoint(ledger, signer)
     sign(ledger, signer)
     forged = canonical({"kind": "test", "n": 5, "text": "forged"})
     leaf = merkle.leaf_hash(forged)
-    tamper(ledger, "UPDATE ledger_entries SET entry = :blob, leaf_hash = :leaf WHERE idx = 5", blob=forged, leaf=leaf)
+    tamper(
+        ledger,
+        "UPDATE ledger_entries SET entry = :blob, leaf_hash = :leaf WHERE idx = 5",
+        blob=forged,
+        leaf=leaf,
+    )
     with ledger.store.engine.begin() as connection:  # and the stored tile, consistently
-        tile = connection.execute(text("SELECT hashes FROM ledger_tiles WHERE level = 0 AND n = 0")).scalar_one()
-        connection.execute(text("UPDATE ledger_tiles SET hashes = :h WHERE level = 0 AND n = 0"),
-                           {"h": tile[:5 * 32] + leaf + tile[6 * 32:]})
+        tile = connection.execute(
+            text("SELECT hashes FROM ledger_tiles WHERE level = 0 AND n = 0")
+        ).scalar_one()
+        connection.execute(
+            text("UPDATE ledger_tiles SET hashes = :h WHERE level = 0 AND n = 0"),
+            {"h": tile[: 5 * 32] + leaf + tile[6 * 32 :]},
+        )
     found = problems(ledger, signer.verifier_key())
     assert found and ("checkpoint" in found[0].message or "tree hashes" in found[0].message)
 

@@ -9,10 +9,10 @@ from datetime import date
 
 import pytest
 from sqlalchemy import text
+from test_cli import taxgate
 
 from taxgate.pipeline import process
 from taxgate.store import open_store
-from test_cli import taxgate
 
 
 @pytest.fixture()
@@ -35,10 +35,22 @@ def test_verify_checkpoint_prove_and_check_offline(processed, tmp_path):
     (tmp_path / "proof.json").write_text(proof.stdout)
     (tmp_path / "checkpoint.txt").write_text(note)
     key = (tmp_path / "ledger.pub").read_text().strip()
-    check = taxgate("ledger", "check", tmp_path / "proof.json", "--key", key, "--checkpoint", tmp_path / "checkpoint.txt")
+    check = taxgate(
+        "ledger",
+        "check",
+        tmp_path / "proof.json",
+        "--key",
+        key,
+        "--checkpoint",
+        tmp_path / "checkpoint.txt",
+    )
     assert check.returncode == 0 and "Proof checked" in check.stdout, check.stderr
     entry = json.loads(json.loads(proof.stdout)["entry"])
-    assert entry["kind"] == "decision" and entry["request_id"] == disclosed["request_id"] and entry["outcome"] == "DISCLOSED"
+    assert (
+        entry["kind"] == "decision"
+        and entry["request_id"] == disclosed["request_id"]
+        and entry["outcome"] == "DISCLOSED"
+    )
     # Its broken twin: the entry altered.
     forged = json.loads(proof.stdout)
     forged["entry"] = forged["entry"].replace("DISCLOSED", "NOT_DISCLOSED")
@@ -54,12 +66,17 @@ def test_an_edited_decision_is_found_by_verify(processed, database_url):
     refused = next(r for r in rows if r["outcome"] == "NOT_DISCLOSED")
     store = open_store(database_url)
     with store.engine.begin() as connection:
-        connection.execute(text("UPDATE decisions SET outcome = 'DISCLOSED' WHERE ledger_index = :i"),
-                           {"i": int(refused["ledger_index"])})
+        connection.execute(
+            text("UPDATE decisions SET outcome = 'DISCLOSED' WHERE ledger_index = :i"),
+            {"i": int(refused["ledger_index"])},
+        )
     store.close()
     run = taxgate("ledger", "verify")
     assert run.returncode == 1
-    assert f"entry {refused['ledger_index']} (decision)" in run.stderr and refused["request_id"] in run.stderr
+    assert (
+        f"entry {refused['ledger_index']} (decision)" in run.stderr
+        and refused["request_id"] in run.stderr
+    )
 
 
 def test_accounting_and_jct(processed, world, database_url):
@@ -68,9 +85,14 @@ def test_accounting_and_jct(processed, world, database_url):
 
     store = open_store(database_url)
     figures = jct(store, date.today().year)
-    assert figures == [{"agency": "DHS-ICE", "requests": result.rows,
-                        "disclosures": result.outcomes["DISCLOSED"],
-                        "taxpayers_disclosed": figures[0]["taxpayers_disclosed"]}]
+    assert figures == [
+        {
+            "agency": "DHS-ICE",
+            "requests": result.rows,
+            "disclosures": result.outcomes["DISCLOSED"],
+            "taxpayers_disclosed": figures[0]["taxpayers_disclosed"],
+        }
+    ]
     assert 0 < figures[0]["taxpayers_disclosed"] <= result.outcomes["DISCLOSED"]
     with store.session() as session:
         tin = session.execute(text("SELECT tin FROM disclosures LIMIT 1")).scalar_one()
@@ -84,25 +106,48 @@ def test_accounting_and_jct(processed, world, database_url):
     assert run.returncode == 0 and "DHS-ICE" in run.stdout
 
 
-@pytest.mark.parametrize(("change", "says"), [
-    (lambda p: {**p, "index": p["index"] + 0.9}, "is not an integer"),
-    (lambda p: {**p, "index": str(p["index"])}, "whole number"),
-    (lambda p: {**p, "size": "5_0"}, "whole number"),
-    (lambda p: json.dumps(p).replace(f'"size": {p["size"]}', '"size": 1e400'), "is not an integer"),
-    (lambda p: {**p, "size": True}, "whole number"),
-    (lambda p: {**p, "size": 2**64}, "whole number"),
-    (lambda p: {**p, "index": p["size"]}, "not inside a tree"),
-    (lambda p: {**p, "proof": ["!" * 44]}, "not base64"),
-    (lambda p: {**p, "proof": ["AAAA"]}, "32 bytes"),
-    (lambda p: {**p, "proof": p["proof"] * 40}, "at most 64"),
-    (lambda p: {**p, "entry": {"kind": "decision"}}, "entry's text"),
-    (lambda p: "[" * 100_000 + "]" * 100_000, "nested too deeply"),
-    (lambda p: " " * (2 << 20) + json.dumps(p), "at most"),
-    (lambda p: b"\xff\xfe{}", "not JSON"),
-    (lambda p: [p], "JSON object"),
-    (lambda p: json.dumps({**p, "entry": "x"}).replace('"x"', '"\\ud800"'), "lone surrogate"),
-], ids=["float index", "text index", "underscored size", "1e400", "boolean", "huge", "index outside", "not base64",
-        "short hash", "too many hashes", "entry not text", "deep nesting", "too large", "not utf-8", "not an object", "lone surrogate"])
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda p: {**p, "index": p["index"] + 0.9}, "is not an integer"),
+        (lambda p: {**p, "index": str(p["index"])}, "whole number"),
+        (lambda p: {**p, "size": "5_0"}, "whole number"),
+        (
+            lambda p: json.dumps(p).replace(f'"size": {p["size"]}', '"size": 1e400'),
+            "is not an integer",
+        ),
+        (lambda p: {**p, "size": True}, "whole number"),
+        (lambda p: {**p, "size": 2**64}, "whole number"),
+        (lambda p: {**p, "index": p["size"]}, "not inside a tree"),
+        (lambda p: {**p, "proof": ["!" * 44]}, "not base64"),
+        (lambda p: {**p, "proof": ["AAAA"]}, "32 bytes"),
+        (lambda p: {**p, "proof": p["proof"] * 40}, "at most 64"),
+        (lambda p: {**p, "entry": {"kind": "decision"}}, "entry's text"),
+        (lambda p: "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (lambda p: " " * (2 << 20) + json.dumps(p), "at most"),
+        (lambda p: b"\xff\xfe{}", "not JSON"),
+        (lambda p: [p], "JSON object"),
+        (lambda p: json.dumps({**p, "entry": "x"}).replace('"x"', '"\\ud800"'), "lone surrogate"),
+    ],
+    ids=[
+        "float index",
+        "text index",
+        "underscored size",
+        "1e400",
+        "boolean",
+        "huge",
+        "index outside",
+        "not base64",
+        "short hash",
+        "too many hashes",
+        "entry not text",
+        "deep nesting",
+        "too large",
+        "not utf-8",
+        "not an object",
+        "lone surrogate",
+    ],
+)
 def test_a_malformed_proof_is_one_line_and_exit_2(processed, tmp_path, change, says):
     result, rows = processed
     proof = json.loads(taxgate("ledger", "prove", rows[0]["ledger_index"]).stdout)

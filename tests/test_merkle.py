@@ -8,48 +8,105 @@ import hashlib
 import pytest
 
 from taxgate.ledger.merkle import (
-    EMPTY_ROOT, ProofError, consistency_proof, inclusion_proof, leaf_hash, perfect_from_leaves, root,
-    verify_consistency, verify_inclusion,
+    EMPTY_ROOT,
+    ProofError,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    perfect_from_leaves,
+    root,
+    verify_consistency,
+    verify_inclusion,
 )
 
 # The Certificate Transparency reference leaves and tree heads (transparency-dev/merkle testonly).
-LEAVES = [bytes.fromhex(h) for h in (
-    "", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f")]
-ROOTS = [bytes.fromhex(h) for h in (
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
-)]
+LEAVES = [
+    bytes.fromhex(h)
+    for h in (
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
+ROOTS = [
+    bytes.fromhex(h)
+    for h in (
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    )
+]
 H = bytes.fromhex
 INCLUSION = [  # (index, size, proof)
     (0, 1, []),
-    (0, 8, [H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
+    (
+        0,
+        8,
+        [
+            H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
             H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-            H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4")]),
-    (5, 8, [H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
+            H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"),
+        ],
+    ),
+    (
+        5,
+        8,
+        [
+            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
             H("ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0"),
-            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")]),
+            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"),
+        ],
+    ),
     (2, 3, [H("fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125")]),
-    (1, 5, [H("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"),
+    (
+        1,
+        5,
+        [
+            H("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"),
             H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b")]),
+            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
+        ],
+    ),
 ]
 CONSISTENCY = [  # (old, new, proof)
     (1, 1, []),
-    (1, 8, [H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
+    (
+        1,
+        8,
+        [
+            H("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
             H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-            H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4")]),
-    (6, 8, [H("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"),
+            H("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"),
+        ],
+    ),
+    (
+        6,
+        8,
+        [
+            H("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"),
             H("ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0"),
-            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7")]),
-    (2, 5, [H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b")]),
+            H("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"),
+        ],
+    ),
+    (
+        2,
+        5,
+        [
+            H("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
+            H("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
+        ],
+    ),
 ]
 OTHER = hashlib.sha256(b"some other hash").digest()
 HASHES = [leaf_hash(d) for d in LEAVES]
@@ -93,7 +150,7 @@ def inclusion_twins(index, size, proof, leaf, head):
     yield index, size, leaf, [b"", *proof], head
     yield index, size, leaf, [head, *proof], head
     for i in range(len(proof)):
-        yield index, size, leaf, [*proof[:i], flipped(proof[i]), *proof[i + 1:]], head
+        yield index, size, leaf, [*proof[:i], flipped(proof[i]), *proof[i + 1 :]], head
     if proof:
         yield index, size, leaf, proof[:-1], head
     if len(proof) > 1:
@@ -119,7 +176,7 @@ def consistency_twins(old, new, old_root, new_root, proof):
     yield old, new, old_root, new_root, [proof[0], *proof]
     yield old, new, old_root, new_root, proof[:-1]
     for i in range(len(proof)):
-        yield old, new, old_root, new_root, [*proof[:i], flipped(proof[i], 4), *proof[i + 1:]]
+        yield old, new, old_root, new_root, [*proof[:i], flipped(proof[i], 4), *proof[i + 1 :]]
 
 
 def test_every_proof_of_every_small_tree_verifies_and_its_broken_twins_fail():
@@ -144,8 +201,12 @@ def test_every_proof_of_every_small_tree_verifies_and_its_broken_twins_fail():
 def test_edge_cases_of_consistency():
     verify_consistency(0, 5, EMPTY_ROOT, ROOTS[5], [])  # the empty tree is consistent with any tree
     verify_consistency(3, 3, ROOTS[3], ROOTS[3], [])
-    for args in [(3, 3, ROOTS[3], ROOTS[4], []), (4, 3, ROOTS[4], ROOTS[3], []), (0, 5, EMPTY_ROOT, ROOTS[5], [OTHER]),
-                 (3, 3, ROOTS[3], ROOTS[3], [OTHER])]:
+    for args in [
+        (3, 3, ROOTS[3], ROOTS[4], []),
+        (4, 3, ROOTS[4], ROOTS[3], []),
+        (0, 5, EMPTY_ROOT, ROOTS[5], [OTHER]),
+        (3, 3, ROOTS[3], ROOTS[3], [OTHER]),
+    ]:
         with pytest.raises(ProofError):
             verify_consistency(*args)
 

@@ -33,7 +33,19 @@ def test_non_citations_are_not_guessed(text):
 
 
 @pytest.mark.parametrize(
-    "value", ["Failed to Provide", "UNKNOWN ADDRESS", "NA NA", "n/a", "N/A N/A", "None", "Not provided", "00000", "xxx", "-"]
+    "value",
+    [
+        "Failed to Provide",
+        "UNKNOWN ADDRESS",
+        "NA NA",
+        "n/a",
+        "N/A N/A",
+        "None",
+        "Not provided",
+        "00000",
+        "xxx",
+        "-",
+    ],
 )
 def test_placeholders(value):
     assert is_placeholder(value, PHRASES)
@@ -45,7 +57,12 @@ def test_not_placeholders(value):
 
 
 def test_street_lines_standardise_to_one_form():
-    forms = [("123 Main Street", "Apt 4B"), ("123 MAIN ST", "#4B"), ("123 main st apt 4b", ""), ("123 Main St. Unit 4-B", "")]
+    forms = [
+        ("123 Main Street", "Apt 4B"),
+        ("123 MAIN ST", "#4B"),
+        ("123 main st apt 4b", ""),
+        ("123 Main St. Unit 4-B", ""),
+    ]
     assert {parse_street(s, u) for s, u in forms} == {parse_street("123 MAIN ST", "APT 4B")}
     assert parse_street("123 MAIN ST", "APT 4B").line == "123 MAIN ST"
 
@@ -60,11 +77,28 @@ def test_po_box_and_non_streets():
 # spellings, a unit in the street field, words only, digits only, placeholders, what the tagger
 # cannot label (repeated labels), and forms scourgify fails on (then our fallback reads its tags).
 _STREETS = [
-    ("123 Main St", ""), ("123 MAIN STREET", "Apt 4B"), ("55 w. oak avenue", "#12"), ("P.O. Box 77", ""),
-    ("PO BOX", ""), ("Box 12", ""), ("Main Street", ""), ("31", "basement apt"), ("", "APT 4"), ("00000", ""),
-    ("Failed to Provide", ""), ("NA NA", ""), ("123 Main St Main St", ""), ("2767 MAIN Boulevard apt.", ""),
-    ("3832 mission court Unit", ""), ("123 MAIN UN A", ""), ("1 RR 2 BOX 5", ""), ("4698 N 2ND DR", "Unit 9"),
-    ("12 ½ ELM ST", ""), ("ONE MAIN ST", ""), ("123 Main St, Apt 4", "Apt 4"), ("#5 OAK LN", ""),
+    ("123 Main St", ""),
+    ("123 MAIN STREET", "Apt 4B"),
+    ("55 w. oak avenue", "#12"),
+    ("P.O. Box 77", ""),
+    ("PO BOX", ""),
+    ("Box 12", ""),
+    ("Main Street", ""),
+    ("31", "basement apt"),
+    ("", "APT 4"),
+    ("00000", ""),
+    ("Failed to Provide", ""),
+    ("NA NA", ""),
+    ("123 Main St Main St", ""),
+    ("2767 MAIN Boulevard apt.", ""),
+    ("3832 mission court Unit", ""),
+    ("123 MAIN UN A", ""),
+    ("1 RR 2 BOX 5", ""),
+    ("4698 N 2ND DR", "Unit 9"),
+    ("12 ½ ELM ST", ""),
+    ("ONE MAIN ST", ""),
+    ("123 Main St, Apt 4", "Apt 4"),
+    ("#5 OAK LN", ""),
 ]
 
 
@@ -95,12 +129,21 @@ def test_a_street_type_scourgify_fails_on_is_still_abbreviated():
 
 
 def test_zip_and_state():
-    assert (zip5("78701-1234"), zip5("787011234"), zip5("00000"), zip5("7870")) == ("78701", "78701", "", "")
+    assert (zip5("78701-1234"), zip5("787011234"), zip5("00000"), zip5("7870")) == (
+        "78701",
+        "78701",
+        "",
+        "",
+    )
     assert (state_code("Texas"), state_code("tx"), state_code("Texaz")) == ("TX", "TX", "")
 
 
 def test_name_tokens_fold_accents_particles_and_hyphens():
-    assert name_tokens("María de la Cruz-Núñez") == name_tokens("MARIA CRUZ NUNEZ") == ("maria", "cruz", "nunez")
+    assert (
+        name_tokens("María de la Cruz-Núñez")
+        == name_tokens("MARIA CRUZ NUNEZ")
+        == ("maria", "cruz", "nunez")
+    )
 
 
 def test_letters_without_an_accent_to_drop_are_spelled_in_ascii_not_lost():
@@ -111,17 +154,26 @@ def test_letters_without_an_accent_to_drop_are_spelled_in_ascii_not_lost():
     assert parse_street("12 Łódź St") == parse_street("12 Lodz St")
 
 
-@pytest.mark.parametrize("street, city, given, surname", [
-    ("12 Łódź St", "Kraków", "Łukasz", "Żółć"), ("9 Øster Allé", "Århus", "Søren", "Ødegård"),
-    ("4 Straße Rd Apt ß", "Münster", "Æsa", "Œuvre"), ("1 Улица St", "Москва", "Иван", "Петров"),
-    ("7 北京 Ave", "東京", "李", "王"), ("3 Ħal Tarxien St", "Ħamrun", "Đorđe", "Þór"),
-])
+@pytest.mark.parametrize(
+    "street, city, given, surname",
+    [
+        ("12 Łódź St", "Kraków", "Łukasz", "Żółć"),
+        ("9 Øster Allé", "Århus", "Søren", "Ødegård"),
+        ("4 Straße Rd Apt ß", "Münster", "Æsa", "Œuvre"),
+        ("1 Улица St", "Москва", "Иван", "Петров"),
+        ("7 北京 Ave", "東京", "李", "王"),
+        ("3 Ħal Tarxien St", "Ħamrun", "Đorđe", "Þór"),
+    ],
+)
 def test_every_compared_value_is_ascii(street, city, given, surname):
     """DuckDB counts a string's edits in bytes and Spark in characters; for the engines to agree on
     every typing error, nothing the comparisons read may hold a character that is not ASCII."""
     from taxgate.identify.features import address_features, name_features
 
-    values = (*address_features(street, "", city, "IL", "60601"), *name_features(given, "", surname))
+    values = (
+        *address_features(street, "", city, "IL", "60601"),
+        *name_features(given, "", surname),
+    )
     assert all(v is None or v.isascii() for v in values), values
 
 
@@ -132,8 +184,10 @@ _PLAIN = (
            AND damerau_levenshtein(a, b) <= CASE WHEN least(len(a), len(b)) >= 6 THEN 2 ELSE 1 END)""",
     """CREATE MACRO plain_part(a, b) AS len(a) > 0 AND len(b) > 0 AND (
            plain_typo(array_to_string(a, ''), array_to_string(b, ''))
-           OR (len(a) <= len(b) AND list_bool_and(list_transform(a, lambda x: list_bool_or(list_transform(b, lambda y: plain_typo(x, y))))))
-           OR (len(b) < len(a) AND list_bool_and(list_transform(b, lambda y: list_bool_or(list_transform(a, lambda x: plain_typo(x, y)))))))""",
+           OR (len(a) <= len(b) AND list_bool_and(list_transform(a, lambda x:
+               list_bool_or(list_transform(b, lambda y: plain_typo(x, y))))))
+           OR (len(b) < len(a) AND list_bool_and(list_transform(b, lambda y:
+               list_bool_or(list_transform(a, lambda x: plain_typo(x, y)))))))""",
     """CREATE MACRO plain_close(ga, sa, gb, sb) AS (plain_part(ga, gb) AND plain_part(sa, sb))
            OR (plain_part(ga, sb) AND plain_part(sa, gb))""",
     """CREATE MACRO plain_agree(ga, sa, gb, sb) AS
@@ -156,8 +210,28 @@ def test_the_name_macros_say_what_their_plain_definition_says():
         con.execute(macro)
     rnd = random.Random(16)
     # Short words over few letters, so that typing errors, swaps and near misses are common.
-    words = ["cat", "cart", "cast", "bat", "ana", "anna", "ann", "maria", "marie", "mario", "jon", "jonas",
-             "lopez", "lopes", "garcia", "garcai", "de", "la", "ab", "xo"]
+    words = [
+        "cat",
+        "cart",
+        "cast",
+        "bat",
+        "ana",
+        "anna",
+        "ann",
+        "maria",
+        "marie",
+        "mario",
+        "jon",
+        "jonas",
+        "lopez",
+        "lopes",
+        "garcia",
+        "garcai",
+        "de",
+        "la",
+        "ab",
+        "xo",
+    ]
 
     def part() -> list[str]:
         return rnd.sample(words, rnd.choice((0, 1, 1, 1, 2, 2, 3)))
@@ -176,7 +250,9 @@ def test_the_name_macros_say_what_their_plain_definition_says():
         return gb, sb
 
     rows = [(ga, sa, *near(ga, sa)) for ga, sa in ((part(), part()) for _ in range(4000))]
-    rows.append((["cart"], ["bat"], ["cat"], ["cast"]))  # given a typo of both, surnames apart: the swap decides
+    rows.append(
+        (["cart"], ["bat"], ["cat"], ["cast"])
+    )  # given a typo of both, surnames apart: the swap decides
     con.execute("CREATE TABLE pairs (ga VARCHAR[], sa VARCHAR[], gb VARCHAR[], sb VARCHAR[])")
     con.executemany("INSERT INTO pairs VALUES (?, ?, ?, ?)", rows)
     differ = con.execute(
@@ -184,11 +260,14 @@ def test_the_name_macros_say_what_their_plain_definition_says():
                coalesce(tg_names_close(ga, array_to_string(ga, ''), sa, array_to_string(sa, ''),
                                        gb, array_to_string(gb, ''), sb, array_to_string(sb, '')), false)
                    IS DISTINCT FROM coalesce(plain_close(ga, sa, gb, sb), false)
-               OR coalesce(tg_names_agree(ga, sa, gb, sb), false) IS DISTINCT FROM coalesce(plain_agree(ga, sa, gb, sb), false)
+               OR coalesce(tg_names_agree(ga, sa, gb, sb), false) IS DISTINCT FROM
+                   coalesce(plain_agree(ga, sa, gb, sb), false)
                OR coalesce(tg_typo(ga[1], gb[1]), false) IS DISTINCT FROM coalesce(plain_typo(ga[1], gb[1]), false)"""
     ).fetchall()
     assert differ == []
-    close = con.execute("SELECT count_if(plain_close(ga, sa, gb, sb)), count_if(plain_agree(ga, sa, gb, sb)) FROM pairs").fetchall()[0]
+    close = con.execute(
+        "SELECT count_if(plain_close(ga, sa, gb, sb)), count_if(plain_agree(ga, sa, gb, sb)) FROM pairs"
+    ).fetchall()[0]
     assert close[0] > 60 and close[1] > 60, close  # not vacuous: both kinds of answer are common
     last = rows[-1]
     assert con.execute("SELECT plain_close(?, ?, ?, ?)", list(last)).fetchall()[0][0] is True

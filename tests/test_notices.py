@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from test_cli import assert_user_error, taxgate
+from test_orders import STAY, rows
 
-from taxgate.release import release_held
 from taxgate.notices import NoticeError, list_notices, mark_sent
 from taxgate.orders import add_order
 from taxgate.pipeline import process
+from taxgate.release import release_held
 from taxgate.store.models import Batch
-from test_cli import assert_user_error, taxgate
-from test_orders import STAY, rows
 
 
 def test_notice_on_receipt_is_owed_once_with_its_due_time(world, tmp_path, store):
@@ -29,8 +29,12 @@ def test_notice_on_receipt_is_owed_once_with_its_due_time(world, tmp_path, store
     assert notice.kind == "court_receipt" and notice.recipient == "court, plaintiffs"
     assert notice.due_at == received + timedelta(hours=24)
     assert notice.body["rows_sha256"] and notice.body["docket"] == STAY["docket"]
-    assert not notice.overdue(datetime.now(UTC)) and notice.overdue(datetime.now(UTC) + timedelta(hours=25))
-    assert all(r["outcome"] != "HELD" for r in rows(tmp_path / "one"))  # notice on receipt holds nothing
+    assert not notice.overdue(datetime.now(UTC)) and notice.overdue(
+        datetime.now(UTC) + timedelta(hours=25)
+    )
+    assert all(
+        r["outcome"] != "HELD" for r in rows(tmp_path / "one")
+    )  # notice on receipt holds nothing
     mark_sent(store, [notice.id])
     with pytest.raises(NoticeError, match="was sent"):
         mark_sent(store, [notice.id])
@@ -44,11 +48,15 @@ def test_notice_before_transfer_holds_until_the_notice_has_run_its_hours(world, 
     assert result.outcomes.get("DISCLOSED", 0) == 0 and held
     assert all("NOTICE_PERIOD" in r["reasons"] for r in held)
     (notice,) = list_notices(store)  # one pre-transfer notice for the batch, due now
-    assert notice.kind == "pre_transfer" and notice.overdue(datetime.now(UTC) + timedelta(seconds=1))
+    assert notice.kind == "pre_transfer" and notice.overdue(
+        datetime.now(UTC) + timedelta(seconds=1)
+    )
     assert release_held(store) == []  # not sent: nothing leaves
     mark_sent(store, [notice.id], when=datetime.now(UTC) - timedelta(hours=23))
     assert release_held(store) == []  # sent, but the 24 hours have not run
-    released = release_held(store, now=datetime.now(UTC) + timedelta(hours=1, minutes=1))  # the period has run
+    released = release_held(
+        store, now=datetime.now(UTC) + timedelta(hours=1, minutes=1)
+    )  # the period has run
     assert sorted(r["request_id"] for r in released) == sorted(r["request_id"] for r in held)
     assert release_held(store) == []
 
@@ -78,13 +86,33 @@ def test_a_watcher_releases_held_items_when_the_notice_period_ends_once(world, t
     process(world["manifest"], world["master"], tmp_path / "out", store=store)
     held = sorted(r["request_id"] for r in rows(tmp_path / "out") if r["outcome"] == "HELD")
     (notice,) = list_notices(store)
-    watchers = [subprocess.Popen([sys.executable, "-m", "taxgate", "orders", "release", "--watch", "--every", "1",
-                                  "--out", str(tmp_path / f"w{i}")], stdout=subprocess.PIPE, text=True)
-                for i in range(2)]  # two watchers: each item still leaves once
+    watchers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "taxgate",
+                "orders",
+                "release",
+                "--watch",
+                "--every",
+                "1",
+                "--out",
+                str(tmp_path / f"w{i}"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]  # two watchers: each item still leaves once
     try:
         time.sleep(3)
-        assert not list(tmp_path.glob("w*/released-*.csv"))  # the notice is not sent: nothing leaves
-        mark_sent(store, [notice.id], when=datetime.now(UTC) - timedelta(hours=24, seconds=1))  # its period has run
+        assert not list(
+            tmp_path.glob("w*/released-*.csv")
+        )  # the notice is not sent: nothing leaves
+        mark_sent(
+            store, [notice.id], when=datetime.now(UTC) - timedelta(hours=24, seconds=1)
+        )  # its period has run
         deadline = time.time() + 60
         while time.time() < deadline and not list(tmp_path.glob("w*/released-*.csv")):
             time.sleep(0.5)

@@ -35,9 +35,15 @@ def test_every_row_ends_with_exactly_one_outcome(processed, world):
     decisions = read_csv(out / "auditors" / "decisions.csv")
     assert len(responses) == len(decisions) == len(labels) == result.rows
     assert [r["request_id"] for r in responses] == [d["request_id"] for d in decisions]
-    jsonl = [json.loads(line) for line in (out / "response.jsonl").read_text(encoding="utf-8").splitlines()]
+    jsonl = [
+        json.loads(line)
+        for line in (out / "response.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert jsonl == responses
-    assert all(r["outcome"] in ("DISCLOSED", "NOT_DISCLOSED", "REFUSED", "HELD", "REVIEW") for r in responses)
+    assert all(
+        r["outcome"] in ("DISCLOSED", "NOT_DISCLOSED", "REFUSED", "HELD", "REVIEW")
+        for r in responses
+    )
     rows_file = world["manifest"].parent / "requests.csv"
     assert result.rows_sha256 == hashlib.sha256(rows_file.read_bytes()).hexdigest()
     assert json.loads((out / "summary.json").read_text())["rows"] == result.rows
@@ -46,10 +52,12 @@ def test_every_row_ends_with_exactly_one_outcome(processed, world):
 def test_no_false_disclosure(processed):
     _, out, labels = processed
     decisions = read_csv(out / "auditors" / "decisions.csv")
-    disclosed = [(d, l) for d, l in zip(decisions, labels) if d["outcome"] == "DISCLOSED"]
+    disclosed = [(d, label) for d, label in zip(decisions, labels) if d["outcome"] == "DISCLOSED"]
     assert len(disclosed) > 50
     for decision, label in disclosed:
-        assert label["true_tin"] and decision["matched_tin"] == label["true_tin"].replace("-", ""), decision
+        assert label["true_tin"] and decision["matched_tin"] == label["true_tin"].replace(
+            "-", ""
+        ), decision
         assert label["address_on_record"], decision
         assert not label["malformed"]
 
@@ -61,12 +69,18 @@ def test_released_address_is_the_latest_tax_year(processed, world):
         tin: row
         for tin, *row in con.execute(
             f"""SELECT replace(tin, '-', ''), arg_max(street, tax_year), arg_max(zip, tax_year), max(tax_year)::VARCHAR
-                FROM '{world['master']}' GROUP BY 1"""
+                FROM '{world["master"]}' GROUP BY 1"""
         ).fetchall()
     }
-    for response, decision in zip(read_csv(out / "response.csv"), read_csv(out / "auditors" / "decisions.csv")):
+    for response, decision in zip(
+        read_csv(out / "response.csv"), read_csv(out / "auditors" / "decisions.csv")
+    ):
         if response["outcome"] == "DISCLOSED":
-            assert [response["address_street"], response["address_zip"], response["address_tax_year"]] == latest[decision["matched_tin"]]
+            assert [
+                response["address_street"],
+                response["address_zip"],
+                response["address_tax_year"],
+            ] == latest[decision["matched_tin"]]
         else:
             assert not response["address_street"] and not response["address_zip"]
 
@@ -99,14 +113,24 @@ def test_labelled_defects_are_refused_with_their_code(processed):
                 assert expected[defect] in codes, (decision, label)
                 if defect != "return_information":
                     assert decision["outcome"] == "REFUSED"
-    assert {"placeholder_address", "boilerplate_relevance", "single_officer", "civil_statute"} <= seen
+    assert {
+        "placeholder_address",
+        "boilerplate_relevance",
+        "single_officer",
+        "civil_statute",
+    } <= seen
 
 
 def test_the_response_folder_names_no_taxpayer_but_in_its_released_addresses(processed):
     """What only the tax agency reads (decisions.csv, evidence.jsonl: candidates' and runner-ups'
     TINs) is in auditors/, so sending the response folder's files sends none of it."""
     _, out, _ = processed
-    tins = {t for d in read_csv(out / "auditors" / "decisions.csv") for t in (d["matched_tin"], d["runner_up_tin"]) if t}
+    tins = {
+        t
+        for d in read_csv(out / "auditors" / "decisions.csv")
+        for t in (d["matched_tin"], d["runner_up_tin"])
+        if t
+    }
     assert tins
     for path in out.iterdir():
         if path.is_file():
@@ -130,12 +154,16 @@ def test_formats_agree(world, tmp_path, monkeypatch):
     decisions = {}
     for fmt in ("csv", "jsonl", "parquet"):
         monkeypatch.setenv("TAXGATE_LEDGER_KEY", str(tmp_path / f"{fmt}.key"))
-        manifest = generate_batch(world["master"], tmp_path / fmt, 300, seed=8, mix=Mix(malformed=0), fmt=fmt)
+        manifest = generate_batch(
+            world["master"], tmp_path / fmt, 300, seed=8, mix=Mix(malformed=0), fmt=fmt
+        )
         store = open_store(f"sqlite:///{tmp_path / fmt}.db")
         process(manifest, world["master"], tmp_path / f"out-{fmt}", store=store)
         store.close()
-        decisions[fmt] = [(d["request_id"], d["outcome"], d["reasons"], d["matched_tin"])
-                          for d in read_csv(tmp_path / f"out-{fmt}" / "auditors" / "decisions.csv")]
+        decisions[fmt] = [
+            (d["request_id"], d["outcome"], d["reasons"], d["matched_tin"])
+            for d in read_csv(tmp_path / f"out-{fmt}" / "auditors" / "decisions.csv")
+        ]
     assert decisions["csv"] == decisions["jsonl"] == decisions["parquet"]
 
 
@@ -145,7 +173,9 @@ def test_master_may_be_csv(world, tmp_path):
     a = process(world["manifest"], world["master"], tmp_path / "a")
     b = process(world["manifest"], master_csv, tmp_path / "b")
     assert a.outcomes == b.outcomes
-    assert read_csv(tmp_path / "a" / "auditors" / "decisions.csv") == read_csv(tmp_path / "b" / "auditors" / "decisions.csv")
+    assert read_csv(tmp_path / "a" / "auditors" / "decisions.csv") == read_csv(
+        tmp_path / "b" / "auditors" / "decisions.csv"
+    )
 
 
 def test_parallel_rules_pass_gives_the_same_decisions(world, tmp_path, monkeypatch):
@@ -155,8 +185,12 @@ def test_parallel_rules_pass_gives_the_same_decisions(world, tmp_path, monkeypat
     monkeypatch.setenv("TAXGATE_WORKERS", "2")
     two = process(world["manifest"], world["master"], tmp_path / "two")
     assert one.outcomes == two.outcomes
-    assert read_csv(tmp_path / "one" / "auditors" / "decisions.csv") == read_csv(tmp_path / "two" / "auditors" / "decisions.csv")
-    assert (tmp_path / "one" / "response.csv").read_bytes() == (tmp_path / "two" / "response.csv").read_bytes()
+    assert read_csv(tmp_path / "one" / "auditors" / "decisions.csv") == read_csv(
+        tmp_path / "two" / "auditors" / "decisions.csv"
+    )
+    assert (tmp_path / "one" / "response.csv").read_bytes() == (
+        tmp_path / "two" / "response.csv"
+    ).read_bytes()
 
 
 # What the shared world's batches were decided, as a digest of every response and auditor file
@@ -167,8 +201,14 @@ DECIDED = {
     "default": "13ae62f470c126eb6fb541e57e0cd84531bd2edeeb23346b4040d733df990f3c",
     "datafile_2025": "3f6a33847dc54ab4a586e27e5330795eb184dc885a966b1f20a0d9aa55202d3b",
 }
-_DECISION_FILES = ("response.csv", "response.jsonl", "reasons.csv", "malformed_rows.csv", "auditors/decisions.csv",
-                   "auditors/evidence.jsonl")
+_DECISION_FILES = (
+    "response.csv",
+    "response.jsonl",
+    "reasons.csv",
+    "malformed_rows.csv",
+    "auditors/decisions.csv",
+    "auditors/evidence.jsonl",
+)
 
 
 def _decisions_digest(out) -> str:
@@ -178,15 +218,19 @@ def _decisions_digest(out) -> str:
         if name == "response.csv":
             text = "\n".join(line.rsplit(",", 1)[0] for line in text.splitlines())
         elif name == "response.jsonl":
-            text = "\n".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "ledger_index"})
-                             for line in text.splitlines())
+            text = "\n".join(
+                json.dumps({k: v for k, v in json.loads(line).items() if k != "ledger_index"})
+                for line in text.splitlines()
+            )
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
     return digest.hexdigest()
 
 
 @pytest.mark.parametrize("cut", ["one block", "blocks"])
 @pytest.mark.parametrize("mix", sorted(DECIDED))
-def test_the_decisions_are_byte_for_byte_those_recorded_for_these_versions(world, tmp_path, monkeypatch, mix, cut):
+def test_the_decisions_are_byte_for_byte_those_recorded_for_these_versions(
+    world, tmp_path, monkeypatch, mix, cut
+):
     """Also when the batch is cut into blocks that are identified while two worker processes judge
     the next, and decided by two more, several chunks in flight: a request's decision is its own,
     whatever came in its block, and the response keeps the batch's order."""
@@ -195,17 +239,22 @@ def test_the_decisions_are_byte_for_byte_those_recorded_for_these_versions(world
 
     if cut == "blocks":
         monkeypatch.setattr("taxgate.pipeline.CHUNK_ROWS", 200)
-        monkeypatch.setattr("taxgate.pipeline.RECORD_ROWS", 70)  # pass 3's chunks: more than `ahead` a block
+        monkeypatch.setattr(
+            "taxgate.pipeline.RECORD_ROWS", 70
+        )  # pass 3's chunks: more than `ahead` a block
         monkeypatch.setenv("TAXGATE_WORKERS", "2")
     else:
         monkeypatch.setenv("TAXGATE_WORKERS", "1")
     manifest = world["manifest"]
     if mix != "default":
-        manifest = generate_batch(world["master"], tmp_path / "batch", 3_000, seed=2025, mix=getattr(Mix, mix)())
+        manifest = generate_batch(
+            world["master"], tmp_path / "batch", 3_000, seed=2025, mix=getattr(Mix, mix)()
+        )
     result = process(manifest, world["master"], tmp_path / "out")
     versions = (RULE_SET_VERSION, result.policy_version, MODEL_VERSION)
     assert versions == ("2026.12.1", "demo-2025.1@sha256:946fe51117e852d1", "taxgate-id-2"), (
-        "a version moved: decide the world's batches under the new versions and record their digests in DECIDED")
+        "a version moved: decide the world's batches under the new versions and record their digests in DECIDED"
+    )
     assert _decisions_digest(tmp_path / "out") == DECIDED[mix], result.outcomes
 
 
@@ -217,7 +266,13 @@ def test_evidence_serialised_once_is_what_json_writes():
 
     from taxgate.response import evidence_fields, evidence_json
 
-    evidence = {"a b": 1, "a": {"z": [1, 2.5, None], "b": "Núñez \u2028 \"q\""}, "a!": True, "": {}, "runner_up": {}}
+    evidence = {
+        "a b": 1,
+        "a": {"z": [1, 2.5, None], "b": 'Núñez \u2028 "q"'},
+        "a!": True,
+        "": {},
+        "runner_up": {},
+    }
     assert evidence_json(evidence_fields(evidence)) == json.dumps(evidence, sort_keys=True)
     assert evidence_json({}) == json.dumps({}) == "{}"
 
@@ -230,13 +285,23 @@ def test_the_first_block_takes_every_chunk_already_judged():
 
     from taxgate.pipeline import _blocks
 
-    chunks = [(pa.table({"row_number": [i * 10 + k for k in range(10)]}), pa.table({"n": [i]})) for i in range(12)]
+    chunks = [
+        (pa.table({"row_number": [i * 10 + k for k in range(10)]}), pa.table({"n": [i]}))
+        for i in range(12)
+    ]
 
     def sizes(judged_already):
         blocks = list(_blocks(iter(chunks), 20, judged_already))
-        assert [r for judged, _ in blocks for r in judged["row_number"].to_pylist()] == list(range(120))
+        assert [r for judged, _ in blocks for r in judged["row_number"].to_pylist()] == list(
+            range(120)
+        )
         return [judged.num_rows for judged, _ in blocks]
 
     assert sizes(lambda chunk: False) == [20] * 6  # nothing ahead: blocks of their size
-    assert sizes(lambda chunk: chunk < 7) == [70, 20, 20, 10]  # seven judged ahead: one block of them
+    assert sizes(lambda chunk: chunk < 7) == [
+        70,
+        20,
+        20,
+        10,
+    ]  # seven judged ahead: one block of them
     assert sizes(lambda chunk: True) == [120]  # all judged: one block, one Splink run

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
-
-from sqlalchemy import func, select
-
 from seeing import assert_chart_drawn, axe_violations, pdf_text, words_off_page
+from sqlalchemy import func, select
+from test_cli import taxgate
+
 from taxgate.ledger import Ledger
 from taxgate.ledger.checkpoint import verify
 from taxgate.pipeline import process
@@ -22,12 +22,17 @@ from taxgate.remediation import audit, open_incident
 from taxgate.reports.oversight import CHARTS, oversight
 from taxgate.rules import REPLAYED_VERSIONS
 from taxgate.store.models import Batch, Decision, Disclosure
-from test_cli import taxgate
 
 CHROMIUM = os.environ.get("TAXGATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # As root, without a sandbox; and without the background traffic this machine's closed network refuses.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture()
@@ -37,14 +42,23 @@ def report(store, world, tmp_path) -> Path:
     raw = json.loads(world["manifest"].read_text())
     replayed = world["manifest"].with_name("manifest-report-2025.json")
     replayed.write_text(json.dumps({**raw, "batch_ref": raw["batch_ref"] + "-2025"}))
-    process(replayed, world["master"], tmp_path / "replay", store=store, rule_set="as-practised-2025", replay=True)
+    process(
+        replayed,
+        world["master"],
+        tmp_path / "replay",
+        store=store,
+        rule_set="as-practised-2025",
+        replay=True,
+    )
     open_incident(store, audit(store, replayed, world["master"], tmp_path / "audit").audit_id)
     html, _ = oversight(store, tmp_path / "report" / "oversight.html")
     return html
 
 
 def test_the_report_is_self_contained_and_draws_every_chart_offline(report, tmp_path):
-    assert Path(CHROMIUM).exists(), f"Chromium is needed for this test (scripts/test installs Debian's): {CHROMIUM}"
+    assert Path(CHROMIUM).exists(), (
+        f"Chromium is needed for this test (scripts/test installs Debian's): {CHROMIUM}"
+    )
     requested: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -52,15 +66,22 @@ def test_the_report_is_self_contained_and_draws_every_chart_offline(report, tmp_
         page = context.new_page()
         page.on("request", lambda r: requested.append(r.url))
         blocked: list[str] = []
-        page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+        page.on(
+            "console",
+            lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         page.goto(report.as_uri())
         assert page.title() == "taxgate oversight report"
-        assert requested == [report.as_uri()]  # nothing else: no script, font, style or image fetched
+        assert requested == [
+            report.as_uri()
+        ]  # nothing else: no script, font, style or image fetched
         for name in CHARTS:
             chart = page.locator(f"figure#chart-{name} svg")
             box = chart.bounding_box()
             assert box and box["width"] > 300 and box["height"] > 100, name
-            assert chart.locator("text").count() > 3, name  # title, axis and ticks as text, not outlines
+            assert chart.locator("text").count() > 3, (
+                name
+            )  # title, axis and ticks as text, not outlines
             shot = tmp_path / f"{name}.png"
             chart.screenshot(path=str(shot))
             assert_chart_drawn(shot, name)
@@ -86,33 +107,70 @@ def test_the_pdf_is_the_html_printed_with_every_word_on_the_page(report):
     assert words_off_page(pdf) == []
     text = pdf_text(pdf).replace(" ", "")  # text inside a chart is drawn word by word
     # the same document: every section heading, and the charts' titles as text (not pictures)
-    for heading in ("Outcomes under the statute", "Identification", "Cases per officer", "Replays and retroactive audits",
-                    "Match yield by batch", "Review rate by batch", "Distinct cases per engaged officer"):
+    for heading in (
+        "Outcomes under the statute",
+        "Identification",
+        "Cases per officer",
+        "Replays and retroactive audits",
+        "Match yield by batch",
+        "Review rate by batch",
+        "Distinct cases per engaged officer",
+    ):
         assert heading.replace(" ", "") in text, heading
 
 
 def test_the_headline_counts_the_statute_and_the_replays_apart(report, store):
     text = report.read_text()
-    facts = dict(line.split("</th><td>") for line in
-                 (r.removeprefix('<tr><th scope="row">').removesuffix("</td></tr>") for r in text.splitlines())
-                 if "</th><td>" in line)
+    facts = dict(
+        line.split("</th><td>")
+        for line in (
+            r.removeprefix('<tr><th scope="row">').removesuffix("</td></tr>")
+            for r in text.splitlines()
+        )
+        if "</th><td>" in line
+    )
     with store.session() as session:
-        replays = session.execute(select(Batch.id).where(Batch.rule_set_version.in_(REPLAYED_VERSIONS))).scalars().all()
-        lawful = session.execute(select(func.count()).select_from(Decision).where(Decision.batch_id.not_in(replays))).scalar()
-        released = session.execute(select(func.count()).select_from(Disclosure).join(Decision, Decision.id == Disclosure.decision_id)
-                                   .where(Decision.batch_id.not_in(replays))).scalar()
-        replayed = session.execute(select(func.count()).select_from(Disclosure).join(Decision, Decision.id == Disclosure.decision_id)
-                                   .where(Decision.batch_id.in_(replays))).scalar()
-    assert replays and replayed > released > 0  # the fixture's replay released more than the statute did
+        replays = (
+            session.execute(select(Batch.id).where(Batch.rule_set_version.in_(REPLAYED_VERSIONS)))
+            .scalars()
+            .all()
+        )
+        lawful = session.execute(
+            select(func.count()).select_from(Decision).where(Decision.batch_id.not_in(replays))
+        ).scalar()
+        released = session.execute(
+            select(func.count())
+            .select_from(Disclosure)
+            .join(Decision, Decision.id == Disclosure.decision_id)
+            .where(Decision.batch_id.not_in(replays))
+        ).scalar()
+        replayed = session.execute(
+            select(func.count())
+            .select_from(Disclosure)
+            .join(Decision, Decision.id == Disclosure.decision_id)
+            .where(Decision.batch_id.in_(replays))
+        ).scalar()
+    assert (
+        replays and replayed > released > 0
+    )  # the fixture's replay released more than the statute did
     assert facts["Batches decided under the statute"] == "1"
     assert facts["Requests decided under the statute"] == f"{lawful:,}"
     assert facts["Disclosures"].startswith(f"{released:,} (")
     assert f"{replayed:,} addresses that practice" in facts["Replays of past practice"]
-    assert f"{released:,} disclosures under the statute" in text  # the per-day chart counts the same
+    assert (
+        f"{released:,} disclosures under the statute" in text
+    )  # the per-day chart counts the same
 
 
 def test_the_command_writes_the_report(world, tmp_path):
-    assert taxgate("process", world["manifest"], "--master", world["master"], "--out", tmp_path / "o").returncode == 0
+    assert (
+        taxgate(
+            "process", world["manifest"], "--master", world["master"], "--out", tmp_path / "o"
+        ).returncode
+        == 0
+    )
     done = taxgate("report", "oversight", "--out", tmp_path / "r" / "report.html")
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "r" / "report.html").stat().st_size > 10_000 and (tmp_path / "r" / "report.pdf").is_file()
+    assert (tmp_path / "r" / "report.html").stat().st_size > 10_000 and (
+        tmp_path / "r" / "report.pdf"
+    ).is_file()

@@ -12,7 +12,10 @@ from taxgate.normalize.statute import parse_citation
 from taxgate.rules import all_rules
 
 # Codes that other stages own: identification (ID_*) and court orders (issue 5).
-NOT_RULES = {c for c in ReasonCode if c.level is Level.AUDIT} | {ReasonCode.HELD_BY_COURT_ORDER, ReasonCode.NOTICE_PERIOD}
+NOT_RULES = {c for c in ReasonCode if c.level is Level.AUDIT} | {
+    ReasonCode.HELD_BY_COURT_ORDER,
+    ReasonCode.NOTICE_PERIOD,
+}
 CONFORMANCE = Path(__file__).parent / "conformance"
 
 
@@ -33,7 +36,9 @@ def test_every_reason_code_cites_the_statute_and_says_what_it_means():
         assert all(parsed), (code, code.citation)
         # § 6103 itself, or (for a court's hold) the power a court stays an agency's action under
         assert all((c.title, c.section) in {(26, "6103"), (5, "705")} for c in parsed), code
-        assert code.meaning.endswith(".") and 20 < len(code.meaning) < 200 and "\n" not in code.meaning, code
+        assert (
+            code.meaning.endswith(".") and 20 < len(code.meaning) < 200 and "\n" not in code.meaning
+        ), code
 
 
 def _cases():
@@ -60,7 +65,9 @@ def test_every_rule_code_has_five_conformance_cases_and_a_near_miss():
             codes |= set(expect.get("codes", [])) | set(expect.get("includes", []))
         per_code.update(codes)
     for code in set(ReasonCode) - NOT_RULES:
-        assert per_code[code.value] >= 5, f"{code.value} has {per_code[code.value]} conformance cases"
+        assert per_code[code.value] >= 5, (
+            f"{code.value} has {per_code[code.value]} conformance cases"
+        )
     near_misses = [c for c in _cases() if c["id"].startswith("near-miss")]
     assert len(near_misses) >= 20
 

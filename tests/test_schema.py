@@ -22,12 +22,21 @@ def test_no_server_errors_anywhere_in_the_schema(store, world, small_batch, tmp_
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+        @settings(
+            max_examples=25,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        )
         def calls(case):
             for role in ROLES:
-                case.call_and_validate(headers=service.auth(role) if role else {}, checks=[not_a_server_error])
+                case.call_and_validate(
+                    headers=service.auth(role) if role else {}, checks=[not_a_server_error]
+                )
 
         calls()
         tried.append(operation.label)
-    assert len(tried) == len({(m, p) for p, ops in service.app.openapi()["paths"].items() for m in ops})
+    assert len(tried) == len(
+        {(m, p) for p, ops in service.app.openapi()["paths"].items() for m in ops}
+    )

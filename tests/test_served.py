@@ -17,16 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from sqlalchemy import func, select
-
 from conftest import findings
+from playwright.sync_api import expect, sync_playwright
 from seeing import assert_chart_drawn
-from taxgate.reports.oversight import CHARTS
+from sqlalchemy import func, select
+from test_report_browser import ARGS, CHROMIUM
+
 from taxgate import accounts
+from taxgate.reports.oversight import CHARTS
 from taxgate.store.models import Decision
 from taxgate.synth import generate_batch
-from test_report_browser import ARGS, CHROMIUM
 
 PASSWORD = "served-password-for-tests"
 
@@ -41,16 +41,36 @@ class Server:
     def __init__(self, master: Path, folder: Path, database_url: str, **env):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, "-m", "taxgate", "serve", "--port", str(self.port), "--master", str(master),
-                     "--data-dir", str(folder / "data"), "--database-url", database_url, "--release-every", "0",
-                     "--lease-seconds", "3"]
+        self.args = [
+            sys.executable,
+            "-m",
+            "taxgate",
+            "serve",
+            "--port",
+            str(self.port),
+            "--master",
+            str(master),
+            "--data-dir",
+            str(folder / "data"),
+            "--database-url",
+            database_url,
+            "--release-every",
+            "0",
+            "--lease-seconds",
+            "3",
+        ]
         self.env = {**os.environ, **env}
         self.log = folder / "server.log"
         self.process = None
 
-    def start(self) -> "Server":
-        self.process = subprocess.Popen(self.args, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+    def start(self) -> Server:
+        self.process = subprocess.Popen(
+            self.args,
+            env=self.env,
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -99,7 +119,9 @@ def wait_done(server: Server, headers: dict, batch_id: int, seconds: float = 120
 
 
 def test_the_console_in_a_browser(world, small_batch, database_url, users, tmp_path):
-    assert Path(CHROMIUM).exists(), f"Chromium is needed for this test (scripts/test installs Debian's): {CHROMIUM}"
+    assert Path(CHROMIUM).exists(), (
+        f"Chromium is needed for this test (scripts/test installs Debian's): {CHROMIUM}"
+    )
     second = generate_batch(world["master"], tmp_path / "second", 120, seed=21)
     server = Server(world["master"], tmp_path, database_url).start()
     try:
@@ -138,26 +160,39 @@ def test_the_console_in_a_browser(world, small_batch, database_url, users, tmp_p
             # nothing to draw yet says so
             for name in CHARTS:
                 chart = officer.locator(f"figure#chart-{name} svg")
-                assert chart.locator("text").count() >= 2, name  # a title, and axes or "nothing recorded yet"
+                assert chart.locator("text").count() >= 2, (
+                    name
+                )  # a title, and axes or "nothing recorded yet"
                 if "nothing recorded yet" in chart.text_content():
                     continue
                 chart.screenshot(path=str(tmp_path / f"dashboard-{name}.png"))
                 assert_chart_drawn(tmp_path / f"dashboard-{name}.png", name)
-            assert officer.locator("figure svg text", has_text="nothing recorded yet").count() <= 1  # only notices
+            assert (
+                officer.locator("figure svg text", has_text="nothing recorded yet").count() <= 1
+            )  # only notices
             officer.goto(server.url + "/reviews")
-            officer.locator("table.queue").get_by_role("link", name=re.compile("^Review ")).first.click()
+            officer.locator("table.queue").get_by_role(
+                "link", name=re.compile("^Review ")
+            ).first.click()
             table = officer.locator("#side-by-side")
             expect(table).to_be_visible()
-            expect(table.locator("tbody tr")).to_have_count(12)  # ten fields, the prior, the match weight
+            expect(table.locator("tbody tr")).to_have_count(
+                12
+            )  # ten fields, the prior, the match weight
             assert "Last name" in table.inner_text() and "weight" in table.inner_text()
             # the table adds up: the prior and every field's weight make the match weight it shows
-            cells = [table.locator("tbody tr").nth(i).locator("td").last.inner_text() for i in range(12)]
-            total = sum(float(m) for cell in cells[:11] for m in re.findall(r"weight ([+-]\d+\.\d)", cell)) \
-                + float(cells[10])
+            cells = [
+                table.locator("tbody tr").nth(i).locator("td").last.inner_text() for i in range(12)
+            ]
+            total = sum(
+                float(m) for cell in cells[:11] for m in re.findall(r"weight ([+-]\d+\.\d)", cell)
+            ) + float(cells[10])
             assert abs(total - float(cells[11])) < 0.6, cells
             expect(officer.locator("#why")).to_contain_text("An officer decides, not the rule")
             officer.get_by_label("disclose").check()
-            officer.get_by_role("textbox", name=re.compile("^Why")).fill("Same person: one letter of the street differs.")
+            officer.get_by_role("textbox", name=re.compile("^Why")).fill(
+                "Same person: one letter of the street differs."
+            )
             officer.get_by_role("button", name="Record the decision").click()
             expect(officer.locator(".message")).to_contain_text("DISCLOSED")
 
@@ -181,11 +216,16 @@ def test_the_console_in_a_browser(world, small_batch, database_url, users, tmp_p
         server.stop()
 
 
-def test_a_server_killed_mid_batch_finishes_it_after_restart(world, database_url, users, store, tmp_path):
+def test_a_server_killed_mid_batch_finishes_it_after_restart(
+    world, database_url, users, store, tmp_path
+):
     manifest = world["manifest"]
     server = Server(world["master"], tmp_path, database_url, TAXGATE_RECORD_ROWS="5").start()
     requester = users["requester"]
-    files = {"manifest": ("manifest.json", manifest.read_bytes()), "rows": ("requests.csv", rows_of(manifest).read_bytes())}
+    files = {
+        "manifest": ("manifest.json", manifest.read_bytes()),
+        "rows": ("requests.csv", rows_of(manifest).read_bytes()),
+    }
     try:
         sent = httpx.post(server.url + "/api/batches", headers=requester, files=files).json()
         deadline = time.monotonic() + 120
@@ -195,7 +235,9 @@ def test_a_server_killed_mid_batch_finishes_it_after_restart(world, database_url
                 break
             time.sleep(0.02)
         else:
-            raise AssertionError("never caught the batch part-way:\n" + server.log.read_text()[-3000:])
+            raise AssertionError(
+                "never caught the batch part-way:\n" + server.log.read_text()[-3000:]
+            )
     finally:
         server.kill()  # no clean shutdown at all (and never a server left behind by a failure)
     with store.session() as session:
@@ -209,18 +251,23 @@ def test_a_server_killed_mid_batch_finishes_it_after_restart(world, database_url
         server.stop()
     assert done["status"] == "done" and done["decided"] == done["rows"]
     with store.session() as session:
-        decisions = session.execute(select(func.count(Decision.id), func.count(func.distinct(Decision.row_number)))).one()
+        decisions = session.execute(
+            select(func.count(Decision.id), func.count(func.distinct(Decision.row_number)))
+        ).one()
     assert decisions == (done["rows"], done["rows"])  # every row once
     assert findings(store) == []
 
 
-def test_two_servers_on_one_store_one_killed_mid_batch_finish_every_batch_once(world, database_url, users, store,
-                                                                            tmp_path):
+def test_two_servers_on_one_store_one_killed_mid_batch_finish_every_batch_once(
+    world, database_url, users, store, tmp_path
+):
     """Several `taxgate serve` on one store share the queue by leases: the one killed mid-batch
     loses nothing, and nothing is decided twice."""
     from taxgate.store.models import Batch, Submission
 
-    batches = [generate_batch(world["master"], tmp_path / f"b{i}", 300, seed=40 + i) for i in range(3)]
+    batches = [
+        generate_batch(world["master"], tmp_path / f"b{i}", 300, seed=40 + i) for i in range(3)
+    ]
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
     # one row per recorded chunk: a 300-row batch takes long enough to be caught part-way
@@ -230,17 +277,31 @@ def test_two_servers_on_one_store_one_killed_mid_batch_finish_every_batch_once(w
     try:
         sent = []
         for manifest in batches:
-            files = {"manifest": ("manifest.json", manifest.read_bytes()),
-                     "rows": ("requests.csv", rows_of(manifest).read_bytes())}
-            sent.append(httpx.post(one.url + "/api/batches", headers=requester, files=files).json()["id"])
+            files = {
+                "manifest": ("manifest.json", manifest.read_bytes()),
+                "rows": ("requests.csv", rows_of(manifest).read_bytes()),
+            }
+            sent.append(
+                httpx.post(one.url + "/api/batches", headers=requester, files=files).json()["id"]
+            )
         deadline, victim = time.monotonic() + 120, None
-        while victim is None and time.monotonic() < deadline:  # a batch part-way, in server one's worker
+        while (
+            victim is None and time.monotonic() < deadline
+        ):  # a batch part-way, in server one's worker
             with store.session() as session:
-                for job in session.execute(select(Submission).where(Submission.status == "running")).scalars():
-                    batch = session.execute(select(Batch).where(Batch.batch_ref == job.batch_ref)).scalar_one_or_none()
+                for job in session.execute(
+                    select(Submission).where(Submission.status == "running")
+                ).scalars():
+                    batch = session.execute(
+                        select(Batch).where(Batch.batch_ref == job.batch_ref)
+                    ).scalar_one_or_none()
                     pid = int(job.lease_owner.rsplit("/", 1)[1])
                     try:
-                        if batch and 0 < batch.committed_rows < batch.rows and os.getpgid(pid) == one.process.pid:
+                        if (
+                            batch
+                            and 0 < batch.committed_rows < batch.rows
+                            and os.getpgid(pid) == one.process.pid
+                        ):
                             victim = job.id
                     except ProcessLookupError:
                         continue
@@ -251,12 +312,20 @@ def test_two_servers_on_one_store_one_killed_mid_batch_finish_every_batch_once(w
     finally:
         one.stop()
         two.stop()
-    assert [v["status"] for v in views] == ["done"] * 3 and all(v["decided"] == v["rows"] for v in views)
+    assert [v["status"] for v in views] == ["done"] * 3 and all(
+        v["decided"] == v["rows"] for v in views
+    )
     with store.session() as session:
-        per_batch = session.execute(select(Decision.batch_id, func.count(Decision.id),
-                                           func.count(func.distinct(Decision.row_number)))
-                                    .group_by(Decision.batch_id)).all()
+        per_batch = session.execute(
+            select(
+                Decision.batch_id,
+                func.count(Decision.id),
+                func.count(func.distinct(Decision.row_number)),
+            ).group_by(Decision.batch_id)
+        ).all()
         attempts = session.get(Submission, victim).attempts
-    assert len(per_batch) == 3 and all(n == distinct for _, n, distinct in per_batch)  # every row once
+    assert len(per_batch) == 3 and all(
+        n == distinct for _, n, distinct in per_batch
+    )  # every row once
     assert attempts == 2  # taken again by server two once the dead worker's lease lapsed
     assert findings(store) == []

@@ -25,7 +25,11 @@ API = [
     ("GET", "/api/batches/{batch_id}/reasons", {"requester"}),
     ("GET", "/api/reasons", EVERY),
     ("GET", "/api/reviews", {"officer"}),
-    ("GET", "/api/reviews/{decision_id}", {"officer", "auditor"}),  # an officer: only while in review
+    (
+        "GET",
+        "/api/reviews/{decision_id}",
+        {"officer", "auditor"},
+    ),  # an officer: only while in review
     ("POST", "/api/reviews", {"officer"}),
     ("GET", "/api/orders", {"officer", "court", "auditor"}),
     ("POST", "/api/orders", {"officer"}),
@@ -41,7 +45,11 @@ API = [
     ("POST", "/api/users", {"admin"}),
     ("POST", "/api/users/{username}/disable", {"admin"}),
     ("POST", "/api/users/{username}/enable", {"admin"}),
-    ("GET", "/api/tokens", EVERY),  # one's own: nobody issues a token for another (only the host does)
+    (
+        "GET",
+        "/api/tokens",
+        EVERY,
+    ),  # one's own: nobody issues a token for another (only the host does)
     ("DELETE", "/api/tokens/{token_id}", EVERY),
     ("GET", "/api/policy", {"admin"}),
     ("GET", "/log/tile/entries/{path}", {"auditor"}),  # entries carry TINs
@@ -94,7 +102,9 @@ CONSOLE = [
 def refusals(store) -> int:
     """Every refusal counted (a repeat within a minute is counted on its first row)."""
     with store.session() as session:
-        return session.execute(select(func.coalesce(func.sum(AccessRefusal.repeats), 0))).scalar_one()
+        return session.execute(
+            select(func.coalesce(func.sum(AccessRefusal.repeats), 0))
+        ).scalar_one()
 
 
 @pytest.fixture()
@@ -104,14 +114,35 @@ def decided(service, small_batch):
     assert service.run_queued() == 1
     reviews = service.client.get("/api/reviews", headers=service.auth("officer")).json()["reviews"]
     assert reviews, "the small batch should leave something for review"
-    order = service.client.post("/api/orders", headers=service.auth("officer"), json={
-        "kind": "use_bar", "court": "D.D.C.", "docket": "1:26-cv-00001", "issued": "2026-01-05",
-        "effective_from": "2026-01-05", "effective_to": None, "hours": None,
-        "scope": {"agency": "DHS-ICE", "statutes": []}, "notify": ["court"]})
+    order = service.client.post(
+        "/api/orders",
+        headers=service.auth("officer"),
+        json={
+            "kind": "use_bar",
+            "court": "D.D.C.",
+            "docket": "1:26-cv-00001",
+            "issued": "2026-01-05",
+            "effective_from": "2026-01-05",
+            "effective_to": None,
+            "hours": None,
+            "scope": {"agency": "DHS-ICE", "statutes": []},
+            "notify": ["court"],
+        },
+    )
     assert order.status_code == 201, order.text
     matched = next(r["matched_tin"] for r in reviews if r["matched_tin"])
-    return {"batch_ref": reviews[0]["batch_ref"], "batch_id": 1, "decision_id": reviews[0]["decision"], "order_id": 999_999, "index": 0, "tin": matched,
-            "username": "nobody", "level": 0, "path": "000", "token_id": 999_999}
+    return {
+        "batch_ref": reviews[0]["batch_ref"],
+        "batch_id": 1,
+        "decision_id": reviews[0]["decision"],
+        "order_id": 999_999,
+        "index": 0,
+        "tin": matched,
+        "username": "nobody",
+        "level": 0,
+        "path": "000",
+        "token_id": 999_999,
+    }
 
 
 def test_every_route_is_in_the_contract(service):
@@ -133,15 +164,24 @@ def test_every_api_route_with_every_role(service, decided):
     for method, template, allowed in API:
         path = template.format(**decided)
         # no token, and a token that is not one: 401, logged, and nothing but the reason
-        for headers in ({}, {"Authorization": "Bearer tg_not-a-token"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer tg_not-a-token"},
+            {"Authorization": "Basic YWRtaW46YWRtaW4="},
+        ):
             before = refusals(store)
             answer = client.request(method, path, headers=headers)
             assert answer.status_code == 401, (method, path, headers, answer.text)
-            assert answer.json().keys() == {"detail"} and answer.headers["www-authenticate"] == "Bearer"
+            assert (
+                answer.json().keys() == {"detail"}
+                and answer.headers["www-authenticate"] == "Bearer"
+            )
             assert refusals(store) == before + 1
         for role in sorted(EVERY):
             before = refusals(store)
-            answer = client.request(method, path, headers=service.auth(role), json={} if method == "POST" else None)
+            answer = client.request(
+                method, path, headers=service.auth(role), json={} if method == "POST" else None
+            )
             if role in allowed:
                 assert answer.status_code not in (401, 403), (method, path, role, answer.text)
             else:
@@ -159,15 +199,24 @@ def test_a_requester_sees_only_its_own_agency(service, decided):
     for path in ("/api/batches/1", "/api/batches/1/response", "/api/batches/1/releases"):
         before = refusals(service.store)
         answer = client.get(path, headers=service.auth("other"))
-        assert answer.status_code == 404 and answer.json() == {"detail": "no batch 1"}  # as if it did not exist
+        assert answer.status_code == 404 and answer.json() == {
+            "detail": "no batch 1"
+        }  # as if it did not exist
         assert refusals(service.store) == before + 1
     # and the one that is its own really is there
-    assert client.get("/api/batches/1/response", headers=service.auth("requester")).status_code == 200
+    assert (
+        client.get("/api/batches/1/response", headers=service.auth("requester")).status_code == 200
+    )
 
 
 def test_a_disabled_user_is_refused_at_once(service):
-    assert service.client.get("/api/whoami", headers=service.auth("court")).json()["role"] == "court"
-    assert service.client.post("/api/users/court/disable", headers=service.auth("admin")).status_code == 200
+    assert (
+        service.client.get("/api/whoami", headers=service.auth("court")).json()["role"] == "court"
+    )
+    assert (
+        service.client.post("/api/users/court/disable", headers=service.auth("admin")).status_code
+        == 200
+    )
     assert service.client.get("/api/whoami", headers=service.auth("court")).status_code == 401
 
 
@@ -185,8 +234,11 @@ def console(service, role: str) -> tuple[TestClient, str]:
     client = TestClient(service.app)
     form = client.get("/login").text
     token = re.search(r'name="login_token" value="([^"]+)"', form).group(1)
-    answer = client.post("/login", data={"username": role, "password": service.passwords[role], "login_token": token},
-                         follow_redirects=False)
+    answer = client.post(
+        "/login",
+        data={"username": role, "password": service.passwords[role], "login_token": token},
+        follow_redirects=False,
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/"
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
@@ -198,7 +250,10 @@ def test_every_console_page_with_every_role(service, decided):
     anonymous = TestClient(service.app)
     for method, template, _ in CONSOLE:
         answer = anonymous.request(method, template.format(**decided), follow_redirects=False)
-        assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), (method, template)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), (
+            method,
+            template,
+        )
     for role in sorted(EVERY):
         client, csrf = console(service, role)
         for method, template, allowed in CONSOLE:
@@ -210,10 +265,19 @@ def test_every_console_page_with_every_role(service, decided):
                 assert answer.status_code == 403, (path, role, answer.status_code)
                 assert refusals(service.store) == before + 1
                 before += 1
-            answer = client.request(method, path, headers={"X-CSRF-Token": csrf} if method == "POST" else {},
-                                    follow_redirects=False)
+            answer = client.request(
+                method,
+                path,
+                headers={"X-CSRF-Token": csrf} if method == "POST" else {},
+                follow_redirects=False,
+            )
             if role in allowed:
-                assert answer.status_code not in (401, 403), (method, path, role, answer.status_code)
+                assert answer.status_code not in (401, 403), (
+                    method,
+                    path,
+                    role,
+                    answer.status_code,
+                )
             else:
                 assert answer.status_code == 403, (method, path, role, answer.status_code)
                 assert decided["tin"] not in answer.text and decided["batch_ref"] not in answer.text
@@ -224,13 +288,20 @@ def test_a_wrong_password_is_refused_and_logged(service):
     client = TestClient(service.app)
     token = re.search(r'name="login_token" value="([^"]+)"', client.get("/login").text).group(1)
     before = refusals(service.store)
-    answer = client.post("/login", data={"username": "officer", "password": "wrong-password-123", "login_token": token},
-                         follow_redirects=False)
+    answer = client.post(
+        "/login",
+        data={"username": "officer", "password": "wrong-password-123", "login_token": token},
+        follow_redirects=False,
+    )
     assert answer.status_code == 303 and "failed=1" in answer.headers["location"]
-    assert "set-cookie" not in answer.headers or "taxgate_session" not in answer.headers["set-cookie"]
+    assert (
+        "set-cookie" not in answer.headers or "taxgate_session" not in answer.headers["set-cookie"]
+    )
     assert refusals(service.store) == before + 1
     # the sign-in form without its own token is refused too (login CSRF)
-    answer = TestClient(service.app).post("/login", data={"username": "officer", "password": service.passwords["officer"]})
+    answer = TestClient(service.app).post(
+        "/login", data={"username": "officer", "password": service.passwords["officer"]}
+    )
     assert answer.status_code == 403
 
 
@@ -243,7 +314,12 @@ def test_sign_out_ends_the_session(service):
 
 def test_console_ids_out_of_range_are_4xx(service):
     client, _ = console(service, "auditor")
-    for path in ("/batches/99999999999999999999", "/batches/0", "/ledger?index=-1", "/ledger?index=99999999999999999999"):
+    for path in (
+        "/batches/99999999999999999999",
+        "/batches/0",
+        "/ledger?index=-1",
+        "/ledger?index=99999999999999999999",
+    ):
         assert 400 <= client.get(path).status_code < 500, path
 
 
@@ -252,14 +328,27 @@ def test_password_guessing_is_throttled(service):
     statuses = []
     for _ in range(12):
         token = re.search(r'name="login_token" value="([^"]+)"', client.get("/login").text).group(1)
-        statuses.append(client.post("/login", data={"username": "admin", "password": "guess-guess-guess",
-                                                    "login_token": token}, follow_redirects=False).status_code)
+        statuses.append(
+            client.post(
+                "/login",
+                data={"username": "admin", "password": "guess-guess-guess", "login_token": token},
+                follow_redirects=False,
+            ).status_code
+        )
     assert statuses[:10] == [303] * 10 and statuses[10:] == [429, 429]
 
 
-@pytest.mark.parametrize("proof", ['{"index": 5.9, "size": 10, "entry": "", "proof": []}', "[" * 50_000,
-                                   '{"index": "5_0"}', "not json", '{"index": 1, "size": 1e400}'],
-                         ids=["float", "deep", "text index", "not json", "1e400"])
+@pytest.mark.parametrize(
+    "proof",
+    [
+        '{"index": 5.9, "size": 10, "entry": "", "proof": []}',
+        "[" * 50_000,
+        '{"index": "5_0"}',
+        "not json",
+        '{"index": 1, "size": 1e400}',
+    ],
+    ids=["float", "deep", "text index", "not json", "1e400"],
+)
 def test_a_malformed_proof_pasted_in_the_console_is_a_4xx_with_one_line(service, proof):
     client, csrf = console(service, "court")
     answer = client.post("/ledger/check", data={"proof": proof, "checkpoint": "", "csrf": csrf})

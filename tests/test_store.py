@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-
 from conftest import SERVER
+
 from taxgate.store import StoreError, open_store
 from taxgate.store.models import Base
-
-import pytest
 
 
 def test_the_store_under_test_is_the_one_asked_for(store):
@@ -41,10 +40,22 @@ def _notices(first_index: int) -> list[dict]:
     from datetime import UTC, datetime
 
     due = datetime(2025, 7, 25, 13, 5, 7, 123456, tzinfo=UTC)
-    return [{"kind": "taxpayer", "batch_id": None, "order_id": None, "incident_id": None, "tin": f"00000000{i}",
-             "recipient": f"taxpayer {i}", "due_at": due, "sent_at": None,
-             "body": 'a \t tab, a \\ backslash, a \n newline, a "quote", \\N, \u00e9', "ledger_index": first_index + i,
-             "sent_index": None} for i in range(3)]
+    return [
+        {
+            "kind": "taxpayer",
+            "batch_id": None,
+            "order_id": None,
+            "incident_id": None,
+            "tin": f"00000000{i}",
+            "recipient": f"taxpayer {i}",
+            "due_at": due,
+            "sent_at": None,
+            "body": 'a \t tab, a \\ backslash, a \n newline, a "quote", \\N, \u00e9',
+            "ledger_index": first_index + i,
+            "sent_index": None,
+        }
+        for i in range(3)
+    ]
 
 
 def test_a_bulk_insert_stores_what_the_orm_stores(store):
@@ -56,8 +67,14 @@ def test_a_bulk_insert_stores_what_the_orm_stores(store):
     from taxgate.store.models import LedgerEntry, Notice
 
     orm, bulk = _notices(900_000), _notices(900_010)
-    entries = [{"idx": 800_000 + i, "entry": bytes([0, 92, 9, 10, 255]) * (i + 1), "leaf_hash": bytes(range(32))}
-               for i in range(4)]
+    entries = [
+        {
+            "idx": 800_000 + i,
+            "entry": bytes([0, 92, 9, 10, 255]) * (i + 1),
+            "leaf_hash": bytes(range(32)),
+        }
+        for i in range(4)
+    ]
     with store.session.begin() as session:
         session.add_all(Notice(**r) for r in orm)
         session.add_all(LedgerEntry(**e) for e in entries[:2])
@@ -69,11 +86,23 @@ def test_a_bulk_insert_stores_what_the_orm_stores(store):
         got = {n.ledger_index: n for n in session.scalars(select(Notice))}
         for a, b in zip(orm, bulk):
             x, y = got[a["ledger_index"]], got[b["ledger_index"]]
-            assert [getattr(y, c) for c in columns] == [getattr(x, c) for c in columns] == [a[c] for c in columns]
+            assert (
+                [getattr(y, c) for c in columns]
+                == [getattr(x, c) for c in columns]
+                == [a[c] for c in columns]
+            )
         stored = {e.idx: (e.entry, e.leaf_hash) for e in session.scalars(select(LedgerEntry))}
-        assert [stored[e["idx"]] for e in entries] == [(e["entry"], e["leaf_hash"]) for e in entries]
-    with store.engine.connect() as connection:  # the stored text itself, not only what the ORM reads back
-        raw = dict(connection.exec_driver_sql("SELECT ledger_index, CAST(due_at AS VARCHAR(64)) FROM notices").all())
+        assert [stored[e["idx"]] for e in entries] == [
+            (e["entry"], e["leaf_hash"]) for e in entries
+        ]
+    with (
+        store.engine.connect() as connection
+    ):  # the stored text itself, not only what the ORM reads back
+        raw = dict(
+            connection.exec_driver_sql(
+                "SELECT ledger_index, CAST(due_at AS VARCHAR(64)) FROM notices"
+            ).all()
+        )
         assert raw[orm[0]["ledger_index"]] == raw[bulk[0]["ledger_index"]]
 
 
@@ -88,6 +117,8 @@ def test_a_bulk_insert_that_breaks_a_constraint_is_sqlalchemys_error_and_leaves_
     rows = _notices(900_000)
     with pytest.raises(IntegrityError):
         with store.session.begin() as session:
-            insert_rows(session.connection(), Notice.__table__, rows + [rows[0]])  # ledger_index is unique
+            insert_rows(
+                session.connection(), Notice.__table__, rows + [rows[0]]
+            )  # ledger_index is unique
     with store.session() as session:
         assert session.scalar(select(func.count(Notice.id))) == 0

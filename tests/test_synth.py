@@ -25,15 +25,21 @@ def test_master_shape_and_tins(world):
     assert people == 3_000 and rows > 3 * people and per_year_dupes == 0
     assert con.execute(f"SELECT count(*) FROM '{labels}'").fetchone()[0] == 3_000
     # One identity per TIN: name and date of birth do not change between years.
-    assert con.execute(
-        f"SELECT count(*) FROM (SELECT tin FROM '{m}' GROUP BY tin HAVING count(DISTINCT (first_name, last_name, date_of_birth)) > 1)"
-    ).fetchone()[0] == 0
+    assert (
+        con.execute(
+            f"SELECT count(*) FROM (SELECT tin FROM '{m}' GROUP BY tin HAVING count(DISTINCT "
+            "(first_name, last_name, date_of_birth)) > 1)"
+        ).fetchone()[0]
+        == 0
+    )
     tins = [t for (t,) in con.execute(f"SELECT DISTINCT tin FROM '{m}'").fetchall()]
     for tin in tins:
         area, group, serial = tin.split("-")
         assert len(area) == 3 and len(group) == 2 and len(serial) == 4 and serial != "0000"
         if area.startswith("9"):  # ITIN
-            assert int(group) in set(range(50, 66)) | set(range(70, 89)) | {90, 91, 92} | set(range(94, 100))
+            assert int(group) in set(range(50, 66)) | set(range(70, 89)) | {90, 91, 92} | set(
+                range(94, 100)
+            )
         else:  # SSN
             assert area not in ("000", "666") and group != "00"
 
@@ -42,7 +48,8 @@ def test_master_plants_the_hard_cases(world):
     con = duckdb.connect()
     m, labels = str(world["master"]), str(world["master"].with_name("master.labels.parquet"))
     flags = con.execute(
-        f"SELECT sum(jr_sr::int), sum(twin::int), sum(shared_home::int), sum(apartment_building::int), sum(itin::int) FROM '{labels}'"
+        "SELECT sum(jr_sr::int), sum(twin::int), sum(shared_home::int), "
+        f"sum(apartment_building::int), sum(itin::int) FROM '{labels}'"
     ).fetchone()
     assert all(f > 0 for f in flags), flags
     origins = {o for (o,) in con.execute(f"SELECT DISTINCT origin FROM '{labels}'").fetchall()}
@@ -52,12 +59,16 @@ def test_master_plants_the_hard_cases(world):
         "po boxes": f"SELECT count(*) FROM '{m}' WHERE street LIKE 'PO BOX %'",
         "units": f"SELECT count(*) FROM '{m}' WHERE unit <> ''",
         "accents": f"SELECT count(*) FROM '{m}' WHERE last_name <> strip_accents(last_name)",
-        "particles": f"SELECT count(*) FROM '{m}' WHERE last_name LIKE 'DE LA %' OR last_name LIKE '% DEL %' OR last_name LIKE 'DEL %'",
-        "two surnames": f"SELECT count(*) FROM '{m}' m JOIN '{labels}' l USING (tin) WHERE origin = 'hispanic' AND last_name LIKE '% %'",
+        "particles": f"SELECT count(*) FROM '{m}' WHERE last_name LIKE 'DE LA %' OR last_name "
+        "LIKE '% DEL %' OR last_name LIKE 'DEL %'",
+        "two surnames": f"SELECT count(*) FROM '{m}' m JOIN '{labels}' l USING (tin) WHERE origin "
+        "= 'hispanic' AND last_name LIKE '% %'",
         "compound given": f"SELECT count(*) FROM '{m}' WHERE first_name LIKE '% %'",
         "jr": f"SELECT count(*) FROM '{m}' WHERE suffix = 'JR'",
-        "common name repeated": f"SELECT max(n) FROM (SELECT count(DISTINCT tin) n FROM '{m}' GROUP BY first_name, last_name)",
-        "families sharing home and surname": f"""SELECT count(*) FROM (SELECT street, unit, zip, last_name, tax_year FROM '{m}'
+        "common name repeated": f"SELECT max(n) FROM (SELECT count(DISTINCT tin) n FROM '{m}' "
+        "GROUP BY first_name, last_name)",
+        "families sharing home and surname": f"""SELECT count(*) FROM (
+                                                 SELECT street, unit, zip, last_name, tax_year FROM '{m}'
                                                  GROUP BY ALL HAVING count(DISTINCT tin) > 1)""",
     }
     for name, sql in checks.items():
@@ -72,7 +83,13 @@ def test_batch_labels_cover_every_row(world, tmp_path):
     assert len(labels) == lines >= 400
     assert manifest.exists()
     defects = {d for row in labels for d in row["defects"].split(";") if d}
-    assert {"placeholder_address", "boilerplate_relevance", "single_officer", "civil_statute", "return_information"} <= defects
+    assert {
+        "placeholder_address",
+        "boilerplate_relevance",
+        "single_officer",
+        "civil_statute",
+        "return_information",
+    } <= defects
     variations = {v for row in labels for v in row["variations"].split(";") if v}
     assert {"absent_from_master", "moved_since", "spelling", "unit_format"} <= variations
     assert any(row["malformed"] for row in labels)
@@ -83,4 +100,6 @@ def test_batch_labels_cover_every_row(world, tmp_path):
 def test_batch_is_deterministic(world, tmp_path):
     generate_batch(world["master"], tmp_path / "a", 200, seed=4)
     generate_batch(world["master"], tmp_path / "b", 200, seed=4)
-    assert (tmp_path / "a" / "requests.csv").read_bytes() == (tmp_path / "b" / "requests.csv").read_bytes()
+    assert (tmp_path / "a" / "requests.csv").read_bytes() == (
+        tmp_path / "b" / "requests.csv"
+    ).read_bytes()

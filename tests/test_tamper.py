@@ -15,9 +15,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
-
 from conftest import SERVER, Threaded, findings, server_database, signing_key, verifier_key
+from sqlalchemy import func, select, text
+from test_cli import taxgate
+from test_orders import STAY
+
 from taxgate.ledger import TamperedError, sign_checkpoint
 from taxgate.notices import add_order_with_notices, list_notices, mark_sent
 from taxgate.pipeline import process
@@ -25,11 +27,16 @@ from taxgate.release import release_held
 from taxgate.review import decide_review, queue
 from taxgate.store import open_store
 from taxgate.store.models import Disclosure
-from test_cli import taxgate
-from test_orders import STAY
 
-NOTICE_ON_RECEIPT = {"kind": "notice_on_receipt", "court": "D.D.C.", "docket": "1:25-cv-00457",
-                     "effective_from": "2025-01-01", "hours": 24, "scope": {"agency": "DHS-ICE"}, "notify": ["court"]}
+NOTICE_ON_RECEIPT = {
+    "kind": "notice_on_receipt",
+    "court": "D.D.C.",
+    "docket": "1:25-cv-00457",
+    "effective_from": "2025-01-01",
+    "hours": 24,
+    "scope": {"agency": "DHS-ICE"},
+    "notify": ["court"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,9 @@ def template(world, small_batch, tmp_path_factory):
     """The store under attack, once: its URL (a file or a PostgreSQL database) and its key folder."""
     root = tmp_path_factory.mktemp("tamper")
     with contextlib.ExitStack() as stack:
-        url = stack.enter_context(server_database()) if SERVER else f"sqlite:///{root / 'taxgate.db'}"
+        url = (
+            stack.enter_context(server_database()) if SERVER else f"sqlite:///{root / 'taxgate.db'}"
+        )
         with signing_key(root / "ledger.key"):
             store = open_store(url)
             process(world["manifest"], world["master"], root / "a", store=store)
@@ -45,8 +54,14 @@ def template(world, small_batch, tmp_path_factory):
             add_order_with_notices(store, NOTICE_ON_RECEIPT)
             process(small_batch, world["master"], root / "b", store=store)
             _, waiting = queue(store)
-            decide_review(store, waiting[0]["decision"], "officer", "disclose", "the same person, checked by hand",
-                          world["master"])
+            decide_review(
+                store,
+                waiting[0]["decision"],
+                "officer",
+                "disclose",
+                "the same person, checked by hand",
+                world["master"],
+            )
             mark_sent(store, [n.id for n in list_notices(store, kind="court_receipt")])
             sign_checkpoint(store)
             assert findings(store) == []
@@ -78,7 +93,9 @@ def sql(store, *statements: str) -> None:
     with store.engine.begin() as connection:
         victim = connection.execute(text(VICTIM)).scalar_one()
         for statement in statements:
-            if callable(statement):  # a tamper that needs a hash computed: still plain SQL underneath
+            if callable(
+                statement
+            ):  # a tamper that needs a hash computed: still plain SQL underneath
                 statement(connection)
             else:
                 connection.execute(text(statement.replace("{victim}", str(victim))))
@@ -99,74 +116,163 @@ def assert_found(store, *fragments: str) -> list[str]:
 
 
 # A disclosure whose decision nothing else refers to (no review, no held item).
-VICTIM = ("SELECT min(x.decision_id) FROM disclosures x WHERE NOT EXISTS "
-          "(SELECT 1 FROM reviews r WHERE r.decision_id = x.decision_id)")
+VICTIM = (
+    "SELECT min(x.decision_id) FROM disclosures x WHERE NOT EXISTS "
+    "(SELECT 1 FROM reviews r WHERE r.decision_id = x.decision_id)"
+)
 
 TAMPERS = {
     "one taxpayer's decision and disclosure deleted": (
-        ["DELETE FROM disclosures WHERE decision_id = {victim}", "DELETE FROM decisions WHERE id = {victim}"],
-        ["(disclosure) has no row in disclosures", "(decision) has no row in decisions", "(batch_completed)"]),
+        [
+            "DELETE FROM disclosures WHERE decision_id = {victim}",
+            "DELETE FROM decisions WHERE id = {victim}",
+        ],
+        [
+            "(disclosure) has no row in disclosures",
+            "(decision) has no row in decisions",
+            "(batch_completed)",
+        ],
+    ),
     "a review deleted": (["DELETE FROM reviews"], ["(review) has no row in reviews"]),
-    "a stay's end moved in its table": (["UPDATE orders SET effective_to = '2025-12-01' WHERE kind = 'stay'"],
-                                        ["orders row", "effective_to column(s) differ from the order"]),
-    "a stay deleted": (["DELETE FROM orders WHERE kind = 'stay'"], ["(order_added) has no row in orders"]),
+    "a stay's end moved in its table": (
+        ["UPDATE orders SET effective_to = '2025-12-01' WHERE kind = 'stay'"],
+        ["orders row", "effective_to column(s) differ from the order"],
+    ),
+    "a stay deleted": (
+        ["DELETE FROM orders WHERE kind = 'stay'"],
+        ["(order_added) has no row in orders"],
+    ),
     "the address a held item will release": (
-        ["UPDATE held_items SET value = replace(value, '\"street\":\"', '\"street\":\"9 ') "
-         "WHERE id = (SELECT min(id) FROM held_items)"], ["held_items row", "value_sha256"]),
-    "a notice's sending time": (["UPDATE notices SET sent_at = due_at WHERE sent_at IS NOT NULL"],
-                                ["(notice_sent) and notices row"]),
-    "a notice sent that never was": (["UPDATE notices SET sent_index = NULL WHERE sent_at IS NOT NULL"],
-                                     ["(notice_sent) has no row in notices", "that no ledger entry records"]),
-    "when an address left": (["UPDATE disclosures SET disclosed_at = '2025-08-07 12:00:00' "
-                              "WHERE id = (SELECT min(id) FROM disclosures)"],
-                             ["(disclosure) and disclosures row", "'2025-08-07T12:00:00+00:00' in the table"]),
-    "the TIN a request gave": (["UPDATE decisions SET requested_tin = '900000001' "
-                                "WHERE id = (SELECT min(id) FROM decisions)"], ["requested_tin is"]),
-    "the evidence an officer reads": (["UPDATE decisions SET evidence = replace(evidence, 'statute', 'statue') "
-                                       "WHERE evidence IS NOT NULL"], ["evidence_sha256 is"]),
-    "a batch's as-of date": (["UPDATE batches SET as_of = '2026-11-30'"], ["(batch_received) and batches row",
-                                                                           "as_of is"]),
+        [
+            'UPDATE held_items SET value = replace(value, \'"street":"\', \'"street":"9 \') '
+            "WHERE id = (SELECT min(id) FROM held_items)"
+        ],
+        ["held_items row", "value_sha256"],
+    ),
+    "a notice's sending time": (
+        ["UPDATE notices SET sent_at = due_at WHERE sent_at IS NOT NULL"],
+        ["(notice_sent) and notices row"],
+    ),
+    "a notice sent that never was": (
+        ["UPDATE notices SET sent_index = NULL WHERE sent_at IS NOT NULL"],
+        ["(notice_sent) has no row in notices", "that no ledger entry records"],
+    ),
+    "when an address left": (
+        [
+            "UPDATE disclosures SET disclosed_at = '2025-08-07 12:00:00' "
+            "WHERE id = (SELECT min(id) FROM disclosures)"
+        ],
+        ["(disclosure) and disclosures row", "'2025-08-07T12:00:00+00:00' in the table"],
+    ),
+    "the TIN a request gave": (
+        [
+            "UPDATE decisions SET requested_tin = '900000001' "
+            "WHERE id = (SELECT min(id) FROM decisions)"
+        ],
+        ["requested_tin is"],
+    ),
+    "the evidence an officer reads": (
+        [
+            "UPDATE decisions SET evidence = replace(evidence, 'statute', 'statue') "
+            "WHERE evidence IS NOT NULL"
+        ],
+        ["evidence_sha256 is"],
+    ),
+    "a batch's as-of date": (
+        ["UPDATE batches SET as_of = '2026-11-30'"],
+        ["(batch_received) and batches row", "as_of is"],
+    ),
     "two decisions swapped": (
-        ["UPDATE decisions SET ledger_index = -ledger_index - 1 WHERE id IN (1, 2)",
-         "UPDATE decisions SET ledger_index = -ledger_index - 1 + 1 WHERE id = 1",
-         "UPDATE decisions SET ledger_index = -ledger_index - 1 - 1 WHERE id = 2"],
-        ["decisions row 1", "decisions row 2"]),
+        [
+            "UPDATE decisions SET ledger_index = -ledger_index - 1 WHERE id IN (1, 2)",
+            "UPDATE decisions SET ledger_index = -ledger_index - 1 + 1 WHERE id = 1",
+            "UPDATE decisions SET ledger_index = -ledger_index - 1 - 1 WHERE id = 2",
+        ],
+        ["decisions row 1", "decisions row 2"],
+    ),
     "a disclosure row with no entry": (
-        ["INSERT INTO disclosures (decision_id, tin, item, value, disclosed_at, ledger_index) "
-         "SELECT id, matched_tin, 'last_known_address', '{}', CURRENT_TIMESTAMP, 10000000 FROM decisions "
-         "WHERE outcome = 'NOT_DISCLOSED' AND id = (SELECT min(id) FROM decisions WHERE outcome = 'NOT_DISCLOSED')"],
-        ["names ledger entry 10000000"]),
-    "a stay's entry rewritten with its leaf hash": ([lambda c: rewrite_entry(c, "order_added", lambda e: {
-        **e, "order": {**e["order"], "effective_to": "2025-11-30"}}),
-        lambda c: c.exec_driver_sql("UPDATE orders SET effective_to = '2025-11-30', body = replace(body, "
-                                    "'\"effective_to\":null', '\"effective_to\":\"2025-11-30\"') WHERE kind = 'stay'")],
-        ["do not match the checkpoint stored at size"]),
+        [
+            "INSERT INTO disclosures (decision_id, tin, item, value, disclosed_at, ledger_index) "
+            "SELECT id, matched_tin, 'last_known_address', '{}', CURRENT_TIMESTAMP, 10000000 FROM decisions "
+            "WHERE outcome = 'NOT_DISCLOSED' AND id = (SELECT min(id) FROM decisions WHERE outcome = 'NOT_DISCLOSED')"
+        ],
+        ["names ledger entry 10000000"],
+    ),
+    "a stay's entry rewritten with its leaf hash": (
+        [
+            lambda c: rewrite_entry(
+                c,
+                "order_added",
+                lambda e: {**e, "order": {**e["order"], "effective_to": "2025-11-30"}},
+            ),
+            lambda c: c.exec_driver_sql(
+                "UPDATE orders SET effective_to = '2025-11-30', body = replace(body, "
+                "'\"effective_to\":null', '\"effective_to\":\"2025-11-30\"') WHERE kind = 'stay'"
+            ),
+        ],
+        ["do not match the checkpoint stored at size"],
+    ),
     "a lift forged past the ledger's end": ([lambda c: forge_lift(c)], ["past the ledger's end"]),
-    "an order row's columns unlike its order": (["UPDATE orders SET court = 'D. Mass.' WHERE kind = 'stay'"],
-                                               ["court column(s) differ from the order"]),
-    "two orders' ids swapped": (["UPDATE notices SET order_id = NULL", "UPDATE orders SET id = id + 100",
-                                 "UPDATE orders SET id = CASE id WHEN 101 THEN 2 ELSE 1 END"], ["id is 1 in the ledger"]),
-    "an empty reason added": (["UPDATE decisions SET reasons = reasons || ';' WHERE id = (SELECT min(id) FROM decisions)"],
-                              ["reasons is"]),
-    "a weight moved in its fourth decimal": (["UPDATE decisions SET match_weight = match_weight + 0.0004 WHERE id = "
-                                              "(SELECT min(id) FROM decisions WHERE match_weight IS NOT NULL)"],
-                                             ["weight is"]),
-    "a finished batch's mark moved back": (["UPDATE batches SET committed_rows = 150 WHERE id = 1"],
-                                          ["its mark says 150 rows recorded"]),
-    "a tile with a hash too many": (["UPDATE ledger_tiles SET hashes = CAST(hashes || substr(hashes, 1, 32) AS BLOB) "
-                                     "WHERE level = 1 AND n = 0" if not SERVER else
-                                     "UPDATE ledger_tiles SET hashes = hashes || substring(hashes from 1 for 32) "
-                                     "WHERE level = 1 AND n = 0"], ["ledger_tiles row 1/0: holds"]),
-    "an order's text nested 50,000 deep": (["UPDATE orders SET body = '" + "[" * 50_000 + "' WHERE kind = 'stay'"],
-                                          ["orders row", "cannot make an entry"]),
-    "a moment out of range": (["UPDATE disclosures SET disclosed_at = '9999-12-31 23:59:59-23:59' WHERE id = "
-                               "(SELECT min(id) FROM disclosures)" if not SERVER else
-                               "UPDATE disclosures SET disclosed_at = 'infinity' WHERE id = (SELECT min(id) FROM disclosures)"],
-                              ["disclosures row"]),
+    "an order row's columns unlike its order": (
+        ["UPDATE orders SET court = 'D. Mass.' WHERE kind = 'stay'"],
+        ["court column(s) differ from the order"],
+    ),
+    "two orders' ids swapped": (
+        [
+            "UPDATE notices SET order_id = NULL",
+            "UPDATE orders SET id = id + 100",
+            "UPDATE orders SET id = CASE id WHEN 101 THEN 2 ELSE 1 END",
+        ],
+        ["id is 1 in the ledger"],
+    ),
+    "an empty reason added": (
+        [
+            "UPDATE decisions SET reasons = reasons || ';' WHERE id = (SELECT min(id) FROM decisions)"
+        ],
+        ["reasons is"],
+    ),
+    "a weight moved in its fourth decimal": (
+        [
+            "UPDATE decisions SET match_weight = match_weight + 0.0004 WHERE id = "
+            "(SELECT min(id) FROM decisions WHERE match_weight IS NOT NULL)"
+        ],
+        ["weight is"],
+    ),
+    "a finished batch's mark moved back": (
+        ["UPDATE batches SET committed_rows = 150 WHERE id = 1"],
+        ["its mark says 150 rows recorded"],
+    ),
+    "a tile with a hash too many": (
+        [
+            "UPDATE ledger_tiles SET hashes = CAST(hashes || substr(hashes, 1, 32) AS BLOB) "
+            "WHERE level = 1 AND n = 0"
+            if not SERVER
+            else "UPDATE ledger_tiles SET hashes = hashes || substring(hashes from 1 for 32) "
+            "WHERE level = 1 AND n = 0"
+        ],
+        ["ledger_tiles row 1/0: holds"],
+    ),
+    "an order's text nested 50,000 deep": (
+        ["UPDATE orders SET body = '" + "[" * 50_000 + "' WHERE kind = 'stay'"],
+        ["orders row", "cannot make an entry"],
+    ),
+    "a moment out of range": (
+        [
+            "UPDATE disclosures SET disclosed_at = '9999-12-31 23:59:59-23:59' WHERE id = "
+            "(SELECT min(id) FROM disclosures)"
+            if not SERVER
+            else "UPDATE disclosures SET disclosed_at = 'infinity' WHERE id = (SELECT min(id) FROM disclosures)"
+        ],
+        ["disclosures row"],
+    ),
 }
-if not SERVER:  # SQLite only: it stores what it is given, bytes that are no UTF-8 and rows whose parent is gone
-    TAMPERS["text that is not UTF-8"] = (["UPDATE decisions SET official = CAST(x'ff' AS TEXT) WHERE id = 1"],
-                                         ["decisions row 1 (batch 1, row 1"])
+if (
+    not SERVER
+):  # SQLite only: it stores what it is given, bytes that are no UTF-8 and rows whose parent is gone
+    TAMPERS["text that is not UTF-8"] = (
+        ["UPDATE decisions SET official = CAST(x'ff' AS TEXT) WHERE id = 1"],
+        ["decisions row 1 (batch 1, row 1"],
+    )
 
 
 def rewrite_entry(connection, kind: str, change) -> None:
@@ -176,17 +282,27 @@ def rewrite_entry(connection, kind: str, change) -> None:
     from taxgate.ledger import merkle
     from taxgate.ledger.log import canonical
 
-    idx, blob = next((i, bytes(e)) for i, e in connection.execute(text("SELECT idx, entry FROM ledger_entries "
-                                                                     "ORDER BY idx")) if json.loads(bytes(e))["kind"] == kind)
+    idx, blob = next(
+        (i, bytes(e))
+        for i, e in connection.execute(text("SELECT idx, entry FROM ledger_entries ORDER BY idx"))
+        if json.loads(bytes(e))["kind"] == kind
+    )
     forged = canonical(change(json.loads(blob)))
     leaf = merkle.leaf_hash(forged)
-    connection.execute(text("UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE idx = :i"),
-                       {"e": forged, "h": leaf, "i": idx})
-    tile = bytes(connection.execute(text("SELECT hashes FROM ledger_tiles WHERE level = 0 AND n = :n"),
-                                    {"n": idx // 256}).scalar_one())
+    connection.execute(
+        text("UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE idx = :i"),
+        {"e": forged, "h": leaf, "i": idx},
+    )
+    tile = bytes(
+        connection.execute(
+            text("SELECT hashes FROM ledger_tiles WHERE level = 0 AND n = :n"), {"n": idx // 256}
+        ).scalar_one()
+    )
     at = (idx % 256) * 32
-    connection.execute(text("UPDATE ledger_tiles SET hashes = :t WHERE level = 0 AND n = :n"),
-                       {"t": tile[:at] + leaf + tile[at + 32:], "n": idx // 256})
+    connection.execute(
+        text("UPDATE ledger_tiles SET hashes = :t WHERE level = 0 AND n = :n"),
+        {"t": tile[:at] + leaf + tile[at + 32 :], "n": idx // 256},
+    )
 
 
 def forge_lift(connection) -> None:
@@ -194,12 +310,27 @@ def forge_lift(connection) -> None:
     from taxgate.ledger import merkle
     from taxgate.ledger.log import canonical
 
-    order_id, index = connection.execute(text("SELECT id, ledger_index FROM orders WHERE kind = 'stay'")).one()
-    entry = canonical({"kind": "order_lifted", "order_id": order_id, "order_entry": index, "at": "2026-01-01T00:00:00+00:00"})
-    connection.execute(text("INSERT INTO ledger_entries (idx, entry, leaf_hash) VALUES (1000000, :e, :h)"),
-                       {"e": entry, "h": merkle.leaf_hash(entry)})
-    connection.execute(text("UPDATE orders SET lifted_index = 1000000, lifted_at = '2026-01-01 00:00:00' "
-                            "WHERE kind = 'stay'"))
+    order_id, index = connection.execute(
+        text("SELECT id, ledger_index FROM orders WHERE kind = 'stay'")
+    ).one()
+    entry = canonical(
+        {
+            "kind": "order_lifted",
+            "order_id": order_id,
+            "order_entry": index,
+            "at": "2026-01-01T00:00:00+00:00",
+        }
+    )
+    connection.execute(
+        text("INSERT INTO ledger_entries (idx, entry, leaf_hash) VALUES (1000000, :e, :h)"),
+        {"e": entry, "h": merkle.leaf_hash(entry)},
+    )
+    connection.execute(
+        text(
+            "UPDATE orders SET lifted_index = 1000000, lifted_at = '2026-01-01 00:00:00' "
+            "WHERE kind = 'stay'"
+        )
+    )
 
 
 @pytest.mark.parametrize("tamper", list(TAMPERS), ids=list(TAMPERS))
@@ -211,33 +342,47 @@ def test_every_tamper_by_plain_sql_is_a_finding(attacked, tamper):
 
 @pytest.mark.skipif(bool(SERVER), reason="SQLite only: it stores bytes that are no UTF-8 as text")
 @pytest.mark.parametrize("chunk", [7, 50_000])
-def test_text_that_is_not_utf8_midway_is_one_finding_and_every_other_row_still_checked(attacked, chunk):
+def test_text_that_is_not_utf8_midway_is_one_finding_and_every_other_row_still_checked(
+    attacked, chunk
+):
     """The walk reads with SQLite's own decoder and, on text that is not UTF-8, reads that table
     again with a lenient one from where it stood: the altered row is the only finding (a row
     skipped or read twice would be findings of its own), whether it lies in the first chunk or past
     several."""
     from taxgate.verification import verify_store
 
-    middle = one(attacked, "SELECT id FROM decisions ORDER BY id LIMIT 1 OFFSET (SELECT count(*) / 2 FROM decisions)")
+    middle = one(
+        attacked,
+        "SELECT id FROM decisions ORDER BY id LIMIT 1 OFFSET (SELECT count(*) / 2 FROM decisions)",
+    )
     sql(attacked, f"UPDATE decisions SET official = CAST(x'4f66ff' AS TEXT) WHERE id = {middle}")
     found = [f.message for f in verify_store(attacked, verifier_key(), chunk=chunk, workers=1)]
     assert len(found) == 1 and f"decisions row {middle} " in found[0], found[:5]
 
 
 RETYPES = {
-    "an entry stored as text": ("UPDATE ledger_entries SET entry = CAST(entry AS TEXT) WHERE idx = 3",
-                                "ALTER TABLE ledger_entries ALTER COLUMN entry TYPE text USING encode(entry, 'escape')",
-                                "the entry is stored as str"),
-    "the ledger's size as text": ("UPDATE ledger_head SET size = 'many'",
-                                  "ALTER TABLE ledger_head ALTER COLUMN size TYPE text", "ledger_head row 1"),
-    "a match weight as text": ("UPDATE decisions SET match_weight = 'heavy' WHERE id = "
-                               "(SELECT min(id) FROM decisions WHERE match_weight IS NOT NULL)",
-                               "ALTER TABLE decisions ALTER COLUMN match_weight TYPE text",
-                               "match_weight is stored as str"),
-    "a released value as bytes": ("UPDATE disclosures SET value = CAST(value AS BLOB) WHERE id = "
-                                  "(SELECT min(id) FROM disclosures)",
-                                  "ALTER TABLE disclosures ALTER COLUMN value TYPE bytea USING convert_to(value, 'UTF8')",
-                                  "value is stored as bytes"),
+    "an entry stored as text": (
+        "UPDATE ledger_entries SET entry = CAST(entry AS TEXT) WHERE idx = 3",
+        "ALTER TABLE ledger_entries ALTER COLUMN entry TYPE text USING encode(entry, 'escape')",
+        "the entry is stored as str",
+    ),
+    "the ledger's size as text": (
+        "UPDATE ledger_head SET size = 'many'",
+        "ALTER TABLE ledger_head ALTER COLUMN size TYPE text",
+        "ledger_head row 1",
+    ),
+    "a match weight as text": (
+        "UPDATE decisions SET match_weight = 'heavy' WHERE id = "
+        "(SELECT min(id) FROM decisions WHERE match_weight IS NOT NULL)",
+        "ALTER TABLE decisions ALTER COLUMN match_weight TYPE text",
+        "match_weight is stored as str",
+    ),
+    "a released value as bytes": (
+        "UPDATE disclosures SET value = CAST(value AS BLOB) WHERE id = "
+        "(SELECT min(id) FROM disclosures)",
+        "ALTER TABLE disclosures ALTER COLUMN value TYPE bytea USING convert_to(value, 'UTF8')",
+        "value is stored as bytes",
+    ),
 }
 
 
@@ -248,13 +393,19 @@ def test_a_value_of_the_wrong_type_is_a_finding_not_a_crash(attacked, retype):
     assert_found(attacked, fragment)
 
 
-@pytest.mark.skipif(bool(SERVER), reason="PostgreSQL enforces foreign keys; SQLite lets them be switched off")
+@pytest.mark.skipif(
+    bool(SERVER), reason="PostgreSQL enforces foreign keys; SQLite lets them be switched off"
+)
 def test_a_row_whose_parent_is_gone_is_a_finding(attacked):
     import sqlite3
 
-    raw = sqlite3.connect(attacked.engine.url.database)  # foreign keys off: as any sqlite3 shell opens it
+    raw = sqlite3.connect(
+        attacked.engine.url.database
+    )  # foreign keys off: as any sqlite3 shell opens it
     raw.execute("UPDATE reviews SET decision_id = 999999")
-    raw.execute("UPDATE disclosures SET decision_id = 999998 WHERE id = (SELECT min(id) FROM disclosures)")
+    raw.execute(
+        "UPDATE disclosures SET decision_id = 999998 WHERE id = (SELECT min(id) FROM disclosures)"
+    )
     raw.commit()
     raw.close()
     assert_found(attacked, "reviews row 1", "batch_id is stored as NoneType", "disclosures row")
@@ -269,9 +420,17 @@ def test_the_command_line_prints_one_line_per_finding_and_exits_1(attacked):
     assert "FAILED verification" in lines[-1]
 
 
-@pytest.mark.parametrize("tamper", ["a stay's end moved in its table", "a stay deleted",
-                                    "the address a held item will release", "a stay's entry rewritten with its leaf hash",
-                                    "a lift forged past the ledger's end", "an order row's columns unlike its order"])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "a stay's end moved in its table",
+        "a stay deleted",
+        "the address a held item will release",
+        "a stay's entry rewritten with its leaf hash",
+        "a lift forged past the ledger's end",
+        "an order row's columns unlike its order",
+    ],
+)
 def test_an_order_or_held_item_edited_in_its_table_releases_nothing(attacked, tamper):
     before = one(attacked, "SELECT count(*) FROM disclosures")
     sql(attacked, *TAMPERS[tamper][0])
@@ -279,7 +438,11 @@ def test_an_order_or_held_item_edited_in_its_table_releases_nothing(attacked, ta
         release_held(attacked)
     assert one(attacked, "SELECT count(*) FROM disclosures") == before
     run = taxgate("orders", "release", "--out", Path(os.environ["TAXGATE_LEDGER_KEY"]).parent)
-    assert run.returncode == 1 and "Traceback" not in run.stderr and "disagrees with its ledger" in run.stderr, run
+    assert (
+        run.returncode == 1
+        and "Traceback" not in run.stderr
+        and "disagrees with its ledger" in run.stderr
+    ), run
     assert one(attacked, "SELECT count(*) FROM disclosures") == before
 
 
@@ -288,7 +451,13 @@ def test_without_tampering_lifting_the_stay_releases_what_it_held(attacked):
     from taxgate.orders import lift_order, list_orders
 
     held = one(attacked, "SELECT count(*) FROM held_items WHERE released_at IS NULL")
-    lift_order(attacked, next(o.id for o in list_orders(attacked) if o.kind == "stay"), by="officer", authority="Order of 2026-03-01, ECF 42", reason="The court lifted the stay.")
+    lift_order(
+        attacked,
+        next(o.id for o in list_orders(attacked) if o.kind == "stay"),
+        by="officer",
+        authority="Order of 2026-03-01, ECF 42",
+        reason="The court lifted the stay.",
+    )
     assert len(release_held(attacked)) == held > 0
     assert findings(attacked) == []
 
@@ -296,18 +465,30 @@ def test_without_tampering_lifting_the_stay_releases_what_it_held(attacked):
 def test_a_batch_whose_as_of_date_was_edited_is_not_resumed(attacked, world):
     sql(attacked, "UPDATE batches SET as_of = '2026-11-30', status = 'processing' WHERE id = 1")
     with pytest.raises(TamperedError, match="as_of"):
-        process(world["manifest"], world["master"], Path(os.environ["TAXGATE_LEDGER_KEY"]).parent / "again",
-                store=attacked)
+        process(
+            world["manifest"],
+            world["master"],
+            Path(os.environ["TAXGATE_LEDGER_KEY"]).parent / "again",
+            store=attacked,
+        )
 
 
 def test_a_deleted_review_does_not_put_the_request_back_in_the_queue(attacked, world):
     decision = one(attacked, "SELECT decision_id FROM reviews")
     sql(attacked, "DELETE FROM reviews")
     with pytest.raises(TamperedError, match="records a review of this request"):
-        decide_review(attacked, decision, "officer2", "disclose", "a second look, the first is gone", world["master"])
+        decide_review(
+            attacked,
+            decision,
+            "officer2",
+            "disclose",
+            "a second look, the first is gone",
+            world["master"],
+        )
 
 
 # -- a forged history ---------------------------------------------------------------------------
+
 
 def forge_history(store) -> None:
     """What an operator with the database could do: cut the checkpoints, rewrite one disclosed
@@ -319,36 +500,63 @@ def forge_history(store) -> None:
 
     with store.engine.connect() as connection:
         victim = connection.execute(text(VICTIM)).scalar_one()
-        dropped = connection.execute(text(f"SELECT ledger_index FROM disclosures WHERE decision_id = {victim}")).scalar_one()
-        decision_index = connection.execute(text(f"SELECT ledger_index FROM decisions WHERE id = {victim}")).scalar_one()
-        entries = [(i, json.loads(bytes(e))) for i, e in connection.execute(text("SELECT idx, entry FROM ledger_entries "
-                                                                                 "ORDER BY idx"))]
+        dropped = connection.execute(
+            text(f"SELECT ledger_index FROM disclosures WHERE decision_id = {victim}")
+        ).scalar_one()
+        decision_index = connection.execute(
+            text(f"SELECT ledger_index FROM decisions WHERE id = {victim}")
+        ).scalar_one()
+        entries = [
+            (i, json.loads(bytes(e)))
+            for i, e in connection.execute(
+                text("SELECT idx, entry FROM ledger_entries ORDER BY idx")
+            )
+        ]
     kept = []
     for old, entry in entries:
         if old == dropped:
             continue
         if old == decision_index:
-            entry = {**entry, "outcome": "NOT_DISCLOSED", "reasons": [*entry["reasons"][:-1], "ID_WEAK"]}
+            entry = {
+                **entry,
+                "outcome": "NOT_DISCLOSED",
+                "reasons": [*entry["reasons"][:-1], "ID_WEAK"],
+            }
         if entry["kind"] == "batch_completed" and entry["batch"] == 1:
             outcomes = dict(entry["outcomes"])
             outcomes["DISCLOSED"] -= 1
             outcomes["NOT_DISCLOSED"] = outcomes.get("NOT_DISCLOSED", 0) + 1
             entry = {**entry, "outcomes": outcomes}
         kept.append((old, entry))
+
     def renumber(index: int) -> int:
         return index - 1 if index > dropped else index
 
-    columns = [("batches", "received_index"), ("batches", "completed_index"), ("decisions", "ledger_index"),
-               ("disclosures", "ledger_index"), ("held_items", "ledger_index"), ("reviews", "ledger_index"),
-               ("orders", "ledger_index"), ("orders", "lifted_index"), ("notices", "ledger_index"),
-               ("notices", "sent_index")]
+    columns = [
+        ("batches", "received_index"),
+        ("batches", "completed_index"),
+        ("decisions", "ledger_index"),
+        ("disclosures", "ledger_index"),
+        ("held_items", "ledger_index"),
+        ("reviews", "ledger_index"),
+        ("orders", "ledger_index"),
+        ("orders", "lifted_index"),
+        ("notices", "ledger_index"),
+        ("notices", "sent_index"),
+    ]
     ledger = Ledger(store)
     with store.session.begin() as session:
         session.execute(text(f"DELETE FROM disclosures WHERE decision_id = {victim}"))
-        session.execute(text(f"UPDATE decisions SET outcome = 'NOT_DISCLOSED', reasons = "
-                             f"{'replace(reasons, ' + repr('ID_POSITIVE') + ', ' + repr('ID_WEAK') + ')'} WHERE id = {victim}"))
+        session.execute(
+            text(
+                f"UPDATE decisions SET outcome = 'NOT_DISCLOSED', reasons = "
+                f"{'replace(reasons, ' + repr('ID_POSITIVE') + ', ' + repr('ID_WEAK') + ')'} WHERE id = {victim}"
+            )
+        )
         for table, column in columns:  # every index past the dropped entry shifts down by one
-            session.execute(text(f"UPDATE {table} SET {column} = -{column} WHERE {column} > {dropped}"))
+            session.execute(
+                text(f"UPDATE {table} SET {column} = -{column} WHERE {column} > {dropped}")
+            )
             session.execute(text(f"UPDATE {table} SET {column} = -{column} - 1 WHERE {column} < 0"))
         for entry_table in ("ledger_checkpoints", "ledger_tiles", "ledger_entries"):
             session.execute(text(f"DELETE FROM {entry_table}"))
@@ -371,7 +579,9 @@ def test_a_forged_history_is_refused_by_a_witness(attacked, tmp_path):
     from taxgate.witness.server import create_witness_app
 
     cosigner = Cosigner.generate("court-monitor.example/w1")
-    app = create_witness_app(cosigner, {"taxgate.example/ledger": verifier_key()}, tmp_path / "witness.json")
+    app = create_witness_app(
+        cosigner, {"taxgate.example/ledger": verifier_key()}, tmp_path / "witness.json"
+    )
     with Threaded(app) as served:
         witness = Witness(served.url, WitnessKey.parse(cosigner.verifier_key()))
         assert "cosigned" in cosign_latest(attacked, [witness])[0]
@@ -392,7 +602,10 @@ def test_a_forged_history_is_refused_by_a_witness(attacked, tmp_path):
         said = cosign_latest(attacked, [Witness(served.url, witness.key)])
     assert said and "REFUSED (422)" in said[0] and "does not extend" in said[0], said
     with attacked.session() as session:
-        assert cosigned_note(session, Ledger(attacked).latest_checkpoint(session)).count("\u2014 ") == 1
+        assert (
+            cosigned_note(session, Ledger(attacked).latest_checkpoint(session)).count("\u2014 ")
+            == 1
+        )
 
 
 def test_a_forged_history_is_caught_by_a_kept_checkpoint_and_by_the_signer(attacked, tmp_path):
@@ -439,7 +652,10 @@ def test_a_truncated_checkpoint_history_is_refused_by_the_signer(attacked):
 def test_older_checkpoints_deleted_are_refused_by_the_signer(attacked):
     from taxgate.ledger import LedgerError
 
-    sql(attacked, "DELETE FROM ledger_checkpoints WHERE size < (SELECT max(size) FROM ledger_checkpoints)")
+    sql(
+        attacked,
+        "DELETE FROM ledger_checkpoints WHERE size < (SELECT max(size) FROM ledger_checkpoints)",
+    )
     with pytest.raises(LedgerError, match=r"fewer than the \d+ it held"):
         sign_checkpoint(attacked)
 
@@ -459,8 +675,13 @@ def test_the_two_process_walk_finds_what_one_process_finds(attacked, monkeypatch
 
     monkeypatch.setattr(verification, "PARALLEL_FROM", 0)
     assert list(verification.verify_store(attacked, verifier_key(), workers=2)) == []
-    for tamper in ("one taxpayer's decision and disclosure deleted", "a batch's as-of date",
-                   "the address a held item will release", "a disclosure row with no entry", "a notice sent that never was"):
+    for tamper in (
+        "one taxpayer's decision and disclosure deleted",
+        "a batch's as-of date",
+        "the address a held item will release",
+        "a disclosure row with no entry",
+        "a notice sent that never was",
+    ):
         sql(attacked, *TAMPERS[tamper][0])
     one = sorted(f.message for f in verification.verify_store(attacked, verifier_key(), workers=1))
     two = sorted(f.message for f in verification.verify_store(attacked, verifier_key(), workers=2))
@@ -470,39 +691,67 @@ def test_the_two_process_walk_finds_what_one_process_finds(attacked, monkeypatch
 def test_a_resumed_batch_answers_from_the_ledger_not_from_an_edited_row(attacked, world):
     """A batch sent again gets the answer it was given; a decision edited in its table since is
     not that answer, and the run refuses rather than repeat the edit."""
-    sql(attacked, "UPDATE decisions SET outcome = 'DISCLOSED' WHERE id = (SELECT min(id) FROM decisions "
-                  "WHERE batch_id = 1 AND outcome = 'REFUSED')")
-    with pytest.raises(TamperedError, match="outcome is 'REFUSED' in the ledger, 'DISCLOSED' in the table"):
-        process(world["manifest"], world["master"], Path(os.environ["TAXGATE_LEDGER_KEY"]).parent / "again",
-                store=attacked)
+    sql(
+        attacked,
+        "UPDATE decisions SET outcome = 'DISCLOSED' WHERE id = (SELECT min(id) FROM decisions "
+        "WHERE batch_id = 1 AND outcome = 'REFUSED')",
+    )
+    with pytest.raises(
+        TamperedError, match="outcome is 'REFUSED' in the ledger, 'DISCLOSED' in the table"
+    ):
+        process(
+            world["manifest"],
+            world["master"],
+            Path(os.environ["TAXGATE_LEDGER_KEY"]).parent / "again",
+            store=attacked,
+        )
 
 
-@pytest.mark.parametrize("mark", ["rows deleted and the mark moved back with them", "the mark moved back alone"])
+@pytest.mark.parametrize(
+    "mark", ["rows deleted and the mark moved back with them", "the mark moved back alone"]
+)
 def test_a_batch_whose_mark_was_moved_back_is_not_decided_twice(attacked, world, mark):
-    statements = ["UPDATE batches SET status = 'processing', committed_rows = 150, completed_index = NULL WHERE id = 1"]
+    statements = [
+        "UPDATE batches SET status = 'processing', committed_rows = 150, completed_index = NULL WHERE id = 1"
+    ]
     if mark.startswith("rows"):
-        statements.insert(0, "DELETE FROM decisions WHERE batch_id = 1 AND row_number > 150 AND id NOT IN "
-                             "(SELECT decision_id FROM disclosures UNION SELECT decision_id FROM held_items "
-                             "UNION SELECT decision_id FROM reviews)")
+        statements.insert(
+            0,
+            "DELETE FROM decisions WHERE batch_id = 1 AND row_number > 150 AND id NOT IN "
+            "(SELECT decision_id FROM disclosures UNION SELECT decision_id FROM held_items "
+            "UNION SELECT decision_id FROM reviews)",
+        )
     sql(attacked, *statements)
     before = one(attacked, "SELECT size FROM ledger_head")
     with pytest.raises(TamperedError, match="the ledger holds its decisions up to row"):
-        process(world["manifest"], world["master"], Path(os.environ["TAXGATE_LEDGER_KEY"]).parent / "again",
-                store=attacked)
+        process(
+            world["manifest"],
+            world["master"],
+            Path(os.environ["TAXGATE_LEDGER_KEY"]).parent / "again",
+            store=attacked,
+        )
     assert one(attacked, "SELECT size FROM ledger_head") == before  # nothing ledgered twice
 
 
 def test_a_checkpoint_history_cut_and_padded_is_refused_by_the_signer(attacked):
     from taxgate.ledger import LedgerError
 
-    sql(attacked, "DELETE FROM ledger_checkpoints WHERE size = (SELECT min(size) FROM ledger_checkpoints)",
+    sql(
+        attacked,
+        "DELETE FROM ledger_checkpoints WHERE size = (SELECT min(size) FROM ledger_checkpoints)",
         "INSERT INTO ledger_checkpoints (size, note, signed_at) SELECT 7, note, signed_at FROM ledger_checkpoints "
-        "WHERE size = (SELECT max(size) FROM ledger_checkpoints)")
+        "WHERE size = (SELECT max(size) FROM ledger_checkpoints)",
+    )
     with pytest.raises(LedgerError, match="is for size"):
         sign_checkpoint(attacked)
 
 
 def test_an_older_checkpoint_deleted_is_found_by_verify_where_the_signer_s_record_is(attacked):
-    sql(attacked, "DELETE FROM ledger_checkpoints WHERE size = (SELECT min(size) FROM ledger_checkpoints)")
+    sql(
+        attacked,
+        "DELETE FROM ledger_checkpoints WHERE size = (SELECT min(size) FROM ledger_checkpoints)",
+    )
     run = taxgate("ledger", "verify")
-    assert run.returncode == 1 and "fewer than the" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert (
+        run.returncode == 1 and "fewer than the" in run.stderr and "Traceback" not in run.stderr
+    ), run.stderr

@@ -21,9 +21,22 @@ def test_a_test_run_leaves_the_users_store_and_key_byte_identical(tmp_path):
     # A module-scoped fixture that processes a batch (test_pipeline's) and a test that reads the
     # default store, run from the user's folder with no TAXGATE_* variables set.
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--rootdir={TESTS.parent}",
-         f"{TESTS / 'test_pipeline.py'}::test_every_row_ends_with_exactly_one_outcome"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--rootdir={TESTS.parent}",
+            f"{TESTS / 'test_pipeline.py'}::test_every_row_ends_with_exactly_one_outcome",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert (store.read_bytes(), key.read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taxgate-ledger.key", "taxgate.db"]

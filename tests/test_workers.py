@@ -28,8 +28,11 @@ def submit(service: Service, manifest, role: str = "requester", ref: str | None 
     raw = json.loads(manifest.read_text())
     agency = "OTHER-AGENCY" if role == "other" else raw["agency"]
     body = json.dumps({**raw, "agency": agency, "batch_ref": ref or raw["batch_ref"]}).encode()
-    answer = service.client.post("/api/batches", headers=service.auth(role),
-                                 files=upload_files(manifest, manifest_bytes=body))
+    answer = service.client.post(
+        "/api/batches",
+        headers=service.auth(role),
+        files=upload_files(manifest, manifest_bytes=body),
+    )
     assert answer.status_code == 202, answer.text
     return answer.json()["id"]
 
@@ -56,7 +59,11 @@ def test_a_batch_that_kills_its_workers_is_failed_and_never_requeued(service, sm
     job = jobs.claim(service.store, "worker-4")
     assert job.id == second  # the poison is failed on the way, and the next batch is taken
     failed = status(service.store, first)
-    assert failed.status == "failed" and "stopped its worker 3 times" in failed.error and "\n" not in failed.error
+    assert (
+        failed.status == "failed"
+        and "stopped its worker 3 times" in failed.error
+        and "\n" not in failed.error
+    )
     assert jobs.claim(service.store, "worker-5") is None  # never again
 
 
@@ -73,10 +80,17 @@ def supervised(store, world, tmp_path, monkeypatch):
     """An app with one real worker process, its lifespan running (the supervisor and the worker)."""
     from tests.conftest import Service as Users
 
-    monkeypatch.setenv("TAXGATE_RECORD_ROWS", "1")  # one row a chunk: a batch takes long enough to be caught mid-way
+    monkeypatch.setenv(
+        "TAXGATE_RECORD_ROWS", "1"
+    )  # one row a chunk: a batch takes long enough to be caught mid-way
     users = Users(store, world, tmp_path / "users")
-    settings = Settings(master=world["master"], data_dir=tmp_path / "data", workers=1, release_every=0,
-                        lease_seconds=2.0)
+    settings = Settings(
+        master=world["master"],
+        data_dir=tmp_path / "data",
+        workers=1,
+        release_every=0,
+        lease_seconds=2.0,
+    )
     app = create_app(settings, store)
     with TestClient(app) as client:
         users.client, users.app, users.settings = client, app, settings
@@ -96,7 +110,11 @@ def wait_for(condition, seconds: float = 120, what: str = ""):
 def running_worker(store, submission_id: int) -> int | None:
     """The pid of the worker holding the submission, once it is running."""
     job = status(store, submission_id)
-    return int(job.lease_owner.rsplit("/", 1)[1]) if job.status == "running" and job.lease_owner else None
+    return (
+        int(job.lease_owner.rsplit("/", 1)[1])
+        if job.status == "running" and job.lease_owner
+        else None
+    )
 
 
 @pytest.fixture()
@@ -107,18 +125,27 @@ def long_batch(world, tmp_path) -> Path:
     return generate_batch(world["master"], tmp_path / "long", 1500, seed=23, mix=Mix.clean())
 
 
-def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_finishes_once(supervised, long_batch, small_batch):
+def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_finishes_once(
+    supervised, long_batch, small_batch
+):
     service = supervised
     sent = submit(service, long_batch)
-    pid = wait_for(lambda: running_worker(service.store, sent) if _part_way(service.store) else None,
-                   what="the batch part-way")
+    pid = wait_for(
+        lambda: running_worker(service.store, sent) if _part_way(service.store) else None,
+        what="the batch part-way",
+    )
     os.kill(pid, signal.SIGKILL)
     supervisor = service.app.state.service.supervisor
     wait_for(lambda: supervisor.replaced == 1, 30, "the worker to be replaced")
-    done = wait_for(lambda: (s := status(service.store, sent)).status in ("done", "failed") and s, what="the batch")
+    done = wait_for(
+        lambda: (s := status(service.store, sent)).status in ("done", "failed") and s,
+        what="the batch",
+    )
     assert done.status == "done" and done.attempts == 2, done.error
     with service.store.session() as session:
-        counted = session.execute(select(func.count(Decision.id), func.count(func.distinct(Decision.row_number)))).one()
+        counted = session.execute(
+            select(func.count(Decision.id), func.count(func.distinct(Decision.row_number)))
+        ).one()
     assert counted[0] == counted[1] > 0  # every row once
     assert findings(service.store) == []
     # and the new worker takes the next batch
@@ -126,14 +153,25 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_finishes_once(super
     assert wait_for(lambda: status(service.store, later).status == "done", what="the next batch")
 
 
-def test_a_poison_batch_is_failed_after_killing_three_workers_and_others_go_on(supervised, small_batch):
+def test_a_poison_batch_is_failed_after_killing_three_workers_and_others_go_on(
+    supervised, small_batch
+):
     service = supervised
     poison = submit(service, small_batch, ref="poison")
     for attempt in range(1, 4):
-        pid = wait_for(lambda: status(service.store, poison).attempts == attempt
-                       and running_worker(service.store, poison), what=f"attempt {attempt}")
+        pid = wait_for(
+            lambda attempt=attempt: (
+                status(service.store, poison).attempts == attempt
+                and running_worker(service.store, poison)
+            ),
+            what=f"attempt {attempt}",
+        )
         os.kill(pid, signal.SIGKILL)
-    failed = wait_for(lambda: (s := status(service.store, poison)).status == "failed" and s, 60, "the poison to fail")
+    failed = wait_for(
+        lambda: (s := status(service.store, poison)).status == "failed" and s,
+        60,
+        "the poison to fail",
+    )
     assert "stopped its worker 3 times" in failed.error
     after = submit(service, small_batch, ref="after")
     assert wait_for(lambda: status(service.store, after).status == "done", what="the next batch")

@@ -48,87 +48,214 @@ class ReasonCode(str, Enum):
         member.meaning = meaning
         return member
 
-    MALFORMED_ROW = ("MALFORMED_ROW", Level.REQUEST, f"{_6103}(i)(2)(B)",
-                     "The row could not be read, so it sets forth nothing the statute requires; send it again, readable.")
-    NO_AGREEMENT = ("NO_AGREEMENT", Level.BATCH, f"{_6103}(i)(2)(A); {_6103}(p)(4)",
-                    "No agreement between your agency and the tax agency was in force on the day the batch was submitted.")
-    REQUESTER_NOT_AUTHORIZED = ("REQUESTER_NOT_AUTHORIZED", Level.BATCH, f"{_6103}(i)(2)(A)",
-                                "The batch is not signed by the agency's head, its Inspector General or an official "
-                                "the policy designates.")
-    RECIPIENT_SAFEGUARDS_DEFICIENT = ("RECIPIENT_SAFEGUARDS_DEFICIENT", Level.BATCH, f"{_6103}(p)(4)",
-                                      "Your agency has open safeguard findings; nothing is disclosed to it until they "
-                                      "close.")
-    NAME_MISSING = ("NAME_MISSING", Level.REQUEST, f"{_6103}(i)(2)(B)(i)",
-                    "The request must set forth the taxpayer's given name and surname.")
-    ADDRESS_MISSING = ("ADDRESS_MISSING", Level.REQUEST, f"{_6103}(i)(2)(B)(i)",
-                       "The request must set forth the taxpayer's address.")
-    ADDRESS_PLACEHOLDER = ("ADDRESS_PLACEHOLDER", Level.REQUEST, f"{_6103}(i)(2)(B)(i)",
-                           'An address field holds a placeholder ("Failed to Provide", "NA NA", "00000", a ZIP code '
-                           "alone), not an address.")
-    ADDRESS_INCOMPLETE = ("ADDRESS_INCOMPLETE", Level.REQUEST, f"{_6103}(i)(2)(B)(i)",
-                          "The address needs a street line or PO box, and a city and state or a ZIP code.")
-    TAX_PERIOD_MISSING = ("TAX_PERIOD_MISSING", Level.REQUEST, f"{_6103}(i)(2)(B)(ii)",
-                          "The request must set forth the taxable period or periods.")
-    TAX_PERIOD_INVALID = ("TAX_PERIOD_INVALID", Level.REQUEST, f"{_6103}(i)(2)(B)(ii)",
-                          "Every taxable period must be a past tax year within the policy's range.")
-    STATUTE_MISSING = ("STATUTE_MISSING", Level.REQUEST, f"{_6103}(i)(2)(B)(iii)",
-                       "The request must set forth the statute under which it is made.")
-    STATUTE_NOT_CRIMINAL = ("STATUTE_NOT_CRIMINAL", Level.REQUEST, f"{_6103}(i)(2)(A)",
-                            "The cited statute is civil; this path serves criminal investigations only.")
-    STATUTE_TAX_ADMINISTRATION = ("STATUTE_TAX_ADMINISTRATION", Level.REQUEST, f"{_6103}(i)(2)(A); {_6103}(b)(4)",
-                                  "A title-26 statute is tax administration, which this path excludes.")
-    STATUTE_UNKNOWN = ("STATUTE_UNKNOWN", Level.REQUEST, f"{_6103}(i)(2)(A)",
-                       "The cited statute is not in the catalog of statutes this path serves; it is refused, never "
-                       "guessed.")
-    CASE_NUMBER_MISSING = ("CASE_NUMBER_MISSING", Level.REQUEST, f"{_6103}(i)(2)(A)",
-                           "The request must name the investigation or proceeding (its case number).")
-    REMOVAL_ORDER_MISSING = ("REMOVAL_ORDER_MISSING", Level.REQUEST, f"{_6103}(i)(2)(A)",
-                             "For this statute the agreement requires the final removal order's date and number.")
-    RELEVANCE_MISSING = ("RELEVANCE_MISSING", Level.REQUEST, f"{_6103}(i)(2)(B)(iv)",
-                         "The request must state why the information is or may be relevant.")
-    RELEVANCE_NOT_SPECIFIC = ("RELEVANCE_NOT_SPECIFIC", Level.REQUEST, f"{_6103}(i)(2)(B)(iv)",
-                              "The reason is too short, or the same text stands on more of your agency's requests "
-                              "within the policy's window (earlier batches included) than the policy allows.")
-    ENGAGED_OFFICIAL_MISSING = ("ENGAGED_OFFICIAL_MISSING", Level.REQUEST, f"{_6103}(i)(2)(A)",
-                                "The request must name the officer personally and directly engaged in the case.")
-    ENGAGED_OFFICIAL_IMPLAUSIBLE = ("ENGAGED_OFFICIAL_IMPLAUSIBLE", Level.REQUEST, f"{_6103}(i)(2)(A)",
-                                    "The named officer is on more of your agency's cases within the policy's window "
-                                    "(earlier batches included) than one person can be personally and directly "
-                                    "engaged in.")
-    DUPLICATE_REQUEST = ("DUPLICATE_REQUEST", Level.REQUEST, f"{_6103}(i)(2)(B); {_6103}(p)(3)(A)",
-                         "The request id was used before by your agency, or the same person and case was asked "
-                         "before and answered or is pending: each request is decided once.")
-    ITEM_NOT_DISCLOSABLE = ("ITEM_NOT_DISCLOSABLE", Level.ITEM, f"{_6103}(i)(2)(C); {_6103}(b)(2); {_6103}(b)(6)",
-                            "A requested item is return information, which this path never releases; the rest of "
-                            "the request stands.")
+    MALFORMED_ROW = (
+        "MALFORMED_ROW",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)",
+        "The row could not be read, so it sets forth nothing the statute requires; send it again, readable.",
+    )
+    NO_AGREEMENT = (
+        "NO_AGREEMENT",
+        Level.BATCH,
+        f"{_6103}(i)(2)(A); {_6103}(p)(4)",
+        "No agreement between your agency and the tax agency was in force on the day the batch was submitted.",
+    )
+    REQUESTER_NOT_AUTHORIZED = (
+        "REQUESTER_NOT_AUTHORIZED",
+        Level.BATCH,
+        f"{_6103}(i)(2)(A)",
+        "The batch is not signed by the agency's head, its Inspector General or an official "
+        "the policy designates.",
+    )
+    RECIPIENT_SAFEGUARDS_DEFICIENT = (
+        "RECIPIENT_SAFEGUARDS_DEFICIENT",
+        Level.BATCH,
+        f"{_6103}(p)(4)",
+        "Your agency has open safeguard findings; nothing is disclosed to it until they close.",
+    )
+    NAME_MISSING = (
+        "NAME_MISSING",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)(i)",
+        "The request must set forth the taxpayer's given name and surname.",
+    )
+    ADDRESS_MISSING = (
+        "ADDRESS_MISSING",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)(i)",
+        "The request must set forth the taxpayer's address.",
+    )
+    ADDRESS_PLACEHOLDER = (
+        "ADDRESS_PLACEHOLDER",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)(i)",
+        'An address field holds a placeholder ("Failed to Provide", "NA NA", "00000", a ZIP code '
+        "alone), not an address.",
+    )
+    ADDRESS_INCOMPLETE = (
+        "ADDRESS_INCOMPLETE",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)(i)",
+        "The address needs a street line or PO box, and a city and state or a ZIP code.",
+    )
+    TAX_PERIOD_MISSING = (
+        "TAX_PERIOD_MISSING",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)(ii)",
+        "The request must set forth the taxable period or periods.",
+    )
+    TAX_PERIOD_INVALID = (
+        "TAX_PERIOD_INVALID",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)(ii)",
+        "Every taxable period must be a past tax year within the policy's range.",
+    )
+    STATUTE_MISSING = (
+        "STATUTE_MISSING",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)(iii)",
+        "The request must set forth the statute under which it is made.",
+    )
+    STATUTE_NOT_CRIMINAL = (
+        "STATUTE_NOT_CRIMINAL",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(A)",
+        "The cited statute is civil; this path serves criminal investigations only.",
+    )
+    STATUTE_TAX_ADMINISTRATION = (
+        "STATUTE_TAX_ADMINISTRATION",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(A); {_6103}(b)(4)",
+        "A title-26 statute is tax administration, which this path excludes.",
+    )
+    STATUTE_UNKNOWN = (
+        "STATUTE_UNKNOWN",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(A)",
+        "The cited statute is not in the catalog of statutes this path serves; it is refused, never "
+        "guessed.",
+    )
+    CASE_NUMBER_MISSING = (
+        "CASE_NUMBER_MISSING",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(A)",
+        "The request must name the investigation or proceeding (its case number).",
+    )
+    REMOVAL_ORDER_MISSING = (
+        "REMOVAL_ORDER_MISSING",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(A)",
+        "For this statute the agreement requires the final removal order's date and number.",
+    )
+    RELEVANCE_MISSING = (
+        "RELEVANCE_MISSING",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)(iv)",
+        "The request must state why the information is or may be relevant.",
+    )
+    RELEVANCE_NOT_SPECIFIC = (
+        "RELEVANCE_NOT_SPECIFIC",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B)(iv)",
+        "The reason is too short, or the same text stands on more of your agency's requests "
+        "within the policy's window (earlier batches included) than the policy allows.",
+    )
+    ENGAGED_OFFICIAL_MISSING = (
+        "ENGAGED_OFFICIAL_MISSING",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(A)",
+        "The request must name the officer personally and directly engaged in the case.",
+    )
+    ENGAGED_OFFICIAL_IMPLAUSIBLE = (
+        "ENGAGED_OFFICIAL_IMPLAUSIBLE",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(A)",
+        "The named officer is on more of your agency's cases within the policy's window "
+        "(earlier batches included) than one person can be personally and directly "
+        "engaged in.",
+    )
+    DUPLICATE_REQUEST = (
+        "DUPLICATE_REQUEST",
+        Level.REQUEST,
+        f"{_6103}(i)(2)(B); {_6103}(p)(3)(A)",
+        "The request id was used before by your agency, or the same person and case was asked "
+        "before and answered or is pending: each request is decided once.",
+    )
+    ITEM_NOT_DISCLOSABLE = (
+        "ITEM_NOT_DISCLOSABLE",
+        Level.ITEM,
+        f"{_6103}(i)(2)(C); {_6103}(b)(2); {_6103}(b)(6)",
+        "A requested item is return information, which this path never releases; the rest of "
+        "the request stands.",
+    )
     # Holds come from a court's order, not from § 6103; the order (court, docket) is in the decision's
     # ledger entry. 5 U.S.C. § 705 is the power under which a court stays an agency's action.
-    HELD_BY_COURT_ORDER = ("HELD_BY_COURT_ORDER", Level.REQUEST, "5 U.S.C. § 705",
-                           "A court order in force (a stay or injunction) holds the disclosure; it is released only "
-                           "when the order ends.")
-    NOTICE_PERIOD = ("NOTICE_PERIOD", Level.REQUEST, "5 U.S.C. § 705",
-                     "A court order requires notice to the court before transfer; the item is held until the "
-                     "notice period runs.")
-    ID_POSITIVE = ("ID_POSITIVE", Level.AUDIT, f"{_6103}(i)(2)(B)(i); {_6103}(i)(2)(C)",
-                   "One taxpayer, whose name and an address filed from agree with the request: positively "
-                   "identified.")
-    ID_NO_CANDIDATE = ("ID_NO_CANDIDATE", Level.AUDIT, f"{_6103}(a)",
-                       "No taxpayer of the master is near the request; nothing of anyone's is released.")
-    ID_WEAK = ("ID_WEAK", Level.AUDIT, f"{_6103}(a)",
-               "The best candidate's evidence is below the policy's threshold; nothing is released.")
-    ID_AMBIGUOUS = ("ID_AMBIGUOUS", Level.AUDIT, f"{_6103}(a)",
-                    "A second taxpayer fits within the policy's margin (family, shared home, Jr/Sr); nothing is "
-                    "released.")
-    ID_ADDRESS_NOT_ON_RECORD = ("ID_ADDRESS_NOT_ON_RECORD", Level.AUDIT, f"{_6103}(i)(2)(B)(i)",
-                                "The name agrees but the address set forth is not one the taxpayer ever filed from.")
-    ID_TIN_CONFLICT = ("ID_TIN_CONFLICT", Level.AUDIT, f"{_6103}(a)",
-                       "The supplied TIN is not the candidate's: the request is about someone else.")
-    ID_DOB_CONFLICT = ("ID_DOB_CONFLICT", Level.AUDIT, f"{_6103}(a)",
-                       "The supplied date of birth contradicts the candidate's.")
+    HELD_BY_COURT_ORDER = (
+        "HELD_BY_COURT_ORDER",
+        Level.REQUEST,
+        "5 U.S.C. § 705",
+        "A court order in force (a stay or injunction) holds the disclosure; it is released only "
+        "when the order ends.",
+    )
+    NOTICE_PERIOD = (
+        "NOTICE_PERIOD",
+        Level.REQUEST,
+        "5 U.S.C. § 705",
+        "A court order requires notice to the court before transfer; the item is held until the "
+        "notice period runs.",
+    )
+    ID_POSITIVE = (
+        "ID_POSITIVE",
+        Level.AUDIT,
+        f"{_6103}(i)(2)(B)(i); {_6103}(i)(2)(C)",
+        "One taxpayer, whose name and an address filed from agree with the request: positively "
+        "identified.",
+    )
+    ID_NO_CANDIDATE = (
+        "ID_NO_CANDIDATE",
+        Level.AUDIT,
+        f"{_6103}(a)",
+        "No taxpayer of the master is near the request; nothing of anyone's is released.",
+    )
+    ID_WEAK = (
+        "ID_WEAK",
+        Level.AUDIT,
+        f"{_6103}(a)",
+        "The best candidate's evidence is below the policy's threshold; nothing is released.",
+    )
+    ID_AMBIGUOUS = (
+        "ID_AMBIGUOUS",
+        Level.AUDIT,
+        f"{_6103}(a)",
+        "A second taxpayer fits within the policy's margin (family, shared home, Jr/Sr); nothing is "
+        "released.",
+    )
+    ID_ADDRESS_NOT_ON_RECORD = (
+        "ID_ADDRESS_NOT_ON_RECORD",
+        Level.AUDIT,
+        f"{_6103}(i)(2)(B)(i)",
+        "The name agrees but the address set forth is not one the taxpayer ever filed from.",
+    )
+    ID_TIN_CONFLICT = (
+        "ID_TIN_CONFLICT",
+        Level.AUDIT,
+        f"{_6103}(a)",
+        "The supplied TIN is not the candidate's: the request is about someone else.",
+    )
+    ID_DOB_CONFLICT = (
+        "ID_DOB_CONFLICT",
+        Level.AUDIT,
+        f"{_6103}(a)",
+        "The supplied date of birth contradicts the candidate's.",
+    )
     # Only under the rule set "as practised in 2025" (replay and audit): the supplied TIN is in the
     # master, and nothing else was checked. Never a positive identification.
-    ID_TIN_MATCH = ("ID_TIN_MATCH", Level.AUDIT, f"{_6103}(i)(2)(B)(i)",
-                    "2025 practice only: the supplied TIN is on file and nothing else was checked (held unlawful).")
+    ID_TIN_MATCH = (
+        "ID_TIN_MATCH",
+        Level.AUDIT,
+        f"{_6103}(i)(2)(B)(i)",
+        "2025 practice only: the supplied TIN is on file and nothing else was checked (held unlawful).",
+    )
 
     @property
     def requester_visible(self) -> bool:

@@ -18,9 +18,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from multiprocessing import get_context
 from dataclasses import asdict, dataclass, field, fields
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+from multiprocessing import get_context
 from pathlib import Path
 
 import duckdb
@@ -30,14 +30,13 @@ import pyarrow.parquet as pq
 
 from taxgate import identify as identification
 from taxgate.decide import Decision, decide
-from taxgate.history import Figures, History, scope_of
 from taxgate.domain import REQUEST_COLUMNS, Outcome, ReasonCode, Request
+from taxgate.history import Figures, History, scope_of
 from taxgate.intake import Manifest, RowStream, read_manifest
 from taxgate.normalize.text import digits
-from taxgate.release.batch import BatchRecorder, Row
 from taxgate.policy import Policy, load_policies, policy_in_force
+from taxgate.release.batch import BatchRecorder, Row
 from taxgate.response import ResponseWriter, evidence_fields, evidence_json
-from taxgate.store import Store, open_store
 from taxgate.rules import (
     KEYS_SQL,
     ROW_STATS_SQL,
@@ -52,6 +51,7 @@ from taxgate.rules import (
     requested_items,
 )
 from taxgate.rules import rule_set as _rule_set
+from taxgate.store import Store, open_store
 
 CHUNK_ROWS = 50_000
 # Rows recorded per store transaction in pass 3. Smaller means less to redo after a crash; the
@@ -62,8 +62,17 @@ _STAGED = pa.schema(
     + [(c, pa.string()) for c in REQUEST_COLUMNS]
     + [("parse_error", pa.string()), ("extra", pa.string())]
 )
-_JUDGED = pa.schema([("row_number", pa.int64()), ("codes", pa.string()), ("refused_items", pa.string()), ("wants", pa.bool_())])
-_ID_REQUESTS = pa.schema([("row_number", pa.int64())] + [(k, pa.string()) for k in identification.FEATURE_COLUMNS])
+_JUDGED = pa.schema(
+    [
+        ("row_number", pa.int64()),
+        ("codes", pa.string()),
+        ("refused_items", pa.string()),
+        ("wants", pa.bool_()),
+    ]
+)
+_ID_REQUESTS = pa.schema(
+    [("row_number", pa.int64())] + [(k, pa.string()) for k in identification.FEATURE_COLUMNS]
+)
 
 
 @dataclass
@@ -99,7 +108,9 @@ class _ChunkWriter:
 
     def flush(self) -> None:
         if self.rows:
-            columns = [pa.array(column, type=f.type) for column, f in zip(zip(*self.rows), self.schema)]
+            columns = [
+                pa.array(column, type=f.type) for column, f in zip(zip(*self.rows), self.schema)
+            ]
             self._writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
             self.rows = []
 
@@ -117,7 +128,9 @@ def _requests_from(batch: pa.RecordBatch | pa.Table, fields: tuple[str, ...] = R
     """Requests back from staged rows, with only `fields` filled in."""
     columns = batch.to_pydict()
     for i in range(batch.num_rows):
-        request = Request(row_number=columns["row_number"][i], parse_error=columns["parse_error"][i])
+        request = Request(
+            row_number=columns["row_number"][i], parse_error=columns["parse_error"][i]
+        )
         for name in fields:
             setattr(request, name, columns[name][i])
         yield request
@@ -149,11 +162,17 @@ def _judge_chunk(task: _RuleTask) -> tuple[pa.Table, pa.Table]:
         ctx.stats = RowStats(*stats)
         codes = batch_codes + [c for c in judge(request, ctx) if c not in batch_codes]
         refused = [] if request.malformed else refused_items(request, policy)
-        wants = not request.malformed and any(i in policy.disclosable_items for i in requested_items(request, policy))
-        for name, value in zip(_JUDGED.names, (request.row_number, ";".join(codes), ";".join(refused), wants)):
+        wants = not request.malformed and any(
+            i in policy.disclosable_items for i in requested_items(request, policy)
+        )
+        for name, value in zip(
+            _JUDGED.names, (request.row_number, ";".join(codes), ";".join(refused), wants)
+        ):
             judged[name].append(value)
         if wants and not any(is_refusal(c) for c in codes):
-            for name, value in zip(_ID_REQUESTS.names, (request.row_number, *identification.request_features(request))):
+            for name, value in zip(
+                _ID_REQUESTS.names, (request.row_number, *identification.request_features(request))
+            ):
                 eligible[name].append(value)
     return pa.table(judged, schema=_JUDGED), pa.table(eligible, schema=_ID_REQUESTS)
 
@@ -181,7 +200,9 @@ class _Laps:
 
 
 @contextmanager
-def workspace(out_dir: Path, keep_work: bool = False) -> Iterator[tuple[Path, duckdb.DuckDBPyConnection]]:
+def workspace(
+    out_dir: Path, keep_work: bool = False
+) -> Iterator[tuple[Path, duckdb.DuckDBPyConnection]]:
     """`out_dir/.work` and an on-disk DuckDB database in it: DuckDB spills there instead of holding a
     big batch in memory. The work files hold the requests, so they are removed unless `keep_work`."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -191,7 +212,9 @@ def workspace(out_dir: Path, keep_work: bool = False) -> Iterator[tuple[Path, du
     con = duckdb.connect(str(work / "work.duckdb"))
     con.execute("SET threads TO 2")
     con.execute("SET memory_limit = '4GB'")
-    con.execute("SET enable_progress_bar = false")  # the CLI prints its own summary; stdout is not DuckDB's
+    con.execute(
+        "SET enable_progress_bar = false"
+    )  # the CLI prints its own summary; stdout is not DuckDB's
     try:
         yield work, con
     finally:
@@ -207,8 +230,12 @@ def stage(manifest: Manifest, policy: Policy, work: Path) -> RowStream:
     staged = _ChunkWriter(work / "staged.parquet", _STAGED)
     for request in stream:
         staged.add(
-            (request.row_number, *(getattr(request, c) for c in REQUEST_COLUMNS), request.parse_error,
-             json.dumps(request.extra) if request.extra else "")
+            (
+                request.row_number,
+                *(getattr(request, c) for c in REQUEST_COLUMNS),
+                request.parse_error,
+                json.dumps(request.extra) if request.extra else "",
+            )
         )
     staged.close()
     return stream
@@ -216,8 +243,20 @@ def stage(manifest: Manifest, policy: Policy, work: Path) -> RowStream:
 
 # What a request says about the person (and the statute, which decides whether an order holds a release),
 # kept with a REVIEW's evidence for the officer's side-by-side view and decision.
-ASKED = ("first_name", "middle_name", "last_name", "suffix", "date_of_birth", "tin", "street", "unit", "city",
-         "state", "zip", "statute")
+ASKED = (
+    "first_name",
+    "middle_name",
+    "last_name",
+    "suffix",
+    "date_of_birth",
+    "tin",
+    "street",
+    "unit",
+    "city",
+    "state",
+    "zip",
+    "statute",
+)
 
 
 @dataclass
@@ -226,11 +265,16 @@ class Decided:
 
     request: Request
     row: Row
-    evidence: dict[str, tuple[str, str]] | None  # response.evidence_fields: serialised once, written twice
+    evidence: (
+        dict[str, tuple[str, str]] | None
+    )  # response.evidence_fields: serialised once, written twice
 
 
-def _blocks(results: Iterator[tuple[pa.Table, pa.Table]], rows: int,
-            judged_already: Callable[[int], bool] = lambda chunk: False) -> Iterator[tuple[pa.Table, pa.Table]]:
+def _blocks(
+    results: Iterator[tuple[pa.Table, pa.Table]],
+    rows: int,
+    judged_already: Callable[[int], bool] = lambda chunk: False,
+) -> Iterator[tuple[pa.Table, pa.Table]]:
     """The rules pass's chunks, in order, gathered into blocks of about `rows` requests. The first
     block also takes every chunk already judged when it fills (`judged_already(i)`: chunk i is):
     each block costs a Splink run over the master, and while a master is first prepared the
@@ -257,9 +301,17 @@ def _block_rows(rows: int, workers: int) -> int:
 
 
 def decide_staged(
-    con: duckdb.DuckDBPyConnection, work: Path, master_path: Path, manifest: Manifest, policy: Policy,
-    rules: RuleSet, as_of: date, rows: int, lap: Callable[[str], None] = lambda stage: None,
-    history: History | None = None, block_rows: int | None = None,
+    con: duckdb.DuckDBPyConnection,
+    work: Path,
+    master_path: Path,
+    manifest: Manifest,
+    policy: Policy,
+    rules: RuleSet,
+    as_of: date,
+    rows: int,
+    lap: Callable[[str], None] = lambda stage: None,
+    history: History | None = None,
+    block_rows: int | None = None,
 ) -> Iterator[list[Decided]]:
     """Passes 2 and 3 over the staged rows: every rule on every request, identification of those that
     passed, and one decision per request, yielded in row order in chunks of RECORD_ROWS.
@@ -272,7 +324,9 @@ def decide_staged(
 
     `history` is the agency's recorded requests (the batch's keys are registered there first); without
     it the batch's figures are its own alone; `block_rows` overrides the block's size."""
-    con.execute(f"CREATE OR REPLACE VIEW staged AS SELECT * FROM read_parquet({_sql_text(work / 'staged.parquet')})")
+    con.execute(
+        f"CREATE OR REPLACE VIEW staged AS SELECT * FROM read_parquet({_sql_text(work / 'staged.parquet')})"
+    )
     con.execute(f"CREATE OR REPLACE TABLE batch_keys AS {KEYS_SQL}")
     (history.figures(con) if history else Figures.none()).into(con)
     con.execute(f"CREATE OR REPLACE TABLE row_stats AS {ROW_STATS_SQL}")
@@ -280,10 +334,21 @@ def decide_staged(
     lap("history")
     batch_codes = tuple(judge_batch(manifest, policy, as_of))
     staged_file = pq.ParquetFile(work / "staged.parquet")
-    bounds = np.cumsum([0] + [staged_file.metadata.row_group(g).num_rows for g in range(staged_file.num_row_groups)])
+    bounds = np.cumsum(
+        [0]
+        + [staged_file.metadata.row_group(g).num_rows for g in range(staged_file.num_row_groups)]
+    )
     tasks = [
-        _RuleTask(work / "staged.parquet", g, {k: v[bounds[g]:bounds[g + 1]] for k, v in stats.items()},
-                  policy, manifest, as_of, batch_codes, rules.name)
+        _RuleTask(
+            work / "staged.parquet",
+            g,
+            {k: v[bounds[g] : bounds[g + 1]] for k, v in stats.items()},
+            policy,
+            manifest,
+            as_of,
+            batch_codes,
+            rules.name,
+        )
         for g in range(staged_file.num_row_groups)
     ]
     workers = _rule_workers(rows)
@@ -291,7 +356,9 @@ def decide_staged(
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
     # Pass 3's workers are a pool of their own: in one, a block's decisions would wait behind every
     # chunk still to judge, and this process (which records them) with them.
-    deciders = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    deciders = (
+        ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    )
     try:
         futures = [pool.submit(_judge_chunk, task) for task in tasks] if pool else []
         results = (f.result() for f in futures) if pool else map(_judge_chunk, tasks)
@@ -301,34 +368,58 @@ def decide_staged(
         def judged_already(chunk: int) -> bool:
             return chunk < len(futures) and futures[chunk].done()
 
-        for block, (judged, eligible) in enumerate(_blocks(results, block_rows or _block_rows(rows, workers),
-                                                           judged_already)):
+        for block, (judged, eligible) in enumerate(
+            _blocks(results, block_rows or _block_rows(rows, workers), judged_already)
+        ):
             lap("rules")
             # Identification: only requests that passed every rule are looked up at all.
             pq.write_table(judged, work / f"judged-{block}.parquet")
             pq.write_table(eligible, work / f"id_requests-{block}.parquet")
-            con.execute(f"CREATE OR REPLACE VIEW id_requests AS SELECT * FROM read_parquet("
-                        f"{_sql_text(work / f'id_requests-{block}.parquet')})")
+            con.execute(
+                f"CREATE OR REPLACE VIEW id_requests AS SELECT * FROM read_parquet("
+                f"{_sql_text(work / f'id_requests-{block}.parquet')})"
+            )
             identification.identify(con, policy.identification)
             if rules.tin_path:
                 identification.match_by_tin(con)
             lap("identify")
             # The one item the law allows, for positive identifications only.
             identification.release_addresses(con, "id_decisions", releasing)
-            yield from _decide_block(con, work / f"judged-{block}.parquet", releasing, rules, policy, history, lap,
-                                      deciders)
+            yield from _decide_block(
+                con,
+                work / f"judged-{block}.parquet",
+                releasing,
+                rules,
+                policy,
+                history,
+                lap,
+                deciders,
+            )
     finally:
-        for workers_of in (pool, deciders):  # a run that stopped early judges and decides no further
+        for workers_of in (
+            pool,
+            deciders,
+        ):  # a run that stopped early judges and decides no further
             if workers_of:
                 workers_of.shutdown(cancel_futures=True)
 
 
-_CODES = {code.value: code for code in ReasonCode}  # a dict lookup: Enum's call costs more, a million times
+_CODES = {
+    code.value: code for code in ReasonCode
+}  # a dict lookup: Enum's call costs more, a million times
 
 
-def _decide_block(con: duckdb.DuckDBPyConnection, judged: Path, releasing: list[str], rules: RuleSet, policy: Policy,
-                  history: History | None, lap: Callable[[str], None],
-                  pool: ProcessPoolExecutor | None = None, ahead: int = 2) -> Iterator[list[Decided]]:
+def _decide_block(
+    con: duckdb.DuckDBPyConnection,
+    judged: Path,
+    releasing: list[str],
+    rules: RuleSet,
+    policy: Policy,
+    history: History | None,
+    lap: Callable[[str], None],
+    pool: ProcessPoolExecutor | None = None,
+    ahead: int = 2,
+) -> Iterator[list[Decided]]:
     """Pass 3 over one block's rows (those of `judged`): decide each, in row order, streamed.
 
     DuckDB joins everything a decision reads; the decisions themselves, and their evidence's JSON,
@@ -370,7 +461,9 @@ def _decide_block(con: duckdb.DuckDBPyConnection, judged: Path, releasing: list[
         yield chunk
 
 
-def _decide_rows(batch: pa.RecordBatch, rule_set: str, policy: Policy, window_days: int | None) -> list[tuple]:
+def _decide_rows(
+    batch: pa.RecordBatch, rule_set: str, policy: Policy, window_days: int | None
+) -> list[tuple]:
     """One decision per row of pass 3's query (in a worker, or in the main process when alone), each
     as a tuple of plain values (`_unpacked` makes it a `Decided`): a worker's answer is pickled, and
     dataclasses pickle several times slower than tuples of strings."""
@@ -386,19 +479,35 @@ def _decide_rows(batch: pa.RecordBatch, rule_set: str, policy: Policy, window_da
             releases,
         )
         evidence = found.evidence if found else None
-        if evidence and decision.outcome is Outcome.REVIEW:  # the officer sees the request beside the record
+        if (
+            evidence and decision.outcome is Outcome.REVIEW
+        ):  # the officer sees the request beside the record
             evidence = {**evidence, "request": row["asked"]}
         behind = figures_evidence(decision.codes, row["figures"], policy, window_days)
         if behind:  # the figure behind a cross-batch code, for whoever reads the decision later
             evidence = {**(evidence or {}), "figures": behind}
         dumped = evidence_fields(evidence) if evidence else None
-        chunk.append((
-            row["row_number"], row["request_id"], row["parse_error"], digits(row["tin"]),
-            decision.outcome.value, ";".join(c.value for c in decision.codes), decision.refused_items,
-            decision.matched_tin, decision.runner_up_tin, decision.match_weight, decision.runner_up_weight,
-            row["address"], evidence_json(dumped) if dumped else None, row["statute"] or "",
-            row["engaged_official"] or "", row["case_number"] or "", dumped,
-        ))
+        chunk.append(
+            (
+                row["row_number"],
+                row["request_id"],
+                row["parse_error"],
+                digits(row["tin"]),
+                decision.outcome.value,
+                ";".join(c.value for c in decision.codes),
+                decision.refused_items,
+                decision.matched_tin,
+                decision.runner_up_tin,
+                decision.match_weight,
+                decision.runner_up_weight,
+                row["address"],
+                evidence_json(dumped) if dumped else None,
+                row["statute"] or "",
+                row["engaged_official"] or "",
+                row["case_number"] or "",
+                dumped,
+            )
+        )
     return chunk
 
 
@@ -407,13 +516,50 @@ _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 
 def _unpacked(values: tuple) -> Decided:
     """A `Decided` from `_decide_rows`'s tuple."""
-    (row_number, request_id, parse_error, requested_tin, outcome, codes, refused, matched_tin, runner_up_tin,
-     match_weight, runner_up_weight, address, evidence, statute, official, case_number, dumped) = values
+    (
+        row_number,
+        request_id,
+        parse_error,
+        requested_tin,
+        outcome,
+        codes,
+        refused,
+        matched_tin,
+        runner_up_tin,
+        match_weight,
+        runner_up_weight,
+        address,
+        evidence,
+        statute,
+        official,
+        case_number,
+        dumped,
+    ) = values
     request = Request(row_number, request_id=request_id, parse_error=parse_error)
-    decision = Decision(_OUTCOMES[outcome], tuple(_CODES[c] for c in codes.split(";") if c), refused, matched_tin,
-                        runner_up_tin, match_weight, runner_up_weight)
-    return Decided(request, Row(row_number, request.display_id, requested_tin, decision, address, evidence, statute,
-                                official, case_number), dumped)
+    decision = Decision(
+        _OUTCOMES[outcome],
+        tuple(_CODES[c] for c in codes.split(";") if c),
+        refused,
+        matched_tin,
+        runner_up_tin,
+        match_weight,
+        runner_up_weight,
+    )
+    return Decided(
+        request,
+        Row(
+            row_number,
+            request.display_id,
+            requested_tin,
+            decision,
+            address,
+            evidence,
+            statute,
+            official,
+            case_number,
+        ),
+        dumped,
+    )
 
 
 def process(
@@ -443,9 +589,11 @@ def process(
     laps = _Laps()
     rules = _rule_set(rule_set)
     if not rules.lawful and not replay:
-        raise ValueError(f"rule set {rules.name} is not lawful: it can only be replayed (taxgate replay), never used to disclose")
+        raise ValueError(
+            f"rule set {rules.name} is not lawful: it can only be replayed (taxgate replay), never used to disclose"
+        )
     manifest = read_manifest(manifest_path)
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     # Judged as of the day it says it was submitted, never a day after it arrived: a batch dated ahead
     # would otherwise move the history's window past the batches before it.
     as_of = min(manifest.submitted_at.date(), today) if manifest.submitted_at else today
@@ -458,8 +606,14 @@ def process(
 
             # The batch's receipt is ledgered once; a batch seen before keeps the date it was judged as of.
             store = store or open_store()
-            versions = {"policy": policy.recorded, "rule_set": rules.version, "model": identification.MODEL_VERSION}
-            recorder = BatchRecorder.open(store, manifest, stream.sha256, stream.rows, as_of, versions)
+            versions = {
+                "policy": policy.recorded,
+                "rule_set": rules.version,
+                "model": identification.MODEL_VERSION,
+            }
+            recorder = BatchRecorder.open(
+                store, manifest, stream.sha256, stream.rows, as_of, versions
+            )
             if recorder.as_of != as_of:
                 as_of = recorder.as_of
                 policy = policy_in_force(load_policies(policy_path), as_of)
@@ -467,17 +621,37 @@ def process(
 
             outcomes: Counter[str] = Counter()
             code_counts: Counter[str] = Counter()
-            history = History(store, recorder.batch.id, scope_of(manifest.agency, rules.name), as_of,
-                              policy.history_window_days, received=today)
-            with ResponseWriter(out_dir, f"{rules.version}+{policy.recorded}", identification.MODEL_VERSION) as writer:
-                for chunk in decide_staged(con, work, master_path, manifest, policy, rules, as_of, stream.rows, laps,
-                                           history):
+            history = History(
+                store,
+                recorder.batch.id,
+                scope_of(manifest.agency, rules.name),
+                as_of,
+                policy.history_window_days,
+                received=today,
+            )
+            with ResponseWriter(
+                out_dir, f"{rules.version}+{policy.recorded}", identification.MODEL_VERSION
+            ) as writer:
+                for chunk in decide_staged(
+                    con,
+                    work,
+                    master_path,
+                    manifest,
+                    policy,
+                    rules,
+                    as_of,
+                    stream.rows,
+                    laps,
+                    history,
+                ):
                     indexes = recorder.record([d.row for d in chunk])
                     laps("ledger")
                     for d, index in zip(chunk, indexes):
                         # the decision as recorded: an order in force at release may have held it
                         decision = d.row.decision
-                        writer.write(d.request, decision, d.row.address, d.evidence, ledger_index=str(index))
+                        writer.write(
+                            d.request, decision, d.row.address, d.evidence, ledger_index=str(index)
+                        )
                         outcomes[decision.outcome.value] += 1
                         code_counts.update(c.value for c in decision.codes)
                     laps("decide")  # the response's rows count with the decision
@@ -505,5 +679,7 @@ def process(
         codes=dict(code_counts.most_common()),
         seconds=seconds,
     )
-    (out_dir / "summary.json").write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+    (out_dir / "summary.json").write_text(
+        json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8"
+    )
     return result

@@ -30,8 +30,14 @@ from taxgate.release import entries
 from taxgate.store import Store, open_store
 from taxgate.store.models import LedgerEntry, LedgerHead
 
-BINDINGS = (*entries.BINDINGS, *orders.BINDINGS, *notices.BINDINGS, *review.BINDINGS, *remediation.BINDINGS,
-            *accounts.BINDINGS)
+BINDINGS = (
+    *entries.BINDINGS,
+    *orders.BINDINGS,
+    *notices.BINDINGS,
+    *review.BINDINGS,
+    *remediation.BINDINGS,
+    *accounts.BINDINGS,
+)
 PARALLEL_FROM = 200_000  # entries; below this, starting a second process costs more than it saves
 KEPT_PER_JOB = 10_000  # findings a job hands back; the rest are counted
 
@@ -80,12 +86,20 @@ def _lenient_moments(dbapi) -> None:
 
 
 def _size(connection) -> int | None:
-    size = connection.execute(select(raw(LedgerHead.size)).where(LedgerHead.id == 1)).scalar_one_or_none()
+    size = connection.execute(
+        select(raw(LedgerHead.size)).where(LedgerHead.id == 1)
+    ).scalar_one_or_none()
     return size if type(size) is int and size >= 0 else None
 
 
-def verify_store(store: Store, verifier_key: str, kept: Sequence[KeptCheckpoint] = (), chunk: int = 50_000,
-                 workers: int | None = None, checkpoints_at_least: int = 0) -> Iterator[Finding]:
+def verify_store(
+    store: Store,
+    verifier_key: str,
+    kept: Sequence[KeptCheckpoint] = (),
+    chunk: int = 50_000,
+    workers: int | None = None,
+    checkpoints_at_least: int = 0,
+) -> Iterator[Finding]:
     """Every finding about the ledger and the rows bound to it; `checkpoints_at_least`: how many
     checkpoints the signer's record says the store held (fewer is a finding)."""
     workers = workers if workers is not None else min(2, len(os.sched_getaffinity(0)))
@@ -93,22 +107,43 @@ def verify_store(store: Store, verifier_key: str, kept: Sequence[KeptCheckpoint]
         size = _size(connection)
         if size is None or size < PARALLEL_FROM or workers < 2:
             rows = RowCheck(connection, BINDINGS, chunk)
-            yield from verify_log(connection, verifier_key, kept, visit=rows.visit, chunk=chunk,
-                                  checkpoints_at_least=checkpoints_at_least)
-            if size is not None and rows.last == size - 1:  # the walk reached the end: rows beyond it are findings
+            yield from verify_log(
+                connection,
+                verifier_key,
+                kept,
+                visit=rows.visit,
+                chunk=chunk,
+                checkpoints_at_least=checkpoints_at_least,
+            )
+            if (
+                size is not None and rows.last == size - 1
+            ):  # the walk reached the end: rows beyond it are findings
                 yield from rows.finish(size)
             return
     url = store.engine.url.render_as_string(hide_password=False)
     cut = size // 3  # the log's own walk costs about as much as checking a third of the rows
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-        jobs = [pool.submit(_log_and_first_rows, url, verifier_key, tuple(kept), size, cut, chunk, checkpoints_at_least),
-                pool.submit(_rows, url, cut, size, chunk)]
+        jobs = [
+            pool.submit(
+                _log_and_first_rows,
+                url,
+                verifier_key,
+                tuple(kept),
+                size,
+                cut,
+                chunk,
+                checkpoints_at_least,
+            ),
+            pool.submit(_rows, url, cut, size, chunk),
+        ]
         for job in jobs:
             try:
                 found, more = job.result()
             except BrokenProcessPool as exc:
-                raise LedgerError(f"a verifying process stopped before it finished ({exc}): nothing was "
-                                  "verified; run again, or with one process (--workers 1)") from None
+                raise LedgerError(
+                    f"a verifying process stopped before it finished ({exc}): nothing was "
+                    "verified; run again, or with one process (--workers 1)"
+                ) from None
             yield from found
             if more:
                 yield Finding(None, f"{more:,} more findings of the same walk are not listed")
@@ -118,10 +153,15 @@ def verify_store(store: Store, verifier_key: str, kept: Sequence[KeptCheckpoint]
         yield from walk_entries(connection, size, now, beyond.visit, chunk)
         yield from beyond.finish(now)
         yield from tile_widths(connection, now)
-        past = connection.execute(select(func.min(LedgerEntry.idx)).where(LedgerEntry.idx >= now)).scalar_one_or_none()
+        past = connection.execute(
+            select(func.min(LedgerEntry.idx)).where(LedgerEntry.idx >= now)
+        ).scalar_one_or_none()
         if past is not None:
-            yield Finding(past, f"ledger_entries row {past}: entry {past} lies past the ledger's end ({now:,}): it "
-                                "was inserted outside the ledger")
+            yield Finding(
+                past,
+                f"ledger_entries row {past}: entry {past} lies past the ledger's end ({now:,}): it "
+                "was inserted outside the ledger",
+            )
 
 
 def _kept(found: Iterator[Finding]) -> tuple[list[Finding], int]:
@@ -134,7 +174,9 @@ def _kept(found: Iterator[Finding]) -> tuple[list[Finding], int]:
     return kept, more
 
 
-def _log_and_first_rows(url: str, verifier_key: str, kept: tuple, size: int, cut: int, chunk: int, at_least: int):
+def _log_and_first_rows(
+    url: str, verifier_key: str, kept: tuple, size: int, cut: int, chunk: int, at_least: int
+):
     """In a worker: the log's first `size` entries recomputed, and the rows naming entries below `cut`."""
     store = open_store(url, upgrade=False)
     try:
@@ -145,8 +187,17 @@ def _log_and_first_rows(url: str, verifier_key: str, kept: tuple, size: int, cut
             def first_rows(idx: int, blob: bytes) -> list[Finding]:
                 return visit(idx, blob) if idx < cut else []
 
-            found = list(verify_log(connection, verifier_key, kept, visit=first_rows, chunk=chunk, size=size,
-                                    checkpoints_at_least=at_least))
+            found = list(
+                verify_log(
+                    connection,
+                    verifier_key,
+                    kept,
+                    visit=first_rows,
+                    chunk=chunk,
+                    size=size,
+                    checkpoints_at_least=at_least,
+                )
+            )
             if rows.last == cut - 1:
                 found.extend(rows.finish(cut))
             return _kept(iter(found))

@@ -41,8 +41,20 @@ from taxgate.synth import generate_master
 
 HERE = Path(__file__).parent
 WORLD = yaml.safe_load((HERE / "_world.yaml").read_text(encoding="utf-8"))
-MASTER_COLUMNS = ("tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
-                  "street", "unit", "city", "state", "zip", "tax_year")
+MASTER_COLUMNS = (
+    "tin",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "suffix",
+    "date_of_birth",
+    "street",
+    "unit",
+    "city",
+    "state",
+    "zip",
+    "tax_year",
+)
 
 
 def _cases():
@@ -84,8 +96,11 @@ def master(tmp_path_factory) -> Path:
     background = folder / "background.parquet"
     generate_master(3_000, background, seed=1)
     world = pa.Table.from_pylist(
-        [{c: str(r.get(c, "")) for c in MASTER_COLUMNS if c != "tax_year"} | {"tax_year": int(r["tax_year"])}
-         for r in WORLD["master"]]
+        [
+            {c: str(r.get(c, "")) for c in MASTER_COLUMNS if c != "tax_year"}
+            | {"tax_year": int(r["tax_year"])}
+            for r in WORLD["master"]
+        ]
     )
     population = pq.read_table(background)
     combined = pa.concat_tables([population, world.cast(population.schema)])
@@ -156,11 +171,17 @@ def _check(folder: Path, expected: list[dict], where_: str = "") -> None:
             assert response["refused_items"] == expect["refused_items"], where
         if "released_zip" in expect:
             assert response["address_zip"] == str(expect["released_zip"]), where
-        for code, figure in expect.get("figures", {}).items():  # the figure behind the code, as recorded
+        for code, figure in expect.get(
+            "figures", {}
+        ).items():  # the figure behind the code, as recorded
             recorded = evidence.get(index + 1, {}).get("figures", {}).get(code, {})
-            assert {k: recorded.get(k) for k in figure} == figure, f"{where}: {code} evidence {recorded}"
+            assert {k: recorded.get(k) for k in figure} == figure, (
+                f"{where}: {code} evidence {recorded}"
+            )
         if response["outcome"] != "DISCLOSED":
-            assert not any(response[f"address_{p}"] for p in ("street", "city", "state", "zip")), where
+            assert not any(response[f"address_{p}"] for p in ("street", "city", "state", "zip")), (
+                where
+            )
 
 
 def _batch_rows(batch: dict, number: int) -> dict:
@@ -190,11 +211,22 @@ def test_case(case: dict, tmp_path: Path, master: Path) -> None:
             shutil.copytree(source, folder, ignore=shutil.ignore_patterns("out"))
             expected = [row.get("expect", batch.get("expect", {})) for row in batch["rows"]]
         else:
-            changes = {**case.get("manifest", {}), "batch_ref": f"CROSS-{number}", **batch.get("manifest", {})}
+            changes = {
+                **case.get("manifest", {}),
+                "batch_ref": f"CROSS-{number}",
+                **batch.get("manifest", {}),
+            }
             expected = _write_batch(folder, _batch_rows(batch, number), changes)
         # Each batch arrives on the day it says it was submitted, unless the case says when.
-        sent = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("submitted_at", "")
+        sent = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get(
+            "submitted_at", ""
+        )
         arrives = batch.get("arrives") or sent[:10]
-        process(folder / "manifest.json", master, folder / "out", policy_path=policy,
-                today=date.fromisoformat(str(arrives)) if arrives else None)
+        process(
+            folder / "manifest.json",
+            master,
+            folder / "out",
+            policy_path=policy,
+            today=date.fromisoformat(str(arrives)) if arrives else None,
+        )
         _check(folder, expected, f"batch {number}, ")

@@ -28,8 +28,11 @@ class Limiter:
         self.store, self.per_minute, self.clock = store, per_minute, clock
 
     def _window(self, session, key: str, now: float) -> list[tuple[int, int]]:
-        return session.execute(select(RateCount.second, RateCount.hits).where(
-            RateCount.key == key, RateCount.second > int(now) - WINDOW).order_by(RateCount.second)).all()
+        return session.execute(
+            select(RateCount.second, RateCount.hits)
+            .where(RateCount.key == key, RateCount.second > int(now) - WINDOW)
+            .order_by(RateCount.second)
+        ).all()
 
     def _wait(self, hits: list[tuple[int, int]], now: float, allowed: int) -> int:
         """Seconds until the window holds at most `allowed` hits."""
@@ -46,8 +49,13 @@ class Limiter:
         both take the last one."""
         now, key = self.clock(), key[:200]
         insert = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
-        statement = insert(RateCount).values(key=key, second=int(now), hits=1).on_conflict_do_update(
-            index_elements=[RateCount.key, RateCount.second], set_={"hits": RateCount.hits + 1})
+        statement = (
+            insert(RateCount)
+            .values(key=key, second=int(now), hits=1)
+            .on_conflict_do_update(
+                index_elements=[RateCount.key, RateCount.second], set_={"hits": RateCount.hits + 1}
+            )
+        )
         with self.store.session.begin() as session:
             session.execute(statement)
             hits = self._window(session, key, now)

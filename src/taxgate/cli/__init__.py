@@ -24,8 +24,15 @@ def main() -> None:
     except LedgerError as exc:
         errors.print(f"taxgate: refused: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
-    except SQLAlchemyError as exc:  # the store could not do what was asked: run `taxgate ledger verify`
+    except (
+        SQLAlchemyError
+    ) as exc:  # the store could not do what was asked: run `taxgate ledger verify`
         first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        errors.print(f"taxgate: the store refused the operation ({type(exc).__name__}: {first}); if it was "
-                     "altered, `taxgate ledger verify` says where", markup=False, highlight=False, soft_wrap=True)
+        errors.print(
+            f"taxgate: the store refused the operation ({type(exc).__name__}: {first}); if it was "
+            "altered, `taxgate ledger verify` says where",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)

@@ -21,7 +21,11 @@ app = typer.Typer(
 )
 console = Console()
 errors = Console(stderr=True)
-DATABASE = typer.Option(None, "--database-url", help="The store (default: TAXGATE_DATABASE_URL or sqlite:///taxgate.db).")
+DATABASE = typer.Option(
+    None,
+    "--database-url",
+    help="The store (default: TAXGATE_DATABASE_URL or sqlite:///taxgate.db).",
+)
 
 USER_ERRORS = (IntakeError, MasterError, PolicyError, StoreError)
 
@@ -39,7 +43,6 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-
 def store_at(url: str | None):
     """The store at `url` (or the default), or a one-line failure."""
     from taxgate.store import open_store
@@ -48,4 +51,3 @@ def store_at(url: str | None):
         return open_store(url)
     except StoreError as exc:
         fail(str(exc))
-

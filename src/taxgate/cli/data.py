@@ -9,7 +9,9 @@ import typer
 
 from taxgate.cli._common import app, console, fail
 
-synth_app = typer.Typer(help="Seeded synthetic data with ground-truth labels.", no_args_is_help=True)
+synth_app = typer.Typer(
+    help="Seeded synthetic data with ground-truth labels.", no_args_is_help=True
+)
 app.add_typer(synth_app, name="synth")
 model_app = typer.Typer(help="The identification model (Splink).", no_args_is_help=True)
 app.add_typer(model_app, name="model")
@@ -17,7 +19,9 @@ app.add_typer(model_app, name="model")
 
 @synth_app.command("master")
 def synth_master(
-    out: Path = typer.Option(..., "--out", help="Output file (.parquet or .csv); labels go beside it."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output file (.parquet or .csv); labels go beside it."
+    ),
     taxpayers: int = typer.Option(100_000, min=1, help="Number of taxpayers."),
     seed: int = typer.Option(7),
 ) -> None:
@@ -27,19 +31,27 @@ def synth_master(
     started = time.perf_counter()
     rows, people = generate_master(taxpayers, out, seed=seed)
     elapsed = time.perf_counter() - started
-    console.print(f"Wrote {rows:,} rows for {people:,} taxpayers to {out} in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s).")
+    console.print(
+        f"Wrote {rows:,} rows for {people:,} taxpayers to {out} in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s)."
+    )
 
 
 @synth_app.command("batch")
 def synth_batch(
     master: Path = typer.Option(..., "--master", help="The master to draw people from."),
-    out: Path = typer.Option(..., "--out", help="Output folder: manifest.json, requests.*, labels."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder: manifest.json, requests.*, labels."
+    ),
     size: int = typer.Option(10_000, min=1, help="Number of requests."),
     seed: int = typer.Option(11),
     fmt: str = typer.Option("csv", "--format", help="csv, jsonl or parquet."),
-    clean: bool = typer.Option(False, "--clean", help="No defects: only lawful requests (for matching accuracy)."),
+    clean: bool = typer.Option(
+        False, "--clean", help="No defects: only lawful requests (for matching accuracy)."
+    ),
     mix: list[str] = typer.Option(
-        [], "--mix", help="NAME=SHARE, repeatable: e.g. --mix boilerplate=1 --mix single_officer=1 for the 2025 shape."
+        [],
+        "--mix",
+        help="NAME=SHARE, repeatable: e.g. --mix boilerplate=1 --mix single_officer=1 for the 2025 shape.",
     ),
     submitted_at: str = typer.Option("2025-07-25T14:00:00Z", help="The manifest's submitted_at."),
 ) -> None:
@@ -61,9 +73,13 @@ def synth_batch(
         except ValueError:
             share = -1.0
         if name not in names or not 0.0 <= share <= 1.0:
-            fail(f"--mix {item!r}: use NAME=SHARE with SHARE in 0..1 and NAME one of {', '.join(sorted(names))}")
+            fail(
+                f"--mix {item!r}: use NAME=SHARE with SHARE in 0..1 and NAME one of {', '.join(sorted(names))}"
+            )
         shares = replace(shares, **{name: share})
-    manifest = generate_batch(master, out, size, seed=seed, mix=shares, fmt=fmt, submitted_at=submitted_at)
+    manifest = generate_batch(
+        master, out, size, seed=seed, mix=shares, fmt=fmt, submitted_at=submitted_at
+    )
     console.print(f"Wrote {manifest} with its rows and labels.")
 
 
@@ -79,5 +95,6 @@ def model_train(
 
     with console.status("Training..."):
         train_model(out, seed=seed, taxpayers=taxpayers, requests=requests)
-    console.print(f"Wrote {out}. Ship it as src/taxgate/identify/model/<name>.json to make it the model in use.")
-
+    console.print(
+        f"Wrote {out}. Ship it as src/taxgate/identify/model/<name>.json to make it the model in use."
+    )

@@ -12,10 +12,14 @@ from rich.table import Table
 from taxgate.cli._common import DATABASE, app, console, errors, fail, store_at
 from taxgate.policy import PolicyError
 
-ledger_app = typer.Typer(help="The tamper-evident ledger: verify, checkpoints, proofs.", no_args_is_help=True)
+ledger_app = typer.Typer(
+    help="The tamper-evident ledger: verify, checkpoints, proofs.", no_args_is_help=True
+)
 app.add_typer(ledger_app, name="ledger")
-report_app = typer.Typer(help="Reports from the store: oversight, accounting (§ 6103(p)(3)(A)), JCT (§ 6103(p)(3)(C)).",
-                         no_args_is_help=True)
+report_app = typer.Typer(
+    help="Reports from the store: oversight, accounting (§ 6103(p)(3)(A)), JCT (§ 6103(p)(3)(C)).",
+    no_args_is_help=True,
+)
 app.add_typer(report_app, name="report")
 
 
@@ -25,7 +29,10 @@ def _verifier_key(key: str | None) -> str:
 
     if key and "+" in key and not Path(key).exists():
         return key
-    path = Path(key or Path(os.environ.get("TAXGATE_LEDGER_KEY") or "taxgate-ledger.key").with_suffix(".pub"))
+    path = Path(
+        key
+        or Path(os.environ.get("TAXGATE_LEDGER_KEY") or "taxgate-ledger.key").with_suffix(".pub")
+    )
     if not path.is_file():
         fail(f"no verifier key at {path}: give --key NAME+ID+KEY or a file holding it")
     return path.read_text(encoding="utf-8").strip()
@@ -36,11 +43,18 @@ MAX_FINDINGS_SHOWN = 200
 
 @ledger_app.command("verify")
 def ledger_verify(
-    key: str = typer.Option(None, "--key", help="Verifier key (text or file; default: taxgate-ledger.pub)."),
+    key: str = typer.Option(
+        None, "--key", help="Verifier key (text or file; default: taxgate-ledger.pub)."
+    ),
     checkpoint: list[Path] = typer.Option(
-        None, "--checkpoint", help="A checkpoint you kept (a file holding its signed note): the ledger must extend "
-                                   "it. Repeatable."),
-    workers: int = typer.Option(2, "--workers", min=1, max=2, help="Processes for a large ledger (1 or 2)."),
+        None,
+        "--checkpoint",
+        help="A checkpoint you kept (a file holding its signed note): the ledger must extend "
+        "it. Repeatable.",
+    ),
+    workers: int = typer.Option(
+        2, "--workers", min=1, max=2, help="Processes for a large ledger (1 or 2)."
+    ),
     database_url: str = DATABASE,
 ) -> None:
     """Recompute the whole ledger from its entries and check every row bound to an entry; each
@@ -54,13 +68,28 @@ def ledger_verify(
     store = store_at(database_url)
     started = time.perf_counter()
     found = 0
-    for finding in verify_store(store, verifier, [*kept, *signer_saw], workers=workers, checkpoints_at_least=at_least):
+    for finding in verify_store(
+        store, verifier, [*kept, *signer_saw], workers=workers, checkpoints_at_least=at_least
+    ):
         found += 1
         if found <= MAX_FINDINGS_SHOWN:
-            errors.print(f"taxgate: FINDING: {finding.message}", markup=False, highlight=False, soft_wrap=True)
+            errors.print(
+                f"taxgate: FINDING: {finding.message}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     if found:
-        more = f" ({found - MAX_FINDINGS_SHOWN:,} more not shown)" if found > MAX_FINDINGS_SHOWN else ""
-        errors.print(f"taxgate: ledger FAILED verification: {found:,} finding(s){more}", markup=False, highlight=False)
+        more = (
+            f" ({found - MAX_FINDINGS_SHOWN:,} more not shown)"
+            if found > MAX_FINDINGS_SHOWN
+            else ""
+        )
+        errors.print(
+            f"taxgate: ledger FAILED verification: {found:,} finding(s){more}",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(1)
     ledger = Ledger(store)
     try:
@@ -70,12 +99,16 @@ def ledger_verify(
         fail(str(exc))
     signed = int(note.split("\n")[1]) if note else 0
     extends = f", extending {len(kept)} kept checkpoint(s)" if kept else ""
-    console.print(f"Ledger verified: {size:,} entries, every checkpoint signature and root recomputed{extends}, "
-                  "every row bound to its entry and every entry to its row "
-                  f"({time.perf_counter() - started:.1f} s).")
+    console.print(
+        f"Ledger verified: {size:,} entries, every checkpoint signature and root recomputed{extends}, "
+        "every row bound to its entry and every entry to its row "
+        f"({time.perf_counter() - started:.1f} s)."
+    )
     if size > signed:
-        console.print(f"{size - signed:,} entries after the latest checkpoint (size {signed:,}) are not signed yet: "
-                      "run `taxgate ledger checkpoint`.")
+        console.print(
+            f"{size - signed:,} entries after the latest checkpoint (size {signed:,}) are not signed yet: "
+            "run `taxgate ledger checkpoint`."
+        )
 
 
 def _signers_record(verifier: str) -> tuple[list, int]:
@@ -90,13 +123,16 @@ def _signers_record(verifier: str) -> tuple[list, int]:
         return [], 0  # another log's record, or none that can be read: nothing more to compare with
     if record.checkpoint is None:
         return [], 0
-    return [KeptCheckpoint(f"the signer's record {record_path(key_path())}", record.checkpoint)], record.stored
+    return [
+        KeptCheckpoint(f"the signer's record {record_path(key_path())}", record.checkpoint)
+    ], record.stored
 
 
 def _kept(path: Path, verifier: str):
     """A checkpoint kept outside the store, verified against the log's key, or a one-line failure."""
     from taxgate.ledger import ORIGIN, KeptCheckpoint
-    from taxgate.ledger.checkpoint import CheckpointError, verify as verify_note
+    from taxgate.ledger.checkpoint import CheckpointError
+    from taxgate.ledger.checkpoint import verify as verify_note
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -111,9 +147,14 @@ def _kept(path: Path, verifier: str):
 @ledger_app.command("checkpoint")
 def ledger_checkpoint(
     trust_store: bool = typer.Option(
-        False, "--trust-store", help="Start the signer's record from the store's latest checkpoint (once, for a key "
-                                     "that signed before it kept a record)."),
-    witness: list[str] = typer.Option(None, "--witness", help="URL=VERIFIER_KEY of a witness to cosign it. Repeatable."),
+        False,
+        "--trust-store",
+        help="Start the signer's record from the store's latest checkpoint (once, for a key "
+        "that signed before it kept a record).",
+    ),
+    witness: list[str] = typer.Option(
+        None, "--witness", help="URL=VERIFIER_KEY of a witness to cosign it. Repeatable."
+    ),
     database_url: str = DATABASE,
 ) -> None:
     """Sign the current tree head and print the checkpoint (C2SP signed note), with the cosignatures
@@ -129,8 +170,10 @@ def ledger_checkpoint(
         note = sign_checkpoint(store, trust_store=trust_store)
     except LedgerError as exc:
         errors.print(f"taxgate: refused: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    refused = [line for line in cosign_latest(store, asked) if "cosigned the checkpoint" not in line]
+        raise typer.Exit(1) from None
+    refused = [
+        line for line in cosign_latest(store, asked) if "cosigned the checkpoint" not in line
+    ]
     with store.session() as session:
         sys.stdout.write(cosigned_note(session, note))
     for line in refused:
@@ -142,7 +185,9 @@ def ledger_checkpoint(
 @ledger_app.command("prove")
 def ledger_prove(
     index: int = typer.Argument(..., help="The entry's index."),
-    size: int = typer.Option(None, "--size", help="Tree size to prove against (default: the latest checkpoint)."),
+    size: int = typer.Option(
+        None, "--size", help="Tree size to prove against (default: the latest checkpoint)."
+    ),
     database_url: str = DATABASE,
 ) -> None:
     """Print an inclusion proof (JSON) for one entry, with the checkpoint it proves against."""
@@ -178,16 +223,27 @@ def ledger_consistency(
             roots = ledger.root(session, old), ledger.root(session, new)
         except LedgerError as exc:
             fail(str(exc))
-    print(json.dumps({"old": old, "new": new, "old_root": base64.b64encode(roots[0]).decode(),
-                      "new_root": base64.b64encode(roots[1]).decode(),
-                      "proof": [base64.b64encode(h).decode() for h in proof]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "old": old,
+                "new": new,
+                "old_root": base64.b64encode(roots[0]).decode(),
+                "new_root": base64.b64encode(roots[1]).decode(),
+                "proof": [base64.b64encode(h).decode() for h in proof],
+            },
+            indent=2,
+        )
+    )
 
 
 @ledger_app.command("check")
 def ledger_check(
     proof_file: Path = typer.Argument(..., help="A proof from `taxgate ledger prove` (JSON)."),
     key: str = typer.Option(..., "--key", help="The ledger's verifier key (text or file)."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="The checkpoint to trust (default: the one in the proof)."),
+    checkpoint: Path = typer.Option(
+        None, "--checkpoint", help="The checkpoint to trust (default: the one in the proof)."
+    ),
 ) -> None:
     """Check an inclusion proof offline: needs only the proof, a checkpoint and the public key."""
     from taxgate.ledger import ProofFormatError, check_proof, merkle, read_proof
@@ -200,19 +256,27 @@ def ledger_check(
         note = checkpoint.read_text(encoding="utf-8") if checkpoint else None
         trusted = check_proof(data, _verifier_key(key), note)
     except (CheckpointError, merkle.ProofError) as exc:
-        errors.print(f"taxgate: proof REJECTED: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        errors.print(
+            f"taxgate: proof REJECTED: {exc}", markup=False, highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
     except ProofFormatError as exc:
         fail(f"cannot read the proof: {exc}")
     except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {getattr(exc, 'filename', None) or proof_file}: {getattr(exc, 'strerror', None) or exc}")
-    console.print(f"Proof checked: entry {data['index']} is in the ledger of {trusted.size:,} entries signed by "
-                  f"{trusted.origin}.")
+        fail(
+            f"cannot read {getattr(exc, 'filename', None) or proof_file}: {getattr(exc, 'strerror', None) or exc}"
+        )
+    console.print(
+        f"Proof checked: entry {data['index']} is in the ledger of {trusted.size:,} entries signed by "
+        f"{trusted.origin}."
+    )
 
 
 @report_app.command("oversight")
 def report_oversight(
-    out: Path = typer.Option(Path("oversight-report.html"), "--out", help="The HTML file; the PDF is written beside it."),
+    out: Path = typer.Option(
+        Path("oversight-report.html"), "--out", help="The HTML file; the PDF is written beside it."
+    ),
     database_url: str = DATABASE,
 ) -> None:
     """The oversight report: one self-contained HTML file and a PDF, with charts, drawn from a ledger
@@ -234,8 +298,11 @@ def report_accounting(
     tin: str = typer.Option(..., "--tin", help="The taxpayer's TIN."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
     csv_out: Path = typer.Option(None, "--csv", help="Also write the accounting to this CSV file."),
-    letter: Path = typer.Option(None, "--letter", help="Also write the letter to the taxpayer (HTML, and its PDF "
-                                "beside it)."),
+    letter: Path = typer.Option(
+        None,
+        "--letter",
+        help="Also write the letter to the taxpayer (HTML, and its PDF beside it).",
+    ),
     database_url: str = DATABASE,
 ) -> None:
     """Every request about one taxpayer and every disclosure of their information (§ 6103(p)(3)(A)):
@@ -258,14 +325,28 @@ def report_accounting(
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
         return
-    table = Table(title=f"Accounting of requests and disclosures, TIN ending {tin[-4:]} (26 U.S.C. § 6103(p)(3)(A))")
-    shown = ("received", "agency", "official", "statute", "batch", "request_id", "about", "outcome", "disclosed")
+    table = Table(
+        title=f"Accounting of requests and disclosures, TIN ending {tin[-4:]} (26 U.S.C. § 6103(p)(3)(A))"
+    )
+    shown = (
+        "received",
+        "agency",
+        "official",
+        "statute",
+        "batch",
+        "request_id",
+        "about",
+        "outcome",
+        "disclosed",
+    )
     for column in shown:
         table.add_column(column)
     for row in rows:
         table.add_row(*(str(row[c]) for c in shown))
     console.print(table)
-    console.print(f"{len(rows)} request(s), {sum(1 for r in rows if r['disclosed'])} disclosure(s).")
+    console.print(
+        f"{len(rows)} request(s), {sum(1 for r in rows if r['disclosed'])} disclosure(s)."
+    )
 
 
 @report_app.command("jct")
@@ -281,6 +362,10 @@ def report_jct(
     for column in ("agency", "requests", "disclosures", "taxpayers_disclosed"):
         table.add_column(column, justify="left" if column == "agency" else "right")
     for row in rows:
-        table.add_row(row["agency"], f"{row['requests']:,}", f"{row['disclosures']:,}", f"{row['taxpayers_disclosed']:,}")
+        table.add_row(
+            row["agency"],
+            f"{row['requests']:,}",
+            f"{row['disclosures']:,}",
+            f"{row['taxpayers_disclosed']:,}",
+        )
     console.print(table)
-

@@ -11,11 +11,18 @@ import typer
 
 from taxgate.cli._common import DATABASE, app, console, fail, store_at
 
-users_app = typer.Typer(help="Users of the service: roles, passwords (argon2id), API tokens.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Users of the service: roles, passwords (argon2id), API tokens.", no_args_is_help=True
+)
 app.add_typer(users_app, name="users")
 
-DEMO_USERS = (("requester", "requester", "DHS-ICE"), ("officer", "officer", ""), ("court", "court", ""),
-              ("auditor", "auditor", ""), ("admin", "admin", ""))
+DEMO_USERS = (
+    ("requester", "requester", "DHS-ICE"),
+    ("officer", "officer", ""),
+    ("court", "court", ""),
+    ("auditor", "auditor", ""),
+    ("admin", "admin", ""),
+)
 
 
 def _password(stdin: bool, generate: bool) -> tuple[str, bool]:
@@ -34,9 +41,15 @@ def users_add(
     username: str = typer.Argument(..., help="2-64 of a-z, 0-9, '.', '_', '-'."),
     role: str = typer.Option(..., "--role", help="requester | officer | court | auditor | admin"),
     agency: str = typer.Option("", "--agency", help="A requester's agency (its batches only)."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
-    generate: bool = typer.Option(False, "--generate-password", help="Make a random password and print it once."),
-    no_password: bool = typer.Option(False, "--no-password", help="API tokens only: no console sign-in."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from stdin."
+    ),
+    generate: bool = typer.Option(
+        False, "--generate-password", help="Make a random password and print it once."
+    ),
+    no_password: bool = typer.Option(
+        False, "--no-password", help="API tokens only: no console sign-in."
+    ),
     database_url: str = DATABASE,
 ) -> None:
     """Add a user of the service. There is no default user or password."""
@@ -55,8 +68,12 @@ def users_add(
 @users_app.command("password")
 def users_password(
     username: str = typer.Argument(...),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
-    generate: bool = typer.Option(False, "--generate-password", help="Make a random password and print it once."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from stdin."
+    ),
+    generate: bool = typer.Option(
+        False, "--generate-password", help="Make a random password and print it once."
+    ),
     database_url: str = DATABASE,
 ) -> None:
     """Set a user's password: every session of theirs ends and every token is revoked."""
@@ -67,14 +84,19 @@ def users_password(
         revoked = set_password(store_at(database_url), username, password)
     except AccountError as exc:
         fail(str(exc))
-    console.print(f"Password of {username} set; their sessions ended and {revoked} token(s) were revoked.")
+    console.print(
+        f"Password of {username} set; their sessions ended and {revoked} token(s) were revoked."
+    )
     if show:
         console.print(f"Password (shown once): {password}", markup=False)
 
 
 @users_app.command("token")
-def users_token(username: str = typer.Argument(...), label: str = typer.Option("", "--label"),
-                database_url: str = DATABASE) -> None:
+def users_token(
+    username: str = typer.Argument(...),
+    label: str = typer.Option("", "--label"),
+    database_url: str = DATABASE,
+) -> None:
     """Issue an API token for a user; printed once (only its SHA-256 is kept)."""
     from taxgate.accounts import AccountError, issue_token
 
@@ -109,8 +131,12 @@ def users_enable(username: str = typer.Argument(...), database_url: str = DATABA
 
 
 @users_app.command("revoke")
-def users_revoke(token_id: int = typer.Argument(..., min=1, help="The token's number (`taxgate users tokens NAME`)."),
-                 database_url: str = DATABASE) -> None:
+def users_revoke(
+    token_id: int = typer.Argument(
+        ..., min=1, help="The token's number (`taxgate users tokens NAME`)."
+    ),
+    database_url: str = DATABASE,
+) -> None:
     """Revoke one API token (ledgered)."""
     from taxgate.accounts import AccountError, revoke_token
 
@@ -147,8 +173,14 @@ def users_list(database_url: str = DATABASE) -> None:
 
     table = Table("user", "role", "agency", "password", "tokens", "disabled")
     for u in list_users(store_at(database_url)):
-        table.add_row(u["username"], u["role"], u["agency"], "set" if u["password"] else "none", str(u["tokens"]),
-                      "yes" if u["disabled"] else "")
+        table.add_row(
+            u["username"],
+            u["role"],
+            u["agency"],
+            "set" if u["password"] else "none",
+            str(u["tokens"]),
+            "yes" if u["disabled"] else "",
+        )
     console.print(table)
 
 
@@ -182,23 +214,55 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
     master: Path = typer.Option(None, "--master", help="The taxpayer master (Parquet or CSV)."),
-    data_dir: Path = typer.Option(Path("taxgate-data"), "--data-dir", help="Uploads and responses."),
-    policy: Path = typer.Option(None, "--policy", help="Policy file or folder (default: the shipped policy)."),
-    workers: int = typer.Option(1, "--workers", min=0, max=16, help="Background processes deciding batches."),
-    release_every: float = typer.Option(60.0, "--release-every", min=0,
-                                        help="Seconds between releasing what no order holds and signing a checkpoint (0: off)."),
-    max_upload_mb: int = typer.Option(512, "--max-upload-mb", min=1, help="Largest rows file accepted."),
-    uploads_per_minute: int = typer.Option(30, "--uploads-per-minute", min=1, help="Per requester."),
-    secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Behind TLS: cookies over HTTPS only."),
-    demo: bool = typer.Option(False, "--demo", help="Demo mode: the demo master, and one user per role with a printed password."),
-    witness: list[str] = typer.Option(None, "--witness", help="URL=VERIFIER_KEY of a witness (C2SP tlog-witness) "
-                                                              "each new checkpoint is sent to. Repeatable."),
-    lease_seconds: float = typer.Option(30.0, "--lease-seconds", min=2, max=3600,
-                                        help="A worker renews its claim on a batch this often (x 1/3); a batch whose "
-                                             "worker died is taken again once its lease lapses."),
-    forwarded_allow_ips: str = typer.Option(None, "--forwarded-allow-ips",
-                                            help="The reverse proxy's address(es), comma-separated: only from these "
-                                                 "is X-Forwarded-For believed (default: from none)."),
+    data_dir: Path = typer.Option(
+        Path("taxgate-data"), "--data-dir", help="Uploads and responses."
+    ),
+    policy: Path = typer.Option(
+        None, "--policy", help="Policy file or folder (default: the shipped policy)."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=0, max=16, help="Background processes deciding batches."
+    ),
+    release_every: float = typer.Option(
+        60.0,
+        "--release-every",
+        min=0,
+        help="Seconds between releasing what no order holds and signing a checkpoint (0: off).",
+    ),
+    max_upload_mb: int = typer.Option(
+        512, "--max-upload-mb", min=1, help="Largest rows file accepted."
+    ),
+    uploads_per_minute: int = typer.Option(
+        30, "--uploads-per-minute", min=1, help="Per requester."
+    ),
+    secure_cookies: bool = typer.Option(
+        False, "--secure-cookies", help="Behind TLS: cookies over HTTPS only."
+    ),
+    demo: bool = typer.Option(
+        False,
+        "--demo",
+        help="Demo mode: the demo master, and one user per role with a printed password.",
+    ),
+    witness: list[str] = typer.Option(
+        None,
+        "--witness",
+        help="URL=VERIFIER_KEY of a witness (C2SP tlog-witness) "
+        "each new checkpoint is sent to. Repeatable.",
+    ),
+    lease_seconds: float = typer.Option(
+        30.0,
+        "--lease-seconds",
+        min=2,
+        max=3600,
+        help="A worker renews its claim on a batch this often (x 1/3); a batch whose "
+        "worker died is taken again once its lease lapses.",
+    ),
+    forwarded_allow_ips: str = typer.Option(
+        None,
+        "--forwarded-allow-ips",
+        help="The reverse proxy's address(es), comma-separated: only from these "
+        "is X-Forwarded-For believed (default: from none).",
+    ),
     database_url: str = DATABASE,
 ) -> None:
     """Run the API (/api, OpenAPI at /openapi.json), the log (/log, C2SP tlog-tiles) and the
@@ -220,18 +284,32 @@ def serve(
     if demo:
         _demo_users(store)
     elif not list_users(store):
-        console.print("No users yet: add one with `taxgate users add NAME --role admin` (there is no default password).")
+        console.print(
+            "No users yet: add one with `taxgate users add NAME --role admin` (there is no default password)."
+        )
     try:
-        settings = Settings(master=master.resolve(), database_url=database_url, data_dir=data_dir.resolve(),
-                            policy=policy, max_rows_bytes=max_upload_mb * MIB, uploads_per_minute=uploads_per_minute,
-                            workers=workers, release_every=release_every, secure_cookies=secure_cookies, demo=demo,
-                            witnesses=tuple(witnesses(witness)), lease_seconds=lease_seconds)
+        settings = Settings(
+            master=master.resolve(),
+            database_url=database_url,
+            data_dir=data_dir.resolve(),
+            policy=policy,
+            max_rows_bytes=max_upload_mb * MIB,
+            uploads_per_minute=uploads_per_minute,
+            workers=workers,
+            release_every=release_every,
+            secure_cookies=secure_cookies,
+            demo=demo,
+            witnesses=tuple(witnesses(witness)),
+            lease_seconds=lease_seconds,
+        )
     except SettingsError as exc:
         fail(str(exc))
     if database_url:
         os.environ["TAXGATE_DATABASE_URL"] = database_url  # the workers open the same store
-    console.print(f"taxgate serving on http://{host}:{port}/ (API under /api, OpenAPI at /openapi.json, "
-                  "the log under /log)")
+    console.print(
+        f"taxgate serving on http://{host}:{port}/ (API under /api, OpenAPI at /openapi.json, "
+        "the log under /log)"
+    )
     uvicorn.Server(config(create_app(settings, store), host, port, forwarded_allow_ips)).run()
 
 
@@ -246,15 +324,20 @@ def witnesses(specs: list[str] | None) -> list:
         fail(str(exc))
 
 
-witness_app = typer.Typer(help="A witness (C2SP tlog-witness): cosigns a log's checkpoints only if each extends "
-                               "the last it saw. Run it where the log's operator has no hand.", no_args_is_help=True)
+witness_app = typer.Typer(
+    help="A witness (C2SP tlog-witness): cosigns a log's checkpoints only if each extends "
+    "the last it saw. Run it where the log's operator has no hand.",
+    no_args_is_help=True,
+)
 app.add_typer(witness_app, name="witness")
 
 
 @witness_app.command("keygen")
 def witness_keygen(
     name: str = typer.Argument(..., help="The witness's name, e.g. court-monitor.example/w1."),
-    out: Path = typer.Option(..., "--out", help="Where to write the private key (owner-only; never to the log)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Where to write the private key (owner-only; never to the log)."
+    ),
 ) -> None:
     """Make a witness key; prints the verifier key the log is configured with."""
     from taxgate.witness import Cosigner, WitnessError
@@ -273,9 +356,15 @@ def witness_keygen(
 
 @witness_app.command("serve")
 def witness_serve(
-    key: Path = typer.Option(..., "--key", help="The witness's private key (`taxgate witness keygen`)."),
-    log: list[str] = typer.Option(..., "--log", help="A log's verifier key (its origin is the key's name). Repeatable."),
-    state: Path = typer.Option(Path("witness-state.json"), "--state", help="The witness's own record of what it cosigned."),
+    key: Path = typer.Option(
+        ..., "--key", help="The witness's private key (`taxgate witness keygen`)."
+    ),
+    log: list[str] = typer.Option(
+        ..., "--log", help="A log's verifier key (its origin is the key's name). Repeatable."
+    ),
+    state: Path = typer.Option(
+        Path("witness-state.json"), "--state", help="The witness's own record of what it cosigned."
+    ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8100, "--port", min=1, max=65535),
 ) -> None:
@@ -294,6 +383,10 @@ def witness_serve(
             logs[verifier.split("+", 1)[0]] = verifier.strip()
     except (WitnessError, CheckpointError) as exc:
         fail(str(exc))
-    console.print(f"witness {cosigner.name} on http://{host}:{port}/ for {', '.join(logs)}; its key: "
-                  f"{cosigner.verifier_key()}", soft_wrap=True, markup=False)
+    console.print(
+        f"witness {cosigner.name} on http://{host}:{port}/ for {', '.join(logs)}; its key: "
+        f"{cosigner.verifier_key()}",
+        soft_wrap=True,
+        markup=False,
+    )
     uvicorn.run(create_witness_app(cosigner, logs, state), host=host, port=port, log_level="info")

@@ -43,10 +43,16 @@ def decide(
     if any(is_refusal(c) for c in codes) or not wants_disclosable_item:
         return Decision(Outcome.REFUSED, tuple(codes), refused)
     if identification is None:  # not identified at all: never a reason to disclose
-        return Decision(Outcome.NOT_DISCLOSED, tuple(codes) + (ReasonCode.ID_NO_CANDIDATE,), refused)
+        return Decision(
+            Outcome.NOT_DISCLOSED, tuple(codes) + (ReasonCode.ID_NO_CANDIDATE,), refused
+        )
     all_codes = tuple(codes) + (identification.code,)
-    evidence = (identification.matched_tin, identification.runner_up_tin, identification.match_weight,
-                identification.runner_up_weight)
+    evidence = (
+        identification.matched_tin,
+        identification.runner_up_tin,
+        identification.match_weight,
+        identification.runner_up_weight,
+    )
     if identification.code in releases:
         return Decision(Outcome.DISCLOSED, all_codes, refused, *evidence)
     if identification.review:  # near the line: a disclosure officer decides, and that is ledgered

@@ -50,8 +50,18 @@ def scope_of(agency: str, practice: str) -> str:
 
 
 _FIELDS = (
-    (("official_key", pa.int64()), ("cases", pa.int64()), ("since", pa.string()), ("first_batch", pa.int64())),
-    (("relevance_key", pa.int64()), ("uses", pa.int64()), ("since", pa.string()), ("first_batch", pa.int64())),
+    (
+        ("official_key", pa.int64()),
+        ("cases", pa.int64()),
+        ("since", pa.string()),
+        ("first_batch", pa.int64()),
+    ),
+    (
+        ("relevance_key", pa.int64()),
+        ("uses", pa.int64()),
+        ("since", pa.string()),
+        ("first_batch", pa.int64()),
+    ),
     (("request_key", pa.int64()), ("batch_id", pa.int64())),
     (("person_case_key", pa.int64()), ("batch_id", pa.int64())),
     (("batch_id", pa.int64()), ("batch_ref", pa.string())),
@@ -63,8 +73,12 @@ _NAMES = ("officials", "reasons", "earlier_requests", "earlier_person_cases", "b
 class Figures:
     """What the history says about one batch's keys, as Arrow tables for `rules.ROW_STATS_SQL`."""
 
-    officials: pa.Table  # official_key, cases, since, first_batch: over the window, this batch included
-    reasons: pa.Table  # relevance_key, uses, since, first_batch: in the window's earlier batches (uses add up)
+    officials: (
+        pa.Table
+    )  # official_key, cases, since, first_batch: over the window, this batch included
+    reasons: (
+        pa.Table
+    )  # relevance_key, uses, since, first_batch: in the window's earlier batches (uses add up)
     earlier_requests: pa.Table  # request_key, batch_id: an earlier answered or pending request
     earlier_person_cases: pa.Table  # person_case_key, batch_id: likewise
     batches: pa.Table  # batch_id, batch_ref: the batches the figures name
@@ -104,8 +118,13 @@ class History:
         with self.store.session.begin() as session:
             connection = session.connection()
             if self.store.dialect == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key_of("history|" + self.scope)})
-            scope = session.execute(select(HistoryScope.id).where(HistoryScope.scope == self.scope)).scalar()
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"),
+                    {"key": key_of("history|" + self.scope)},
+                )
+            scope = session.execute(
+                select(HistoryScope.id).where(HistoryScope.scope == self.scope)
+            ).scalar()
             if scope is None:
                 numbered = HistoryScope(scope=self.scope)
                 session.add(numbered)
@@ -114,33 +133,65 @@ class History:
             placed = session.get(HistoryBatch, self.batch_id)
             fresh = placed is None
             if fresh:
-                seq = session.execute(select(func.coalesce(func.max(HistoryBatch.seq), 0))
-                                      .where(HistoryBatch.scope == self.scope)).scalar_one() + 1
+                seq = (
+                    session.execute(
+                        select(func.coalesce(func.max(HistoryBatch.seq), 0)).where(
+                            HistoryBatch.scope == self.scope
+                        )
+                    ).scalar_one()
+                    + 1
+                )
                 count = con.execute("SELECT count(*) FROM batch_keys").fetchone()[0]
-                placed = HistoryBatch(batch_id=self.batch_id, scope=self.scope, seq=seq, as_of=self.as_of.isoformat(),
-                                      received=(self.received or self.as_of).isoformat(), requests=count)
+                placed = HistoryBatch(
+                    batch_id=self.batch_id,
+                    scope=self.scope,
+                    seq=seq,
+                    as_of=self.as_of.isoformat(),
+                    received=(self.received or self.as_of).isoformat(),
+                    requests=count,
+                )
                 session.add(placed)
                 session.flush()
             arrived = date.fromisoformat(placed.received) - timedelta(days=self.window_days)
             window, earlier_window, earlier = batch_sets(scope, placed.seq, self.since, arrived)
             # What only earlier batches say is read before this batch's keys go in (measured: faster;
             # the pages are then the database file's, not the write-ahead log's).
-            reasons = self._lookup(connection, con, _REASONS.replace(":window", earlier_window), "relevance_key", scope)
-            earlier_requests = self._lookup(connection, con, _EARLIER.format(table="history_request_ids")
-                                            .replace(":earlier", earlier), "request_key", scope)
-            earlier_person_cases = self._lookup(connection, con, _EARLIER.format(table="history_person_cases")
-                                                .replace(":earlier", earlier), "person_case_key", scope)
+            reasons = self._lookup(
+                connection, con, _REASONS.replace(":window", earlier_window), "relevance_key", scope
+            )
+            earlier_requests = self._lookup(
+                connection,
+                con,
+                _EARLIER.format(table="history_request_ids").replace(":earlier", earlier),
+                "request_key",
+                scope,
+            )
+            earlier_person_cases = self._lookup(
+                connection,
+                con,
+                _EARLIER.format(table="history_person_cases").replace(":earlier", earlier),
+                "person_case_key",
+                scope,
+            )
             if fresh:
                 self._register(session, con, scope)
             # Distinct cases per officer are a union with this batch's own: read after they are in.
-            officials = self._lookup(connection, con, _OFFICIALS.replace(":window", window), "official_key", scope)
-            named = {r[2] for r in officials} | {r[2] for r in reasons} | {r[1] for r in earlier_requests} | {
-                r[1] for r in earlier_person_cases}
+            officials = self._lookup(
+                connection, con, _OFFICIALS.replace(":window", window), "official_key", scope
+            )
+            named = (
+                {r[2] for r in officials}
+                | {r[2] for r in reasons}
+                | {r[1] for r in earlier_requests}
+                | {r[1] for r in earlier_person_cases}
+            )
             refs, dated = {}, {}
             for chunk in _slices(sorted(named)):
                 for batch_id, ref, as_of in connection.execute(
-                        select(Batch.id, Batch.batch_ref, HistoryBatch.as_of).join(HistoryBatch, HistoryBatch.batch_id == Batch.id)
-                        .where(Batch.id.in_(chunk))):
+                    select(Batch.id, Batch.batch_ref, HistoryBatch.as_of)
+                    .join(HistoryBatch, HistoryBatch.batch_id == Batch.id)
+                    .where(Batch.id.in_(chunk))
+                ):
                     refs[batch_id], dated[batch_id] = ref, as_of
             officials = [(k, n, dated[first], first) for k, n, first in officials]
             reasons = [(k, n, dated[first], first) for k, n, first in reasons]
@@ -150,28 +201,54 @@ class History:
     def _register(self, session, con: duckdb.DuckDBPyConnection, scope: int) -> None:
         """One sorted insert per kind of key (the store's bulk path: COPY on PostgreSQL)."""
         batch = self.batch_id
-        kinds = [(table, ("scope", "key", "batch_id", "row_number"),
-                  f"SELECT {scope}, {column}, {batch}, row_number FROM batch_keys WHERE {column} IS NOT NULL ORDER BY 2, 4")
-                 for table, column in (("history_request_ids", "request_key"), ("history_person_cases", "person_case_key"))]
+        kinds = [
+            (
+                table,
+                ("scope", "key", "batch_id", "row_number"),
+                f"SELECT {scope}, {column}, {batch}, row_number FROM batch_keys WHERE {column} IS "
+                "NOT NULL ORDER BY 2, 4",
+            )
+            for table, column in (
+                ("history_request_ids", "request_key"),
+                ("history_person_cases", "person_case_key"),
+            )
+        ]
         for table, columns, query in (
             *kinds,
-            ("history_official_cases", ("scope", "official_key", "case_key", "batch_id"),
-             f"SELECT DISTINCT {scope}, official_key, case_key, {batch} FROM batch_keys "
-             "WHERE official_key IS NOT NULL AND case_key IS NOT NULL ORDER BY 2, 3"),
-            ("history_reasons", ("scope", "relevance_key", "batch_id", "uses"),
-             f"SELECT {scope}, relevance_key, {batch}, count(*) FROM batch_keys WHERE relevance_key IS NOT NULL "
-             "GROUP BY relevance_key ORDER BY 2"),
+            (
+                "history_official_cases",
+                ("scope", "official_key", "case_key", "batch_id"),
+                f"SELECT DISTINCT {scope}, official_key, case_key, {batch} FROM batch_keys "
+                "WHERE official_key IS NOT NULL AND case_key IS NOT NULL ORDER BY 2, 3",
+            ),
+            (
+                "history_reasons",
+                ("scope", "relevance_key", "batch_id", "uses"),
+                f"SELECT {scope}, relevance_key, {batch}, count(*) FROM batch_keys WHERE relevance_key IS NOT NULL "
+                "GROUP BY relevance_key ORDER BY 2",
+            ),
         ):
-            _bulk(session.connection(), self.store.dialect, table, columns, con.execute(query).fetchall())
-        names = con.execute(f"SELECT {scope}, official_key, left(min(official_name), 200) FROM batch_keys "
-                            "WHERE official_key IS NOT NULL GROUP BY 2 ORDER BY 2").fetchall()
+            _bulk(
+                session.connection(),
+                self.store.dialect,
+                table,
+                columns,
+                con.execute(query).fetchall(),
+            )
+        names = con.execute(
+            f"SELECT {scope}, official_key, left(min(official_name), 200) FROM batch_keys "
+            "WHERE official_key IS NOT NULL GROUP BY 2 ORDER BY 2"
+        ).fetchall()
         if names:  # the first name an officer was written under stays
             marks = "?, ?, ?" if self.store.dialect == "sqlite" else "%s, %s, %s"
             session.connection().connection.driver_connection.cursor().executemany(
                 f"INSERT INTO history_officers (scope, official_key, name) VALUES ({marks}) ON CONFLICT DO NOTHING",
-                names)
+                names,
+            )
 
-    def _lookup(self, connection, con: duckdb.DuckDBPyConnection, query: str, column: str, scope: int) -> list:
+    def _lookup(
+        self, connection, con: duckdb.DuckDBPyConnection, query: str, column: str, scope: int
+    ) -> list:
         """`query` for every distinct key of the batch's `column`, CHUNK keys at a time, in key order.
         Every value is an integer computed here (keys, batch ids, the scope's number), written into the
         statement as a literal: the driver gets it as it is, with nothing to bind or cache."""
@@ -183,12 +260,16 @@ class History:
 
 
 def _chunks(con: duckdb.DuckDBPyConnection, column: str) -> Iterator[str]:
-    reader = con.execute(f"SELECT DISTINCT {column} FROM batch_keys WHERE {column} IS NOT NULL ORDER BY 1")
+    reader = con.execute(
+        f"SELECT DISTINCT {column} FROM batch_keys WHERE {column} IS NOT NULL ORDER BY 1"
+    )
     while chunk := reader.fetchmany(CHUNK):
         yield ", ".join(str(int(k)) for (k,) in chunk)
 
 
-def _bulk(connection, dialect: str, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def _bulk(
+    connection, dialect: str, table: str, columns: tuple[str, ...], rows: list[tuple]
+) -> None:
     if not rows:
         return
     if dialect == "postgresql":
@@ -199,13 +280,16 @@ def _bulk(connection, dialect: str, table: str, columns: tuple[str, ...], rows: 
     else:
         marks = ", ".join("?" for _ in columns)
         connection.connection.driver_connection.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+        )
 
 
 def _table(fields: tuple[tuple[str, pa.DataType], ...], rows: list) -> pa.Table:
     schema = pa.schema(list(fields))
-    return pa.table({f.name: pa.array([r[i] for r in rows], type=f.type) for i, f in enumerate(schema)},
-                    schema=schema)
+    return pa.table(
+        {f.name: pa.array([r[i] for r in rows], type=f.type) for i, f in enumerate(schema)},
+        schema=schema,
+    )
 
 
 def batch_sets(scope: int, seq: int, since: date, arrived: date) -> tuple[str, str, str]:
@@ -213,15 +297,21 @@ def batch_sets(scope: int, seq: int, since: date, arrived: date) -> tuple[str, s
     statement): (the window, this batch included; the window's earlier batches; every earlier batch).
     A batch is in the window on the date it claims or on the day it arrived, so that dating a batch
     far back does not take it out of its successors' window."""
-    scoped = f"SELECT batch_id FROM history_batches WHERE scope = (SELECT scope FROM history_scopes WHERE id = {int(scope)})"
+    scoped = (
+        "SELECT batch_id FROM history_batches"
+        f" WHERE scope = (SELECT scope FROM history_scopes WHERE id = {int(scope)})"
+    )
     in_window = f"(as_of >= '{since.isoformat()}' OR received >= '{arrived.isoformat()}')"
-    return (f"{scoped} AND seq <= {int(seq)} AND {in_window}", f"{scoped} AND seq < {int(seq)} AND {in_window}",
-            f"{scoped} AND seq < {int(seq)}")
+    return (
+        f"{scoped} AND seq <= {int(seq)} AND {in_window}",
+        f"{scoped} AND seq < {int(seq)} AND {in_window}",
+        f"{scoped} AND seq < {int(seq)}",
+    )
 
 
 def _slices(items: list, size: int = 5_000) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 # The batches a figure counts (`:window`): the scope's batches registered up to this one (itself

@@ -42,9 +42,20 @@ MODEL_FILE = Path(__file__).parent / "model" / "taxgate-id-2.json"
 MODEL_VERSION = MODEL_FILE.stem
 
 __all__ = [
-    "FEATURE_COLUMNS", "MODEL_VERSION", "Identification", "MasterError", "decide_scored", "decision_query",
-    "from_row", "identify", "load_master", "master_frequencies", "match_by_tin", "release_addresses",
-    "request_features", "score_floor",
+    "FEATURE_COLUMNS",
+    "MODEL_VERSION",
+    "Identification",
+    "MasterError",
+    "decide_scored",
+    "decision_query",
+    "from_row",
+    "identify",
+    "load_master",
+    "master_frequencies",
+    "match_by_tin",
+    "release_addresses",
+    "request_features",
+    "score_floor",
 ]
 
 
@@ -63,8 +74,14 @@ class Identification:
 def request_features(request: Request) -> tuple[str, ...]:
     """The model's comparison columns for one request, in FEATURE_COLUMNS order."""
     return (
-        *person_features(request.first_name, request.middle_name, request.last_name, request.suffix,
-                         request.date_of_birth, request.tin),
+        *person_features(
+            request.first_name,
+            request.middle_name,
+            request.last_name,
+            request.suffix,
+            request.date_of_birth,
+            request.tin,
+        ),
         *address_features(request.street, request.unit, request.city, request.state, request.zip),
     )
 
@@ -84,13 +101,15 @@ def identify(
     Python and DuckDB spills to disk rather than growing memory with the batch."""
     con.execute(
         f"""CREATE OR REPLACE VIEW id_left AS SELECT 'R' || row_number AS unique_id,
-            {', '.join(f"nullif({c}, '') AS {c}" for c in FEATURE_COLUMNS)} FROM id_requests"""
+            {", ".join(f"nullif({c}, '') AS {c}" for c in FEATURE_COLUMNS)} FROM id_requests"""
     )
     if con.execute("SELECT count(*) FROM id_left").fetchall()[0][0] == 0:
         con.execute(f"CREATE OR REPLACE TEMP TABLE id_decisions AS {_NO_DECISIONS}")
         return
     # Both sides must carry the same columns for Splink: the comparison columns and the id.
-    con.execute(f"CREATE OR REPLACE VIEW id_right AS SELECT unique_id, {', '.join(FEATURE_COLUMNS)} FROM master_addresses")
+    con.execute(
+        f"CREATE OR REPLACE VIEW id_right AS SELECT unique_id, {', '.join(FEATURE_COLUMNS)} FROM master_addresses"
+    )
     backend = backend or os.environ.get("TAXGATE_MATCH_BACKEND", "duckdb")
     if backend not in ("duckdb", "spark"):
         raise ValueError(f"unknown match backend {backend!r}: use duckdb or spark")
@@ -102,21 +121,33 @@ def identify(
 
 
 def score_floor(policy: IdentificationRules) -> float:
-    """The lowest match weight worth keeping: a pair below it can be neither a candidate nor a runner-up that matters."""
+    """The lowest match weight worth keeping: a pair below it can be neither a candidate nor a
+    runner-up that matters."""
     return min(policy.review, policy.threshold - policy.margin) - 1.0
 
 
-def decide_scored(con: duckdb.DuckDBPyConnection, predictions: str, settings: dict, policy: IdentificationRules) -> None:
+def decide_scored(
+    con: duckdb.DuckDBPyConnection, predictions: str, settings: dict, policy: IdentificationRules
+) -> None:
     """The decision (`identify.decision`) over the scored pairs in table `predictions`, into `id_decisions`."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE id_decisions AS {decision_query(con, predictions, settings, policy)}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE id_decisions AS {decision_query(con, predictions, settings, policy)}"
+    )
 
 
-def decision_query(con: duckdb.DuckDBPyConnection, predictions: str, settings: dict, policy: IdentificationRules,
-                   sides: tuple[str, str] | None = None) -> str:
+def decision_query(
+    con: duckdb.DuckDBPyConnection,
+    predictions: str,
+    settings: dict,
+    policy: IdentificationRules,
+    sides: tuple[str, str] | None = None,
+) -> str:
     """The decision's SQL over table `predictions`, its macros defined on `con`. `sides`: the suffixes
     of the request's and the master's columns, read from the pairs when not given."""
     if sides is None:
-        sides = _sides(con.execute(f"SELECT source_dataset_l FROM {predictions} LIMIT 1").fetchall())
+        sides = _sides(
+            con.execute(f"SELECT source_dataset_l FROM {predictions} LIMIT 1").fetchall()
+        )
     define_names_agree(con, policy.nicknames)
     define_decision_macros(con)
     return _decision_sql(predictions, settings, policy, sides)
@@ -127,14 +158,20 @@ def _sides(first: list) -> tuple[str, str]:
     return ("l", "r") if first and first[0][0] == "requests" else ("r", "l")
 
 
-def _decision_sql(predictions: str, settings: dict, policy: IdentificationRules, sides: tuple[str, str]) -> str:
+def _decision_sql(
+    predictions: str, settings: dict, policy: IdentificationRules, sides: tuple[str, str]
+) -> str:
     comparisons = [c["output_column_name"] for c in settings["comparisons"]]
-    tf_adjusted = {c["output_column_name"] for c in settings["comparisons"]
-                   if any(level.get("tf_adjustment_column") for level in c["comparison_levels"])}
+    tf_adjusted = {
+        c["output_column_name"]
+        for c in settings["comparisons"]
+        if any(level.get("tf_adjustment_column") for level in c["comparison_levels"])
+    }
     # Each field's level, weight and term-frequency adjustment for the deciding pair.
     fields = ", ".join(
         f"{c} := struct_pack(level := gamma_{c}, weight := tg_weight(mw_{c}), "
-        f"tf := {f'tg_weight(coalesce(mw_tf_adj_{c}, 0.0))' if c in tf_adjusted else 'CAST(0 AS DOUBLE)'})" for c in comparisons
+        f"tf := {f'tg_weight(coalesce(mw_tf_adj_{c}, 0.0))' if c in tf_adjusted else 'CAST(0 AS DOUBLE)'})"
+        for c in comparisons
     )
     q, m = sides
     return decision_sql(predictions, q, m, fields, policy.threshold, policy.review, policy.margin)
@@ -161,22 +198,35 @@ def match_by_tin(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-_NO_DECISIONS = """SELECT CAST(NULL AS BIGINT) AS row_number, CAST(NULL AS VARCHAR) AS code, CAST(NULL AS BOOLEAN) AS review,
+_NO_DECISIONS = """SELECT CAST(NULL AS BIGINT) AS row_number, CAST(NULL AS VARCHAR) AS code,
+    CAST(NULL AS BOOLEAN) AS review,
     CAST(NULL AS VARCHAR) AS matched_tin, CAST(NULL AS DOUBLE) AS match_weight, CAST(NULL AS VARCHAR) AS runner_up_tin,
     CAST(NULL AS DOUBLE) AS runner_up_weight, CAST(NULL AS VARCHAR) AS evidence WHERE false"""
+
 
 def from_row(row: dict) -> Identification:
     """An Identification back from a row of table `id_decisions`."""
     return Identification(
-        row["row_number"], ReasonCode(row["code"]), bool(row["review"]), row["matched_tin"] or "",
-        row["match_weight"], row["runner_up_tin"] or "", row["runner_up_weight"],
+        row["row_number"],
+        ReasonCode(row["code"]),
+        bool(row["review"]),
+        row["matched_tin"] or "",
+        row["match_weight"],
+        row["runner_up_tin"] or "",
+        row["runner_up_weight"],
         row["evidence"] or None,
     )
 
 
 def _tf_columns(settings: dict) -> list[str]:
-    return sorted({level["tf_adjustment_column"] for c in settings["comparisons"] for level in c["comparison_levels"]
-                   if level.get("tf_adjustment_column")})
+    return sorted(
+        {
+            level["tf_adjustment_column"]
+            for c in settings["comparisons"]
+            for level in c["comparison_levels"]
+            if level.get("tf_adjustment_column")
+        }
+    )
 
 
 def master_frequencies(con: duckdb.DuckDBPyConnection, settings: dict) -> list[str]:
@@ -200,16 +250,23 @@ def _score_duckdb(con: duckdb.DuckDBPyConnection, settings: dict, floor: float) 
 
     db = DuckDBAPI(connection=con)
     linker = Linker(
-        [db.register("id_left", dataset_display_name="requests"), db.register("id_right", dataset_display_name="master")],
+        [
+            db.register("id_left", dataset_display_name="requests"),
+            db.register("id_right", dataset_display_name="master"),
+        ],
         settings,
         log_level=logging.WARNING,
     )
     for c in master_frequencies(con, settings):
         linker.table_management.register_term_frequency_lookup(db.register(f"tf_master_{c}"), c)
-    return linker.inference.predict(threshold_match_weight=floor, warning_mode="never").physical_name
+    return linker.inference.predict(
+        threshold_match_weight=floor, warning_mode="never"
+    ).physical_name
 
 
-def _identify_spark(con: duckdb.DuckDBPyConnection, settings: dict, policy: IdentificationRules) -> None:
+def _identify_spark(
+    con: duckdb.DuckDBPyConnection, settings: dict, policy: IdentificationRules
+) -> None:
     """Score and decide on Spark: Splink scores the pairs there, and the decision's query, translated
     from the DuckDB text (`identify.dialects`), decides there. Only the decisions, one row per
     request, come back into this connection, as `id_decisions`."""
@@ -224,8 +281,9 @@ def _identify_spark(con: duckdb.DuckDBPyConnection, settings: dict, policy: Iden
             spark.catalog.dropTempView(view)
 
 
-def _score_and_decide_on_spark(spark, con: duckdb.DuckDBPyConnection, settings: dict,
-                               policy: IdentificationRules) -> None:
+def _score_and_decide_on_spark(
+    spark, con: duckdb.DuckDBPyConnection, settings: dict, policy: IdentificationRules
+) -> None:
     from splink import Linker, SparkAPI
 
     from taxgate.identify.dialects import to_spark
@@ -235,12 +293,18 @@ def _score_and_decide_on_spark(spark, con: duckdb.DuckDBPyConnection, settings: 
     def to_spark_frame(table: str):
         return spark.createDataFrame(con.sql(f"SELECT * FROM {table}").to_arrow_table())
 
-    inputs = [db.register(to_spark_frame(table), dataset_display_name=name)
-              for table, name in (("id_left", "requests"), ("id_right", "master"))]
+    inputs = [
+        db.register(to_spark_frame(table), dataset_display_name=name)
+        for table, name in (("id_left", "requests"), ("id_right", "master"))
+    ]
     linker = Linker(inputs, settings, log_level=logging.WARNING)
     for c in master_frequencies(con, settings):  # the same frequencies, made here, scored there
-        linker.table_management.register_term_frequency_lookup(db.register(to_spark_frame(f"tf_master_{c}")), c)
-    predicted = linker.inference.predict(threshold_match_weight=score_floor(policy), warning_mode="never")
+        linker.table_management.register_term_frequency_lookup(
+            db.register(to_spark_frame(f"tf_master_{c}")), c
+        )
+    predicted = linker.inference.predict(
+        threshold_match_weight=score_floor(policy), warning_mode="never"
+    )
     predicted.as_spark_dataframe().createOrReplaceTempView("tg_predictions")
     to_spark_frame("id_requests").createOrReplaceTempView("id_requests")
     spark.createDataFrame(nickname_table(policy.nicknames)).createOrReplaceTempView("tg_nickname")
@@ -258,7 +322,9 @@ def _nullable(schema):
     from pyspark.sql import types
 
     if isinstance(schema, types.StructType):
-        return types.StructType([types.StructField(f.name, _nullable(f.dataType), True) for f in schema.fields])
+        return types.StructType(
+            [types.StructField(f.name, _nullable(f.dataType), True) for f in schema.fields]
+        )
     if isinstance(schema, types.ArrayType):
         return types.ArrayType(_nullable(schema.elementType), True)
     if isinstance(schema, types.MapType):

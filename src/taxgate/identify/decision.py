@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from taxgate.domain import ReasonCode
 from taxgate.normalize.name import RULE_2_MACROS
 
+
 @dataclass(frozen=True, slots=True)
 class DecisionRule:
     """One rule of the decision: when `condition` (SQL over the facts) holds, the request gets `code`."""
@@ -50,42 +51,81 @@ class DecisionRule:
 
 
 RULES: tuple[DecisionRule, ...] = (
-    DecisionRule("tin_contradicts", ReasonCode.ID_TIN_CONFLICT,
-                 "q_tin IS NOT NULL AND q_tin IS DISTINCT FROM m_tin",
-                 "The TIN the request gives is not the candidate's: a contradiction vetoes any match."),
-    DecisionRule("dob_contradicts", ReasonCode.ID_DOB_CONFLICT, "dob = 'conflict'",
-                 "The date of birth the request gives is not the candidate's, and not as a typing error would "
-                 "make it (day and month swapped, two digits transposed, one digit wrong): it vetoes any match."),
-    DecisionRule("runner_up_close", ReasonCode.ID_AMBIGUOUS, "weight - runner_weight < {margin}",
-                 "Two taxpayers fit almost equally: the candidate leads the runner-up by less than the margin."),
-    DecisionRule("namesake_at_address", ReasonCode.ID_AMBIGUOUS, "array_length(namesakes) > 0",
-                 "Another taxpayer whose name agrees with the request's filed from this address, and nothing the "
-                 "request says rules them out, so the request cannot tell them apart."),
-    DecisionRule("address_not_on_record", ReasonCode.ID_ADDRESS_NOT_ON_RECORD, "address = 'not on record'",
-                 "The address the request gives is not one the candidate filed from, even allowing a typing "
-                 "error in the street, and a disclosure needs the taxpayer's own address beside the name."),
-    DecisionRule("names_differ", ReasonCode.ID_WEAK, "names = 'differ'",
-                 "The names do not agree, even allowing a typing error."),
-    DecisionRule("misspelled_name_uncorroborated", ReasonCode.ID_WEAK, "names = 'misspelled' AND dob <> 'same'",
-                 "A name is misspelled and no date of birth the same as the candidate's stands beside it."),
-    DecisionRule("middle_initial_contradicts", ReasonCode.ID_WEAK, "middle_conflict",
-                 "The middle initials differ: evidence of another person."),
-    DecisionRule("weight_below_threshold", ReasonCode.ID_WEAK, "weight < {threshold}",
-                 "The match weight is below the threshold for a positive identification."),
+    DecisionRule(
+        "tin_contradicts",
+        ReasonCode.ID_TIN_CONFLICT,
+        "q_tin IS NOT NULL AND q_tin IS DISTINCT FROM m_tin",
+        "The TIN the request gives is not the candidate's: a contradiction vetoes any match.",
+    ),
+    DecisionRule(
+        "dob_contradicts",
+        ReasonCode.ID_DOB_CONFLICT,
+        "dob = 'conflict'",
+        "The date of birth the request gives is not the candidate's, and not as a typing error would "
+        "make it (day and month swapped, two digits transposed, one digit wrong): it vetoes any match.",
+    ),
+    DecisionRule(
+        "runner_up_close",
+        ReasonCode.ID_AMBIGUOUS,
+        "weight - runner_weight < {margin}",
+        "Two taxpayers fit almost equally: the candidate leads the runner-up by less than the margin.",
+    ),
+    DecisionRule(
+        "namesake_at_address",
+        ReasonCode.ID_AMBIGUOUS,
+        "array_length(namesakes) > 0",
+        "Another taxpayer whose name agrees with the request's filed from this address, and nothing the "
+        "request says rules them out, so the request cannot tell them apart.",
+    ),
+    DecisionRule(
+        "address_not_on_record",
+        ReasonCode.ID_ADDRESS_NOT_ON_RECORD,
+        "address = 'not on record'",
+        "The address the request gives is not one the candidate filed from, even allowing a typing "
+        "error in the street, and a disclosure needs the taxpayer's own address beside the name.",
+    ),
+    DecisionRule(
+        "names_differ",
+        ReasonCode.ID_WEAK,
+        "names = 'differ'",
+        "The names do not agree, even allowing a typing error.",
+    ),
+    DecisionRule(
+        "misspelled_name_uncorroborated",
+        ReasonCode.ID_WEAK,
+        "names = 'misspelled' AND dob <> 'same'",
+        "A name is misspelled and no date of birth the same as the candidate's stands beside it.",
+    ),
+    DecisionRule(
+        "middle_initial_contradicts",
+        ReasonCode.ID_WEAK,
+        "middle_conflict",
+        "The middle initials differ: evidence of another person.",
+    ),
+    DecisionRule(
+        "weight_below_threshold",
+        ReasonCode.ID_WEAK,
+        "weight < {threshold}",
+        "The match weight is below the threshold for a positive identification.",
+    ),
 )
 RULE_NAMES = {rule.name: rule for rule in RULES}
 # Near the line an officer decides: every rule but the threshold passed, or only the middle
 # initials differ (a typing error, or another person), or a misspelled name stands beside a
 # mistyped date of birth (two errors in who the person is: a sibling's could look so), and the
 # weight is at or above the review line.
-REVIEW_SQL = ("(rule IN ('weight_below_threshold', 'middle_initial_contradicts') "
-              "OR (rule = 'misspelled_name_uncorroborated' AND dob = 'typo')) AND weight >= {review}")
+REVIEW_SQL = (
+    "(rule IN ('weight_below_threshold', 'middle_initial_contradicts') "
+    "OR (rule = 'misspelled_name_uncorroborated' AND dob = 'typo')) AND weight >= {review}"
+)
 
 
 def case_sql(threshold: float, margin: float) -> str:
     """The rules as one SQL CASE giving the name of the first rule that holds ('positive' if none)."""
-    arms = "\n        ".join(f"WHEN {rule.condition.format(threshold=threshold, margin=margin)} THEN '{rule.name}'"
-                           for rule in RULES)
+    arms = "\n        ".join(
+        f"WHEN {rule.condition.format(threshold=threshold, margin=margin)} THEN '{rule.name}'"
+        for rule in RULES
+    )
     return f"CASE\n        {arms}\n        ELSE 'positive' END"
 
 
@@ -98,7 +138,8 @@ def code_sql(rule_column: str = "rule") -> str:
 # Facts over the taxpayers' address pairs. {q}/{m}: the side Splink put the requests and the master on.
 _FACTS_SQL = """
 WITH requests AS (
-    SELECT row_number, 'R' || CAST(row_number AS VARCHAR) AS q_unique_id, nullif(tin, '') AS q_tin, nullif(dob, '') AS q_dob,
+    SELECT row_number, 'R' || CAST(row_number AS VARCHAR) AS q_unique_id, nullif(tin, '') AS q_tin,
+        nullif(dob, '') AS q_dob,
         nullif(suffix, '') AS q_suffix, nullif(middle_initial, '') AS q_middle
     FROM id_requests
 ), split AS (
@@ -185,7 +226,8 @@ WITH requests AS (
         -- the request's date of birth is the candidate's to the digit and only near this one's
         AND NOT (best.best.dob = 'same' AND other.best.dob = 'typo')
         AND NOT (r.q_suffix IS NOT NULL AND r.q_suffix IS DISTINCT FROM other.best.suffix)
-        AND (other.names_on_record = 'agree' OR (best.names_on_record <> 'agree' AND other.names_on_record = 'misspelled'))
+        AND (other.names_on_record = 'agree' OR (best.names_on_record <> 'agree' AND
+            other.names_on_record = 'misspelled'))
     GROUP BY best.q_unique_id
 ), candidates AS (
     SELECT r.*, b.m_tin, b.weight, b.runner_tin, b.runner_weight, b.on_record, b.misspelled_address,
@@ -264,8 +306,14 @@ def decision_macros() -> tuple[str, ...]:
     return (*RULE_2_MACROS, *_MACROS)
 
 
-def decision_sql(predictions: str, q: str, m: str, fields: str, threshold: float, review: float, margin: float) -> str:
+def decision_sql(
+    predictions: str, q: str, m: str, fields: str, threshold: float, review: float, margin: float
+) -> str:
     """The whole decision over the scored pairs in table `predictions`, one row per request of `id_requests`."""
     facts = _FACTS_SQL.format(predictions=predictions, q=q, m=m, fields=fields)
-    return DECISION_SQL.format(facts=facts, case=case_sql(threshold, margin), code=code_sql(),
-                               review_sql=REVIEW_SQL.format(review=review))
+    return DECISION_SQL.format(
+        facts=facts,
+        case=case_sql(threshold, margin),
+        code=code_sql(),
+        review_sql=REVIEW_SQL.format(review=review),
+    )

@@ -21,9 +21,18 @@ from functools import lru_cache
 import sqlglot
 from sqlglot import exp
 
-_MACRO = re.compile(r"\s*CREATE\s+OR\s+REPLACE\s+MACRO\s+(\w+)\s*\(([^)]*)\)\s+AS\s+(.*)\Z", re.S | re.I)
+_MACRO = re.compile(
+    r"\s*CREATE\s+OR\s+REPLACE\s+MACRO\s+(\w+)\s*\(([^)]*)\)\s+AS\s+(.*)\Z", re.S | re.I
+)
 # DuckDB functions with no faithful spelling in SQLGlot's Spark output; each is rewritten below.
-_DUCKDB_ONLY = ("LIST_HAS_ALL", "LIST_BOOL_AND", "LIST_BOOL_OR", "LIST_TRANSFORM", "LIST_SLICE", "STRUCT_PACK")
+_DUCKDB_ONLY = (
+    "LIST_HAS_ALL",
+    "LIST_BOOL_AND",
+    "LIST_BOOL_OR",
+    "LIST_TRANSFORM",
+    "LIST_SLICE",
+    "STRUCT_PACK",
+)
 
 
 class UnsupportedSQL(ValueError):
@@ -35,10 +44,16 @@ def _macro(text: str) -> tuple[str, tuple[str, ...], exp.Expression]:
     if not found:
         raise UnsupportedSQL(f"not a macro definition: {text[:60]!r}")
     name, params, body = found.groups()
-    return name.lower(), tuple(p.strip().lower() for p in params.split(",")), sqlglot.parse_one(body, read="duckdb")
+    return (
+        name.lower(),
+        tuple(p.strip().lower() for p in params.split(",")),
+        sqlglot.parse_one(body, read="duckdb"),
+    )
 
 
-def _inline(tree: exp.Expression, macros: dict[str, tuple[tuple[str, ...], exp.Expression]]) -> exp.Expression:
+def _inline(
+    tree: exp.Expression, macros: dict[str, tuple[tuple[str, ...], exp.Expression]]
+) -> exp.Expression:
     """Every call of a macro written out as its body, its parameters replaced by the call's arguments
     (all at once, so an argument is never itself rewritten), until no call is left."""
 
@@ -47,7 +62,9 @@ def _inline(tree: exp.Expression, macros: dict[str, tuple[tuple[str, ...], exp.E
             return node
         params, body = macros[node.name.lower()]
         if len(node.expressions) != len(params):
-            raise UnsupportedSQL(f"{node.name} takes {len(params)} arguments, given {len(node.expressions)}")
+            raise UnsupportedSQL(
+                f"{node.name} takes {len(params)} arguments, given {len(node.expressions)}"
+            )
         given = dict(zip(params, node.expressions))
         bound = {v.name.lower() for lam in body.find_all(exp.Lambda) for v in lam.expressions}
         for arg in node.expressions:  # a lambda's variable must not capture an argument's column
@@ -57,7 +74,11 @@ def _inline(tree: exp.Expression, macros: dict[str, tuple[tuple[str, ...], exp.E
         def put(n: exp.Expression) -> exp.Expression:
             if isinstance(n, exp.Column) and not n.table and n.name.lower() in given:
                 arg = given[n.name.lower()].copy()
-                return arg if isinstance(arg, (exp.Column, exp.Literal, exp.Paren)) else exp.Paren(this=arg)
+                return (
+                    arg
+                    if isinstance(arg, (exp.Column, exp.Literal, exp.Paren))
+                    else exp.Paren(this=arg)
+                )
             return n
 
         return body.copy().transform(put, copy=False)
@@ -86,22 +107,35 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         if name == "LIST_HAS_ALL" and len(args) == 2:
             # every element of the second is in the first: nothing of the second is left without them
             left = exp.func("ARRAY_EXCEPT", args[1].copy(), args[0].copy(), dialect="spark")
-            return exp.Paren(this=exp.EQ(this=exp.ArraySize(this=left), expression=exp.Literal.number(0)))
+            return exp.Paren(
+                this=exp.EQ(this=exp.ArraySize(this=left), expression=exp.Literal.number(0))
+            )
         if name in ("LIST_BOOL_AND", "LIST_BOOL_OR") and len(args) == 1:
             over = _lambda_over(args[0], "LIST_TRANSFORM")
             if over is None:
                 raise UnsupportedSQL(f"{name} over something other than list_transform")
             # over the non-empty lists the decision gives it, all(...) is forall and any(...) is exists
-            return exp.Anonymous(this="FORALL" if name == "LIST_BOOL_AND" else "EXISTS",
-                                 expressions=[over[0].copy(), over[1].copy()])
-    if isinstance(node, exp.Bracket) and len(node.expressions) == 1 and isinstance(node.expressions[0], exp.Slice):
+            return exp.Anonymous(
+                this="FORALL" if name == "LIST_BOOL_AND" else "EXISTS",
+                expressions=[over[0].copy(), over[1].copy()],
+            )
+    if (
+        isinstance(node, exp.Bracket)
+        and len(node.expressions) == 1
+        and isinstance(node.expressions[0], exp.Slice)
+    ):
         part = node.expressions[0]
         if not (isinstance(part.this, exp.Literal) and part.this.name == "1"):
             raise UnsupportedSQL("a list slice that does not start at the first element")
         # DuckDB's l[1:n] (1-based, inclusive) is Spark's slice(l, 1, n) (start, length)
-        return exp.Anonymous(this="SLICE", expressions=[node.this.copy(), part.this.copy(), part.expression.copy()])
-    if isinstance(node, exp.Bracket) and len(node.expressions) == 1 and not (
-            isinstance(node.expressions[0], exp.Literal) and node.expressions[0].is_string):
+        return exp.Anonymous(
+            this="SLICE", expressions=[node.this.copy(), part.this.copy(), part.expression.copy()]
+        )
+    if (
+        isinstance(node, exp.Bracket)
+        and len(node.expressions) == 1
+        and not (isinstance(node.expressions[0], exp.Literal) and node.expressions[0].is_string)
+    ):
         index = node.expressions[0]
         number = index.this if isinstance(index, exp.Neg) else index
         if not (isinstance(number, exp.Literal) and number.is_int):
@@ -112,7 +146,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
             raise UnsupportedSQL("a list index of 0")
         # l[i] is NULL past the list's end on DuckDB, and Spark's an error when ANSI mode is on,
         # even in a condition an earlier one rules out: try_element_at (1-based) is DuckDB's l[i]
-        return exp.Anonymous(this="TRY_ELEMENT_AT", expressions=[node.this.copy(), exp.Literal.number(duckdb_index)])
+        return exp.Anonymous(
+            this="TRY_ELEMENT_AT", expressions=[node.this.copy(), exp.Literal.number(duckdb_index)]
+        )
     if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
         places = node.args["decimals"]
         if not (isinstance(places, exp.Literal) and places.is_int and 0 <= int(places.name) <= 15):
@@ -142,7 +178,9 @@ def _parsed_macros(macros: tuple[str, ...]) -> dict[str, tuple[tuple[str, ...], 
 def to_spark(sql: str, macros: Iterable[str] = ()) -> str:
     """Spark SQL for a DuckDB query that calls `macros` (their CREATE MACRO texts)."""
     tree = _inline(sqlglot.parse_one(sql, read="duckdb"), _parsed_macros(tuple(macros)))
-    for _ in range(8):  # a rewrite's result is rewritten again: list functions nest (lambdas in lambdas)
+    for _ in range(
+        8
+    ):  # a rewrite's result is rewritten again: list functions nest (lambdas in lambdas)
         before = tree.sql(dialect="duckdb")
         tree = tree.transform(_rewrite)
         if tree.sql(dialect="duckdb") == before:

@@ -16,11 +16,29 @@ from taxgate.normalize.name import name_tokens, suffix_code
 from taxgate.normalize.text import digits, fold
 
 PERSON_COLUMNS = (
-    "given", "given_first", "given_phonetic", "middle_initial", "surname", "surname_first",
-    "surname_phonetic", "suffix", "dob", "tin",
+    "given",
+    "given_first",
+    "given_phonetic",
+    "middle_initial",
+    "surname",
+    "surname_first",
+    "surname_phonetic",
+    "suffix",
+    "dob",
+    "tin",
 )
-ADDRESS_COLUMNS = ("house_number", "street_name", "street_core", "street_type", "street_letters", "unit", "zip5",
-                   "city", "state", "address_key")
+ADDRESS_COLUMNS = (
+    "house_number",
+    "street_name",
+    "street_core",
+    "street_type",
+    "street_letters",
+    "unit",
+    "zip5",
+    "city",
+    "state",
+    "address_key",
+)
 FEATURE_COLUMNS = PERSON_COLUMNS + ADDRESS_COLUMNS
 
 
@@ -66,17 +84,29 @@ def name_features(first: str, middle: str, last: str) -> tuple[str, str, str, st
     )
 
 
-def person_features(first: str, middle: str, last: str, suffix: str, dob: str, tin: str) -> tuple[str, ...]:
+def person_features(
+    first: str, middle: str, last: str, suffix: str, dob: str, tin: str
+) -> tuple[str, ...]:
     """PERSON_COLUMNS for one person."""
     return (*name_features(first, middle, last), suffix_code(suffix), iso_date(dob), digits(tin))
 
 
-def address_features(street: str, unit: str, city: str, state: str, zip_code: str) -> tuple[str, ...]:
+def address_features(
+    street: str, unit: str, city: str, state: str, zip_code: str
+) -> tuple[str, ...]:
     """ADDRESS_COLUMNS for one address. `address_key` is the standardised street line and unit, the
     form in which a requester's address must equal one the taxpayer filed from; `street_core` and
     `street_type` are the street name split (`street_parts`) and `street_letters` the name spelled
     out in letters (`street_letters`), for telling a typing error apart."""
     line = parse_street(street, unit)
-    return (line.number, line.name, *street_parts(line.name), street_letters(line.name), line.unit, zip5(zip_code),
-            fold(city), state_code(state),
-            f"{line.line}#{line.unit}" if line.kind else "")
+    return (
+        line.number,
+        line.name,
+        *street_parts(line.name),
+        street_letters(line.name),
+        line.unit,
+        zip5(zip_code),
+        fold(city),
+        state_code(state),
+        f"{line.line}#{line.unit}" if line.kind else "",
+    )

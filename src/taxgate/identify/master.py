@@ -24,8 +24,20 @@ from taxgate.normalize.name import suffix_code
 
 FEATURES_VERSION = "8"  # 2: street core and type; 3, 5: dates of birth read day first, or blank; 4: street letters;
 # 6: a street line without a word is no street; 7: the rows numbered in an order without ties; 8: all in ASCII
-MASTER_COLUMNS = ("tin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth",
-                  "street", "unit", "city", "state", "zip", "tax_year")
+MASTER_COLUMNS = (
+    "tin",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "suffix",
+    "date_of_birth",
+    "street",
+    "unit",
+    "city",
+    "state",
+    "zip",
+    "tax_year",
+)
 REQUIRED = ("tin", "first_name", "last_name", "street", "tax_year")
 
 
@@ -44,18 +56,29 @@ def _sha256(path: Path) -> str:
 def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None = None) -> None:
     """Create table `master` (as filed, every column text but tax_year) and `master_addresses`,
     prepared on DuckDB or, with `backend` (or TAXGATE_MATCH_BACKEND) "spark", on Spark."""
-    for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
-                                "starts_with(table_name, 'tf_master_')").fetchall():
-        con.execute(f"DROP TABLE {table}")  # the term frequencies of a master read before (`master_frequencies`)
+    for (table,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND "
+        "starts_with(table_name, 'tf_master_')"
+    ).fetchall():
+        con.execute(
+            f"DROP TABLE {table}"
+        )  # the term frequencies of a master read before (`master_frequencies`)
     if not path.is_file():
         raise MasterError(f"taxpayer master not found: {path}")
     # CSV as RFC 4180 has it (commas, double quotes), not as sniffed: Spark reads the same file alike.
-    reader = "read_parquet(?)" if path.suffix.lower() in (".parquet", ".pq") else \
-        "read_csv(?, header=true, all_varchar=true, delim=',', quote='\"', escape='\"')"
+    reader = (
+        "read_parquet(?)"
+        if path.suffix.lower() in (".parquet", ".pq")
+        else "read_csv(?, header=true, all_varchar=true, delim=',', quote='\"', escape='\"')"
+    )
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE master_raw AS SELECT * FROM {reader}", [str(path)])
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE master_raw AS SELECT * FROM {reader}", [str(path)]
+        )
     except duckdb.Error as exc:
-        raise MasterError(f"cannot read taxpayer master {path.name}: {str(exc).splitlines()[0]}") from None
+        raise MasterError(
+            f"cannot read taxpayer master {path.name}: {str(exc).splitlines()[0]}"
+        ) from None
     kinds = {name.lower(): kind for name, kind, *_ in con.execute("DESCRIBE master_raw").fetchall()}
     present = set(kinds)
     missing = [c for c in REQUIRED if c not in present]
@@ -69,11 +92,17 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None 
     stamp = cache.with_suffix(".json")
     source = {"sha256": _sha256(path), "features_version": FEATURES_VERSION}
     if cache.exists() and stamp.exists() and json.loads(stamp.read_text()) == source:
-        con.execute("CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)", [str(cache)])
+        con.execute(
+            "CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)",
+            [str(cache)],
+        )
         return
     if (backend or os.environ.get("TAXGATE_MATCH_BACKEND", "duckdb")) == "spark":
         parts = _prepare_on_spark(path, present, cache.with_name(cache.name + ".spark"))
-        con.execute("CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)", [f"{parts}/*.parquet"])
+        con.execute(
+            "CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)",
+            [f"{parts}/*.parquet"],
+        )
     else:
         _prepare(con)
     try:
@@ -83,7 +112,17 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None 
         pass  # a read-only folder: prepare again next time
 
 
-_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_INTEGERS = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
 
 
 def _check_kinds(con: duckdb.DuckDBPyConnection, path: Path, kinds: dict[str, str]) -> None:
@@ -92,23 +131,35 @@ def _check_kinds(con: duckdb.DuckDBPyConnection, path: Path, kinds: dict[str, st
     number or four digits."""
     for c in MASTER_COLUMNS:
         kind = kinds.get(c, "VARCHAR")
-        allowed = ("VARCHAR", *_INTEGERS) if c == "tax_year" else ("VARCHAR", "DATE") if c == "date_of_birth" \
+        allowed = (
+            ("VARCHAR", *_INTEGERS)
+            if c == "tax_year"
+            else ("VARCHAR", "DATE")
+            if c == "date_of_birth"
             else ("VARCHAR",)
+        )
         if kind not in allowed:
-            raise MasterError(f"taxpayer master {path.name}: {c} is stored as {kind}, not "
-                              f"{'a year' if c == 'tax_year' else 'text'}")
+            raise MasterError(
+                f"taxpayer master {path.name}: {c} is stored as {kind}, not "
+                f"{'a year' if c == 'tax_year' else 'text'}"
+            )
     if kinds["tax_year"] == "VARCHAR":
-        bad = con.execute("SELECT tax_year FROM master_raw WHERE tax_year IS NOT NULL AND "
-                          r"NOT regexp_full_match(tax_year, '\s*[0-9]{4}\s*') LIMIT 1").fetchone()
+        bad = con.execute(
+            "SELECT tax_year FROM master_raw WHERE tax_year IS NOT NULL AND "
+            r"NOT regexp_full_match(tax_year, '\s*[0-9]{4}\s*') LIMIT 1"
+        ).fetchone()
         if bad:
-            raise MasterError(f"taxpayer master {path.name}: tax_year must be a year, not {bad[0]!r:.20}")
+            raise MasterError(
+                f"taxpayer master {path.name}: tax_year must be a year, not {bad[0]!r:.20}"
+            )
 
 
 def _as_filed(present: set[str]) -> str:
     """The master as filed, from table `master_raw`: every column text (blank when absent) but tax_year."""
     select = ", ".join(
         f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" if c in present else f"'' AS {c}"
-        for c in MASTER_COLUMNS if c != "tax_year"
+        for c in MASTER_COLUMNS
+        if c != "tax_year"
     )
     return f"SELECT {select}, CAST(tax_year AS INTEGER) AS tax_year FROM master_raw"
 
@@ -121,7 +172,15 @@ def _dob(value: str) -> tuple[str]:
     return (iso_date(value),)
 
 
-_NAMES = ("given", "given_first", "given_phonetic", "middle_initial", "surname", "surname_first", "surname_phonetic")
+_NAMES = (
+    "given",
+    "given_first",
+    "given_phonetic",
+    "middle_initial",
+    "surname",
+    "surname_first",
+    "surname_phonetic",
+)
 # Each normaliser, run once per distinct value of its columns: (table, columns, function, outputs).
 _MAPS = (
     ("name_map", ("first_name", "middle_name", "last_name"), name_features, _NAMES),
@@ -134,19 +193,24 @@ _MAPS = (
 _HISTORY = f"""
 WITH filed AS (
     SELECT nullif(regexp_replace(m.tin, '[^0-9]', '', 'g'), '') AS tin,
-           {', '.join(f'n.out_{c} AS {c}' for c in _NAMES)}, x.out_suffix AS suffix, d.out_dob AS dob,
-           {', '.join(f'a.out_{c} AS {c}' for c in ADDRESS_COLUMNS)}, m.tax_year
+           {
+    ", ".join(f"n.out_{c} AS {c}" for c in _NAMES)
+}, x.out_suffix AS suffix, d.out_dob AS dob,
+           {", ".join(f"a.out_{c} AS {c}" for c in ADDRESS_COLUMNS)}, m.tax_year
     FROM master m
     JOIN name_map n USING (first_name, middle_name, last_name)
     JOIN suffix_map x USING (suffix)
     JOIN dob_map d USING (date_of_birth)
     JOIN address_map a USING (street, unit, city, state, zip)
 )
-SELECT 'M' || CAST(row_number() OVER (ORDER BY tin, first_year, address_key, {', '.join(
-           c for c in (*_NAMES, 'suffix', 'dob', *ADDRESS_COLUMNS, 'last_year') if c != 'address_key')}) AS VARCHAR)
+SELECT 'M' || CAST(row_number() OVER (ORDER BY tin, first_year, address_key, {
+    ", ".join(
+        c for c in (*_NAMES, "suffix", "dob", *ADDRESS_COLUMNS, "last_year") if c != "address_key"
+    )
+}) AS VARCHAR)
        AS unique_id, *
 FROM (
-    SELECT tin, {', '.join(_NAMES)}, suffix, dob, {', '.join(ADDRESS_COLUMNS)},
+    SELECT tin, {", ".join(_NAMES)}, suffix, dob, {", ".join(ADDRESS_COLUMNS)},
            min(tax_year) AS first_year, max(tax_year) AS last_year
     FROM filed GROUP BY ALL
 )
@@ -167,7 +231,7 @@ def _map_distinct(con, table: str, columns: tuple[str, ...], fn, outputs: tuple[
     workers = min(len(os.sched_getaffinity(0)), 4)
     if len(values) > PARALLEL_ABOVE and workers > 1:
         size = -(-len(values) // (workers * 8))
-        chunks = [values[i:i + size] for i in range(0, len(values), size)]
+        chunks = [values[i : i + size] for i in range(0, len(values), size)]
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             mapped = [m for part in pool.map(_apply, [fn] * len(chunks), chunks) for m in part]
     else:
@@ -180,7 +244,10 @@ def _map_distinct(con, table: str, columns: tuple[str, ...], fn, outputs: tuple[
 
 def _outputs(mapped: list[tuple], outputs: tuple[str, ...]) -> dict[str, pa.Array]:
     # Outputs are prefixed: an output may share its name with an input ("city" -> folded "city").
-    return {f"out_{c}": pa.array([m[j] or None for m in mapped], pa.string()) for j, c in enumerate(outputs)}
+    return {
+        f"out_{c}": pa.array([m[j] or None for m in mapped], pa.string())
+        for j, c in enumerate(outputs)
+    }
 
 
 def _prepare(con: duckdb.DuckDBPyConnection) -> None:
@@ -194,7 +261,9 @@ def _map_batches(fn, columns: tuple[str, ...], outputs: tuple[str, ...], batches
     for batch in batches:
         values = list(zip(*(batch.column(c).to_pylist() for c in columns)))
         mapped = [fn(*v) for v in values]
-        yield pa.RecordBatch.from_pydict({c: batch.column(c) for c in columns} | _outputs(mapped, outputs))
+        yield pa.RecordBatch.from_pydict(
+            {c: batch.column(c) for c in columns} | _outputs(mapped, outputs)
+        )
 
 
 def _prepare_on_spark(path: Path, present: set[str], parts: Path) -> Path:
@@ -211,15 +280,21 @@ def _prepare_on_spark(path: Path, present: set[str], parts: Path) -> Path:
     if path.suffix.lower() in (".parquet", ".pq"):
         raw = spark.read.parquet(str(path))
     else:
-        raw = spark.read.options(header=True, inferSchema=False, multiLine=True, quote='"', escape='"').csv(str(path))
+        raw = spark.read.options(
+            header=True, inferSchema=False, multiLine=True, quote='"', escape='"'
+        ).csv(str(path))
     views = ("master_raw", "master", *(m[0] for m in _MAPS))
     try:
         raw.toDF(*(c.lower() for c in raw.columns)).createOrReplaceTempView("master_raw")
         spark.sql(to_spark(_as_filed(present))).createOrReplaceTempView("master")
         for table, columns, fn, outputs in _MAPS:
-            schema = StructType([StructField(c, StringType()) for c in (*columns, *(f"out_{o}" for o in outputs))])
+            schema = StructType(
+                [StructField(c, StringType()) for c in (*columns, *(f"out_{o}" for o in outputs))]
+            )
             distinct = spark.sql(f"SELECT DISTINCT {', '.join(columns)} FROM master")
-            distinct.mapInArrow(partial(_map_batches, fn, columns, outputs), schema).createOrReplaceTempView(table)
+            distinct.mapInArrow(
+                partial(_map_batches, fn, columns, outputs), schema
+            ).createOrReplaceTempView(table)
         spark.sql(to_spark(_HISTORY)).write.mode("overwrite").parquet(str(parts))
     finally:  # the session is shared: Splink registers its own tables by these names
         for view in views:
@@ -227,7 +302,9 @@ def _prepare_on_spark(path: Path, present: set[str], parts: Path) -> Path:
     return parts
 
 
-def release_addresses(con: duckdb.DuckDBPyConnection, decisions: str, codes: Iterable[str] = ("ID_POSITIVE",)) -> None:
+def release_addresses(
+    con: duckdb.DuckDBPyConnection, decisions: str, codes: Iterable[str] = ("ID_POSITIVE",)
+) -> None:
     """Table `released`: for each taxpayer identified in table `decisions` with one of `codes` (only a
     positive identification, unless a replayed rule set says otherwise), the address on their latest
     tax year, as filed (ties broken by the master's order)."""
@@ -251,20 +328,27 @@ def taxpayer_records(master_path: Path, tins: list[str]) -> dict[str, list[dict]
     tins = [t for t in tins if t]
     if not tins:
         return {}
-    reader = "read_parquet(?)" if master_path.suffix.lower() in (".parquet", ".pq") else \
-        "read_csv(?, header=true, all_varchar=true)"
+    reader = (
+        "read_parquet(?)"
+        if master_path.suffix.lower() in (".parquet", ".pq")
+        else "read_csv(?, header=true, all_varchar=true)"
+    )
     marks = ", ".join("?" for _ in tins)
     con = duckdb.connect()
     try:
         cursor = con.execute(
             f"""SELECT regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') AS tin, * EXCLUDE (tin)
                 FROM {reader} WHERE regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') IN ({marks})
-                ORDER BY tax_year DESC""", [str(master_path), *tins])
+                ORDER BY tax_year DESC""",
+            [str(master_path), *tins],
+        )
         names = [d[0] for d in cursor.description]
         found = [dict(zip(names, row)) for row in cursor.fetchall()]
     finally:
         con.close()
     records: dict[str, list[dict]] = {}
     for row in found:
-        records.setdefault(row["tin"], []).append({k: "" if v is None else str(v) for k, v in row.items()})
+        records.setdefault(row["tin"], []).append(
+            {k: "" if v is None else str(v) for k, v in row.items()}
+        )
     return records

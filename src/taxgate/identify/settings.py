@@ -27,7 +27,9 @@ MODEL_NAME = "taxgate-id"
 # (the same edit distance in DuckDB and Spark) and substrings. Jaro-Winkler is not used: DuckDB's
 # applies Winkler's boost threshold and the Spark jar's does not, so a pair near 0.8 fell into
 # different levels on the two engines and got different weights.
-def _name_comparison(column: str, other: str, first_token: str, phonetic: str, label: str) -> cl.CustomComparison:
+def _name_comparison(
+    column: str, other: str, first_token: str, phonetic: str, label: str
+) -> cl.CustomComparison:
     return cl.CustomComparison(
         output_column_name=column,
         comparison_description=label,
@@ -35,9 +37,14 @@ def _name_comparison(column: str, other: str, first_token: str, phonetic: str, l
             cll.NullLevel(column),
             cll.ExactMatchLevel(column).configure(tf_adjustment_column=column),
             # given name and surname written the other way round ("Nguyen Thi Lan")
-            cll.CustomLevel(f'"{column}_l" = "{other}_r" AND "{other}_l" = "{column}_r"',
-                            label_for_charts=f"{column} swapped with {other}", base_dialect_str="duckdb"),
-            cll.ExactMatchLevel(first_token),  # a compound name with one part, a dropped second surname
+            cll.CustomLevel(
+                f'"{column}_l" = "{other}_r" AND "{other}_l" = "{column}_r"',
+                label_for_charts=f"{column} swapped with {other}",
+                base_dialect_str="duckdb",
+            ),
+            cll.ExactMatchLevel(
+                first_token
+            ),  # a compound name with one part, a dropped second surname
             cll.LevenshteinLevel(column, 1),  # one letter wrong, dropped or added
             cll.ExactMatchLevel(phonetic),
             cll.LevenshteinLevel(column, 2),
@@ -58,7 +65,9 @@ def _dob_comparison() -> cl.CustomComparison:
             cll.CustomLevel(
                 "substr(dob_l, 1, 4) = substr(dob_r, 1, 4) AND substr(dob_l, 6, 2) = substr(dob_r, 9, 2) "
                 "AND substr(dob_l, 9, 2) = substr(dob_r, 6, 2)",
-                label_for_charts="dob with day and month swapped", base_dialect_str="duckdb"),
+                label_for_charts="dob with day and month swapped",
+                base_dialect_str="duckdb",
+            ),
             cll.LevenshteinLevel("dob", 2),
             cll.ElseLevel(),
         ],
@@ -72,8 +81,12 @@ def _street_comparison() -> cl.CustomComparison:
         comparison_levels=[
             cll.NullLevel("street_name"),
             cll.ExactMatchLevel("street_name").configure(tf_adjustment_column="street_name"),
-            cll.ExactMatchLevel("street_letters"),  # the type mistyped or glued on ("PRIDHAMSTREET")
-            cll.ExactMatchLevel("street_core"),  # the type left out (or another type: the rules tell)
+            cll.ExactMatchLevel(
+                "street_letters"
+            ),  # the type mistyped or glued on ("PRIDHAMSTREET")
+            cll.ExactMatchLevel(
+                "street_core"
+            ),  # the type left out (or another type: the rules tell)
             # the name and type spelled out, letters only: a letter wrong, a space lost or put in
             cll.LevenshteinLevel("street_letters", 2),
             cll.LevenshteinLevel("street_letters", 4),
@@ -110,11 +123,15 @@ def model_settings(sql_dialect: str = "duckdb") -> SettingsCreator:
         blocking_rules_to_generate_predictions=[
             block_on("zip5", "house_number"),
             block_on("house_number", "street_name", "state"),
-            block_on("house_number", "street_core", "city"),  # a ZIP mistyped, a street type misspelled
+            block_on(
+                "house_number", "street_core", "city"
+            ),  # a ZIP mistyped, a street type misspelled
             block_on("given_first", "surname_first", "dob"),
             block_on("surname_first", "dob"),  # a given name misspelled
             block_on("given_first", "dob"),  # a surname misspelled or changed, the ZIP mistyped
-            block_on("house_number", "dob"),  # both names and the ZIP mistyped, or given and surname swapped
+            block_on(
+                "house_number", "dob"
+            ),  # both names and the ZIP mistyped, or given and surname swapped
             block_on("tin"),
         ],
         retain_matching_columns=True,
@@ -134,11 +151,19 @@ def trained_settings(model_file: Path, sql_dialect: str) -> dict:
     if sql_dialect == trained.get("sql_dialect", "duckdb"):
         return trained
     rendered = model_settings().get_settings(sql_dialect).as_dict()
-    rendered["probability_two_random_records_match"] = trained["probability_two_random_records_match"]
+    rendered["probability_two_random_records_match"] = trained[
+        "probability_two_random_records_match"
+    ]
     for ours, theirs in zip(rendered["comparisons"], trained["comparisons"], strict=True):
-        assert ours["output_column_name"] == theirs["output_column_name"], "model and settings differ"
-        for level, fitted in zip(ours["comparison_levels"], theirs["comparison_levels"], strict=True):
-            assert level.get("label_for_charts") == fitted.get("label_for_charts"), "model and settings differ"
+        assert ours["output_column_name"] == theirs["output_column_name"], (
+            "model and settings differ"
+        )
+        for level, fitted in zip(
+            ours["comparison_levels"], theirs["comparison_levels"], strict=True
+        ):
+            assert level.get("label_for_charts") == fitted.get("label_for_charts"), (
+                "model and settings differ"
+            )
             for key in ("m_probability", "u_probability"):
                 if key in fitted:
                     level[key] = fitted[key]

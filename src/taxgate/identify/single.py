@@ -27,15 +27,24 @@ import duckdb
 
 from taxgate.domain import Request
 from taxgate.identify import (
-    FEATURE_COLUMNS, MODEL_FILE, Identification, decision_query, from_row, load_master, master_frequencies,
-    request_features, score_floor,
+    FEATURE_COLUMNS,
+    MODEL_FILE,
+    Identification,
+    decision_query,
+    from_row,
+    load_master,
+    master_frequencies,
+    request_features,
+    score_floor,
 )
 from taxgate.identify.settings import trained_settings
 from taxgate.policy import Identification as IdentificationRules
 
 _SCORING = "taxgate-single"
-_PASSES_NOT_WORTH_IT = ("common_subexpressions,expression_rewriter,partial_aggregate_pushdown,projection_pullup,"
-                        "statistics_propagation")
+_PASSES_NOT_WORTH_IT = (
+    "common_subexpressions,expression_rewriter,partial_aggregate_pushdown,projection_pullup,"
+    "statistics_propagation"
+)
 
 
 class Identifier:
@@ -48,43 +57,66 @@ class Identifier:
         frequencies = master_frequencies(con, settings)
         joins = " ".join(f"LEFT JOIN tf_master_{c} USING ({c})" for c in frequencies)
         tf = ", ".join(f"tf_{c}" for c in frequencies)
-        rules = [rule["blocking_rule"] for rule in settings["blocking_rules_to_generate_predictions"]]
+        rules = [
+            rule["blocking_rule"] for rule in settings["blocking_rules_to_generate_predictions"]
+        ]
         keys = [_blocking_key(rule) for rule in rules]
-        columns = ", ".join(["unique_id", *FEATURE_COLUMNS, *(f"tf_{c}" for c in frequencies), "source_dataset"])
+        columns = ", ".join(
+            ["unique_id", *FEATURE_COLUMNS, *(f"tf_{c}" for c in frequencies), "source_dataset"]
+        )
         # The master, with a key per blocking rule: the hash of the columns the rule makes equal.
-        con.execute(f"""CREATE TEMP TABLE single_master AS SELECT unique_id, {', '.join(FEATURE_COLUMNS)}, {tf},
-                        'master' AS source_dataset, {', '.join(f"{key or 'NULL'} AS tg_key_{i}" for i, key in enumerate(keys))}
+        con.execute(f"""CREATE TEMP TABLE single_master AS SELECT unique_id, {
+            ", ".join(FEATURE_COLUMNS)
+        }, {tf},
+                        'master' AS source_dataset, {
+            ", ".join(f"{key or 'NULL'} AS tg_key_{i}" for i, key in enumerate(keys))
+        }
                         FROM master_addresses {joins}""")
         for i, key in enumerate(keys):
             if key:
                 con.execute(f"CREATE INDEX single_key_{i} ON single_master (tg_key_{i})")
-        con.execute(f"CREATE TEMP TABLE id_requests (row_number BIGINT, {', '.join(f'{c} VARCHAR' for c in FEATURE_COLUMNS)})")
+        con.execute(
+            f"CREATE TEMP TABLE id_requests (row_number BIGINT, {', '.join(f'{c} VARCHAR' for c in FEATURE_COLUMNS)})"
+        )
         con.execute(f"""CREATE TEMP VIEW single_request AS SELECT 'R' || row_number AS unique_id,
-                        {', '.join(f"nullif({c}, '') AS {c}" for c in FEATURE_COLUMNS)}, {tf},
+                        {", ".join(f"nullif({c}, '') AS {c}" for c in FEATURE_COLUMNS)}, {tf},
                         'requests' AS source_dataset FROM id_requests {joins}""")
         con.execute("CREATE TEMP TABLE single_left AS SELECT * FROM single_request WHERE false")
-        con.execute(f"CREATE TEMP TABLE single_right AS SELECT {columns} FROM single_master WHERE false")
+        con.execute(
+            f"CREATE TEMP TABLE single_right AS SELECT {columns} FROM single_master WHERE false"
+        )
         # The candidates: a request's keys looked up in the master's indexes (an equality on one
         # indexed column is a point lookup; a scan of ten million rows is not), then the rules
         # themselves, so that a hash collision costs a comparison and never a pair.
-        self._request_keys = ("SELECT " + ", ".join(key or "NULL" for key in keys)
-                              + " FROM single_left")
+        self._request_keys = (
+            "SELECT " + ", ".join(key or "NULL" for key in keys) + " FROM single_left"
+        )
         found = " UNION ".join(
-            f"SELECT {columns} FROM single_master WHERE tg_key_{i} = ${i + 1}" if key
+            f"SELECT {columns} FROM single_master WHERE tg_key_{i} = ${i + 1}"
+            if key
             else f"SELECT {columns} FROM single_master"  # a rule no key serves: all of the master, then the rule
-            for i, key in enumerate(keys))
-        con.execute(f"PREPARE single_candidates AS INSERT INTO single_right SELECT r.* FROM ({found}) r, single_left l "
-                    "WHERE " + " OR ".join(f"({rule})" for rule in rules))
+            for i, key in enumerate(keys)
+        )
+        con.execute(
+            f"PREPARE single_candidates AS INSERT INTO single_right SELECT r.* FROM ({found}) r, single_left l "
+            "WHERE " + " OR ".join(f"({rule})" for rule in rules)
+        )
         scoring = _scoring_sql(con, settings)
-        con.execute(f"CREATE TEMP TABLE single_predictions AS SELECT * FROM ({scoring}) WHERE false")
-        con.execute(f"PREPARE single_score AS INSERT INTO single_predictions SELECT * FROM ({scoring}) "
-                    f"WHERE match_weight >= {score_floor(policy)!r}")
+        con.execute(
+            f"CREATE TEMP TABLE single_predictions AS SELECT * FROM ({scoring}) WHERE false"
+        )
+        con.execute(
+            f"PREPARE single_score AS INSERT INTO single_predictions SELECT * FROM ({scoring}) "
+            f"WHERE match_weight >= {score_floor(policy)!r}"
+        )
         # DuckDB plans a statement that reads a table again on every EXECUTE (duckdb/duckdb#20885),
         # and on a handful of rows planning is the whole cost: these passes are the dearest and
         # gain nothing on so few rows. An optimiser pass never changes an answer, only its cost.
         con.execute(f"SET disabled_optimizers = '{_PASSES_NOT_WORTH_IT}'")
-        con.execute(f"PREPARE single_decision AS "
-                    f"{decision_query(con, 'single_predictions', settings, policy, sides=('l', 'r'))}")
+        con.execute(
+            f"PREPARE single_decision AS "
+            f"{decision_query(con, 'single_predictions', settings, policy, sides=('l', 'r'))}"
+        )
 
     def identify(self, request: Request) -> Identification:
         for step in self.steps(request):
@@ -100,13 +132,19 @@ class Identifier:
         con = self._con
         for table in ("id_requests", "single_left", "single_right", "single_predictions"):
             con.execute(f"DELETE FROM {table}")
-        con.execute(f"INSERT INTO id_requests VALUES (?, {', '.join('?' for _ in FEATURE_COLUMNS)})",
-                    [request.row_number, *request_features(request)])
+        con.execute(
+            f"INSERT INTO id_requests VALUES (?, {', '.join('?' for _ in FEATURE_COLUMNS)})",
+            [request.row_number, *request_features(request)],
+        )
         con.execute("INSERT INTO single_left SELECT * FROM single_request")
 
     def _candidates(self) -> None:
-        keys = self._con.execute(self._request_keys).fetchall()[0]  # integers or None, from DuckDB's own hash
-        self._con.execute(f"EXECUTE single_candidates({', '.join('NULL' if k is None else str(int(k)) for k in keys)})")
+        keys = self._con.execute(self._request_keys).fetchall()[
+            0
+        ]  # integers or None, from DuckDB's own hash
+        self._con.execute(
+            f"EXECUTE single_candidates({', '.join('NULL' if k is None else str(int(k)) for k in keys)})"
+        )
 
     def _score(self) -> None:
         self._con.execute("EXECUTE single_score")
@@ -139,11 +177,16 @@ def _scoring_sql(con: duckdb.DuckDBPyConnection, settings: dict) -> str:
     from splink import DuckDBAPI
     from splink.internals import realtime
 
-    empty = con.sql("SELECT * FROM single_left").to_arrow_table(), con.sql("SELECT * FROM single_right").to_arrow_table()
+    empty = (
+        con.sql("SELECT * FROM single_left").to_arrow_table(),
+        con.sql("SELECT * FROM single_right").to_arrow_table(),
+    )
     realtime.compare_records(*empty, settings, DuckDBAPI(connection=con), sql_cache_key=_SCORING)
     sql, uid = realtime._sql_cache._cache[_SCORING]
-    for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%' || ? || '%'",
-                                [uid]).fetchall():
+    for (table,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%' || ? || '%'", [uid]
+    ).fetchall():
         con.execute(f'DROP TABLE "{table}"')
-    return (sql.replace(f"__splink__compare_records_left_{uid}", "single_left")
-               .replace(f"__splink__compare_records_right_{uid}", "single_right"))
+    return sql.replace(f"__splink__compare_records_left_{uid}", "single_left").replace(
+        f"__splink__compare_records_right_{uid}", "single_right"
+    )

@@ -2,7 +2,8 @@
 
 u probabilities come from random pairs (seeded); m probabilities from labelled true pairs: a request
 and the master row of the same taxpayer at the address they filed from, as filed (the request may
-carry a clerk's typing errors in it: the world is made with them, so the model learns what they cost). The prior is set from the
+carry a
+clerk's typing errors in it: the world is made with them, so the model learns what they cost). The prior is set from the
 world: one true row per request among the master's address rows. The result is a Splink model file
 (JSON) that `identify` loads; it is versioned by its file name and never retrained at run time.
 """
@@ -34,10 +35,14 @@ def request_features_table(manifest: Path) -> pa.Table:
         if not request.malformed:
             rows.append((f"R{request.row_number}", request.request_id, *request_features(request)))
     names = ("unique_id", "request_id", *FEATURE_COLUMNS)
-    return pa.table({n: pa.array([r[i] or None for r in rows], pa.string()) for i, n in enumerate(names)})
+    return pa.table(
+        {n: pa.array([r[i] or None for r in rows], pa.string()) for i, n in enumerate(names)}
+    )
 
 
-def train_model(out: Path, seed: int = 2026, taxpayers: int = 40_000, requests: int = 20_000) -> Path:
+def train_model(
+    out: Path, seed: int = 2026, taxpayers: int = 40_000, requests: int = 20_000
+) -> Path:
     """Fit the model on a fresh synthetic world made from `seed`; write it to `out`."""
     from splink import DuckDBAPI, Linker
 
@@ -55,11 +60,17 @@ def train_model(out: Path, seed: int = 2026, taxpayers: int = 40_000, requests: 
         con.register("req_arrow", request_features_table(manifest))
         # Truth: the same taxpayer at the same address as they filed it, whatever a clerk mistyped in
         # the request (a true pair with a misspelled street is what the typo levels must learn).
-        truth = pa.table({
-            "request_id": [x["request_id"] for x in labels],
-            "truth": [f"{digits(x['true_tin'])}#{_filed_key(x['filed_address'])}" if x["filed_address"] else None
-                      for x in labels],
-        })
+        truth = pa.table(
+            {
+                "request_id": [x["request_id"] for x in labels],
+                "truth": [
+                    f"{digits(x['true_tin'])}#{_filed_key(x['filed_address'])}"
+                    if x["filed_address"]
+                    else None
+                    for x in labels
+                ],
+            }
+        )
         con.register("labels_arrow", truth)
         con.execute(
             """
@@ -67,14 +78,19 @@ def train_model(out: Path, seed: int = 2026, taxpayers: int = 40_000, requests: 
             SELECT r.* EXCLUDE (request_id), l.truth FROM req_arrow r JOIN labels_arrow l USING (request_id)
             """
         )
-        con.execute("CREATE TABLE train_master AS SELECT * EXCLUDE (first_year, last_year), tin || '#' || address_key AS truth FROM master_addresses")
+        con.execute(
+            "CREATE TABLE train_master AS SELECT * EXCLUDE (first_year, last_year), tin || '#' || "
+            "address_key AS truth FROM master_addresses"
+        )
         db = DuckDBAPI(connection=con)
         settings = model_settings()
         rows = con.execute("SELECT count(*) FROM train_master").fetchall()[0][0]
         settings.probability_two_random_records_match = 1.0 / rows
         linker = Linker(
-            [db.register("train_requests", dataset_display_name="requests"),
-             db.register("train_master", dataset_display_name="master")],
+            [
+                db.register("train_requests", dataset_display_name="requests"),
+                db.register("train_master", dataset_display_name="master"),
+            ],
             settings,
             log_level=logging.WARNING,
         )

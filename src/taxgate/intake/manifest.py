@@ -5,11 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes; more is not a manifest
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 class IntakeError(ValueError):
@@ -58,12 +64,16 @@ def rows_file(manifest: Path, requests: str) -> Path:
         raise IntakeError(f"manifest {manifest}: 'requests' is not a file name")
     named = PurePath(requests)
     if named.is_absolute() or ".." in named.parts:
-        raise IntakeError(f"manifest {manifest}: 'requests' must be a path relative to the manifest's folder, "
-                          f"not {requests!r}")
+        raise IntakeError(
+            f"manifest {manifest}: 'requests' must be a path relative to the manifest's folder, "
+            f"not {requests!r}"
+        )
     folder = manifest.parent.resolve()
     target = (folder / named).resolve()
     if not target.is_relative_to(folder):
-        raise IntakeError(f"manifest {manifest}: 'requests' leads outside the manifest's folder (a link?)")
+        raise IntakeError(
+            f"manifest {manifest}: 'requests' leads outside the manifest's folder (a link?)"
+        )
     if target == manifest.resolve():
         raise IntakeError(f"manifest {manifest}: 'requests' names the manifest itself")
     return target
@@ -80,7 +90,7 @@ def parse_timestamp(text: str) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -108,7 +118,9 @@ def read_manifest(path: Path) -> Manifest:
     rows_format = declared or FORMATS.get(rows_path.suffix.lower(), "")
     if rows_format not in set(FORMATS.values()):
         shown = declared or rows_path.suffix or "(none)"
-        raise IntakeError(f"unknown rows format {shown!r} for {rows_path.name}: use .csv, .jsonl or .parquet")
+        raise IntakeError(
+            f"unknown rows format {shown!r} for {rows_path.name}: use .csv, .jsonl or .parquet"
+        )
     if not rows_path.is_file():
         raise IntakeError(f"rows file not found: {rows_path}")
     signed = raw.get("signed_by") if isinstance(raw.get("signed_by"), dict) else {}

@@ -20,7 +20,9 @@ from taxgate.domain import REQUEST_COLUMNS, Request
 from taxgate.intake.manifest import IntakeError, NotTheFormat
 
 MAX_ROW_BYTES = 1 << 20  # a physical line longer than this is damage, not data
-MAX_CONTINUATION_LINES = 20  # how far a quoted field may run across lines before we call it a stray quote
+MAX_CONTINUATION_LINES = (
+    20  # how far a quoted field may run across lines before we call it a stray quote
+)
 _KNOWN = frozenset(REQUEST_COLUMNS)
 
 
@@ -51,12 +53,18 @@ class RowStream:
         for key, value in values.items():
             text = _as_text(value)
             if text is None:
-                return _malformed(row_number, f"field {key!r} is not a plain value", values.get("request_id"))
+                return _malformed(
+                    row_number, f"field {key!r} is not a plain value", values.get("request_id")
+                )
             if "\x00" in text:  # never data; and PostgreSQL cannot store it in text
-                return _malformed(row_number, f"field {key!r} holds a NUL character", values.get("request_id"))
+                return _malformed(
+                    row_number, f"field {key!r} holds a NUL character", values.get("request_id")
+                )
             if len(text) > self.max_field_chars:
                 return _malformed(
-                    row_number, f"field {key!r} is longer than {self.max_field_chars} characters", values.get("request_id")
+                    row_number,
+                    f"field {key!r} is longer than {self.max_field_chars} characters",
+                    values.get("request_id"),
                 )
             if key in _KNOWN:
                 setattr(request, key, text.strip())
@@ -76,11 +84,17 @@ class RowStream:
                 header_text = header_raw.decode("utf-8-sig")
                 header = [h.strip().lower() for h in next(csv.reader([header_text], strict=True))]
             except (UnicodeDecodeError, csv.Error, StopIteration):
-                raise NotTheFormat(f"{self.path.name}: the header line cannot be read as CSV (UTF-8)") from None
+                raise NotTheFormat(
+                    f"{self.path.name}: the header line cannot be read as CSV (UTF-8)"
+                ) from None
             if "\x00" in header_text or lines.truncated:
-                raise NotTheFormat(f"{self.path.name}: the header line holds binary data, not CSV text")
+                raise NotTheFormat(
+                    f"{self.path.name}: the header line holds binary data, not CSV text"
+                )
             if not _KNOWN & set(header):
-                raise IntakeError(f"{self.path.name}: the header names none of the request columns (request_id, ...)")
+                raise IntakeError(
+                    f"{self.path.name}: the header names none of the request columns (request_id, ...)"
+                )
             id_index = header.index("request_id") if "request_id" in header else None
             # Where each column goes: request fields by name (the first of a repeated name), the rest kept aside.
             known = [(name, header.index(name)) for name in REQUEST_COLUMNS if name in header]
@@ -91,7 +105,9 @@ class RowStream:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     row_number += 1
-                    yield _malformed(row_number, f"invalid UTF-8 at byte {exc.start}", _salvage_id(raw, id_index))
+                    yield _malformed(
+                        row_number, f"invalid UTF-8 at byte {exc.start}", _salvage_id(raw, id_index)
+                    )
                     continue
                 if lines.truncated:
                     row_number += 1
@@ -101,18 +117,26 @@ class RowStream:
                     continue  # a blank line is not a row
                 row_number += 1
                 if "\x00" in text:
-                    yield _malformed(row_number, "the row holds a NUL byte", _salvage_id(raw, id_index))
+                    yield _malformed(
+                        row_number, "the row holds a NUL byte", _salvage_id(raw, id_index)
+                    )
                     continue
                 fields, problem = _split_csv(text, lines, len(header))
                 if fields is None:
                     yield _malformed(row_number, problem, _salvage_id(raw, id_index))
                     continue
                 if len(fields) != len(header):
-                    salvaged = fields[id_index] if id_index is not None and id_index < len(fields) else ""
-                    yield _malformed(row_number, f"expected {len(header)} fields, found {len(fields)}", salvaged)
+                    salvaged = (
+                        fields[id_index] if id_index is not None and id_index < len(fields) else ""
+                    )
+                    yield _malformed(
+                        row_number, f"expected {len(header)} fields, found {len(fields)}", salvaged
+                    )
                     continue
                 if max(map(len, fields)) > self.max_field_chars:
-                    yield self._request(row_number, dict(zip(header, fields)))  # reports which field
+                    yield self._request(
+                        row_number, dict(zip(header, fields))
+                    )  # reports which field
                     continue
                 request = Request(row_number, **{name: fields[i].strip() for name, i in known})
                 if extra:
@@ -129,9 +153,13 @@ class RowStream:
                 if not raw.strip():
                     continue
                 row_number += 1
-                if row_number == 1 and not raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+                if row_number == 1 and not raw.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(
+                    b"{"
+                ):
                     # The one whole-file refusal for JSON Lines, as for a CSV's header: this is not the format.
-                    raise NotTheFormat(f"{self.path.name} is not JSON Lines: its first line is not a JSON object")
+                    raise NotTheFormat(
+                        f"{self.path.name} is not JSON Lines: its first line is not a JSON object"
+                    )
                 if lines.truncated:
                     yield _malformed(row_number, f"row longer than {MAX_ROW_BYTES} bytes")
                     continue
@@ -152,7 +180,9 @@ class RowStream:
                 if not isinstance(value, dict):
                     yield _malformed(row_number, "a JSON Lines row must be an object")
                     continue
-                yield self._request(row_number, {str(k).strip().lower(): v for k, v in value.items()})
+                yield self._request(
+                    row_number, {str(k).strip().lower(): v for k, v in value.items()}
+                )
 
     # -- Parquet -----------------------------------------------------------------------------
 
@@ -165,20 +195,29 @@ class RowStream:
 
         try:
             layout = pq.ParquetFile(self.path).schema  # every leaf column, nested ones by path
-            text_columns = [layout.column(i).path for i in range(len(layout))
-                            if layout.column(i).physical_type == "BYTE_ARRAY"]
+            text_columns = [
+                layout.column(i).path
+                for i in range(len(layout))
+                if layout.column(i).physical_type == "BYTE_ARRAY"
+            ]
             source = pq.ParquetFile(self.path, read_dictionary=text_columns, pre_buffer=False)
             meta, schema = source.metadata, source.schema_arrow
         except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise NotTheFormat(f"{self.path.name} is not a readable Parquet file: {_first_line(exc)}") from None
+            raise NotTheFormat(
+                f"{self.path.name} is not a readable Parquet file: {_first_line(exc)}"
+            ) from None
         names = [n.strip().lower() for n in schema.names]
         if len(names) > MAX_COLUMNS:
-            raise IntakeError(f"{self.path.name}: {len(names)} columns; a request has at most {MAX_COLUMNS}")
+            raise IntakeError(
+                f"{self.path.name}: {len(names)} columns; a request has at most {MAX_COLUMNS}"
+            )
         if not _KNOWN & set(names):
             raise IntakeError(f"{self.path.name}: no column is a request column (request_id, ...)")
         if meta.num_rows > MAX_PARQUET_ROWS:
-            raise IntakeError(f"{self.path.name} holds {meta.num_rows:,} rows; a batch has at most "
-                              f"{MAX_PARQUET_ROWS:,}: send it as several batches")
+            raise IntakeError(
+                f"{self.path.name} holds {meta.num_rows:,} rows; a batch has at most "
+                f"{MAX_PARQUET_ROWS:,}: send it as several batches"
+            )
         readable = [f.name for f in schema if _readable(f.type)]
         unread = {name: str(f.type) for name, f in zip(names, schema) if not _readable(f.type)}
         return source, names, readable, unread, meta
@@ -189,11 +228,14 @@ class RowStream:
         so that rows refused unread can still be matched to their answers."""
         import pyarrow as pa
 
-        column = next((c for c, n in zip(source.schema_arrow.names, names) if n == "request_id"), None)
+        column = next(
+            (c for c, n in zip(source.schema_arrow.names, names) if n == "request_id"), None
+        )
         if column is None or column not in readable:
             return
-        for batch in source.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], columns=[column],
-                                         use_threads=False):
+        for batch in source.iter_batches(
+            batch_size=PARQUET_BATCH_ROWS, row_groups=[group], columns=[column], use_threads=False
+        ):
             ids = batch.column(0)
             short = (_text_bytes(ids) <= 100).tolist()
             kept = iter(ids.filter(pa.array(short)).to_pylist())  # only the short ones are built
@@ -230,7 +272,11 @@ class RowStream:
         decoded = 0
         row_number = ended = 0
         name, kind = next(iter(unread.items()), ("", ""))
-        not_read = f"field {name!r} is of a type taxgate does not read ({kind[:60]}): not a plain value" if unread else ""
+        not_read = (
+            f"field {name!r} is of a type taxgate does not read ({kind[:60]}): not a plain value"
+            if unread
+            else ""
+        )
         for group in range(meta.num_row_groups):
             ended += meta.row_group(group).num_rows
             problem = not_read or _oversized_group(meta.row_group(group), field_bytes)
@@ -242,33 +288,53 @@ class RowStream:
                 continue
             try:
                 # one thread, no pre-buffering: the memory a row group takes is what its footer says
-                batches = source.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], use_threads=False,
-                                              columns=readable)
+                batches = source.iter_batches(
+                    batch_size=PARQUET_BATCH_ROWS,
+                    row_groups=[group],
+                    use_threads=False,
+                    columns=readable,
+                )
                 for batch in batches:
                     sizes = [_text_bytes(batch.column(i)) for i in range(batch.num_columns)]
-                    decoded += int(sum(np.minimum(s, field_bytes + 1).sum() for s in sizes))  # what is built
+                    decoded += int(
+                        sum(np.minimum(s, field_bytes + 1).sum() for s in sizes)
+                    )  # what is built
                     if decoded > MAX_DECODED_BYTES:
-                        raise IntakeError(f"{self.path.name} decodes to more than {MAX_DECODED_BYTES >> 20} MiB of "
-                                          "text: send it as several batches")
+                        raise IntakeError(
+                            f"{self.path.name} decodes to more than {MAX_DECODED_BYTES >> 20} MiB of "
+                            "text: send it as several batches"
+                        )
                     yield from self._parquet_rows(batch, names, sizes, field_bytes, row_number)
                     row_number += batch.num_rows
                     if row_number > ended:  # more rows than the footer said
-                        raise IntakeError(f"{self.path.name}: row group {group} holds more rows than its footer says")
+                        raise IntakeError(
+                            f"{self.path.name}: row group {group} holds more rows than its footer says"
+                        )
             except IntakeError:
                 raise
-            except Exception as exc:  # a damaged page: the group's rows that were not read are MALFORMED_ROW
+            except (
+                Exception
+            ) as exc:  # a damaged page: the group's rows that were not read are MALFORMED_ROW
                 problem = f"Parquet row group {group} cannot be read: {_first_line(exc)}"
                 while row_number < ended:
                     row_number += 1
                     yield _malformed(row_number, problem)
 
-    def _parquet_rows(self, batch, names: list[str], sizes: list, field_bytes: int, before: int) -> Iterator[Request]:
+    def _parquet_rows(
+        self, batch, names: list[str], sizes: list, field_bytes: int, before: int
+    ) -> Iterator[Request]:
         import numpy as np
 
-        too_long = np.full(batch.num_rows, -1, dtype=np.int64)  # per row: the first column too long, or -1
+        too_long = np.full(
+            batch.num_rows, -1, dtype=np.int64
+        )  # per row: the first column too long, or -1
         for i in reversed(range(len(sizes))):
             too_long[sizes[i] > field_bytes] = i
-        row_bytes = np.sum([np.minimum(s, 1 << 40) for s in sizes], axis=0) if sizes else np.zeros(batch.num_rows)
+        row_bytes = (
+            np.sum([np.minimum(s, 1 << 40) for s in sizes], axis=0)
+            if sizes
+            else np.zeros(batch.num_rows)
+        )
         fits = (too_long < 0) & (row_bytes <= MAX_ROW_BYTES)
         values = _python_rows(batch, np.flatnonzero(fits), row_bytes)
         ids = names.index("request_id") if "request_id" in names else None
@@ -277,14 +343,20 @@ class RowStream:
             if fits[offset]:
                 yield self._request(row_number, dict(zip(names, next(values))))
                 continue
-            salvaged = batch.column(ids)[offset].as_py() if ids is not None and sizes[ids][offset] <= 100 else ""
+            salvaged = (
+                batch.column(ids)[offset].as_py()
+                if ids is not None and sizes[ids][offset] <= 100
+                else ""
+            )
             column = int(too_long[offset])
             if column < 0:
                 problem = f"row longer than {MAX_ROW_BYTES} bytes"
             elif sizes[column][offset] >= NOT_PLAIN:
                 problem = f"field {names[column]!r} is not a plain value"
             else:
-                problem = f"field {names[column]!r} is longer than {self.max_field_chars} characters"
+                problem = (
+                    f"field {names[column]!r} is longer than {self.max_field_chars} characters"
+                )
             yield _malformed(row_number, problem, salvaged)
 
 
@@ -313,11 +385,17 @@ def _runs(keys) -> Iterator[tuple[int, int]]:
 
 
 MAX_COLUMNS = 500  # a request has 20-odd fields; thousands of columns is not a batch
-MAX_PARQUET_ROWS = 10_000_000  # the 2025 datafile was 1.3M; a CSV is bounded by its bytes, Parquet by this
-MAX_DECODED_BYTES = 4 << 30  # the text a Parquet file may decode to (a CSV of 4 GiB is 20M requests)
+MAX_PARQUET_ROWS = (
+    10_000_000  # the 2025 datafile was 1.3M; a CSV is bounded by its bytes, Parquet by this
+)
+MAX_DECODED_BYTES = (
+    4 << 30
+)  # the text a Parquet file may decode to (a CSV of 4 GiB is 20M requests)
 PARQUET_BATCH_ROWS = 10_000  # rows read as Arrow at once (text still dictionary-encoded)
 SLICE_BYTES = 32 << 20  # text turned into Python values at once
-NOT_PLAIN = 1 << 62  # the "length" of a value that is never plain (a struct, a map): always too long
+NOT_PLAIN = (
+    1 << 62
+)  # the "length" of a value that is never plain (a struct, a map): always too long
 
 
 def _readable(kind) -> bool:
@@ -330,16 +408,26 @@ def _readable(kind) -> bool:
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         values = kind.value_type
         return _is_text(values.value_type if pa.types.is_dictionary(values) else values)
-    flat = (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-            or pa.types.is_decimal(kind) or pa.types.is_temporal(kind) or pa.types.is_null(kind))
+    flat = (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_temporal(kind)
+        or pa.types.is_null(kind)
+    )
     return flat or _is_text(kind)
 
 
 def _is_text(kind) -> bool:
     import pyarrow as pa
 
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) \
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
         or pa.types.is_large_binary(kind)
+    )
 
 
 def _text_bytes(array):
@@ -377,8 +465,10 @@ def _oversized_group(group, field_bytes: int) -> str:
     for c in range(group.num_columns):
         chunk = group.column(c)
         if chunk.total_uncompressed_size > limit:
-            return (f"column {chunk.path_in_schema!r} decompresses to {chunk.total_uncompressed_size:,} bytes "
-                    f"for {group.num_rows:,} rows: more than any request holds")
+            return (
+                f"column {chunk.path_in_schema!r} decompresses to {chunk.total_uncompressed_size:,} bytes "
+                f"for {group.num_rows:,} rows: more than any request holds"
+            )
     return ""
 
 
@@ -413,7 +503,9 @@ class _Lines:
         self._hasher.update(line)
         if len(line) > MAX_ROW_BYTES and not line.endswith(b"\n"):
             # Skip the rest of an oversized line so that the next row starts clean.
-            while (rest := self._fh.readline(MAX_ROW_BYTES)) and (self._hasher.update(rest) or not rest.endswith(b"\n")):
+            while (rest := self._fh.readline(MAX_ROW_BYTES)) and (
+                self._hasher.update(rest) or not rest.endswith(b"\n")
+            ):
                 pass
             self.truncated = True
         return line
@@ -497,6 +589,8 @@ def _salvage_id(raw: bytes, id_index: int | None) -> str:
 
 def _malformed(row_number: int, problem: str, request_id: object = "") -> Request:
     salvaged = request_id.strip() if isinstance(request_id, str) else ""
-    if len(salvaged) > 100 or any(ord(c) < 32 or ord(c) == 127 for c in salvaged):  # a NUL: PostgreSQL refuses it
+    if len(salvaged) > 100 or any(
+        ord(c) < 32 or ord(c) == 127 for c in salvaged
+    ):  # a NUL: PostgreSQL refuses it
         salvaged = ""
     return Request(row_number=row_number, request_id=salvaged, parse_error=problem)

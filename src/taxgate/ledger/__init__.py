@@ -11,14 +11,41 @@ The ledger knows leaves, not what they mean: what each kind of entry records is 
 package that writes it (`release`, `orders`, `notices`, `review`, `remediation`).
 """
 
-from taxgate.ledger.bindings import Binding, Field, RowCheck, TamperedError, at, checked_row, checked_rows, moment
+from taxgate.ledger.bindings import (
+    Binding,
+    Field,
+    RowCheck,
+    TamperedError,
+    at,
+    checked_row,
+    checked_rows,
+    moment,
+)
 from taxgate.ledger.log import ORIGIN, Finding, Ledger, LedgerError, canonical
 from taxgate.ledger.proofs import ProofFormatError, check_proof, inclusion_proof, read_proof
 from taxgate.ledger.signing import load_signer, sign_checkpoint
 from taxgate.ledger.verify import KeptCheckpoint, verify_log
 
 __all__ = [
-    "ORIGIN", "Binding", "Field", "Finding", "KeptCheckpoint", "Ledger", "LedgerError", "ProofFormatError",
-    "RowCheck", "TamperedError", "at", "canonical", "check_proof", "checked_row", "checked_rows", "inclusion_proof", "load_signer",
-    "moment", "read_proof", "sign_checkpoint", "verify_log",
+    "ORIGIN",
+    "Binding",
+    "Field",
+    "Finding",
+    "KeptCheckpoint",
+    "Ledger",
+    "LedgerError",
+    "ProofFormatError",
+    "RowCheck",
+    "TamperedError",
+    "at",
+    "canonical",
+    "check_proof",
+    "checked_row",
+    "checked_rows",
+    "inclusion_proof",
+    "load_signer",
+    "moment",
+    "read_proof",
+    "sign_checkpoint",
+    "verify_log",
 ]

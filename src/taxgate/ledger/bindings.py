@@ -21,23 +21,30 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, FromClause
 
+from taxgate.ledger import merkle
 from taxgate.ledger.log import Finding, LedgerError, canonical, is_int, loads, raw, stream
 from taxgate.store.models import LedgerEntry
-from taxgate.ledger import merkle
 
 
 class TamperedError(LedgerError):
     """The store disagrees with its ledger where an action would rely on it: nothing is done."""
 
     def __init__(self, finding: str):
-        super().__init__(f"the store disagrees with its ledger: {finding}; nothing is done until "
-                         "`taxgate ledger verify` passes")
+        super().__init__(
+            f"the store disagrees with its ledger: {finding}; nothing is done until "
+            "`taxgate ledger verify` passes"
+        )
 
 
 # What a field may hold, as the driver hands it over (SQLite keeps moments as text).
 _TYPES = {
-    "int": (int,), "int?": (int, type(None)), "str": (str,), "str?": (str, type(None)),
-    "real?": (float, int, type(None)), "moment": (datetime, str), "moment?": (datetime, str, type(None)),
+    "int": (int,),
+    "int?": (int, type(None)),
+    "str": (str,),
+    "str?": (str, type(None)),
+    "real?": (float, int, type(None)),
+    "moment": (datetime, str),
+    "moment?": (datetime, str, type(None)),
     "bool": (bool, int),
 }
 
@@ -56,7 +63,9 @@ class Binding:
     index: ColumnElement  # the column holding the entry's index
     key: ColumnElement  # the row's identity, for findings
     fields: tuple[Field, ...]
-    entry: Callable[[dict, object], dict]  # the entry a row records, from its fields (and `prepare`'s context)
+    entry: Callable[
+        [dict, object], dict
+    ]  # the entry a row records, from its fields (and `prepare`'s context)
     source: FromClause | None = None  # the table, with joins for fields from other tables
     present: ColumnElement | None = None  # which rows record such an entry (default: every row)
     describe: Callable[[dict], str] = lambda row: ""
@@ -69,7 +78,9 @@ class Binding:
     def __post_init__(self) -> None:  # worked out once: a full verify reads millions of rows
         object.__setattr__(self, "types", tuple(_TYPES[f.kind] for f in self.fields))
         object.__setattr__(self, "names", tuple(f.name for f in self.fields))
-        object.__setattr__(self, "moments", tuple(f.name for f in self.fields if f.kind.startswith("moment")))
+        object.__setattr__(
+            self, "moments", tuple(f.name for f in self.fields if f.kind.startswith("moment"))
+        )
 
     def query(self, *where):
         columns = [raw(self.index).label("_index"), raw(self.key).label("_key")]
@@ -103,7 +114,10 @@ def _read(binding: Binding, values: tuple) -> tuple[dict | None, str | None]:
     if not all(map(isinstance, values, binding.types)):
         for f, value, allowed in zip(binding.fields, values, binding.types):
             if not isinstance(value, allowed):
-                return None, f"{f.name} is stored as {type(value).__name__} ({value!r:.40}), not {f.kind.rstrip('?')}"
+                return (
+                    None,
+                    f"{f.name} is stored as {type(value).__name__} ({value!r:.40}), not {f.kind.rstrip('?')}",
+                )
     row = dict(zip(binding.names, values))
     for name in binding.moments:
         if row[name] is not None:
@@ -126,8 +140,10 @@ def _differences(expected: dict, blob: bytes) -> str:
     changed = list(_changed(found, expected, ""))
     if not changed:
         return "they differ in encoding"
-    return "; ".join(f"{path} is {_short(then)} in the ledger, {_short(now)} in the table"
-                     for path, then, now in changed[:3]) + (f" (and {len(changed) - 3} more)" if len(changed) > 3 else "")
+    return "; ".join(
+        f"{path} is {_short(then)} in the ledger, {_short(now)} in the table"
+        for path, then, now in changed[:3]
+    ) + (f" (and {len(changed) - 3} more)" if len(changed) > 3 else "")
 
 
 def _changed(ledgered: dict, table: dict, prefix: str):
@@ -150,7 +166,14 @@ def _short(value) -> str:
 def _expected(binding: Binding, row: dict, context) -> tuple[bytes | None, str | None]:
     try:
         return canonical(binding.entry(row, context), checked=False), None
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:  # a stored value that cannot be an entry's
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+    ) as exc:  # a stored value that cannot be an entry's
         return None, f"its fields cannot make an entry ({type(exc).__name__}: {str(exc)[:80]})"
 
 
@@ -158,14 +181,25 @@ class _Stream:
     """One binding's rows naming entries in [lo, hi), by index, with the findings met on the way
     (rows that cannot be read; with `lo` None also rows naming no entry or a negative one)."""
 
-    def __init__(self, binding: Binding, connection: Connection, lo: int | None, hi: int | None, chunk: int,
-                 findings: list[Finding]):
+    def __init__(
+        self,
+        binding: Binding,
+        connection: Connection,
+        lo: int | None,
+        hi: int | None,
+        chunk: int,
+        findings: list[Finding],
+    ):
         self.binding, self.connection, self.findings = binding, connection, findings
         where = []
         if lo is not None:
             where.append(binding.index >= lo)
         if hi is not None:  # with no lower bound, rows naming no entry (NULL) are this range's too
-            where.append(binding.index < hi if lo is not None else or_(binding.index < hi, binding.index.is_(None)))
+            where.append(
+                binding.index < hi
+                if lo is not None
+                else or_(binding.index < hi, binding.index.is_(None))
+            )
         self.rows = stream(connection, binding.query(*where).order_by(binding.index), chunk)
         self._context, self._prepared = None, binding.prepare is None
 
@@ -182,12 +216,22 @@ class _Stream:
         for index, key, *values in self.rows:
             row, wrong = _read(b, values)
             if index is None:
-                self.findings.append(Finding(None, f"{b.name(key, row)} records a {b.kind!r} event that no ledger "
-                                                   "entry records"))
+                self.findings.append(
+                    Finding(
+                        None,
+                        f"{b.name(key, row)} records a {b.kind!r} event that no ledger "
+                        "entry records",
+                    )
+                )
                 continue
             if not is_int(index):
-                self.findings.append(Finding(None, f"{b.name(key, row)}: its ledger index is stored as "
-                                                   f"{type(index).__name__} {index!r:.40}, not a number"))
+                self.findings.append(
+                    Finding(
+                        None,
+                        f"{b.name(key, row)}: its ledger index is stored as "
+                        f"{type(index).__name__} {index!r:.40}, not a number",
+                    )
+                )
                 continue
             return index, key, row, wrong
         return None
@@ -197,8 +241,14 @@ class RowCheck:
     """The rows of every binding that name entries in [lo, hi) (None: unbounded), checked against
     the entries as a walk over them passes (`visit`, in index order)."""
 
-    def __init__(self, connection: Connection, bindings: Sequence[Binding], chunk: int = 50_000,
-                 lo: int | None = None, hi: int | None = None):
+    def __init__(
+        self,
+        connection: Connection,
+        bindings: Sequence[Binding],
+        chunk: int = 50_000,
+        lo: int | None = None,
+        hi: int | None = None,
+    ):
         self.findings: list[Finding] = []  # met while reading rows, yielded at the next entry
         self.streams = [_Stream(b, connection, lo, hi, chunk, self.findings) for b in bindings]
         self.kinds = {b.kind: b.table for b in bindings}
@@ -224,31 +274,54 @@ class RowCheck:
         while heap and heap[0][0] < idx:  # a row naming an entry already claimed by another row
             _, number, (index, key, row, _) = heapq.heappop(heap)
             b = self.streams[number].binding
-            found.append(Finding(index, f"{b.name(key, row)} names ledger entry {index}, which another row records or "
-                                 "which does not exist"))
+            found.append(
+                Finding(
+                    index,
+                    f"{b.name(key, row)} names ledger entry {index}, which another row records or "
+                    "which does not exist",
+                )
+            )
             self._push(number)
         claims = []
         while heap and heap[0][0] == idx:
             claims.append(heapq.heappop(heap))
         if not claims:
             found.extend(self._unclaimed(idx, blob))
-        for position, (_, number, (index, key, row, wrong)) in enumerate(claims):
+        for position, (_, number, (_index, key, row, wrong)) in enumerate(claims):
             source = self.streams[number]
             b = source.binding
             if position:
                 first = self.streams[claims[0][1]].binding
-                found.append(Finding(idx, f"{b.name(key, row)} and a {first.table} row both claim ledger entry {idx}"))
+                found.append(
+                    Finding(
+                        idx,
+                        f"{b.name(key, row)} and a {first.table} row both claim ledger entry {idx}",
+                    )
+                )
             elif wrong is not None:
-                found.append(Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {wrong}"))
+                found.append(
+                    Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {wrong}")
+                )
             else:
                 expected, error = _expected(b, row, source.context)
                 if error is not None:
-                    found.append(Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {error}"))
+                    found.append(
+                        Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {error}")
+                    )
                 elif expected != blob:
-                    found.append(Finding(idx, f"ledger entry {idx} ({b.kind}) and {b.name(key, row)} differ: "
-                                       f"{_differences(json.loads(expected), blob)}"))
+                    found.append(
+                        Finding(
+                            idx,
+                            f"ledger entry {idx} ({b.kind}) and {b.name(key, row)} differ: "
+                            f"{_differences(json.loads(expected), blob)}",
+                        )
+                    )
                 elif b.check is not None and (problem := b.check(row)):
-                    found.append(Finding(idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {problem}"))
+                    found.append(
+                        Finding(
+                            idx, f"{b.name(key, row)} (ledger entry {idx}, {b.kind}): {problem}"
+                        )
+                    )
             self._push(number)
         if self.findings:
             found.extend(self._pending())
@@ -261,17 +334,25 @@ class RowCheck:
             yield Finding(idx, f"ledger entry {idx} is not a JSON object")
             return
         if kind in self.kinds:
-            yield Finding(idx, f"ledger entry {idx} ({kind}) has no row in {self.kinds[kind]}: the row was deleted "
-                               "or re-pointed")
+            yield Finding(
+                idx,
+                f"ledger entry {idx} ({kind}) has no row in {self.kinds[kind]}: the row was deleted "
+                "or re-pointed",
+            )
         else:
-            yield Finding(idx, f"ledger entry {idx} is a {kind!r} entry, which no table of taxgate's records")
+            yield Finding(
+                idx, f"ledger entry {idx} is a {kind!r} entry, which no table of taxgate's records"
+            )
 
     def finish(self, size: int) -> Iterator[Finding]:
         yield from self._pending()
         while self.heap:
             _, number, (index, key, row, _) = heapq.heappop(self.heap)
             b = self.streams[number].binding
-            yield Finding(index, f"{b.name(key, row)} names ledger entry {index}, but the ledger has {size:,} entries")
+            yield Finding(
+                index,
+                f"{b.name(key, row)} names ledger entry {index}, but the ledger has {size:,} entries",
+            )
             self._push(number)
             yield from self._pending()
 
@@ -290,9 +371,19 @@ def checked_rows(connection: Connection, binding: Binding, *where) -> list[dict]
     rows = connection.execute(binding.query(*where).order_by(binding.index)).all()
     indexes = [index for index, *_ in rows if is_int(index)]
     wanted = set(indexes)  # rows recorded together name entries close together: one range read
-    blobs = {idx: (blob, leaf) for idx, blob, leaf in connection.execute(
-        select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash))
-        .where(LedgerEntry.idx.between(min(indexes), max(indexes)))) if idx in wanted} if indexes else {}
+    blobs = (
+        {
+            idx: (blob, leaf)
+            for idx, blob, leaf in connection.execute(
+                select(
+                    raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash)
+                ).where(LedgerEntry.idx.between(min(indexes), max(indexes)))
+            )
+            if idx in wanted
+        }
+        if indexes
+        else {}
+    )
     context = binding.prepare(connection) if binding.prepare and rows else None
     checked = []
     for index, key, *values in rows:
@@ -304,13 +395,17 @@ def checked_rows(connection: Connection, binding: Binding, *where) -> list[dict]
             raise TamperedError(f"{name} names no ledger entry")
         blob, leaf = blobs.get(index, (None, None))
         if type(blob) is not bytes or type(leaf) is not bytes or merkle.leaf_hash(blob) != leaf:
-            raise TamperedError(f"ledger entry {index}, which {name} records, is missing or altered")
+            raise TamperedError(
+                f"ledger entry {index}, which {name} records, is missing or altered"
+            )
         expected, error = _expected(binding, row, context)
         if error is not None:
             raise TamperedError(f"{name}: {error}")
         if expected != blob:
-            raise TamperedError(f"ledger entry {index} ({binding.kind}) and {name} differ: "
-                                f"{_differences(json.loads(expected), blob)}")
+            raise TamperedError(
+                f"ledger entry {index} ({binding.kind}) and {name} differ: "
+                f"{_differences(json.loads(expected), blob)}"
+            )
         if binding.check is not None and (problem := binding.check(row)):
             raise TamperedError(f"{name} (ledger entry {index}, {binding.kind}): {problem}")
         checked.append(row)

@@ -107,7 +107,11 @@ def read_verifier_key(key: str) -> tuple[str, bytes, Ed25519PublicKey]:
     try:
         if len(parts) != 3:
             raise ValueError
-        name, key_id, raw = parts[0], bytes.fromhex(parts[1]), base64.b64decode(parts[2], validate=True)
+        name, key_id, raw = (
+            parts[0],
+            bytes.fromhex(parts[1]),
+            base64.b64decode(parts[2], validate=True),
+        )
         if raw[:1] != ED25519 or len(raw) != 33 or len(key_id) != 4:
             raise ValueError
     except (ValueError, binascii.Error):
@@ -124,7 +128,9 @@ def parse(note: str) -> Checkpoint:
     try:
         origin, size, root = lines[0], int(lines[1]), base64.b64decode(lines[2], validate=True)
     except (IndexError, ValueError, binascii.Error):
-        raise CheckpointError("not a checkpoint: origin, tree size and root hash lines expected") from None
+        raise CheckpointError(
+            "not a checkpoint: origin, tree size and root hash lines expected"
+        ) from None
     if not origin or size < 0 or len(root) != 32 or str(size) != lines[1]:
         raise CheckpointError("not a checkpoint: bad origin, size or root hash")
     return Checkpoint(origin, size, root)
@@ -148,7 +154,7 @@ def open_note(note: str, verifier_key: str) -> str:
     for line in signatures.rstrip("\n").split("\n"):
         if not line.startswith(DASH):
             raise CheckpointError("malformed signature line")
-        signer, _, encoded = line[len(DASH):].rpartition(" ")
+        signer, _, encoded = line[len(DASH) :].rpartition(" ")
         try:
             raw = base64.b64decode(encoded, validate=True)
         except binascii.Error:
@@ -158,6 +164,8 @@ def open_note(note: str, verifier_key: str) -> str:
         try:
             public.verify(raw[4:], body.encode())
         except InvalidSignature:
-            raise CheckpointError(f"the signature by {name} does not verify: the checkpoint was altered") from None
+            raise CheckpointError(
+                f"the signature by {name} does not verify: the checkpoint was altered"
+            ) from None
         return body
     raise CheckpointError(f"no signature by {name} on this checkpoint")

@@ -94,8 +94,10 @@ def stream(connection, query, chunk: int = 50_000):
             while rows := cursor.fetchmany(chunk):
                 yield from rows
     except connection.dialect.loaded_dbapi.Error as exc:  # a value the driver cannot even read
-        raise LedgerError(f"the store cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}): it was "
-                          "altered where the driver cannot follow") from None
+        raise LedgerError(
+            f"the store cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}): it was "
+            "altered where the driver cannot follow"
+        ) from None
     finally:
         cursor.close()
 
@@ -165,11 +167,14 @@ class _Tiles:
     def tile(self, level: int, n: int) -> bytes:
         key = (level, n)
         if key not in self.cache:
-            found = self.session.execute(select(raw(LedgerTile.hashes)).where(
-                LedgerTile.level == level, LedgerTile.n == n)).scalar_one_or_none()
+            found = self.session.execute(
+                select(raw(LedgerTile.hashes)).where(LedgerTile.level == level, LedgerTile.n == n)
+            ).scalar_one_or_none()
             if found is not None and type(found) is not bytes:
-                raise LedgerError(f"ledger_tiles row {level}/{n} holds {type(found).__name__}, not hashes: "
-                                  "the store was altered (run `taxgate ledger verify`)")
+                raise LedgerError(
+                    f"ledger_tiles row {level}/{n} holds {type(found).__name__}, not hashes: "
+                    "the store was altered (run `taxgate ledger verify`)"
+                )
             self.cache[key] = found or b""
         return self.cache[key]
 
@@ -179,7 +184,7 @@ class _Tiles:
         first = index << below  # its first node at the tile's height
         data = self.tile(level, first // TILE)
         offset = (first % TILE) * 32
-        nodes = [data[i:i + 32] for i in range(offset, offset + (32 << below), 32)]
+        nodes = [data[i : i + 32] for i in range(offset, offset + (32 << below), 32)]
         if len(nodes) != 1 << below or any(len(h) != 32 for h in nodes):
             raise LedgerError(f"subtree {height}/{index} is not complete in the stored tiles")
         return merkle.root(nodes)
@@ -196,15 +201,26 @@ class Ledger:
         """Append entries in the caller's transaction; returns their indexes."""
         start = self._locked_size(session)
         blobs = [canonical(e) for e in entries]
-        if any(len(b) > MAX_ENTRY for b in blobs):  # C2SP entry bundles prefix each entry with a uint16
-            raise LedgerError(f"a ledger entry is at most {MAX_ENTRY:,} bytes: ledger a digest of what is larger")
+        if any(
+            len(b) > MAX_ENTRY for b in blobs
+        ):  # C2SP entry bundles prefix each entry with a uint16
+            raise LedgerError(
+                f"a ledger entry is at most {MAX_ENTRY:,} bytes: ledger a digest of what is larger"
+            )
         leaves = [merkle.leaf_hash(b) for b in blobs]
         if blobs:
-            insert_rows(session.connection(), LedgerEntry.__table__, [
-                {"idx": start + i, "entry": b, "leaf_hash": h} for i, (b, h) in enumerate(zip(blobs, leaves))
-            ])
+            insert_rows(
+                session.connection(),
+                LedgerEntry.__table__,
+                [
+                    {"idx": start + i, "entry": b, "leaf_hash": h}
+                    for i, (b, h) in enumerate(zip(blobs, leaves))
+                ],
+            )
             self._extend(session, 0, start, leaves)
-            session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(size=start + len(blobs)))
+            session.execute(
+                update(LedgerHead).where(LedgerHead.id == 1).values(size=start + len(blobs))
+            )
         return range(start, start + len(blobs))
 
     def next_index(self, session: Session) -> int:
@@ -214,7 +230,9 @@ class Ledger:
     def _locked_size(self, session: Session) -> int:
         """The size, with the head row locked until the transaction ends: appends are numbered
         without gaps or races, and a checkpoint signs a size nobody is appending to."""
-        size = session.execute(select(raw(LedgerHead.size)).where(LedgerHead.id == 1).with_for_update()).scalar_one()
+        size = session.execute(
+            select(raw(LedgerHead.size)).where(LedgerHead.id == 1).with_for_update()
+        ).scalar_one()
         return _checked_size(size)
 
     def _extend(self, session: Session, level: int, first: int, hashes: list[bytes]) -> None:
@@ -224,37 +242,47 @@ class Ledger:
         if first % TILE:
             existing = _Tiles(session).tile(level, n0)
             if len(existing) != (first % TILE) * 32:
-                raise LedgerError(f"tile {level}/{n0} holds {len(existing) // 32} hashes, expected {first % TILE}")
+                raise LedgerError(
+                    f"tile {level}/{n0} holds {len(existing) // 32} hashes, expected {first % TILE}"
+                )
         data = existing + b"".join(hashes)
         completed: list[bytes] = []
         new_rows, changed = [], []
         for k in range(0, len(data), TILE * 32):
-            chunk, n = data[k:k + TILE * 32], n0 + k // (TILE * 32)
+            chunk, n = data[k : k + TILE * 32], n0 + k // (TILE * 32)
             if n == n0 and existing:
                 changed.append({"level": level, "n": n, "hashes": chunk})
             else:
                 new_rows.append({"level": level, "n": n, "hashes": chunk})
             if len(chunk) == TILE * 32:
-                completed.append(merkle.root([chunk[i:i + 32] for i in range(0, len(chunk), 32)]))
+                completed.append(merkle.root([chunk[i : i + 32] for i in range(0, len(chunk), 32)]))
         if changed:
             session.execute(update(LedgerTile), changed)
         if new_rows:
             session.execute(insert(LedgerTile), new_rows)
         if completed:
-            self._extend(session, level + 1, n0, completed)  # tiles fill in order: the first to fill is n0
+            self._extend(
+                session, level + 1, n0, completed
+            )  # tiles fill in order: the first to fill is n0
 
     # -- reading ---------------------------------------------------------------------------------
 
     def size(self, session: Session) -> int:
-        return _checked_size(session.execute(select(raw(LedgerHead.size)).where(LedgerHead.id == 1)).scalar_one())
+        return _checked_size(
+            session.execute(select(raw(LedgerHead.size)).where(LedgerHead.id == 1)).scalar_one()
+        )
 
     def entry(self, session: Session, index: int) -> bytes:
-        found = session.execute(select(raw(LedgerEntry.entry)).where(LedgerEntry.idx == index)).scalar_one_or_none()
+        found = session.execute(
+            select(raw(LedgerEntry.entry)).where(LedgerEntry.idx == index)
+        ).scalar_one_or_none()
         if found is None:
             raise LedgerError(f"no ledger entry {index}")
         if type(found) is not bytes:
-            raise LedgerError(f"ledger entry {index} is stored as {type(found).__name__}, not bytes: the store "
-                              "was altered (run `taxgate ledger verify`)")
+            raise LedgerError(
+                f"ledger entry {index} is stored as {type(found).__name__}, not bytes: the store "
+                "was altered (run `taxgate ledger verify`)"
+            )
         return found
 
     def root(self, session: Session, size: int | None = None) -> bytes:
@@ -291,17 +319,26 @@ class Ledger:
 
     def stored_checkpoints(self, session: Session) -> list[tuple[int, str]]:
         """(size, note) of every stored checkpoint, smallest first, as stored (unverified)."""
-        return [(size, note) for size, note in session.execute(
-            select(raw(CheckpointRow.size), raw(CheckpointRow.note)).order_by(CheckpointRow.size))]
+        return [
+            (size, note)
+            for size, note in session.execute(
+                select(raw(CheckpointRow.size), raw(CheckpointRow.note)).order_by(
+                    CheckpointRow.size
+                )
+            )
+        ]
 
     def latest_checkpoint(self, session: Session) -> str | None:
-        note = session.execute(select(raw(CheckpointRow.note)).order_by(CheckpointRow.size.desc()).limit(1)
-                               ).scalar_one_or_none()
+        note = session.execute(
+            select(raw(CheckpointRow.note)).order_by(CheckpointRow.size.desc()).limit(1)
+        ).scalar_one_or_none()
         return note if isinstance(note, str) else None
 
 
 def _checked_size(size) -> int:
     if not is_int(size) or size < 0:
-        raise LedgerError(f"the ledger's stored size is {size!r} ({type(size).__name__}), not a count: the store was "
-                          "altered (run `taxgate ledger verify`)")
+        raise LedgerError(
+            f"the ledger's stored size is {size!r} ({type(size).__name__}), not a count: the store was "
+            "altered (run `taxgate ledger verify`)"
+        )
     return size

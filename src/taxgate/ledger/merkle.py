@@ -16,7 +16,9 @@ from collections.abc import Callable, Sequence
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # MTH({}) = SHA-256()
 
-PerfectHash = Callable[[int, int], bytes]  # (level, index) -> hash of leaves [index << level, (index + 1) << level)
+PerfectHash = Callable[
+    [int, int], bytes
+]  # (level, index) -> hash of leaves [index << level, (index + 1) << level)
 
 
 class ProofError(ValueError):
@@ -128,14 +130,20 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes
     return r
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes], expected_root: bytes) -> None:
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, path: Sequence[bytes], expected_root: bytes
+) -> None:
     """Raise ProofError unless `leaf` is entry `index` of the tree of `size` whose head is `expected_root`."""
     _check_hashes(expected_root)
     if root_from_inclusion(index, size, leaf, path) != expected_root:
-        raise ProofError(f"inclusion proof for leaf {index} does not lead to the tree head of size {size}")
+        raise ProofError(
+            f"inclusion proof for leaf {index} does not lead to the tree head of size {size}"
+        )
 
 
-def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, path: Sequence[bytes]) -> None:
+def verify_consistency(
+    old: int, new: int, old_root: bytes, new_root: bytes, path: Sequence[bytes]
+) -> None:
     """Raise ProofError unless the tree of size `new` (head `new_root`) extends the tree of size
     `old` (head `old_root`): nothing logged before was changed, removed or reordered."""
     _check_hashes(old_root, new_root, *path)
@@ -152,7 +160,9 @@ def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, pat
     if not path:
         raise ProofError("empty consistency proof")
     c = list(path)
-    if old & (old - 1) == 0:  # step 2: the old tree is a perfect subtree, its head is the first node
+    if (
+        old & (old - 1) == 0
+    ):  # step 2: the old tree is a perfect subtree, its head is the first node
         c.insert(0, old_root)
     fn, sn = old - 1, new - 1
     while fn & 1:  # step 4

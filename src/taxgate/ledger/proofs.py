@@ -9,7 +9,8 @@ import binascii
 import json
 
 from taxgate.ledger import merkle
-from taxgate.ledger.checkpoint import Checkpoint, parse, verify as verify_note
+from taxgate.ledger.checkpoint import Checkpoint, parse
+from taxgate.ledger.checkpoint import verify as verify_note
 from taxgate.ledger.log import Ledger, LedgerError, is_int, loads
 from taxgate.store import Store
 from taxgate.store.models import Checkpoint as CheckpointRow
@@ -34,8 +35,13 @@ def inclusion_proof(store: Store, index: int, size: int | None = None) -> dict:
         proof = ledger.prove(session, index, size)
         entry = ledger.entry(session, index)
         row = session.get(CheckpointRow, size)
-    return {"index": index, "size": size, "entry": entry.decode(),
-            "proof": [base64.b64encode(h).decode() for h in proof], "checkpoint": row.note if row else None}
+    return {
+        "index": index,
+        "size": size,
+        "entry": entry.decode(),
+        "proof": [base64.b64encode(h).decode() for h in proof],
+        "checkpoint": row.note if row else None,
+    }
 
 
 def read_proof(text: str | bytes) -> dict:
@@ -55,11 +61,15 @@ def read_proof(text: str | bytes) -> dict:
             raise ProofFormatError("the proof is nested too deeply to be a proof") from None
         raise ProofFormatError(f"not JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ProofFormatError("a proof is a JSON object with index, size, entry, proof and checkpoint")
+        raise ProofFormatError(
+            "a proof is a JSON object with index, size, entry, proof and checkpoint"
+        )
     for name in ("index", "size"):
         value = data.get(name)
         if not is_int(value) or not 0 <= value <= MAX_INDEX:
-            raise ProofFormatError(f"{name!r} must be a whole number from 0 to 2^63-1, not {value!r:.40}")
+            raise ProofFormatError(
+                f"{name!r} must be a whole number from 0 to 2^63-1, not {value!r:.40}"
+            )
     if not data["index"] < data["size"]:
         raise ProofFormatError(f"index {data['index']} is not inside a tree of size {data['size']}")
     if not isinstance(data.get("entry"), str):
@@ -67,9 +77,15 @@ def read_proof(text: str | bytes) -> dict:
     try:
         data["entry"].encode("utf-8")
     except UnicodeEncodeError:
-        raise ProofFormatError("'entry' is not text that UTF-8 can hold (a lone surrogate)") from None
+        raise ProofFormatError(
+            "'entry' is not text that UTF-8 can hold (a lone surrogate)"
+        ) from None
     hashes = data.get("proof")
-    if not isinstance(hashes, list) or len(hashes) > 64 or not all(isinstance(h, str) for h in hashes):
+    if (
+        not isinstance(hashes, list)
+        or len(hashes) > 64
+        or not all(isinstance(h, str) for h in hashes)
+    ):
         raise ProofFormatError("'proof' must be a list of at most 64 base64 hashes")
     try:
         decoded = [base64.b64decode(h, validate=True) for h in hashes]
@@ -89,7 +105,15 @@ def check_proof(proof: dict, verifier_key: str, note: str | None = None) -> Chec
         raise ProofFormatError("the proof carries no checkpoint: give one")
     trusted = verify_note(note or proof["checkpoint"], verifier_key)
     if trusted.size != proof["size"]:
-        raise merkle.ProofError(f"the proof is for tree size {proof['size']}, the checkpoint for {trusted.size}")
+        raise merkle.ProofError(
+            f"the proof is for tree size {proof['size']}, the checkpoint for {trusted.size}"
+        )
     hashes = proof["hashes"] if "hashes" in proof else read_proof(json.dumps(proof))["hashes"]
-    merkle.verify_inclusion(proof["index"], proof["size"], merkle.leaf_hash(proof["entry"].encode()), hashes, trusted.root)
+    merkle.verify_inclusion(
+        proof["index"],
+        proof["size"],
+        merkle.leaf_hash(proof["entry"].encode()),
+        hashes,
+        trusted.root,
+    )
     return trusted

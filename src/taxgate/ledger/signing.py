@@ -3,7 +3,8 @@
 The key lives off the database host (TAXGATE_LEDGER_KEY, default ./taxgate-ledger.key). Beside it
 the signer keeps its own record of the last checkpoint it signed, of how many checkpoints the store
 held then, and of where in the signed tree the entries a release reads lie (orders, reviews:
-`INDEXED`), found by their content when they were signed (`<key>.last`, JSON). Before it signs again it requires what Certificate
+`INDEXED`), found by their content when they were signed (`<key>.last`, JSON). Before it signs
+again it requires what Certificate
 Transparency requires of a log: the store still holds that checkpoint and no fewer checkpoints than
 then, and the tree now extends it (a consistency proof from the last signed size to the new one,
 checked against the recorded root). A store whose checkpoints were cut, or whose log was rewritten
@@ -24,7 +25,8 @@ from sqlalchemy.orm import Session
 
 from taxgate.ledger import merkle
 from taxgate.ledger.bindings import TamperedError
-from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer, verify as verify_note
+from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer
+from taxgate.ledger.checkpoint import verify as verify_note
 from taxgate.ledger.log import ORIGIN, TILE, Ledger, LedgerError, _Tiles, is_int, loads, raw, stream
 from taxgate.store import Store
 from taxgate.store.models import LedgerEntry, LedgerTile
@@ -94,11 +96,25 @@ def read_record(key: Path, verifier_key: str) -> Record:
     try:
         kept = json.loads(record.read_text(encoding="utf-8"))
         indexed = kept.get("indexed")
-        return Record(verify_note(kept["checkpoint"], verifier_key), kept["checkpoint"], int(kept["stored"]),
-                      {kind: [int(i) for i in indexed.get(kind, [])] for kind in INDEXED} if indexed else None)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # CheckpointError is a ValueError
-        raise LedgerError(f"the signer's record {record} cannot be read ({exc}): restore it from a backup; "
-                          "nothing is signed without it") from None
+        return Record(
+            verify_note(kept["checkpoint"], verifier_key),
+            kept["checkpoint"],
+            int(kept["stored"]),
+            {kind: [int(i) for i in indexed.get(kind, [])] for kind in INDEXED}
+            if indexed
+            else None,
+        )
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as exc:  # CheckpointError is a ValueError
+        raise LedgerError(
+            f"the signer's record {record} cannot be read ({exc}): restore it from a backup; "
+            "nothing is signed without it"
+        ) from None
 
 
 def _write_record(key: Path, note: str, stored: int, indexed: dict[str, list[int]]) -> None:
@@ -118,28 +134,47 @@ def _indexed_in(session: Session, lo: int, hi: int) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {kind: [] for kind in INDEXED}
     if hi <= lo:
         return found
-    tiles = {n: hashes for n, hashes in session.execute(select(LedgerTile.n, raw(LedgerTile.hashes)).where(
-        LedgerTile.level == 0, LedgerTile.n.between(lo // TILE, (hi - 1) // TILE)))}
-    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry)).where(
-        LedgerEntry.idx >= lo, LedgerEntry.idx < hi).order_by(LedgerEntry.idx)
+    tiles = {
+        n: hashes
+        for n, hashes in session.execute(
+            select(LedgerTile.n, raw(LedgerTile.hashes)).where(
+                LedgerTile.level == 0, LedgerTile.n.between(lo // TILE, (hi - 1) // TILE)
+            )
+        )
+    }
+    query = (
+        select(raw(LedgerEntry.idx), raw(LedgerEntry.entry))
+        .where(LedgerEntry.idx >= lo, LedgerEntry.idx < hi)
+        .order_by(LedgerEntry.idx)
+    )
     expected = lo
     for idx, entry in stream(session.connection(), query):
         tile = tiles.get(idx // TILE) if is_int(idx) else None
         at = (idx % TILE) * 32 if tile is not None else 0
-        if (idx != expected or type(entry) is not bytes or type(tile) is not bytes
-                or tile[at:at + 32] != merkle.leaf_hash(entry)):
-            raise LedgerError(f"ledger entry {expected} does not match the tree's hash of it: run `taxgate "
-                              "ledger verify`; nothing is signed")
+        if (
+            idx != expected
+            or type(entry) is not bytes
+            or type(tile) is not bytes
+            or tile[at : at + 32] != merkle.leaf_hash(entry)
+        ):
+            raise LedgerError(
+                f"ledger entry {expected} does not match the tree's hash of it: run `taxgate "
+                "ledger verify`; nothing is signed"
+            )
         expected += 1
         for kind, marker in _MARKERS.items():
             if marker in entry and _kind_of(entry) == kind:
                 found[kind].append(idx)
     if expected != hi:
-        raise LedgerError(f"ledger entry {expected} is missing: run `taxgate ledger verify`; nothing is signed")
+        raise LedgerError(
+            f"ledger entry {expected} is missing: run `taxgate ledger verify`; nothing is signed"
+        )
     return found
 
 
-def sign_checkpoint(store: Store, path: Path | str | None = None, *, trust_store: bool = False) -> str:
+def sign_checkpoint(
+    store: Store, path: Path | str | None = None, *, trust_store: bool = False
+) -> str:
     """Sign the current tree head after checking that it extends the last one this key signed, and
     record it beside the key; returns the note (the one already stored, if this size was signed).
 
@@ -156,50 +191,75 @@ def sign_checkpoint(store: Store, path: Path | str | None = None, *, trust_store
             stored = {}
             for stored_size, note in ledger.stored_checkpoints(session):
                 try:
-                    stored[stored_size] = verify_note(note, signer.verifier_key(), origin=ledger.origin)
+                    stored[stored_size] = verify_note(
+                        note, signer.verifier_key(), origin=ledger.origin
+                    )
                 except (CheckpointError, TypeError) as exc:
-                    raise LedgerError(f"the stored checkpoint at size {stored_size!r} does not verify ({exc}): "
-                                      "run `taxgate ledger verify`; nothing is signed") from None
+                    raise LedgerError(
+                        f"the stored checkpoint at size {stored_size!r} does not verify ({exc}): "
+                        "run `taxgate ledger verify`; nothing is signed"
+                    ) from None
                 if stored[stored_size].size != stored_size:
-                    raise LedgerError(f"the checkpoint stored as size {stored_size!r} is for size "
-                                      f"{stored[stored_size].size:,}: run `taxgate ledger verify`; nothing is signed")
+                    raise LedgerError(
+                        f"the checkpoint stored as size {stored_size!r} is for size "
+                        f"{stored[stored_size].size:,}: run `taxgate ledger verify`; nothing is signed"
+                    )
             if last is None and stored:
                 if not trust_store:
                     raise LedgerError(
                         f"this key keeps no record of the checkpoints it signed ({record_path(key)} is missing) but "
                         f"the store holds {len(stored)} signed with it: put the record back, or start it from the "
                         "store once with `taxgate ledger checkpoint --trust-store` after `taxgate ledger verify "
-                        "--checkpoint` passes against a checkpoint kept elsewhere")
+                        "--checkpoint` passes against a checkpoint kept elsewhere"
+                    )
                 last = stored[max(stored)]
             if last is not None:
                 kept = stored.get(last.size)
                 if kept is None or kept.root != last.root:
                     raise LedgerError(
                         f"the store no longer holds the checkpoint this key signed last (size {last.size:,}): its "
-                        "checkpoint history was cut or rewritten; nothing is signed")
+                        "checkpoint history was cut or rewritten; nothing is signed"
+                    )
                 if len(stored) < stored_then:
                     raise LedgerError(
-                        f"the store holds {len(stored)} checkpoints, fewer than the {stored_then} it held when this key "
-                        "signed last: its checkpoint history was cut; nothing is signed")
+                        f"the store holds {len(stored)} checkpoints, fewer than the {stored_then} "
+                        "it held when this key "
+                        "signed last: its checkpoint history was cut; nothing is signed"
+                    )
                 if size < last.size:
-                    raise LedgerError(f"the ledger has {size:,} entries, fewer than the {last.size:,} this key signed "
-                                      "last: entries were removed; nothing is signed")
+                    raise LedgerError(
+                        f"the ledger has {size:,} entries, fewer than the {last.size:,} this key signed "
+                        "last: entries were removed; nothing is signed"
+                    )
             root = ledger.root(session, size)
             if last is not None:
                 try:
-                    merkle.verify_consistency(last.size, size, last.root, root, ledger.consistency(session, last.size, size))
+                    merkle.verify_consistency(
+                        last.size,
+                        size,
+                        last.root,
+                        root,
+                        ledger.consistency(session, last.size, size),
+                    )
                 except merkle.ProofError:
                     raise LedgerError(
                         f"the tree of {size:,} entries does not extend the one this key signed last (size "
-                        f"{last.size:,}): the log was rewritten; nothing is signed") from None
-            known = record.indexed if record.checkpoint is not None and record.indexed is not None else None
+                        f"{last.size:,}): the log was rewritten; nothing is signed"
+                    ) from None
+            known = (
+                record.indexed
+                if record.checkpoint is not None and record.indexed is not None
+                else None
+            )
             since = last.size if known is not None else 0
             new = _indexed_in(session, since, size)
             indexed = {kind: [*(known or {}).get(kind, []), *new[kind]] for kind in INDEXED}
             if size in stored:
                 if stored[size].root != root:
-                    raise LedgerError(f"the checkpoint stored at size {size:,} does not match the tree: run "
-                                      "`taxgate ledger verify`; nothing is signed")
+                    raise LedgerError(
+                        f"the checkpoint stored at size {size:,} does not match the tree: run "
+                        "`taxgate ledger verify`; nothing is signed"
+                    )
                 note = next(n for s, n in ledger.stored_checkpoints(session) if s == size)
                 held = len(stored)
             else:
@@ -228,10 +288,14 @@ def _kind_of(entry: bytes):
     return parsed.get("kind") if isinstance(parsed, dict) else None
 
 
-_scanned: dict[tuple, tuple[int, list[tuple[int, dict]]]] = {}  # the unsigned tail already read, per tree
+_scanned: dict[
+    tuple, tuple[int, list[tuple[int, dict]]]
+] = {}  # the unsigned tail already read, per tree
 
 
-def entries_of_kinds(session: Session, kinds: tuple[str, ...], path: Path | str | None = None) -> list[tuple[int, dict]]:
+def entries_of_kinds(
+    session: Session, kinds: tuple[str, ...], path: Path | str | None = None
+) -> list[tuple[int, dict]]:
     """The entries of `kinds` (some of `INDEXED`), in ledger order, as the ledger holds them and
     whatever the tables or columns say: those the signer recorded, each proved included in the
     checkpoint it signed, and every entry after that checkpoint, read by its content (once per
@@ -244,21 +308,33 @@ def entries_of_kinds(session: Session, kinds: tuple[str, ...], path: Path | str 
     found = []
     for kind in kinds:
         for idx in (record.indexed or {}).get(kind, []) if signed is not None else []:
-            entry = session.execute(select(raw(LedgerEntry.entry)).where(LedgerEntry.idx == idx)).scalar_one_or_none()
+            entry = session.execute(
+                select(raw(LedgerEntry.entry)).where(LedgerEntry.idx == idx)
+            ).scalar_one_or_none()
             try:
                 if type(entry) is not bytes:
                     raise merkle.ProofError("missing or retyped")
-                merkle.verify_inclusion(idx, size, merkle.leaf_hash(entry), merkle.inclusion_proof(tiles.perfect, idx, size),
-                                        signed.root)
+                merkle.verify_inclusion(
+                    idx,
+                    size,
+                    merkle.leaf_hash(entry),
+                    merkle.inclusion_proof(tiles.perfect, idx, size),
+                    signed.root,
+                )
             except (merkle.ProofError, LedgerError):
-                raise TamperedError(f"ledger entry {idx} ({kind}) is not the entry the signed checkpoint of size "
-                                    f"{size:,} holds") from None
+                raise TamperedError(
+                    f"ledger entry {idx} ({kind}) is not the entry the signed checkpoint of size "
+                    f"{size:,} holds"
+                ) from None
             found.append((idx, loads(entry)))
     head = Ledger(None).size(session)
     cache_key = (str(session.get_bind().url), size, signed.root if signed else b"", kinds)
     scanned_to, tail = _scanned.get(cache_key, (size, []))
-    query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash)).where(
-        LedgerEntry.idx >= scanned_to, LedgerEntry.idx < head).order_by(LedgerEntry.idx)
+    query = (
+        select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash))
+        .where(LedgerEntry.idx >= scanned_to, LedgerEntry.idx < head)
+        .order_by(LedgerEntry.idx)
+    )
     tail = list(tail)
     markers = [_MARKERS[kind] for kind in kinds]
     for idx, entry, leaf in stream(session.connection(), query):

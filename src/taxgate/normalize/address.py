@@ -28,19 +28,64 @@ from taxgate.normalize.text import ascii_text, fold
 _ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
 
 STATES: dict[str, str] = {
-    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
-    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "district of columbia": "DC",
-    "florida": "FL", "georgia": "GA", "hawaii": "HI", "idaho": "ID", "illinois": "IL",
-    "indiana": "IN", "iowa": "IA", "kansas": "KS", "kentucky": "KY", "louisiana": "LA",
-    "maine": "ME", "maryland": "MD", "massachusetts": "MA", "michigan": "MI", "minnesota": "MN",
-    "mississippi": "MS", "missouri": "MO", "montana": "MT", "nebraska": "NE", "nevada": "NV",
-    "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM", "new york": "NY",
-    "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK", "oregon": "OR",
-    "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC", "south dakota": "SD",
-    "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT", "virginia": "VA",
-    "washington": "WA", "west virginia": "WV", "wisconsin": "WI", "wyoming": "WY",
-    "puerto rico": "PR", "guam": "GU", "virgin islands": "VI", "american samoa": "AS",
-    "northern mariana islands": "MP", "armed forces americas": "AA", "armed forces europe": "AE",
+    "alabama": "AL",
+    "alaska": "AK",
+    "arizona": "AZ",
+    "arkansas": "AR",
+    "california": "CA",
+    "colorado": "CO",
+    "connecticut": "CT",
+    "delaware": "DE",
+    "district of columbia": "DC",
+    "florida": "FL",
+    "georgia": "GA",
+    "hawaii": "HI",
+    "idaho": "ID",
+    "illinois": "IL",
+    "indiana": "IN",
+    "iowa": "IA",
+    "kansas": "KS",
+    "kentucky": "KY",
+    "louisiana": "LA",
+    "maine": "ME",
+    "maryland": "MD",
+    "massachusetts": "MA",
+    "michigan": "MI",
+    "minnesota": "MN",
+    "mississippi": "MS",
+    "missouri": "MO",
+    "montana": "MT",
+    "nebraska": "NE",
+    "nevada": "NV",
+    "new hampshire": "NH",
+    "new jersey": "NJ",
+    "new mexico": "NM",
+    "new york": "NY",
+    "north carolina": "NC",
+    "north dakota": "ND",
+    "ohio": "OH",
+    "oklahoma": "OK",
+    "oregon": "OR",
+    "pennsylvania": "PA",
+    "rhode island": "RI",
+    "south carolina": "SC",
+    "south dakota": "SD",
+    "tennessee": "TN",
+    "texas": "TX",
+    "utah": "UT",
+    "vermont": "VT",
+    "virginia": "VA",
+    "washington": "WA",
+    "west virginia": "WV",
+    "wisconsin": "WI",
+    "wyoming": "WY",
+    "puerto rico": "PR",
+    "guam": "GU",
+    "virgin islands": "VI",
+    "american samoa": "AS",
+    "northern mariana islands": "MP",
+    "armed forces americas": "AA",
+    "armed forces europe": "AE",
     "armed forces pacific": "AP",
 }
 _STATE_CODES = frozenset(STATES.values())
@@ -92,17 +137,27 @@ class StreetLine:
 
     kind: str  # "street" (house number + street name), "po_box", or "" (neither)
     line: str = ""  # e.g. "55 W OAK AVE" or "PO BOX 77"
-    unit: str = ""  # the unit's identifier without its designator: "APT 12", "# 12", "UNIT 12" -> "12"
+    unit: str = (
+        ""  # the unit's identifier without its designator: "APT 12", "# 12", "UNIT 12" -> "12"
+    )
 
     @property
     def number(self) -> str:
         """The house number, or the box number of a PO box."""
-        return self.line.split(" ", 1)[0] if self.kind == "street" else self.line.rsplit(" ", 1)[-1] if self.kind else ""
+        return (
+            self.line.split(" ", 1)[0]
+            if self.kind == "street"
+            else self.line.rsplit(" ", 1)[-1]
+            if self.kind
+            else ""
+        )
 
     @property
     def name(self) -> str:
         """The street without its number ("N 3RD CT"), or "PO BOX"."""
-        return self.line.split(" ", 1)[-1] if self.kind == "street" else "PO BOX" if self.kind else ""
+        return (
+            self.line.split(" ", 1)[-1] if self.kind == "street" else "PO BOX" if self.kind else ""
+        )
 
 
 _DESIGNATOR = re.compile(
@@ -110,7 +165,9 @@ _DESIGNATOR = re.compile(
 )
 
 
-@lru_cache(maxsize=1024)  # a request's rules ask for its street's kind, then identification parses it
+@lru_cache(
+    maxsize=1024
+)  # a request's rules ask for its street's kind, then identification parses it
 def _tag(street: str, unit: str) -> tuple[str, dict[str, str]] | None:
     """The street line and unit as usaddress tags them (after scourgify's pre-cleaning), or None
     when they set forth no street at all."""
@@ -173,10 +230,18 @@ def parse_street(street: str, unit: str = "") -> StreetLine:
 
 _TYPE_ABBREVIATIONS = frozenset(STREET_TYPE_ABBREVIATIONS.values())
 # Each USPS abbreviation spelled out: the longest of the spellings scourgify maps to it (ST -> STREET).
-_SPELLED_OUT = {abbr: max((k for k, v in STREET_TYPE_ABBREVIATIONS.items() if v == abbr and k.isalpha()), key=len,
-                          default=abbr) for abbr in _TYPE_ABBREVIATIONS}
+_SPELLED_OUT = {
+    abbr: max(
+        (k for k, v in STREET_TYPE_ABBREVIATIONS.items() if v == abbr and k.isalpha()),
+        key=len,
+        default=abbr,
+    )
+    for abbr in _TYPE_ABBREVIATIONS
+}
 # Longhand street types long enough that a typing error in one is still recognisable as that type.
-_LONGHAND_TYPES = {k: v for k, v in STREET_TYPE_ABBREVIATIONS.items() if len(k) >= 5 and k.isalpha()}
+_LONGHAND_TYPES = {
+    k: v for k, v in STREET_TYPE_ABBREVIATIONS.items() if len(k) >= 5 and k.isalpha()
+}
 
 
 @lru_cache(maxsize=200_000)
@@ -192,7 +257,11 @@ def street_parts(name: str) -> tuple[str, str]:
     if len(words) > 1 and last in _TYPE_ABBREVIATIONS:
         return " ".join(words[:-1]), last
     if len(words) > 1 and len(last) >= 4:
-        near = {abbr for longhand, abbr in _LONGHAND_TYPES.items() if damerau_levenshtein_distance(last, longhand) <= 1}
+        near = {
+            abbr
+            for longhand, abbr in _LONGHAND_TYPES.items()
+            if damerau_levenshtein_distance(last, longhand) <= 1
+        }
         if len(near) == 1:
             return " ".join(words[:-1]), near.pop()
     for longhand, abbr in _LONGHAND_TYPES.items():

@@ -17,8 +17,19 @@ from taxgate.normalize.text import fold
 
 # Particles that join Spanish and Portuguese surnames: "de la Cruz" and "Cruz" are one surname.
 PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "da", "das", "do", "dos", "e", "dela"})
-SUFFIXES = {"jr": "jr", "junior": "jr", "sr": "sr", "senior": "sr", "ii": "ii", "2nd": "ii",
-            "iii": "iii", "3rd": "iii", "iv": "iv", "4th": "iv", "v": "v"}
+SUFFIXES = {
+    "jr": "jr",
+    "junior": "jr",
+    "sr": "sr",
+    "senior": "sr",
+    "ii": "ii",
+    "2nd": "ii",
+    "iii": "iii",
+    "3rd": "iii",
+    "iv": "iv",
+    "4th": "iv",
+    "v": "v",
+}
 
 
 @lru_cache(maxsize=500_000)
@@ -28,7 +39,7 @@ def name_tokens(name: str) -> tuple[str, ...]:
 
 
 def suffix_code(suffix: str) -> str:
-    """"Jr." -> "jr", "III" -> "iii"; anything else is not a generational suffix and reads as ""."""
+    """ "Jr." -> "jr", "III" -> "iii"; anything else is not a generational suffix and reads as ""."""
     return SUFFIXES.get(fold(suffix).replace(" ", ""), "")
 
 
@@ -46,7 +57,8 @@ RULE_2_MACROS = (
     """CREATE OR REPLACE MACRO tg_surnames_agree(a, b) AS array_length(a) > 0 AND array_length(b) > 0
            AND (list_has_all(b, a) OR list_has_all(a, b))""",
     # `text` is space-joined name_tokens (one space between tokens), so a split is enough.
-    """CREATE OR REPLACE MACRO tg_tokens(text) AS CASE WHEN coalesce(text, '') = '' THEN [] ELSE string_split(text, ' ') END""",
+    """CREATE OR REPLACE MACRO tg_tokens(text) AS CASE WHEN coalesce(text, '') = '' THEN [] ELSE "
+    "string_split(text, ' ') END""",
     # Arguments are token lists: tg_tokens(the model's `given` / `surname` column). CASE, not OR:
     # DuckDB evaluates every operand of an OR, but only the rows a WHEN leaves to the next arm.
     """CREATE OR REPLACE MACRO tg_names_agree(given_a, surname_a, given_b, surname_b) AS CASE
@@ -73,7 +85,8 @@ RULE_2_MACROS = (
            WHEN tg_typo(a_text, b_text) THEN true
            WHEN array_length(a) = 1 AND array_length(b) = 1 THEN false
            ELSE list_bool_and(list_transform(CASE WHEN array_length(a) <= array_length(b) THEN a ELSE b END,
-                    lambda x: list_bool_or(list_transform(CASE WHEN array_length(a) <= array_length(b) THEN b ELSE a END,
+                    lambda x: list_bool_or(list_transform(CASE WHEN array_length(a) <=
+                        array_length(b) THEN b ELSE a END,
                                                           lambda y: tg_typo(x, y))))) END""",
     """CREATE OR REPLACE MACRO tg_names_close(given_a, given_a_text, surname_a, surname_a_text,
                                               given_b, given_b_text, surname_b, surname_b_text) AS CASE
@@ -86,11 +99,15 @@ RULE_2_MACROS = (
 )
 
 
-def nickname_pairs(nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> frozenset[tuple[str, str]]:
+def nickname_pairs(
+    nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+) -> frozenset[tuple[str, str]]:
     """(name, name) pairs that agree as nickname and name, both ways round: only a nickname and the
     name it stands for, never two nicknames of one name ("Ron" and "Erin" are both Aaron's)."""
     pairs = nicknames.items() if isinstance(nicknames, Mapping) else (nicknames or ())
-    return frozenset(p for a, b in pairs for p in ((fold(a), fold(b)), (fold(b), fold(a))) if p[0] != p[1])
+    return frozenset(
+        p for a, b in pairs for p in ((fold(a), fold(b)), (fold(b), fold(a))) if p[0] != p[1]
+    )
 
 
 def nickname_table(nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | None):
@@ -98,11 +115,15 @@ def nickname_table(nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | No
     import pyarrow as pa
 
     pairs = sorted(nickname_pairs(nicknames))
-    return pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]},
-                    schema=pa.schema([("a", pa.string()), ("b", pa.string())]))
+    return pa.table(
+        {"a": [a for a, _ in pairs], "b": [b for _, b in pairs]},
+        schema=pa.schema([("a", pa.string()), ("b", pa.string())]),
+    )
 
 
-def define_names_agree(con, nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
+def define_names_agree(
+    con, nicknames: Mapping[str, str] | Iterable[tuple[str, str]] | None = None
+) -> None:
     """Define `tg_names_agree(given_a, surname_a, given_b, surname_b)` and its kin on a DuckDB
     connection, over token lists: `tg_tokens(text)` splits space-joined `name_tokens` (the model's
     `given`, `surname`). Table `tg_nickname(a, b)` holds the policy's nickname pairs both ways round."""
@@ -123,12 +144,27 @@ def _rule_2():
 
 
 def names_agree(
-    given_a: str, surname_a: str, given_b: str, surname_b: str, nicknames: Mapping[str, str] | None = None
+    given_a: str,
+    surname_a: str,
+    given_b: str,
+    surname_b: str,
+    nicknames: Mapping[str, str] | None = None,
 ) -> bool:
     """Rule 2: do two (given name, surname) pairs name the same person after normalising?"""
     names = [list(name_tokens(n)) for n in (given_a, surname_a, given_b, surname_b)]
-    if len(names[0]) == 1 and len(names[2]) == 1 and (names[0][0], names[2][0]) in nickname_pairs(nicknames):
-        names[2] = names[0]  # as identify.decision does: a listed nickname is the name it stands for
+    if (
+        len(names[0]) == 1
+        and len(names[2]) == 1
+        and (names[0][0], names[2][0]) in nickname_pairs(nicknames)
+    ):
+        names[2] = names[
+            0
+        ]  # as identify.decision does: a listed nickname is the name it stands for
     texts = [" ".join(tokens) for tokens in names]
-    return bool(_rule_2().execute("SELECT tg_names_agree(tg_tokens(?), tg_tokens(?), tg_tokens(?), tg_tokens(?))",
-                                  texts).fetchall()[0][0])
+    return bool(
+        _rule_2()
+        .execute(
+            "SELECT tg_names_agree(tg_tokens(?), tg_tokens(?), tg_tokens(?), tg_tokens(?))", texts
+        )
+        .fetchall()[0][0]
+    )

@@ -33,7 +33,7 @@ class Citation:
         subs = "".join(f"({s})" for s in self.subsections)
         return f"{self.title} U.S.C. § {self.section}{subs}"
 
-    def within(self, other: "Citation") -> bool:
+    def within(self, other: Citation) -> bool:
         """True when this citation is `other` or one of its subsections."""
         return (
             self.title == other.title
@@ -57,4 +57,3 @@ def parse_citation(text: str) -> Citation | None:
     # Subsection letters are compared case-blind: requesters write (a) and (A) interchangeably.
     subs = tuple(s.lower() for s in _SUBSECTION.findall(match.group("subs")))
     return Citation(int(match.group("title")), section, subs)
-

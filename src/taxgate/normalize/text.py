@@ -10,9 +10,31 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 # Latin letters Unicode does not decompose into a letter and an accent, as they are written in ASCII.
-_UNDECOMPOSED = str.maketrans({"ß": "ss", "ẞ": "SS", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Ø": "O", "ø": "o",
-                               "Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ð": "D", "ð": "d", "Þ": "TH", "þ": "th",
-                               "ı": "i", "Ħ": "H", "ħ": "h", "Ŧ": "T", "ŧ": "t"})
+_UNDECOMPOSED = str.maketrans(
+    {
+        "ß": "ss",
+        "ẞ": "SS",
+        "Æ": "AE",
+        "æ": "ae",
+        "Œ": "OE",
+        "œ": "oe",
+        "Ø": "O",
+        "ø": "o",
+        "Ł": "L",
+        "ł": "l",
+        "Đ": "D",
+        "đ": "d",
+        "Ð": "D",
+        "ð": "d",
+        "Þ": "TH",
+        "þ": "th",
+        "ı": "i",
+        "Ħ": "H",
+        "ħ": "h",
+        "Ŧ": "T",
+        "ŧ": "t",
+    }
+)
 
 
 def ascii_text(text: str) -> str:

@@ -28,9 +28,18 @@ from sqlalchemy.orm import Session
 from taxgate.ledger import Binding, Field, Ledger, at, canonical, checked_row
 from taxgate.orders import Order, add_order
 from taxgate.store import Store
-from taxgate.store.models import Batch, Decision as DecisionRow, Disclosure, Incident, Notice as NoticeRow
+from taxgate.store.models import (
+    Batch,
+    Disclosure,
+    Incident,
+)
+from taxgate.store.models import (
+    Decision as DecisionRow,
+)
+from taxgate.store.models import (
+    Notice as NoticeRow,
+)
 from taxgate.store.models import Order as OrderRow
-
 
 NOTICE_KINDS = ("court_receipt", "pre_transfer", "use_bar", "disposal_request", "taxpayer")
 
@@ -58,42 +67,102 @@ class Notice:
 
 
 def _from_row(row: NoticeRow) -> Notice:
-    return Notice(row.id, row.kind, row.recipient, row.batch_id, row.order_id, row.incident_id, row.due_at,
-                  row.sent_at, json.loads(row.body), row.ledger_index, row.tin)
+    return Notice(
+        row.id,
+        row.kind,
+        row.recipient,
+        row.batch_id,
+        row.order_id,
+        row.incident_id,
+        row.due_at,
+        row.sent_at,
+        json.loads(row.body),
+        row.ledger_index,
+        row.tin,
+    )
 
 
-def owe(session: Session, ledger: Ledger, kind: str, order: Order, batch_id: int | None, due_at: datetime,
-        body: dict, recipient: str | None = None) -> None:
+def owe(
+    session: Session,
+    ledger: Ledger,
+    kind: str,
+    order: Order,
+    batch_id: int | None,
+    due_at: datetime,
+    body: dict,
+    recipient: str | None = None,
+) -> None:
     """Record (and ledger) a notice owed under `order` (for a batch, or for the order itself when
     `batch_id` is None), unless it is already owed."""
-    exists = session.execute(select(NoticeRow.id).where(
-        NoticeRow.kind == kind, NoticeRow.order_id == order.id,
-        NoticeRow.batch_id == batch_id if batch_id is not None else NoticeRow.batch_id.is_(None))).first()
+    exists = session.execute(
+        select(NoticeRow.id).where(
+            NoticeRow.kind == kind,
+            NoticeRow.order_id == order.id,
+            NoticeRow.batch_id == batch_id
+            if batch_id is not None
+            else NoticeRow.batch_id.is_(None),
+        )
+    ).first()
     if exists:
         return
     recipient = recipient or ", ".join(order.notify) or order.court
-    content = {"kind": kind, "recipient": recipient, "court": order.court, "docket": order.docket, **body}
-    _record(session, ledger, content, due_at, {"order_entry": order.ledger_index},
-            batch_id=batch_id, order_id=order.id)
+    content = {
+        "kind": kind,
+        "recipient": recipient,
+        "court": order.court,
+        "docket": order.docket,
+        **body,
+    }
+    _record(
+        session,
+        ledger,
+        content,
+        due_at,
+        {"order_entry": order.ledger_index},
+        batch_id=batch_id,
+        order_id=order.id,
+    )
 
 
-def owe_for_incident(session: Session, ledger: Ledger, kind: str, incident: Incident, recipient: str, tin: str,
-                     due_at: datetime, body: dict) -> None:
+def owe_for_incident(
+    session: Session,
+    ledger: Ledger,
+    kind: str,
+    incident: Incident,
+    recipient: str,
+    tin: str,
+    due_at: datetime,
+    body: dict,
+) -> None:
     """Record (and ledger) a notice owed because of an incident: the disposal request (tin "") or one
     taxpayer's notice."""
     content = {"kind": kind, "recipient": recipient, "incident": incident.id, **body}
-    _record(session, ledger, content, due_at, {"incident_entry": incident.ledger_index},
-            incident_id=incident.id, tin=tin)
+    _record(
+        session,
+        ledger,
+        content,
+        due_at,
+        {"incident_entry": incident.ledger_index},
+        incident_id=incident.id,
+        tin=tin,
+    )
 
 
 def due_entry(row: dict) -> dict:
     """The entry of a notice owed: its kind and recipient, what it says (by the SHA-256 of its
     text: a disposal request lists every disclosure), why it is owed (the order's or incident's
     entry), for which batch and taxpayer, and when it is due."""
-    return {"kind": "notice_due", "notice": row["kind"], "recipient": row["recipient"],
-            "body_sha256": hashlib.sha256(row["body"].encode()).hexdigest(), "order_entry": row["order_entry"],
-            "incident_entry": row["incident_entry"], "batch": row["batch_id"], "tin": row["tin"],
-            "due_at": at(row["due_at"])}
+    return {
+        "kind": "notice_due",
+        "notice": row["kind"],
+        "recipient": row["recipient"],
+        "body_sha256": hashlib.sha256(row["body"].encode()).hexdigest(),
+        "order_entry": row["order_entry"],
+        "incident_entry": row["incident_entry"],
+        "batch": row["batch_id"],
+        "tin": row["tin"],
+        "due_at": at(row["due_at"]),
+    }
 
 
 def sent_entry(row: dict) -> dict:
@@ -101,47 +170,98 @@ def sent_entry(row: dict) -> dict:
 
 
 def closed_entry(row: dict) -> dict:
-    return {"kind": "incident_closed", "incident_entry": row["ledger_index"], "at": at(row["closed_at"])}
+    return {
+        "kind": "incident_closed",
+        "incident_entry": row["ledger_index"],
+        "at": at(row["closed_at"]),
+    }
 
 
 NOTICE_DUE = Binding(
-    kind="notice_due", table="notices", index=NoticeRow.ledger_index, key=NoticeRow.id,
-    source=NoticeRow.__table__.outerjoin(OrderRow.__table__, OrderRow.id == NoticeRow.order_id).outerjoin(
-        Incident.__table__, Incident.id == NoticeRow.incident_id),
-    fields=(Field("kind", NoticeRow.kind), Field("recipient", NoticeRow.recipient), Field("body", NoticeRow.body),
-            Field("order_entry", OrderRow.ledger_index, "int?"), Field("incident_entry", Incident.ledger_index, "int?"),
-            Field("batch_id", NoticeRow.batch_id, "int?"), Field("tin", NoticeRow.tin),
-            Field("due_at", NoticeRow.due_at, "moment")),
+    kind="notice_due",
+    table="notices",
+    index=NoticeRow.ledger_index,
+    key=NoticeRow.id,
+    source=NoticeRow.__table__.outerjoin(
+        OrderRow.__table__, OrderRow.id == NoticeRow.order_id
+    ).outerjoin(Incident.__table__, Incident.id == NoticeRow.incident_id),
+    fields=(
+        Field("kind", NoticeRow.kind),
+        Field("recipient", NoticeRow.recipient),
+        Field("body", NoticeRow.body),
+        Field("order_entry", OrderRow.ledger_index, "int?"),
+        Field("incident_entry", Incident.ledger_index, "int?"),
+        Field("batch_id", NoticeRow.batch_id, "int?"),
+        Field("tin", NoticeRow.tin),
+        Field("due_at", NoticeRow.due_at, "moment"),
+    ),
     entry=lambda row, _: due_entry(row),
     describe=lambda row: f"{row['kind']} to {row['recipient']}",
 )
 NOTICE_SENT = Binding(
-    kind="notice_sent", table="notices", index=NoticeRow.sent_index, key=NoticeRow.id,
-    fields=(Field("ledger_index", NoticeRow.ledger_index, "int"), Field("sent_at", NoticeRow.sent_at, "moment?")),
+    kind="notice_sent",
+    table="notices",
+    index=NoticeRow.sent_index,
+    key=NoticeRow.id,
+    fields=(
+        Field("ledger_index", NoticeRow.ledger_index, "int"),
+        Field("sent_at", NoticeRow.sent_at, "moment?"),
+    ),
     entry=lambda row, _: sent_entry(row),
     present=NoticeRow.sent_index.is_not(None) | NoticeRow.sent_at.is_not(None),
 )
 INCIDENT_CLOSED = Binding(
-    kind="incident_closed", table="incidents", index=Incident.closed_index, key=Incident.id,
-    fields=(Field("ledger_index", Incident.ledger_index, "int"), Field("closed_at", Incident.closed_at, "moment?")),
+    kind="incident_closed",
+    table="incidents",
+    index=Incident.closed_index,
+    key=Incident.id,
+    fields=(
+        Field("ledger_index", Incident.ledger_index, "int"),
+        Field("closed_at", Incident.closed_at, "moment?"),
+    ),
     entry=lambda row, _: closed_entry(row),
     present=Incident.closed_index.is_not(None) | Incident.closed_at.is_not(None),
 )
 BINDINGS = (NOTICE_DUE, NOTICE_SENT, INCIDENT_CLOSED)
 
 
-def _record(session: Session, ledger: Ledger, content: dict, due_at: datetime, cause: dict, **link) -> None:
+def _record(
+    session: Session, ledger: Ledger, content: dict, due_at: datetime, cause: dict, **link
+) -> None:
     body = canonical(content).decode()
-    (index,) = ledger.append(session, [due_entry({
-        "kind": content["kind"], "recipient": content["recipient"], "body": body, "due_at": due_at,
-        "order_entry": cause.get("order_entry"), "incident_entry": cause.get("incident_entry"),
-        "batch_id": link.get("batch_id"), "tin": link.get("tin", "")})])
-    session.add(NoticeRow(kind=content["kind"], recipient=content["recipient"], due_at=due_at, body=body,
-                          ledger_index=index, **link))
+    (index,) = ledger.append(
+        session,
+        [
+            due_entry(
+                {
+                    "kind": content["kind"],
+                    "recipient": content["recipient"],
+                    "body": body,
+                    "due_at": due_at,
+                    "order_entry": cause.get("order_entry"),
+                    "incident_entry": cause.get("incident_entry"),
+                    "batch_id": link.get("batch_id"),
+                    "tin": link.get("tin", ""),
+                }
+            )
+        ],
+    )
+    session.add(
+        NoticeRow(
+            kind=content["kind"],
+            recipient=content["recipient"],
+            due_at=due_at,
+            body=body,
+            ledger_index=index,
+            **link,
+        )
+    )
     session.flush()
 
 
-def add_order_with_notices(store: Store, raw: object, agencies: Collection[str] | None = None) -> Order:
+def add_order_with_notices(
+    store: Store, raw: object, agencies: Collection[str] | None = None
+) -> Order:
     """Add an order (`orders.add_order`; scoped only to an agency in `agencies`, when given) and, in
     the same transaction, the notices it owes at once: a use bar is noticed to the recipient, with
     how many disclosures it has received."""
@@ -149,46 +269,80 @@ def add_order_with_notices(store: Store, raw: object, agencies: Collection[str] 
     def notices(session: Session, ledger: Ledger, order: Order) -> None:
         if order.kind != "use_bar":
             return
-        query = (select(func.count(Disclosure.id)).join(DecisionRow, DecisionRow.id == Disclosure.decision_id)
-                 .join(Batch, Batch.id == DecisionRow.batch_id))
+        query = (
+            select(func.count(Disclosure.id))
+            .join(DecisionRow, DecisionRow.id == Disclosure.decision_id)
+            .join(Batch, Batch.id == DecisionRow.batch_id)
+        )
         if order.agency:
             query = query.where(Batch.agency == order.agency)
         received = session.execute(query).scalar_one()
-        owe(session, ledger, "use_bar", order, None, datetime.now(UTC),
-            {"agency": order.agency or "every recipient agency", "disclosures_received": received,
-             "effective_from": order.effective_from.isoformat()},
-            recipient=order.agency or "every recipient agency")
+        owe(
+            session,
+            ledger,
+            "use_bar",
+            order,
+            None,
+            datetime.now(UTC),
+            {
+                "agency": order.agency or "every recipient agency",
+                "disclosures_received": received,
+                "effective_from": order.effective_from.isoformat(),
+            },
+            recipient=order.agency or "every recipient agency",
+        )
 
     return add_order(store, raw, then=notices, agencies=agencies)
 
 
-def close_incident_if_done(session: Session, ledger: Ledger, incident_id: int, when: datetime) -> bool:
+def close_incident_if_done(
+    session: Session, ledger: Ledger, incident_id: int, when: datetime
+) -> bool:
     """Close an incident once its disposal is certified and every notice it owes is sent (ledgered)."""
     incident = session.get(Incident, incident_id, with_for_update=True)
     if incident is None or incident.closed_at is not None or incident.disposal_certified_at is None:
         return False
-    unsent = session.execute(select(NoticeRow.id).where(
-        NoticeRow.incident_id == incident_id, NoticeRow.sent_at.is_(None)).limit(1)).first()
+    unsent = session.execute(
+        select(NoticeRow.id)
+        .where(NoticeRow.incident_id == incident_id, NoticeRow.sent_at.is_(None))
+        .limit(1)
+    ).first()
     if unsent:
         return False
-    (index,) = ledger.append(session, [closed_entry({"ledger_index": incident.ledger_index, "closed_at": when})])
+    (index,) = ledger.append(
+        session, [closed_entry({"ledger_index": incident.ledger_index, "closed_at": when})]
+    )
     incident.closed_at, incident.closed_index = when, index
     return True
 
 
-def owe_on_receipt(session: Session, ledger: Ledger, orders: list[Order], batch_id: int, agency: str,
-                   received_at: datetime, body: dict) -> None:
+def owe_on_receipt(
+    session: Session,
+    ledger: Ledger,
+    orders: list[Order],
+    batch_id: int,
+    agency: str,
+    received_at: datetime,
+    body: dict,
+) -> None:
     """Notices due because a batch was received (orders of kind notice_on_receipt in force)."""
     for order in orders:
-        if order.kind == "notice_on_receipt" and order.in_force(received_at.date()) and order.covers_agency(agency):
+        if (
+            order.kind == "notice_on_receipt"
+            and order.in_force(received_at.date())
+            and order.covers_agency(agency)
+        ):
             owe(session, ledger, "court_receipt", order, batch_id, order.after(received_at), body)
 
 
 def sent_at(session: Session, kind: str, batch_id: int) -> dict[int, datetime]:
     """When the notices of `kind` for a batch were sent, by order id, each checked against its
     entries first (a sending time edited in the table releases nothing: TamperedError)."""
-    rows = session.execute(select(NoticeRow.id, NoticeRow.order_id, NoticeRow.sent_at).where(
-        NoticeRow.kind == kind, NoticeRow.batch_id == batch_id, NoticeRow.sent_at.is_not(None))).all()
+    rows = session.execute(
+        select(NoticeRow.id, NoticeRow.order_id, NoticeRow.sent_at).where(
+            NoticeRow.kind == kind, NoticeRow.batch_id == batch_id, NoticeRow.sent_at.is_not(None)
+        )
+    ).all()
     connection = session.connection()
     for notice_id, _, _ in rows:
         checked_row(connection, NOTICE_DUE, notice_id)
@@ -208,10 +362,14 @@ def mark_sent(store: Store, notice_ids: list[int], when: datetime | None = None)
             if row is None:
                 raise NoticeError(f"no notice {notice_id}")
             if row.sent_at is not None:
-                raise NoticeError(f"notice {notice_id} was sent on {row.sent_at.isoformat(timespec='seconds')}")
+                raise NoticeError(
+                    f"notice {notice_id} was sent on {row.sent_at.isoformat(timespec='seconds')}"
+                )
             rows.append(row)
-        indexes = ledger.append(session, [sent_entry({"ledger_index": row.ledger_index, "sent_at": when})
-                                          for row in rows])
+        indexes = ledger.append(
+            session,
+            [sent_entry({"ledger_index": row.ledger_index, "sent_at": when}) for row in rows],
+        )
         for row, index in zip(rows, indexes):
             row.sent_at, row.sent_index = when, index
         session.flush()
@@ -220,8 +378,13 @@ def mark_sent(store: Store, notice_ids: list[int], when: datetime | None = None)
         return [_from_row(r) for r in rows]
 
 
-def list_notices(store: Store, unsent_only: bool = False, incident_id: int | None = None,
-                 kind: str | None = None, ids: list[int] | None = None) -> list[Notice]:
+def list_notices(
+    store: Store,
+    unsent_only: bool = False,
+    incident_id: int | None = None,
+    kind: str | None = None,
+    ids: list[int] | None = None,
+) -> list[Notice]:
     with store.session() as session:
         query = select(NoticeRow).order_by(NoticeRow.due_at, NoticeRow.id)
         if unsent_only:

@@ -32,7 +32,9 @@ class Period:
     effective_to: date | None
 
     def covers(self, day: date) -> bool:
-        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+        return self.effective_from <= day and (
+            self.effective_to is None or day <= self.effective_to
+        )
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ class Remediation:
     """Deadlines once disclosures are found unlawful (`taxgate incidents`)."""
 
     taxpayer_notice_days: int = 30  # § 7431(e): notify the taxpayer "as soon as practicable"
-    disposal_request_days: int = 5  # ask the recipient to dispose of what it should not have received
+    disposal_request_days: int = (
+        5  # ask the recipient to dispose of what it should not have received
+    )
 
 
 @dataclass(frozen=True)
@@ -136,13 +140,17 @@ class Policy:
                     kinds.append("tax_administration")
                 else:
                     kinds.append(statute.kind if statute else "unknown")
-            if len(self._kinds) > 50_000:  # bounded: statute fields repeat, but a hostile batch need not
+            if (
+                len(self._kinds) > 50_000
+            ):  # bounded: statute fields repeat, but a hostile batch need not
                 self._kinds.clear()
             self._kinds[statute_field] = tuple(kinds)
         return self._kinds[statute_field]
 
     def agreement_for(self, agency: str, day: date) -> Agreement | None:
-        return next((a for a in self.agreements if a.agency == agency and a.period.covers(day)), None)
+        return next(
+            (a for a in self.agreements if a.agency == agency and a.period.covers(day)), None
+        )
 
     def canonical_item(self, item: str) -> str:
         key = fold(item).replace(" ", "_")
@@ -189,21 +197,42 @@ def load_policy(path: Path) -> Policy:
         version=meta.version,
         period=_period(meta),
         thresholds=Thresholds(**limits.model_dump()),
-        identification=Identification(ident.threshold, ident.review, ident.margin,
-                                      _nicknames(path, ident.nicknames, ident.standard_nicknames)),
+        identification=Identification(
+            ident.threshold,
+            ident.review,
+            ident.margin,
+            _nicknames(path, ident.nicknames, ident.standard_nicknames),
+        ),
         disclosable_items=frozenset(items.disclosable),
         return_information_items=frozenset(items.return_information),
         item_aliases=dict(items.aliases),
         address_placeholders=frozenset(fold(p) for p in given.placeholders.phrases),
         name_placeholders=frozenset(fold(p) for p in given.placeholders.name_phrases),
-        agencies={a.code: Agency(a.code, a.name or a.code, a.safeguards_deficient,
-                                 tuple(Signer(s.name, s.title, _period(s)) for s in a.signers))
-                  for a in given.agencies},
-        agreements=tuple(Agreement(a.agency, a.name, _period(a), tuple(
-            _citation(c, f"policy {path}: agreement with {a.agency}") for c in a.removal_order_required_for))
-            for a in given.agreements),
-        statutes=tuple(Statute(_citation(s.citation, f"policy {path}: statute catalog"), s.kind, s.title)
-                       for s in given.statutes),
+        agencies={
+            a.code: Agency(
+                a.code,
+                a.name or a.code,
+                a.safeguards_deficient,
+                tuple(Signer(s.name, s.title, _period(s)) for s in a.signers),
+            )
+            for a in given.agencies
+        },
+        agreements=tuple(
+            Agreement(
+                a.agency,
+                a.name,
+                _period(a),
+                tuple(
+                    _citation(c, f"policy {path}: agreement with {a.agency}")
+                    for c in a.removal_order_required_for
+                ),
+            )
+            for a in given.agreements
+        ),
+        statutes=tuple(
+            Statute(_citation(s.citation, f"policy {path}: statute catalog"), s.kind, s.title)
+            for s in given.statutes
+        ),
         remediation=Remediation(**given.remediation.model_dump()),
         history_window_days=given.history.window_days,
         source=path,
@@ -212,7 +241,9 @@ def load_policy(path: Path) -> Policy:
     return policy
 
 
-def _nicknames(path: Path, listed: dict[str, str], standard: str | None) -> frozenset[tuple[str, str]]:
+def _nicknames(
+    path: Path, listed: dict[str, str], standard: str | None
+) -> frozenset[tuple[str, str]]:
     """The policy's (nickname, name) pairs: those it lists, and the published table it names, at
     exactly the release it names (DESIGN.md rule 2: "nicknames only where the policy lists them")."""
     pairs = {(fold(k), fold(v)) for k, v in listed.items()}
@@ -223,7 +254,9 @@ def _nicknames(path: Path, listed: dict[str, str], standard: str | None) -> froz
         except importlib.metadata.PackageNotFoundError:
             installed = "not installed"
         if installed != wanted:
-            raise PolicyError(f"policy {path} names the nickname table {standard}, but {package} {installed} is installed")
+            raise PolicyError(
+                f"policy {path} names the nickname table {standard}, but {package} {installed} is installed"
+            )
         pairs |= _standard_nicknames()
     return frozenset((a, b) for a, b in pairs if a and b and a != b)
 
@@ -231,8 +264,12 @@ def _nicknames(path: Path, listed: dict[str, str], standard: str | None) -> froz
 @lru_cache(maxsize=1)
 def _standard_nicknames() -> frozenset[tuple[str, str]]:
     # entries such as "k.c." are initials, not a nickname one token can stand for
-    return frozenset((fold(n), fold(name)) for name, nicks in NickNamer().nickname_lookup.items()
-                     for n in nicks if n.isalpha() and name.isalpha())
+    return frozenset(
+        (fold(n), fold(name))
+        for name, nicks in NickNamer().nickname_lookup.items()
+        for n in nicks
+        if n.isalpha() and name.isalpha()
+    )
 
 
 def policy_in_force(versions: list[Policy], day: date) -> Policy:
@@ -254,8 +291,10 @@ def load_policies(path: Path | None = None) -> list[Policy]:
     for version in versions:
         other = seen.setdefault(version.version, version)
         if other is not version and other.sha256 != version.sha256:
-            raise PolicyError(f"policy files {other.source} and {version.source} both call themselves "
-                              f"{version.version!r} but differ: give each version its own name")
+            raise PolicyError(
+                f"policy files {other.source} and {version.source} both call themselves "
+                f"{version.version!r} but differ: give each version its own name"
+            )
     return versions
 
 

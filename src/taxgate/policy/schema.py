@@ -8,7 +8,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Phrase = Annotated[str, StringConstraints(max_length=200)]
@@ -32,8 +39,15 @@ class _Dated(_Table):
 class PolicyMeta(_Dated):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
     # Recorded on every batch beside the content's SHA-256 (String(64) in the store).
-    version: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
-                                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    version: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True,
+            min_length=1,
+            max_length=40,
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        ),
+    ]
     description: str = ""
 
 
@@ -49,11 +63,15 @@ class IdentificationTable(_Table):
     threshold: float = Field(ge=-1000, le=1000, allow_inf_nan=False)
     review: float = Field(ge=-1000, le=1000, allow_inf_nan=False)
     margin: float = Field(gt=0, le=1000, allow_inf_nan=False)
-    nicknames: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
-                    Annotated[str, StringConstraints(min_length=1, max_length=64)]] = {}
+    nicknames: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+    ] = {}
     # A published nickname table, pinned to its release ("nicknames==1.0.1"): the policy names the
     # exact table, so a package upgrade cannot change who agrees with whom under this version.
-    standard_nicknames: Annotated[str, StringConstraints(pattern=r"^nicknames==\d+(\.\d+)*$")] | None = None
+    standard_nicknames: (
+        Annotated[str, StringConstraints(pattern=r"^nicknames==\d+(\.\d+)*$")] | None
+    ) = None
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -127,6 +145,10 @@ def first_error(exc: ValidationError) -> str:
     first = errors[0]
     where = ".".join(str(p) for p in first["loc"]) or "(the file)"
     given = first.get("input")
-    shown = f" (given {given!r})" if isinstance(given, (str, int, float, bool)) and len(repr(given)) < 60 else ""
+    shown = (
+        f" (given {given!r})"
+        if isinstance(given, (str, int, float, bool)) and len(repr(given)) < 60
+        else ""
+    )
     more = f"; and {len(errors) - 1} more" if len(errors) > 1 else ""
     return f"{where}: {first['msg'].removeprefix('Value error, ')}{shown}{more}"

@@ -29,7 +29,15 @@ from taxgate.store import Store
 from taxgate.store.bulk import insert_rows
 from taxgate.store.models import Batch, Decision, Disclosure, HeldItem
 
-__all__ = ["DISCLOSABLE", "Item", "Release", "lift_preview", "releasable", "release_held", "release_or_hold"]
+__all__ = [
+    "DISCLOSABLE",
+    "Item",
+    "Release",
+    "lift_preview",
+    "releasable",
+    "release_held",
+    "release_or_hold",
+]
 
 
 def releasable(policies: list[Policy], day: date) -> Callable[[str], bool]:
@@ -43,7 +51,11 @@ def releasable(policies: list[Policy], day: date) -> Callable[[str], bool]:
 
     def allowed(agency: str) -> bool:
         known = policy.agencies.get(agency)
-        return policy.agreement_for(agency, day) is not None and known is not None and not known.safeguards_deficient
+        return (
+            policy.agreement_for(agency, day) is not None
+            and known is not None
+            and not known.safeguards_deficient
+        )
 
     return allowed
 
@@ -71,37 +83,71 @@ class Release:
     def __init__(self, session: Session, ledger: Ledger, now: datetime):
         self.session, self.ledger, self.now = session, ledger, now
         self.orders: list[Order] = orders_in(session)  # as the ledger records them
-        self._noticed: dict[int, dict] = {}  # batch id -> its pre-transfer notices, read once per batch
+        self._noticed: dict[
+            int, dict
+        ] = {}  # batch id -> its pre-transfer notices, read once per batch
 
-    def holding(self, batch_id: int, batch_ref: str, agency: str, statute: str) -> tuple[ReasonCode, Order] | None:
+    def holding(
+        self, batch_id: int, batch_ref: str, agency: str, statute: str
+    ) -> tuple[ReasonCode, Order] | None:
         """The order that holds an item of this batch now, with its code, or None. A notice
         before transfer that holds it is owed now (the transfer waits for it)."""
         if batch_id not in self._noticed:
             self._noticed[batch_id] = sent_at(self.session, "pre_transfer", batch_id)
         held = holding(self.orders, agency, statute, self.now, self._noticed[batch_id])
         if held is not None and held[1].kind == "notice_before_transfer":
-            owe(self.session, self.ledger, "pre_transfer", held[1], batch_id, self.now,
-                {"batch_ref": batch_ref, "agency": agency, "hours": held[1].hours})
+            owe(
+                self.session,
+                self.ledger,
+                "pre_transfer",
+                held[1],
+                batch_id,
+                self.now,
+                {"batch_ref": batch_ref, "agency": agency, "hours": held[1].hours},
+            )
         return held
 
     def record(self, items: Sequence[Item], held: Sequence[bool]) -> list[int | None]:
         """Record each item as released (a disclosure) or held (a held item), ledgered in one append;
         an item already held and still held records nothing. Returns each item's entry index."""
-        recorded = [(i, item, hold) for i, (item, hold) in enumerate(zip(items, held))
-                    if not (hold and item.held_id is not None)]
+        recorded = [
+            (i, item, hold)
+            for i, (item, hold) in enumerate(zip(items, held))
+            if not (hold and item.held_id is not None)
+        ]
         entries = []
         for _, item, hold in recorded:
-            fields = {"batch_id": item.batch_id, "row_number": item.row_number, "request_id": item.request_id,
-                      "tin": item.tin, "item": DISCLOSABLE, "value": item.value, "agency": item.agency,
-                      "statute": item.statute, "at": self.now}
+            fields = {
+                "batch_id": item.batch_id,
+                "row_number": item.row_number,
+                "request_id": item.request_id,
+                "tin": item.tin,
+                "item": DISCLOSABLE,
+                "value": item.value,
+                "agency": item.agency,
+                "statute": item.statute,
+                "at": self.now,
+            }
             entries.append(held_entry(fields) if hold else disclosure_entry(fields))
         indexes: list[int | None] = [None] * len(items)
         released, holds, was_held = [], [], []
         for (i, item, hold), index in zip(recorded, self.ledger.append(self.session, entries)):
             indexes[i] = index
-            common = {"decision_id": item.decision_id, "tin": item.tin, "item": DISCLOSABLE, "value": item.value}
+            common = {
+                "decision_id": item.decision_id,
+                "tin": item.tin,
+                "item": DISCLOSABLE,
+                "value": item.value,
+            }
             if hold:
-                holds.append({**common, "agency": item.agency, "statute": item.statute, "ledger_index": index})
+                holds.append(
+                    {
+                        **common,
+                        "agency": item.agency,
+                        "statute": item.statute,
+                        "ledger_index": index,
+                    }
+                )
             else:
                 released.append({**common, "disclosed_at": self.now, "ledger_index": index})
                 if item.held_id is not None:
@@ -109,22 +155,36 @@ class Release:
         if released:
             insert_rows(self.session.connection(), Disclosure.__table__, released)
         if was_held:
-            self.session.execute(update(HeldItem).where(HeldItem.id.in_(was_held)).values(released_at=self.now))
+            self.session.execute(
+                update(HeldItem).where(HeldItem.id.in_(was_held)).values(released_at=self.now)
+            )
         if holds:
             insert_rows(self.session.connection(), HeldItem.__table__, holds)
         return indexes
 
 
-def release_or_hold(session: Session, ledger: Ledger, items: Sequence[Item], now: datetime,
-                    allowed: Callable[[str], bool]) -> list[tuple[Outcome, int | None, Order | None]]:
+def release_or_hold(
+    session: Session,
+    ledger: Ledger,
+    items: Sequence[Item],
+    now: datetime,
+    allowed: Callable[[str], bool],
+) -> list[tuple[Outcome, int | None, Order | None]]:
     """Release each item now unless an order holds it, or record nothing for it if its agency may
     not receive it today (`releasable`); returns, per item, DISCLOSED / HELD / NOT_DISCLOSED with its
     entry index and the order that holds it."""
     release = Release(session, ledger, now)
     lawful = [i for i, item in enumerate(items) if allowed(item.agency)]
-    holds = {i: release.holding(items[i].batch_id, items[i].batch_ref, items[i].agency, items[i].statute)
-             for i in lawful}
-    indexes = dict(zip(lawful, release.record([items[i] for i in lawful], [holds[i] is not None for i in lawful])))
+    holds = {
+        i: release.holding(items[i].batch_id, items[i].batch_ref, items[i].agency, items[i].statute)
+        for i in lawful
+    }
+    indexes = dict(
+        zip(
+            lawful,
+            release.record([items[i] for i in lawful], [holds[i] is not None for i in lawful]),
+        )
+    )
     results = []
     for i in range(len(items)):
         if i not in holds:
@@ -136,7 +196,9 @@ def release_or_hold(session: Session, ledger: Ledger, items: Sequence[Item], now
     return results
 
 
-def release_held(store: Store, now: datetime | None = None, policies: list[Policy] | None = None) -> list[dict]:
+def release_held(
+    store: Store, now: datetime | None = None, policies: list[Policy] | None = None
+) -> list[dict]:
     """Decide held items again: each one no order holds any more is released now, once (its
     disclosure ledgered like any other), provided the agency may receive it today (`releasable`).
     Each held item and its decision are checked against their entries before anything leaves.
@@ -146,23 +208,53 @@ def release_held(store: Store, now: datetime | None = None, policies: list[Polic
     allowed = releasable(policies if policies is not None else load_policies(), now.date())
     with store.session.begin() as session:
         pending = session.execute(
-            select(HeldItem.id, HeldItem.decision_id, Batch.id, Batch.batch_ref).join(
-                Decision, Decision.id == HeldItem.decision_id).join(Batch, Batch.id == Decision.batch_id)
-            .where(HeldItem.released_at.is_(None), ~select(Disclosure.id).where(
-                Disclosure.decision_id == HeldItem.decision_id).exists())
-            .order_by(HeldItem.id).with_for_update(of=HeldItem)).all()
+            select(HeldItem.id, HeldItem.decision_id, Batch.id, Batch.batch_ref)
+            .join(Decision, Decision.id == HeldItem.decision_id)
+            .join(Batch, Batch.id == Decision.batch_id)
+            .where(
+                HeldItem.released_at.is_(None),
+                ~select(Disclosure.id)
+                .where(Disclosure.decision_id == HeldItem.decision_id)
+                .exists(),
+            )
+            .order_by(HeldItem.id)
+            .with_for_update(of=HeldItem)
+        ).all()
         connection = session.connection()
         items = []
         for held_id, decision_id, batch_id, batch_ref in pending:
-            row = checked_row(connection, HELD, held_id)  # what leaves is what the ledger says was held
+            row = checked_row(
+                connection, HELD, held_id
+            )  # what leaves is what the ledger says was held
             checked_row(connection, DECISIONS, decision_id)
-            items.append(Item(decision_id, batch_id, batch_ref, row["row_number"], row["request_id"], row["tin"],
-                              row["value"], row["agency"], row["statute"], held_id))
+            items.append(
+                Item(
+                    decision_id,
+                    batch_id,
+                    batch_ref,
+                    row["row_number"],
+                    row["request_id"],
+                    row["tin"],
+                    row["value"],
+                    row["agency"],
+                    row["statute"],
+                    held_id,
+                )
+            )
         results = release_or_hold(session, ledger, items, now, allowed)
-    released = [{"batch_ref": item.batch_ref, "request_id": item.request_id, "ledger_index": index,
-                 **{f"address_{k}": v for k, v in json.loads(item.value).items()}}
-                for item, (outcome, index, _) in zip(items, results) if outcome is Outcome.DISCLOSED]
-    if released:  # what left is signed at once: the requester's response is current to a signed checkpoint
+    released = [
+        {
+            "batch_ref": item.batch_ref,
+            "request_id": item.request_id,
+            "ledger_index": index,
+            **{f"address_{k}": v for k, v in json.loads(item.value).items()},
+        }
+        for item, (outcome, index, _) in zip(items, results)
+        if outcome is Outcome.DISCLOSED
+    ]
+    if (
+        released
+    ):  # what left is signed at once: the requester's response is current to a signed checkpoint
         sign_checkpoint(store)
     return released
 
@@ -177,8 +269,15 @@ def lift_preview(store: Store, order_id: int, now: datetime | None = None) -> tu
         return 0, 0
     others = [o for o in orders if o.id != order_id and o.lifted_at is None]
     with store.session() as session:
-        pending = session.execute(select(HeldItem.agency, HeldItem.statute).where(
-            HeldItem.released_at.is_(None),
-            ~select(Disclosure.id).where(Disclosure.decision_id == HeldItem.decision_id).exists())).all()
+        pending = session.execute(
+            select(HeldItem.agency, HeldItem.statute).where(
+                HeldItem.released_at.is_(None),
+                ~select(Disclosure.id)
+                .where(Disclosure.decision_id == HeldItem.decision_id)
+                .exists(),
+            )
+        ).all()
     covered = [(agency, statute) for agency, statute in pending if order.covers(agency, statute)]
-    return len(covered), sum(1 for agency, statute in covered if holding(others, agency, statute, now) is None)
+    return len(covered), sum(
+        1 for agency, statute in covered if holding(others, agency, statute, now) is None
+    )

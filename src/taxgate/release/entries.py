@@ -41,15 +41,29 @@ def item_value(address: dict) -> str:
 
 def batch_received_entry(row: dict) -> dict:
     return {
-        "kind": "batch_received", "at": at(row["received_at"]), "agency": row["agency"], "batch_ref": row["batch_ref"],
-        "submitted_at": row["submitted_at"], "signed_by": row["signed_by"], "manifest_sha256": row["manifest_sha256"],
-        "rows_sha256": row["rows_sha256"], "rows": row["rows"], "as_of": row["as_of"],
-        "policy": row["policy_version"], "rule_set": row["rule_set_version"], "model": row["model_version"],
+        "kind": "batch_received",
+        "at": at(row["received_at"]),
+        "agency": row["agency"],
+        "batch_ref": row["batch_ref"],
+        "submitted_at": row["submitted_at"],
+        "signed_by": row["signed_by"],
+        "manifest_sha256": row["manifest_sha256"],
+        "rows_sha256": row["rows_sha256"],
+        "rows": row["rows"],
+        "as_of": row["as_of"],
+        "policy": row["policy_version"],
+        "rule_set": row["rule_set_version"],
+        "model": row["model_version"],
     }
 
 
 def batch_completed_entry(batch_id: int, rows: int, outcomes: dict[str, int]) -> dict:
-    return {"kind": "batch_completed", "batch": batch_id, "rows": rows, "outcomes": dict(sorted(outcomes.items()))}
+    return {
+        "kind": "batch_completed",
+        "batch": batch_id,
+        "rows": rows,
+        "outcomes": dict(sorted(outcomes.items())),
+    }
 
 
 def decision_entry(row: dict) -> dict:
@@ -57,42 +71,82 @@ def decision_entry(row: dict) -> dict:
     an officer's review reads) is committed to by its SHA-256; the statute the request cites, when
     it cites one (entries written before the store kept it have none)."""
     cited = {"statute": row["statute"]} if row.get("statute") else {}
-    return {**cited,
-        "kind": "decision", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
-        "requested_tin": row["requested_tin"], "rule_set": f"{row['rule_set_version']}+{row['policy_version']}",
-        "model": row["model_version"], "official": row["official"], "case": row["case_number"],
-        "outcome": row["outcome"], "reasons": codes(row["reasons"]), "refused_items": codes(row["refused_items"]),
-        "matched_tin": row["matched_tin"], "weight": weight(row["match_weight"]),
-        "runner_up_tin": row["runner_up_tin"], "runner_up_weight": weight(row["runner_up_weight"]),
+    return {
+        **cited,
+        "kind": "decision",
+        "batch": row["batch_id"],
+        "row": row["row_number"],
+        "request_id": row["request_id"],
+        "requested_tin": row["requested_tin"],
+        "rule_set": f"{row['rule_set_version']}+{row['policy_version']}",
+        "model": row["model_version"],
+        "official": row["official"],
+        "case": row["case_number"],
+        "outcome": row["outcome"],
+        "reasons": codes(row["reasons"]),
+        "refused_items": codes(row["refused_items"]),
+        "matched_tin": row["matched_tin"],
+        "weight": weight(row["match_weight"]),
+        "runner_up_tin": row["runner_up_tin"],
+        "runner_up_weight": weight(row["runner_up_weight"]),
         "evidence_sha256": sha256(row["evidence"]),
     }
 
 
 def disclosure_entry(row: dict) -> dict:
     """One item released; the value that left is committed to by its SHA-256."""
-    return {"kind": "disclosure", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
-            "tin": row["tin"], "item": row["item"], "value_sha256": sha256(row["value"]), "at": at(row["at"])}
+    return {
+        "kind": "disclosure",
+        "batch": row["batch_id"],
+        "row": row["row_number"],
+        "request_id": row["request_id"],
+        "tin": row["tin"],
+        "item": row["item"],
+        "value_sha256": sha256(row["value"]),
+        "at": at(row["at"]),
+    }
 
 
 def held_entry(row: dict) -> dict:
     """One item an order held: what would leave (by its SHA-256), to whom, under which statute."""
-    return {"kind": "held", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
-            "tin": row["tin"], "item": row["item"], "value_sha256": sha256(row["value"]), "agency": row["agency"],
-            "statute": row["statute"]}
+    return {
+        "kind": "held",
+        "batch": row["batch_id"],
+        "row": row["row_number"],
+        "request_id": row["request_id"],
+        "tin": row["tin"],
+        "item": row["item"],
+        "value_sha256": sha256(row["value"]),
+        "agency": row["agency"],
+        "statute": row["statute"],
+    }
 
 
 # -- bindings ------------------------------------------------------------------------------------
 
-_VERSIONS = (Field("policy_version", Batch.policy_version), Field("rule_set_version", Batch.rule_set_version),
-             Field("model_version", Batch.model_version))
+_VERSIONS = (
+    Field("policy_version", Batch.policy_version),
+    Field("rule_set_version", Batch.rule_set_version),
+    Field("model_version", Batch.model_version),
+)
 
 BATCH_RECEIVED = Binding(
-    kind="batch_received", table="batches", index=Batch.received_index, key=Batch.id,
-    fields=(Field("received_at", Batch.received_at, "moment"), Field("agency", Batch.agency),
-            Field("batch_ref", Batch.batch_ref), Field("submitted_at", Batch.submitted_at),
-            Field("signed_by", Batch.signed_by), Field("manifest_sha256", Batch.manifest_sha256),
-            Field("rows_sha256", Batch.rows_sha256), Field("rows", Batch.rows, "int"), Field("as_of", Batch.as_of),
-            *_VERSIONS),
+    kind="batch_received",
+    table="batches",
+    index=Batch.received_index,
+    key=Batch.id,
+    fields=(
+        Field("received_at", Batch.received_at, "moment"),
+        Field("agency", Batch.agency),
+        Field("batch_ref", Batch.batch_ref),
+        Field("submitted_at", Batch.submitted_at),
+        Field("signed_by", Batch.signed_by),
+        Field("manifest_sha256", Batch.manifest_sha256),
+        Field("rows_sha256", Batch.rows_sha256),
+        Field("rows", Batch.rows, "int"),
+        Field("as_of", Batch.as_of),
+        *_VERSIONS,
+    ),
     entry=lambda row, _: batch_received_entry(row),
     describe=lambda row: f"{row['agency']} {row['batch_ref']}",
 )
@@ -101,48 +155,94 @@ BATCH_RECEIVED = Binding(
 def _outcomes(connection: Connection) -> dict[int, dict[str, int]]:
     counts: dict[int, dict[str, int]] = {}
     for batch_id, outcome, n in connection.execute(
-            select(Decision.batch_id, Decision.outcome, func.count()).group_by(Decision.batch_id, Decision.outcome)):
+        select(Decision.batch_id, Decision.outcome, func.count()).group_by(
+            Decision.batch_id, Decision.outcome
+        )
+    ):
         counts.setdefault(batch_id, {})[outcome] = n
     return counts
 
 
 BATCH_COMPLETED = Binding(
-    kind="batch_completed", table="batches", index=Batch.completed_index, key=Batch.id,
-    fields=(Field("id", Batch.id, "int"), Field("rows", Batch.rows, "int"), Field("status", Batch.status),
-            Field("committed_rows", Batch.committed_rows, "int")),
-    entry=lambda row, outcomes: batch_completed_entry(row["id"], row["rows"], outcomes.get(row["id"], {})),
+    kind="batch_completed",
+    table="batches",
+    index=Batch.completed_index,
+    key=Batch.id,
+    fields=(
+        Field("id", Batch.id, "int"),
+        Field("rows", Batch.rows, "int"),
+        Field("status", Batch.status),
+        Field("committed_rows", Batch.committed_rows, "int"),
+    ),
+    entry=lambda row, outcomes: batch_completed_entry(
+        row["id"], row["rows"], outcomes.get(row["id"], {})
+    ),
     present=(Batch.completed_index.is_not(None)) | (Batch.status == "done"),
-    check=lambda row: (f"its status is {row['status']!r}, not 'done'" if row["status"] != "done" else
-                       f"its mark says {row['committed_rows']:,} rows recorded, not {row['rows']:,}"
-                       if row["committed_rows"] != row["rows"] else None),
+    check=lambda row: (
+        f"its status is {row['status']!r}, not 'done'"
+        if row["status"] != "done"
+        else f"its mark says {row['committed_rows']:,} rows recorded, not {row['rows']:,}"
+        if row["committed_rows"] != row["rows"]
+        else None
+    ),
     prepare=_outcomes,
 )
 
 DECISIONS = Binding(
-    kind="decision", table="decisions", index=Decision.ledger_index, key=Decision.id,
+    kind="decision",
+    table="decisions",
+    index=Decision.ledger_index,
+    key=Decision.id,
     source=Decision.__table__.outerjoin(Batch.__table__, Batch.id == Decision.batch_id),
-    fields=(Field("batch_id", Decision.batch_id, "int"), Field("row_number", Decision.row_number, "int"),
-            Field("request_id", Decision.request_id), Field("requested_tin", Decision.requested_tin),
-            Field("official", Decision.official), Field("case_number", Decision.case_number),
-            Field("statute", Decision.statute), Field("outcome", Decision.outcome), Field("reasons", Decision.reasons),
-            Field("refused_items", Decision.refused_items), Field("matched_tin", Decision.matched_tin),
-            Field("match_weight", Decision.match_weight, "real?"), Field("runner_up_tin", Decision.runner_up_tin),
-            Field("runner_up_weight", Decision.runner_up_weight, "real?"), Field("evidence", Decision.evidence, "str?"),
-            *_VERSIONS),
+    fields=(
+        Field("batch_id", Decision.batch_id, "int"),
+        Field("row_number", Decision.row_number, "int"),
+        Field("request_id", Decision.request_id),
+        Field("requested_tin", Decision.requested_tin),
+        Field("official", Decision.official),
+        Field("case_number", Decision.case_number),
+        Field("statute", Decision.statute),
+        Field("outcome", Decision.outcome),
+        Field("reasons", Decision.reasons),
+        Field("refused_items", Decision.refused_items),
+        Field("matched_tin", Decision.matched_tin),
+        Field("match_weight", Decision.match_weight, "real?"),
+        Field("runner_up_tin", Decision.runner_up_tin),
+        Field("runner_up_weight", Decision.runner_up_weight, "real?"),
+        Field("evidence", Decision.evidence, "str?"),
+        *_VERSIONS,
+    ),
     entry=lambda row, _: decision_entry(row),
-    describe=lambda row: f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}",
+    describe=lambda row: (
+        f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}"
+    ),
 )
 
-_OF_DECISION = (Field("batch_id", Decision.batch_id, "int"), Field("row_number", Decision.row_number, "int"),
-                Field("request_id", Decision.request_id))
+_OF_DECISION = (
+    Field("batch_id", Decision.batch_id, "int"),
+    Field("row_number", Decision.row_number, "int"),
+    Field("request_id", Decision.request_id),
+)
 
 DISCLOSURES = Binding(
-    kind="disclosure", table="disclosures", index=Disclosure.ledger_index, key=Disclosure.id,
-    source=Disclosure.__table__.outerjoin(Decision.__table__, Decision.id == Disclosure.decision_id),
-    fields=(*_OF_DECISION, Field("tin", Disclosure.tin), Field("item", Disclosure.item),
-            Field("value", Disclosure.value), Field("at", Disclosure.disclosed_at, "moment")),
+    kind="disclosure",
+    table="disclosures",
+    index=Disclosure.ledger_index,
+    key=Disclosure.id,
+    source=Disclosure.__table__.outerjoin(
+        Decision.__table__, Decision.id == Disclosure.decision_id
+    ),
+    fields=(
+        *_OF_DECISION,
+        Field("tin", Disclosure.tin),
+        Field("item", Disclosure.item),
+        Field("value", Disclosure.value),
+        Field("at", Disclosure.disclosed_at, "moment"),
+    ),
     entry=lambda row, _: disclosure_entry(row),
-    describe=lambda row: f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}",
+    describe=lambda row: (
+        f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}"
+    ),
 )
 
 
@@ -159,15 +259,27 @@ def _held_release_agrees(row: dict) -> str | None:
 
 
 HELD = Binding(
-    kind="held", table="held_items", index=HeldItem.ledger_index, key=HeldItem.id,
-    source=HeldItem.__table__.outerjoin(Decision.__table__, Decision.id == HeldItem.decision_id).outerjoin(
-        Disclosure.__table__, Disclosure.decision_id == HeldItem.decision_id),
-    fields=(*_OF_DECISION, Field("tin", HeldItem.tin), Field("item", HeldItem.item), Field("value", HeldItem.value),
-            Field("agency", HeldItem.agency), Field("statute", HeldItem.statute),
-            Field("released_at", HeldItem.released_at, "moment?"),
-            Field("disclosed_at", Disclosure.disclosed_at, "moment?")),
+    kind="held",
+    table="held_items",
+    index=HeldItem.ledger_index,
+    key=HeldItem.id,
+    source=HeldItem.__table__.outerjoin(
+        Decision.__table__, Decision.id == HeldItem.decision_id
+    ).outerjoin(Disclosure.__table__, Disclosure.decision_id == HeldItem.decision_id),
+    fields=(
+        *_OF_DECISION,
+        Field("tin", HeldItem.tin),
+        Field("item", HeldItem.item),
+        Field("value", HeldItem.value),
+        Field("agency", HeldItem.agency),
+        Field("statute", HeldItem.statute),
+        Field("released_at", HeldItem.released_at, "moment?"),
+        Field("disclosed_at", Disclosure.disclosed_at, "moment?"),
+    ),
     entry=lambda row, _: held_entry(row),
-    describe=lambda row: f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}",
+    describe=lambda row: (
+        f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}"
+    ),
     check=_held_release_agrees,
 )
 

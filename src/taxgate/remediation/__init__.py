@@ -22,16 +22,16 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from taxgate import identify as identification
-from taxgate.identify.master import taxpayer_records
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.history import History, scope_of
+from taxgate.identify.master import taxpayer_records
 from taxgate.intake import read_manifest
 from taxgate.ledger import Binding, Field, Ledger, at, canonical
 from taxgate.ledger.log import loads
 from taxgate.notices import close_incident_if_done, owe_for_incident
 from taxgate.pipeline import decide_staged, stage, workspace
-from taxgate.response import SafeCSV
 from taxgate.policy import load_policies, policy_in_force
+from taxgate.response import SafeCSV
 from taxgate.rules import REPLAYED_VERSIONS, RULE_SETS, is_refusal, rule_set
 from taxgate.store import Store
 from taxgate.store.models import Audit, AuditFinding, Batch, Decision, Disclosure, Incident, Notice
@@ -48,17 +48,30 @@ CATEGORIES = {
 # The same findings as a taxpayer reads them in their § 7431 notice.
 FOR_THE_TAXPAYER = {
     "address_not_set_forth": "the request did not give your address, which the law requires before anything is "
-                             "disclosed (26 U.S.C. § 6103(i)(2)(B)(i))",
+    "disclosed (26 U.S.C. § 6103(i)(2)(B)(i))",
     "request_defective": "the request did not meet the other requirements of the law (26 U.S.C. § 6103(i)(2)(A)-(B)), "
-                         "such as its purpose, the statute it named or the officer it named",
+    "such as its purpose, the statute it named or the officer it named",
     "address_not_on_record": "the address in the request was not one you filed from, so we could not be sure the "
-                             "request was about you",
+    "request was about you",
     "review": "the details in the request did not match our records closely enough to be sure it was about you",
     "not_identified": "the details in the request did not match our records well enough to show it was about you",
 }
-_NOT_SET_FORTH = {ReasonCode.ADDRESS_MISSING, ReasonCode.ADDRESS_PLACEHOLDER, ReasonCode.ADDRESS_INCOMPLETE}
-FINDING_COLUMNS = ("request_id", "row_number", "disclosure_ledger_index", "tin", "path", "category", "outcome_now",
-                   "reasons_now", "reasons_then")
+_NOT_SET_FORTH = {
+    ReasonCode.ADDRESS_MISSING,
+    ReasonCode.ADDRESS_PLACEHOLDER,
+    ReasonCode.ADDRESS_INCOMPLETE,
+}
+FINDING_COLUMNS = (
+    "request_id",
+    "row_number",
+    "disclosure_ledger_index",
+    "tin",
+    "path",
+    "category",
+    "outcome_now",
+    "reasons_now",
+    "reasons_then",
+)
 
 
 class RemediationError(ValueError):
@@ -88,15 +101,23 @@ class AuditResult:
     audited: int  # disclosures decided again
     not_made: int
     by_category: dict[str, int]
-    by_path: dict[str, dict[str, int]]  # tin | name_address -> disclosed, not_made, address_not_set_forth
+    by_path: dict[
+        str, dict[str, int]
+    ]  # tin | name_address -> disclosed, not_made, address_not_set_forth
     findings_file: str
     ledger_index: int
     existing: bool = False  # the same audit had been run and recorded before
     shape: dict = field(default_factory=dict)
 
 
-def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, rules: str = "statute",
-          policy_path: Path | None = None) -> AuditResult:
+def audit(
+    store: Store,
+    manifest_path: Path,
+    master_path: Path,
+    out_dir: Path,
+    rules: str = "statute",
+    policy_path: Path | None = None,
+) -> AuditResult:
     """Decide a recorded batch's disclosures again under `rules` and the policy in force on the
     batch's as-of date (from `policy_path`, or the shipped policy). Writes `audit-ID.csv`."""
     audit_rules = rule_set(rules)
@@ -106,37 +127,77 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
     with workspace(out_dir) as (work, con):
         stream = stage(manifest, policy_in_force(policies, probe), work)
         with store.session() as session:
-            batch = session.execute(select(Batch).where(
-                Batch.agency == manifest.agency, Batch.batch_ref == manifest.batch_ref,
-                Batch.rows_sha256 == stream.sha256)).scalar_one_or_none()
+            batch = session.execute(
+                select(Batch).where(
+                    Batch.agency == manifest.agency,
+                    Batch.batch_ref == manifest.batch_ref,
+                    Batch.rows_sha256 == stream.sha256,
+                )
+            ).scalar_one_or_none()
             if batch is None:
-                raise RemediationError(f"batch {manifest.batch_ref} from {manifest.agency} with these rows (SHA-256 "
-                                       f"{stream.sha256[:12]}...) was never recorded: audit the rows file it was sent with")
+                raise RemediationError(
+                    f"batch {manifest.batch_ref} from {manifest.agency} with these rows (SHA-256 "
+                    f"{stream.sha256[:12]}...) was never recorded: audit the rows file it was sent with"
+                )
             if batch.status != "done":
-                raise RemediationError(f"batch {manifest.batch_ref} is still being processed: finish it first")
+                raise RemediationError(
+                    f"batch {manifest.batch_ref} is still being processed: finish it first"
+                )
             as_of = date.fromisoformat(batch.as_of)
             policy = policy_in_force(policies, as_of)
-            past = {row_number: (disclosure_id, index, tin, reasons, request_id)
-                    for row_number, disclosure_id, index, tin, reasons, request_id in session.execute(
-                        select(Decision.row_number, Disclosure.id, Disclosure.ledger_index, Disclosure.tin,
-                               Decision.reasons, Decision.request_id)
-                        .join(Decision, Decision.id == Disclosure.decision_id).where(Decision.batch_id == batch.id))}
+            past = {
+                row_number: (disclosure_id, index, tin, reasons, request_id)
+                for row_number, disclosure_id, index, tin, reasons, request_id in session.execute(
+                    select(
+                        Decision.row_number,
+                        Disclosure.id,
+                        Disclosure.ledger_index,
+                        Disclosure.tin,
+                        Decision.reasons,
+                        Decision.request_id,
+                    )
+                    .join(Decision, Decision.id == Disclosure.decision_id)
+                    .where(Decision.batch_id == batch.id)
+                )
+            }
             then = f"{batch.rule_set_version}+{batch.policy_version}"
             batch_id, batch_ref = batch.id, batch.batch_ref
             # Judged against the history as it stood when the batch was received, in the practice it
             # was decided under (a replay's history is the replayed batches').
-            practice = next((r.name for r in RULE_SETS.values() if r.version == batch.rule_set_version), "statute")
-            history = History(store, batch.id, scope_of(batch.agency, practice), as_of, policy.history_window_days,
-                              received=batch.received_at.date())
+            practice = next(
+                (r.name for r in RULE_SETS.values() if r.version == batch.rule_set_version),
+                "statute",
+            )
+            history = History(
+                store,
+                batch.id,
+                scope_of(batch.agency, practice),
+                as_of,
+                policy.history_window_days,
+                received=batch.received_at.date(),
+            )
         findings: list[dict] = []
         by_path: dict[str, Counter] = defaultdict(Counter)
-        for chunk in decide_staged(con, work, master_path, manifest, policy, audit_rules, as_of, stream.rows,
-                                   history=history):
+        for chunk in decide_staged(
+            con,
+            work,
+            master_path,
+            manifest,
+            policy,
+            audit_rules,
+            as_of,
+            stream.rows,
+            history=history,
+        ):
             for d in chunk:
                 if d.row.row_number not in past:
                     continue
                 disclosure_id, index, tin, reasons_then, request_id = past[d.row.row_number]
-                path = "tin" if ReasonCode.ID_TIN_MATCH.value in reasons_then.split(";") else "name_address"
+                path = (
+                    "tin"
+                    if ReasonCode.ID_TIN_MATCH.value in reasons_then.split(";")
+                    else "name_address"
+                )
                 by_path[path]["disclosed"] += 1
                 decision = d.row.decision
                 if decision.outcome is Outcome.DISCLOSED:
@@ -144,43 +205,90 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
                 kind = category(decision.outcome, decision.codes)
                 by_path[path]["not_made"] += 1
                 by_path[path][kind] += 1
-                findings.append({
-                    "request_id": request_id, "row_number": d.row.row_number, "disclosure_ledger_index": index,
-                    "tin": tin, "path": path, "category": kind, "outcome_now": decision.outcome.value,
-                    "reasons_now": ";".join(c.value for c in decision.codes), "reasons_then": reasons_then,
-                    "disclosure_id": disclosure_id,
-                })
+                findings.append(
+                    {
+                        "request_id": request_id,
+                        "row_number": d.row.row_number,
+                        "disclosure_ledger_index": index,
+                        "tin": tin,
+                        "path": path,
+                        "category": kind,
+                        "outcome_now": decision.outcome.value,
+                        "reasons_now": ";".join(c.value for c in decision.codes),
+                        "reasons_then": reasons_then,
+                        "disclosure_id": disclosure_id,
+                    }
+                )
     now = f"{audit_rules.version}+{policy.recorded}"
     by_category = Counter(f["category"] for f in findings)
     digest = findings_digest(findings)
     summary = {
-        "audited": len(past), "not_made": len(findings), "by_category": dict(sorted(by_category.items())),
-        "by_path": {p: dict(sorted(c.items())) for p, c in sorted(by_path.items())}, "findings_sha256": digest,
+        "audited": len(past),
+        "not_made": len(findings),
+        "by_category": dict(sorted(by_category.items())),
+        "by_path": {p: dict(sorted(c.items())) for p, c in sorted(by_path.items())},
+        "findings_sha256": digest,
     }
     ledger = Ledger(store)
     run_at = datetime.now(UTC)
     with store.session.begin() as session:
-        existing = session.execute(select(Audit).where(
-            Audit.batch_id == batch_id, Audit.rule_set_version == audit_rules.version,
-            Audit.policy_version == policy.recorded, Audit.model_version == identification.MODEL_VERSION,
-        )).scalars().first()
+        existing = (
+            session.execute(
+                select(Audit).where(
+                    Audit.batch_id == batch_id,
+                    Audit.rule_set_version == audit_rules.version,
+                    Audit.policy_version == policy.recorded,
+                    Audit.model_version == identification.MODEL_VERSION,
+                )
+            )
+            .scalars()
+            .first()
+        )
         if existing is not None and json.loads(existing.summary)["findings_sha256"] == digest:
             row = existing  # decided the same way again: one audit on record, not two
         else:
-            (index,) = ledger.append(session, [{
-                "kind": "audit", "batch": batch_id, "then": then, "now": now, "model": identification.MODEL_VERSION,
-                "at": at(run_at), **summary,
-            }])
-            row = Audit(batch_id=batch_id, rule_set_version=audit_rules.version, policy_version=policy.recorded,
-                        model_version=identification.MODEL_VERSION, run_at=run_at, audited=len(past),
-                        not_made=len(findings), summary=canonical(summary).decode(), ledger_index=index)
+            (index,) = ledger.append(
+                session,
+                [
+                    {
+                        "kind": "audit",
+                        "batch": batch_id,
+                        "then": then,
+                        "now": now,
+                        "model": identification.MODEL_VERSION,
+                        "at": at(run_at),
+                        **summary,
+                    }
+                ],
+            )
+            row = Audit(
+                batch_id=batch_id,
+                rule_set_version=audit_rules.version,
+                policy_version=policy.recorded,
+                model_version=identification.MODEL_VERSION,
+                run_at=run_at,
+                audited=len(past),
+                not_made=len(findings),
+                summary=canonical(summary).decode(),
+                ledger_index=index,
+            )
             session.add(row)
             session.flush()
             if findings:
-                session.execute(insert(AuditFinding), [
-                    {"audit_id": row.id, "disclosure_id": f["disclosure_id"], "path": f["path"],
-                     "category": f["category"], "outcome": f["outcome_now"], "reasons": f["reasons_now"]}
-                    for f in findings])
+                session.execute(
+                    insert(AuditFinding),
+                    [
+                        {
+                            "audit_id": row.id,
+                            "disclosure_id": f["disclosure_id"],
+                            "path": f["path"],
+                            "category": f["category"],
+                            "outcome": f["outcome_now"],
+                            "reasons": f["reasons_now"],
+                        }
+                        for f in findings
+                    ],
+                )
         audit_id, audit_index = row.id, row.ledger_index
     out_dir.mkdir(parents=True, exist_ok=True)
     findings_file = out_dir / f"audit-{audit_id}.csv"
@@ -188,16 +296,32 @@ def audit(store: Store, manifest_path: Path, master_path: Path, out_dir: Path, r
         writer = SafeCSV(fh)
         writer.writerow(FINDING_COLUMNS)
         writer.writerows([f.get(c, "") for c in FINDING_COLUMNS] for f in findings)
-    result = AuditResult(audit_id, batch_id, batch_ref, then, now, len(past), len(findings), dict(by_category),
-                         summary["by_path"], str(findings_file), audit_index, existing=row is existing,
-                         shape=shape(summary["by_path"]))
-    (out_dir / f"audit-{audit_id}.json").write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+    result = AuditResult(
+        audit_id,
+        batch_id,
+        batch_ref,
+        then,
+        now,
+        len(past),
+        len(findings),
+        dict(by_category),
+        summary["by_path"],
+        str(findings_file),
+        audit_index,
+        existing=row is existing,
+        shape=shape(summary["by_path"]),
+    )
+    (out_dir / f"audit-{audit_id}.json").write_text(
+        json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8"
+    )
     return result
 
 
 def findings_digest(findings: list[dict]) -> str:
     """The SHA-256 the audit's entry commits its list of findings to, in row order."""
-    return hashlib.sha256(b"".join(canonical({k: f[k] for k in FINDING_COLUMNS}) + b"\n" for f in findings)).hexdigest()
+    return hashlib.sha256(
+        b"".join(canonical({k: f[k] for k in FINDING_COLUMNS}) + b"\n" for f in findings)
+    ).hexdigest()
 
 
 def shape(by_path: dict[str, dict[str, int]]) -> dict:
@@ -205,8 +329,11 @@ def shape(by_path: dict[str, dict[str, int]]) -> dict:
     many had no valid requester address."""
     tin = by_path.get("tin", {})
     made, missing = tin.get("disclosed", 0), tin.get("address_not_set_forth", 0)
-    return {"tin_path_disclosed": made, "tin_path_without_valid_address": missing,
-            "share": round(missing / made, 4) if made else 0.0}
+    return {
+        "tin_path_disclosed": made,
+        "tin_path_without_valid_address": missing,
+        "share": round(missing / made, 4) if made else 0.0,
+    }
 
 
 # -- incidents ---------------------------------------------------------------------------------------
@@ -237,8 +364,13 @@ class IncidentStatus:
     ledger_index: int
 
 
-def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
-                  now: datetime | None = None, master_path: Path | None = None) -> IncidentStatus:
+def open_incident(
+    store: Store,
+    audit_id: int,
+    policy_path: Path | None = None,
+    now: datetime | None = None,
+    master_path: Path | None = None,
+) -> IncidentStatus:
     """Open an incident for an audit's findings (once per audit): a disposal request to the
     recipient and one notice per taxpayer, with due times from the policy in force today.
 
@@ -254,57 +386,120 @@ def open_incident(store: Store, audit_id: int, policy_path: Path | None = None,
         if row is None:
             raise RemediationError(f"no audit {audit_id}")
         if session.execute(select(Incident.id).where(Incident.audit_id == audit_id)).first():
-            raise RemediationError(f"audit {audit_id} already has an incident: see `taxgate incidents list`")
+            raise RemediationError(
+                f"audit {audit_id} already has an incident: see `taxgate incidents list`"
+            )
         if row.not_made == 0:
-            raise RemediationError(f"audit {audit_id} found no disclosure that should not have been made")
+            raise RemediationError(
+                f"audit {audit_id} found no disclosure that should not have been made"
+            )
         batch = session.get(Batch, row.batch_id)
         found = session.execute(
-            select(AuditFinding.category, AuditFinding.reasons, Disclosure.tin, Disclosure.value,
-                   Disclosure.disclosed_at, Disclosure.ledger_index, Decision.request_id)
+            select(
+                AuditFinding.category,
+                AuditFinding.reasons,
+                Disclosure.tin,
+                Disclosure.value,
+                Disclosure.disclosed_at,
+                Disclosure.ledger_index,
+                Decision.request_id,
+            )
             .join(Disclosure, Disclosure.id == AuditFinding.disclosure_id)
             .join(Decision, Decision.id == Disclosure.decision_id)
-            .where(AuditFinding.audit_id == audit_id).order_by(Disclosure.ledger_index)).all()
-        (index,) = ledger.append(session, [opened_entry({
-            "audit_entry": row.ledger_index, "agency": batch.agency, "opened_at": now}, (len(found), len({f.tin for f in found})))])
-        incident = Incident(audit_id=audit_id, agency=batch.agency, opened_at=now, ledger_index=index)
+            .where(AuditFinding.audit_id == audit_id)
+            .order_by(Disclosure.ledger_index)
+        ).all()
+        (index,) = ledger.append(
+            session,
+            [
+                opened_entry(
+                    {"audit_entry": row.ledger_index, "agency": batch.agency, "opened_at": now},
+                    (len(found), len({f.tin for f in found})),
+                )
+            ],
+        )
+        incident = Incident(
+            audit_id=audit_id, agency=batch.agency, opened_at=now, ledger_index=index
+        )
         session.add(incident)
         session.flush()
-        owe_for_incident(session, ledger, "disposal_request", incident, batch.agency, "",
-                         now + timedelta(days=policy.remediation.disposal_request_days), {
-                             "agency": batch.agency, "batch_ref": batch.batch_ref, "audit": audit_id,
-                             "disclosures": [{"request_id": f.request_id, "ledger_index": f.ledger_index,
-                                              "date": batch.as_of if batch.rule_set_version in REPLAYED_VERSIONS
-                                              else f.disclosed_at.date().isoformat(),
-                                              "finding": f.category} for f in found],
-                             "findings": dict(sorted(Counter(f.category for f in found).items())),
-                             "labels": {f.category: CATEGORIES[f.category] for f in found},
-                         })
+        owe_for_incident(
+            session,
+            ledger,
+            "disposal_request",
+            incident,
+            batch.agency,
+            "",
+            now + timedelta(days=policy.remediation.disposal_request_days),
+            {
+                "agency": batch.agency,
+                "batch_ref": batch.batch_ref,
+                "audit": audit_id,
+                "disclosures": [
+                    {
+                        "request_id": f.request_id,
+                        "ledger_index": f.ledger_index,
+                        "date": batch.as_of
+                        if batch.rule_set_version in REPLAYED_VERSIONS
+                        else f.disclosed_at.date().isoformat(),
+                        "finding": f.category,
+                    }
+                    for f in found
+                ],
+                "findings": dict(sorted(Counter(f.category for f in found).items())),
+                "labels": {f.category: CATEGORIES[f.category] for f in found},
+            },
+        )
         per_taxpayer: dict[str, list] = defaultdict(list)
         for f in found:
             per_taxpayer[f.tin].append(f)
-        names = {tin: _name(rows[0]) for tin, rows in
-                 (taxpayer_records(master_path, list(per_taxpayer)) if master_path else {}).items()}
+        names = {
+            tin: _name(rows[0])
+            for tin, rows in (
+                taxpayer_records(master_path, list(per_taxpayer)) if master_path else {}
+            ).items()
+        }
         replayed = batch.rule_set_version in REPLAYED_VERSIONS
         for tin, items in sorted(per_taxpayer.items()):
-            owe_for_incident(session, ledger, "taxpayer", incident, f"Taxpayer TIN ending {tin[-4:]}", tin,
-                             now + timedelta(days=policy.remediation.taxpayer_notice_days), {
-                                 "tin_last4": tin[-4:], "name": names.get(tin, ""),
-                                 "mail_to": json.loads(items[-1].value),
-                                 "recipient_agency": batch.agency,
-                                 "disclosures": [{"date": batch.as_of if replayed else f.disclosed_at.date().isoformat(),
-                                                  "item": "last known address", "ledger_index": f.ledger_index,
-                                                  "finding": FOR_THE_TAXPAYER[f.category]} for f in items],
-                                 "rights": list(RIGHTS_7431),
-                             })
+            owe_for_incident(
+                session,
+                ledger,
+                "taxpayer",
+                incident,
+                f"Taxpayer TIN ending {tin[-4:]}",
+                tin,
+                now + timedelta(days=policy.remediation.taxpayer_notice_days),
+                {
+                    "tin_last4": tin[-4:],
+                    "name": names.get(tin, ""),
+                    "mail_to": json.loads(items[-1].value),
+                    "recipient_agency": batch.agency,
+                    "disclosures": [
+                        {
+                            "date": batch.as_of if replayed else f.disclosed_at.date().isoformat(),
+                            "item": "last known address",
+                            "ledger_index": f.ledger_index,
+                            "finding": FOR_THE_TAXPAYER[f.category],
+                        }
+                        for f in items
+                    ],
+                    "rights": list(RIGHTS_7431),
+                },
+            )
         return _status(session, incident)
 
 
 def _name(record: dict) -> str:
-    return " ".join(record.get(k, "") for k in ("first_name", "middle_name", "last_name", "suffix")
-                    if record.get(k, "")).strip()
+    return " ".join(
+        record.get(k, "")
+        for k in ("first_name", "middle_name", "last_name", "suffix")
+        if record.get(k, "")
+    ).strip()
 
 
-def certify_disposal(store: Store, incident_id: int, by: str, when: datetime | None = None) -> IncidentStatus:
+def certify_disposal(
+    store: Store, incident_id: int, by: str, when: datetime | None = None
+) -> IncidentStatus:
     """Record the recipient's certification that it disposed of the records (ledgered, once)."""
     when = when or datetime.now(UTC)
     if not by.strip():
@@ -315,10 +510,18 @@ def certify_disposal(store: Store, incident_id: int, by: str, when: datetime | N
         if incident is None:
             raise RemediationError(f"no incident {incident_id}")
         if incident.disposal_certified_at is not None:
-            raise RemediationError(f"incident {incident_id}: disposal was certified on "
-                                   f"{incident.disposal_certified_at.date()} by {incident.disposal_certified_by}")
-        (index,) = ledger.append(session, [certified_entry({"ledger_index": incident.ledger_index, "by": by.strip(),
-                                                            "certified_at": when})])
+            raise RemediationError(
+                f"incident {incident_id}: disposal was certified on "
+                f"{incident.disposal_certified_at.date()} by {incident.disposal_certified_by}"
+            )
+        (index,) = ledger.append(
+            session,
+            [
+                certified_entry(
+                    {"ledger_index": incident.ledger_index, "by": by.strip(), "certified_at": when}
+                )
+            ],
+        )
         incident.disposal_certified_at, incident.disposal_certified_by = when, by.strip()
         incident.certified_index = index
         session.flush()
@@ -328,83 +531,159 @@ def certify_disposal(store: Store, incident_id: int, by: str, when: datetime | N
 
 def list_incidents(store: Store) -> list[IncidentStatus]:
     with store.session() as session:
-        return [_status(session, i) for i in session.execute(select(Incident).order_by(Incident.id)).scalars()]
+        return [
+            _status(session, i)
+            for i in session.execute(select(Incident).order_by(Incident.id)).scalars()
+        ]
 
 
 def _status(session, incident: Incident) -> IncidentStatus:
-    total, sent = session.execute(select(func.count(Notice.id), func.count(Notice.sent_at))
-                                  .where(Notice.incident_id == incident.id)).one()
-    return IncidentStatus(incident.id, incident.audit_id, incident.agency, incident.opened_at,
-                          incident.disposal_certified_at, incident.disposal_certified_by,
-                          incident.closed_at, total, sent, incident.ledger_index)
+    total, sent = session.execute(
+        select(func.count(Notice.id), func.count(Notice.sent_at)).where(
+            Notice.incident_id == incident.id
+        )
+    ).one()
+    return IncidentStatus(
+        incident.id,
+        incident.audit_id,
+        incident.agency,
+        incident.opened_at,
+        incident.disposal_certified_at,
+        incident.disposal_certified_by,
+        incident.closed_at,
+        total,
+        sent,
+        incident.ledger_index,
+    )
 
 
 # -- what the ledger says about audits and incidents ------------------------------------------------
 
+
 def audit_entry(row: dict, digests: dict[int, str]) -> dict:
     """An audit's entry: its figures (from its row) and the digest of its findings (recomputed from
     the findings' rows, so that an edited or deleted finding no longer matches)."""
-    return {**loads(row["summary"]),  # the figures; what the row's own columns say wins over them
-            "kind": "audit", "batch": row["batch_id"], "then": f"{row['then_rules']}+{row['then_policy']}",
-            "now": f"{row['rule_set_version']}+{row['policy_version']}", "model": row["model_version"],
-            "at": at(row["run_at"]), "audited": row["audited"], "not_made": row["not_made"],
-            "findings_sha256": digests.get(row["id"], findings_digest([]))}
+    return {
+        **loads(row["summary"]),  # the figures; what the row's own columns say wins over them
+        "kind": "audit",
+        "batch": row["batch_id"],
+        "then": f"{row['then_rules']}+{row['then_policy']}",
+        "now": f"{row['rule_set_version']}+{row['policy_version']}",
+        "model": row["model_version"],
+        "at": at(row["run_at"]),
+        "audited": row["audited"],
+        "not_made": row["not_made"],
+        "findings_sha256": digests.get(row["id"], findings_digest([])),
+    }
 
 
 def _digests(connection) -> dict[int, str]:
     found: dict[int, list[dict]] = defaultdict(list)
     for audit_id, *values in connection.execute(
-            select(AuditFinding.audit_id, Decision.request_id, Decision.row_number, Disclosure.ledger_index,
-                   Disclosure.tin, AuditFinding.path, AuditFinding.category, AuditFinding.outcome,
-                   AuditFinding.reasons, Decision.reasons)
-            .outerjoin(Disclosure, Disclosure.id == AuditFinding.disclosure_id)  # a finding without its
-            .outerjoin(Decision, Decision.id == Disclosure.decision_id)  # disclosure still counts, and differs
-            .order_by(AuditFinding.audit_id, Decision.row_number, AuditFinding.id)):
+        select(
+            AuditFinding.audit_id,
+            Decision.request_id,
+            Decision.row_number,
+            Disclosure.ledger_index,
+            Disclosure.tin,
+            AuditFinding.path,
+            AuditFinding.category,
+            AuditFinding.outcome,
+            AuditFinding.reasons,
+            Decision.reasons,
+        )
+        .outerjoin(Disclosure, Disclosure.id == AuditFinding.disclosure_id)  # a finding without its
+        .outerjoin(
+            Decision, Decision.id == Disclosure.decision_id
+        )  # disclosure still counts, and differs
+        .order_by(AuditFinding.audit_id, Decision.row_number, AuditFinding.id)
+    ):
         found[audit_id].append(dict(zip(FINDING_COLUMNS, values)))
     return {audit_id: findings_digest(rows) for audit_id, rows in found.items()}
 
 
 def opened_entry(row: dict, counts: tuple[int, int]) -> dict:
-    return {"kind": "incident_opened", "audit_entry": row["audit_entry"], "agency": row["agency"],
-            "disclosures": counts[0], "taxpayers": counts[1], "at": at(row["opened_at"])}
+    return {
+        "kind": "incident_opened",
+        "audit_entry": row["audit_entry"],
+        "agency": row["agency"],
+        "disclosures": counts[0],
+        "taxpayers": counts[1],
+        "at": at(row["opened_at"]),
+    }
 
 
 def _finding_counts(connection) -> dict[int, tuple[int, int]]:
-    return {audit_id: (n, tins) for audit_id, n, tins in connection.execute(
-        select(AuditFinding.audit_id, func.count(), func.count(Disclosure.tin.distinct()))
-        .outerjoin(Disclosure, Disclosure.id == AuditFinding.disclosure_id).group_by(AuditFinding.audit_id))}
+    return {
+        audit_id: (n, tins)
+        for audit_id, n, tins in connection.execute(
+            select(AuditFinding.audit_id, func.count(), func.count(Disclosure.tin.distinct()))
+            .outerjoin(Disclosure, Disclosure.id == AuditFinding.disclosure_id)
+            .group_by(AuditFinding.audit_id)
+        )
+    }
 
 
 def certified_entry(row: dict) -> dict:
-    return {"kind": "disposal_certified", "incident_entry": row["ledger_index"], "by": row["by"],
-            "at": at(row["certified_at"])}
+    return {
+        "kind": "disposal_certified",
+        "incident_entry": row["ledger_index"],
+        "by": row["by"],
+        "at": at(row["certified_at"]),
+    }
 
 
 AUDITS = Binding(
-    kind="audit", table="audits", index=Audit.ledger_index, key=Audit.id,
+    kind="audit",
+    table="audits",
+    index=Audit.ledger_index,
+    key=Audit.id,
     source=Audit.__table__.outerjoin(Batch.__table__, Batch.id == Audit.batch_id),
-    fields=(Field("id", Audit.id, "int"), Field("batch_id", Audit.batch_id, "int"),
-            Field("then_rules", Batch.rule_set_version), Field("then_policy", Batch.policy_version),
-            Field("rule_set_version", Audit.rule_set_version), Field("policy_version", Audit.policy_version),
-            Field("model_version", Audit.model_version), Field("run_at", Audit.run_at, "moment"),
-            Field("audited", Audit.audited, "int"), Field("not_made", Audit.not_made, "int"),
-            Field("summary", Audit.summary)),
-    entry=audit_entry, prepare=_digests,
+    fields=(
+        Field("id", Audit.id, "int"),
+        Field("batch_id", Audit.batch_id, "int"),
+        Field("then_rules", Batch.rule_set_version),
+        Field("then_policy", Batch.policy_version),
+        Field("rule_set_version", Audit.rule_set_version),
+        Field("policy_version", Audit.policy_version),
+        Field("model_version", Audit.model_version),
+        Field("run_at", Audit.run_at, "moment"),
+        Field("audited", Audit.audited, "int"),
+        Field("not_made", Audit.not_made, "int"),
+        Field("summary", Audit.summary),
+    ),
+    entry=audit_entry,
+    prepare=_digests,
     describe=lambda row: f"batch {row['batch_id']}, {row['rule_set_version']}",
 )
 INCIDENT_OPENED = Binding(
-    kind="incident_opened", table="incidents", index=Incident.ledger_index, key=Incident.id,
+    kind="incident_opened",
+    table="incidents",
+    index=Incident.ledger_index,
+    key=Incident.id,
     source=Incident.__table__.outerjoin(Audit.__table__, Audit.id == Incident.audit_id),
-    fields=(Field("audit_id", Incident.audit_id, "int"), Field("audit_entry", Audit.ledger_index, "int"),
-            Field("agency", Incident.agency), Field("opened_at", Incident.opened_at, "moment")),
-    entry=lambda row, counts: opened_entry(row, counts.get(row["audit_id"], (0, 0))), prepare=_finding_counts,
+    fields=(
+        Field("audit_id", Incident.audit_id, "int"),
+        Field("audit_entry", Audit.ledger_index, "int"),
+        Field("agency", Incident.agency),
+        Field("opened_at", Incident.opened_at, "moment"),
+    ),
+    entry=lambda row, counts: opened_entry(row, counts.get(row["audit_id"], (0, 0))),
+    prepare=_finding_counts,
 )
 DISPOSAL_CERTIFIED = Binding(
-    kind="disposal_certified", table="incidents", index=Incident.certified_index, key=Incident.id,
-    fields=(Field("ledger_index", Incident.ledger_index, "int"), Field("by", Incident.disposal_certified_by),
-            Field("certified_at", Incident.disposal_certified_at, "moment?")),
+    kind="disposal_certified",
+    table="incidents",
+    index=Incident.certified_index,
+    key=Incident.id,
+    fields=(
+        Field("ledger_index", Incident.ledger_index, "int"),
+        Field("by", Incident.disposal_certified_by),
+        Field("certified_at", Incident.disposal_certified_at, "moment?"),
+    ),
     entry=lambda row, _: certified_entry(row),
-    present=Incident.certified_index.is_not(None) | Incident.disposal_certified_at.is_not(None)
+    present=Incident.certified_index.is_not(None)
+    | Incident.disposal_certified_at.is_not(None)
     | (Incident.disposal_certified_by != ""),
 )
 BINDINGS = (AUDITS, INCIDENT_OPENED, DISPOSAL_CERTIFIED)

@@ -20,9 +20,15 @@ from markupsafe import Markup
 
 from taxgate.render.charts import Figure, bar_chart, waterfall_chart
 
-_env = Environment(loader=PackageLoader("taxgate.render", "templates"), autoescape=select_autoescape(["html"]))
-_env.tests["numeric"] = lambda value: bool(re.fullmatch(r"[-+]?[\d,]+(\.\d+)?%?", str(value)))  # right-aligned
-_env.tests["date"] = lambda value: bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value)))  # never broken
+_env = Environment(
+    loader=PackageLoader("taxgate.render", "templates"), autoescape=select_autoescape(["html"])
+)
+_env.tests["numeric"] = lambda value: bool(
+    re.fullmatch(r"[-+]?[\d,]+(\.\d+)?%?", str(value))
+)  # right-aligned
+_env.tests["date"] = lambda value: bool(
+    re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value))
+)  # never broken
 # A cell with a token too long for a column (a SHA-256, a batch ref) may break inside it; others only at spaces.
 _env.tests["unbreakable"] = lambda value: any(len(token) > 20 for token in str(value).split())
 
@@ -60,7 +66,9 @@ def policy() -> str:
 
 def to_html(document: Document) -> str:
     styles, _ = _styles()
-    return _env.get_template("document.html").render(doc=document, styles=Markup(styles), policy=policy())
+    return _env.get_template("document.html").render(
+        doc=document, styles=Markup(styles), policy=policy()
+    )
 
 
 def to_pdf(document: Document) -> bytes:
@@ -84,4 +92,15 @@ def write(document: Document, path: Path) -> tuple[Path, Path]:
     return html, pdf
 
 
-__all__ = ["Document", "Figure", "Section", "bar_chart", "html_to_pdf", "policy", "to_html", "to_pdf", "waterfall_chart", "write"]
+__all__ = [
+    "Document",
+    "Figure",
+    "Section",
+    "bar_chart",
+    "html_to_pdf",
+    "policy",
+    "to_html",
+    "to_pdf",
+    "waterfall_chart",
+    "write",
+]

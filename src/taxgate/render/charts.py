@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from xml.sax.saxutils import escape, quoteattr
 from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
 
 SVG = "http://www.w3.org/2000/svg"
 XLINK = "http://www.w3.org/1999/xlink"
@@ -34,9 +34,20 @@ class Figure:
     svg: str
 
 
-def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, axis: str, caption: str = "",
-              horizontal: bool = True, reference: float | None = None, reference_label: str = "",
-              value_format: str = "{:,.0f}", maximum: float | None = None) -> Figure:
+def bar_chart(
+    name: str,
+    title: str,
+    labels: list[str],
+    values: list[float],
+    *,
+    axis: str,
+    caption: str = "",
+    horizontal: bool = True,
+    reference: float | None = None,
+    reference_label: str = "",
+    value_format: str = "{:,.0f}",
+    maximum: float | None = None,
+) -> Figure:
     """A bar chart with its title, its value axis named with its unit (`axis`), and each bar's value
     written at its end. `reference` draws a line (a policy limit, say) across the bars; `maximum`
     fixes the value axis's end (100 for a percentage: one bar alone does not fill the chart).
@@ -45,23 +56,48 @@ def bar_chart(name: str, title: str, labels: list[str], values: list[float], *, 
     plain text, never as matplotlib's math (`$...$`), cut to a length, and at most MAX_BARS are
     drawn (the largest, or the latest), which the caption then says."""
     if len(labels) > MAX_BARS:
-        keep = (sorted(range(len(values)), key=lambda i: -values[i])[:MAX_BARS] if horizontal
-                else range(len(values) - MAX_BARS, len(values)))
+        keep = (
+            sorted(range(len(values)), key=lambda i: -values[i])[:MAX_BARS]
+            if horizontal
+            else range(len(values) - MAX_BARS, len(values))
+        )
         keep = sorted(keep)
-        caption = (f"{caption} " if caption else "") + \
-            f"{MAX_BARS} of {len(labels):,} shown: the {'largest' if horizontal else 'latest'}."
+        caption = (
+            f"{caption} " if caption else ""
+        ) + f"{MAX_BARS} of {len(labels):,} shown: the {'largest' if horizontal else 'latest'}."
         labels, values = [labels[i] for i in keep], [values[i] for i in keep]
-    labels = [label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…" for label in map(str, labels)]
+    labels = [
+        label if len(label) <= MAX_LABEL else label[: MAX_LABEL - 1] + "…"
+        for label in map(str, labels)
+    ]
     count = max(len(labels), 1)
     # at most a page's height (Letter, less margins and a caption): a chart is never cut by a page break
-    size = (WIDTH_IN, min(MAX_HEIGHT_IN, max(2.2, 0.3 * count + 1.3))) if horizontal else (WIDTH_IN, 3.4)
-    return _chart(name, title, caption, size,
-                  lambda ax: _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis,
-                                   maximum))
+    size = (
+        (WIDTH_IN, min(MAX_HEIGHT_IN, max(2.2, 0.3 * count + 1.3)))
+        if horizontal
+        else (WIDTH_IN, 3.4)
+    )
+    return _chart(
+        name,
+        title,
+        caption,
+        size,
+        lambda ax: _draw(
+            ax, labels, values, horizontal, reference, reference_label, value_format, axis, maximum
+        ),
+    )
 
 
-def waterfall_chart(name: str, title: str, steps: list[tuple[str, float]], *, axis: str, total_label: str,
-                    lines: list[tuple[float, str, str]] = (), caption: str = "") -> Figure:
+def waterfall_chart(
+    name: str,
+    title: str,
+    steps: list[tuple[str, float]],
+    *,
+    axis: str,
+    total_label: str,
+    lines: list[tuple[float, str, str]] = (),
+    caption: str = "",
+) -> Figure:
     """How each step moves a total from zero: one bar per step (for in the bars' colour, against in
     red), then the total; `lines` are (value, label, style) drawn across, a threshold say."""
     labels = [label for label, _ in steps] + [total_label]
@@ -71,29 +107,60 @@ def waterfall_chart(name: str, title: str, steps: list[tuple[str, float]], *, ax
         running, positions = 0.0, list(range(len(labels)))[::-1]
         for y, (_, delta) in zip(positions, steps):
             ax.barh(y, delta, left=running, color=BAR if delta >= 0 else LIMIT)
-            ax.text(max(running, running + delta) + 0.4, y, f"{delta:+.1f}", va="center", fontsize=8)
+            ax.text(
+                max(running, running + delta) + 0.4, y, f"{delta:+.1f}", va="center", fontsize=8
+            )
             running += delta
         ax.barh(positions[-1], running, color=INK)
-        ax.text(max(running, 0) + 0.4, positions[-1], f"{running:.1f}", va="center", fontsize=8, fontweight="bold")
+        ax.text(
+            max(running, 0) + 0.4,
+            positions[-1],
+            f"{running:.1f}",
+            va="center",
+            fontsize=8,
+            fontweight="bold",
+        )
         for value, label, style in lines:
-            ax.axvline(value, color=LIMIT if style == "--" else MUTED, linestyle=style, linewidth=1.2,
-                       label=f"{label} ({value:.1f})")
+            ax.axvline(
+                value,
+                color=LIMIT if style == "--" else MUTED,
+                linestyle=style,
+                linewidth=1.2,
+                label=f"{label} ({value:.1f})",
+            )
         ax.axvline(0, color=INK, linewidth=0.8)
         ax.set_yticks(positions, labels)
         ax.set_xlabel(axis)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         if lines:  # beneath the axis, where no bar can hide it
-            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06 - 0.7 / height),
-                      ncol=len(lines), frameon=False)
+            ax.legend(
+                fontsize=8,
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.06 - 0.7 / height),
+                ncol=len(lines),
+                frameon=False,
+            )
 
     return _chart(name, title, caption, (WIDTH_IN, height), draw)
 
 
 # One look for every chart: the page's font at a readable size, ink not pure black, text kept as text.
-RC = {"text.parse_math": False, "text.usetex": False, "svg.fonttype": "none", "font.family": "DejaVu Sans",
-      "font.size": 9, "axes.titlesize": 11, "axes.labelsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9,
-      "text.color": INK, "axes.labelcolor": INK, "xtick.color": INK, "ytick.color": INK}
+RC = {
+    "text.parse_math": False,
+    "text.usetex": False,
+    "svg.fonttype": "none",
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 11,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "text.color": INK,
+    "axes.labelcolor": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+}
 
 
 def _chart(name: str, title: str, caption: str, size: tuple[float, float], draw) -> Figure:
@@ -116,11 +183,21 @@ def _chart(name: str, title: str, caption: str, size: tuple[float, float], draw)
     return Figure(name, title, caption, presentational(out.getvalue(), name, title))
 
 
-def _draw(ax, labels, values, horizontal, reference, reference_label, value_format, axis, maximum=None) -> None:
+def _draw(
+    ax, labels, values, horizontal, reference, reference_label, value_format, axis, maximum=None
+) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if not labels:
-        ax.text(0.5, 0.5, "nothing recorded yet", ha="center", va="center", transform=ax.transAxes, color=MUTED)
+        ax.text(
+            0.5,
+            0.5,
+            "nothing recorded yet",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color=MUTED,
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         return
@@ -131,11 +208,18 @@ def _draw(ax, labels, values, horizontal, reference, reference_label, value_form
         ax.set_yticks(positions, labels)
         ax.set_xlabel(axis)
         line = ax.axvline
-        ax.set_xlim(0, maximum or max(max(values), reference or 0, 1) * 1.15)  # room for the value labels
+        ax.set_xlim(
+            0, maximum or max(max(values), reference or 0, 1) * 1.15
+        )  # room for the value labels
     else:
         bars = ax.bar(range(len(labels)), values, color=BAR)
         slanted = len(labels) > 6
-        ax.set_xticks(range(len(labels)), labels, rotation=30 if slanted else 0, ha="right" if slanted else "center")
+        ax.set_xticks(
+            range(len(labels)),
+            labels,
+            rotation=30 if slanted else 0,
+            ha="right" if slanted else "center",
+        )
         ax.set_ylabel(axis)
         line = ax.axhline
         ax.set_ylim(0, maximum or max(max(values), reference or 0, 1) * 1.15)
@@ -148,11 +232,12 @@ def _draw(ax, labels, values, horizontal, reference, reference_label, value_form
 def presentational(svg: str, name: str, title: str) -> str:
     """matplotlib's SVG with every `style` attribute and `<style>` rule turned into presentation
     attributes, its metadata dropped, and a title for screen readers."""
-    root = ET.fromstring(svg[svg.index("<svg"):])
+    root = ET.fromstring(svg[svg.index("<svg") :])
     for parent in list(root.iter()):
         for child in list(parent):
             if child.tag in (f"{{{SVG}}}metadata", f"{{{SVG}}}style") or (
-                    child.tag == f"{{{SVG}}}defs" and all(c.tag == f"{{{SVG}}}style" for c in child)):
+                child.tag == f"{{{SVG}}}defs" and all(c.tag == f"{{{SVG}}}style" for c in child)
+            ):
                 parent.remove(child)
     # matplotlib numbers its ids per chart (text_1, p1a2b...): prefixed, two charts on a page share none.
     ids = {element.get("id") for element in root.iter() if element.get("id")}
@@ -191,7 +276,9 @@ def _serialized(element: ET.Element):
     prefixes come from a registry global to the process, and a library that registers a default of
     its own (WeasyPrint's PDF metadata does) turns every tag into ns0:svg, which no browser draws."""
     tag = element.tag.rpartition("}")[2]
-    attributes = "".join(f" {name.rpartition('}')[2]}={quoteattr(value)}" for name, value in element.attrib.items())
+    attributes = "".join(
+        f" {name.rpartition('}')[2]}={quoteattr(value)}" for name, value in element.attrib.items()
+    )
     yield f"<{tag}{attributes}>"
     yield escape(element.text or "")
     for child in element:

@@ -21,18 +21,37 @@ from taxgate.domain import Outcome, ReasonCode, Request
 
 # row_number first: a request id may repeat within a batch, a row number never does
 RESPONSE_COLUMNS = (
-    "row_number", "request_id", "outcome", "reasons", "refused_items", "address_street", "address_unit", "address_city",
-    "address_state", "address_zip", "address_tax_year", "ledger_index",
+    "row_number",
+    "request_id",
+    "outcome",
+    "reasons",
+    "refused_items",
+    "address_street",
+    "address_unit",
+    "address_city",
+    "address_state",
+    "address_zip",
+    "address_tax_year",
+    "ledger_index",
 )
 DECISION_COLUMNS = (
-    "request_id", "outcome", "reasons", "matched_tin", "match_weight", "runner_up_tin", "runner_up_weight",
-    "rule_set_version", "model_version",
+    "request_id",
+    "outcome",
+    "reasons",
+    "matched_tin",
+    "match_weight",
+    "runner_up_tin",
+    "runner_up_weight",
+    "rule_set_version",
+    "model_version",
 )
 MALFORMED_COLUMNS = ("row_number", "request_id", "problem")
 LEGEND_COLUMNS = ("code", "level", "citation", "meaning")
 
 
-_OUTCOME, _REQUEST_ID, _ROW_NUMBER = (json.dumps(k) for k in ("outcome", "request_id", "row_number"))
+_OUTCOME, _REQUEST_ID, _ROW_NUMBER = (
+    json.dumps(k) for k in ("outcome", "request_id", "row_number")
+)
 # json.dumps with options builds an encoder on every call; these are its encoders, built once (the
 # same options, so the same bytes), for the several values of every row.
 _DUMPS = json.JSONEncoder().encode
@@ -42,8 +61,13 @@ _DUMPS_UNICODE = json.JSONEncoder(ensure_ascii=False).encode
 
 def legend(requester: bool = True) -> list[dict[str, str]]:
     """Every reason code (a requester's: those it can be given) with its citation and meaning."""
-    return [{"code": c.value, "level": c.level.value, "citation": c.citation, "meaning": c.meaning}
-            for c in ReasonCode if c.requester_visible or not requester]
+    return [
+        {"code": c.value, "level": c.level.value, "citation": c.citation, "meaning": c.meaning}
+        for c in ReasonCode
+        if c.requester_visible or not requester
+    ]
+
+
 _ADDRESS_PARTS = ("street", "unit", "city", "state", "zip", "tax_year")
 
 
@@ -80,7 +104,9 @@ class SafeCSV:
 
     def writerow(self, row) -> None:
         # spreadsheet_safe, inlined: it runs on every cell of every response
-        self._writer.writerow(["'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v for v in row])
+        self._writer.writerow(
+            ["'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v for v in row]
+        )
 
     def writerows(self, rows) -> None:
         for row in rows:
@@ -105,9 +131,13 @@ class ResponseWriter:
         self._versions = (rule_set_version, model_version)
         self._files = [
             open(folder / name, "w", encoding="utf-8", newline="")
-            for folder, name in ((out_dir, "response.csv"), (out_dir, "response.jsonl"),
-                                 (auditors(out_dir), "decisions.csv"), (out_dir, "malformed_rows.csv"),
-                                 (auditors(out_dir), "evidence.jsonl"))
+            for folder, name in (
+                (out_dir, "response.csv"),
+                (out_dir, "response.jsonl"),
+                (auditors(out_dir), "decisions.csv"),
+                (out_dir, "malformed_rows.csv"),
+                (auditors(out_dir), "evidence.jsonl"),
+            )
         ]
         self._evidence = self._files[4]
         self._response = SafeCSV(self._files[0])
@@ -119,7 +149,7 @@ class ResponseWriter:
         self._malformed.writerow(MALFORMED_COLUMNS)
         self._given: dict[str, int] = {}
 
-    def __enter__(self) -> "ResponseWriter":
+    def __enter__(self) -> ResponseWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -130,8 +160,14 @@ class ResponseWriter:
             writer.writerow((*LEGEND_COLUMNS, "requests"))
             writer.writerows((*row.values(), self._given.get(row["code"], 0)) for row in legend())
 
-    def write(self, request: Request, decision: Decision, address: dict[str, str] | None,
-              evidence: dict[str, tuple[str, str]] | None = None, ledger_index: str = "") -> None:
+    def write(
+        self,
+        request: Request,
+        decision: Decision,
+        address: dict[str, str] | None,
+        evidence: dict[str, tuple[str, str]] | None = None,
+        ledger_index: str = "",
+    ) -> None:
         """One decided request into every file; `evidence` as `evidence_fields` gives it."""
         released = address if decision.outcome is Outcome.DISCLOSED and address else {}
         row = {
@@ -162,7 +198,10 @@ class ResponseWriter:
         if request.malformed:
             self._malformed.writerow((request.row_number, request.request_id, request.parse_error))
         if evidence:  # the request's own fields first: one of the evidence's, if named alike, wins (as in a dict)
-            line = {"outcome": (_OUTCOME, _DUMPS(decision.outcome.value)),
-                    "request_id": (_REQUEST_ID, _DUMPS(request.display_id)),
-                    "row_number": (_ROW_NUMBER, str(request.row_number)), **evidence}
+            line = {
+                "outcome": (_OUTCOME, _DUMPS(decision.outcome.value)),
+                "request_id": (_REQUEST_ID, _DUMPS(request.display_id)),
+                "row_number": (_ROW_NUMBER, str(request.row_number)),
+                **evidence,
+            }
             self._evidence.write(evidence_json(line) + "\n")

@@ -29,7 +29,9 @@ from taxgate.store.models import Batch, Decision, Disclosure, HeldItem, Review
 
 CURRENT_COLUMNS = (*RESPONSE_COLUMNS, "updated_ledger_index", "as_of_ledger_size")
 _ADDRESS = ("street", "unit", "city", "state", "zip", "tax_year")
-REQUESTER_CODES = frozenset(c.value for c in ReasonCode if c.requester_visible)  # what a requester is told
+REQUESTER_CODES = frozenset(
+    c.value for c in ReasonCode if c.requester_visible
+)  # what a requester is told
 
 
 def checkpoint_size(store: Store) -> int:
@@ -41,33 +43,65 @@ def checkpoint_size(store: Store) -> int:
 
 def standing(columns, size: int):
     """`columns` over the decisions, each with what befell it inside ledger size `size`."""
-    return (select(*columns).select_from(Decision)
-            .outerjoin(Disclosure, and_(Disclosure.decision_id == Decision.id, Disclosure.ledger_index < size))
-            .outerjoin(Review, and_(Review.decision_id == Decision.id, Review.ledger_index < size))
-            .outerjoin(HeldItem, and_(HeldItem.decision_id == Decision.id, HeldItem.ledger_index < size))
-            .where(Decision.ledger_index < size))
+    return (
+        select(*columns)
+        .select_from(Decision)
+        .outerjoin(
+            Disclosure, and_(Disclosure.decision_id == Decision.id, Disclosure.ledger_index < size)
+        )
+        .outerjoin(Review, and_(Review.decision_id == Decision.id, Review.ledger_index < size))
+        .outerjoin(
+            HeldItem, and_(HeldItem.decision_id == Decision.id, HeldItem.ledger_index < size)
+        )
+        .where(Decision.ledger_index < size)
+    )
 
 
 # The one definition of a request's outcome now, and of the entry that changed it since its decision.
-NOW = case((Disclosure.id.is_not(None), Outcome.DISCLOSED.value),
-            (Review.action == "decline", Outcome.NOT_DISCLOSED.value),
-            (Review.action == "disclose", Outcome.HELD.value),  # the officer disclosed it; an order holds it
-            else_=Decision.outcome).label("now")
-CHANGED_BY = case((and_(Disclosure.id.is_not(None), Decision.outcome != Outcome.DISCLOSED.value),
-                    Disclosure.ledger_index),
-                   (Review.action == "decline", Review.ledger_index),
-                   (Review.action == "disclose", func.coalesce(HeldItem.ledger_index, Review.ledger_index)),
-                   else_=None).label("changed_by")
+NOW = case(
+    (Disclosure.id.is_not(None), Outcome.DISCLOSED.value),
+    (Review.action == "decline", Outcome.NOT_DISCLOSED.value),
+    (
+        Review.action == "disclose",
+        Outcome.HELD.value,
+    ),  # the officer disclosed it; an order holds it
+    else_=Decision.outcome,
+).label("now")
+CHANGED_BY = case(
+    (
+        and_(Disclosure.id.is_not(None), Decision.outcome != Outcome.DISCLOSED.value),
+        Disclosure.ledger_index,
+    ),
+    (Review.action == "decline", Review.ledger_index),
+    (Review.action == "disclose", func.coalesce(HeldItem.ledger_index, Review.ledger_index)),
+    else_=None,
+).label("changed_by")
 
 
 def current_rows(store: Store, batch_id: int, size: int, chunk: int = 5_000) -> Iterator[dict]:
     """Each request of the batch in row order, as it stands at ledger size `size`. A request an
     officer disclosed but an order then held says which kind of order holds it, as a request held
     at decision time does (HELD_BY_COURT_ORDER, or NOTICE_PERIOD)."""
-    query = (standing((Decision.row_number, Decision.request_id, NOW, Decision.outcome.label("decided"),
-                       Decision.reasons, Decision.refused_items, Decision.ledger_index, Decision.statute,
-                       Disclosure.value, CHANGED_BY), size)
-             .where(Decision.batch_id == batch_id).order_by(Decision.row_number).execution_options(yield_per=chunk))
+    query = (
+        standing(
+            (
+                Decision.row_number,
+                Decision.request_id,
+                NOW,
+                Decision.outcome.label("decided"),
+                Decision.reasons,
+                Decision.refused_items,
+                Decision.ledger_index,
+                Decision.statute,
+                Disclosure.value,
+                CHANGED_BY,
+            ),
+            size,
+        )
+        .where(Decision.batch_id == batch_id)
+        .order_by(Decision.row_number)
+        .execution_options(yield_per=chunk)
+    )
     holds = _Holds(store, batch_id)  # read before the rows: one session at a time
     with store.session() as session:
         for row in session.execute(query):
@@ -76,7 +110,9 @@ def current_rows(store: Store, batch_id: int, size: int, chunk: int = 5_000) -> 
             if row.now == Outcome.HELD.value and row.decided != Outcome.HELD.value:
                 reasons.append(holds.code(row.statute))
             yield {
-                "row_number": str(row.row_number), "request_id": row.request_id, "outcome": row.now,
+                "row_number": str(row.row_number),
+                "request_id": row.request_id,
+                "outcome": row.now,
                 "reasons": ";".join(reasons),
                 "refused_items": row.refused_items,
                 **{f"address_{p}": str(address.get(p, "") or "") for p in _ADDRESS},
@@ -92,7 +128,10 @@ class _Holds:
     def __init__(self, store: Store, batch_id: int):
         with store.session() as session:
             self.agency = session.get(Batch, batch_id).agency
-        self.orders, self.now = [o for o in list_orders(store) if o.lifted_at is None], datetime.now(UTC)
+        self.orders, self.now = (
+            [o for o in list_orders(store) if o.lifted_at is None],
+            datetime.now(UTC),
+        )
 
     def code(self, statute: str) -> str:
         held = holding(self.orders, self.agency, statute, self.now)
@@ -101,8 +140,11 @@ class _Holds:
 
 def current_outcomes(store: Store, batch_ids: list[int], size: int) -> dict[int, dict[str, int]]:
     """Per batch, how many requests stand at each outcome now (what the batch page counts)."""
-    query = standing((Decision.batch_id, NOW, func.count()), size).where(Decision.batch_id.in_(batch_ids)) \
+    query = (
+        standing((Decision.batch_id, NOW, func.count()), size)
+        .where(Decision.batch_id.in_(batch_ids))
         .group_by(Decision.batch_id, NOW)
+    )
     counts: dict[int, dict[str, int]] = {}
     with store.session() as session:
         for batch_id, outcome, n in session.execute(query):
@@ -112,8 +154,11 @@ def current_outcomes(store: Store, batch_ids: list[int], size: int) -> dict[int,
 
 def later_answers(store: Store, batch_ids: list[int], size: int) -> dict[int, int]:
     """Per batch, how many requests were answered after the batch was decided (reviews, holds)."""
-    query = standing((Decision.batch_id, func.count()), size).where(Decision.batch_id.in_(batch_ids),
-                                                                  CHANGED_BY.is_not(None)).group_by(Decision.batch_id)
+    query = (
+        standing((Decision.batch_id, func.count()), size)
+        .where(Decision.batch_id.in_(batch_ids), CHANGED_BY.is_not(None))
+        .group_by(Decision.batch_id)
+    )
     with store.session() as session:
         return dict(session.execute(query).all())
 
@@ -142,4 +187,16 @@ def as_jsonl(rows: Iterator[dict], lines: int = 2_000) -> Iterator[str]:
     yield "".join(out)
 
 
-__all__ = ["CHANGED_BY", "CURRENT_COLUMNS", "NOW", "REQUESTER_CODES", "standing", "as_csv", "as_jsonl", "checkpoint_size", "current_outcomes", "current_rows", "later_answers"]
+__all__ = [
+    "CHANGED_BY",
+    "CURRENT_COLUMNS",
+    "NOW",
+    "REQUESTER_CODES",
+    "standing",
+    "as_csv",
+    "as_jsonl",
+    "checkpoint_size",
+    "current_outcomes",
+    "current_rows",
+    "later_answers",
+]

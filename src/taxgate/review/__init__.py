@@ -35,18 +35,37 @@ MIN_NOTE = 10  # an officer says why, in words
 def review_entry(row: dict) -> dict:
     """The entry of an officer's decision on a request in REVIEW; the note is committed to by its
     SHA-256 (it may name the taxpayer)."""
-    return {"kind": "review", "batch": row["batch_id"], "row": row["row_number"], "request_id": row["request_id"],
-            "officer": row["officer"], "action": row["action"], "note_sha256": sha256(row["note"]), "at": at(row["at"])}
+    return {
+        "kind": "review",
+        "batch": row["batch_id"],
+        "row": row["row_number"],
+        "request_id": row["request_id"],
+        "officer": row["officer"],
+        "action": row["action"],
+        "note_sha256": sha256(row["note"]),
+        "at": at(row["at"]),
+    }
 
 
 REVIEWS = Binding(
-    kind="review", table="reviews", index=Review.ledger_index, key=Review.id,
+    kind="review",
+    table="reviews",
+    index=Review.ledger_index,
+    key=Review.id,
     source=Review.__table__.outerjoin(Decision.__table__, Decision.id == Review.decision_id),
-    fields=(Field("batch_id", Decision.batch_id, "int"), Field("row_number", Decision.row_number, "int"),
-            Field("request_id", Decision.request_id), Field("officer", Review.officer), Field("action", Review.action),
-            Field("note", Review.note), Field("at", Review.at, "moment")),
+    fields=(
+        Field("batch_id", Decision.batch_id, "int"),
+        Field("row_number", Decision.row_number, "int"),
+        Field("request_id", Decision.request_id),
+        Field("officer", Review.officer),
+        Field("action", Review.action),
+        Field("note", Review.note),
+        Field("at", Review.at, "moment"),
+    ),
     entry=lambda row, _: review_entry(row),
-    describe=lambda row: f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}",
+    describe=lambda row: (
+        f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}"
+    ),
 )
 BINDINGS = (REVIEWS,)
 
@@ -60,19 +79,33 @@ class ReviewError(ValueError):
 
 
 QUEUE_ORDERS = {
-    "oldest": (Decision.ledger_index,), "newest": (Decision.ledger_index.desc(),),
+    "oldest": (Decision.ledger_index,),
+    "newest": (Decision.ledger_index.desc(),),
     "weight": (Decision.match_weight, Decision.ledger_index),  # the weakest first
     "weight-desc": (Decision.match_weight.desc(), Decision.ledger_index),
 }
 
 
-def queue(store: Store, limit: int = 200, offset: int = 0, batch_ref: str = "", agency: str = "", code: str = "",
-          order: str = "oldest") -> tuple[int, list[dict]]:
+def queue(
+    store: Store,
+    limit: int = 200,
+    offset: int = 0,
+    batch_ref: str = "",
+    agency: str = "",
+    code: str = "",
+    order: str = "oldest",
+) -> tuple[int, list[dict]]:
     """Requests in REVIEW that no officer has decided (of one batch, agency or identification code,
     when given), oldest first or as `order` says: (how many in all, one page)."""
-    waiting = (select(Decision.id).join(Batch, Batch.id == Decision.batch_id)
-               .where(Decision.outcome == Outcome.REVIEW.value, Batch.rule_set_version.not_in(REPLAYED_VERSIONS))
-               .where(~select(Review.id).where(Review.decision_id == Decision.id).exists()))
+    waiting = (
+        select(Decision.id)
+        .join(Batch, Batch.id == Decision.batch_id)
+        .where(
+            Decision.outcome == Outcome.REVIEW.value,
+            Batch.rule_set_version.not_in(REPLAYED_VERSIONS),
+        )
+        .where(~select(Review.id).where(Review.decision_id == Decision.id).exists())
+    )
     if batch_ref:
         waiting = waiting.where(Batch.batch_ref == batch_ref)
     if agency:
@@ -82,28 +115,56 @@ def queue(store: Store, limit: int = 200, offset: int = 0, batch_ref: str = "", 
     with store.session() as session:
         total = session.execute(select(func.count()).select_from(waiting.subquery())).scalar_one()
         rows = session.execute(
-            select(Decision, Batch.agency, Batch.batch_ref, Batch.received_at).join(Batch, Batch.id == Decision.batch_id)
-            .where(Decision.id.in_(waiting)).order_by(*QUEUE_ORDERS.get(order, QUEUE_ORDERS["oldest"]))
-            .limit(limit).offset(offset)).all()
-    return total, [{"decision": d.id, "batch": d.batch_id, "agency": agency, "batch_ref": ref,
-                    "received": received.isoformat(timespec="seconds"), "row": d.row_number,
-                    "request_id": d.request_id, "reasons": d.reasons, "matched_tin": d.matched_tin,
-                    "weight": d.match_weight, "runner_up_weight": d.runner_up_weight}
-                   for d, agency, ref, received in rows]
+            select(Decision, Batch.agency, Batch.batch_ref, Batch.received_at)
+            .join(Batch, Batch.id == Decision.batch_id)
+            .where(Decision.id.in_(waiting))
+            .order_by(*QUEUE_ORDERS.get(order, QUEUE_ORDERS["oldest"]))
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return total, [
+        {
+            "decision": d.id,
+            "batch": d.batch_id,
+            "agency": agency,
+            "batch_ref": ref,
+            "received": received.isoformat(timespec="seconds"),
+            "row": d.row_number,
+            "request_id": d.request_id,
+            "reasons": d.reasons,
+            "matched_tin": d.matched_tin,
+            "weight": d.match_weight,
+            "runner_up_weight": d.runner_up_weight,
+        }
+        for d, agency, ref, received in rows
+    ]
 
 
 def queue_batches(store: Store) -> list[str]:
     """The batches that have a request waiting for review (for the queue's filter)."""
     with store.session() as session:
-        return list(session.execute(
-            select(Batch.batch_ref).join(Decision, Decision.batch_id == Batch.id)
-            .where(Decision.outcome == Outcome.REVIEW.value, Batch.rule_set_version.not_in(REPLAYED_VERSIONS),
-                   ~select(Review.id).where(Review.decision_id == Decision.id).exists())
-            .group_by(Batch.batch_ref).order_by(Batch.batch_ref)).scalars())
+        return list(
+            session.execute(
+                select(Batch.batch_ref)
+                .join(Decision, Decision.batch_id == Batch.id)
+                .where(
+                    Decision.outcome == Outcome.REVIEW.value,
+                    Batch.rule_set_version.not_in(REPLAYED_VERSIONS),
+                    ~select(Review.id).where(Review.decision_id == Decision.id).exists(),
+                )
+                .group_by(Batch.batch_ref)
+                .order_by(Batch.batch_ref)
+            ).scalars()
+        )
 
 
-def case(store: Store, decision_id: int, master_path: Path, open_only: bool = True,
-         policies: list[Policy] | None = None) -> dict:
+def case(
+    store: Store,
+    decision_id: int,
+    master_path: Path,
+    open_only: bool = True,
+    policies: list[Policy] | None = None,
+) -> dict:
     """What the officer sees: the request as sent, the candidate's and the runner-up's records as
     filed, the per-field evidence, the rule that put the request where it is (in words, with the
     thresholds of the policy the batch was judged under), and any decision already made. The
@@ -111,48 +172,97 @@ def case(store: Store, decision_id: int, master_path: Path, open_only: bool = Tr
     decided request, or one never in review, is not a window on the master (an auditor passes
     open_only=False)."""
     with store.session() as session:
-        found = session.execute(select(Decision, Batch).join(Batch, Batch.id == Decision.batch_id)
-                                .where(Decision.id == decision_id)).first()
+        found = session.execute(
+            select(Decision, Batch)
+            .join(Batch, Batch.id == Decision.batch_id)
+            .where(Decision.id == decision_id)
+        ).first()
         if found is None:
             raise ReviewError(f"no decision {decision_id}", 404)
         decision, batch = found
-        review = session.execute(select(Review).where(Review.decision_id == decision_id)).scalar_one_or_none()
+        review = session.execute(
+            select(Review).where(Review.decision_id == decision_id)
+        ).scalar_one_or_none()
     if open_only and (decision.outcome != "REVIEW" or review is not None):
         state = "decided" if review is not None else decision.outcome
-        raise ReviewError(f"decision {decision_id} is not in review ({state}): its case is closed to officers", 409)
+        raise ReviewError(
+            f"decision {decision_id} is not in review ({state}): its case is closed to officers",
+            409,
+        )
     if open_only and batch.rule_set_version in REPLAYED_VERSIONS:
-        raise ReviewError(f"decision {decision_id} belongs to a replay of past practice: nothing of it is decided now",
-                          409)
+        raise ReviewError(
+            f"decision {decision_id} belongs to a replay of past practice: nothing of it is decided now",
+            409,
+        )
     evidence = json.loads(decision.evidence) if decision.evidence else {}
     records = taxpayer_records(master_path, [decision.matched_tin, decision.runner_up_tin])
-    rule = policy_in_force(policies if policies is not None else load_policies(),
-                           date.fromisoformat(batch.as_of)).identification
+    rule = policy_in_force(
+        policies if policies is not None else load_policies(), date.fromisoformat(batch.as_of)
+    ).identification
     lines = (rule.threshold, rule.review, rule.margin)
     return {
-        "decision": decision.id, "batch": batch.id, "agency": batch.agency, "batch_ref": batch.batch_ref,
-        "row": decision.row_number, "request_id": decision.request_id, "outcome": decision.outcome,
-        "reasons": [c for c in decision.reasons.split(";") if c], "official": decision.official,
-        "case_number": decision.case_number, "ledger_index": decision.ledger_index,
+        "decision": decision.id,
+        "batch": batch.id,
+        "agency": batch.agency,
+        "batch_ref": batch.batch_ref,
+        "row": decision.row_number,
+        "request_id": decision.request_id,
+        "outcome": decision.outcome,
+        "reasons": [c for c in decision.reasons.split(";") if c],
+        "official": decision.official,
+        "case_number": decision.case_number,
+        "ledger_index": decision.ledger_index,
         "request": evidence.get("request") or {},
-        "candidate": {"tin": decision.matched_tin, "weight": decision.match_weight,
-                      "records": records.get(decision.matched_tin, [])},
-        "runner_up": {"tin": decision.runner_up_tin, "weight": decision.runner_up_weight,
-                      "records": records.get(decision.runner_up_tin, [])},
+        "candidate": {
+            "tin": decision.matched_tin,
+            "weight": decision.match_weight,
+            "records": records.get(decision.matched_tin, []),
+        },
+        "runner_up": {
+            "tin": decision.runner_up_tin,
+            "weight": decision.runner_up_weight,
+            "records": records.get(decision.runner_up_tin, []),
+        },
         "fields": evidence.get("fields") or {},
-        "facts": {k: evidence.get(k) for k in ("decision", "names_agree", "middle_initial_conflict",
-                                                 "namesakes_at_address", "names", "dob", "address", "rule")},
+        "facts": {
+            k: evidence.get(k)
+            for k in (
+                "decision",
+                "names_agree",
+                "middle_initial_conflict",
+                "namesakes_at_address",
+                "names",
+                "dob",
+                "address",
+                "rule",
+            )
+        },
         "candidate_facts": evidence.get("candidate") or {},
         "thresholds": {"threshold": rule.threshold, "review": rule.review, "margin": rule.margin},
         "why": why(evidence, *lines) if evidence else [],
         "weights": thresholds_line(evidence, *lines) if evidence else "",
-        "review": None if review is None else {
-            "officer": review.officer, "action": review.action, "note": review.note,
-            "at": review.at.isoformat(timespec="seconds"), "ledger_index": review.ledger_index},
+        "review": None
+        if review is None
+        else {
+            "officer": review.officer,
+            "action": review.action,
+            "note": review.note,
+            "at": review.at.isoformat(timespec="seconds"),
+            "ledger_index": review.ledger_index,
+        },
     }
 
 
-def decide_review(store: Store, decision_id: int, officer: str, action: str, note: str, master_path: Path,
-                  policies: list[Policy] | None = None, now: datetime | None = None) -> dict:
+def decide_review(
+    store: Store,
+    decision_id: int,
+    officer: str,
+    action: str,
+    note: str,
+    master_path: Path,
+    policies: list[Policy] | None = None,
+    now: datetime | None = None,
+) -> dict:
     """Record an officer's decision on a request in REVIEW, ledgered; on `disclose`, release the
     last known address now, or hold it if an order in force holds it. Returns what happened."""
     if action not in ACTIONS:
@@ -169,47 +279,103 @@ def decide_review(store: Store, decision_id: int, officer: str, action: str, not
             raise ReviewError(f"no decision {decision_id}", 404)
         if decision.outcome != Outcome.REVIEW.value:
             raise ReviewError(f"decision {decision_id} is {decision.outcome}, not in review")
-        done = session.execute(select(Review).where(Review.decision_id == decision_id)).scalar_one_or_none()
+        done = session.execute(
+            select(Review).where(Review.decision_id == decision_id)
+        ).scalar_one_or_none()
         if done is not None:
-            raise ReviewError(f"decision {decision_id} was decided by {done.officer} at {done.at.isoformat()}")
+            raise ReviewError(
+                f"decision {decision_id} was decided by {done.officer} at {done.at.isoformat()}"
+            )
         # The candidate, the evidence and the statute the release reads are the ones the ledger says,
         # and a request the ledger says was reviewed is not reviewed again (its row may be gone).
         checked_row(session.connection(), DECISIONS, decision.id)
-        checked_row(session.connection(), BATCH_RECEIVED, decision.batch_id)  # the agency it would go to
+        checked_row(
+            session.connection(), BATCH_RECEIVED, decision.batch_id
+        )  # the agency it would go to
         batch = session.get(Batch, decision.batch_id)
         if batch.rule_set_version in REPLAYED_VERSIONS:  # checked against its entry above
-            raise ReviewError(f"decision {decision_id} belongs to a replay of past practice ({batch.rule_set_version}): "
-                              "a replay is a record of what was done, and nothing of it is decided or released now")
+            raise ReviewError(
+                f"decision {decision_id} belongs to a replay of past practice ({batch.rule_set_version}): "
+                "a replay is a record of what was done, and nothing of it is decided or released now"
+            )
         for index, entry in entries_of_kinds(session, ("review",)):
             if (entry.get("batch"), entry.get("row")) == (batch.id, decision.row_number):
-                raise TamperedError(f"ledger entry {index} records a review of this request, but no reviews row "
-                                    "does")
+                raise TamperedError(
+                    f"ledger entry {index} records a review of this request, but no reviews row "
+                    "does"
+                )
         evidence = json.loads(decision.evidence) if decision.evidence else {}
         address = None
         if action == "disclose":
             if not allowed(batch.agency):
-                raise ReviewError(f"nothing may leave to {batch.agency} today: no agreement in force, or its "
-                                  "safeguards are found deficient (§ 6103(p)(4))")
-            records = taxpayer_records(master_path, [decision.matched_tin]).get(decision.matched_tin)
+                raise ReviewError(
+                    f"nothing may leave to {batch.agency} today: no agreement in force, or its "
+                    "safeguards are found deficient (§ 6103(p)(4))"
+                )
+            records = taxpayer_records(master_path, [decision.matched_tin]).get(
+                decision.matched_tin
+            )
             if not records:
-                raise ReviewError(f"the master holds no record for the candidate {decision.matched_tin}")
+                raise ReviewError(
+                    f"the master holds no record for the candidate {decision.matched_tin}"
+                )
             last = records[0]
-            address = {k: last.get(k, "") for k in ("street", "unit", "city", "state", "zip", "tax_year")}
-        (index,) = ledger.append(session, [review_entry({
-            "batch_id": batch.id, "row_number": decision.row_number, "request_id": decision.request_id,
-            "officer": officer, "action": action, "note": note, "at": now})])
-        session.add(Review(decision_id=decision.id, officer=officer, action=action, note=note, at=now,
-                           ledger_index=index))
-        result = {"decision": decision.id, "request_id": decision.request_id, "action": action, "outcome": Outcome.NOT_DISCLOSED.value, "ledger_index": index}
+            address = {
+                k: last.get(k, "") for k in ("street", "unit", "city", "state", "zip", "tax_year")
+            }
+        (index,) = ledger.append(
+            session,
+            [
+                review_entry(
+                    {
+                        "batch_id": batch.id,
+                        "row_number": decision.row_number,
+                        "request_id": decision.request_id,
+                        "officer": officer,
+                        "action": action,
+                        "note": note,
+                        "at": now,
+                    }
+                )
+            ],
+        )
+        session.add(
+            Review(
+                decision_id=decision.id,
+                officer=officer,
+                action=action,
+                note=note,
+                at=now,
+                ledger_index=index,
+            )
+        )
+        result = {
+            "decision": decision.id,
+            "request_id": decision.request_id,
+            "action": action,
+            "outcome": Outcome.NOT_DISCLOSED.value,
+            "ledger_index": index,
+        }
         if address is not None:
             statute = (evidence.get("request") or {}).get("statute") or ""
-            item = Item(decision.id, batch.id, batch.batch_ref, decision.row_number, decision.request_id,
-                        decision.matched_tin, item_value(address), batch.agency, statute)
+            item = Item(
+                decision.id,
+                batch.id,
+                batch.batch_ref,
+                decision.row_number,
+                decision.request_id,
+                decision.matched_tin,
+                item_value(address),
+                batch.agency,
+                statute,
+            )
             ((outcome, item_index, order),) = release_or_hold(session, ledger, [item], now, allowed)
             result["outcome"] = outcome.value
             if outcome is Outcome.DISCLOSED:
                 result["disclosure_index"] = item_index
             elif outcome is Outcome.HELD:
                 result["held_by"] = order.id
-    sign_checkpoint(store)  # the review is signed at once: a request reviewed is never reviewed again
+    sign_checkpoint(
+        store
+    )  # the review is signed at once: a request reviewed is never reviewed again
     return result

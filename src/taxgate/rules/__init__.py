@@ -15,7 +15,7 @@ from taxgate.policy import Policy
 from taxgate.rules import batch, items, purpose, request, requester  # noqa: F401  (registers the rules)
 from taxgate.rules.batch import KEYS_SQL, ROW_STATS_SQL, figures_evidence
 from taxgate.rules.items import refused_items, requested_items
-from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, Rule, RowStats, all_rules
+from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, RowStats, Rule, all_rules
 from taxgate.rules.sets import RuleSet, rule_sets
 
 # Bump when a rule's logic changes; the policy version is recorded beside it on every decision.
@@ -35,7 +35,10 @@ def rule_set(name: str) -> RuleSet:
 
 def judge_batch(manifest: Manifest, policy: Policy, as_of: date) -> list[ReasonCode]:
     """Codes of every batch-scope rule that fails; each applies to every request of the batch."""
-    return sorted({r.code for r in BATCH_RULES if r.check(manifest, policy, as_of)}, key=_CODE_ORDER.__getitem__)
+    return sorted(
+        {r.code for r in BATCH_RULES if r.check(manifest, policy, as_of)},
+        key=_CODE_ORDER.__getitem__,
+    )
 
 
 def judge_request(request_: Request, ctx: Context) -> list[ReasonCode]:

@@ -22,9 +22,11 @@ _FOLD = "trim(regexp_replace(lower(strip_accents({})), '[^a-z0-9]+', ' ', 'g'))"
 # A case number is its letters and digits: "ICE-0001", "ICE 0001" and "ICE0001" name one case.
 _CASE = "regexp_replace(lower(strip_accents(case_number)), '[^a-z0-9]+', '', 'g')"
 _HASH = "CASE WHEN {0} <> '' THEN ('0x' || substr(md5({0}), 1, 15))::BIGINT END"
-_PERSON_CASE = (f"CASE WHEN {_CASE} <> '' AND {_FOLD.format('last_name')} <> '' "
-                f"THEN concat_ws('|', {_FOLD.format('first_name')}, {_FOLD.format('last_name')}, "
-                f"trim(date_of_birth), {_CASE}) ELSE '' END")
+_PERSON_CASE = (
+    f"CASE WHEN {_CASE} <> '' AND {_FOLD.format('last_name')} <> '' "
+    f"THEN concat_ws('|', {_FOLD.format('first_name')}, {_FOLD.format('last_name')}, "
+    f"trim(date_of_birth), {_CASE}) ELSE '' END"
+)
 
 
 def _parsed(expression: str) -> str:
@@ -35,9 +37,9 @@ KEYS_SQL = f"""
 SELECT row_number,
        {_HASH.format("request_id")} AS request_key,
        {_HASH.format(_parsed(_PERSON_CASE))} AS person_case_key,
-       {_HASH.format(_parsed(_FOLD.format('engaged_official')))} AS official_key,
+       {_HASH.format(_parsed(_FOLD.format("engaged_official")))} AS official_key,
        {_HASH.format(_parsed(_CASE))} AS case_key,
-       {_HASH.format(_parsed(_FOLD.format('relevance')))} AS relevance_key,
+       {_HASH.format(_parsed(_FOLD.format("relevance")))} AS relevance_key,
        {_parsed("trim(engaged_official)")} AS official_name
 FROM staged
 ORDER BY row_number
@@ -92,19 +94,32 @@ def figures_evidence(codes, stats: dict, policy, window_days: int | None) -> dic
     out = {}
     if ReasonCode.ENGAGED_OFFICIAL_IMPLAUSIBLE in codes:
         out[ReasonCode.ENGAGED_OFFICIAL_IMPLAUSIBLE.value] = {
-            "cases": stats["official_cases"], "in_this_batch": stats["official_in_batch"],
-            "limit": policy.thresholds.official_max_cases, **window,
-            "since": stats["official_since"], "first_batch": stats["official_first_batch"] or "this batch"}
-    if ReasonCode.RELEVANCE_NOT_SPECIFIC in codes and stats["relevance_repeats"] > policy.thresholds.relevance_max_repeats:
+            "cases": stats["official_cases"],
+            "in_this_batch": stats["official_in_batch"],
+            "limit": policy.thresholds.official_max_cases,
+            **window,
+            "since": stats["official_since"],
+            "first_batch": stats["official_first_batch"] or "this batch",
+        }
+    if (
+        ReasonCode.RELEVANCE_NOT_SPECIFIC in codes
+        and stats["relevance_repeats"] > policy.thresholds.relevance_max_repeats
+    ):
         out[ReasonCode.RELEVANCE_NOT_SPECIFIC.value] = {
-            "uses": stats["relevance_repeats"], "in_this_batch": stats["relevance_in_batch"],
-            "limit": policy.thresholds.relevance_max_repeats, **window,
-            "since": stats["relevance_since"], "first_batch": stats["relevance_first_batch"] or "this batch"}
+            "uses": stats["relevance_repeats"],
+            "in_this_batch": stats["relevance_in_batch"],
+            "limit": policy.thresholds.relevance_max_repeats,
+            **window,
+            "since": stats["relevance_since"],
+            "first_batch": stats["relevance_first_batch"] or "this batch",
+        }
     if ReasonCode.DUPLICATE_REQUEST in codes:
         out[ReasonCode.DUPLICATE_REQUEST.value] = {
-            "earlier_row_of_this_batch": stats["request_id_ordinal"] > 1 or stats["person_case_ordinal"] > 1,
+            "earlier_row_of_this_batch": stats["request_id_ordinal"] > 1
+            or stats["person_case_ordinal"] > 1,
             "request_id_answered_in": stats["earlier_request"],
-            "person_case_answered_in": stats["earlier_person_case"]}
+            "person_case_answered_in": stats["earlier_person_case"],
+        }
     return {k: {f: v for f, v in d.items() if v not in ("", None, False)} for k, d in out.items()}
 
 
@@ -130,5 +145,9 @@ def engaged_official_implausible(request: Request, ctx: Context) -> bool:
 )
 def duplicate_request(request: Request, ctx: Context) -> bool:
     stats = ctx.stats
-    return (stats.request_id_ordinal > 1 or stats.person_case_ordinal > 1
-            or bool(stats.earlier_request) or bool(stats.earlier_person_case))
+    return (
+        stats.request_id_ordinal > 1
+        or stats.person_case_ordinal > 1
+        or bool(stats.earlier_request)
+        or bool(stats.earlier_person_case)
+    )

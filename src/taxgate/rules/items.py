@@ -9,7 +9,6 @@ from taxgate.policy import Policy
 from taxgate.rules.registry import Context, request_rule
 
 
-
 def requested_items(request: Request, policy: Policy) -> list[str]:
     """The items asked for, in canonical names; none listed means the last known address."""
     return list(policy.requested_items(request.requested_items)) or [LAST_KNOWN_ADDRESS]

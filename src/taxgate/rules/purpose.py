@@ -12,7 +12,6 @@ from taxgate.normalize.text import fold, split_list
 from taxgate.rules.registry import Context, request_rule
 
 
-
 def _citations(request: Request) -> list[Citation | None]:
     return [parse_citation(part) for part in split_list(request.statute)]
 
@@ -86,8 +85,11 @@ def removal_order_missing(request: Request, ctx: Context) -> bool:
     if agreement is None:
         return False
     needs_order = any(
-        c is not None and any(c.within(required) for required in agreement.removal_order_required_for)
+        c is not None
+        and any(c.within(required) for required in agreement.removal_order_required_for)
         for c in _citations(request)
     )
-    has_order = _readable_date(request.removal_order_date.strip()) and bool(fold(request.removal_order_number))
+    has_order = _readable_date(request.removal_order_date.strip()) and bool(
+        fold(request.removal_order_number)
+    )
     return needs_order and not has_order

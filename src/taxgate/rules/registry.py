@@ -33,7 +33,9 @@ class RowStats:
     official_in_batch: int = 0
     official_since: str = ""
     official_first_batch: str = ""
-    request_id_ordinal: int = 1  # 1 for the first row of the batch with this request_id, 2 for the next, ...
+    request_id_ordinal: int = (
+        1  # 1 for the first row of the batch with this request_id, 2 for the next, ...
+    )
     person_case_ordinal: int = 1  # likewise for the same person and case number
     earlier_request: str = ""  # an earlier batch where this request id was answered or is pending
     earlier_person_case: str = ""  # likewise for the same person and case

@@ -10,7 +10,6 @@ from taxgate.normalize.text import fold, split_list
 from taxgate.rules.registry import Context, request_rule
 
 
-
 @request_rule(
     ReasonCode.MALFORMED_ROW,
     "The row could not be read, so it sets forth nothing the statute requires.",
@@ -23,10 +22,16 @@ def malformed_row(request: Request, ctx: Context) -> bool:
 
 
 def _name_absent(value: str, ctx: Context) -> bool:
-    return not value or fold(value) in ctx.policy.name_placeholders or is_placeholder(value, frozenset())
+    return (
+        not value
+        or fold(value) in ctx.policy.name_placeholders
+        or is_placeholder(value, frozenset())
+    )
 
 
-@request_rule(ReasonCode.NAME_MISSING, "The request must set forth the taxpayer's given name and surname.")
+@request_rule(
+    ReasonCode.NAME_MISSING, "The request must set forth the taxpayer's given name and surname."
+)
 def name_missing(request: Request, ctx: Context) -> bool:
     return _name_absent(request.first_name, ctx) or _name_absent(request.last_name, ctx)
 
@@ -41,7 +46,9 @@ def address_missing(request: Request, ctx: Context) -> bool:
 
 
 @lru_cache(maxsize=1024)  # the address rules run one after another on the same request
-def _assess_address(street: str, unit: str, city: str, state: str, zip_code: str, phrases: frozenset[str]):
+def _assess_address(
+    street: str, unit: str, city: str, state: str, zip_code: str, phrases: frozenset[str]
+):
     """(has a placeholder, is complete once placeholders are set aside) for one request's address."""
     fields = (street, unit, city, state, zip_code)
     usable = [("" if is_placeholder(v, phrases) else v) for v in fields]
@@ -49,13 +56,17 @@ def _assess_address(street: str, unit: str, city: str, state: str, zip_code: str
     zip_as_street = bool(zip5(street)) or (street.isdigit() and len(street) in (5, 9))
     zip_alone = bool(zip_code) and not (street or unit or city or state)
     placeholder = usable != list(fields) or zip_as_street or zip_alone
-    kind = street_kind(usable[0], usable[1])  # the standard form is identification's, for fewer requests
+    kind = street_kind(
+        usable[0], usable[1]
+    )  # the standard form is identification's, for fewer requests
     locality = bool(zip5(usable[4])) or bool(usable[2] and state_code(usable[3]))
     return placeholder, bool(kind and locality)
 
 
 def _address(request: Request, ctx: Context) -> tuple[bool, bool]:
-    return _assess_address(*(getattr(request, f) for f in ADDRESS_FIELDS), ctx.policy.address_placeholders)
+    return _assess_address(
+        *(getattr(request, f) for f in ADDRESS_FIELDS), ctx.policy.address_placeholders
+    )
 
 
 @request_rule(
@@ -78,7 +89,9 @@ def address_incomplete(request: Request, ctx: Context) -> bool:
 # -- (B)(ii): the taxable period or periods -------------------------------------------------------
 
 
-@request_rule(ReasonCode.TAX_PERIOD_MISSING, "The request must set forth the taxable period or periods.")
+@request_rule(
+    ReasonCode.TAX_PERIOD_MISSING, "The request must set forth the taxable period or periods."
+)
 def tax_period_missing(request: Request, ctx: Context) -> bool:
     return not split_list(request.tax_periods)
 
@@ -98,7 +111,9 @@ def tax_period_invalid(request: Request, ctx: Context) -> bool:
 # -- (B)(iii): the statutory authority ------------------------------------------------------------
 
 
-@request_rule(ReasonCode.STATUTE_MISSING, "The request must set forth the statute under which it is made.")
+@request_rule(
+    ReasonCode.STATUTE_MISSING, "The request must set forth the statute under which it is made."
+)
 def statute_missing(request: Request, ctx: Context) -> bool:
     return not split_list(request.statute)
 
@@ -106,7 +121,10 @@ def statute_missing(request: Request, ctx: Context) -> bool:
 # -- (B)(iv): the specific reasons why disclosure is or may be relevant ---------------------------
 
 
-@request_rule(ReasonCode.RELEVANCE_MISSING, "The request must state why the information is or may be relevant.")
+@request_rule(
+    ReasonCode.RELEVANCE_MISSING,
+    "The request must state why the information is or may be relevant.",
+)
 def relevance_missing(request: Request, ctx: Context) -> bool:
     return not fold(request.relevance)
 

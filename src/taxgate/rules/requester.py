@@ -31,7 +31,8 @@ def requester_not_authorized(manifest: Manifest, policy: Policy, as_of: date) ->
         return True
     name, title = fold(manifest.signer_name), fold(manifest.signer_title)
     return not any(
-        fold(s.name) == name and fold(s.title) == title and s.period.covers(as_of) for s in agency.signers
+        fold(s.name) == name and fold(s.title) == title and s.period.covers(as_of)
+        for s in agency.signers
     )
 
 

@@ -53,13 +53,22 @@ def _statute(request: Request, ctx: Context) -> list[ReasonCode]:
 def rule_sets(statute_version: str) -> dict[str, RuleSet]:
     return {
         "statute": RuleSet(
-            "statute", statute_version, _statute, frozenset({ReasonCode.ID_POSITIVE}), tin_path=False, lawful=True,
+            "statute",
+            statute_version,
+            _statute,
+            frozenset({ReasonCode.ID_POSITIVE}),
+            tin_path=False,
+            lawful=True,
             description="26 U.S.C. § 6103(i)(2) as coded in the rule registry; positive identification only.",
         ),
         "as-practised-2025": RuleSet(
-            "as-practised-2025", "as-practised-2025", _as_practised_2025,
-            frozenset({ReasonCode.ID_POSITIVE, ReasonCode.ID_TIN_MATCH}), tin_path=True, lawful=False,
+            "as-practised-2025",
+            "as-practised-2025",
+            _as_practised_2025,
+            frozenset({ReasonCode.ID_POSITIVE, ReasonCode.ID_TIN_MATCH}),
+            tin_path=True,
+            lawful=False,
             description="The 2025 script: a TIN match plus a non-blank address field released the address "
-                        "(held unlawful, D.D.C. 2026-02-26). For replay and audit only.",
+            "(held unlawful, D.D.C. 2026-02-26). For replay and audit only.",
         ),
     }

@@ -29,11 +29,24 @@ def origin(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def refuse(request: Request, status: int, reason: str, user: Principal | None = None, detail: str | None = None,
-           headers: dict | None = None) -> HTTPException:
+def refuse(
+    request: Request,
+    status: int,
+    reason: str,
+    user: Principal | None = None,
+    detail: str | None = None,
+    headers: dict | None = None,
+) -> HTTPException:
     """Log the refusal, and return the exception that answers it (detail: what the caller is told)."""
-    accounts.log_refusal(state_of(request).store, request.method, request.url.path, status, reason, user,
-                         client=origin(request))
+    accounts.log_refusal(
+        state_of(request).store,
+        request.method,
+        request.url.path,
+        status,
+        reason,
+        user,
+        client=origin(request),
+    )
     return HTTPException(status, detail or reason, headers=headers)
 
 
@@ -45,21 +58,37 @@ def reading(request: Request, user: Principal, event: str, about: str):
     try:
         yield
     except Exception as exc:
-        why = f"{exc.status_code}: {exc.detail}" if isinstance(exc, HTTPException) else type(exc).__name__
+        why = (
+            f"{exc.status_code}: {exc.detail}"
+            if isinstance(exc, HTTPException)
+            else type(exc).__name__
+        )
         accounts.log_read(store, user, event, about, "failure", origin(request), why)
         raise
     accounts.log_read(store, user, event, about, "success", origin(request))
 
 
-def api_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+def api_user(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
-        raise refuse(request, 401, "no bearer token", detail="an API token is needed (Authorization: Bearer ...)",
-                     headers=challenge)
+        raise refuse(
+            request,
+            401,
+            "no bearer token",
+            detail="an API token is needed (Authorization: Bearer ...)",
+            headers=challenge,
+        )
     user = accounts.by_token(state_of(request).store, credentials.credentials)
     if user is None:
-        raise refuse(request, 401, "token not valid, revoked, or its user disabled", detail="the token is not valid",
-                     headers=challenge)
+        raise refuse(
+            request,
+            401,
+            "token not valid, revoked, or its user disabled",
+            detail="the token is not valid",
+            headers=challenge,
+        )
     return user
 
 
@@ -95,17 +124,31 @@ def page(*roles: str, streamed: bool = False):
             raise LoginNeeded()
         user, csrf = found
         if user.role not in roles:
-            raise await run_in_threadpool(refuse, request, 403, f"role {user.role} may not use this page", user)
+            raise await run_in_threadpool(
+                refuse, request, 403, f"role {user.role} may not use this page", user
+            )
         if request.method not in ("GET", "HEAD"):
             sent = request.headers.get("x-csrf-token", "")
-            if not sent and streamed and request.headers.get("content-type", "").startswith("multipart/form-data"):
+            if (
+                not sent
+                and streamed
+                and request.headers.get("content-type", "").startswith("multipart/form-data")
+            ):
                 request.state.csrf = csrf
                 return user, csrf
             if not sent and request.headers.get("content-type", "").startswith(FORM_TYPES):
-                sent = str((await request.form()).get("csrf", ""))  # cached: the page reads the same form
+                sent = str(
+                    (await request.form()).get("csrf", "")
+                )  # cached: the page reads the same form
             if not sent or not hmac.compare_digest(sent.encode(), csrf.encode()):
-                raise await run_in_threadpool(refuse, request, 403, "CSRF token missing or wrong", user,
-                                              "the form has expired: reload the page")
+                raise await run_in_threadpool(
+                    refuse,
+                    request,
+                    403,
+                    "CSRF token missing or wrong",
+                    user,
+                    "the form has expired: reload the page",
+                )
         return user, csrf
 
     return Depends(guard)

@@ -10,31 +10,36 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from taxgate.accounts.limits import Limiter
 from taxgate.ledger import TamperedError, load_signer
 from taxgate.policy import load_policies
 from taxgate.service import accounts, batches, jobs, ledger, orders, oversight, reviews, tlog
+from taxgate.service.access import LoginNeeded, refuse, session_of
 from taxgate.service.deps import ServiceState
 from taxgate.service.pages import render
-from taxgate.service.access import LoginNeeded, refuse, session_of
 from taxgate.service.settings import Settings
 from taxgate.store import Store, open_store
 
 log = logging.getLogger("taxgate.service")
 STATIC = Path(__file__).parent / "static"
 # The console needs nothing from elsewhere: scripts, styles and images from this origin only; no frames.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 SIGN_INS_PER_MINUTE = 30  # per client address, right or wrong
-FAILURES_PER_MINUTE = 10  # attempts per user name and client address: nobody elsewhere can lock a user out
+FAILURES_PER_MINUTE = (
+    10  # attempts per user name and client address: nobody elsewhere can lock a user out
+)
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -57,7 +62,9 @@ def secure(response, path: str, tls: bool) -> None:
     if tls:
         response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     if not path.startswith("/static/"):
-        response.headers.setdefault("Cache-Control", "no-store")  # taxpayer information is never cached
+        response.headers.setdefault(
+            "Cache-Control", "no-store"
+        )  # taxpayer information is never cached
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
@@ -68,7 +75,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         supervisor, timer = None, None
         if settings.workers > 0:
-            supervisor = jobs.Supervisor(store, settings, state.wake, state.stop, multiprocessing.get_context("spawn"))
+            supervisor = jobs.Supervisor(
+                store, settings, state.wake, state.stop, multiprocessing.get_context("spawn")
+            )
             supervisor.start()
             state.supervisor = supervisor
         if settings.release_every > 0:
@@ -85,31 +94,46 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
                 supervisor.shutdown()
 
     app = FastAPI(
-        title="taxgate", version="1",
+        title="taxgate",
+        version="1",
         summary="A disclosure gateway for confidential taxpayer information (26 U.S.C. § 6103(i)(2)).",
         description="Bearer tokens for /api (`taxgate users token NAME`); the console at / signs in with a password.",
         lifespan=lifespan,
     )
     context = multiprocessing.get_context("spawn") if settings.workers > 0 else None
     state = ServiceState(
-        store=store, settings=settings, policies=lambda: load_policies(settings.policy),
-        limiter=Limiter(store, settings.uploads_per_minute), sign_ins=Limiter(store, SIGN_INS_PER_MINUTE),
-        failures=Limiter(store, FAILURES_PER_MINUTE), wake=context.Event() if context else threading.Event(),
-        stop=context.Event() if context else threading.Event(), verifier_key=signer.verifier_key())
-    app.state.service = state  # the one thing on app.state: routes take it as a typed dependency (deps.State)
+        store=store,
+        settings=settings,
+        policies=lambda: load_policies(settings.policy),
+        limiter=Limiter(store, settings.uploads_per_minute),
+        sign_ins=Limiter(store, SIGN_INS_PER_MINUTE),
+        failures=Limiter(store, FAILURES_PER_MINUTE),
+        wake=context.Event() if context else threading.Event(),
+        stop=context.Event() if context else threading.Event(),
+        verifier_key=signer.verifier_key(),
+    )
+    app.state.service = (
+        state  # the one thing on app.state: routes take it as a typed dependency (deps.State)
+    )
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
         if request.method in STATE_CHANGING and not same_origin(request):
             # A browser names the page a form or script came from; another site's is refused.
-            await run_in_threadpool(refuse, request, 403, f"cross-site request from {request.headers['origin'][:100]}")
+            await run_in_threadpool(
+                refuse, request, 403, f"cross-site request from {request.headers['origin'][:100]}"
+            )
             response = JSONResponse({"detail": "cross-site requests are refused"}, status_code=403)
         else:
             try:
                 response = await call_next(request)
-            except Exception:  # a fault of ours: logged here, answered with the same headers as any page
+            except (
+                Exception
+            ):  # a fault of ours: logged here, answered with the same headers as any page
                 log.exception("%s %s failed", request.method, request.url.path)
-                response = JSONResponse({"detail": "internal error; the service's log has the details"}, 500)
+                response = JSONResponse(
+                    {"detail": "internal error; the service's log has the details"}, 500
+                )
         secure(response, request.url.path, settings.secure_cookies)
         return response
 
@@ -123,12 +147,20 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException):
         """The API answers JSON; the console answers a page (a refusal says no more than the API's)."""
         path = request.url.path
-        if path.startswith(("/api", "/log/", "/static", "/openapi.json", "/docs", "/redoc")) or request.headers.get("hx-request"):
+        if path.startswith(
+            ("/api", "/log/", "/static", "/openapi.json", "/docs", "/redoc")
+        ) or request.headers.get("hx-request"):
             return await http_exception_handler(request, exc)
         found = await run_in_threadpool(session_of, request)
         user, csrf = found if found else (None, "")
-        page = render(request, "error.html", (user, csrf) if user else None, exc.status_code,
-                      status=exc.status_code, detail=exc.detail)
+        page = render(
+            request,
+            "error.html",
+            (user, csrf) if user else None,
+            exc.status_code,
+            status=exc.status_code,
+            detail=exc.detail,
+        )
         for name, value in (getattr(exc, "headers", None) or {}).items():
             page.headers[name] = value
         return page
@@ -140,9 +172,13 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         path = request.url.path
         if path.startswith(("/api", "/log/")) or request.headers.get("hx-request"):
             return await request_validation_exception_handler(request, exc)
-        said = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'the form'}: {e.get('msg', '')}"
-                         for e in exc.errors()[:3])
-        return await http_error(request, StarletteHTTPException(422, f"The page cannot take that: {said}."))
+        said = "; ".join(
+            f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'the form'}: {e.get('msg', '')}"
+            for e in exc.errors()[:3]
+        )
+        return await http_error(
+            request, StarletteHTTPException(422, f"The page cannot take that: {said}.")
+        )
 
     @app.exception_handler(TamperedError)
     async def tampered(request: Request, exc: TamperedError):
@@ -150,7 +186,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         log.error("refused: %s", exc)
         return await http_error(request, StarletteHTTPException(409, str(exc)))
 
-    for domain in (batches, reviews, orders, ledger, oversight, accounts):  # each: its API routes and its pages
+    for domain in (
+        batches,
+        reviews,
+        orders,
+        ledger,
+        oversight,
+        accounts,
+    ):  # each: its API routes and its pages
         app.include_router(domain.api)
         app.include_router(domain.pages)
     app.include_router(tlog.router)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Path as PathParam, Request
+from fastapi import Depends, Request
+from fastapi import Path as PathParam
 
 from taxgate.accounts.limits import Limiter
 from taxgate.service.settings import Settings
@@ -18,7 +19,12 @@ ERRORS = {
     401: {"description": "No valid API token"},
     403: {"description": "The token's role may not use this route"},
 }
-READERS = ("requester", "officer", "court", "auditor")  # who may read batches (a requester: its own agency's)
+READERS = (
+    "requester",
+    "officer",
+    "court",
+    "auditor",
+)  # who may read batches (a requester: its own agency's)
 Id = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 UserName = Annotated[str, PathParam(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
 
@@ -33,7 +39,9 @@ class ServiceState:
     policies: Callable[[], list]  # the policy versions, read when asked (a file may be replaced)
     limiter: Limiter  # uploads per requester
     sign_ins: Limiter  # sign-ins per client address
-    failures: Limiter  # sign-in attempts per user name and client address; password changes per user
+    failures: (
+        Limiter  # sign-in attempts per user name and client address; password changes per user
+    )
     wake: Any
     stop: Any
     verifier_key: str

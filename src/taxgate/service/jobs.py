@@ -28,15 +28,21 @@ from taxgate.identify import MasterError
 from taxgate.intake import IntakeError
 from taxgate.ledger import Ledger, LedgerError, sign_checkpoint
 from taxgate.ledger.checkpoint import parse
-from taxgate.release import release_held
 from taxgate.policy import PolicyError, load_policies
+from taxgate.release import release_held
 from taxgate.service.settings import Settings
 from taxgate.store import Store, StoreError, open_store
 from taxgate.store.models import Batch, Submission
 from taxgate.witness.client import cosign_latest
 
 log = logging.getLogger("taxgate.service")
-USER_ERRORS = (IntakeError, MasterError, PolicyError, StoreError, ValueError)  # LedgerError is a ValueError
+USER_ERRORS = (
+    IntakeError,
+    MasterError,
+    PolicyError,
+    StoreError,
+    ValueError,
+)  # LedgerError is a ValueError
 
 
 def worker_name(pid: int | None = None) -> str:
@@ -44,7 +50,9 @@ def worker_name(pid: int | None = None) -> str:
     return f"{socket.gethostname()[:40]}/{pid or os.getpid()}"
 
 
-def claim(store: Store, owner: str | None = None, lease_seconds: float = 30.0, max_attempts: int = 3) -> Submission | None:
+def claim(
+    store: Store, owner: str | None = None, lease_seconds: float = 30.0, max_attempts: int = 3
+) -> Submission | None:
     """Take the next submission: queued, or running under a lease that lapsed (its worker died).
     The agency whose last submission started longest ago goes first, then the oldest. A
     submission already taken `max_attempts` times is failed instead, and the next one is taken."""
@@ -53,22 +61,41 @@ def claim(store: Store, owner: str | None = None, lease_seconds: float = 30.0, m
         now = datetime.now(UTC)
         with store.session.begin() as session:
             other = Submission.__table__.alias("other")
-            last_started = (select(func.max(other.c.started_at)).where(other.c.agency == Submission.agency)
-                            .scalar_subquery())
-            query = (select(Submission).where(or_(
-                Submission.status == "queued",
-                and_(Submission.status == "running", or_(Submission.lease_until.is_(None),
-                                                         Submission.lease_until < now))))
-                     .order_by(last_started.asc().nulls_first(), Submission.id).limit(1))
+            last_started = (
+                select(func.max(other.c.started_at))
+                .where(other.c.agency == Submission.agency)
+                .scalar_subquery()
+            )
+            query = (
+                select(Submission)
+                .where(
+                    or_(
+                        Submission.status == "queued",
+                        and_(
+                            Submission.status == "running",
+                            or_(Submission.lease_until.is_(None), Submission.lease_until < now),
+                        ),
+                    )
+                )
+                .order_by(last_started.asc().nulls_first(), Submission.id)
+                .limit(1)
+            )
             if store.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True, of=Submission)
             job = session.execute(query).scalar_one_or_none()
             if job is None:
                 return None
             if job.attempts >= max_attempts:
-                job.status, job.finished_at, job.lease_owner, job.lease_until = "failed", now, "", None
-                job.error = (f"the batch stopped its worker {job.attempts} times before it could be decided; "
-                             "it is not tried again (the service's log has the details)")
+                job.status, job.finished_at, job.lease_owner, job.lease_until = (
+                    "failed",
+                    now,
+                    "",
+                    None,
+                )
+                job.error = (
+                    f"the batch stopped its worker {job.attempts} times before it could be decided; "
+                    "it is not tried again (the service's log has the details)"
+                )
                 log.error("submission %s failed after %d attempts", job.id, job.attempts)
                 continue
             job.status, job.started_at, job.attempts = "running", now, job.attempts + 1
@@ -79,9 +106,18 @@ def claim(store: Store, owner: str | None = None, lease_seconds: float = 30.0, m
 def renew(store: Store, job_id: int, owner: str, lease_seconds: float) -> bool:
     """Extend this worker's lease on a running submission; False if it is no longer this worker's."""
     with store.session.begin() as session:
-        return session.execute(update(Submission).where(
-            Submission.id == job_id, Submission.lease_owner == owner, Submission.status == "running")
-            .values(lease_until=datetime.now(UTC) + timedelta(seconds=lease_seconds))).rowcount == 1
+        return (
+            session.execute(
+                update(Submission)
+                .where(
+                    Submission.id == job_id,
+                    Submission.lease_owner == owner,
+                    Submission.status == "running",
+                )
+                .values(lease_until=datetime.now(UTC) + timedelta(seconds=lease_seconds))
+            ).rowcount
+            == 1
+        )
 
 
 def release_leases(store: Store, owner: str, counted: bool) -> int:
@@ -89,10 +125,18 @@ def release_leases(store: Store, owner: str, counted: bool) -> int:
     (the attempt counts toward the limit); otherwise the server stopped it, and it does not."""
     values = {"lease_until": datetime.now(UTC) - timedelta(seconds=1)}
     if not counted:
-        values = {"status": "queued", "lease_owner": "", "lease_until": None, "attempts": Submission.attempts - 1}
+        values = {
+            "status": "queued",
+            "lease_owner": "",
+            "lease_until": None,
+            "attempts": Submission.attempts - 1,
+        }
     with store.session.begin() as session:
-        return session.execute(update(Submission).where(Submission.status == "running",
-                                                        Submission.lease_owner == owner).values(**values)).rowcount
+        return session.execute(
+            update(Submission)
+            .where(Submission.status == "running", Submission.lease_owner == owner)
+            .values(**values)
+        ).rowcount
 
 
 class _Lease(threading.Thread):
@@ -123,25 +167,49 @@ def run(store: Store, settings: Settings, job: Submission, owner: str | None = N
     lease = _Lease(store, job.id, owner or job.lease_owner, settings.lease_seconds)
     lease.start()
     try:
-        process(folder / job.manifest_file, settings.master, folder / "out", settings.policy, store=store)
+        process(
+            folder / job.manifest_file,
+            settings.master,
+            folder / "out",
+            settings.policy,
+            store=store,
+        )
     except USER_ERRORS as exc:
         status, error = "failed", str(exc).replace(str(folder) + "/", "")
     except Exception as exc:  # a fault of ours: logged in full here, one line to the requester
         log.exception("submission %s failed", job.id)
-        status, error = "failed", f"internal error ({type(exc).__name__}); the service's log has the details"
+        status, error = (
+            "failed",
+            f"internal error ({type(exc).__name__}); the service's log has the details",
+        )
     finally:
         lease.stopped.set()
     with store.session.begin() as session:
-        batch_id = session.execute(select(Batch.id).where(
-            Batch.agency == job.agency, Batch.batch_ref == job.batch_ref,
-            Batch.rows_sha256 == job.rows_sha256)).scalar_one_or_none()
+        batch_id = session.execute(
+            select(Batch.id).where(
+                Batch.agency == job.agency,
+                Batch.batch_ref == job.batch_ref,
+                Batch.rows_sha256 == job.rows_sha256,
+            )
+        ).scalar_one_or_none()
         # Only while the lease is still this worker's: one that lost it (it stalled past its lease and
         # another took the batch) must not overwrite what the new holder records.
-        done = session.execute(update(Submission).where(
-            Submission.id == job.id, Submission.lease_owner == lease.owner).values(
-            status=status, error=error, batch_id=batch_id, finished_at=datetime.now(UTC), lease_until=None)).rowcount
+        done = session.execute(
+            update(Submission)
+            .where(Submission.id == job.id, Submission.lease_owner == lease.owner)
+            .values(
+                status=status,
+                error=error,
+                batch_id=batch_id,
+                finished_at=datetime.now(UTC),
+                lease_until=None,
+            )
+        ).rowcount
     if not done:
-        log.error("submission %s was taken by another worker meanwhile; its outcome is theirs to record", job.id)
+        log.error(
+            "submission %s was taken by another worker meanwhile; its outcome is theirs to record",
+            job.id,
+        )
 
 
 def run_queued(store: Store, settings: Settings, owner: str | None = None) -> int:
@@ -174,13 +242,23 @@ class Supervisor(threading.Thread):
 
     def __init__(self, store: Store, settings: Settings, wake, stop, context):
         super().__init__(name="taxgate-supervisor", daemon=True)
-        self.store, self.settings, self.wake, self.stop, self.context = store, settings, wake, stop, context
+        self.store, self.settings, self.wake, self.stop, self.context = (
+            store,
+            settings,
+            wake,
+            stop,
+            context,
+        )
         self.workers: list = []
         self.replaced = 0
 
     def start_worker(self, n: int):
-        worker = self.context.Process(target=work, args=(self.settings, self.wake, self.stop),
-                                      name=f"taxgate-worker-{n}", daemon=True)
+        worker = self.context.Process(
+            target=work,
+            args=(self.settings, self.wake, self.stop),
+            name=f"taxgate-worker-{n}",
+            daemon=True,
+        )
         worker.start()
         return worker
 
@@ -193,7 +271,12 @@ class Supervisor(threading.Thread):
             for n, worker in enumerate(self.workers):
                 if worker.is_alive() or self.stop.is_set():
                     continue
-                log.error("worker %s (pid %s) died with exit code %s; starting another", n, worker.pid, worker.exitcode)
+                log.error(
+                    "worker %s (pid %s) died with exit code %s; starting another",
+                    n,
+                    worker.pid,
+                    worker.exitcode,
+                )
                 self._release(worker, counted=True)
                 self.workers[n] = self.start_worker(n)
                 self.replaced += 1

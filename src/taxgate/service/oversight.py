@@ -18,24 +18,32 @@ from taxgate.render import policy, to_pdf
 from taxgate.reports import ACCOUNTING_COLUMNS, accounting, accounting_letter
 from taxgate.review import queue
 from taxgate.service.access import EVERYONE, allow, page, reading
+from taxgate.service.batches import batch_views
 from taxgate.service.deps import ERRORS, READERS, State, state_of
 from taxgate.service.pages import Page, csv_download, render
 from taxgate.store.models import Submission
-from taxgate.service.batches import batch_views
-
 
 api = APIRouter(prefix="/api", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
 
 
 class AccountingIn(BaseModel):
-    tin: str = Field(pattern=r"^\d{3}-?\d{2}-?\d{4}$", description="The taxpayer's TIN (in the body: a TIN is "
-                     "never put in a URL, where logs and browser histories keep it)")
+    tin: str = Field(
+        pattern=r"^\d{3}-?\d{2}-?\d{4}$",
+        description="The taxpayer's TIN (in the body: a TIN is "
+        "never put in a URL, where logs and browser histories keep it)",
+    )
 
 
-@api.post("/accounting", summary="§ 6103(p)(3)(A) accounting: every request about one taxpayer, who asked and why, "
-             "what left", responses={422: {"description": "Not a TIN"}})
-def post_accounting(request: Request, state: State, body: AccountingIn, user: Principal = allow("auditor")) -> dict:
+@api.post(
+    "/accounting",
+    summary="§ 6103(p)(3)(A) accounting: every request about one taxpayer, who asked and why, "
+    "what left",
+    responses={422: {"description": "Not a TIN"}},
+)
+def post_accounting(
+    request: Request, state: State, body: AccountingIn, user: Principal = allow("auditor")
+) -> dict:
     with reading(request, user, "accounting", f"tin {digits(body.tin)}"):
         return {"tin": digits(body.tin), "requests": accounting(state.store, body.tin)}
 
@@ -43,7 +51,9 @@ def post_accounting(request: Request, state: State, body: AccountingIn, user: Pr
 _figures_cache: dict = {}
 
 
-_drawing = threading.Lock()  # one report drawn at a time: twelve readers at once wait for one drawing
+_drawing = (
+    threading.Lock()
+)  # one report drawn at a time: twelve readers at once wait for one drawing
 
 
 def _ledger_size(store) -> int:
@@ -91,31 +101,53 @@ def accounting_page(request: Request, who: Page = page("auditor")) -> HTMLRespon
 
 
 @pages.post("/accounting")
-def accounting_lookup(request: Request, state: State, tin: Annotated[str, Form(max_length=20)],
-                      fmt: Annotated[str, Form(max_length=8)] = "html", who: Page = page("auditor")) -> Response:
+def accounting_lookup(
+    request: Request,
+    state: State,
+    tin: Annotated[str, Form(max_length=20)],
+    fmt: Annotated[str, Form(max_length=8)] = "html",
+    who: Page = page("auditor"),
+) -> Response:
     """The lookup is a POST, so the TIN stays out of URLs, logs and browser histories; `fmt` gives the
     table (html), its CSV, or the letter to the taxpayer (pdf)."""
     if len(digits(tin)) != 9 or fmt not in ("html", "csv", "pdf"):
-        return render(request, "accounting.html", who, 422, tin=tin[:20], rows=None, error="A TIN has nine digits.")
+        return render(
+            request,
+            "accounting.html",
+            who,
+            422,
+            tin=tin[:20],
+            rows=None,
+            error="A TIN has nine digits.",
+        )
     with reading(request, who[0], "accounting", f"tin {digits(tin)}"):
         rows = accounting(state.store, tin)
     if fmt == "csv":
         return csv_download(ACCOUNTING_COLUMNS, rows, f"accounting-{digits(tin)[-4:]}.csv")
     if fmt == "pdf":
-        return Response(to_pdf(accounting_letter(rows, tin)), media_type="application/pdf", headers={
-            "Content-Disposition": f'attachment; filename="accounting-letter-{digits(tin)[-4:]}.pdf"'})
+        return Response(
+            to_pdf(accounting_letter(rows, tin)),
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'attachment; filename="accounting-letter-{digits(tin)[-4:]}.pdf"'
+            },
+        )
     return render(request, "accounting.html", who, tin=tin[:20], rows=rows, error="")
 
 
 @pages.get("/reports/oversight.{fmt}")
-def oversight_report(request: Request, state: State, fmt: str, who: Page = page("court", "auditor")) -> Response:
+def oversight_report(
+    request: Request, state: State, fmt: str, who: Page = page("court", "auditor")
+) -> Response:
     from taxgate.reports.oversight import oversight
 
     if fmt not in ("html", "pdf"):
         raise HTTPException(404)
     store, settings = state.store, state.settings
     folder = settings.data_dir / "reports"
-    out = folder / f"oversight-{_ledger_size(store)}"  # drawn once per ledger size, then served as drawn
+    out = (
+        folder / f"oversight-{_ledger_size(store)}"
+    )  # drawn once per ledger size, then served as drawn
     html, pdf = out.with_suffix(".html"), out.with_suffix(".pdf")
     with _drawing:
         if not (html.is_file() and pdf.is_file()):
@@ -123,7 +155,10 @@ def oversight_report(request: Request, state: State, fmt: str, who: Page = page(
             for old in folder.glob("oversight-*"):
                 old.unlink(missing_ok=True)
             html, pdf = oversight(store, out, settings.policy)
-    return FileResponse(html if fmt == "html" else pdf, filename=f"oversight.{fmt}",  # opened in the browser
-                        media_type="text/html; charset=utf-8" if fmt == "html" else "application/pdf",
-                        content_disposition_type="inline",
-                        headers={"Content-Security-Policy": policy()} if fmt == "html" else None)
+    return FileResponse(
+        html if fmt == "html" else pdf,
+        filename=f"oversight.{fmt}",  # opened in the browser
+        media_type="text/html; charset=utf-8" if fmt == "html" else "application/pdf",
+        content_disposition_type="inline",
+        headers={"Content-Security-Policy": policy()} if fmt == "html" else None,
+    )

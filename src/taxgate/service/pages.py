@@ -19,19 +19,25 @@ from taxgate.accounts import Principal
 from taxgate.service.deps import state_of
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-LOGIN_COOKIE = "taxgate_login"  # double-submit token for the sign-in form, before there is a session
+LOGIN_COOKIE = (
+    "taxgate_login"  # double-submit token for the sign-in form, before there is a session
+)
 FLASH_COOKIE = "taxgate_flash"  # what the last action did, shown once on the page it leads to
 Page = tuple[Principal, str]
 
 
-def render(request: Request, name: str, who: Page | None, status_code: int = 200, **context) -> HTMLResponse:
+def render(
+    request: Request, name: str, who: Page | None, status_code: int = 200, **context
+) -> HTMLResponse:
     """A page. The status line of the action that led here comes from this server's own cookie,
     never from the query string: nobody can make the console say what it did not do."""
     user, csrf = who if who else (None, "")
     flashed = request.cookies.get(FLASH_COOKIE)
     if flashed and "message" not in context:
         context["message"] = unquote(flashed)[:300]
-    page = templates.TemplateResponse(request, name, {"user": user, "csrf": csrf, **context}, status_code=status_code)
+    page = templates.TemplateResponse(
+        request, name, {"user": user, "csrf": csrf, **context}, status_code=status_code
+    )
     if flashed:
         page.delete_cookie(FLASH_COOKIE)
     return page
@@ -51,7 +57,9 @@ class Paging:
     query: dict
 
     def link(self, offset: int) -> str:
-        return "?" + urlencode({**{k: v for k, v in self.query.items() if v not in ("", None)}, "offset": offset})
+        return "?" + urlencode(
+            {**{k: v for k, v in self.query.items() if v not in ("", None)}, "offset": offset}
+        )
 
     @property
     def previous(self) -> str | None:
@@ -59,7 +67,9 @@ class Paging:
 
     @property
     def next(self) -> str | None:
-        return self.link(self.offset + self.limit) if self.offset + self.limit < self.total else None
+        return (
+            self.link(self.offset + self.limit) if self.offset + self.limit < self.total else None
+        )
 
     @property
     def shown(self) -> str:
@@ -67,7 +77,9 @@ class Paging:
             return ""
         if self.offset >= self.total:
             return f"past the end: {self.total:,} in all"
-        return f"{self.offset + 1:,}-{min(self.total, self.offset + self.limit):,} of {self.total:,}"
+        return (
+            f"{self.offset + 1:,}-{min(self.total, self.offset + self.limit):,} of {self.total:,}"
+        )
 
     def export(self, path: str) -> str:
         """The same list, every page of it, as CSV."""
@@ -82,21 +94,34 @@ def csv_download(columns: tuple[str, ...], rows, filename: str) -> Response:
     writer = SafeCSV(out)
     writer.writerow(columns)
     writer.writerows([row.get(c, "") for c in columns] for row in rows)
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def done(request: Request, url: str, message: str) -> RedirectResponse:
     """After an action: to `url`, which says `message` once."""
     response = RedirectResponse(url, status_code=303)
-    response.set_cookie(FLASH_COOKIE, quote(message[:300]), max_age=60, httponly=True, samesite="strict",
-                        secure=state_of(request).settings.secure_cookies)
+    response.set_cookie(
+        FLASH_COOKIE,
+        quote(message[:300]),
+        max_age=60,
+        httponly=True,
+        samesite="strict",
+        secure=state_of(request).settings.secure_cookies,
+    )
     return response
 
 
 def safe_next(target: str) -> str:
     """Only a path on this site: never an open redirect."""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+    return (
+        target
+        if target.startswith("/") and not target.startswith("//") and "\\" not in target
+        else "/"
+    )
 
 
 class PasswordGate:
@@ -109,8 +134,11 @@ class PasswordGate:
 
     async def run(self, check, *args):
         if self.waiting >= self.queue:
-            raise HTTPException(503, "the service is busy signing people in: try again in a few seconds",
-                                headers={"Retry-After": "5"})
+            raise HTTPException(
+                503,
+                "the service is busy signing people in: try again in a few seconds",
+                headers={"Retry-After": "5"},
+            )
         self.waiting += 1
         try:
             async with self.slots:

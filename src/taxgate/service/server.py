@@ -28,11 +28,17 @@ MAX_CONNECTIONS = 256
 PER_CLIENT = 32
 
 
-def guarded(header_seconds: float = HEADER_SECONDS, body_idle_seconds: float = BODY_IDLE_SECONDS,
-            per_client: int = PER_CLIENT, min_body_rate: float = MIN_BODY_RATE) -> type:
+def guarded(
+    header_seconds: float = HEADER_SECONDS,
+    body_idle_seconds: float = BODY_IDLE_SECONDS,
+    per_client: int = PER_CLIENT,
+    min_body_rate: float = MIN_BODY_RATE,
+) -> type:
     """An h11 protocol class that closes a connection slow to send its headers or its body, and
     refuses a client more than `per_client` connections at once."""
-    open_from: dict[str, int] = {}  # connections per client address, in this server (one event loop)
+    open_from: dict[
+        str, int
+    ] = {}  # connections per client address, in this server (one event loop)
 
     class Guarded(H11Protocol):
         _timer: asyncio.TimerHandle | None = None
@@ -75,7 +81,9 @@ def guarded(header_seconds: float = HEADER_SECONDS, body_idle_seconds: float = B
             self._disarm()
             super().on_response_complete()
             if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
-                self._arm(body_idle_seconds)  # answered before its body came: the rest may not dawdle either
+                self._arm(
+                    body_idle_seconds
+                )  # answered before its body came: the rest may not dawdle either
 
         def connection_lost(self, exc) -> None:
             self._disarm()
@@ -97,24 +105,48 @@ def guarded(header_seconds: float = HEADER_SECONDS, body_idle_seconds: float = B
 
         def _too_slow(self) -> None:
             self._timer = None
-            if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
+            if (
+                self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
+                and not self.transport.is_closing()
+            ):
                 if self.cycle is not None and not self.cycle.response_complete:
-                    self.cycle.disconnected = True  # the app sees the body end: the upload is refused
+                    self.cycle.disconnected = (
+                        True  # the app sees the body end: the upload is refused
+                    )
                     self.cycle.message_event.set()
                 self.transport.close()
 
     return Guarded
 
 
-def config(app, host: str, port: int, forwarded_allow_ips: str | None = None, header_seconds: float = HEADER_SECONDS,
-           body_idle_seconds: float = BODY_IDLE_SECONDS, max_connections: int = MAX_CONNECTIONS,
-           per_client: int = PER_CLIENT, min_body_rate: float = MIN_BODY_RATE, log_level: str = "info") -> uvicorn.Config:
+def config(
+    app,
+    host: str,
+    port: int,
+    forwarded_allow_ips: str | None = None,
+    header_seconds: float = HEADER_SECONDS,
+    body_idle_seconds: float = BODY_IDLE_SECONDS,
+    max_connections: int = MAX_CONNECTIONS,
+    per_client: int = PER_CLIENT,
+    min_body_rate: float = MIN_BODY_RATE,
+    log_level: str = "info",
+) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, access_log=False,
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
         # behind a named proxy every connection comes from the proxy: the per-client cap is then the proxy's to keep
-        http=guarded(header_seconds, body_idle_seconds, max_connections if forwarded_allow_ips else per_client,
-                     min_body_rate),
-        proxy_headers=bool(forwarded_allow_ips), forwarded_allow_ips=forwarded_allow_ips or "",
-        limit_concurrency=max_connections, timeout_keep_alive=5,
+        http=guarded(
+            header_seconds,
+            body_idle_seconds,
+            max_connections if forwarded_allow_ips else per_client,
+            min_body_rate,
+        ),
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or "",
+        limit_concurrency=max_connections,
+        timeout_keep_alive=5,
         h11_max_incomplete_event_size=64 * 1024,
     )

@@ -23,7 +23,9 @@ class Settings:
     max_manifest_bytes: int = 256 * 1024
     uploads_per_minute: int = 30  # per requester
     workers: int = 1  # background processes deciding batches; 0: none (tests run them by hand)
-    release_every: float = 60.0  # seconds between decisions on held items and checkpoint signing; 0: off
+    release_every: float = (
+        60.0  # seconds between decisions on held items and checkpoint signing; 0: off
+    )
     secure_cookies: bool = False  # set behind TLS: cookies only over HTTPS
     demo: bool = False  # demo mode: users with printed passwords may be made at start
     witnesses: tuple = ()  # witness.client.Witness: each new checkpoint is sent to them for cosigning
@@ -33,15 +35,28 @@ class Settings:
     def __post_init__(self) -> None:
         """Every option in its range, or one line naming it: a server must not start with a limit
         that refuses everything, or none at all."""
-        bounds = {"max_rows_bytes": (1, 64 << 30), "max_manifest_bytes": (1024, 16 * MIB),
-                  "uploads_per_minute": (1, 100_000), "workers": (0, 64), "release_every": (0, 86_400)}
+        bounds = {
+            "max_rows_bytes": (1, 64 << 30),
+            "max_manifest_bytes": (1024, 16 * MIB),
+            "uploads_per_minute": (1, 100_000),
+            "workers": (0, 64),
+            "release_every": (0, 86_400),
+        }
         for name, (low, high) in bounds.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or not low <= value <= high:
-                raise SettingsError(f"server option {name} = {value!r}: a number from {low:,} to {high:,}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not low <= value <= high
+            ):
+                raise SettingsError(
+                    f"server option {name} = {value!r}: a number from {low:,} to {high:,}"
+                )
         if self.max_attempts < 1 or self.max_attempts > 100:
-            raise SettingsError(f"server option max_attempts = {self.max_attempts!r}: from 1 to 100")
+            raise SettingsError(
+                f"server option max_attempts = {self.max_attempts!r}: from 1 to 100"
+            )
 
     @property
     def submissions(self) -> Path:

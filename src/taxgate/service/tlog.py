@@ -47,7 +47,7 @@ def tile_index(path: str) -> tuple[int, int | None]:
 def encode_index(n: int) -> str:
     text = f"{n:03d}"
     text = "0" * (-len(text) % 3) + text
-    groups = [text[i:i + 3] for i in range(0, len(text), 3)]
+    groups = [text[i : i + 3] for i in range(0, len(text), 3)]
     return "/".join([*("x" + g for g in groups[:-1]), groups[-1]])
 
 
@@ -59,7 +59,9 @@ def get_checkpoint(request: Request) -> Response:
         if note is None:
             raise HTTPException(404, "no checkpoint has been signed yet")
         note = cosigned_note(session, note)
-    return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "max-age=5"})
+    return Response(
+        note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "max-age=5"}
+    )
 
 
 @router.get("/tile/{level:int}/{path:path}", summary="A hash tile (C2SP tlog-tiles)")
@@ -68,23 +70,32 @@ def get_tile(request: Request, level: int, path: str) -> Response:
         raise HTTPException(404, "no such tile level")
     n, width = tile_index(path)
     with state_of(request).store.session() as session:
-        hashes = session.execute(select(raw(LedgerTile.hashes)).where(
-            LedgerTile.level == level, LedgerTile.n == n)).scalar_one_or_none()
+        hashes = session.execute(
+            select(raw(LedgerTile.hashes)).where(LedgerTile.level == level, LedgerTile.n == n)
+        ).scalar_one_or_none()
     wanted = (width or TILE) * 32
     if type(hashes) is not bytes or len(hashes) < wanted:
         raise HTTPException(404, "no such tile")
     return Response(hashes[:wanted], media_type="application/octet-stream", headers=IMMUTABLE)
 
 
-@router.get("/tile/entries/{path:path}", summary="An entry bundle (C2SP tlog-tiles); auditors only",
-            responses={401: {"description": "No valid API token"}, 403: {"description": "Not an auditor"}})
+@router.get(
+    "/tile/entries/{path:path}",
+    summary="An entry bundle (C2SP tlog-tiles); auditors only",
+    responses={401: {"description": "No valid API token"}, 403: {"description": "Not an auditor"}},
+)
 def get_entries(request: Request, path: str, user: Principal = allow("auditor")) -> Response:
     n, width = tile_index(path)
     first, count = n * TILE, width or TILE
-    with reading(request, user, "ledger_entries", f"entries {first} to {first + count - 1}"):  # they carry TINs
+    with reading(
+        request, user, "ledger_entries", f"entries {first} to {first + count - 1}"
+    ):  # they carry TINs
         with state_of(request).store.session() as session:
-            rows = session.execute(select(raw(LedgerEntry.idx), raw(LedgerEntry.entry)).where(
-                LedgerEntry.idx >= first, LedgerEntry.idx < first + count).order_by(LedgerEntry.idx)).all()
+            rows = session.execute(
+                select(raw(LedgerEntry.idx), raw(LedgerEntry.entry))
+                .where(LedgerEntry.idx >= first, LedgerEntry.idx < first + count)
+                .order_by(LedgerEntry.idx)
+            ).all()
         if len(rows) != count or any(type(e) is not bytes for _, e in rows):
             raise HTTPException(404, "no such entry bundle")
     bundle = b"".join(struct.pack(">H", len(entry)) + entry for _, entry in rows)

@@ -91,7 +91,8 @@ def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
             with engine.connect():
                 pass
     except OperationalError as exc:
-        raise StoreError(f"cannot open the store at {engine.url.render_as_string(hide_password=True)}: "
-                         f"{str(exc.orig).splitlines()[0]}") from None
+        raise StoreError(
+            f"cannot open the store at {engine.url.render_as_string(hide_password=True)}: "
+            f"{str(exc.orig).splitlines()[0]}"
+        ) from None
     return Store(engine)
-

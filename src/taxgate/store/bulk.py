@@ -23,14 +23,22 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict]) -> N
         return
     columns = list(rows[0])
     dialect = connection.dialect
-    bulk = dialect.name == "sqlite" or (dialect.name == "postgresql" and dialect.driver == "psycopg")
+    bulk = dialect.name == "sqlite" or (
+        dialect.name == "postgresql" and dialect.driver == "psycopg"
+    )
     if not bulk:
         connection.execute(insert(table), list(rows))
         return
-    processors = [None if isinstance(table.c[c].type, LargeBinary) else table.c[c].type._cached_bind_processor(dialect)
-                  for c in columns]
+    processors = [
+        None
+        if isinstance(table.c[c].type, LargeBinary)
+        else table.c[c].type._cached_bind_processor(dialect)
+        for c in columns
+    ]
     if any(processors):
-        values = [tuple(p(row[c]) if p else row[c] for c, p in zip(columns, processors)) for row in rows]
+        values = [
+            tuple(p(row[c]) if p else row[c] for c, p in zip(columns, processors)) for row in rows
+        ]
     else:
         values = [tuple(row[c] for c in columns) for row in rows]
     names = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
@@ -48,6 +56,8 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict]) -> N
                 for value in values:
                     copy.write_row(value)
     except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it (IntegrityError, ...)
-        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+        raise DBAPIError.instance(
+            statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from exc
     finally:
         cursor.close()

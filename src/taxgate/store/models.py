@@ -57,18 +57,24 @@ class Batch(Base):
     rows_sha256: Mapped[str] = mapped_column(String(64))
     submitted_at: Mapped[str] = mapped_column(String(40))  # as the manifest states it
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    as_of: Mapped[str] = mapped_column(String(10))  # the date the rules were applied; fixed at receipt
+    as_of: Mapped[str] = mapped_column(
+        String(10)
+    )  # the date the rules were applied; fixed at receipt
     rows: Mapped[int] = mapped_column(Integer)
     policy_version: Mapped[str] = mapped_column(String(64))
     rule_set_version: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # processing | done
-    committed_rows: Mapped[int] = mapped_column(Integer, default=0)  # rows decided and ledgered so far
+    committed_rows: Mapped[int] = mapped_column(
+        Integer, default=0
+    )  # rows decided and ledgered so far
     received_index: Mapped[int] = mapped_column(BigInteger)  # ledger entry "batch_received"
     # where the manifest was read from, so a review can show the request as sent (checked by SHA-256)
     manifest_path: Mapped[str] = mapped_column(Text, default="", server_default="")
     completed_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    signed_by: Mapped[str] = mapped_column(String(200), default="", server_default="")  # as the manifest names the signer
+    signed_by: Mapped[str] = mapped_column(
+        String(200), default="", server_default=""
+    )  # as the manifest names the signer
 
 
 class Decision(Base):
@@ -85,7 +91,9 @@ class Decision(Base):
     # (p)(3)(A)'s accounting of the request: who asked, for which case (caseloads in the oversight report)
     official: Mapped[str] = mapped_column(String(200), default="", server_default="")
     case_number: Mapped[str] = mapped_column(String(200), default="", server_default="")
-    statute: Mapped[str] = mapped_column(Text, default="", server_default="")  # as the request cites it: the purpose
+    statute: Mapped[str] = mapped_column(
+        Text, default="", server_default=""
+    )  # as the request cites it: the purpose
     outcome: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[str] = mapped_column(Text)  # ";"-separated codes
     refused_items: Mapped[str] = mapped_column(Text)
@@ -107,12 +115,19 @@ class HistoryBatch(Base):
     __tablename__ = "history_batches"
     __table_args__ = (UniqueConstraint("scope", "seq"),)
 
-    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", name="fk_history_batches_batch"),
-                                          primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("batches.id", name="fk_history_batches_batch"),
+        primary_key=True,
+        autoincrement=False,
+    )
     scope: Mapped[str] = mapped_column(String(120))
     seq: Mapped[int] = mapped_column(BigInteger)
-    as_of: Mapped[str] = mapped_column(String(10))  # the batch's as-of date: the window is counted on it
-    received: Mapped[str] = mapped_column(String(10))  # the day it arrived: and on this, which no one can backdate
+    as_of: Mapped[str] = mapped_column(
+        String(10)
+    )  # the batch's as-of date: the window is counted on it
+    received: Mapped[str] = mapped_column(
+        String(10)
+    )  # the day it arrived: and on this, which no one can backdate
     requests: Mapped[int] = mapped_column(Integer)  # rows registered (what was read from the batch)
 
 
@@ -243,16 +258,26 @@ class Notice(Base):
     """A notice owed: to a court, to a recipient, to a taxpayer."""
 
     __tablename__ = "notices"
-    __table_args__ = (UniqueConstraint("kind", "batch_id", "order_id", name="uq_notices_kind_batch_order"),
-                      UniqueConstraint("kind", "incident_id", "tin", name="uq_notices_kind_incident_tin"),
-                      UniqueConstraint("sent_index", name="uq_notices_sent_index"))
+    __table_args__ = (
+        UniqueConstraint("kind", "batch_id", "order_id", name="uq_notices_kind_batch_order"),
+        UniqueConstraint("kind", "incident_id", "tin", name="uq_notices_kind_incident_tin"),
+        UniqueConstraint("sent_index", name="uq_notices_sent_index"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", name="fk_notices_batch"), nullable=True)
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", name="fk_notices_order"), nullable=True)
-    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", name="fk_notices_incident"), nullable=True)
-    tin: Mapped[str] = mapped_column(String(16), default="", server_default="")  # a taxpayer notice's taxpayer
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("batches.id", name="fk_notices_batch"), nullable=True
+    )
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", name="fk_notices_order"), nullable=True
+    )
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", name="fk_notices_incident"), nullable=True
+    )
+    tin: Mapped[str] = mapped_column(
+        String(16), default="", server_default=""
+    )  # a taxpayer notice's taxpayer
     recipient: Mapped[str] = mapped_column(String(200))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -338,7 +363,9 @@ class Audit(Base):
     __tablename__ = "audits"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", name="fk_audits_batch"), index=True)
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("batches.id", name="fk_audits_batch"), index=True
+    )
     rule_set_version: Mapped[str] = mapped_column(String(64))
     policy_version: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(64))
@@ -355,8 +382,12 @@ class AuditFinding(Base):
     __tablename__ = "audit_findings"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", name="fk_findings_audit"), index=True)
-    disclosure_id: Mapped[int] = mapped_column(ForeignKey("disclosures.id", name="fk_findings_disclosure"))
+    audit_id: Mapped[int] = mapped_column(
+        ForeignKey("audits.id", name="fk_findings_audit"), index=True
+    )
+    disclosure_id: Mapped[int] = mapped_column(
+        ForeignKey("disclosures.id", name="fk_findings_disclosure")
+    )
     path: Mapped[str] = mapped_column(String(16))  # how it was identified then: tin | name_address
     category: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(16))  # under the audit's rules
@@ -368,18 +399,24 @@ class Incident(Base):
     taxpayer, tracked until the recipient certifies disposal and every notice is sent."""
 
     __tablename__ = "incidents"
-    __table_args__ = (UniqueConstraint("certified_index", name="uq_incidents_certified_index"),
-                      UniqueConstraint("closed_index", name="uq_incidents_closed_index"))
+    __table_args__ = (
+        UniqueConstraint("certified_index", name="uq_incidents_certified_index"),
+        UniqueConstraint("closed_index", name="uq_incidents_closed_index"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", name="fk_incidents_audit"), unique=True)
+    audit_id: Mapped[int] = mapped_column(
+        ForeignKey("audits.id", name="fk_incidents_audit"), unique=True
+    )
     agency: Mapped[str] = mapped_column(String(64))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     disposal_certified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     disposal_certified_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
-    certified_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # "disposal_certified"
+    certified_index: Mapped[int | None] = mapped_column(
+        BigInteger, nullable=True
+    )  # "disposal_certified"
     closed_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # "incident_closed"
 
 
@@ -418,7 +455,9 @@ class ConsoleSession(Base):
     __tablename__ = "console_sessions"
 
     id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", name="fk_sessions_user"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", name="fk_sessions_user"), index=True
+    )
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -487,7 +526,9 @@ class RateCount(Base):
     __tablename__ = "rate_counts"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    second: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # since the epoch
+    second: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False
+    )  # since the epoch
     hits: Mapped[int] = mapped_column(Integer)
 
 
@@ -499,7 +540,9 @@ class Submission(Base):
     __tablename__ = "submissions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", name="fk_submissions_user"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", name="fk_submissions_user"), index=True
+    )
     agency: Mapped[str] = mapped_column(String(64), index=True)
     batch_ref: Mapped[str] = mapped_column(String(200))
     manifest_sha256: Mapped[str] = mapped_column(String(64))
@@ -509,7 +552,9 @@ class Submission(Base):
     manifest_file: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | done | failed
     error: Mapped[str] = mapped_column(Text, default="", server_default="")
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", name="fk_submissions_batch"), nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("batches.id", name="fk_submissions_batch"), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

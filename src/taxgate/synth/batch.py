@@ -22,12 +22,36 @@ import pyarrow.parquet as pq
 
 from taxgate.domain import REQUEST_COLUMNS
 from taxgate.synth.master import strip_accents
-from taxgate.synth.pools import DIRECTIONALS, ORIGINS, PLACES, STREET_NAMES, STREET_TYPES, SURNAME_FIRST
+from taxgate.synth.pools import (
+    DIRECTIONALS,
+    ORIGINS,
+    PLACES,
+    STREET_NAMES,
+    STREET_TYPES,
+    SURNAME_FIRST,
+)
 
-PLACEHOLDERS = ["Failed to Provide", "Unknown Address", "NA NA", "N/A", "None", "Not provided", "UNKNOWN", "00000"]
-BOILERPLATE = "The subject is an alien subject to a final order of removal who is believed to reside in the United States."
+PLACEHOLDERS = [
+    "Failed to Provide",
+    "Unknown Address",
+    "NA NA",
+    "N/A",
+    "None",
+    "Not provided",
+    "UNKNOWN",
+    "00000",
+]
+BOILERPLATE = (
+    "The subject is an alien subject to a final order of removal who is believed to reside in the "
+    "United States."
+)
 CIVIL = ["8 U.S.C. § 1227", "8 U.S.C. § 1229a", "8 U.S.C. § 1231(a)"]
-CITATION_FORMS = ["8 U.S.C. § 1253(a)(1)", "8 USC 1253(a)(1)", "Title 8, Section 1253(a)(1)", "8 U.S.C. 1253(a)(1)"]
+CITATION_FORMS = [
+    "8 U.S.C. § 1253(a)(1)",
+    "8 USC 1253(a)(1)",
+    "Title 8, Section 1253(a)(1)",
+    "8 U.S.C. 1253(a)(1)",
+]
 RETURN_INFORMATION = ["employer", "bank_account", "relatives", "ip_address", "phone", "income"]
 
 
@@ -69,18 +93,28 @@ class Mix:
     moved_next_door: float = 0.4
 
     @classmethod
-    def datafile_2025(cls) -> "Mix":
+    def datafile_2025(cls) -> Mix:
         """The demo's batch: as the defaults, but TINs come mostly on rows without a usable address
         (`tin_with_address_defect`) and seldom otherwise. That is the shape behind the D.D.C.'s finding
         of 2026-02-26, where about 42,695 of the 47,289 TIN-path disclosures lacked a valid address."""
         return cls(with_tin=0.02)
 
     @classmethod
-    def clean(cls) -> "Mix":
+    def clean(cls) -> Mix:
         """No defects at all: every row is a lawful request (for identification accuracy)."""
         zero = {f.name: 0.0 for f in fields(cls)}
-        keep = ("absent", "moved", "older_address", "name_variation", "address_variation", "with_tin", "dob_typo",
-                "street_typo", "street_type_dropped", "moved_next_door")
+        keep = (
+            "absent",
+            "moved",
+            "older_address",
+            "name_variation",
+            "address_variation",
+            "with_tin",
+            "dob_typo",
+            "street_typo",
+            "street_type_dropped",
+            "moved_next_door",
+        )
         return cls(**{**zero, **{k: getattr(cls, k) for k in keep}})
 
 
@@ -91,14 +125,18 @@ def _sample_people(master: Path, n: int, seed: int) -> list[dict]:
     reader = "read_parquet(?)" if master.suffix != ".csv" else "read_csv(?, all_varchar=true)"
     con.execute(f"CREATE TABLE m AS SELECT * FROM {reader}", [str(master)])
     labels = master.with_name(master.stem + ".labels.parquet")
-    origin_sql = (f"(SELECT tin, origin FROM read_parquet('{labels.as_posix()}'))" if labels.exists()
-                  else "(SELECT DISTINCT tin, 'unknown' AS origin FROM m)")
+    origin_sql = (
+        f"(SELECT tin, origin FROM read_parquet('{labels.as_posix()}'))"
+        if labels.exists()
+        else "(SELECT DISTINCT tin, 'unknown' AS origin FROM m)"
+    )
     rows = con.execute(
         f"""
         WITH picked AS (SELECT tin FROM (SELECT DISTINCT tin FROM m) ORDER BY hash(tin || ?) LIMIT ?)
         SELECT m.tin, any_value(o.origin), any_value(first_name), any_value(middle_name), any_value(last_name),
                any_value(suffix), any_value(date_of_birth),
-               list(struct_pack(street := street, unit := unit, city := city, state := state, zip := CAST(zip AS VARCHAR))
+               list(struct_pack(street := street, unit := unit, city := city, state := state, zip
+               := CAST(zip AS VARCHAR))
                     ORDER BY tax_year DESC)
         FROM m JOIN picked USING (tin) LEFT JOIN {origin_sql} o USING (tin)
         GROUP BY m.tin ORDER BY hash(m.tin || ?)
@@ -106,7 +144,16 @@ def _sample_people(master: Path, n: int, seed: int) -> list[dict]:
         [str(seed), n, str(seed)],
     ).fetchall()
     con.close()
-    keys = ("tin", "origin", "first_name", "middle_name", "last_name", "suffix", "date_of_birth", "history")
+    keys = (
+        "tin",
+        "origin",
+        "first_name",
+        "middle_name",
+        "last_name",
+        "suffix",
+        "date_of_birth",
+        "history",
+    )
     return [dict(zip(keys, r)) for r in rows]
 
 
@@ -116,12 +163,12 @@ def _typo(rnd: random.Random, word: str, ops: tuple[str, ...] = ("swap", "drop",
     i = rnd.randrange(1, len(word) - 1)
     op = rnd.choice(ops)
     if op == "swap":
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     if op == "drop":
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     if op == "wrong":
         letter = rnd.choice([c for c in "aeioulnrst" if c != word[i].lower()])
-        return word[:i] + (letter.upper() if word[i].isupper() else letter) + word[i + 1:]
+        return word[:i] + (letter.upper() if word[i].isupper() else letter) + word[i + 1 :]
     return word[:i] + word[i] + word[i:]
 
 
@@ -160,7 +207,12 @@ def _street_typo(rnd: random.Random, street: str) -> str:
     kind = words[-1] if len(words) > 2 and words[-1] in STREET_TYPES else ""
     how = rnd.choice(("name", "type", "glued")) if kind else "name"
     if how == "type":
-        return " ".join([*words[:-1], _typo(rnd, STREET_TYPES[kind].title(), ("swap", "drop", "double", "wrong"))])
+        return " ".join(
+            [
+                *words[:-1],
+                _typo(rnd, STREET_TYPES[kind].title(), ("swap", "drop", "double", "wrong")),
+            ]
+        )
     if how == "glued":
         return " ".join([*words[:-2], words[-2] + STREET_TYPES[kind].lower()])
     named = [i for i, w in enumerate(words[1:-1], start=1) if len(w) >= 4 and w.isalpha()]
@@ -187,7 +239,9 @@ def _vary_address(rnd: random.Random, a: dict, notes: list[str]) -> dict:
     a["street"] = _case(rnd, " ".join(words))
     if a["unit"] and rnd.random() < 0.6:
         number = a["unit"].split()[-1]
-        a["unit"] = rnd.choice((f"#{number}", f"Unit {number}", f"Apartment {number}", f"apt. {number}"))
+        a["unit"] = rnd.choice(
+            (f"#{number}", f"Unit {number}", f"Apartment {number}", f"apt. {number}")
+        )
         notes.append("unit_format")
         if rnd.random() < 0.3:  # the unit written on the street line
             a["street"], a["unit"] = f"{a['street']} {a['unit']}", ""
@@ -227,13 +281,25 @@ def _fresh_address(rnd: random.Random) -> dict:
     city, state, zip3 = rnd.choice(PLACES)
     t = rnd.choice(list(STREET_TYPES))
     return {
-        "street": f"{rnd.randrange(10000, 19999)} {rnd.choice(STREET_NAMES)} {t}",  # house numbers the master never uses
-        "unit": "", "city": city, "state": state, "zip": f"{zip3}{rnd.randrange(1, 99):02d}",
+        # house numbers the master never uses
+        "street": f"{rnd.randrange(10000, 19999)} {rnd.choice(STREET_NAMES)} {t}",
+        "unit": "",
+        "city": city,
+        "state": state,
+        "zip": f"{zip3}{rnd.randrange(1, 99):02d}",
     }
 
 
-def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: Mix | None = None,
-                   fmt: str = "csv", submitted_at: str = "2025-07-25T14:00:00Z", batch_ref: str | None = None) -> Path:
+def generate_batch(
+    master: Path,
+    out_dir: Path,
+    size: int,
+    seed: int = 11,
+    mix: Mix | None = None,
+    fmt: str = "csv",
+    submitted_at: str = "2025-07-25T14:00:00Z",
+    batch_ref: str | None = None,
+) -> Path:
     """Write manifest.json, the rows file and its labels into `out_dir`; return the manifest path."""
     mix = mix or Mix()
     rnd = random.Random(seed)
@@ -258,9 +324,16 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
                 address, on_record = _fresh_address(rnd), False
                 notes.append("moved_since")
                 filed_numbers = {h["street"].split()[0] for h in history}
-                if clerk_rnd.random() < mix.moved_next_door and history[0]["street"].split()[0].isdigit():
+                if (
+                    clerk_rnd.random() < mix.moved_next_door
+                    and history[0]["street"].split()[0].isdigit()
+                ):
                     number, rest = history[0]["street"].split(" ", 1)
-                    nearby = [str(int(number) + d) for d in (2, 4, 6, -2, -4, 10, 20) if int(number) + d > 0]
+                    nearby = [
+                        str(int(number) + d)
+                        for d in (2, 4, 6, -2, -4, 10, 20)
+                        if int(number) + d > 0
+                    ]
                     nearby = [n for n in nearby if n not in filed_numbers]
                     if nearby:
                         address = {**history[0], "street": f"{clerk_rnd.choice(nearby)} {rest}"}
@@ -270,7 +343,9 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
                 notes.append("older_address")
             else:
                 address, on_record = dict(history[0]), True
-            filed = dict(address) if on_record else None  # as the taxpayer filed it, before a clerk's errors
+            filed = (
+                dict(address) if on_record else None
+            )  # as the taxpayer filed it, before a clerk's errors
             first, last = person["first_name"], person["last_name"]
             if rnd.random() < mix.name_variation:
                 first, last = _vary_name(rnd, person, notes)
@@ -297,22 +372,37 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
             first, last = rnd.choice(givens).title(), rnd.choice(surnames).title()
             address, on_record, truth_tin, middle, suffix = _fresh_address(rnd), False, "", "", ""
             filed = None
-            dob = f"{rnd.randrange(1950, 2005)}-{rnd.randrange(1, 13):02d}-{rnd.randrange(1, 29):02d}"
+            dob = (
+                f"{rnd.randrange(1950, 2005)}-{rnd.randrange(1, 13):02d}-{rnd.randrange(1, 29):02d}"
+            )
             notes.append("absent_from_master")
         case = f"ICE-{2025}-{rnd.randrange(10**6, 10**7)}"
         statute = rnd.choice(CITATION_FORMS) if rnd.random() < 0.85 else "8 U.S.C. § 1326"
         row = {
-            "request_id": rid, "first_name": first, "middle_name": middle, "last_name": last, "suffix": suffix,
-            **address, "date_of_birth": dob, "tin": "", "tax_periods": "2022;2023;2024", "statute": statute,
-            "case_number": case, "removal_order_date": f"20{rnd.randrange(10, 25)}-{rnd.randrange(1, 13):02d}-15",
-            "removal_order_number": f"A{rnd.randrange(10**8, 10**9)}", "engaged_official": f"Officer {rnd.randrange(n_officers):05d}",
-            "relevance": f"Case {case}: {first} {last} is under investigation for {statute}; ordered removed and believed to live in {address['city'].title()}.",
+            "request_id": rid,
+            "first_name": first,
+            "middle_name": middle,
+            "last_name": last,
+            "suffix": suffix,
+            **address,
+            "date_of_birth": dob,
+            "tin": "",
+            "tax_periods": "2022;2023;2024",
+            "statute": statute,
+            "case_number": case,
+            "removal_order_date": f"20{rnd.randrange(10, 25)}-{rnd.randrange(1, 13):02d}-15",
+            "removal_order_number": f"A{rnd.randrange(10**8, 10**9)}",
+            "engaged_official": f"Officer {rnd.randrange(n_officers):05d}",
+            "relevance": f"Case {case}: {first} {last} is under investigation for {statute}; "
+            f"ordered removed and believed to live in {address['city'].title()}.",
             "requested_items": "last_known_address",
         }
         if truth_tin and rnd.random() < mix.with_tin:
             row["tin"] = truth_tin
         if truth_tin and rnd.random() < mix.wrong_tin:
-            row["tin"] = f"9{rnd.randrange(10, 99)}-7{rnd.randrange(0, 9)}-{rnd.randrange(1000, 9999)}"
+            row["tin"] = (
+                f"9{rnd.randrange(10, 99)}-7{rnd.randrange(0, 9)}-{rnd.randrange(1000, 9999)}"
+            )
             defects.append("wrong_tin")
         r = rnd.random
         if r() < mix.placeholder_address:
@@ -323,8 +413,12 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
         elif r() < mix.zip_only:
             row.update(street="", unit="", city="", state="")
             defects.append("zip_only")
-        if (truth_tin and not row["tin"] and {"placeholder_address", "zip_only"} & set(defects)
-                and tin_rnd.random() < mix.tin_with_address_defect):
+        if (
+            truth_tin
+            and not row["tin"]
+            and {"placeholder_address", "zip_only"} & set(defects)
+            and tin_rnd.random() < mix.tin_with_address_defect
+        ):
             row["tin"] = truth_tin
         if r() < mix.boilerplate:
             row["relevance"] = BOILERPLATE
@@ -342,7 +436,9 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
             row["statute"] = "26 U.S.C. § 7201"
             defects.append("tax_statute")
         if r() < mix.return_information:
-            row["requested_items"] = ";".join(rnd.sample(RETURN_INFORMATION, 2) + ["last_known_address"])
+            row["requested_items"] = ";".join(
+                rnd.sample(RETURN_INFORMATION, 2) + ["last_known_address"]
+            )
             defects.append("return_information")
         if r() < mix.missing_removal_order and "1253" in row["statute"]:
             row["removal_order_number"] = ""
@@ -357,9 +453,18 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
             row["tax_periods"] = "2024;2026"
             defects.append("bad_tax_period")
         rows.append(row)
-        labels.append({"request_id": rid, "true_tin": truth_tin, "origin": origin, "address_on_record": on_record,
-                       "defects": ";".join(defects), "variations": ";".join(notes), "malformed": False,
-                       "filed_address": json.dumps(filed) if filed else ""})
+        labels.append(
+            {
+                "request_id": rid,
+                "true_tin": truth_tin,
+                "origin": origin,
+                "address_on_record": on_record,
+                "defects": ";".join(defects),
+                "variations": ";".join(notes),
+                "malformed": False,
+                "filed_address": json.dumps(filed) if filed else "",
+            }
+        )
         if r() < mix.duplicate:
             rows.append(dict(row))
             labels.append({**labels[-1], "defects": ";".join(defects + ["duplicate"])})
@@ -373,7 +478,10 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
     manifest = {
         "batch_ref": batch_ref or f"DHS-ICE-{seed}-{size}",
         "agency": "DHS-ICE",
-        "signed_by": {"name": "Casey Morgan", "title": "Director, U.S. Immigration and Customs Enforcement"},
+        "signed_by": {
+            "name": "Casey Morgan",
+            "title": "Director, U.S. Immigration and Customs Enforcement",
+        },
         "certification": "The information will be used solely for the investigations named and by the officers named.",
         "submitted_at": submitted_at,
         "requests": rows_path.name,
@@ -383,7 +491,9 @@ def generate_batch(master: Path, out_dir: Path, size: int, seed: int = 11, mix: 
     return manifest_path
 
 
-def _write_rows(rows: list[dict], path: Path, fmt: str, rnd: random.Random, malformed: float) -> list[int]:
+def _write_rows(
+    rows: list[dict], path: Path, fmt: str, rnd: random.Random, malformed: float
+) -> list[int]:
     """Write the rows; in CSV, damage a share of them the ways files get damaged. Returns their indices."""
     if fmt == "parquet":
         pq.write_table(pa.Table.from_pylist(rows), path)
@@ -408,7 +518,9 @@ def _write_rows(rows: list[dict], path: Path, fmt: str, rnd: random.Random, malf
                     writer.writerow(values[:-2])
                 else:  # bytes that are not UTF-8
                     fh.flush()
-                    fh.buffer.write(b"\xff\xfe" + ",".join(values).encode("utf-8", "replace") + b"\n")
+                    fh.buffer.write(
+                        b"\xff\xfe" + ",".join(values).encode("utf-8", "replace") + b"\n"
+                    )
                 continue
             writer.writerow(values)
     return damaged

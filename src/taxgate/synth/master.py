@@ -18,7 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from taxgate.synth.pools import DIRECTIONALS, ORIGINS, PLACES, STREET_NAMES, STREET_TYPES, TWO_SURNAMES
+from taxgate.synth.pools import (
+    DIRECTIONALS,
+    ORIGINS,
+    PLACES,
+    STREET_NAMES,
+    STREET_TYPES,
+    TWO_SURNAMES,
+)
 
 FIRST_YEAR, LAST_YEAR = 2015, 2024
 YEARS = LAST_YEAR - FIRST_YEAR + 1
@@ -26,7 +33,9 @@ HOUSEHOLDS_PER_CHUNK = 100_000
 ORIGIN_NAMES = list(ORIGINS)
 
 
-def zipf_choice(rng: np.random.Generator, n_items: int, size: int, exponent: float = 1.1) -> np.ndarray:
+def zipf_choice(
+    rng: np.random.Generator, n_items: int, size: int, exponent: float = 1.1
+) -> np.ndarray:
     """Indices into a pool ordered most common first, drawn with Zipf weights."""
     weights = 1.0 / np.arange(1, n_items + 1) ** exponent
     return rng.choice(n_items, size=size, p=weights / weights.sum())
@@ -41,7 +50,9 @@ def strip_accents(text: str) -> str:
 # split into the three groups. SSN areas 001-899 without 666; ITIN areas 900-999 with the groups
 # the IRS assigns (50-65, 70-88, 90-92, 94-99).
 _SSN_AREAS = np.array([a for a in range(1, 900) if a != 666])
-_ITIN_GROUPS = np.array(list(range(50, 66)) + list(range(70, 89)) + [90, 91, 92] + list(range(94, 100)))
+_ITIN_GROUPS = np.array(
+    list(range(50, 66)) + list(range(70, 89)) + [90, 91, 92] + list(range(94, 100))
+)
 _SCRAMBLE = 1_000_003  # prime; coprime with both space sizes
 
 
@@ -55,7 +66,10 @@ def tins(person_ids: np.ndarray, itin: np.ndarray) -> pa.Array:
     group = np.where(itin, _ITIN_GROUPS[(i // 9999) % len(_ITIN_GROUPS)], 1 + (s // 9999) % 99)
     serial = np.where(itin, 1 + i % 9999, 1 + s % 9999)
     text = np.char.add(
-        np.char.add(np.char.add(np.char.zfill(area.astype(str), 3), "-"), np.char.add(np.char.zfill(group.astype(str), 2), "-")),
+        np.char.add(
+            np.char.add(np.char.zfill(area.astype(str), 3), "-"),
+            np.char.add(np.char.zfill(group.astype(str), 2), "-"),
+        ),
         np.char.zfill(serial.astype(str), 4),
     )
     return pa.array(text)
@@ -91,7 +105,9 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
     direction = np.where(rng.random(A) < 0.2, rng.integers(0, 4, size=A), -1)
     place = zipf_choice(rng, len(PLACES), H * (YEARS + 1), 0.6).reshape(A)
     zip_tail = rng.integers(1, 99, size=A)
-    unit_no = np.where(rng.random(A) < 0.28, rng.integers(1, 40, size=A) * 10 + rng.integers(1, 9, size=A), -1)
+    unit_no = np.where(
+        rng.random(A) < 0.28, rng.integers(1, 40, size=A) * 10 + rng.integers(1, 9, size=A), -1
+    )
     po_box = rng.random(A) < 0.04
     # Unrelated households in one home (the D. Mass. court's "shared homes") and apartment buildings.
     shared = rng.random(H) < 0.05
@@ -121,10 +137,14 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
     for k, name in enumerate(ORIGIN_NAMES):
         _, givens, surnames = ORIGINS[name]
         in_origin = o == k
-        given[in_origin] = np.array(givens, dtype=object)[zipf_choice(rng, len(givens), in_origin.sum())]
+        given[in_origin] = np.array(givens, dtype=object)[
+            zipf_choice(rng, len(givens), in_origin.sum())
+        ]
         hk = origin == k
         head_sur[hk] = np.array(surnames, dtype=object)[zipf_choice(rng, len(surnames), hk.sum())]
-        partner_sur[hk] = np.array(surnames, dtype=object)[zipf_choice(rng, len(surnames), hk.sum())]
+        partner_sur[hk] = np.array(surnames, dtype=object)[
+            zipf_choice(rng, len(surnames), hk.sum())
+        ]
         own = np.array(surnames, dtype=object)[zipf_choice(rng, len(surnames), in_origin.sum())]
         two = name in TWO_SURNAMES
         idx = np.flatnonzero(in_origin)
@@ -132,8 +152,12 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
         h = hh[idx]
         if two:
             # Head: own paternal + own maternal; partner likewise; children: head's + partner's first surname.
-            sur_a[idx] = np.where(r == 0, head_sur[h], np.where(r == 1, partner_sur[h], head_sur[h]))
-            sur_b[idx] = np.where(r == 2, partner_sur[h], own)  # children: the partner's first surname
+            sur_a[idx] = np.where(
+                r == 0, head_sur[h], np.where(r == 1, partner_sur[h], head_sur[h])
+            )
+            sur_b[idx] = np.where(
+                r == 2, partner_sur[h], own
+            )  # children: the partner's first surname
             sur_b[idx[rng.random(len(idx)) < 0.25]] = ""  # many file with one surname only
         else:
             keeps = rng.random(len(idx)) < 0.75
@@ -149,7 +173,11 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
     sr = np.zeros(P, dtype=bool)
     sr[head_index[np.unique(hh[jr])]] = True
     suffix[sr & (rng.random(P) < 0.5)] = "SR"
-    middle = np.where(rng.random(P) < 0.35, np.array([g.split()[0] for g in given], dtype=object)[rng.permutation(P)], "")
+    middle = np.where(
+        rng.random(P) < 0.35,
+        np.array([g.split()[0] for g in given], dtype=object)[rng.permutation(P)],
+        "",
+    )
     middle = np.where(rng.random(P) < 0.3, np.array([m[:1] for m in middle], dtype=object), middle)
 
     # Dates of birth; twins share one.
@@ -163,7 +191,9 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
     twin = second_child | (first_child & twin_house[hh] & np.r_[second_child[1:], False])
     birth_year[second_child] = birth_year[np.flatnonzero(second_child) - 1]
     birth_day[second_child] = birth_day[np.flatnonzero(second_child) - 1]
-    dob = (np.array(birth_year - 1970, dtype="datetime64[Y]").astype("datetime64[D]") + birth_day).astype(str)
+    dob = (
+        np.array(birth_year - 1970, dtype="datetime64[Y]").astype("datetime64[D]") + birth_day
+    ).astype(str)
 
     # Keep accents on some records, fold them on others (masters disagree with themselves).
     accented = rng.random(P) < 0.35
@@ -172,7 +202,9 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
     sur_a = np.where(accented, sur_a, fold_some(sur_a))
     sur_b = np.where(accented, sur_b, fold_some(np.where(sur_b == "", "", sur_b)))
     joiner = np.where(rng.random(P) < 0.06, "-", " ")
-    last = np.array([a if not b else f"{a}{j}{b}" for a, b, j in zip(sur_a, sur_b, joiner)], dtype=object)
+    last = np.array(
+        [a if not b else f"{a}{j}{b}" for a, b, j in zip(sur_a, sur_b, joiner)], dtype=object
+    )
 
     # Person-years: each person files from 18 (and the household's first year) to its last year.
     first = np.maximum(start[hh], birth_year - FIRST_YEAR + 18)
@@ -181,7 +213,9 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
     person_id = person_offset + np.arange(P)
     itin = rng.random(P) < 0.15
     row_person = np.repeat(np.arange(P), count)
-    year_index = first[row_person] + (np.arange(len(row_person)) - np.repeat(np.cumsum(count) - count, count))
+    year_index = first[row_person] + (
+        np.arange(len(row_person)) - np.repeat(np.cumsum(count) - count, count)
+    )
     row_hh = hh[row_person]
     e = epoch[row_hh, year_index]
 
@@ -192,43 +226,53 @@ def _chunk(rng: np.random.Generator, n_households: int, person_offset: int, hous
     r_place, r_zip, r_unit, r_po = at(place), at(zip_tail), at(unit_no), at(po_box)
     dirs = list(DIRECTIONALS) + [""]
     street_line = _join(
-        pa.array(r_house.astype(str)), _take(dirs, np.where(r_dir < 0, 4, r_dir)),
-        _take(STREET_NAMES, r_street), _take(list(STREET_TYPES), r_type),
+        pa.array(r_house.astype(str)),
+        _take(dirs, np.where(r_dir < 0, 4, r_dir)),
+        _take(STREET_NAMES, r_street),
+        _take(list(STREET_TYPES), r_type),
     )
-    box_line = pc.binary_join_element_wise("PO BOX", pa.array((r_house % 9000 + 100).astype(str)), " ")
+    box_line = pc.binary_join_element_wise(
+        "PO BOX", pa.array((r_house % 9000 + 100).astype(str)), " "
+    )
     street_line = pc.if_else(pa.array(r_po), box_line, street_line)
     unit = pc.if_else(
-        pa.array((r_unit >= 0) & ~r_po), pc.binary_join_element_wise("APT", pa.array(r_unit.astype(str)), " "), ""
+        pa.array((r_unit >= 0) & ~r_po),
+        pc.binary_join_element_wise("APT", pa.array(r_unit.astype(str)), " "),
+        "",
     )
     zip3 = np.array([p[2] for p in PLACES])
     zips = np.char.add(zip3[r_place], np.char.zfill(r_zip.astype(str), 2))
 
     person_tin = tins(person_id, itin)
-    rows = pa.table({
-        "tin": person_tin.take(pa.array(row_person)),
-        "first_name": pa.array(given, pa.string()).take(pa.array(row_person)),
-        "middle_name": pa.array(middle, pa.string()).take(pa.array(row_person)),
-        "last_name": pa.array(last, pa.string()).take(pa.array(row_person)),
-        "suffix": pa.array(suffix, pa.string()).take(pa.array(row_person)),
-        "date_of_birth": pa.array(dob).take(pa.array(row_person)),
-        "street": street_line,
-        "unit": unit,
-        "city": _take([p[0] for p in PLACES], r_place),
-        "state": _take([p[1] for p in PLACES], r_place),
-        "zip": pa.array(zips),
-        "tax_year": pa.array((FIRST_YEAR + year_index).astype(np.int16)),
-    })
-    labels = pa.table({
-        "tin": person_tin,
-        "person_id": pa.array(person_id),
-        "household_id": pa.array(household_offset + hh),
-        "origin": _take(ORIGIN_NAMES, o),
-        "itin": pa.array(itin),
-        "jr_sr": pa.array(jr | sr),
-        "twin": pa.array(twin),
-        "shared_home": pa.array(shared[hh]),
-        "apartment_building": pa.array(building[hh]),
-    }).filter(pa.array(files))
+    rows = pa.table(
+        {
+            "tin": person_tin.take(pa.array(row_person)),
+            "first_name": pa.array(given, pa.string()).take(pa.array(row_person)),
+            "middle_name": pa.array(middle, pa.string()).take(pa.array(row_person)),
+            "last_name": pa.array(last, pa.string()).take(pa.array(row_person)),
+            "suffix": pa.array(suffix, pa.string()).take(pa.array(row_person)),
+            "date_of_birth": pa.array(dob).take(pa.array(row_person)),
+            "street": street_line,
+            "unit": unit,
+            "city": _take([p[0] for p in PLACES], r_place),
+            "state": _take([p[1] for p in PLACES], r_place),
+            "zip": pa.array(zips),
+            "tax_year": pa.array((FIRST_YEAR + year_index).astype(np.int16)),
+        }
+    )
+    labels = pa.table(
+        {
+            "tin": person_tin,
+            "person_id": pa.array(person_id),
+            "household_id": pa.array(household_offset + hh),
+            "origin": _take(ORIGIN_NAMES, o),
+            "itin": pa.array(itin),
+            "jr_sr": pa.array(jr | sr),
+            "twin": pa.array(twin),
+            "shared_home": pa.array(shared[hh]),
+            "apartment_building": pa.array(building[hh]),
+        }
+    ).filter(pa.array(files))
     return rows, labels, P
 
 
@@ -245,7 +289,9 @@ def generate_master(taxpayers: int, out: Path, seed: int = 7) -> tuple[int, int]
             rng = np.random.default_rng([seed, chunk])
             want = taxpayers - people
             n_households = max(1, min(HOUSEHOLDS_PER_CHUNK, int(want / 2.0) + 1))
-            rows, labels, made = _chunk(rng, n_households, persons_made, chunk * HOUSEHOLDS_PER_CHUNK)
+            rows, labels, made = _chunk(
+                rng, n_households, persons_made, chunk * HOUSEHOLDS_PER_CHUNK
+            )
             if labels.num_rows > want:  # trim the last chunk to the exact number of taxpayers
                 keep = labels.slice(0, want)
                 labels = keep

@@ -24,7 +24,12 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from taxgate.ledger.checkpoint import DASH, CheckpointError, check_key_name
 
@@ -67,7 +72,9 @@ class Cosigner:
                 raise ValueError
             cosigner = cls(parts[2], Ed25519PrivateKey.from_private_bytes(raw[1:]))
         except (OSError, IndexError, ValueError, binascii.Error):
-            raise WitnessError(f"{path} is not a witness key (PRIVATE+KEY+name+id+key, type 0x04)") from None
+            raise WitnessError(
+                f"{path} is not a witness key (PRIVATE+KEY+name+id+key, type 0x04)"
+            ) from None
         if parts[3] != cosigner.key_id.hex():
             raise WitnessError(f"{path}: the key id does not match the key")
         return cosigner
@@ -76,7 +83,9 @@ class Cosigner:
         seed = self.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(f"PRIVATE+KEY+{self.name}+{self.key_id.hex()}+{base64.b64encode(COSIGNATURE_V1 + seed).decode()}\n")
+            fh.write(
+                f"PRIVATE+KEY+{self.name}+{self.key_id.hex()}+{base64.b64encode(COSIGNATURE_V1 + seed).decode()}\n"
+            )
 
     @property
     def public(self) -> bytes:
@@ -115,7 +124,9 @@ class WitnessKey:
             if raw[:1] != COSIGNATURE_V1 or len(raw) != 33 or len(key_id) != 4:
                 raise ValueError
         except (IndexError, ValueError, binascii.Error):
-            raise WitnessError(f"not a witness verifier key (name+id+base64(0x04 || key)): {text.strip()[:60]!r}") from None
+            raise WitnessError(
+                f"not a witness verifier key (name+id+base64(0x04 || key)): {text.strip()[:60]!r}"
+            ) from None
         if _key_id(parts[0], raw[1:]) != key_id:
             raise WitnessError("the witness key id does not match its key")
         return cls(parts[0], key_id, Ed25519PublicKey.from_public_bytes(raw[1:]))
@@ -125,7 +136,7 @@ class WitnessKey:
         line is another key's; WitnessError if it claims to be this key's and does not verify."""
         if not line.startswith(DASH):
             return None
-        name, _, encoded = line[len(DASH):].strip().rpartition(" ")
+        name, _, encoded = line[len(DASH) :].strip().rpartition(" ")
         try:
             blob = base64.b64decode(encoded, validate=True)
         except binascii.Error:

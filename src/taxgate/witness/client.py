@@ -40,7 +40,9 @@ class Witness:
 
 
 def _post(url: str, body: bytes, timeout: float) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "text/plain"})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "text/plain"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - a configured witness
             return response.status, response.read(64 * 1024).decode("utf-8", "replace")
@@ -57,7 +59,11 @@ def cosign_latest(store: Store, witnesses: list[Witness], timeout: float = 10.0)
         if note is None:
             return []
         checkpoint = parse(note)
-        done = set(session.execute(select(Cosignature.witness).where(Cosignature.size == checkpoint.size)).scalars())
+        done = set(
+            session.execute(
+                select(Cosignature.witness).where(Cosignature.size == checkpoint.size)
+            ).scalars()
+        )
     said = []
     for witness in witnesses:
         if witness.key.name in done:
@@ -70,17 +76,30 @@ def cosign_latest(store: Store, witnesses: list[Witness], timeout: float = 10.0)
     return said
 
 
-def _submit(store: Store, ledger: Ledger, witness: Witness, note: str, size: int, timeout: float) -> str:
+def _submit(
+    store: Store, ledger: Ledger, witness: Witness, note: str, size: int, timeout: float
+) -> str:
     with store.session() as session:
-        old = session.execute(select(func.max(Cosignature.size)).where(
-            Cosignature.witness == witness.key.name)).scalar_one() or 0
+        old = (
+            session.execute(
+                select(func.max(Cosignature.size)).where(Cosignature.witness == witness.key.name)
+            ).scalar_one()
+            or 0
+        )
     for _ in range(2):  # once more at the size the witness says it holds (409)
         if old > size:
-            return (f"witness {witness.key.name}: REFUSED: it has cosigned {old:,} entries, more than the "
-                    f"log's {size:,}: the log was cut back or replaced")
+            return (
+                f"witness {witness.key.name}: REFUSED: it has cosigned {old:,} entries, more than the "
+                f"log's {size:,}: the log was cut back or replaced"
+            )
         with store.session() as session:
             proof = ledger.consistency(session, old, size) if 0 < old < size else []
-        body = f"old {old}\n" + "".join(base64.b64encode(h).decode() + "\n" for h in proof) + "\n" + note
+        body = (
+            f"old {old}\n"
+            + "".join(base64.b64encode(h).decode() + "\n" for h in proof)
+            + "\n"
+            + note
+        )
         status, answer = _post(witness.url + "/add-checkpoint", body.encode(), timeout)
         if status == 409 and answer.strip().isdigit() and int(answer.strip()) != old:
             old = int(answer.strip())
@@ -94,8 +113,14 @@ def _submit(store: Store, ledger: Ledger, witness: Witness, note: str, size: int
         timestamp = witness.key.check(line, body_text)
         if timestamp is not None:
             with store.session.begin() as session:
-                session.merge(Cosignature(size=size, witness=witness.key.name, line=line,
-                                          cosigned_at=datetime.fromtimestamp(timestamp, UTC)))
+                session.merge(
+                    Cosignature(
+                        size=size,
+                        witness=witness.key.name,
+                        line=line,
+                        cosigned_at=datetime.fromtimestamp(timestamp, UTC),
+                    )
+                )
             return f"witness {witness.key.name}: cosigned the checkpoint at size {size:,}"
     raise WitnessError(f"witness {witness.key.name} answered without a cosignature by its key")
 
@@ -103,5 +128,7 @@ def _submit(store: Store, ledger: Ledger, witness: Witness, note: str, size: int
 def cosigned_note(session, note: str) -> str:
     """A checkpoint note with the witnesses' cosignatures kept for it appended (as served)."""
     size = parse(note).size
-    lines = session.execute(select(Cosignature.line).where(Cosignature.size == size).order_by(Cosignature.witness)).scalars()
+    lines = session.execute(
+        select(Cosignature.line).where(Cosignature.size == size).order_by(Cosignature.witness)
+    ).scalars()
     return note + "".join(lines)

@@ -66,9 +66,15 @@ class State:
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, message: str, body: str | None = None, media: str = "text/plain"):
+    def __init__(
+        self, status: int, message: str, body: str | None = None, media: str = "text/plain"
+    ):
         super().__init__(message)
-        self.status, self.body, self.media = status, body if body is not None else message + "\n", media
+        self.status, self.body, self.media = (
+            status,
+            body if body is not None else message + "\n",
+            media,
+        )
 
 
 def read_request(raw: bytes) -> tuple[int, list[bytes], str]:
@@ -95,7 +101,9 @@ def read_request(raw: bytes) -> tuple[int, list[bytes], str]:
     return int(first[4:]), proof, note
 
 
-def add_checkpoint(state: State, cosigner: Cosigner, logs: dict[str, str], raw: bytes, now: int) -> str:
+def add_checkpoint(
+    state: State, cosigner: Cosigner, logs: dict[str, str], raw: bytes, now: int
+) -> str:
     """The witness's answer to one add-checkpoint request: its cosignature line, or a Refusal."""
     old, proof, note = read_request(raw)
     try:
@@ -114,9 +122,17 @@ def add_checkpoint(state: State, cosigner: Cosigner, logs: dict[str, str], raw: 
     if checkpoint.size == 0 and checkpoint.root != merkle.EMPTY_ROOT:
         raise Refusal(422, "an empty tree has the empty root")
     with state.updating() as known:
-        seen = known.get(checkpoint.origin) or {"size": 0, "root": base64.b64encode(merkle.EMPTY_ROOT).decode()}
+        seen = known.get(checkpoint.origin) or {
+            "size": 0,
+            "root": base64.b64encode(merkle.EMPTY_ROOT).decode(),
+        }
         if old != seen["size"]:
-            raise Refusal(409, f"this witness last cosigned size {seen['size']}", f"{seen['size']}\n", "text/x.tlog.size")
+            raise Refusal(
+                409,
+                f"this witness last cosigned size {seen['size']}",
+                f"{seen['size']}\n",
+                "text/x.tlog.size",
+            )
         seen_root = base64.b64decode(seen["root"])
         if old == 0 and proof:
             raise Refusal(422, "no consistency proof is needed from the empty tree")
@@ -126,10 +142,15 @@ def add_checkpoint(state: State, cosigner: Cosigner, logs: dict[str, str], raw: 
             try:
                 merkle.verify_consistency(old, checkpoint.size, seen_root, checkpoint.root, proof)
             except merkle.ProofError as exc:
-                raise Refusal(422, f"the checkpoint does not extend the one cosigned at size {old}: {exc}") from None
+                raise Refusal(
+                    422, f"the checkpoint does not extend the one cosigned at size {old}: {exc}"
+                ) from None
         line = cosigner.cosign(note_body(note), now)
-        known[checkpoint.origin] = {"size": checkpoint.size, "root": base64.b64encode(checkpoint.root).decode(),
-                                    "note": note + line}
+        known[checkpoint.origin] = {
+            "size": checkpoint.size,
+            "root": base64.b64encode(checkpoint.root).decode(),
+            "note": note + line,
+        }
     return line
 
 
