@@ -154,7 +154,7 @@ def test_unreadable_header_is_an_intake_error(tmp_path):
     ],
 )
 def test_a_manifest_cannot_point_outside_its_folder(tmp_path, requests, message):
-    """DESIGN.md: `requests` is relative to the manifest. Not `..`, not absolute, not a link out."""
+    """docs/DESIGN.md: `requests` is relative to the manifest. Not `..`, not absolute, not a link out."""
     folder = tmp_path / "batch"
     folder.mkdir()
     (tmp_path / "elsewhere").mkdir()

@@ -10,7 +10,7 @@ from enum import Enum
 
 
 class Outcome(str, Enum):
-    """What the requester sees for one request (DESIGN.md "Outcomes")."""
+    """What the requester sees for one request (docs/DESIGN.md "Outcomes")."""
 
     DISCLOSED = "DISCLOSED"
     NOT_DISCLOSED = "NOT_DISCLOSED"
@@ -32,7 +32,7 @@ _6103 = "26 U.S.C. § 6103"
 
 
 class ReasonCode(str, Enum):
-    """Stable reason codes (DESIGN.md "Reason codes"). Never renumber or rename.
+    """Stable reason codes (docs/DESIGN.md "Reason codes"). Never renumber or rename.
 
     Each code carries, in this one place, who it is about (`level`), the provisions it applies
     (`citation`, full citations separated by "; ", each readable by `normalize.statute`) and what it
@@ -262,7 +262,7 @@ class ReasonCode(str, Enum):
         return self.level is not Level.AUDIT
 
 
-# The columns of a request row (DESIGN.md "Data formats"), in canonical order.
+# The columns of a request row (docs/DESIGN.md "Data formats"), in canonical order.
 REQUEST_COLUMNS: tuple[str, ...] = (
     "request_id",
     "first_name",

@@ -1,4 +1,4 @@
-"""Who may use the service, and as what (DESIGN.md "HTTP API"): users in one role each, argon2id
+"""Who may use the service, and as what (docs/DESIGN.md "HTTP API"): users in one role each, argon2id
 password hashes, API tokens kept only as SHA-256, console sessions with a CSRF token, and a log of
 every access refused (`refusals`) and of every read of taxpayer data (`reads`).
 

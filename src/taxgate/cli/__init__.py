@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md "Command line"). Thin: parse, call a stage, print.
+"""The command line (docs/DESIGN.md "Command line"). Thin: parse, call a stage, print.
 
 Exit codes: 0 done, 1 refused because the store disagrees with its ledger (or a finding of `ledger
 verify`), 2 bad input, each with a one-line reason on stderr; never a traceback for a user error.

@@ -20,7 +20,9 @@ app.add_typer(orders_app, name="orders")
 
 @orders_app.command("add")
 def orders_add(
-    order_file: Path = typer.Argument(..., help='The order as JSON (DESIGN.md "Court orders").'),
+    order_file: Path = typer.Argument(
+        ..., help='The order as JSON (docs/DESIGN.md "Court orders").'
+    ),
     database_url: str = DATABASE,
 ) -> None:
     """Add an order (ledgered). A stay in force holds every matching disclosure from now on."""

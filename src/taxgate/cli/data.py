@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -92,9 +93,10 @@ def model_train(
 ) -> None:
     """Train the identification model on a seeded synthetic world; the same seed gives the same file."""
     from taxgate.identify.training import train_model
+    from taxgate.synth import training_world
 
-    with console.status("Training..."):
-        train_model(out, seed=seed, taxpayers=taxpayers, requests=requests)
+    with console.status("Training..."), tempfile.TemporaryDirectory() as tmp:
+        train_model(out, *training_world(Path(tmp), seed, taxpayers, requests), seed=seed)
     console.print(
         f"Wrote {out}. Ship it as src/taxgate/identify/model/<name>.json to make it the model in use."
     )

@@ -2,7 +2,7 @@
 
 Scoring is Splink (Fellegi–Sunter) with the trained model in `identify/model/`, run on the same
 DuckDB connection as the rest of the pipeline: each request is compared with every address the
-taxpayer filed from, and the best pair per taxpayer is kept. The decision (DESIGN.md "Positive
+taxpayer filed from, and the best pair per taxpayer is kept. The decision (docs/DESIGN.md "Positive
 identification") is then one SQL query of named rules, `identify.decision`:
 
 1. one best candidate, ahead of the runner-up by the policy margin in match-weight space;

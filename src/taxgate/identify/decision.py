@@ -1,4 +1,4 @@
-"""The positive-identification decision (DESIGN.md "Positive identification") as named rules.
+"""The positive-identification decision (docs/DESIGN.md "Positive identification") as named rules.
 
 Splink scores every (request, address of a taxpayer) pair; this module turns the scored pairs into
 one decision per request, in SQL, so that a million requests are decided inside the database.

@@ -1,6 +1,6 @@
 """An identification's evidence in words, for the officer who reviews it and for `taxgate explain`:
 what each comparison level means, and which rule of the positive-identification decision
-(`identify.DECISION_SQL`, DESIGN.md "Positive identification") gave the request its code.
+(`identify.DECISION_SQL`, docs/DESIGN.md "Positive identification") gave the request its code.
 
 The words come from the trained model itself (each level's own label), so they cannot drift from
 what was scored; the rules are the decision query's, in the order it applies them.

@@ -1,4 +1,6 @@
-"""Training the identification model, seeded and reproducible, on a synthetic world with ground truth.
+"""Training the identification model, seeded and reproducible, on a world with ground truth (a
+master, a batch drawn from it and the batch's labels: `synth.training_world` makes one, `taxgate
+model train` trains on it; this module never generates data).
 
 u probabilities come from random pairs (seeded); m probabilities from labelled true pairs: a request
 and the master row of the same taxpayer at the address they filed from, as filed (the request may
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -40,65 +41,59 @@ def request_features_table(manifest: Path) -> pa.Table:
     )
 
 
-def train_model(
-    out: Path, seed: int = 2026, taxpayers: int = 40_000, requests: int = 20_000
-) -> Path:
-    """Fit the model on a fresh synthetic world made from `seed`; write it to `out`."""
+def train_model(out: Path, master: Path, manifest: Path, labels: Path, seed: int = 2026) -> Path:
+    """Fit the model on a world: `master`, the batch of `manifest` drawn from it, and `labels` (one
+    row per request: `request_id`, `true_tin`, `filed_address`, as `synth` writes them); `seed`
+    seeds the random pairs. Writes the model to `out`."""
     from splink import DuckDBAPI, Linker
 
     from taxgate.identify.settings import model_settings
-    from taxgate.synth import Mix, generate_batch, generate_master
 
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        master = work / "master.parquet"
-        generate_master(taxpayers, master, seed=seed)
-        manifest = generate_batch(master, work / "batch", requests, seed=seed + 1, mix=Mix.clean())
-        labels = pq.read_table(work / "batch" / "requests.labels.parquet").to_pylist()
-        con = duckdb.connect()
-        load_master(con, master)
-        con.register("req_arrow", request_features_table(manifest))
-        # Truth: the same taxpayer at the same address as they filed it, whatever a clerk mistyped in
-        # the request (a true pair with a misspelled street is what the typo levels must learn).
-        truth = pa.table(
-            {
-                "request_id": [x["request_id"] for x in labels],
-                "truth": [
-                    f"{digits(x['true_tin'])}#{_filed_key(x['filed_address'])}"
-                    if x["filed_address"]
-                    else None
-                    for x in labels
-                ],
-            }
-        )
-        con.register("labels_arrow", truth)
-        con.execute(
-            """
-            CREATE TABLE train_requests AS
-            SELECT r.* EXCLUDE (request_id), l.truth FROM req_arrow r JOIN labels_arrow l USING (request_id)
-            """
-        )
-        con.execute(
-            "CREATE TABLE train_master AS SELECT * EXCLUDE (first_year, last_year), tin || '#' || "
-            "address_key AS truth FROM master_addresses"
-        )
-        db = DuckDBAPI(connection=con)
-        settings = model_settings()
-        rows = con.execute("SELECT count(*) FROM train_master").fetchall()[0][0]
-        settings.probability_two_random_records_match = 1.0 / rows
-        linker = Linker(
-            [
-                db.register("train_requests", dataset_display_name="requests"),
-                db.register("train_master", dataset_display_name="master"),
+    labels = pq.read_table(labels).to_pylist()
+    con = duckdb.connect()
+    load_master(con, master)
+    con.register("req_arrow", request_features_table(manifest))
+    # Truth: the same taxpayer at the same address as they filed it, whatever a clerk mistyped in
+    # the request (a true pair with a misspelled street is what the typo levels must learn).
+    truth = pa.table(
+        {
+            "request_id": [x["request_id"] for x in labels],
+            "truth": [
+                f"{digits(x['true_tin'])}#{_filed_key(x['filed_address'])}"
+                if x["filed_address"]
+                else None
+                for x in labels
             ],
-            settings,
-            log_level=logging.WARNING,
-        )
-        linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
-        linker.training.estimate_m_from_label_column("truth")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        linker.misc.save_model_to_json(str(out), overwrite=True)
-        con.close()
+        }
+    )
+    con.register("labels_arrow", truth)
+    con.execute(
+        """
+        CREATE TABLE train_requests AS
+        SELECT r.* EXCLUDE (request_id), l.truth FROM req_arrow r JOIN labels_arrow l USING (request_id)
+        """
+    )
+    con.execute(
+        "CREATE TABLE train_master AS SELECT * EXCLUDE (first_year, last_year), tin || '#' || "
+        "address_key AS truth FROM master_addresses"
+    )
+    db = DuckDBAPI(connection=con)
+    settings = model_settings()
+    rows = con.execute("SELECT count(*) FROM train_master").fetchall()[0][0]
+    settings.probability_two_random_records_match = 1.0 / rows
+    linker = Linker(
+        [
+            db.register("train_requests", dataset_display_name="requests"),
+            db.register("train_master", dataset_display_name="master"),
+        ],
+        settings,
+        log_level=logging.WARNING,
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
+    linker.training.estimate_m_from_label_column("truth")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    linker.misc.save_model_to_json(str(out), overwrite=True)
+    con.close()
     _floor_unseen_m(out)
     return out
 

@@ -1,4 +1,4 @@
-"""The batch manifest (DESIGN.md "Data formats"): who asks, when, and where the rows are."""
+"""The batch manifest (docs/DESIGN.md "Data formats"): who asks, when, and where the rows are."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def parse_json(data: bytes, what: str) -> object:
 
 
 def rows_file(manifest: Path, requests: str) -> Path:
-    """The rows file a manifest names: "relative to the manifest" (DESIGN.md "Data formats"), and
+    """The rows file a manifest names: "relative to the manifest" (docs/DESIGN.md "Data formats"), and
     inside its folder once every link is followed. A manifest from elsewhere cannot point the
     command line at /etc/passwd or a neighbour's folder."""
     if "\x00" in requests or len(requests) > 1000:

@@ -1,4 +1,4 @@
-"""Personal names: folded tokens, suffixes, and when two names agree (DESIGN.md "Positive
+"""Personal names: folded tokens, suffixes, and when two names agree (docs/DESIGN.md "Positive
 identification", rule 2).
 
 Names agree after normalising case, accents, hyphens and the particles de / del / de la / y; the

@@ -1,4 +1,4 @@
-"""Court orders and agreement terms as data (DESIGN.md "Court orders"). They hold, never refuse.
+"""Court orders and agreement terms as data (docs/DESIGN.md "Court orders"). They hold, never refuse.
 
     {"kind": "stay", "court": "D.D.C.", "docket": "1:25-cv-00457", "issued": "2025-11-21",
      "effective_from": "2025-11-21", "effective_to": null, "hours": null,

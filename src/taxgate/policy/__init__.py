@@ -245,7 +245,7 @@ def _nicknames(
     path: Path, listed: dict[str, str], standard: str | None
 ) -> frozenset[tuple[str, str]]:
     """The policy's (nickname, name) pairs: those it lists, and the published table it names, at
-    exactly the release it names (DESIGN.md rule 2: "nicknames only where the policy lists them")."""
+    exactly the release it names (docs/DESIGN.md rule 2: "nicknames only where the policy lists them")."""
     pairs = {(fold(k), fold(v)) for k, v in listed.items()}
     if standard:
         package, wanted = standard.split("==")

@@ -1,4 +1,4 @@
-"""Response: the files the requester and the auditors receive (DESIGN.md "Data formats").
+"""Response: the files the requester and the auditors receive (docs/DESIGN.md "Data formats").
 
 - response.csv / response.jsonl: for the requester; request-level codes only, the address only
   when DISCLOSED.

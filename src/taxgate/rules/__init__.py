@@ -56,7 +56,7 @@ def judge_request(request_: Request, ctx: Context) -> list[ReasonCode]:
     return sorted(found, key=_CODE_ORDER.__getitem__)
 
 
-_CODE_ORDER = {code: i for i, code in enumerate(ReasonCode)}  # DESIGN.md's table order
+_CODE_ORDER = {code: i for i, code in enumerate(ReasonCode)}  # docs/DESIGN.md's table order
 
 
 def is_refusal(code: ReasonCode) -> bool:

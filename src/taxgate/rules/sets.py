@@ -1,7 +1,7 @@
 """Rule sets: which rules decide, and which identification releases the item.
 
 - `statute` (the default): every rule of the registry, and only a positive identification
-  (DESIGN.md "Positive identification") releases the last known address.
+  (docs/DESIGN.md "Positive identification") releases the last known address.
 - `as-practised-2025`: what the 2025 matching script did, kept so that past disclosures can be
   replayed and audited against the statute (`taxgate replay`, `taxgate audit`). A supplied TIN found
   in the master released the last known address as long as the request's address field was not

@@ -232,7 +232,7 @@ class Review(Base):
 
 
 class Order(Base):
-    """A court order or agreement term (DESIGN.md "Court orders")."""
+    """A court order or agreement term (docs/DESIGN.md "Court orders")."""
 
     __tablename__ = "orders"
     __table_args__ = (UniqueConstraint("lifted_index", name="uq_orders_lifted_index"),)
@@ -421,7 +421,7 @@ class Incident(Base):
 
 
 class User(Base):
-    """Someone who may use the service, in one role (DESIGN.md "HTTP API"); a requester belongs to
+    """Someone who may use the service, in one role (docs/DESIGN.md "HTTP API"); a requester belongs to
     one agency and sees only its batches. The password is kept as an argon2id hash, or not at all
     (an account that only uses API tokens)."""
 
