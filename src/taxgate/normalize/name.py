@@ -57,8 +57,8 @@ RULE_2_MACROS = (
     """CREATE OR REPLACE MACRO tg_surnames_agree(a, b) AS array_length(a) > 0 AND array_length(b) > 0
            AND (list_has_all(b, a) OR list_has_all(a, b))""",
     # `text` is space-joined name_tokens (one space between tokens), so a split is enough.
-    """CREATE OR REPLACE MACRO tg_tokens(text) AS CASE WHEN coalesce(text, '') = '' THEN [] ELSE "
-    "string_split(text, ' ') END""",
+    """CREATE OR REPLACE MACRO tg_tokens(text) AS
+           CASE WHEN coalesce(text, '') = '' THEN [] ELSE string_split(text, ' ') END""",
     # Arguments are token lists: tg_tokens(the model's `given` / `surname` column). CASE, not OR:
     # DuckDB evaluates every operand of an OR, but only the rows a WHEN leaves to the next arm.
     """CREATE OR REPLACE MACRO tg_names_agree(given_a, surname_a, given_b, surname_b) AS CASE
