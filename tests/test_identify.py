@@ -188,3 +188,59 @@ def test_master_preparation_in_parallel_gives_the_same_table(world, tmp_path, mo
         prepared.load_master(con, copy)
         tables.append(con.execute("SELECT * FROM master_addresses ORDER BY unique_id").fetchall())
     assert tables[0] == tables[1] and len(tables[0]) > 3_000
+
+
+def test_the_last_known_address_is_one_address_for_every_caller(tmp_path):
+    """Two addresses filed for the same latest year: a batch's release (`released`), an officer's
+    review (`last_known_address`) and the records an officer sees (`taxpayer_records`, first row)
+    name the same one, whatever order the master's file holds the rows in, Parquet or CSV."""
+    import duckdb
+
+    from taxgate.identify.master import (
+        last_known_address,
+        load_master,
+        release_addresses,
+        taxpayer_records,
+    )
+
+    base = {"first_name": "ANA", "middle_name": "", "last_name": "CRUZ", "suffix": ""}
+    base["date_of_birth"] = "1980-02-03"
+    rows = [
+        {**base, "tin": "900-70-0001", "street": "12 ELM ST", "unit": "", "city": "AUSTIN",
+         "state": "TX", "zip": "78701", "tax_year": 2021},
+        {**base, "tin": "900-70-0001", "street": "9 OAK AVE", "unit": "", "city": "AUSTIN",
+         "state": "TX", "zip": "78702", "tax_year": 2023},
+        {**base, "tin": "900-70-0001", "street": "40 PINE RD", "unit": "2", "city": "AUSTIN",
+         "state": "TX", "zip": "78703", "tax_year": 2023},
+    ]  # fmt: skip
+    chosen = set()
+    for order in (rows, rows[::-1]):
+        for suffix in ("parquet", "csv"):
+            folder = tmp_path / f"{len(chosen)}-{suffix}-{order[0]['street'][:2]}"
+            folder.mkdir()
+            master = folder / f"master.{suffix}"
+            con = duckdb.connect()
+            con.execute(
+                "CREATE TABLE m AS SELECT * FROM (VALUES "
+                + ", ".join(
+                    "("
+                    + ", ".join(repr(str(r[c])) for c in r if c != "tax_year")
+                    + f", {r['tax_year']})"
+                    for r in order
+                )
+                + f") t({', '.join(order[0])})"
+            )
+            con.execute(f"COPY m TO '{master}'" + (" (HEADER)" if suffix == "csv" else ""))
+            load_master(con, master)
+            con.execute("CREATE TABLE decided AS SELECT '900700001' AS matched_tin, "
+                        "'ID_POSITIVE' AS code")  # fmt: skip
+            release_addresses(con, "decided")
+            released = con.execute("SELECT address FROM released").fetchone()[0]
+            con.close()
+            reviewed = last_known_address(master, "900700001")
+            first = taxpayer_records(master, ["900700001"])["900700001"][0]
+            parts = ("street", "unit", "city", "state", "zip", "tax_year")
+            assert {k: released[k] or "" for k in parts} == reviewed
+            assert {k: first[k] for k in parts} == reviewed
+            chosen.add(reviewed["street"])
+    assert chosen == {"40 PINE RD"}  # of the two filed for 2023, the same one every time

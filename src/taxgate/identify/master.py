@@ -306,40 +306,70 @@ def release_addresses(
     con: duckdb.DuckDBPyConnection, decisions: str, codes: Iterable[str] = ("ID_POSITIVE",)
 ) -> None:
     """Table `released`: for each taxpayer identified in table `decisions` with one of `codes` (only a
-    positive identification, unless a replayed rule set says otherwise), the address on their latest
-    tax year, as filed (ties broken by the master's order)."""
+    positive identification, unless a replayed rule set says otherwise), the last known address
+    (`LAST_KNOWN_ADDRESS_SQL`)."""
     wanted = ", ".join("'" + c.replace("'", "''") + "'" for c in codes)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE released AS
-        SELECT regexp_replace(m.tin, '[^0-9]', '', 'g') AS tin,
-               arg_max(struct_pack(street := m.street, unit := m.unit, city := m.city, state := m.state,
-                                   zip := m.zip, tax_year := CAST(m.tax_year AS VARCHAR)), m.tax_year) AS address
-        FROM master m
-        WHERE regexp_replace(m.tin, '[^0-9]', '', 'g') IN (SELECT matched_tin FROM {decisions} WHERE code IN ({wanted}))
-        GROUP BY 1
-        """
-    )
+    tins = f"SELECT matched_tin FROM {decisions} WHERE code IN ({wanted})"
+    con.execute(f"CREATE OR REPLACE TABLE released AS {last_known_address_sql('master', tins)}")
 
 
-def taxpayer_records(master_path: Path, tins: list[str]) -> dict[str, list[dict]]:
-    """Every row the master holds for each TIN, latest tax year first, as text (what an officer
-    reviews, and where a notice to the taxpayer is mailed)."""
-    tins = [t for t in tins if t]
-    if not tins:
-        return {}
-    reader = (
+# The one order of a taxpayer's rows that says which address is the last known one (docs/DESIGN.md
+# "Data formats": the one on the latest tax year). Two filed for that same year are taken in the
+# order of their text, so that whoever asks (a batch's release, an officer's review, a remediation)
+# gets the same address whatever order the master's file or its reader gives the rows in.
+LATEST_FIRST = "tax_year DESC, street, unit, city, state, zip"
+
+
+def last_known_address_sql(source: str, tins: str) -> str:
+    """A query of (tin, address) for each TIN among `tins` (SQL: a subquery or a list) with a row in
+    `source` (a table, or a reader of the master's file): the address on its first row in
+    `LATEST_FIRST` order, as filed, its tax year as text."""
+    return f"""
+        SELECT tin, struct_pack(street := street, unit := unit, city := city, state := state,
+                                zip := zip, tax_year := CAST(tax_year AS VARCHAR)) AS address
+        FROM (SELECT regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') AS tin,
+                     street, unit, city, state, zip, tax_year
+              FROM {source})
+        WHERE tin IN ({tins})
+        QUALIFY row_number() OVER (PARTITION BY tin ORDER BY {LATEST_FIRST}) = 1"""
+
+
+def last_known_address(master_path: Path, tin: str) -> dict[str, str] | None:
+    """The taxpayer's last known address in the master's file (`last_known_address_sql`), every
+    part as text ("" where the master has none); None when the master holds no row for `tin`."""
+    con = duckdb.connect()
+    try:
+        found = con.execute(
+            last_known_address_sql(_reader(master_path), "?"), [str(master_path), tin]
+        ).fetchone()
+    finally:
+        con.close()
+    return None if found is None else {k: "" if v is None else str(v) for k, v in found[1].items()}
+
+
+def _reader(master_path: Path) -> str:
+    """The master's file as a DuckDB table function, its path the query's first parameter."""
+    return (
         "read_parquet(?)"
         if master_path.suffix.lower() in (".parquet", ".pq")
         else "read_csv(?, header=true, all_varchar=true)"
     )
+
+
+def taxpayer_records(master_path: Path, tins: list[str]) -> dict[str, list[dict]]:
+    """Every row the master holds for each TIN, in `LATEST_FIRST` order (the first is the last known
+    address), as text (what an officer reviews, and where a notice to the taxpayer is mailed)."""
+    tins = [t for t in tins if t]
+    if not tins:
+        return {}
+    reader = _reader(master_path)
     marks = ", ".join("?" for _ in tins)
     con = duckdb.connect()
     try:
         cursor = con.execute(
             f"""SELECT regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') AS tin, * EXCLUDE (tin)
                 FROM {reader} WHERE regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') IN ({marks})
-                ORDER BY tax_year DESC""",
+                ORDER BY {LATEST_FIRST}""",
             [str(master_path), *tins],
         )
         names = [d[0] for d in cursor.description]

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from taxgate.domain import Outcome
 from taxgate.identify.evidence import thresholds_line, why
-from taxgate.identify.master import taxpayer_records
+from taxgate.identify.master import last_known_address, taxpayer_records
 from taxgate.ledger import Binding, Field, Ledger, TamperedError, at, checked_row, sign_checkpoint
 from taxgate.ledger.signing import entries_of_kinds
 from taxgate.policy import Policy, load_policies, policy_in_force
@@ -312,17 +312,11 @@ def decide_review(
                     f"nothing may leave to {batch.agency} today: no agreement in force, or its "
                     "safeguards are found deficient (§ 6103(p)(4))"
                 )
-            records = taxpayer_records(master_path, [decision.matched_tin]).get(
-                decision.matched_tin
-            )
-            if not records:
+            address = last_known_address(master_path, decision.matched_tin)
+            if address is None:
                 raise ReviewError(
                     f"the master holds no record for the candidate {decision.matched_tin}"
                 )
-            last = records[0]
-            address = {
-                k: last.get(k, "") for k in ("street", "unit", "city", "state", "zip", "tax_year")
-            }
         (index,) = ledger.append(
             session,
             [
