@@ -8,9 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from conftest import control_store, findings
+from dying import died, dying_env
 from sqlalchemy import func, select
 
 from taxgate.pipeline import process
@@ -57,6 +57,8 @@ def test_a_batch_sent_twice_is_decided_and_ledgered_once(world, tmp_path, databa
 def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(
     world, tmp_path, database_url
 ):
+    """Killed inside its fourth chunk's transaction (`dying`: on cue, not on a timer), after three
+    chunks of 25 rows committed and the fourth's decisions and entries written but not committed."""
     manifest = generate_batch(world["master"], tmp_path / "batch", 6_000, seed=11)
     env = {**os.environ, "TAXGATE_RECORD_ROWS": "25", "TAXGATE_WORKERS": "1"}
     command = [
@@ -70,24 +72,15 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(
         "--out",
         str(tmp_path / "out"),
     ]
-    victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    victim = subprocess.run(
+        command, env={**env, **dying_env(tmp_path, chunk=4)}, capture_output=True, timeout=600
+    )
+    assert victim.returncode == -signal.SIGKILL and died(tmp_path), victim.stderr.decode()
     store = open_store(database_url)
-    deadline = time.monotonic() + 300
-    committed = 0
-    while time.monotonic() < deadline and victim.poll() is None:
-        with store.session() as session:
-            committed = session.scalar(select(func.max(Batch.committed_rows))) or 0
-        if committed > 0:
-            victim.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    victim.wait(timeout=60)
-    assert victim.returncode == -signal.SIGKILL, victim.stderr.read().decode()
     with store.session() as session:
         batch = session.execute(select(Batch)).scalar_one()
-        assert (
-            batch.status == "processing" and 0 < batch.committed_rows < batch.rows
-        )  # killed mid-batch
+        assert batch.status == "processing" and batch.committed_rows == 75  # three chunks, no more
+        assert session.scalar(select(func.count(Decision.id))) == 75  # the fourth rolled back
         total = batch.rows
     store.close()
 

@@ -115,11 +115,27 @@ def test_the_audit_lists_exactly_the_disclosures_the_statute_would_not_make(audi
         assert ("ID_TIN_MATCH" in f["reasons_then"]) == (f["path"] == "tin")
 
 
-def test_the_demo_shape_most_tin_path_disclosures_had_no_valid_address(audited):
-    _, result, _ = audited
+def test_the_demo_shape_most_tin_path_disclosures_had_no_valid_address(audited, batch_2025):
+    """The figures the court's finding is compared with, counted again here from the replay's own
+    decisions and the statute's control: TIN-path disclosures, and those of them whose request
+    set forth no valid address under the statute."""
+    _, result, tmp_path = audited
+    replay, statute = (
+        _csv(tmp_path / "replay" / "auditors" / "decisions.csv"),
+        batch_2025["statute"],
+    )
+    address_codes = {"ADDRESS_MISSING", "ADDRESS_PLACEHOLDER", "ADDRESS_INCOMPLETE"}
+    tin_path = [
+        n
+        for n, r in enumerate(replay)
+        if r["outcome"] == "DISCLOSED" and "ID_TIN_MATCH" in r["reasons"].split(";")
+    ]
+    without_address = [n for n in tin_path if address_codes & set(statute[n]["reasons"].split(";"))]
     shape = result.shape
-    assert shape["tin_path_disclosed"] > 20
-    assert shape["share"] > 0.6  # the court: about 42,695 of 47,289 (90%)
+    assert shape["tin_path_disclosed"] == len(tin_path) > 20
+    assert shape["tin_path_without_valid_address"] == len(without_address)
+    assert shape["share"] == round(len(without_address) / len(tin_path), 4)
+    assert shape["share"] > 0.6  # the shape of the court's finding: about 42,695 of 47,289 (90%)
     assert shape["tin_path_without_valid_address"] == result.by_path["tin"]["address_not_set_forth"]
 
 
@@ -257,7 +273,10 @@ def test_the_command_line_replays_audits_and_opens_an_incident(world, batch_2025
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["not_made"] > 0 and Path(result["findings_file"]).is_file()
+    # what it says it found is what it wrote, one row a disclosure, none of them empty
+    listed = _csv(Path(result["findings_file"]))
+    assert result["not_made"] == len(listed) > 0
+    assert all(f["request_id"] and f["reasons_now"] and f["category"] for f in listed)
     assert taxgate("incidents", "open", str(result["audit_id"])).returncode == 0
     assert_user_error(
         taxgate("incidents", "open", str(result["audit_id"])), "already has an incident"

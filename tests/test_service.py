@@ -339,6 +339,8 @@ def test_a_stay_holds_a_reviewed_disclosure_until_lifted(service, small_batch):
             "notify": ["court"],
         },
     ).json()
+    with service.store.session() as session:
+        disclosed_before = session.execute(select(Disclosure.decision_id)).scalars().all()
     held = client.post(
         "/api/reviews",
         headers=officer,
@@ -349,6 +351,8 @@ def test_a_stay_holds_a_reviewed_disclosure_until_lifted(service, small_batch):
         },
     )
     assert held.json()["outcome"] == "HELD" and held.json()["held_by"] == stay["id"]
+    with service.store.session() as session:  # held: nothing has left yet
+        assert session.execute(select(Disclosure.decision_id)).scalars().all() == disclosed_before
     assert (
         client.get("/api/batches/1/releases", headers=service.auth("requester")).json()["releases"]
         == []
@@ -373,7 +377,9 @@ def test_a_stay_holds_a_reviewed_disclosure_until_lifted(service, small_batch):
             ).scalar_one()
             == 0
         )
-        assert session.execute(select(func.count(Disclosure.id))).scalar_one() >= 1
+        # the lift released exactly the reviewed request's item, once
+        after = session.execute(select(Disclosure.decision_id)).scalars().all()
+        assert sorted(after) == sorted([*disclosed_before, queue[0]["decision"]])
 
 
 def test_a_bad_order_is_422_with_the_reason(service):

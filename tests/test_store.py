@@ -11,8 +11,23 @@ from taxgate.store import StoreError, open_store
 from taxgate.store.models import Base
 
 
-def test_the_store_under_test_is_the_one_asked_for(store):
-    assert store.dialect == ("postgresql" if SERVER else "sqlite")
+def test_a_store_opened_without_a_url_is_the_one_taxgate_database_url_names(database_url, tmp_path):
+    """What the CLI does (`open_store()`): the store is the database TAXGATE_DATABASE_URL names,
+    on the server CI asked for, never ./taxgate.db."""
+    opened = open_store()
+    try:
+        with opened.engine.connect() as connection:
+            if SERVER:
+                assert opened.dialect == "postgresql"
+                assert "PostgreSQL" in connection.exec_driver_sql("SELECT version()").scalar_one()
+                name = connection.exec_driver_sql("SELECT current_database()").scalar_one()
+                assert name == database_url.rsplit("/", 1)[1]
+            else:
+                assert opened.dialect == "sqlite"
+                files = connection.exec_driver_sql("PRAGMA database_list").fetchall()
+                assert files[0][2] == str(tmp_path / "taxgate.db")
+    finally:
+        opened.close()
 
 
 def test_migrations_match_the_models(store):

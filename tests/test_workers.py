@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from taxgate.service import Settings, create_app, jobs
 from taxgate.store.models import Decision, Submission
 from tests.conftest import Service, findings, upload_files
+from tests.dying import died, dying_env
 
 
 def status(store, submission_id: int) -> Submission:
@@ -78,6 +79,20 @@ def test_a_batch_the_server_stopped_does_not_count_against_it(service, small_bat
 @pytest.fixture()
 def supervised(store, world, tmp_path, monkeypatch):
     """An app with one real worker process, its lifespan running (the supervisor and the worker)."""
+    yield from _supervised(store, world, tmp_path, monkeypatch)
+
+
+@pytest.fixture()
+def supervised_dying(store, world, tmp_path, monkeypatch):
+    """The same, its first worker killed (SIGKILL) inside the transaction of the batch's 50th
+    recorded chunk (a row each): on cue (`dying`), never on a timer; the worker that replaces it
+    goes on."""
+    for name, value in dying_env(tmp_path, chunk=50).items():
+        monkeypatch.setenv(name, value)  # inherited by the worker processes the app starts
+    yield from _supervised(store, world, tmp_path, monkeypatch)
+
+
+def _supervised(store, world, tmp_path, monkeypatch):
     from tests.conftest import Service as Users
 
     monkeypatch.setenv(
@@ -126,22 +141,19 @@ def long_batch(world, tmp_path) -> Path:
 
 
 def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_finishes_once(
-    supervised, long_batch, small_batch
+    supervised_dying, long_batch, small_batch
 ):
-    service = supervised
+    service = supervised_dying
     sent = submit(service, long_batch)
-    pid = wait_for(
-        lambda: running_worker(service.store, sent) if _part_way(service.store) else None,
-        what="the batch part-way",
-    )
-    os.kill(pid, signal.SIGKILL)
     supervisor = service.app.state.service.supervisor
     wait_for(lambda: supervisor.replaced == 1, 30, "the worker to be replaced")
     done = wait_for(
         lambda: (s := status(service.store, sent)).status in ("done", "failed") and s,
         what="the batch",
     )
-    assert done.status == "done" and done.attempts == 2, done.error
+    assert (
+        died(service.settings.data_dir.parent) and done.status == "done" and done.attempts == 2
+    ), done.error
     with service.store.session() as session:
         counted = session.execute(
             select(func.count(Decision.id), func.count(func.distinct(Decision.row_number)))
@@ -176,11 +188,3 @@ def test_a_poison_batch_is_failed_after_killing_three_workers_and_others_go_on(
     after = submit(service, small_batch, ref="after")
     assert wait_for(lambda: status(service.store, after).status == "done", what="the next batch")
     assert status(service.store, poison).status == "failed"
-
-
-def _part_way(store) -> bool:
-    from taxgate.store.models import Batch
-
-    with store.session() as session:
-        batch = session.execute(select(Batch)).scalars().first()
-        return batch is not None and 0 < batch.committed_rows < batch.rows
