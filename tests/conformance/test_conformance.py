@@ -2,6 +2,10 @@
 
 A case is a batch built from `_world.yaml` with the case's changes, run through the whole pipeline
 (`taxgate.pipeline.process`); its expectations are checked against the audit file, decisions.csv.
+A case whose every row is expected REFUSED also runs through the rules alone, as OpenFisca runs a
+formula (`test_case_through_the_rules`: intake, the batch's figures and every rule, the decision,
+no identification, no store; milliseconds): the default, fast subset runs those and a handful of
+cases end to end (the first of each family), and the full suite runs every case end to end too.
 
 Case keys:
   id, says          a name and one sentence of what the law requires
@@ -34,9 +38,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from taxgate import pipeline
+from taxgate.decide import decide
 from taxgate.domain import REQUEST_COLUMNS, ReasonCode
-from taxgate.pipeline import process
-from taxgate.policy import POLICY_DIR
+from taxgate.history import Figures
+from taxgate.intake import read_manifest
+from taxgate.pipeline import process, workspace
+from taxgate.policy import POLICY_DIR, load_policies, policy_in_force
+from taxgate.rules import KEYS_SQL, ROW_STATS_SQL, judge_batch, rule_set
 from taxgate.synth import generate_master
 
 HERE = Path(__file__).parent
@@ -57,12 +66,27 @@ MASTER_COLUMNS = (
 )
 
 
-def _cases():
+def _cases(refused_only: bool = False):
     for path in sorted(HERE.glob("*.yaml")):
         if path.name.startswith("_"):
             continue
-        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:
-            yield pytest.param(case, id=f"{path.stem}:{case['id']}")
+        for number, case in enumerate(yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]):
+            if refused_only and not _refused_only(case):
+                continue
+            # end to end, the first case of each family is in the fast subset; the rest are slow
+            marks = () if refused_only or number == 0 else (pytest.mark.slow,)
+            yield pytest.param(case, id=f"{path.stem}:{case['id']}", marks=marks)
+
+
+def _refused_only(case: dict) -> bool:
+    """Every row of the case is expected REFUSED, from one batch, with nothing identification or
+    the recorded evidence would have to say: the rules alone decide it."""
+    if "batches" in case:
+        return False
+    expects = case["expect_rows"] if "raw_rows" in case else [e for _, e in _expand(case)]
+    return bool(expects) and all(
+        e.get("outcome") == "REFUSED" and not {"figures", "released_zip"} & set(e) for e in expects
+    )
 
 
 def _expand(case: dict) -> list[tuple[dict, dict]]:
@@ -193,6 +217,47 @@ def _batch_rows(batch: dict, number: int) -> dict:
         request = {k: str(v).replace("{b}", str(number)) for k, v in request.items()}
         groups.append({**group, "request": request})
     return {**batch, "rows": groups}
+
+
+@pytest.mark.parametrize("case", list(_cases(refused_only=True)))
+def test_case_through_the_rules(case: dict, tmp_path: Path) -> None:
+    """The pipeline's own passes up to the decision, without identification or a store: staging
+    (intake), the batch's keys and figures (`rules.KEYS_SQL`, `ROW_STATS_SQL`, no history), every
+    rule on every row (`pipeline._judge_chunk`, what a worker runs), then `decide`."""
+    expected = _write_batch(tmp_path, case, case.get("manifest", {}))
+    manifest = read_manifest(tmp_path / "manifest.json")
+    as_of = (
+        min(manifest.submitted_at.date(), date.today()) if manifest.submitted_at else date.today()
+    )
+    policy = policy_in_force(load_policies(_policy(case, tmp_path)), as_of)
+    rules = rule_set("statute")
+    with workspace(tmp_path / "out") as (work, con):
+        stream = pipeline.stage(manifest, policy, work)
+        staged = work / "staged.parquet"
+        con.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet('{staged}')")
+        con.execute(f"CREATE TABLE batch_keys AS {KEYS_SQL}")
+        Figures.none().into(con)
+        con.execute(f"CREATE TABLE row_stats AS {ROW_STATS_SQL}")
+        stats = con.execute("SELECT * FROM row_stats ORDER BY row_number").fetchnumpy()
+        batch_codes = tuple(judge_batch(manifest, policy, as_of))
+        task = pipeline._RuleTask(staged, 0, stats, policy, manifest, as_of, batch_codes, "statute")
+        judged, _ = pipeline._judge_chunk(task)
+    assert stream.rows == judged.num_rows == len(expected), "every row ends with one decision"
+    for index, (row, expect) in enumerate(zip(judged.to_pylist(), expected)):
+        where = f"row {index + 1}"
+        codes = [ReasonCode(c) for c in row["codes"].split(";") if c]
+        refused = [i for i in row["refused_items"].split(";") if i]
+        decision = decide(codes, refused, row["wants"], None, rules.releases)
+        found = {c.value for c in decision.codes}
+        assert decision.outcome.value == expect["outcome"], f"{where}: codes {sorted(found)}"
+        if "codes" in expect:
+            assert found == set(expect["codes"]), where
+        for code in expect.get("includes", []):
+            assert code in found, f"{where}: {code} missing from {sorted(found)}"
+        for code in expect.get("excludes", []):
+            assert code not in found, f"{where}: {code} present"
+        if "refused_items" in expect:
+            assert ";".join(decision.refused_items) == expect["refused_items"], where
 
 
 @pytest.mark.parametrize("case", list(_cases()))
