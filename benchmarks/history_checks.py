@@ -34,7 +34,7 @@ from taxgate.history import History, scope_of  # noqa: E402
 from taxgate.intake import read_manifest  # noqa: E402
 from taxgate.pipeline import decide_staged, stage, workspace  # noqa: E402
 from taxgate.policy import load_policies, policy_in_force  # noqa: E402
-from taxgate.rules import rule_set  # noqa: E402
+from taxgate.rules import named_rule_set  # noqa: E402
 from taxgate.store import open_store  # noqa: E402
 from taxgate.synth import Mix, generate_batch, generate_master  # noqa: E402
 
@@ -71,7 +71,7 @@ def judge(
                     out.parent / "master.parquet",
                     manifest,
                     policy,
-                    rule_set("statute"),
+                    named_rule_set("statute"),
                     AS_OF,
                     rows=rows,
                     lap=lap,

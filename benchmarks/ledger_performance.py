@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from taxgate.ledger import Ledger, merkle, sign_checkpoint
-from taxgate.ledger.checkpoint import verify as verify_note
+from taxgate.ledger.checkpoint import verify_note
 from taxgate.release.entries import (
     batch_completed_entry,
     batch_received_entry,
@@ -34,7 +34,7 @@ from taxgate.release.entries import (
     item_value,
 )
 from taxgate.store import open_store
-from taxgate.store.models import Batch, Decision, Disclosure
+from taxgate.store.models import Batch, DecisionRecord, Disclosure
 from taxgate.verification import verify_store
 
 WORK = Path(__file__).parent / "_work" / "ledger"
@@ -136,13 +136,13 @@ def record(store, ledger: Ledger, total: int, chunk: int) -> None:
                 for row, index in zip(rows, span):
                     row["ledger_index"] = index
                     outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + 1
-                session.execute(insert(Decision), rows)
+                session.execute(insert(DecisionRecord), rows)
                 released = [r for r in rows if r["outcome"] == "DISCLOSED"]
                 ids = dict(
                     session.execute(
-                        select(Decision.row_number, Decision.id).where(
-                            Decision.batch_id == batch_id,
-                            Decision.row_number.between(first, first + len(rows)),
+                        select(DecisionRecord.row_number, DecisionRecord.id).where(
+                            DecisionRecord.batch_id == batch_id,
+                            DecisionRecord.row_number.between(first, first + len(rows)),
                         )
                     ).all()
                 )

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from taxgate import accounts
 from taxgate.service import Settings
-from taxgate.store.models import AccessRefusal, AccountEvent, Decision
+from taxgate.store.models import AccessRefusal, AccountEvent, DecisionRecord
 from tests.conftest import Service, findings, upload_files
 from tests.test_service_access import console, refusals
 
@@ -143,15 +143,16 @@ def test_an_officer_reads_the_master_only_for_a_request_in_review(decided):
     with service.store.session() as session:
         closed = (
             session.execute(
-                select(Decision.id).where(
-                    Decision.outcome.in_(("DISCLOSED", "NOT_DISCLOSED")), Decision.matched_tin != ""
+                select(DecisionRecord.id).where(
+                    DecisionRecord.outcome.in_(("DISCLOSED", "NOT_DISCLOSED")),
+                    DecisionRecord.matched_tin != "",
                 )
             )
             .scalars()
             .first()
         )
         open_ = (
-            session.execute(select(Decision.id).where(Decision.outcome == "REVIEW"))
+            session.execute(select(DecisionRecord.id).where(DecisionRecord.outcome == "REVIEW"))
             .scalars()
             .first()
         )
@@ -602,7 +603,7 @@ def test_every_way_to_the_master_records_and_the_entries_is_logged(decided):
     service = decided
     with service.store.session() as session:
         open_ = (
-            session.execute(select(Decision.id).where(Decision.outcome == "REVIEW"))
+            session.execute(select(DecisionRecord.id).where(DecisionRecord.outcome == "REVIEW"))
             .scalars()
             .first()
         )

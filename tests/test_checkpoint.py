@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer, open_note, parse, verify
+from taxgate.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Signer,
+    open_note,
+    parse_note,
+    verify_note,
+)
 
 # golang.org/x/mod/sumdb/note's documented example key and note (used as data).
 GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
@@ -32,8 +39,8 @@ def test_a_checkpoint_round_trips_and_alterations_fail():
     assert note.startswith(
         "taxgate.example/ledger\n1234\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\n\u2014 "
     )
-    assert verify(note, signer.verifier_key(), origin="taxgate.example/ledger") == checkpoint
-    assert parse(note) == checkpoint
+    assert verify_note(note, signer.verifier_key(), origin="taxgate.example/ledger") == checkpoint
+    assert parse_note(note) == checkpoint
     altered = [
         note.replace("\n1234\n", "\n1235\n"),  # a size changed
         note.replace("AAEC", "AAED"),  # a root changed
@@ -41,11 +48,11 @@ def test_a_checkpoint_round_trips_and_alterations_fail():
     ]
     for bad in altered:
         with pytest.raises(CheckpointError):
-            verify(bad, signer.verifier_key())
+            verify_note(bad, signer.verifier_key())
     with pytest.raises(CheckpointError, match="no signature"):
-        verify(note, Signer.generate("taxgate.example/ledger").verifier_key())
+        verify_note(note, Signer.generate("taxgate.example/ledger").verifier_key())
     with pytest.raises(CheckpointError, match="origin"):
-        verify(note, signer.verifier_key(), origin="elsewhere")
+        verify_note(note, signer.verifier_key(), origin="elsewhere")
 
 
 def test_malformed_keys_and_notes_are_refused_with_a_reason():

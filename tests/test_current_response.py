@@ -15,7 +15,7 @@ from test_service import LIFT
 from test_service_access import console
 
 from taxgate.ledger import Ledger
-from taxgate.ledger.checkpoint import parse
+from taxgate.ledger.checkpoint import parse_note
 from taxgate.response import RESPONSE_COLUMNS
 from taxgate.store.models import Submission
 
@@ -52,7 +52,7 @@ def test_untouched_the_current_response_is_the_written_one_and_names_its_checkpo
     _queue(service, small_batch)
     rows, headers = _response(service)
     with service.store.session() as session:
-        signed = parse(Ledger(service.store).latest_checkpoint(session)).size
+        signed = parse_note(Ledger(service.store).latest_checkpoint(session)).size
     assert headers["x-taxgate-checkpoint-size"] == str(signed)
     assert {r["as_of_ledger_size"] for r in rows} == {str(signed)} and {
         r["updated_ledger_index"] for r in rows

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from taxgate.pipeline import process
 from taxgate.store import open_store
-from taxgate.store.models import Batch, Decision, Disclosure, LedgerEntry
+from taxgate.store.models import Batch, DecisionRecord, Disclosure, LedgerEntry
 from taxgate.synth import generate_batch
 
 
@@ -29,8 +29,10 @@ def counts(url: str) -> dict:
     with store.session() as session:
         found = {
             "batches": session.scalar(select(func.count(Batch.id))),
-            "decisions": session.scalar(select(func.count(Decision.id))),
-            "distinct_rows": session.scalar(select(func.count(func.distinct(Decision.row_number)))),
+            "decisions": session.scalar(select(func.count(DecisionRecord.id))),
+            "distinct_rows": session.scalar(
+                select(func.count(func.distinct(DecisionRecord.row_number)))
+            ),
             "disclosures": session.scalar(select(func.count(Disclosure.id))),
             "entries": session.scalar(select(func.count(LedgerEntry.idx))),
         }
@@ -80,7 +82,7 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(
     with store.session() as session:
         batch = session.execute(select(Batch)).scalar_one()
         assert batch.status == "processing" and batch.committed_rows == 75  # three chunks, no more
-        assert session.scalar(select(func.count(Decision.id))) == 75  # the fourth rolled back
+        assert session.scalar(select(func.count(DecisionRecord.id))) == 75  # the fourth rolled back
         total = batch.rows
     store.close()
 

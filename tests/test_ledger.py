@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from taxgate.ledger import Ledger, LedgerError, canonical, merkle, verify_log
-from taxgate.ledger.checkpoint import Signer
-from taxgate.ledger.checkpoint import verify as verify_note
+from taxgate.ledger.checkpoint import Signer, verify_note
 
 
 def entries(n: int, start: int = 0) -> list[dict]:

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from test_current_response import NOTE, _queue
 from test_service_access import console
 
-from taxgate.store.models import Order as OrderRow
+from taxgate.store.models import OrderRecord
 
 STAY = {
     "kind": "stay",
@@ -97,6 +97,6 @@ def test_a_lift_is_confirmed_with_its_authority_and_reason_and_ledgered(service,
     assert findings(service.store) == []
     # the lift's authority as stored is what the ledger says: an edit is found
     with service.store.session.begin() as session:
-        session.execute(update(OrderRow).values(lifted_authority="Order of 2026-01-01"))
+        session.execute(update(OrderRecord).values(lifted_authority="Order of 2026-01-01"))
     found = findings(service.store)
     assert len(found) == 1 and "order_lifted" in found[0] and "authority" in found[0], found

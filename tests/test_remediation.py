@@ -28,7 +28,7 @@ from taxgate.remediation import (
     list_incidents,
     open_incident,
 )
-from taxgate.store.models import Batch, Decision, LedgerEntry
+from taxgate.store.models import Batch, DecisionRecord, LedgerEntry
 from taxgate.synth import Mix, generate_batch
 
 
@@ -341,9 +341,12 @@ def test_a_replay_is_never_reviewed_or_released_now(audited, store, world):
     with store.session() as session:
         replayed = (
             session.execute(
-                select(Decision.id)
-                .join(Batch, Batch.id == Decision.batch_id)
-                .where(Batch.rule_set_version == "as-practised-2025", Decision.outcome == "REVIEW")
+                select(DecisionRecord.id)
+                .join(Batch, Batch.id == DecisionRecord.batch_id)
+                .where(
+                    Batch.rule_set_version == "as-practised-2025",
+                    DecisionRecord.outcome == "REVIEW",
+                )
             )
             .scalars()
             .all()
@@ -367,9 +370,12 @@ def test_a_replayed_case_is_closed_to_officers(audited, store, world):
     with store.session() as session:
         replayed = (
             session.execute(
-                select(Decision.id)
-                .join(Batch, Batch.id == Decision.batch_id)
-                .where(Batch.rule_set_version == "as-practised-2025", Decision.outcome == "REVIEW")
+                select(DecisionRecord.id)
+                .join(Batch, Batch.id == DecisionRecord.batch_id)
+                .where(
+                    Batch.rule_set_version == "as-practised-2025",
+                    DecisionRecord.outcome == "REVIEW",
+                )
             )
             .scalars()
             .first()

@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from test_cli import taxgate
 
 from taxgate.ledger import Ledger
-from taxgate.ledger.checkpoint import verify
+from taxgate.ledger.checkpoint import verify_note
 from taxgate.pipeline import process
 from taxgate.remediation import audit, open_incident
 from taxgate.reports.oversight import CHARTS, oversight
 from taxgate.rules import REPLAYED_VERSIONS
-from taxgate.store.models import Batch, Decision, Disclosure
+from taxgate.store.models import Batch, DecisionRecord, Disclosure
 
 CHROMIUM = os.environ.get("TAXGATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # As root, without a sandbox; and without the background traffic this machine's closed network refuses.
@@ -95,7 +95,7 @@ def test_the_report_states_its_checkpoint_and_the_figures_inside_it(report, stor
     text = report.read_text()
     note = text.split("<pre>")[1].split("</pre>")[0].replace("&#43;", "+").replace("&amp;", "&")
     key = Path(os.environ["TAXGATE_LEDGER_KEY"]).with_suffix(".pub").read_text().strip()
-    checkpoint = verify(note, key)
+    checkpoint = verify_note(note, key)
     with store.session() as session:
         assert Ledger(store).root(session, checkpoint.size) == checkpoint.root
     assert f"{checkpoint.size:,} entries" in text
@@ -136,19 +136,21 @@ def test_the_headline_counts_the_statute_and_the_replays_apart(report, store):
             .all()
         )
         lawful = session.execute(
-            select(func.count()).select_from(Decision).where(Decision.batch_id.not_in(replays))
+            select(func.count())
+            .select_from(DecisionRecord)
+            .where(DecisionRecord.batch_id.not_in(replays))
         ).scalar()
         released = session.execute(
             select(func.count())
             .select_from(Disclosure)
-            .join(Decision, Decision.id == Disclosure.decision_id)
-            .where(Decision.batch_id.not_in(replays))
+            .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
+            .where(DecisionRecord.batch_id.not_in(replays))
         ).scalar()
         replayed = session.execute(
             select(func.count())
             .select_from(Disclosure)
-            .join(Decision, Decision.id == Disclosure.decision_id)
-            .where(Decision.batch_id.in_(replays))
+            .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
+            .where(DecisionRecord.batch_id.in_(replays))
         ).scalar()
     assert (
         replays and replayed > released > 0

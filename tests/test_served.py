@@ -25,7 +25,7 @@ from test_report_browser import ARGS, CHROMIUM
 
 from taxgate import accounts
 from taxgate.reports.oversight import CHARTS
-from taxgate.store.models import Decision
+from taxgate.store.models import DecisionRecord
 from taxgate.synth import generate_batch
 
 PASSWORD = "served-password-for-tests"
@@ -241,7 +241,7 @@ def test_a_server_killed_mid_batch_finishes_it_after_restart(
     finally:
         server.kill()  # no clean shutdown at all (and never a server left behind by a failure)
     with store.session() as session:
-        part = session.execute(select(func.count(Decision.id))).scalar_one()
+        part = session.execute(select(func.count(DecisionRecord.id))).scalar_one()
     assert 0 < part < view["rows"]
 
     server.start()  # the same store and folder: the submission is queued again and resumes
@@ -252,7 +252,9 @@ def test_a_server_killed_mid_batch_finishes_it_after_restart(
     assert done["status"] == "done" and done["decided"] == done["rows"]
     with store.session() as session:
         decisions = session.execute(
-            select(func.count(Decision.id), func.count(func.distinct(Decision.row_number)))
+            select(
+                func.count(DecisionRecord.id), func.count(func.distinct(DecisionRecord.row_number))
+            )
         ).one()
     assert decisions == (done["rows"], done["rows"])  # every row once
     assert findings(store) == []
@@ -318,10 +320,10 @@ def test_two_servers_on_one_store_one_killed_mid_batch_finish_every_batch_once(
     with store.session() as session:
         per_batch = session.execute(
             select(
-                Decision.batch_id,
-                func.count(Decision.id),
-                func.count(func.distinct(Decision.row_number)),
-            ).group_by(Decision.batch_id)
+                DecisionRecord.batch_id,
+                func.count(DecisionRecord.id),
+                func.count(func.distinct(DecisionRecord.row_number)),
+            ).group_by(DecisionRecord.batch_id)
         ).all()
         attempts = session.get(Submission, victim).attempts
     assert len(per_batch) == 3 and all(

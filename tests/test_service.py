@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from taxgate.domain import ReasonCode
 from taxgate.ledger import Ledger, check_proof
-from taxgate.store.models import Decision, Disclosure, HeldItem, Review, Submission
+from taxgate.store.models import DecisionRecord, Disclosure, HeldItem, Review, Submission
 from tests.conftest import Service, control_store, findings, upload_files
 
 
@@ -94,7 +94,7 @@ def test_a_batch_submitted_is_decided_in_the_background(service, small_batch):
         == done["batch"]
     )
     with service.store.session() as session:
-        assert session.execute(select(func.count(Decision.id))).scalar_one() == total
+        assert session.execute(select(func.count(DecisionRecord.id))).scalar_one() == total
 
 
 @pytest.mark.parametrize(
@@ -396,7 +396,7 @@ def test_an_auditor_proves_an_entry_against_the_checkpoint(service, small_batch)
     head = service.client.get("/api/ledger/checkpoint", headers=service.auth("requester")).json()
     assert head["ledger_size"] > 300 and head["checkpoint"].startswith("taxgate.example/ledger\n")
     with service.store.session() as session:  # the first decision's entry (the users' come first)
-        index = session.execute(select(func.min(Decision.ledger_index))).scalar_one()
+        index = session.execute(select(func.min(DecisionRecord.ledger_index))).scalar_one()
     proof = service.client.get(f"/api/ledger/proof/{index}", headers=auditor).json()
     trusted = check_proof(proof, head["verifier_key"])
     assert trusted.size == proof["size"] and json.loads(proof["entry"])["kind"] == "decision"

@@ -79,7 +79,7 @@ def test_a_bulk_insert_stores_what_the_orm_stores(store):
     from sqlalchemy import select
 
     from taxgate.store.bulk import insert_rows
-    from taxgate.store.models import LedgerEntry, Notice
+    from taxgate.store.models import LedgerEntry, NoticeRecord
 
     orm, bulk = _notices(900_000), _notices(900_010)
     entries = [
@@ -91,14 +91,14 @@ def test_a_bulk_insert_stores_what_the_orm_stores(store):
         for i in range(4)
     ]
     with store.session.begin() as session:
-        session.add_all(Notice(**r) for r in orm)
+        session.add_all(NoticeRecord(**r) for r in orm)
         session.add_all(LedgerEntry(**e) for e in entries[:2])
         session.flush()
-        insert_rows(session.connection(), Notice.__table__, bulk)
+        insert_rows(session.connection(), NoticeRecord.__table__, bulk)
         insert_rows(session.connection(), LedgerEntry.__table__, entries[2:])
     columns = ("kind", "batch_id", "tin", "recipient", "due_at", "sent_at", "body", "sent_index")
     with store.session() as session:
-        got = {n.ledger_index: n for n in session.scalars(select(Notice))}
+        got = {n.ledger_index: n for n in session.scalars(select(NoticeRecord))}
         for a, b in zip(orm, bulk):
             x, y = got[a["ledger_index"]], got[b["ledger_index"]]
             assert (
@@ -127,13 +127,13 @@ def test_a_bulk_insert_that_breaks_a_constraint_is_sqlalchemys_error_and_leaves_
     from sqlalchemy.exc import IntegrityError
 
     from taxgate.store.bulk import insert_rows
-    from taxgate.store.models import Notice
+    from taxgate.store.models import NoticeRecord
 
     rows = _notices(900_000)
     with pytest.raises(IntegrityError):
         with store.session.begin() as session:
             insert_rows(
-                session.connection(), Notice.__table__, rows + [rows[0]]
+                session.connection(), NoticeRecord.__table__, rows + [rows[0]]
             )  # ledger_index is unique
     with store.session() as session:
-        assert session.scalar(select(func.count(Notice.id))) == 0
+        assert session.scalar(select(func.count(NoticeRecord.id))) == 0

@@ -610,7 +610,7 @@ def test_a_forged_history_is_refused_by_a_witness(attacked, tmp_path):
 
 def test_a_forged_history_is_caught_by_a_kept_checkpoint_and_by_the_signer(attacked, tmp_path):
     from taxgate.ledger import KeptCheckpoint, Ledger, LedgerError
-    from taxgate.ledger.checkpoint import verify as verify_note
+    from taxgate.ledger.checkpoint import verify_note
     from taxgate.ledger.signing import record_path
 
     with attacked.session() as session:  # what a court monitor kept: the log's latest checkpoint

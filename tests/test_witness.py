@@ -12,7 +12,7 @@ from conftest import Threaded, verifier_key
 from fastapi.testclient import TestClient
 
 from taxgate.ledger import KeptCheckpoint, Ledger, load_signer, merkle, sign_checkpoint, verify_log
-from taxgate.ledger.checkpoint import verify as verify_note
+from taxgate.ledger.checkpoint import verify_note
 from taxgate.store import open_store
 from taxgate.witness import Cosigner, WitnessError, WitnessKey, note_body
 from taxgate.witness.client import Witness, cosign_latest, cosigned_note

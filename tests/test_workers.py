@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from taxgate.service import Settings, create_app, jobs
-from taxgate.store.models import Decision, Submission
+from taxgate.store.models import DecisionRecord, Submission
 from tests.conftest import Service, findings, upload_files
 from tests.dying import died, dying_env
 
@@ -156,7 +156,9 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_finishes_once(
     ), done.error
     with service.store.session() as session:
         counted = session.execute(
-            select(func.count(Decision.id), func.count(func.distinct(Decision.row_number)))
+            select(
+                func.count(DecisionRecord.id), func.count(func.distinct(DecisionRecord.row_number))
+            )
         ).one()
     assert counted[0] == counted[1] > 0  # every row once
     assert findings(service.store) == []

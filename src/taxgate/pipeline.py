@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from taxgate import identify as identification
+from taxgate import identify
 from taxgate.decide import Decision, decide
 from taxgate.domain import REQUEST_COLUMNS, Outcome, ReasonCode, Request
 from taxgate.history import Figures, History, scope_of
@@ -47,10 +47,10 @@ from taxgate.rules import (
     figures_evidence,
     is_refusal,
     judge_batch,
+    named_rule_set,
     refused_items,
     requested_items,
 )
-from taxgate.rules import rule_set as _rule_set
 from taxgate.store import Store, open_store
 
 CHUNK_ROWS = 50_000
@@ -71,7 +71,7 @@ _JUDGED = pa.schema(
     ]
 )
 _ID_REQUESTS = pa.schema(
-    [("row_number", pa.int64())] + [(k, pa.string()) for k in identification.FEATURE_COLUMNS]
+    [("row_number", pa.int64())] + [(k, pa.string()) for k in identify.FEATURE_COLUMNS]
 )
 
 
@@ -171,7 +171,7 @@ def _judge_chunk(task: _RuleTask) -> tuple[pa.Table, pa.Table]:
             judged[name].append(value)
         if wants and not any(is_refusal(c) for c in codes):
             for name, value in zip(
-                _ID_REQUESTS.names, (request.row_number, *identification.request_features(request))
+                _ID_REQUESTS.names, (request.row_number, *identify.request_features(request))
             ):
                 eligible[name].append(value)
     return pa.table(judged, schema=_JUDGED), pa.table(eligible, schema=_ID_REQUESTS)
@@ -362,7 +362,7 @@ def decide_staged(
     try:
         futures = [pool.submit(_judge_chunk, task) for task in tasks] if pool else []
         results = (f.result() for f in futures) if pool else map(_judge_chunk, tasks)
-        identification.load_master(con, master_path)  # while the workers judge
+        identify.load_master(con, master_path)  # while the workers judge
         lap("master")
 
         def judged_already(chunk: int) -> bool:
@@ -379,12 +379,12 @@ def decide_staged(
                 f"CREATE OR REPLACE VIEW id_requests AS SELECT * FROM read_parquet("
                 f"{_sql_text(work / f'id_requests-{block}.parquet')})"
             )
-            identification.identify(con, policy.identification)
+            identify.identify(con, policy.identification)
             if rules.tin_path:
-                identification.match_by_tin(con)
+                identify.match_by_tin(con)
             lap("identify")
             # The one item the law allows, for positive identifications only.
-            identification.release_addresses(con, "id_decisions", releasing)
+            identify.release_addresses(con, "id_decisions", releasing)
             yield from _decide_block(
                 con,
                 work / f"judged-{block}.parquet",
@@ -470,7 +470,7 @@ def _decide_rows(
     releases = RULE_SETS[rule_set].releases
     chunk: list[tuple] = []
     for row in batch.to_pylist():
-        found = identification.from_row(row) if row["code"] else None
+        found = identify.from_row(row) if row["code"] else None
         decision = decide(
             [_CODES[c] for c in row["codes"].split(";") if c],
             [r for r in row["refused_items"].split(";") if r],
@@ -587,7 +587,7 @@ def process(
     Raises IntakeError, MasterError, PolicyError, StoreError or ValueError for input that cannot be processed.
     """
     laps = _Laps()
-    rules = _rule_set(rule_set)
+    rules = named_rule_set(rule_set)
     if not rules.lawful and not replay:
         raise ValueError(
             f"rule set {rules.name} is not lawful: it can only be replayed (taxgate replay), never used to disclose"
@@ -609,7 +609,7 @@ def process(
             versions = {
                 "policy": policy.recorded,
                 "rule_set": rules.version,
-                "model": identification.MODEL_VERSION,
+                "model": identify.MODEL_VERSION,
             }
             recorder = BatchRecorder.open(
                 store, manifest, stream.sha256, stream.rows, as_of, versions
@@ -630,7 +630,7 @@ def process(
                 received=today,
             )
             with ResponseWriter(
-                out_dir, f"{rules.version}+{policy.recorded}", identification.MODEL_VERSION
+                out_dir, f"{rules.version}+{policy.recorded}", identify.MODEL_VERSION
             ) as writer:
                 for chunk in decide_staged(
                     con,
@@ -670,7 +670,7 @@ def process(
         malformed=stream.malformed,
         policy_version=policy.recorded,
         rule_set_version=rules.version,
-        model_version=identification.MODEL_VERSION,
+        model_version=identify.MODEL_VERSION,
         out_dir=str(out_dir),
         batch_id=recorder.batch.id,
         resumed=recorder.resumed,

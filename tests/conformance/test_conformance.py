@@ -45,7 +45,7 @@ from taxgate.history import Figures
 from taxgate.intake import read_manifest
 from taxgate.pipeline import process, workspace
 from taxgate.policy import POLICY_DIR, load_policies, policy_in_force
-from taxgate.rules import KEYS_SQL, ROW_STATS_SQL, judge_batch, rule_set
+from taxgate.rules import KEYS_SQL, ROW_STATS_SQL, judge_batch, named_rule_set
 from taxgate.synth import generate_master
 
 HERE = Path(__file__).parent
@@ -230,7 +230,7 @@ def test_case_through_the_rules(case: dict, tmp_path: Path) -> None:
         min(manifest.submitted_at.date(), date.today()) if manifest.submitted_at else date.today()
     )
     policy = policy_in_force(load_policies(_policy(case, tmp_path)), as_of)
-    rules = rule_set("statute")
+    rules = named_rule_set("statute")
     with workspace(tmp_path / "out") as (work, con):
         stream = pipeline.stage(manifest, policy, work)
         staged = work / "staged.parquet"

@@ -33,10 +33,10 @@ def process(
 ) -> None:
     """Process one batch: intake, rules, identification, decision; record it in the store and the
     ledger (once, however often it is sent); write the response files."""
-    from taxgate.pipeline import process as run
+    from taxgate import pipeline
 
     try:
-        result = run(manifest, master, out, policy, store=store_at(database_url))
+        result = pipeline.process(manifest, master, out, policy, store=store_at(database_url))
     except USER_ERRORS as exc:
         fail(str(exc))
     except OSError as exc:
@@ -56,7 +56,7 @@ def replay(
 ) -> None:
     """Reconstruct in the store and the ledger what a past practice disclosed for a batch, so that
     `taxgate audit` can decide it again. Never a way to disclose: the practice is recorded as such."""
-    from taxgate.pipeline import process as run
+    from taxgate import pipeline
 
     errors.print(
         f"taxgate: replaying {manifest} under the rule set {rule_set!r}: this records what that practice "
@@ -66,7 +66,7 @@ def replay(
         soft_wrap=True,
     )
     try:
-        result = run(
+        result = pipeline.process(
             manifest, master, out, store=store_at(database_url), rule_set=rule_set, replay=True
         )
     except (*USER_ERRORS, ValueError) as exc:
@@ -93,12 +93,12 @@ def audit(
     import json
     from dataclasses import asdict
 
+    from taxgate import remediation
     from taxgate.remediation import CATEGORIES, RemediationError
-    from taxgate.remediation import audit as run_audit
 
     try:
         store = store_at(database_url)
-        result = run_audit(store, manifest, master, out, rule_set, policy)
+        result = remediation.audit(store, manifest, master, out, rule_set, policy)
         sign(store)
     except (*USER_ERRORS, RemediationError, ValueError) as exc:
         fail(str(exc))
@@ -153,9 +153,8 @@ def demo(
     write the oversight report."""
     import json
 
-    from taxgate.pipeline import process as run
+    from taxgate import pipeline, remediation
     from taxgate.remediation import CATEGORIES, list_incidents, open_incident
-    from taxgate.remediation import audit as run_audit
     from taxgate.reports.oversight import oversight
     from taxgate.synth import Mix, generate_batch, generate_master
 
@@ -173,7 +172,7 @@ def demo(
                 master_path, out / "batch", requests, seed=seed + 1, mix=Mix.datafile_2025()
             )
         with console.status("Processing the batch under the statute..."):
-            result = run(manifest, master_path, out / "response", store=store)
+            result = pipeline.process(manifest, master_path, out / "response", store=store)
         _print_result(result)
 
         console.rule("The same requests as the 2025 script treated them")
@@ -187,7 +186,7 @@ def demo(
         with console.status(
             "Replaying the batch as practised in 2025 (TIN match + non-blank address)..."
         ):
-            past = run(
+            past = pipeline.process(
                 replayed,
                 master_path,
                 out / "replay-2025",
@@ -200,7 +199,7 @@ def demo(
             f"(under the statute: {result.outcomes.get('DISCLOSED', 0):,})."
         )
         with console.status("Auditing those disclosures under the statute..."):
-            found = run_audit(store, replayed, master_path, out / "audit")
+            found = remediation.audit(store, replayed, master_path, out / "audit")
         _print_audit(found, CATEGORIES)
         incident = next((i for i in list_incidents(store) if i.audit_id == found.audit_id), None)
         if incident is None and found.not_made:

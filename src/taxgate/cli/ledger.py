@@ -131,8 +131,7 @@ def _signers_record(verifier: str) -> tuple[list, int]:
 def _kept(path: Path, verifier: str):
     """A checkpoint kept outside the store, verified against the log's key, or a one-line failure."""
     from taxgate.ledger import ORIGIN, KeptCheckpoint
-    from taxgate.ledger.checkpoint import CheckpointError
-    from taxgate.ledger.checkpoint import verify as verify_note
+    from taxgate.ledger.checkpoint import CheckpointError, verify_note
 
     try:
         text = path.read_text(encoding="utf-8")

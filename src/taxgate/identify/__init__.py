@@ -36,7 +36,7 @@ from taxgate.identify.features import FEATURE_COLUMNS, address_features, person_
 from taxgate.identify.master import MasterError, load_master, release_addresses
 from taxgate.identify.settings import trained_settings
 from taxgate.normalize.name import define_names_agree, nickname_table
-from taxgate.policy import Identification as IdentificationRules
+from taxgate.policy import IdentificationRules
 
 MODEL_FILE = Path(__file__).parent / "model" / "taxgate-id-2.json"
 MODEL_VERSION = MODEL_FILE.stem

@@ -38,7 +38,7 @@ from taxgate.identify import (
     score_floor,
 )
 from taxgate.identify.settings import trained_settings
-from taxgate.policy import Identification as IdentificationRules
+from taxgate.policy import IdentificationRules
 
 _SCORING = "taxgate-single"
 _PASSES_NOT_WORTH_IT = (

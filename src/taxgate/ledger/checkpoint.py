@@ -121,8 +121,8 @@ def read_verifier_key(key: str) -> tuple[str, bytes, Ed25519PublicKey]:
     return name, key_id, Ed25519PublicKey.from_public_bytes(raw[1:])
 
 
-def parse(note: str) -> Checkpoint:
-    """The checkpoint a note carries, unverified (use `verify`)."""
+def parse_note(note: str) -> Checkpoint:
+    """The checkpoint a note carries, unverified (use `verify_note`)."""
     body = note.rsplit("\n\n", 1)[0] + "\n" if "\n\n" in note else note
     lines = body.split("\n")
     try:
@@ -136,9 +136,9 @@ def parse(note: str) -> Checkpoint:
     return Checkpoint(origin, size, root)
 
 
-def verify(note: str, verifier_key: str, origin: str | None = None) -> Checkpoint:
+def verify_note(note: str, verifier_key: str, origin: str | None = None) -> Checkpoint:
     """The checkpoint in `note`, if it carries a valid signature by `verifier_key` (and names `origin`)."""
-    checkpoint = parse(open_note(note, verifier_key))
+    checkpoint = parse_note(open_note(note, verifier_key))
     if origin is not None and checkpoint.origin != origin:
         raise CheckpointError(f"checkpoint is for origin {checkpoint.origin!r}, not {origin!r}")
     return checkpoint

@@ -24,8 +24,7 @@ from taxgate.ledger import merkle
 from taxgate.ledger.checkpoint import Checkpoint, Signer
 from taxgate.store import Store
 from taxgate.store.bulk import insert_rows
-from taxgate.store.models import Checkpoint as CheckpointRow
-from taxgate.store.models import LedgerEntry, LedgerHead, LedgerTile
+from taxgate.store.models import CheckpointRecord, LedgerEntry, LedgerHead, LedgerTile
 
 ORIGIN = "taxgate.example/ledger"
 TILE = 256  # hashes per tile; tile level L holds tree height 8 L
@@ -313,7 +312,7 @@ class Ledger:
     def store_checkpoint(self, session: Session, signer: Signer, size: int, root: bytes) -> str:
         """Sign and keep the tree head (size, root); the caller has checked it (`signing`)."""
         note = signer.sign(Checkpoint(self.origin, size, root))
-        session.add(CheckpointRow(size=size, note=note, signed_at=datetime.now(UTC)))
+        session.add(CheckpointRecord(size=size, note=note, signed_at=datetime.now(UTC)))
         session.flush()
         return note
 
@@ -322,15 +321,15 @@ class Ledger:
         return [
             (size, note)
             for size, note in session.execute(
-                select(raw(CheckpointRow.size), raw(CheckpointRow.note)).order_by(
-                    CheckpointRow.size
+                select(raw(CheckpointRecord.size), raw(CheckpointRecord.note)).order_by(
+                    CheckpointRecord.size
                 )
             )
         ]
 
     def latest_checkpoint(self, session: Session) -> str | None:
         note = session.execute(
-            select(raw(CheckpointRow.note)).order_by(CheckpointRow.size.desc()).limit(1)
+            select(raw(CheckpointRecord.note)).order_by(CheckpointRecord.size.desc()).limit(1)
         ).scalar_one_or_none()
         return note if isinstance(note, str) else None
 

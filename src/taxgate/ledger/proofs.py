@@ -9,11 +9,10 @@ import binascii
 import json
 
 from taxgate.ledger import merkle
-from taxgate.ledger.checkpoint import Checkpoint, parse
-from taxgate.ledger.checkpoint import verify as verify_note
+from taxgate.ledger.checkpoint import Checkpoint, parse_note, verify_note
 from taxgate.ledger.log import Ledger, LedgerError, is_int, loads
 from taxgate.store import Store
-from taxgate.store.models import Checkpoint as CheckpointRow
+from taxgate.store.models import CheckpointRecord
 
 MAX_PROOF_BYTES = 1 << 20
 MAX_INDEX = (1 << 63) - 1
@@ -31,10 +30,10 @@ def inclusion_proof(store: Store, index: int, size: int | None = None) -> dict:
         note = ledger.latest_checkpoint(session)
         if size is None and note is None:
             raise LedgerError("no checkpoint yet: run `taxgate ledger checkpoint` first")
-        size = parse(note).size if size is None else size
+        size = parse_note(note).size if size is None else size
         proof = ledger.prove(session, index, size)
         entry = ledger.entry(session, index)
-        row = session.get(CheckpointRow, size)
+        row = session.get(CheckpointRecord, size)
     return {
         "index": index,
         "size": size,

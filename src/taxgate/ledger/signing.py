@@ -25,8 +25,7 @@ from sqlalchemy.orm import Session
 
 from taxgate.ledger import merkle
 from taxgate.ledger.bindings import TamperedError
-from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer
-from taxgate.ledger.checkpoint import verify as verify_note
+from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer, verify_note
 from taxgate.ledger.log import ORIGIN, TILE, Ledger, LedgerError, _Tiles, is_int, loads, raw, stream
 from taxgate.store import Store
 from taxgate.store.models import LedgerEntry, LedgerTile

@@ -16,11 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from taxgate.ledger import merkle
-from taxgate.ledger.checkpoint import Checkpoint, CheckpointError
-from taxgate.ledger.checkpoint import verify as verify_note
+from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, verify_note
 from taxgate.ledger.log import ORIGIN, TILE, TILE_HEIGHT, Finding, is_int, raw, stream
-from taxgate.store.models import Checkpoint as CheckpointRow
-from taxgate.store.models import LedgerEntry, LedgerHead, LedgerTile
+from taxgate.store.models import CheckpointRecord, LedgerEntry, LedgerHead, LedgerTile
 
 Visit = Callable[[int, bytes], list[Finding]]
 
@@ -69,7 +67,9 @@ def verify_log(
     due: list[tuple[int, bytes, str]] = []  # (size, root, what) to compare with the recomputed root
     stored: set[tuple[int, bytes]] = set()
     for row_size, note in connection.execute(
-        select(raw(CheckpointRow.size), raw(CheckpointRow.note)).order_by(CheckpointRow.size)
+        select(raw(CheckpointRecord.size), raw(CheckpointRecord.note)).order_by(
+            CheckpointRecord.size
+        )
     ):
         if not is_int(row_size) or type(note) is not str:
             yield Finding(

@@ -30,16 +30,12 @@ from taxgate.orders import Order, add_order
 from taxgate.store import Store
 from taxgate.store.models import (
     Batch,
+    DecisionRecord,
     Disclosure,
     Incident,
+    NoticeRecord,
+    OrderRecord,
 )
-from taxgate.store.models import (
-    Decision as DecisionRow,
-)
-from taxgate.store.models import (
-    Notice as NoticeRow,
-)
-from taxgate.store.models import Order as OrderRow
 
 NOTICE_KINDS = ("court_receipt", "pre_transfer", "use_bar", "disposal_request", "taxpayer")
 
@@ -66,7 +62,7 @@ class Notice:
         return self.sent_at is None and self.due_at < now
 
 
-def _from_row(row: NoticeRow) -> Notice:
+def _from_row(row: NoticeRecord) -> Notice:
     return Notice(
         row.id,
         row.kind,
@@ -95,12 +91,12 @@ def owe(
     """Record (and ledger) a notice owed under `order` (for a batch, or for the order itself when
     `batch_id` is None), unless it is already owed."""
     exists = session.execute(
-        select(NoticeRow.id).where(
-            NoticeRow.kind == kind,
-            NoticeRow.order_id == order.id,
-            NoticeRow.batch_id == batch_id
+        select(NoticeRecord.id).where(
+            NoticeRecord.kind == kind,
+            NoticeRecord.order_id == order.id,
+            NoticeRecord.batch_id == batch_id
             if batch_id is not None
-            else NoticeRow.batch_id.is_(None),
+            else NoticeRecord.batch_id.is_(None),
         )
     ).first()
     if exists:
@@ -180,20 +176,20 @@ def closed_entry(row: dict) -> dict:
 NOTICE_DUE = Binding(
     kind="notice_due",
     table="notices",
-    index=NoticeRow.ledger_index,
-    key=NoticeRow.id,
-    source=NoticeRow.__table__.outerjoin(
-        OrderRow.__table__, OrderRow.id == NoticeRow.order_id
-    ).outerjoin(Incident.__table__, Incident.id == NoticeRow.incident_id),
+    index=NoticeRecord.ledger_index,
+    key=NoticeRecord.id,
+    source=NoticeRecord.__table__.outerjoin(
+        OrderRecord.__table__, OrderRecord.id == NoticeRecord.order_id
+    ).outerjoin(Incident.__table__, Incident.id == NoticeRecord.incident_id),
     fields=(
-        Field("kind", NoticeRow.kind),
-        Field("recipient", NoticeRow.recipient),
-        Field("body", NoticeRow.body),
-        Field("order_entry", OrderRow.ledger_index, "int?"),
+        Field("kind", NoticeRecord.kind),
+        Field("recipient", NoticeRecord.recipient),
+        Field("body", NoticeRecord.body),
+        Field("order_entry", OrderRecord.ledger_index, "int?"),
         Field("incident_entry", Incident.ledger_index, "int?"),
-        Field("batch_id", NoticeRow.batch_id, "int?"),
-        Field("tin", NoticeRow.tin),
-        Field("due_at", NoticeRow.due_at, "moment"),
+        Field("batch_id", NoticeRecord.batch_id, "int?"),
+        Field("tin", NoticeRecord.tin),
+        Field("due_at", NoticeRecord.due_at, "moment"),
     ),
     entry=lambda row, _: due_entry(row),
     describe=lambda row: f"{row['kind']} to {row['recipient']}",
@@ -201,14 +197,14 @@ NOTICE_DUE = Binding(
 NOTICE_SENT = Binding(
     kind="notice_sent",
     table="notices",
-    index=NoticeRow.sent_index,
-    key=NoticeRow.id,
+    index=NoticeRecord.sent_index,
+    key=NoticeRecord.id,
     fields=(
-        Field("ledger_index", NoticeRow.ledger_index, "int"),
-        Field("sent_at", NoticeRow.sent_at, "moment?"),
+        Field("ledger_index", NoticeRecord.ledger_index, "int"),
+        Field("sent_at", NoticeRecord.sent_at, "moment?"),
     ),
     entry=lambda row, _: sent_entry(row),
-    present=NoticeRow.sent_index.is_not(None) | NoticeRow.sent_at.is_not(None),
+    present=NoticeRecord.sent_index.is_not(None) | NoticeRecord.sent_at.is_not(None),
 )
 INCIDENT_CLOSED = Binding(
     kind="incident_closed",
@@ -247,7 +243,7 @@ def _record(
         ],
     )
     session.add(
-        NoticeRow(
+        NoticeRecord(
             kind=content["kind"],
             recipient=content["recipient"],
             due_at=due_at,
@@ -271,8 +267,8 @@ def add_order_with_notices(
             return
         query = (
             select(func.count(Disclosure.id))
-            .join(DecisionRow, DecisionRow.id == Disclosure.decision_id)
-            .join(Batch, Batch.id == DecisionRow.batch_id)
+            .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
+            .join(Batch, Batch.id == DecisionRecord.batch_id)
         )
         if order.agency:
             query = query.where(Batch.agency == order.agency)
@@ -303,8 +299,8 @@ def close_incident_if_done(
     if incident is None or incident.closed_at is not None or incident.disposal_certified_at is None:
         return False
     unsent = session.execute(
-        select(NoticeRow.id)
-        .where(NoticeRow.incident_id == incident_id, NoticeRow.sent_at.is_(None))
+        select(NoticeRecord.id)
+        .where(NoticeRecord.incident_id == incident_id, NoticeRecord.sent_at.is_(None))
         .limit(1)
     ).first()
     if unsent:
@@ -339,8 +335,10 @@ def sent_at(session: Session, kind: str, batch_id: int) -> dict[int, datetime]:
     """When the notices of `kind` for a batch were sent, by order id, each checked against its
     entries first (a sending time edited in the table releases nothing: TamperedError)."""
     rows = session.execute(
-        select(NoticeRow.id, NoticeRow.order_id, NoticeRow.sent_at).where(
-            NoticeRow.kind == kind, NoticeRow.batch_id == batch_id, NoticeRow.sent_at.is_not(None)
+        select(NoticeRecord.id, NoticeRecord.order_id, NoticeRecord.sent_at).where(
+            NoticeRecord.kind == kind,
+            NoticeRecord.batch_id == batch_id,
+            NoticeRecord.sent_at.is_not(None),
         )
     ).all()
     connection = session.connection()
@@ -358,7 +356,7 @@ def mark_sent(store: Store, notice_ids: list[int], when: datetime | None = None)
     with store.session.begin() as session:
         rows = []
         for notice_id in notice_ids:
-            row = session.get(NoticeRow, notice_id, with_for_update=True)
+            row = session.get(NoticeRecord, notice_id, with_for_update=True)
             if row is None:
                 raise NoticeError(f"no notice {notice_id}")
             if row.sent_at is not None:
@@ -386,13 +384,13 @@ def list_notices(
     ids: list[int] | None = None,
 ) -> list[Notice]:
     with store.session() as session:
-        query = select(NoticeRow).order_by(NoticeRow.due_at, NoticeRow.id)
+        query = select(NoticeRecord).order_by(NoticeRecord.due_at, NoticeRecord.id)
         if unsent_only:
-            query = query.where(NoticeRow.sent_at.is_(None))
+            query = query.where(NoticeRecord.sent_at.is_(None))
         if incident_id is not None:
-            query = query.where(NoticeRow.incident_id == incident_id)
+            query = query.where(NoticeRecord.incident_id == incident_id)
         if kind is not None:
-            query = query.where(NoticeRow.kind == kind)
+            query = query.where(NoticeRecord.kind == kind)
         if ids is not None:
-            query = query.where(NoticeRow.id.in_(ids))
+            query = query.where(NoticeRecord.id.in_(ids))
         return [_from_row(r) for r in session.execute(query).scalars()]

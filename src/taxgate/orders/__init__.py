@@ -40,7 +40,7 @@ from taxgate.ledger.log import loads, raw
 from taxgate.ledger.signing import entries_of_kinds
 from taxgate.normalize.statute import parse_citation
 from taxgate.store import Store
-from taxgate.store.models import Order as OrderRow
+from taxgate.store.models import OrderRecord
 
 FIELDS = {
     "kind",
@@ -222,7 +222,7 @@ def _order(order_id: int, body: dict, lifted_at: datetime | None, ledger_index: 
     )
 
 
-def _from_row(row: OrderRow) -> Order:
+def _from_row(row: OrderRecord) -> Order:
     try:
         body = loads(row.body)
         return replace(_order(row.id, body, row.lifted_at, row.ledger_index), added_at=row.added_at)
@@ -275,17 +275,17 @@ def lift_entry(row: dict) -> dict:
 ORDER_ADDED = Binding(
     kind="order_added",
     table="orders",
-    index=OrderRow.ledger_index,
-    key=OrderRow.id,
+    index=OrderRecord.ledger_index,
+    key=OrderRecord.id,
     fields=(
-        Field("id", OrderRow.id, "int"),
-        Field("kind", OrderRow.kind),
-        Field("court", OrderRow.court),
-        Field("docket", OrderRow.docket),
-        Field("body", OrderRow.body),
-        Field("effective_from", OrderRow.effective_from),
-        Field("effective_to", OrderRow.effective_to, "str?"),
-        Field("added_at", OrderRow.added_at, "moment?"),
+        Field("id", OrderRecord.id, "int"),
+        Field("kind", OrderRecord.kind),
+        Field("court", OrderRecord.court),
+        Field("docket", OrderRecord.docket),
+        Field("body", OrderRecord.body),
+        Field("effective_from", OrderRecord.effective_from),
+        Field("effective_to", OrderRecord.effective_to, "str?"),
+        Field("added_at", OrderRecord.added_at, "moment?"),
     ),
     entry=lambda row, _: order_entry(row),
     describe=lambda row: f"{row['kind']}, {row['court']} {row['docket']}",
@@ -294,18 +294,18 @@ ORDER_ADDED = Binding(
 ORDER_LIFTED = Binding(
     kind="order_lifted",
     table="orders",
-    index=OrderRow.lifted_index,
-    key=OrderRow.id,
+    index=OrderRecord.lifted_index,
+    key=OrderRecord.id,
     fields=(
-        Field("id", OrderRow.id, "int"),
-        Field("ledger_index", OrderRow.ledger_index, "int"),
-        Field("lifted_at", OrderRow.lifted_at, "moment?"),
-        Field("lifted_by", OrderRow.lifted_by),
-        Field("lifted_authority", OrderRow.lifted_authority),
-        Field("lifted_reason", OrderRow.lifted_reason),
+        Field("id", OrderRecord.id, "int"),
+        Field("ledger_index", OrderRecord.ledger_index, "int"),
+        Field("lifted_at", OrderRecord.lifted_at, "moment?"),
+        Field("lifted_by", OrderRecord.lifted_by),
+        Field("lifted_authority", OrderRecord.lifted_authority),
+        Field("lifted_reason", OrderRecord.lifted_reason),
     ),
     entry=lambda row, _: lift_entry(row),
-    present=OrderRow.lifted_index.is_not(None) | OrderRow.lifted_at.is_not(None),
+    present=OrderRecord.lifted_index.is_not(None) | OrderRecord.lifted_at.is_not(None),
 )
 BINDINGS = (ORDER_ADDED, ORDER_LIFTED)
 
@@ -323,7 +323,7 @@ def add_order(
     now = datetime.now(UTC)
     with store.session.begin() as session:
         index = ledger.next_index(session)  # the head stays locked: the entry will be this one
-        row = OrderRow(
+        row = OrderRecord(
             kind=order["kind"],
             court=order["court"],
             docket=order["docket"],
@@ -374,7 +374,7 @@ def lift_order(
             f"say why the order is lifted (at least {MIN_REASON} characters, at most 4,000)"
         )
     with store.session.begin() as session:
-        row = session.get(OrderRow, order_id, with_for_update=True)
+        row = session.get(OrderRecord, order_id, with_for_update=True)
         if row is None:
             raise OrderError(f"no order {order_id}")
         if row.lifted_at is not None:
@@ -418,10 +418,10 @@ def orders_in(session: Session) -> list[Order]:
         index: (order_id, lifted_index, lifted_at)
         for order_id, index, lifted_index, lifted_at in session.execute(
             select(
-                OrderRow.id,
-                raw(OrderRow.ledger_index),
-                raw(OrderRow.lifted_index),
-                raw(OrderRow.lifted_at),
+                OrderRecord.id,
+                raw(OrderRecord.ledger_index),
+                raw(OrderRecord.lifted_index),
+                raw(OrderRecord.lifted_at),
             )
         )
     }
@@ -453,7 +453,8 @@ def list_orders(store: Store) -> list[Order]:
     """The orders as their rows say (for listing; what holds a release is `orders_in`'s)."""
     with store.session() as session:
         return [
-            _from_row(r) for r in session.execute(select(OrderRow).order_by(OrderRow.id)).scalars()
+            _from_row(r)
+            for r in session.execute(select(OrderRecord).order_by(OrderRecord.id)).scalars()
         ]
 
 

@@ -77,7 +77,7 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class Identification:
+class IdentificationRules:
     """Rules 1, 2 and 5 of positive identification, in match-weight space."""
 
     threshold: float
@@ -102,7 +102,7 @@ class Policy:
     version: str
     period: Period
     thresholds: Thresholds
-    identification: Identification
+    identification: IdentificationRules
     disclosable_items: frozenset[str]
     return_information_items: frozenset[str]
     item_aliases: dict[str, str]
@@ -197,7 +197,7 @@ def load_policy(path: Path) -> Policy:
         version=meta.version,
         period=_period(meta),
         thresholds=Thresholds(**limits.model_dump()),
-        identification=Identification(
+        identification=IdentificationRules(
             ident.threshold,
             ident.review,
             ident.margin,

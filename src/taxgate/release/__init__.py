@@ -27,7 +27,7 @@ from taxgate.policy import Policy, PolicyError, load_policies, policy_in_force
 from taxgate.release.entries import DECISIONS, DISCLOSABLE, HELD, disclosure_entry, held_entry
 from taxgate.store import Store
 from taxgate.store.bulk import insert_rows
-from taxgate.store.models import Batch, Decision, Disclosure, HeldItem
+from taxgate.store.models import Batch, DecisionRecord, Disclosure, HeldItem
 
 __all__ = [
     "DISCLOSABLE",
@@ -209,8 +209,8 @@ def release_held(
     with store.session.begin() as session:
         pending = session.execute(
             select(HeldItem.id, HeldItem.decision_id, Batch.id, Batch.batch_ref)
-            .join(Decision, Decision.id == HeldItem.decision_id)
-            .join(Batch, Batch.id == Decision.batch_id)
+            .join(DecisionRecord, DecisionRecord.id == HeldItem.decision_id)
+            .join(Batch, Batch.id == DecisionRecord.batch_id)
             .where(
                 HeldItem.released_at.is_(None),
                 ~select(Disclosure.id)

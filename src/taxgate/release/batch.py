@@ -35,8 +35,7 @@ from taxgate.release.entries import (
 )
 from taxgate.store import Store, StoreError
 from taxgate.store.bulk import insert_rows
-from taxgate.store.models import Batch, LedgerEntry
-from taxgate.store.models import Decision as DecisionRow
+from taxgate.store.models import Batch, DecisionRecord, LedgerEntry
 
 
 @dataclass
@@ -171,15 +170,17 @@ class BatchRecorder:
                     for row in checked_rows(
                         session.connection(),
                         DECISIONS,
-                        DecisionRow.batch_id == batch.id,
-                        DecisionRow.row_number.between(done[0].row_number, done[-1].row_number),
+                        DecisionRecord.batch_id == batch.id,
+                        DecisionRecord.row_number.between(done[0].row_number, done[-1].row_number),
                     )
                 }
                 indexes.update(
                     session.execute(
-                        select(DecisionRow.row_number, DecisionRow.ledger_index).where(
-                            DecisionRow.batch_id == batch.id,
-                            DecisionRow.row_number.between(done[0].row_number, done[-1].row_number),
+                        select(DecisionRecord.row_number, DecisionRecord.ledger_index).where(
+                            DecisionRecord.batch_id == batch.id,
+                            DecisionRecord.row_number.between(
+                                done[0].row_number, done[-1].row_number
+                            ),
                         )
                     ).all()
                 )
@@ -251,16 +252,16 @@ class BatchRecorder:
         )
         for row, index in zip(decisions, span):
             row["ledger_index"] = index
-        insert_rows(session.connection(), DecisionRow.__table__, decisions)
+        insert_rows(session.connection(), DecisionRecord.__table__, decisions)
         leaving = [
             r for r in rows if r.decision.outcome in (Outcome.DISCLOSED, Outcome.HELD) and r.address
         ]
         if leaving:
             ids = dict(
                 session.execute(
-                    select(DecisionRow.row_number, DecisionRow.id).where(
-                        DecisionRow.batch_id == batch.id,
-                        DecisionRow.row_number.between(rows[0].row_number, rows[-1].row_number),
+                    select(DecisionRecord.row_number, DecisionRecord.id).where(
+                        DecisionRecord.batch_id == batch.id,
+                        DecisionRecord.row_number.between(rows[0].row_number, rows[-1].row_number),
                     )
                 ).all()
             )

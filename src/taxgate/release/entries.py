@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from taxgate.ledger import Binding, Field, at, canonical
-from taxgate.store.models import Batch, Decision, Disclosure, HeldItem
+from taxgate.store.models import Batch, DecisionRecord, Disclosure, HeldItem
 
 DISCLOSABLE = "last_known_address"
 
@@ -155,8 +155,8 @@ BATCH_RECEIVED = Binding(
 def _outcomes(connection: Connection) -> dict[int, dict[str, int]]:
     counts: dict[int, dict[str, int]] = {}
     for batch_id, outcome, n in connection.execute(
-        select(Decision.batch_id, Decision.outcome, func.count()).group_by(
-            Decision.batch_id, Decision.outcome
+        select(DecisionRecord.batch_id, DecisionRecord.outcome, func.count()).group_by(
+            DecisionRecord.batch_id, DecisionRecord.outcome
         )
     ):
         counts.setdefault(batch_id, {})[outcome] = n
@@ -191,25 +191,25 @@ BATCH_COMPLETED = Binding(
 DECISIONS = Binding(
     kind="decision",
     table="decisions",
-    index=Decision.ledger_index,
-    key=Decision.id,
-    source=Decision.__table__.outerjoin(Batch.__table__, Batch.id == Decision.batch_id),
+    index=DecisionRecord.ledger_index,
+    key=DecisionRecord.id,
+    source=DecisionRecord.__table__.outerjoin(Batch.__table__, Batch.id == DecisionRecord.batch_id),
     fields=(
-        Field("batch_id", Decision.batch_id, "int"),
-        Field("row_number", Decision.row_number, "int"),
-        Field("request_id", Decision.request_id),
-        Field("requested_tin", Decision.requested_tin),
-        Field("official", Decision.official),
-        Field("case_number", Decision.case_number),
-        Field("statute", Decision.statute),
-        Field("outcome", Decision.outcome),
-        Field("reasons", Decision.reasons),
-        Field("refused_items", Decision.refused_items),
-        Field("matched_tin", Decision.matched_tin),
-        Field("match_weight", Decision.match_weight, "real?"),
-        Field("runner_up_tin", Decision.runner_up_tin),
-        Field("runner_up_weight", Decision.runner_up_weight, "real?"),
-        Field("evidence", Decision.evidence, "str?"),
+        Field("batch_id", DecisionRecord.batch_id, "int"),
+        Field("row_number", DecisionRecord.row_number, "int"),
+        Field("request_id", DecisionRecord.request_id),
+        Field("requested_tin", DecisionRecord.requested_tin),
+        Field("official", DecisionRecord.official),
+        Field("case_number", DecisionRecord.case_number),
+        Field("statute", DecisionRecord.statute),
+        Field("outcome", DecisionRecord.outcome),
+        Field("reasons", DecisionRecord.reasons),
+        Field("refused_items", DecisionRecord.refused_items),
+        Field("matched_tin", DecisionRecord.matched_tin),
+        Field("match_weight", DecisionRecord.match_weight, "real?"),
+        Field("runner_up_tin", DecisionRecord.runner_up_tin),
+        Field("runner_up_weight", DecisionRecord.runner_up_weight, "real?"),
+        Field("evidence", DecisionRecord.evidence, "str?"),
         *_VERSIONS,
     ),
     entry=lambda row, _: decision_entry(row),
@@ -219,9 +219,9 @@ DECISIONS = Binding(
 )
 
 _OF_DECISION = (
-    Field("batch_id", Decision.batch_id, "int"),
-    Field("row_number", Decision.row_number, "int"),
-    Field("request_id", Decision.request_id),
+    Field("batch_id", DecisionRecord.batch_id, "int"),
+    Field("row_number", DecisionRecord.row_number, "int"),
+    Field("request_id", DecisionRecord.request_id),
 )
 
 DISCLOSURES = Binding(
@@ -230,7 +230,7 @@ DISCLOSURES = Binding(
     index=Disclosure.ledger_index,
     key=Disclosure.id,
     source=Disclosure.__table__.outerjoin(
-        Decision.__table__, Decision.id == Disclosure.decision_id
+        DecisionRecord.__table__, DecisionRecord.id == Disclosure.decision_id
     ),
     fields=(
         *_OF_DECISION,
@@ -264,7 +264,7 @@ HELD = Binding(
     index=HeldItem.ledger_index,
     key=HeldItem.id,
     source=HeldItem.__table__.outerjoin(
-        Decision.__table__, Decision.id == HeldItem.decision_id
+        DecisionRecord.__table__, DecisionRecord.id == HeldItem.decision_id
     ).outerjoin(Disclosure.__table__, Disclosure.decision_id == HeldItem.decision_id),
     fields=(
         *_OF_DECISION,

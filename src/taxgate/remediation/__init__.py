@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from taxgate import identify as identification
+from taxgate import identify
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.history import History, scope_of
 from taxgate.identify.master import taxpayer_records
@@ -32,9 +32,17 @@ from taxgate.notices import close_incident_if_done, owe_for_incident
 from taxgate.pipeline import decide_staged, stage, workspace
 from taxgate.policy import load_policies, policy_in_force
 from taxgate.response import SafeCSV
-from taxgate.rules import REPLAYED_VERSIONS, RULE_SETS, is_refusal, rule_set
+from taxgate.rules import REPLAYED_VERSIONS, RULE_SETS, is_refusal, named_rule_set
 from taxgate.store import Store
-from taxgate.store.models import Audit, AuditFinding, Batch, Decision, Disclosure, Incident, Notice
+from taxgate.store.models import (
+    Audit,
+    AuditFinding,
+    Batch,
+    DecisionRecord,
+    Disclosure,
+    Incident,
+    NoticeRecord,
+)
 
 # Why a past disclosure would not be made now, most telling first. The first is the court's finding
 # of 2026-02-26: the request did not set forth the taxpayer's address (§ 6103(i)(2)(B)(i)).
@@ -120,7 +128,7 @@ def audit(
 ) -> AuditResult:
     """Decide a recorded batch's disclosures again under `rules` and the policy in force on the
     batch's as-of date (from `policy_path`, or the shipped policy). Writes `audit-ID.csv`."""
-    audit_rules = rule_set(rules)
+    audit_rules = named_rule_set(rules)
     manifest = read_manifest(manifest_path)
     policies = load_policies(policy_path)
     probe = manifest.submitted_at.date() if manifest.submitted_at else date.today()
@@ -149,15 +157,15 @@ def audit(
                 row_number: (disclosure_id, index, tin, reasons, request_id)
                 for row_number, disclosure_id, index, tin, reasons, request_id in session.execute(
                     select(
-                        Decision.row_number,
+                        DecisionRecord.row_number,
                         Disclosure.id,
                         Disclosure.ledger_index,
                         Disclosure.tin,
-                        Decision.reasons,
-                        Decision.request_id,
+                        DecisionRecord.reasons,
+                        DecisionRecord.request_id,
                     )
-                    .join(Decision, Decision.id == Disclosure.decision_id)
-                    .where(Decision.batch_id == batch.id)
+                    .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
+                    .where(DecisionRecord.batch_id == batch.id)
                 )
             }
             then = f"{batch.rule_set_version}+{batch.policy_version}"
@@ -238,7 +246,7 @@ def audit(
                     Audit.batch_id == batch_id,
                     Audit.rule_set_version == audit_rules.version,
                     Audit.policy_version == policy.recorded,
-                    Audit.model_version == identification.MODEL_VERSION,
+                    Audit.model_version == identify.MODEL_VERSION,
                 )
             )
             .scalars()
@@ -255,7 +263,7 @@ def audit(
                         "batch": batch_id,
                         "then": then,
                         "now": now,
-                        "model": identification.MODEL_VERSION,
+                        "model": identify.MODEL_VERSION,
                         "at": at(run_at),
                         **summary,
                     }
@@ -265,7 +273,7 @@ def audit(
                 batch_id=batch_id,
                 rule_set_version=audit_rules.version,
                 policy_version=policy.recorded,
-                model_version=identification.MODEL_VERSION,
+                model_version=identify.MODEL_VERSION,
                 run_at=run_at,
                 audited=len(past),
                 not_made=len(findings),
@@ -402,10 +410,10 @@ def open_incident(
                 Disclosure.value,
                 Disclosure.disclosed_at,
                 Disclosure.ledger_index,
-                Decision.request_id,
+                DecisionRecord.request_id,
             )
             .join(Disclosure, Disclosure.id == AuditFinding.disclosure_id)
-            .join(Decision, Decision.id == Disclosure.decision_id)
+            .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
             .where(AuditFinding.audit_id == audit_id)
             .order_by(Disclosure.ledger_index)
         ).all()
@@ -539,8 +547,8 @@ def list_incidents(store: Store) -> list[IncidentStatus]:
 
 def _status(session, incident: Incident) -> IncidentStatus:
     total, sent = session.execute(
-        select(func.count(Notice.id), func.count(Notice.sent_at)).where(
-            Notice.incident_id == incident.id
+        select(func.count(NoticeRecord.id), func.count(NoticeRecord.sent_at)).where(
+            NoticeRecord.incident_id == incident.id
         )
     ).one()
     return IncidentStatus(
@@ -582,21 +590,21 @@ def _digests(connection) -> dict[int, str]:
     for audit_id, *values in connection.execute(
         select(
             AuditFinding.audit_id,
-            Decision.request_id,
-            Decision.row_number,
+            DecisionRecord.request_id,
+            DecisionRecord.row_number,
             Disclosure.ledger_index,
             Disclosure.tin,
             AuditFinding.path,
             AuditFinding.category,
             AuditFinding.outcome,
             AuditFinding.reasons,
-            Decision.reasons,
+            DecisionRecord.reasons,
         )
         .outerjoin(Disclosure, Disclosure.id == AuditFinding.disclosure_id)  # a finding without its
         .outerjoin(
-            Decision, Decision.id == Disclosure.decision_id
+            DecisionRecord, DecisionRecord.id == Disclosure.decision_id
         )  # disclosure still counts, and differs
-        .order_by(AuditFinding.audit_id, Decision.row_number, AuditFinding.id)
+        .order_by(AuditFinding.audit_id, DecisionRecord.row_number, AuditFinding.id)
     ):
         found[audit_id].append(dict(zip(FINDING_COLUMNS, values)))
     return {audit_id: findings_digest(rows) for audit_id, rows in found.items()}

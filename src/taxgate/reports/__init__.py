@@ -18,7 +18,7 @@ from taxgate.render import Document, Section
 from taxgate.response.current import NOW, checkpoint_size, standing
 from taxgate.rules import REPLAYED_VERSIONS
 from taxgate.store import Store
-from taxgate.store.models import Batch, Decision, Disclosure
+from taxgate.store.models import Batch, DecisionRecord, Disclosure
 
 ACCOUNTING_COLUMNS = (
     "received",
@@ -59,24 +59,24 @@ def accounting(store: Store, tin: str) -> list[dict]:
                 Batch.batch_ref,
                 Batch.rule_set_version,
                 Batch.as_of,
-                Decision.request_id,
-                Decision.requested_tin,
-                Decision.matched_tin,
-                Decision.official,
-                Decision.case_number,
-                Decision.statute,
+                DecisionRecord.request_id,
+                DecisionRecord.requested_tin,
+                DecisionRecord.matched_tin,
+                DecisionRecord.official,
+                DecisionRecord.case_number,
+                DecisionRecord.statute,
                 NOW,
-                Decision.reasons,
-                Decision.ledger_index,
+                DecisionRecord.reasons,
+                DecisionRecord.ledger_index,
                 Disclosure.item,
                 Disclosure.disclosed_at,
                 Disclosure.ledger_index.label("disclosure_index"),
             ),
             size,
         )
-        .join(Batch, Batch.id == Decision.batch_id)
-        .where(or_(Decision.requested_tin == tin, Decision.matched_tin == tin))
-        .order_by(Batch.received_at, Decision.ledger_index)
+        .join(Batch, Batch.id == DecisionRecord.batch_id)
+        .where(or_(DecisionRecord.requested_tin == tin, DecisionRecord.matched_tin == tin))
+        .order_by(Batch.received_at, DecisionRecord.ledger_index)
     )
     with store.session() as session:
         rows = session.execute(query).all()
@@ -173,8 +173,8 @@ def jct(store: Store, year: int) -> list[dict]:
     with store.session() as session:
         requests = dict(
             session.execute(
-                select(Batch.agency, func.count(Decision.id))
-                .join(Decision, Decision.batch_id == Batch.id)
+                select(Batch.agency, func.count(DecisionRecord.id))
+                .join(DecisionRecord, DecisionRecord.batch_id == Batch.id)
                 .where(extract("year", Batch.received_at) == year)
                 .group_by(Batch.agency)
             ).all()
@@ -185,8 +185,8 @@ def jct(store: Store, year: int) -> list[dict]:
                 select(
                     Batch.agency, func.count(Disclosure.id), func.count(distinct(Disclosure.tin))
                 )
-                .join(Decision, Decision.id == Disclosure.decision_id)
-                .join(Batch, Batch.id == Decision.batch_id)
+                .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
+                .join(Batch, Batch.id == DecisionRecord.batch_id)
                 .where(extract("year", Disclosure.disclosed_at) == year)
                 .group_by(Batch.agency)
             ).all()

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import and_, distinct, func, select, true
 
 from taxgate.ledger import sign_checkpoint
-from taxgate.ledger.checkpoint import parse as parse_checkpoint
+from taxgate.ledger.checkpoint import parse_note
 from taxgate.policy import load_policies, policy_in_force
 from taxgate.render import Document, Section, bar_chart, write
 from taxgate.response.current import NOW, standing
@@ -26,14 +26,14 @@ from taxgate.store import Store
 from taxgate.store.models import (
     Audit,
     Batch,
-    Decision,
+    DecisionRecord,
     Disclosure,
     HistoryBatch,
     HistoryOfficer,
     HistoryOfficialCase,
     Incident,
-    Notice,
-    Order,
+    NoticeRecord,
+    OrderRecord,
     Review,
 )
 
@@ -63,7 +63,7 @@ def document(
     now = now or datetime.now(UTC)
     policy = policy_in_force(load_policies(policy_path), now.date())
     note = sign_checkpoint(store)
-    size = parse_checkpoint(note).size
+    size = parse_note(note).size
     with store.session() as session:
         return _document(
             session,
@@ -135,8 +135,15 @@ def _tallies(session, size: int, replayed: set[int]) -> tuple[_Tally, _Tally]:
     # sent to an officer when the batch was decided.
     combos = session.execute(
         standing(
-            (Decision.batch_id, Decision.outcome, NOW, Decision.reasons, func.count()), size
-        ).group_by(Decision.batch_id, Decision.outcome, NOW, Decision.reasons)
+            (
+                DecisionRecord.batch_id,
+                DecisionRecord.outcome,
+                NOW,
+                DecisionRecord.reasons,
+                func.count(),
+            ),
+            size,
+        ).group_by(DecisionRecord.batch_id, DecisionRecord.outcome, NOW, DecisionRecord.reasons)
     ).all()
     for batch_id, decided, now, reasons, n in combos:
         tally = replay if batch_id in replayed else statute
@@ -148,11 +155,11 @@ def _tallies(session, size: int, replayed: set[int]) -> tuple[_Tally, _Tally]:
             tally.identified[batch_id] += n if _RELEASING & set(codes) else 0
             tally.review[batch_id] += n if decided == "REVIEW" else 0
     for batch_id, n in session.execute(
-        select(Decision.batch_id, func.count())
+        select(DecisionRecord.batch_id, func.count())
         .select_from(Disclosure)
-        .join(Decision, Decision.id == Disclosure.decision_id)
+        .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
         .where(Disclosure.ledger_index < size)
-        .group_by(Decision.batch_id)
+        .group_by(DecisionRecord.batch_id)
     ):
         (replay if batch_id in replayed else statute).disclosed[batch_id] += n
     return statute, replay
@@ -172,10 +179,10 @@ def _document(
     for moment, n in session.execute(
         select(Disclosure.disclosed_at, func.count())
         .select_from(Disclosure)
-        .join(Decision, Decision.id == Disclosure.decision_id)
+        .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
         .where(
             Disclosure.ledger_index < size,
-            Decision.batch_id.not_in(replayed) if replayed else true(),
+            DecisionRecord.batch_id.not_in(replayed) if replayed else true(),
         )
         .group_by(Disclosure.disclosed_at)
     ):
@@ -186,16 +193,22 @@ def _document(
         .join(Review, Review.decision_id == Disclosure.decision_id)
         .where(Disclosure.ledger_index < size, Review.action == "disclose")
     ).scalar_one()
-    notices = session.execute(select(Notice).where(Notice.ledger_index < size)).scalars().all()
+    notices = (
+        session.execute(select(NoticeRecord).where(NoticeRecord.ledger_index < size))
+        .scalars()
+        .all()
+    )
     timeliness = _timeliness(notices, now)
     orders = (
-        session.execute(select(Order).where(Order.ledger_index < size).order_by(Order.id))
+        session.execute(
+            select(OrderRecord).where(OrderRecord.ledger_index < size).order_by(OrderRecord.id)
+        )
         .scalars()
         .all()
     )
     disclosed = sum(statute.disclosed.values())
 
-    checkpoint = parse_checkpoint(note)
+    checkpoint = parse_note(note)
     lawful = len(batches) - len(replayed)
     facts = [
         (
@@ -464,7 +477,7 @@ def _audit_line(audit: Audit, batch_ref: str) -> str:
     return line
 
 
-def _timeliness(notices: list[Notice], now: datetime) -> dict[str, Counter]:
+def _timeliness(notices: list[NoticeRecord], now: datetime) -> dict[str, Counter]:
     state: dict[str, Counter] = defaultdict(Counter)
     for n in notices:
         due = n.due_at

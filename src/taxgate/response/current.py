@@ -21,11 +21,11 @@ from sqlalchemy import and_, case, func, select
 
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.ledger import Ledger
-from taxgate.ledger.checkpoint import parse
+from taxgate.ledger.checkpoint import parse_note
 from taxgate.orders import holding, list_orders
 from taxgate.response import RESPONSE_COLUMNS, spreadsheet_safe
 from taxgate.store import Store
-from taxgate.store.models import Batch, Decision, Disclosure, HeldItem, Review
+from taxgate.store.models import Batch, DecisionRecord, Disclosure, HeldItem, Review
 
 CURRENT_COLUMNS = (*RESPONSE_COLUMNS, "updated_ledger_index", "as_of_ledger_size")
 _ADDRESS = ("street", "unit", "city", "state", "zip", "tax_year")
@@ -38,22 +38,25 @@ def checkpoint_size(store: Store) -> int:
     """The size of the latest signed checkpoint: what the current response is current to."""
     with store.session() as session:
         note = Ledger(store).latest_checkpoint(session)
-    return parse(note).size if note else 0
+    return parse_note(note).size if note else 0
 
 
 def standing(columns, size: int):
     """`columns` over the decisions, each with what befell it inside ledger size `size`."""
     return (
         select(*columns)
-        .select_from(Decision)
+        .select_from(DecisionRecord)
         .outerjoin(
-            Disclosure, and_(Disclosure.decision_id == Decision.id, Disclosure.ledger_index < size)
+            Disclosure,
+            and_(Disclosure.decision_id == DecisionRecord.id, Disclosure.ledger_index < size),
         )
-        .outerjoin(Review, and_(Review.decision_id == Decision.id, Review.ledger_index < size))
         .outerjoin(
-            HeldItem, and_(HeldItem.decision_id == Decision.id, HeldItem.ledger_index < size)
+            Review, and_(Review.decision_id == DecisionRecord.id, Review.ledger_index < size)
         )
-        .where(Decision.ledger_index < size)
+        .outerjoin(
+            HeldItem, and_(HeldItem.decision_id == DecisionRecord.id, HeldItem.ledger_index < size)
+        )
+        .where(DecisionRecord.ledger_index < size)
     )
 
 
@@ -65,11 +68,11 @@ NOW = case(
         Review.action == "disclose",
         Outcome.HELD.value,
     ),  # the officer disclosed it; an order holds it
-    else_=Decision.outcome,
+    else_=DecisionRecord.outcome,
 ).label("now")
 CHANGED_BY = case(
     (
-        and_(Disclosure.id.is_not(None), Decision.outcome != Outcome.DISCLOSED.value),
+        and_(Disclosure.id.is_not(None), DecisionRecord.outcome != Outcome.DISCLOSED.value),
         Disclosure.ledger_index,
     ),
     (Review.action == "decline", Review.ledger_index),
@@ -85,21 +88,21 @@ def current_rows(store: Store, batch_id: int, size: int, chunk: int = 5_000) -> 
     query = (
         standing(
             (
-                Decision.row_number,
-                Decision.request_id,
+                DecisionRecord.row_number,
+                DecisionRecord.request_id,
                 NOW,
-                Decision.outcome.label("decided"),
-                Decision.reasons,
-                Decision.refused_items,
-                Decision.ledger_index,
-                Decision.statute,
+                DecisionRecord.outcome.label("decided"),
+                DecisionRecord.reasons,
+                DecisionRecord.refused_items,
+                DecisionRecord.ledger_index,
+                DecisionRecord.statute,
                 Disclosure.value,
                 CHANGED_BY,
             ),
             size,
         )
-        .where(Decision.batch_id == batch_id)
-        .order_by(Decision.row_number)
+        .where(DecisionRecord.batch_id == batch_id)
+        .order_by(DecisionRecord.row_number)
         .execution_options(yield_per=chunk)
     )
     holds = _Holds(store, batch_id)  # read before the rows: one session at a time
@@ -141,9 +144,9 @@ class _Holds:
 def current_outcomes(store: Store, batch_ids: list[int], size: int) -> dict[int, dict[str, int]]:
     """Per batch, how many requests stand at each outcome now (what the batch page counts)."""
     query = (
-        standing((Decision.batch_id, NOW, func.count()), size)
-        .where(Decision.batch_id.in_(batch_ids))
-        .group_by(Decision.batch_id, NOW)
+        standing((DecisionRecord.batch_id, NOW, func.count()), size)
+        .where(DecisionRecord.batch_id.in_(batch_ids))
+        .group_by(DecisionRecord.batch_id, NOW)
     )
     counts: dict[int, dict[str, int]] = {}
     with store.session() as session:
@@ -155,9 +158,9 @@ def current_outcomes(store: Store, batch_ids: list[int], size: int) -> dict[int,
 def later_answers(store: Store, batch_ids: list[int], size: int) -> dict[int, int]:
     """Per batch, how many requests were answered after the batch was decided (reviews, holds)."""
     query = (
-        standing((Decision.batch_id, func.count()), size)
-        .where(Decision.batch_id.in_(batch_ids), CHANGED_BY.is_not(None))
-        .group_by(Decision.batch_id)
+        standing((DecisionRecord.batch_id, func.count()), size)
+        .where(DecisionRecord.batch_id.in_(batch_ids), CHANGED_BY.is_not(None))
+        .group_by(DecisionRecord.batch_id)
     )
     with store.session() as session:
         return dict(session.execute(query).all())

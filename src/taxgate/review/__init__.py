@@ -23,7 +23,7 @@ from taxgate.release import Item, releasable, release_or_hold
 from taxgate.release.entries import BATCH_RECEIVED, DECISIONS, item_value, sha256
 from taxgate.rules import REPLAYED_VERSIONS
 from taxgate.store import Store
-from taxgate.store.models import Batch, Decision, Review
+from taxgate.store.models import Batch, DecisionRecord, Review
 
 ACTIONS = {
     "disclose": "the request is about this taxpayer: release the last known address",
@@ -52,11 +52,13 @@ REVIEWS = Binding(
     table="reviews",
     index=Review.ledger_index,
     key=Review.id,
-    source=Review.__table__.outerjoin(Decision.__table__, Decision.id == Review.decision_id),
+    source=Review.__table__.outerjoin(
+        DecisionRecord.__table__, DecisionRecord.id == Review.decision_id
+    ),
     fields=(
-        Field("batch_id", Decision.batch_id, "int"),
-        Field("row_number", Decision.row_number, "int"),
-        Field("request_id", Decision.request_id),
+        Field("batch_id", DecisionRecord.batch_id, "int"),
+        Field("row_number", DecisionRecord.row_number, "int"),
+        Field("request_id", DecisionRecord.request_id),
         Field("officer", Review.officer),
         Field("action", Review.action),
         Field("note", Review.note),
@@ -79,10 +81,10 @@ class ReviewError(ValueError):
 
 
 QUEUE_ORDERS = {
-    "oldest": (Decision.ledger_index,),
-    "newest": (Decision.ledger_index.desc(),),
-    "weight": (Decision.match_weight, Decision.ledger_index),  # the weakest first
-    "weight-desc": (Decision.match_weight.desc(), Decision.ledger_index),
+    "oldest": (DecisionRecord.ledger_index,),
+    "newest": (DecisionRecord.ledger_index.desc(),),
+    "weight": (DecisionRecord.match_weight, DecisionRecord.ledger_index),  # the weakest first
+    "weight-desc": (DecisionRecord.match_weight.desc(), DecisionRecord.ledger_index),
 }
 
 
@@ -98,26 +100,26 @@ def queue(
     """Requests in REVIEW that no officer has decided (of one batch, agency or identification code,
     when given), oldest first or as `order` says: (how many in all, one page)."""
     waiting = (
-        select(Decision.id)
-        .join(Batch, Batch.id == Decision.batch_id)
+        select(DecisionRecord.id)
+        .join(Batch, Batch.id == DecisionRecord.batch_id)
         .where(
-            Decision.outcome == Outcome.REVIEW.value,
+            DecisionRecord.outcome == Outcome.REVIEW.value,
             Batch.rule_set_version.not_in(REPLAYED_VERSIONS),
         )
-        .where(~select(Review.id).where(Review.decision_id == Decision.id).exists())
+        .where(~select(Review.id).where(Review.decision_id == DecisionRecord.id).exists())
     )
     if batch_ref:
         waiting = waiting.where(Batch.batch_ref == batch_ref)
     if agency:
         waiting = waiting.where(Batch.agency == agency)
     if code:
-        waiting = waiting.where((";" + Decision.reasons + ";").contains(f";{code};"))
+        waiting = waiting.where((";" + DecisionRecord.reasons + ";").contains(f";{code};"))
     with store.session() as session:
         total = session.execute(select(func.count()).select_from(waiting.subquery())).scalar_one()
         rows = session.execute(
-            select(Decision, Batch.agency, Batch.batch_ref, Batch.received_at)
-            .join(Batch, Batch.id == Decision.batch_id)
-            .where(Decision.id.in_(waiting))
+            select(DecisionRecord, Batch.agency, Batch.batch_ref, Batch.received_at)
+            .join(Batch, Batch.id == DecisionRecord.batch_id)
+            .where(DecisionRecord.id.in_(waiting))
             .order_by(*QUEUE_ORDERS.get(order, QUEUE_ORDERS["oldest"]))
             .limit(limit)
             .offset(offset)
@@ -146,11 +148,11 @@ def queue_batches(store: Store) -> list[str]:
         return list(
             session.execute(
                 select(Batch.batch_ref)
-                .join(Decision, Decision.batch_id == Batch.id)
+                .join(DecisionRecord, DecisionRecord.batch_id == Batch.id)
                 .where(
-                    Decision.outcome == Outcome.REVIEW.value,
+                    DecisionRecord.outcome == Outcome.REVIEW.value,
                     Batch.rule_set_version.not_in(REPLAYED_VERSIONS),
-                    ~select(Review.id).where(Review.decision_id == Decision.id).exists(),
+                    ~select(Review.id).where(Review.decision_id == DecisionRecord.id).exists(),
                 )
                 .group_by(Batch.batch_ref)
                 .order_by(Batch.batch_ref)
@@ -173,9 +175,9 @@ def case(
     open_only=False)."""
     with store.session() as session:
         found = session.execute(
-            select(Decision, Batch)
-            .join(Batch, Batch.id == Decision.batch_id)
-            .where(Decision.id == decision_id)
+            select(DecisionRecord, Batch)
+            .join(Batch, Batch.id == DecisionRecord.batch_id)
+            .where(DecisionRecord.id == decision_id)
         ).first()
         if found is None:
             raise ReviewError(f"no decision {decision_id}", 404)
@@ -274,7 +276,7 @@ def decide_review(
     allowed = releasable(policies if policies is not None else load_policies(), now.date())
     ledger = Ledger(store)
     with store.session.begin() as session:
-        decision = session.get(Decision, decision_id, with_for_update=True)
+        decision = session.get(DecisionRecord, decision_id, with_for_update=True)
         if decision is None:
             raise ReviewError(f"no decision {decision_id}", 404)
         if decision.outcome != Outcome.REVIEW.value:

@@ -25,7 +25,7 @@ RULE_SETS = rule_sets(RULE_SET_VERSION)
 REPLAYED_VERSIONS = frozenset(r.version for r in RULE_SETS.values() if not r.lawful)
 
 
-def rule_set(name: str) -> RuleSet:
+def named_rule_set(name: str) -> RuleSet:
     """A rule set by name; ValueError with the names there are."""
     try:
         return RULE_SETS[name]
@@ -84,5 +84,5 @@ __all__ = [
     "judge_request",
     "refused_items",
     "requested_items",
-    "rule_set",
+    "named_rule_set",
 ]

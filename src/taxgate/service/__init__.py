@@ -22,6 +22,6 @@ __all__ = ["Settings", "create_app"]
 
 
 def create_app(*args, **kwargs):
-    from taxgate.service.app import create_app as create
+    from taxgate.service import app  # on first use: FastAPI and every route are heavy to import
 
-    return create(*args, **kwargs)
+    return app.create_app(*args, **kwargs)

@@ -38,7 +38,7 @@ from taxgate.service.access import allow, page, reading, refuse
 from taxgate.service.deps import ERRORS, READERS, Id, State, iso, state_of
 from taxgate.service.pages import PAGE_SIZE, Page, Paging, render
 from taxgate.service.uploads import UploadError, receive
-from taxgate.store.models import Batch, Decision, Disclosure, Review, Submission
+from taxgate.store.models import Batch, DecisionRecord, Disclosure, Review, Submission
 
 api = APIRouter(prefix="/api", responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
@@ -278,14 +278,14 @@ def releases(store, found: Submission) -> list[dict]:
         batch = session.get(Batch, found.batch_id)
         rows = session.execute(
             select(
-                Decision.request_id,
+                DecisionRecord.request_id,
                 Disclosure.value,
                 Disclosure.disclosed_at,
                 Disclosure.ledger_index,
             )
-            .join(Decision, Decision.id == Disclosure.decision_id)
+            .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
             .where(
-                Decision.batch_id == batch.id,
+                DecisionRecord.batch_id == batch.id,
                 Disclosure.ledger_index > (batch.completed_index or 0),
             )
             .order_by(Disclosure.ledger_index)
@@ -393,13 +393,13 @@ def find_request(
         query = (
             standing(
                 (
-                    Decision.id,
-                    Decision.batch_id,
-                    Decision.row_number,
-                    Decision.request_id,
+                    DecisionRecord.id,
+                    DecisionRecord.batch_id,
+                    DecisionRecord.row_number,
+                    DecisionRecord.request_id,
                     NOW,
-                    Decision.reasons,
-                    Decision.ledger_index,
+                    DecisionRecord.reasons,
+                    DecisionRecord.ledger_index,
                     Batch.agency,
                     Batch.batch_ref,
                     Batch.rule_set_version,
@@ -408,10 +408,10 @@ def find_request(
                 ),
                 size,
             )
-            .join(Batch, Batch.id == Decision.batch_id)
+            .join(Batch, Batch.id == DecisionRecord.batch_id)
             .outerjoin(Submission, Submission.batch_id == Batch.id)
-            .where(Decision.request_id == id.strip())
-            .order_by(Decision.ledger_index)
+            .where(DecisionRecord.request_id == id.strip())
+            .order_by(DecisionRecord.ledger_index)
             .limit(PAGE_SIZE)
         )
         if user.role == "requester":

@@ -27,7 +27,7 @@ from sqlalchemy import and_, func, or_, select, update
 from taxgate.identify import MasterError
 from taxgate.intake import IntakeError
 from taxgate.ledger import Ledger, LedgerError, sign_checkpoint
-from taxgate.ledger.checkpoint import parse
+from taxgate.ledger.checkpoint import parse_note
 from taxgate.policy import PolicyError, load_policies
 from taxgate.release import release_held
 from taxgate.service.settings import Settings
@@ -311,7 +311,7 @@ def tick(store: Store, settings: Settings) -> dict:
     ledger = Ledger(store)
     with store.session() as session:
         note = ledger.latest_checkpoint(session)
-        grown = ledger.size(session) > (parse(note).size if note else 0)
+        grown = ledger.size(session) > (parse_note(note).size if note else 0)
     if grown:
         try:
             sign_checkpoint(store)

@@ -77,7 +77,7 @@ class Batch(Base):
     )  # as the manifest names the signer
 
 
-class Decision(Base):
+class DecisionRecord(Base):
     """One request of a batch and what was decided about it."""
 
     __tablename__ = "decisions"
@@ -231,7 +231,7 @@ class Review(Base):
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
 
 
-class Order(Base):
+class OrderRecord(Base):
     """A court order or agreement term (docs/DESIGN.md "Court orders")."""
 
     __tablename__ = "orders"
@@ -254,7 +254,7 @@ class Order(Base):
     lifted_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
-class Notice(Base):
+class NoticeRecord(Base):
     """A notice owed: to a court, to a recipient, to a taxpayer."""
 
     __tablename__ = "notices"
@@ -307,7 +307,7 @@ class LedgerTile(Base):
     hashes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class Checkpoint(Base):
+class CheckpointRecord(Base):
     """A signed tree head (C2SP checkpoint note), kept so that any later state can be proved
     consistent with it."""
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from taxgate.ledger import Ledger
-from taxgate.ledger.checkpoint import parse
+from taxgate.ledger.checkpoint import parse_note
 from taxgate.store import Store
 from taxgate.store.models import Cosignature
 from taxgate.witness import WitnessError, WitnessKey, note_body
@@ -58,7 +58,7 @@ def cosign_latest(store: Store, witnesses: list[Witness], timeout: float = 10.0)
         note = ledger.latest_checkpoint(session)
         if note is None:
             return []
-        checkpoint = parse(note)
+        checkpoint = parse_note(note)
         done = set(
             session.execute(
                 select(Cosignature.witness).where(Cosignature.size == checkpoint.size)
@@ -127,7 +127,7 @@ def _submit(
 
 def cosigned_note(session, note: str) -> str:
     """A checkpoint note with the witnesses' cosignatures kept for it appended (as served)."""
-    size = parse(note).size
+    size = parse_note(note).size
     lines = session.execute(
         select(Cosignature.line).where(Cosignature.size == size).order_by(Cosignature.witness)
     ).scalars()

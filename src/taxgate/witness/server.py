@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from taxgate.ledger import merkle
-from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, open_note, parse
+from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, open_note, parse_note
 from taxgate.witness import Cosigner, WitnessError, note_body
 
 MAX_BODY = 64 * 1024
@@ -107,7 +107,7 @@ def add_checkpoint(
     """The witness's answer to one add-checkpoint request: its cosignature line, or a Refusal."""
     old, proof, note = read_request(raw)
     try:
-        checkpoint: Checkpoint = parse(note)
+        checkpoint: Checkpoint = parse_note(note)
     except CheckpointError as exc:
         raise Refusal(400, str(exc)) from None
     key = logs.get(checkpoint.origin)
