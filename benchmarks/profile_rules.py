@@ -1,5 +1,5 @@
 """Where the rules stage spends its time: cProfile of one chunk of the rules pass
-(`pipeline._judge_chunk`, what each worker runs) on a 2025-shaped batch, every rule on every row.
+(`pipeline.judging.judge_chunk`, what each worker runs) on a 2025-shaped batch, every rule on every row.
 
 Prints the chunk's seconds under the profiler (slower than without) and the functions by
 cumulative time, so that the share of address parsing (`parse_street`) is visible.
@@ -24,6 +24,7 @@ import numpy as np
 
 from taxgate import pipeline
 from taxgate.intake import read_manifest
+from taxgate.pipeline import judging, staging
 from taxgate.policy import load_policies, policy_in_force
 from taxgate.rules import RowStats, judge_batch
 from taxgate.synth import Mix, generate_batch, generate_master
@@ -36,7 +37,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--requests", type=int, default=50_000, help="one chunk is at most pipeline.CHUNK_ROWS"
+        "--requests", type=int, default=50_000, help="one chunk is at most staging.CHUNK_ROWS"
     )
     parser.add_argument("--taxpayers", type=int, default=100_000)
     parser.add_argument("--top", type=int, default=25)
@@ -55,10 +56,10 @@ def main() -> None:
     (folder / "work").mkdir(exist_ok=True)
     pipeline.stage(manifest, policy, folder / "work")
     staged = folder / "work" / "staged.parquet"
-    rows = min(args.requests, pipeline.CHUNK_ROWS)
+    rows = min(args.requests, staging.CHUNK_ROWS)
     # The batch figures as a row of the rules pass sees them when nothing recurs (no history).
     stats = {f.name: np.array([getattr(RowStats(), f.name)] * rows) for f in fields(RowStats)}
-    task = pipeline._RuleTask(
+    task = judging.RuleTask(
         staged,
         0,
         stats,
@@ -70,14 +71,14 @@ def main() -> None:
     )
     if args.plain:
         started = time.perf_counter()
-        pipeline._judge_chunk(task)
+        judging.judge_chunk(task)
         seconds = time.perf_counter() - started
         print(f"one chunk of {rows:,} rows: {seconds:.2f} s ({seconds / rows * 1e6:.0f} µs a row)")
         return
     profile = cProfile.Profile()
     started = time.perf_counter()
     profile.enable()
-    pipeline._judge_chunk(task)
+    judging.judge_chunk(task)
     profile.disable()
     print(f"one chunk of {rows:,} rows: {time.perf_counter() - started:.1f} s under the profiler")
     pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)

@@ -179,7 +179,9 @@ def test_master_may_be_csv(world, tmp_path):
 
 
 def test_parallel_rules_pass_gives_the_same_decisions(world, tmp_path, monkeypatch):
-    monkeypatch.setattr("taxgate.pipeline.CHUNK_ROWS", 200)  # several chunks from a small batch
+    monkeypatch.setattr(
+        "taxgate.pipeline.staging.CHUNK_ROWS", 200
+    )  # several chunks from a small batch
     monkeypatch.setenv("TAXGATE_WORKERS", "1")
     one = process(world["manifest"], world["master"], tmp_path / "one")
     monkeypatch.setenv("TAXGATE_WORKERS", "2")
@@ -238,9 +240,9 @@ def test_the_decisions_are_byte_for_byte_those_recorded_for_these_versions(
     from taxgate.rules import RULE_SET_VERSION
 
     if cut == "blocks":
-        monkeypatch.setattr("taxgate.pipeline.CHUNK_ROWS", 200)
+        monkeypatch.setattr("taxgate.pipeline.staging.CHUNK_ROWS", 200)
         monkeypatch.setattr(
-            "taxgate.pipeline.RECORD_ROWS", 70
+            "taxgate.pipeline.deciding.RECORD_ROWS", 70
         )  # pass 3's chunks: more than `ahead` a block
         monkeypatch.setenv("TAXGATE_WORKERS", "2")
     else:
@@ -283,7 +285,7 @@ def test_the_first_block_takes_every_chunk_already_judged():
     in exactly one block, in order."""
     import pyarrow as pa
 
-    from taxgate.pipeline import _blocks
+    from taxgate.pipeline.judging import blocks
 
     chunks = [
         (pa.table({"row_number": [i * 10 + k for k in range(10)]}), pa.table({"n": [i]}))
@@ -291,11 +293,11 @@ def test_the_first_block_takes_every_chunk_already_judged():
     ]
 
     def sizes(judged_already):
-        blocks = list(_blocks(iter(chunks), 20, judged_already))
-        assert [r for judged, _ in blocks for r in judged["row_number"].to_pylist()] == list(
+        made = list(blocks(iter(chunks), 20, judged_already))
+        assert [r for judged, _ in made for r in judged["row_number"].to_pylist()] == list(
             range(120)
         )
-        return [judged.num_rows for judged, _ in blocks]
+        return [judged.num_rows for judged, _ in made]
 
     assert sizes(lambda chunk: False) == [20] * 6  # nothing ahead: blocks of their size
     assert sizes(lambda chunk: chunk < 7) == [

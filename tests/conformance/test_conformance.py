@@ -43,7 +43,7 @@ from taxgate.decide import decide
 from taxgate.domain import REQUEST_COLUMNS, ReasonCode
 from taxgate.history import Figures
 from taxgate.intake import read_manifest
-from taxgate.pipeline import process, workspace
+from taxgate.pipeline import judging, process, workspace
 from taxgate.policy import POLICY_DIR, load_policies, policy_in_force
 from taxgate.rules import KEYS_SQL, ROW_STATS_SQL, judge_batch, named_rule_set
 from taxgate.synth import generate_master
@@ -223,7 +223,7 @@ def _batch_rows(batch: dict, number: int) -> dict:
 def test_case_through_the_rules(case: dict, tmp_path: Path) -> None:
     """The pipeline's own passes up to the decision, without identification or a store: staging
     (intake), the batch's keys and figures (`rules.KEYS_SQL`, `ROW_STATS_SQL`, no history), every
-    rule on every row (`pipeline._judge_chunk`, what a worker runs), then `decide`."""
+    rule on every row (`pipeline.judging.judge_chunk`, what a worker runs), then `decide`."""
     expected = _write_batch(tmp_path, case, case.get("manifest", {}))
     manifest = read_manifest(tmp_path / "manifest.json")
     as_of = (
@@ -240,8 +240,8 @@ def test_case_through_the_rules(case: dict, tmp_path: Path) -> None:
         con.execute(f"CREATE TABLE row_stats AS {ROW_STATS_SQL}")
         stats = con.execute("SELECT * FROM row_stats ORDER BY row_number").fetchnumpy()
         batch_codes = tuple(judge_batch(manifest, policy, as_of))
-        task = pipeline._RuleTask(staged, 0, stats, policy, manifest, as_of, batch_codes, "statute")
-        judged, _ = pipeline._judge_chunk(task)
+        task = judging.RuleTask(staged, 0, stats, policy, manifest, as_of, batch_codes, "statute")
+        judged, _ = judging.judge_chunk(task)
     assert stream.rows == judged.num_rows == len(expected), "every row ends with one decision"
     for index, (row, expect) in enumerate(zip(judged.to_pylist(), expected)):
         where = f"row {index + 1}"

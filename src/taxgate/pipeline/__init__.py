@@ -1,0 +1,313 @@
+"""The main job: intake -> rules -> identify -> decide -> ledger -> response, for one batch.
+
+The batch is streamed in chunks and staged as Parquet between passes, so memory does not grow with
+the batch: pass 1 reads the rows and their batch keys, DuckDB turns the keys into per-row batch
+figures, pass 2 judges each request in worker processes, and while they judge, this process
+identifies the requests already judged eligible (one DuckDB query per block of them) and, pass 3,
+decides, records each chunk in the store and the ledger (exactly once: see `release.batch`), and
+writes the response in row order.
+
+- `staging`: pass 1 (every row staged as Parquet, a chunk at a time) and the work folder with its
+  on-disk DuckDB database;
+- `judging`: pass 2, every rule on every request in worker processes, and the blocks identification
+  takes;
+- `deciding`: pass 3, one decision per request from what DuckDB joins, in workers of their own;
+- here: `decide_staged` (passes 2 and 3 with identification between) and `process` (those, the
+  recording in the store and the ledger, and the response).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from multiprocessing import get_context
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+
+from taxgate import identify
+from taxgate.history import Figures, History, scope_of
+from taxgate.intake import Manifest, read_manifest
+from taxgate.pipeline.deciding import Decided, decide_block
+from taxgate.pipeline.judging import RuleTask, blocks, judge_chunk, rows_per_block, rule_workers
+from taxgate.pipeline.staging import sql_text, stage, workspace
+from taxgate.policy import Policy, load_policies, policy_in_force
+from taxgate.release.batch import BatchRecorder
+from taxgate.response import ResponseWriter
+from taxgate.rules import (
+    KEYS_SQL,
+    ROW_STATS_SQL,
+    RuleSet,
+    judge_batch,
+    named_rule_set,
+)
+from taxgate.store import Store, open_store
+
+__all__ = ["BatchResult", "Decided", "decide_staged", "process", "stage", "workspace"]
+
+
+@dataclass
+class BatchResult:
+    batch_ref: str
+    manifest_sha256: str
+    rows_sha256: str
+    rows: int
+    malformed: int
+    policy_version: str
+    rule_set_version: str
+    model_version: str
+    out_dir: str
+    batch_id: int = 0  # in the store
+    resumed: bool = False  # the store already knew this batch (sent again, or a run restarted)
+    checkpoint: str = ""  # the signed ledger checkpoint after the batch
+    outcomes: dict[str, int] = field(default_factory=dict)
+    codes: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _Laps:
+    """Seconds per stage, for the summary and the benchmarks: each call ends a stretch of time and
+    adds it to its stage (the stages of a batch interleave, a block at a time)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + now - self._clock, 3)
+        self._clock = now
+
+
+def decide_staged(
+    con: duckdb.DuckDBPyConnection,
+    work: Path,
+    master_path: Path,
+    manifest: Manifest,
+    policy: Policy,
+    rules: RuleSet,
+    as_of: date,
+    rows: int,
+    lap: Callable[[str], None] = lambda stage: None,
+    history: History | None = None,
+    block_rows: int | None = None,
+) -> Iterator[list[Decided]]:
+    """Passes 2 and 3 over the staged rows: every rule on every request, identification of those that
+    passed, and one decision per request, yielded in row order in chunks of RECORD_ROWS.
+
+    The rules run in worker processes chunk by chunk while this process identifies and decides the
+    chunks already judged, a block at a time (`block_rows`): a request is identified only after
+    every rule has passed it, and scores the same in any block (the model's frequencies are the
+    master's). `lap(stage)` is called at the end of each stretch of this process's time, so that the
+    stages add up to its wall time ("rules" is the time spent waiting for the workers).
+
+    `history` is the agency's recorded requests (the batch's keys are registered there first); without
+    it the batch's figures are its own alone; `block_rows` overrides the block's size."""
+    con.execute(
+        f"CREATE OR REPLACE VIEW staged AS SELECT * FROM read_parquet({sql_text(work / 'staged.parquet')})"
+    )
+    con.execute(f"CREATE OR REPLACE TABLE batch_keys AS {KEYS_SQL}")
+    (history.figures(con) if history else Figures.none()).into(con)
+    con.execute(f"CREATE OR REPLACE TABLE row_stats AS {ROW_STATS_SQL}")
+    stats = con.execute("SELECT * FROM row_stats ORDER BY row_number").fetchnumpy()
+    lap("history")
+    batch_codes = tuple(judge_batch(manifest, policy, as_of))
+    staged_file = pq.ParquetFile(work / "staged.parquet")
+    bounds = np.cumsum(
+        [0]
+        + [staged_file.metadata.row_group(g).num_rows for g in range(staged_file.num_row_groups)]
+    )
+    tasks = [
+        RuleTask(
+            work / "staged.parquet",
+            g,
+            {k: v[bounds[g] : bounds[g + 1]] for k, v in stats.items()},
+            policy,
+            manifest,
+            as_of,
+            batch_codes,
+            rules.name,
+        )
+        for g in range(staged_file.num_row_groups)
+    ]
+    workers = rule_workers(rows)
+    releasing = sorted(c.value for c in rules.releases)
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    # Pass 3's workers are a pool of their own: in one, a block's decisions would wait behind every
+    # chunk still to judge, and this process (which records them) with them.
+    deciders = (
+        ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    )
+    try:
+        futures = [pool.submit(judge_chunk, task) for task in tasks] if pool else []
+        results = (f.result() for f in futures) if pool else map(judge_chunk, tasks)
+        identify.load_master(con, master_path)  # while the workers judge
+        lap("master")
+
+        def judged_already(chunk: int) -> bool:
+            return chunk < len(futures) and futures[chunk].done()
+
+        for block, (judged, eligible) in enumerate(
+            blocks(results, block_rows or rows_per_block(rows, workers), judged_already)
+        ):
+            lap("rules")
+            # Identification: only requests that passed every rule are looked up at all.
+            pq.write_table(judged, work / f"judged-{block}.parquet")
+            pq.write_table(eligible, work / f"id_requests-{block}.parquet")
+            con.execute(
+                f"CREATE OR REPLACE VIEW id_requests AS SELECT * FROM read_parquet("
+                f"{sql_text(work / f'id_requests-{block}.parquet')})"
+            )
+            identify.identify(con, policy.identification)
+            if rules.tin_path:
+                identify.match_by_tin(con)
+            lap("identify")
+            # The one item the law allows, for positive identifications only.
+            identify.release_addresses(con, "id_decisions", releasing)
+            yield from decide_block(
+                con,
+                work / f"judged-{block}.parquet",
+                releasing,
+                rules,
+                policy,
+                history,
+                lap,
+                deciders,
+            )
+    finally:
+        for workers_of in (
+            pool,
+            deciders,
+        ):  # a run that stopped early judges and decides no further
+            if workers_of:
+                workers_of.shutdown(cancel_futures=True)
+
+
+def process(
+    manifest_path: Path,
+    master_path: Path,
+    out_dir: Path,
+    policy_path: Path | None = None,
+    today: date | None = None,
+    keep_work: bool = False,
+    store: Store | None = None,
+    rule_set: str = "statute",
+    replay: bool = False,
+) -> BatchResult:
+    """Process one batch end to end and write the response files into `out_dir`.
+
+    `keep_work` leaves the staged files and the DuckDB work database in `out_dir/.work` (for
+    benchmarks and debugging; they hold the requests, so they are removed by default).
+
+    `store` is where the batch is recorded and ledgered (default: `open_store()`, the URL in
+    TAXGATE_DATABASE_URL or ./taxgate.db).
+
+    `rule_set` names one of `rules.RULE_SETS`; one that is not lawful runs only with `replay=True`
+    (reconstructing a past practice in the ledger so that it can be audited).
+
+    Raises IntakeError, MasterError, PolicyError, StoreError or ValueError for input that cannot be processed.
+    """
+    laps = _Laps()
+    rules = named_rule_set(rule_set)
+    if not rules.lawful and not replay:
+        raise ValueError(
+            f"rule set {rules.name} is not lawful: it can only be replayed (taxgate replay), never used to disclose"
+        )
+    manifest = read_manifest(manifest_path)
+    today = today or datetime.now(UTC).date()
+    # Judged as of the day it says it was submitted, never a day after it arrived: a batch dated ahead
+    # would otherwise move the history's window past the batches before it.
+    as_of = min(manifest.submitted_at.date(), today) if manifest.submitted_at else today
+    policy = policy_in_force(load_policies(policy_path), as_of)
+    own_store = store is None
+    try:
+        with workspace(out_dir, keep_work) as (work, con):
+            stream = stage(manifest, policy, work)
+            laps("intake")
+
+            # The batch's receipt is ledgered once; a batch seen before keeps the date it was judged as of.
+            store = store or open_store()
+            versions = {
+                "policy": policy.recorded,
+                "rule_set": rules.version,
+                "model": identify.MODEL_VERSION,
+            }
+            recorder = BatchRecorder.open(
+                store, manifest, stream.sha256, stream.rows, as_of, versions
+            )
+            if recorder.as_of != as_of:
+                as_of = recorder.as_of
+                policy = policy_in_force(load_policies(policy_path), as_of)
+            laps("receipt")
+
+            outcomes: Counter[str] = Counter()
+            code_counts: Counter[str] = Counter()
+            history = History(
+                store,
+                recorder.batch.id,
+                scope_of(manifest.agency, rules.name),
+                as_of,
+                policy.history_window_days,
+                received=today,
+            )
+            with ResponseWriter(
+                out_dir, f"{rules.version}+{policy.recorded}", identify.MODEL_VERSION
+            ) as writer:
+                for chunk in decide_staged(
+                    con,
+                    work,
+                    master_path,
+                    manifest,
+                    policy,
+                    rules,
+                    as_of,
+                    stream.rows,
+                    laps,
+                    history,
+                ):
+                    indexes = recorder.record([d.row for d in chunk])
+                    laps("ledger")
+                    for d, index in zip(chunk, indexes):
+                        # the decision as recorded: an order in force at release may have held it
+                        decision = d.row.decision
+                        writer.write(
+                            d.request, decision, d.row.address, d.evidence, ledger_index=str(index)
+                        )
+                        outcomes[decision.outcome.value] += 1
+                        code_counts.update(c.value for c in decision.codes)
+                    laps("decide")  # the response's rows count with the decision
+            note = recorder.complete(outcomes)
+            laps("ledger")
+    finally:
+        if own_store and store is not None:
+            store.close()
+    seconds = laps.seconds
+
+    result = BatchResult(
+        batch_ref=manifest.batch_ref,
+        manifest_sha256=manifest.sha256,
+        rows_sha256=stream.sha256,
+        rows=stream.rows,
+        malformed=stream.malformed,
+        policy_version=policy.recorded,
+        rule_set_version=rules.version,
+        model_version=identify.MODEL_VERSION,
+        out_dir=str(out_dir),
+        batch_id=recorder.batch.id,
+        resumed=recorder.resumed,
+        checkpoint=note,
+        outcomes=dict(outcomes.most_common()),
+        codes=dict(code_counts.most_common()),
+        seconds=seconds,
+    )
+    (out_dir / "summary.json").write_text(
+        json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8"
+    )
+    return result
