@@ -197,9 +197,9 @@ def test_the_last_known_address_is_one_address_for_every_caller(tmp_path):
     import duckdb
 
     from taxgate.identify.master import (
+        addresses_to_release,
         last_known_address,
         load_master,
-        release_addresses,
         taxpayer_records,
     )
 
@@ -234,7 +234,7 @@ def test_the_last_known_address_is_one_address_for_every_caller(tmp_path):
             load_master(con, master)
             con.execute("CREATE TABLE decided AS SELECT '900700001' AS matched_tin, "
                         "'ID_POSITIVE' AS code")  # fmt: skip
-            release_addresses(con, "decided")
+            addresses_to_release(con, "decided")
             released = con.execute("SELECT address FROM released").fetchone()[0]
             con.close()
             reviewed = last_known_address(master, "900700001")

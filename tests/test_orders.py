@@ -177,7 +177,7 @@ def test_orders_on_the_command_line(tmp_path):
 def test_an_order_ledgered_with_hours_past_the_calendar_holds_for_ever_and_fails_nothing():
     """An order recorded before hours were bounded: its notice period never ends (holding longer is
     the safe reading), and deciding a batch against it raises nothing."""
-    from taxgate.orders import Order, holding
+    from taxgate.orders import Order, order_holding
 
     order = Order(
         1,
@@ -195,7 +195,7 @@ def test_an_order_ledgered_with_hours_past_the_calendar_holds_for_ever_and_fails
     )
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert order.after(now).year == 9999
-    code, found = holding(
+    code, found = order_holding(
         [order], "DHS-ICE", "8 U.S.C. § 1253(a)(1)", now, {1: datetime(2025, 6, 1, tzinfo=UTC)}
     )
     assert found is order and code.name == "NOTICE_PERIOD"

@@ -336,7 +336,7 @@ def test_a_replay_is_never_reviewed_or_released_now(audited, store, world):
     """A replay of the 2025 practice is a record of what was done: its requests near the line are
     not in any officer's queue, and deciding one is refused (an officer's 'disclose' would release
     an address today under a practice held unlawful)."""
-    from taxgate.review import ReviewError, decide_review, queue
+    from taxgate.review import ReviewError, decide_review, review_queue
 
     with store.session() as session:
         replayed = (
@@ -352,7 +352,7 @@ def test_a_replay_is_never_reviewed_or_released_now(audited, store, world):
             .all()
         )
     assert replayed, "the replay should hold requests near the line"
-    assert not set(replayed) & {r["decision"] for r in queue(store, limit=10_000)[1]}
+    assert not set(replayed) & {r["decision"] for r in review_queue(store, limit=10_000)[1]}
     with pytest.raises(ReviewError, match="replay of past practice"):
         decide_review(
             store,
@@ -365,7 +365,7 @@ def test_a_replay_is_never_reviewed_or_released_now(audited, store, world):
 
 
 def test_a_replayed_case_is_closed_to_officers(audited, store, world):
-    from taxgate.review import ReviewError, case
+    from taxgate.review import ReviewError, review_case
 
     with store.session() as session:
         replayed = (
@@ -381,7 +381,7 @@ def test_a_replayed_case_is_closed_to_officers(audited, store, world):
             .first()
         )
     with pytest.raises(ReviewError, match="replay of past practice"):
-        case(store, replayed, world["master"])
+        review_case(store, replayed, world["master"])
     assert (
-        case(store, replayed, world["master"], open_only=False)["decision"] == replayed
+        review_case(store, replayed, world["master"], open_only=False)["decision"] == replayed
     )  # an auditor reads it

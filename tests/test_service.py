@@ -442,13 +442,13 @@ def test_the_timer_releases_and_signs(service, small_batch):
             > review["ledger_index"]
         )
     assert (
-        jobs.tick(service.store, service.settings)["signed"] is False
+        jobs.run_timer_round(service.store, service.settings)["signed"] is False
     )  # nothing new: nothing to sign
     with service.store.session.begin() as session:
         Ledger(service.store).append(
             session, [{"kind": "test", "n": 1}]
         )  # something the timer must sign
-    assert jobs.tick(service.store, service.settings)["signed"] is True
+    assert jobs.run_timer_round(service.store, service.settings)["signed"] is True
 
 
 def test_one_content_policy_a_bad_row_is_its_row_in_the_service_as_on_the_command_line(

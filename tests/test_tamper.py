@@ -24,7 +24,7 @@ from taxgate.ledger import TamperedError, sign_checkpoint
 from taxgate.notices import add_order_with_notices, list_notices, mark_sent
 from taxgate.pipeline import process
 from taxgate.release import release_held
-from taxgate.review import decide_review, queue
+from taxgate.review import decide_review, review_queue
 from taxgate.store import open_store
 from taxgate.store.models import Disclosure
 
@@ -53,7 +53,7 @@ def template(world, small_batch, tmp_path_factory):
             add_order_with_notices(store, STAY)
             add_order_with_notices(store, NOTICE_ON_RECEIPT)
             process(small_batch, world["master"], root / "b", store=store)
-            _, waiting = queue(store)
+            _, waiting = review_queue(store)
             decide_review(
                 store,
                 waiting[0]["decision"],

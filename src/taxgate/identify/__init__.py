@@ -33,7 +33,7 @@ import duckdb
 from taxgate.domain import ReasonCode, Request
 from taxgate.identify.decision import decision_macros, decision_sql, define_decision_macros
 from taxgate.identify.features import FEATURE_COLUMNS, address_features, person_features
-from taxgate.identify.master import MasterError, load_master, release_addresses
+from taxgate.identify.master import MasterError, addresses_to_release, load_master
 from taxgate.identify.settings import trained_settings
 from taxgate.normalize.name import define_names_agree, nickname_table
 from taxgate.policy import IdentificationRules
@@ -53,7 +53,7 @@ __all__ = [
     "load_master",
     "master_frequencies",
     "match_by_tin",
-    "release_addresses",
+    "addresses_to_release",
     "request_features",
     "score_floor",
 ]

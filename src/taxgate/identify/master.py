@@ -302,7 +302,7 @@ def _prepare_on_spark(path: Path, present: set[str], parts: Path) -> Path:
     return parts
 
 
-def release_addresses(
+def addresses_to_release(
     con: duckdb.DuckDBPyConnection, decisions: str, codes: Iterable[str] = ("ID_POSITIVE",)
 ) -> None:
     """Table `released`: for each taxpayer identified in table `decisions` with one of `codes` (only a

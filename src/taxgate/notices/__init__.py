@@ -2,7 +2,7 @@
 
 - `court_receipt`: a `notice_on_receipt` order: notice to `notify` within `hours` of receiving a batch.
 - `pre_transfer`: a `notice_before_transfer` order: notice to `notify` before anything of the batch
-  leaves; the held items may leave `hours` after it was sent (`orders.holding`).
+  leaves; the held items may leave `hours` after it was sent (`orders.order_holding`).
 - `use_bar`: a `use_bar` order: notice to the recipient agency that it may not inspect, use, copy or
   rely on what it received, due when the order is added.
 - `disposal_request`: an incident (`taxgate incidents open`): the recipient is asked to dispose of
@@ -78,7 +78,7 @@ def _from_row(row: NoticeRecord) -> Notice:
     )
 
 
-def owe(
+def owe_notice(
     session: Session,
     ledger: Ledger,
     kind: str,
@@ -273,7 +273,7 @@ def add_order_with_notices(
         if order.agency:
             query = query.where(Batch.agency == order.agency)
         received = session.execute(query).scalar_one()
-        owe(
+        owe_notice(
             session,
             ledger,
             "use_bar",
@@ -328,7 +328,9 @@ def owe_on_receipt(
             and order.in_force(received_at.date())
             and order.covers_agency(agency)
         ):
-            owe(session, ledger, "court_receipt", order, batch_id, order.after(received_at), body)
+            owe_notice(
+                session, ledger, "court_receipt", order, batch_id, order.after(received_at), body
+            )
 
 
 def sent_at(session: Session, kind: str, batch_id: int) -> dict[int, datetime]:

@@ -458,7 +458,7 @@ def list_orders(store: Store) -> list[Order]:
         ]
 
 
-def holding(
+def order_holding(
     orders: list[Order],
     agency: str,
     statute: str,

@@ -170,7 +170,7 @@ def decide_staged(
                 identify.match_by_tin(con)
             lap("identify")
             # The one item the law allows, for positive identifications only.
-            identify.release_addresses(con, "id_decisions", releasing)
+            identify.addresses_to_release(con, "id_decisions", releasing)
             yield from decide_block(
                 con,
                 work / f"judged-{block}.parquet",

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.ledger import Ledger, checked_row, sign_checkpoint
-from taxgate.notices import owe, sent_at
-from taxgate.orders import Order, holding, list_orders, orders_in
+from taxgate.notices import owe_notice, sent_at
+from taxgate.orders import Order, list_orders, order_holding, orders_in
 from taxgate.policy import Policy, PolicyError, load_policies, policy_in_force
 from taxgate.release.entries import DECISIONS, DISCLOSABLE, HELD, disclosure_entry, held_entry
 from taxgate.store import Store
@@ -87,16 +87,16 @@ class Release:
             int, dict
         ] = {}  # batch id -> its pre-transfer notices, read once per batch
 
-    def holding(
+    def held_by(
         self, batch_id: int, batch_ref: str, agency: str, statute: str
     ) -> tuple[ReasonCode, Order] | None:
         """The order that holds an item of this batch now, with its code, or None. A notice
         before transfer that holds it is owed now (the transfer waits for it)."""
         if batch_id not in self._noticed:
             self._noticed[batch_id] = sent_at(self.session, "pre_transfer", batch_id)
-        held = holding(self.orders, agency, statute, self.now, self._noticed[batch_id])
+        held = order_holding(self.orders, agency, statute, self.now, self._noticed[batch_id])
         if held is not None and held[1].kind == "notice_before_transfer":
-            owe(
+            owe_notice(
                 self.session,
                 self.ledger,
                 "pre_transfer",
@@ -176,7 +176,7 @@ def release_or_hold(
     release = Release(session, ledger, now)
     lawful = [i for i, item in enumerate(items) if allowed(item.agency)]
     holds = {
-        i: release.holding(items[i].batch_id, items[i].batch_ref, items[i].agency, items[i].statute)
+        i: release.held_by(items[i].batch_id, items[i].batch_ref, items[i].agency, items[i].statute)
         for i in lawful
     }
     indexes = dict(
@@ -279,5 +279,5 @@ def lift_preview(store: Store, order_id: int, now: datetime | None = None) -> tu
         ).all()
     covered = [(agency, statute) for agency, statute in pending if order.covers(agency, statute)]
     return len(covered), sum(
-        1 for agency, statute in covered if holding(others, agency, statute, now) is None
+        1 for agency, statute in covered if order_holding(others, agency, statute, now) is None
     )

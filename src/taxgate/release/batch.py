@@ -211,7 +211,7 @@ class BatchRecorder:
         """At release, in the transaction that would record it: an order in force now holds it."""
         for r in rows:
             if r.decision.outcome is Outcome.DISCLOSED:
-                held = release.holding(batch.id, batch.batch_ref, batch.agency, r.statute)
+                held = release.held_by(batch.id, batch.batch_ref, batch.agency, r.statute)
                 if held is not None:
                     r.decision = replace(
                         r.decision, outcome=Outcome.HELD, codes=(*r.decision.codes, held[0])

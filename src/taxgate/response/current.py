@@ -22,7 +22,7 @@ from sqlalchemy import and_, case, func, select
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.ledger import Ledger
 from taxgate.ledger.checkpoint import parse_note
-from taxgate.orders import holding, list_orders
+from taxgate.orders import list_orders, order_holding
 from taxgate.response import RESPONSE_COLUMNS, spreadsheet_safe
 from taxgate.store import Store
 from taxgate.store.models import Batch, DecisionRecord, Disclosure, HeldItem, Review
@@ -137,7 +137,7 @@ class _Holds:
         )
 
     def code(self, statute: str) -> str:
-        held = holding(self.orders, self.agency, statute, self.now)
+        held = order_holding(self.orders, self.agency, statute, self.now)
         return (held[0] if held else ReasonCode.HELD_BY_COURT_ORDER).value
 
 

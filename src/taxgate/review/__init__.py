@@ -88,7 +88,7 @@ QUEUE_ORDERS = {
 }
 
 
-def queue(
+def review_queue(
     store: Store,
     limit: int = 200,
     offset: int = 0,
@@ -160,7 +160,7 @@ def queue_batches(store: Store) -> list[str]:
         )
 
 
-def case(
+def review_case(
     store: Store,
     decision_id: int,
     master_path: Path,

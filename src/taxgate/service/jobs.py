@@ -222,7 +222,9 @@ def run_queued(store: Store, settings: Settings, owner: str | None = None) -> in
     return done
 
 
-def work(settings: Settings, wake, stop) -> None:  # pragma: no cover - runs in a worker process
+def run_worker(
+    settings: Settings, wake, stop
+) -> None:  # pragma: no cover - runs in a worker process
     """A worker process: decide queued submissions until told to stop; sleep until woken."""
     # The server stops its workers itself (`stop`, then SIGKILL if mid-batch): a signal to the whole
     # process group must not kill one while it holds the lock of a shared Event.
@@ -254,7 +256,7 @@ class Supervisor(threading.Thread):
 
     def start_worker(self, n: int):
         worker = self.context.Process(
-            target=work,
+            target=run_worker,
             args=(self.settings, self.wake, self.stop),
             name=f"taxgate-worker-{n}",
             daemon=True,
@@ -303,7 +305,7 @@ class Supervisor(threading.Thread):
                 self._release(worker, counted=False)
 
 
-def tick(store: Store, settings: Settings) -> dict:
+def run_timer_round(store: Store, settings: Settings) -> dict:
     """One timer tick: release what no order holds any more (by the policy in force today), and
     sign a checkpoint if the ledger grew since the last one, so reviews and releases are covered."""
     released = release_held(store, policies=load_policies(settings.policy))
@@ -323,7 +325,7 @@ def tick(store: Store, settings: Settings) -> dict:
 
 
 class Timer(threading.Thread):
-    """Runs `tick` every `settings.release_every` seconds until stopped."""
+    """Runs `run_timer_round` every `settings.release_every` seconds until stopped."""
 
     def __init__(self, store: Store, settings: Settings):
         super().__init__(name="taxgate-timer", daemon=True)
@@ -333,7 +335,7 @@ class Timer(threading.Thread):
     def run(self) -> None:  # pragma: no cover - exercised by the served tests
         while not self.stopped.wait(self.settings.release_every):
             try:
-                done = tick(self.store, self.settings)
+                done = run_timer_round(self.store, self.settings)
                 if done["released"]:
                     log.info("released %d held item(s)", done["released"])
             except Exception:

@@ -16,7 +16,7 @@ from taxgate.ledger import Ledger
 from taxgate.normalize.text import digits
 from taxgate.render import policy, to_pdf
 from taxgate.reports import ACCOUNTING_COLUMNS, accounting, accounting_letter
-from taxgate.review import queue
+from taxgate.review import review_queue
 from taxgate.service.access import EVERYONE, allow, page, reading
 from taxgate.service.batches import batch_views
 from taxgate.service.deps import ERRORS, READERS, State, state_of
@@ -91,7 +91,7 @@ def dashboard(request: Request, state: State, who: Page = page(*EVERYONE)) -> HT
             recent = session.execute(query).scalars().all()
         context["batches"] = batch_views(state.store, recent)
     if user.role == "officer":
-        context["waiting"] = queue(state.store, limit=1)[0]
+        context["waiting"] = review_queue(state.store, limit=1)[0]
     return render(request, "dashboard.html", who, **context)
 
 

@@ -17,10 +17,10 @@ from taxgate.review import (
     ACTIONS,
     QUEUE_ORDERS,
     ReviewError,
-    case,
     decide_review,
-    queue,
     queue_batches,
+    review_case,
+    review_queue,
 )
 from taxgate.service.access import allow, page, reading
 from taxgate.service.deps import ERRORS, Id, State
@@ -53,7 +53,7 @@ def get_reviews(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict:
     with reading(request, user, "review_queue", f"queue from {offset}"):
-        total, items = queue(state.store, limit, offset)
+        total, items = review_queue(state.store, limit, offset)
     return {"total": total, "reviews": items}
 
 
@@ -68,7 +68,7 @@ def get_review(
 ) -> dict:
     with reading(request, user, "review_case", f"decision {decision_id}"):
         try:
-            return case(
+            return review_case(
                 state.store,
                 decision_id,
                 state.settings.master,
@@ -128,7 +128,7 @@ def reviews(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> HTMLResponse:
     with reading(request, who[0], "review_queue", f"queue from {offset}"):
-        total, items = queue(
+        total, items = review_queue(
             state.store, PAGE_SIZE, offset, batch_ref=batch, code=code, order=order
         )
     paging = Paging(total, offset, PAGE_SIZE, {"batch": batch, "code": code, "order": order})
@@ -158,7 +158,7 @@ def reviews_csv(
     order: Annotated[str, Query(max_length=12)] = "oldest",
 ):
     with reading(request, who[0], "review_queue", "export"):
-        _, items = queue(state.store, 2**31 - 1, 0, batch_ref=batch, code=code, order=order)
+        _, items = review_queue(state.store, 2**31 - 1, 0, batch_ref=batch, code=code, order=order)
     rounded = [
         {**i, **{k: f"{i[k]:.3f}" for k in ("weight", "runner_up_weight") if i[k] is not None}}
         for i in items
@@ -172,7 +172,7 @@ def review(
 ) -> HTMLResponse:
     with reading(request, who[0], "review_case", f"decision {decision_id}"):
         try:
-            found = case(
+            found = review_case(
                 state.store,
                 decision_id,
                 state.settings.master,
@@ -298,7 +298,7 @@ def decide(
     except ReviewError as exc:
         try:  # the case again, with the reason beside the form (if it is still open): a read, logged
             with reading(request, who[0], "review_case", f"decision {decision_id}"):
-                found = case(
+                found = review_case(
                     state.store, decision_id, state.settings.master, policies=state.policies()
                 )
         except ReviewError:
