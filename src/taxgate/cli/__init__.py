@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from taxgate.cli import batches, courts, data, ledger, service  # noqa: F401  (registers the commands)
-from taxgate.cli._common import app, errors
+from taxgate.cli import batches, courts, ledger, reports, service, synthetic  # noqa: F401  (registers the commands)
+from taxgate.cli.shared import app, errors
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from taxgate.cli._common import DATABASE, USER_ERRORS, app, console, errors, fail, sign, store_at
+from taxgate.cli.shared import DATABASE, USER_ERRORS, app, console, errors, fail, sign, store_at
 from taxgate.domain import Outcome, ReasonCode
 
 

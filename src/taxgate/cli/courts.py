@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from taxgate.cli._common import DATABASE, app, console, fail, sign, store_at
+from taxgate.cli.shared import DATABASE, app, console, fail, sign, store_at
 from taxgate.policy import PolicyError
 
 orders_app = typer.Typer(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from taxgate.cli._common import DATABASE, app, console, fail, store_at
+from taxgate.cli.shared import DATABASE, app, console, fail, store_at
 
 users_app = typer.Typer(
     help="Users of the service: roles, passwords (argon2id), API tokens.", no_args_is_help=True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from taxgate.cli._common import app, console, fail
+from taxgate.cli.shared import app, console, fail
 
 synth_app = typer.Typer(
     help="Seeded synthetic data with ground-truth labels.", no_args_is_help=True
