@@ -21,6 +21,8 @@ from taxgate.store.models import AccessRefusal, AccountEvent, DecisionRecord
 from tests.conftest import Service, findings, upload_files
 from tests.test_service_access import console, refusals
 
+pytestmark = pytest.mark.slow  # a service under hostile input, batches end to end
+
 
 def ledgered_events(store) -> list[tuple]:
     with store.session() as session:

@@ -7,11 +7,14 @@ import csv
 import io
 import re
 
+import pytest
 from seeing import pdf_text, words_off_page
 from test_current_response import NOTE, _queue
 from test_service_access import console
 
 from taxgate.reports import ACCOUNTING_COLUMNS
+
+pytestmark = pytest.mark.slow  # batches end to end, reports from the store
 
 
 def test_the_accounting_counts_a_review_as_decided_and_exports_a_csv_and_a_letter(

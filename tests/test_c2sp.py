@@ -20,6 +20,8 @@ from taxgate.ledger import Ledger, sign_checkpoint
 from taxgate.pipeline import process
 from taxgate.service.tlog import encode_index, tile_index
 
+pytestmark = pytest.mark.slow  # a served log checked by the Go client
+
 CLIENT = Path(__file__).parent / "c2sp_client" / "main.go"
 GOPATH = Path("/usr/share/gocode")  # Debian's Go sources: golang.org/x/mod among them
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the command line in subprocesses
+
 
 def taxgate(*args, cwd=None):
     return subprocess.run(

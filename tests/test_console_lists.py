@@ -8,8 +8,11 @@ import csv
 import io
 import re
 
+import pytest
 from test_current_response import _queue
 from test_service_access import console
+
+pytestmark = pytest.mark.slow  # the console in a browser
 
 
 def test_the_review_queue_filters_sorts_pages_and_exports(service, small_batch):

@@ -12,6 +12,8 @@ from test_served import PASSWORD, Server, wait_done
 
 from taxgate import accounts
 
+pytestmark = pytest.mark.slow  # the console in a browser, a live server
+
 ROLES = ("requester", "officer", "court", "auditor", "admin")
 PAGES = {  # what each role opens (ids filled in once the batch is decided)
     "requester": ("/", "/batches", "/batches/1", "/requests?id=R0000001", "/ledger", "/account"),

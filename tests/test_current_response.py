@@ -10,6 +10,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from test_service import LIFT
 from test_service_access import console
@@ -18,6 +19,8 @@ from taxgate.ledger import Ledger
 from taxgate.ledger.checkpoint import parse_note
 from taxgate.response import RESPONSE_COLUMNS
 from taxgate.store.models import Submission
+
+pytestmark = pytest.mark.slow  # batches end to end, reviews and orders
 
 NOTE = "Same person: the street is misspelled."
 

@@ -14,6 +14,8 @@ from taxgate.notices.documents import _TITLES, write_notice
 from taxgate.remediation import RIGHTS_7431
 from taxgate.render import Document, Section, bar_chart, write
 
+pytestmark = pytest.mark.slow  # documents rendered as PDF pages
+
 LONG_AGENCY = "Department of Homeland Security, U.S. Immigration and Customs Enforcement, Enforcement and Removal"
 STREET = {
     "street": "12345 NORTH MARTIN LUTHER KING JUNIOR MEMORIAL BOULEVARD",

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from conftest import control_store, findings
 from dying import died, dying_env
 from sqlalchemy import func, select
@@ -17,6 +18,8 @@ from taxgate.pipeline import process
 from taxgate.store import open_store
 from taxgate.store.models import Batch, DecisionRecord, Disclosure, LedgerEntry
 from taxgate.synth import generate_batch
+
+pytestmark = pytest.mark.slow  # runs killed and started again
 
 
 def response(out) -> list[dict]:

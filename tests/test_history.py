@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from sqlalchemy import text
 
@@ -29,6 +30,8 @@ from taxgate.policy import POLICY_DIR
 from taxgate.remediation import audit
 from taxgate.rules import KEYS_SQL
 from taxgate.store import open_store
+
+pytestmark = pytest.mark.slow  # batches end to end across a store
 
 WORLD = yaml.safe_load(
     (Path(__file__).parent / "conformance" / "_world.yaml").read_text(encoding="utf-8")

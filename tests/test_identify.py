@@ -75,6 +75,7 @@ def test_shipped_model_matches_the_settings_and_is_trained():
         assert all(lv.get("u_probability") for lv in levels), comparison["output_column_name"]
 
 
+@pytest.mark.slow  # two models trained
 def test_training_is_reproducible(tmp_path):
     models = []
     for name in ("a", "b"):  # each from a world of its own, made again from the seed
@@ -84,6 +85,7 @@ def test_training_is_reproducible(tmp_path):
     assert models[0].read_bytes() == models[1].read_bytes()
 
 
+@pytest.mark.slow  # a batch end to end
 def test_explain_shows_the_evidence(world, tmp_path):
     from taxgate.pipeline import process
 
@@ -170,6 +172,7 @@ def test_explain_shows_the_evidence(world, tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
 
 
+@pytest.mark.slow  # a master prepared twice
 def test_master_preparation_in_parallel_gives_the_same_table(world, tmp_path, monkeypatch):
     import shutil
 

@@ -7,11 +7,15 @@ import csv
 import json
 from datetime import date
 
+import pytest
+
 from taxgate.identify.single import Identifier
 from taxgate.intake import RowStream, read_manifest
 from taxgate.pipeline import process
 from taxgate.policy import load_policies, policy_in_force
 from taxgate.synth import Mix, generate_batch
+
+pytestmark = pytest.mark.slow  # the master loaded, requests one by one against the batch path
 
 
 def test_one_request_at_a_time_is_decided_as_in_the_batch(world, tmp_path):

@@ -246,6 +246,7 @@ BOMBS = {
 }
 
 
+@pytest.mark.slow  # a bomb expanded in bounded memory
 @pytest.mark.parametrize("kind", BOMBS)
 def test_a_parquet_decompression_bomb_is_malformed_rows_in_bounded_memory(tmp_path, kind):
     path = tmp_path / "bomb.parquet"
@@ -305,6 +306,7 @@ def test_parquet_fields_over_the_limit_are_measured_not_built(tmp_path):
         "pa.array([{'a': 'x'}])",  # a struct
     ],
 )
+@pytest.mark.slow  # large columns written and read
 def test_a_column_of_a_type_taxgate_does_not_read_is_never_decoded(tmp_path, column):
     """Only flat values and lists of text are decoded; any other column says nothing of its size
     in its encoded form, so every row is MALFORMED_ROW, unread, in bounded memory."""

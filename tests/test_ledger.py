@@ -57,6 +57,7 @@ def test_canonical_is_rfc8785_for_ledger_entries():
         canonical({"weight": 1.5})
 
 
+@pytest.mark.slow  # every tree size to a thousand
 def test_roots_and_proofs_match_the_pure_tree(ledger, signer):
     fill(
         ledger, [1, 254, 1, 300, 44, 70_000 - 600]

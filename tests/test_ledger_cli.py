@@ -14,6 +14,8 @@ from test_cli import taxgate
 from taxgate.pipeline import process
 from taxgate.store import open_store
 
+pytestmark = pytest.mark.slow  # the command line in subprocesses
+
 
 @pytest.fixture()
 def processed(world, tmp_path, database_url):

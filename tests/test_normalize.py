@@ -197,6 +197,7 @@ _PLAIN = (
 )
 
 
+@pytest.mark.slow  # every pair of a large name list
 def test_the_name_macros_say_what_their_plain_definition_says():
     import random
 

@@ -18,6 +18,8 @@ from taxgate.pipeline import process
 from taxgate.release import release_held
 from taxgate.store.models import Batch
 
+pytestmark = pytest.mark.slow  # notices over batches end to end
+
 
 def test_notice_on_receipt_is_owed_once_with_its_due_time(world, tmp_path, store):
     add_order(store, {**STAY, "kind": "notice_on_receipt", "hours": 24})

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import findings
 from sqlalchemy import update
 from test_current_response import NOTE, _queue
 from test_service_access import console
 
 from taxgate.store.models import OrderRecord
+
+pytestmark = pytest.mark.slow  # the console and batches end to end
 
 STAY = {
     "kind": "stay",

@@ -17,6 +17,8 @@ from taxgate.pipeline import process
 from taxgate.release import release_held
 from taxgate.store.models import Disclosure, HeldItem
 
+pytestmark = pytest.mark.slow  # orders over batches end to end
+
 STAY = {
     "kind": "stay",
     "court": "D.D.C.",

@@ -15,6 +15,8 @@ from taxgate.pipeline import process
 from taxgate.store import open_store
 from taxgate.synth import Mix, generate_batch
 
+pytestmark = pytest.mark.slow  # batches end to end
+
 
 def read_csv(path):
     with open(path, newline="", encoding="utf-8") as fh:

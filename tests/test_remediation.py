@@ -31,6 +31,8 @@ from taxgate.remediation import (
 from taxgate.store.models import Batch, DecisionRecord, LedgerEntry
 from taxgate.synth import Mix, generate_batch
 
+pytestmark = pytest.mark.slow  # replays and audits end to end
+
 
 @pytest.fixture(scope="module")
 def batch_2025(world, tmp_path_factory) -> dict[str, Path]:

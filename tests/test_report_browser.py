@@ -23,6 +23,8 @@ from taxgate.reports.oversight import CHARTS, oversight
 from taxgate.rules import REPLAYED_VERSIONS
 from taxgate.store.models import Batch, DecisionRecord, Disclosure
 
+pytestmark = pytest.mark.slow  # reports in a browser and as PDF pages
+
 CHROMIUM = os.environ.get("TAXGATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # As root, without a sandbox; and without the background traffic this machine's closed network refuses.
 ARGS = [

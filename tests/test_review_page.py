@@ -7,12 +7,15 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import pytest
 from test_current_response import _queue
 from test_service_access import console
 
 from taxgate.identify.decision import RULE_NAMES
 from taxgate.identify.evidence import level_meaning, why
 from taxgate.policy import load_policies, policy_in_force
+
+pytestmark = pytest.mark.slow  # the review page in a browser
 
 
 def test_the_case_says_why_it_is_in_review_with_the_policy_thresholds(service, small_batch):

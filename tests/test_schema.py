@@ -3,11 +3,14 @@ role's token or none, the service answers without a server error (no 5xx)."""
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from tests.conftest import Service
+
+pytestmark = pytest.mark.slow  # the API fuzzed from its OpenAPI schema
 
 ROLES = ("requester", "officer", "court", "auditor", "admin", None)
 

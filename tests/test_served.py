@@ -28,6 +28,8 @@ from taxgate.reports.oversight import CHARTS
 from taxgate.store.models import DecisionRecord
 from taxgate.synth import generate_batch
 
+pytestmark = pytest.mark.slow  # a live server
+
 PASSWORD = "served-password-for-tests"
 
 

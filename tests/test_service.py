@@ -17,6 +17,8 @@ from taxgate.ledger import Ledger, check_proof
 from taxgate.store.models import DecisionRecord, Disclosure, HeldItem, Review, Submission
 from tests.conftest import Service, control_store, findings, upload_files
 
+pytestmark = pytest.mark.slow  # the service with batches end to end
+
 
 def nothing_kept(service: Service) -> bool:
     with service.store.session() as session:

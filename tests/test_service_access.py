@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 
 from taxgate.store.models import AccessRefusal, ApiToken, User
 
+pytestmark = pytest.mark.slow  # the service with batches end to end
+
 EVERY = {"requester", "officer", "court", "auditor", "admin"}
 READERS = {"requester", "officer", "court", "auditor"}
 

@@ -10,8 +10,12 @@ import csv
 import json
 import shutil
 
+import pytest
+
 from taxgate.pipeline import process
 from taxgate.synth import Mix, generate_batch, generate_master
+
+pytestmark = pytest.mark.slow  # Spark
 
 
 def decisions(path):

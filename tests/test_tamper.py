@@ -28,6 +28,8 @@ from taxgate.review import decide_review, review_queue
 from taxgate.store import open_store
 from taxgate.store.models import Disclosure
 
+pytestmark = pytest.mark.slow  # large ledgers tampered with and verified
+
 NOTICE_ON_RECEIPT = {
     "kind": "notice_on_receipt",
     "court": "D.D.C.",

@@ -18,6 +18,8 @@ from taxgate.witness import Cosigner, WitnessError, WitnessKey, note_body
 from taxgate.witness.client import Witness, cosign_latest, cosigned_note
 from taxgate.witness.server import create_witness_app
 
+pytestmark = pytest.mark.slow  # live witness servers
+
 ORIGIN = "taxgate.example/ledger"
 
 

@@ -19,6 +19,8 @@ from taxgate.store.models import DecisionRecord, Submission
 from tests.conftest import Service, findings, upload_files
 from tests.dying import died, dying_env
 
+pytestmark = pytest.mark.slow  # supervised worker processes
+
 
 def status(store, submission_id: int) -> Submission:
     with store.session() as session:
