@@ -622,3 +622,22 @@ def test_every_way_to_the_master_records_and_the_entries_is_logged(decided):
         == 200
     )
     assert accounts.reads(service.store, event="ledger_entries")[0]["object"] == "entries 0 to 255"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/reads?username=%00",  # the fuzzer's find: a 500 on PostgreSQL, whose text refuses NUL
+        "/api/reads?username=ana%00&event=x",
+        "/api/refusals?username=+%00+",
+        "/api/batches/%00",
+        "/log/checkpoint?x=%00",
+    ],
+)
+def test_a_nul_in_a_url_is_a_clear_400_on_either_store_never_a_fault(service, url):
+    answer = service.client.get(url, headers=service.auth("auditor"))
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"detail": "a URL may not contain a NUL character"}
+    assert answer.headers["content-security-policy"]  # answered like any page of the service
+    fine = service.client.get("/api/reads?username=ana", headers=service.auth("auditor"))
+    assert fine.status_code == 200 and fine.json()["reads"] == []

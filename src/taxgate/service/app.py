@@ -7,7 +7,7 @@ import multiprocessing
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
@@ -118,7 +118,11 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
-        if request.method in STATE_CHANGING and not same_origin(request):
+        if "\x00" in request.url.path or "\x00" in unquote_plus(request.url.query):
+            # No text the service keeps can hold a NUL (PostgreSQL's text refuses it): a URL with
+            # one names nothing, and is answered so on either store, not as a fault of ours.
+            response = JSONResponse({"detail": "a URL may not contain a NUL character"}, 400)
+        elif request.method in STATE_CHANGING and not same_origin(request):
             # A browser names the page a form or script came from; another site's is refused.
             await run_in_threadpool(
                 refuse, request, 403, f"cross-site request from {request.headers['origin'][:100]}"
