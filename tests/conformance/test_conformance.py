@@ -41,11 +41,10 @@ import yaml
 from taxgate import pipeline
 from taxgate.decide import decide
 from taxgate.domain import REQUEST_COLUMNS, ReasonCode
-from taxgate.history import Figures
 from taxgate.intake import read_manifest
 from taxgate.pipeline import judging, process, workspace
 from taxgate.policy import POLICY_DIR, load_policies, policy_in_force
-from taxgate.rules import KEYS_SQL, ROW_STATS_SQL, judge_batch, named_rule_set
+from taxgate.rules import judge_batch, named_rule_set
 from taxgate.synth import generate_master
 
 HERE = Path(__file__).parent
@@ -226,21 +225,16 @@ def test_case_through_the_rules(case: dict, tmp_path: Path) -> None:
     rule on every row (`pipeline.judging.judge_chunk`, what a worker runs), then `decide`."""
     expected = _write_batch(tmp_path, case, case.get("manifest", {}))
     manifest = read_manifest(tmp_path / "manifest.json")
-    as_of = (
-        min(manifest.submitted_at.date(), date.today()) if manifest.submitted_at else date.today()
-    )
+    as_of = pipeline.judged_as_of(manifest, date.today())
     policy = policy_in_force(load_policies(_policy(case, tmp_path)), as_of)
     rules = named_rule_set("statute")
     with workspace(tmp_path / "out") as (work, con):
         stream = pipeline.stage(manifest, policy, work)
-        staged = work / "staged.parquet"
-        con.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet('{staged}')")
-        con.execute(f"CREATE TABLE batch_keys AS {KEYS_SQL}")
-        Figures.none().into(con)
-        con.execute(f"CREATE TABLE row_stats AS {ROW_STATS_SQL}")
-        stats = con.execute("SELECT * FROM row_stats ORDER BY row_number").fetchnumpy()
+        stats = pipeline.batch_figures(con, work)  # no history: the batch's own figures
         batch_codes = tuple(judge_batch(manifest, policy, as_of))
-        task = judging.RuleTask(staged, 0, stats, policy, manifest, as_of, batch_codes, "statute")
+        task = judging.RuleTask(
+            work / "staged.parquet", 0, stats, policy, manifest, as_of, batch_codes, "statute"
+        )
         judged, _ = judging.judge_chunk(task)
     assert stream.rows == judged.num_rows == len(expected), "every row ends with one decision"
     for index, (row, expect) in enumerate(zip(judged.to_pylist(), expected)):

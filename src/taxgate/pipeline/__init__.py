@@ -86,6 +86,27 @@ class _Laps:
         self._clock = now
 
 
+def batch_figures(
+    con: duckdb.DuckDBPyConnection, work: Path, history: History | None = None
+) -> dict[str, np.ndarray]:
+    """Each staged row's figures (`rules.RowStats`, a column each, in row order): its batch keys
+    (`rules.KEYS_SQL`) counted with what `history` holds (the batch's own alone without it).
+    Leaves views `staged` and tables `batch_keys`, `row_stats` for the passes after it."""
+    con.execute(
+        f"CREATE OR REPLACE VIEW staged AS SELECT * FROM read_parquet({sql_text(work / 'staged.parquet')})"
+    )
+    con.execute(f"CREATE OR REPLACE TABLE batch_keys AS {KEYS_SQL}")
+    (history.figures(con) if history else Figures.none()).into(con)
+    con.execute(f"CREATE OR REPLACE TABLE row_stats AS {ROW_STATS_SQL}")
+    return con.execute("SELECT * FROM row_stats ORDER BY row_number").fetchnumpy()
+
+
+def judged_as_of(manifest: Manifest, today: date) -> date:
+    """The day a batch is judged as of: the day it says it was submitted, never a day after it
+    arrived (a batch dated ahead would otherwise move the history's window past those before it)."""
+    return min(manifest.submitted_at.date(), today) if manifest.submitted_at else today
+
+
 def decide_staged(
     con: duckdb.DuckDBPyConnection,
     work: Path,
@@ -110,13 +131,7 @@ def decide_staged(
 
     `history` is the agency's recorded requests (the batch's keys are registered there first); without
     it the batch's figures are its own alone; `block_rows` overrides the block's size."""
-    con.execute(
-        f"CREATE OR REPLACE VIEW staged AS SELECT * FROM read_parquet({sql_text(work / 'staged.parquet')})"
-    )
-    con.execute(f"CREATE OR REPLACE TABLE batch_keys AS {KEYS_SQL}")
-    (history.figures(con) if history else Figures.none()).into(con)
-    con.execute(f"CREATE OR REPLACE TABLE row_stats AS {ROW_STATS_SQL}")
-    stats = con.execute("SELECT * FROM row_stats ORDER BY row_number").fetchnumpy()
+    stats = batch_figures(con, work, history)
     lap("history")
     batch_codes = tuple(judge_batch(manifest, policy, as_of))
     staged_file = pq.ParquetFile(work / "staged.parquet")
@@ -222,9 +237,7 @@ def process(
         )
     manifest = read_manifest(manifest_path)
     today = today or datetime.now(UTC).date()
-    # Judged as of the day it says it was submitted, never a day after it arrived: a batch dated ahead
-    # would otherwise move the history's window past the batches before it.
-    as_of = min(manifest.submitted_at.date(), today) if manifest.submitted_at else today
+    as_of = judged_as_of(manifest, today)
     policy = policy_in_force(load_policies(policy_path), as_of)
     own_store = store is None
     try:

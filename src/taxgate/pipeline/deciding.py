@@ -100,23 +100,26 @@ def decide_block(
         """
     ).to_arrow_reader(RECORD_ROWS)
     window = history.window_days if history else None
+    args = (rules.name, policy, window)
     if pool is None:
-        for batch in reader:
-            chunk = [unpacked(row) for row in decide_rows(batch, rules.name, policy, window)]
-            lap("decide")
-            yield chunk
-        return
-    pending: deque[Future[list[tuple]]] = deque()
-    for batch in reader:
-        pending.append(pool.submit(decide_rows, batch, rules.name, policy, window))
-        if len(pending) > ahead:
-            chunk = [unpacked(row) for row in pending.popleft().result()]
-            lap("decide")
-            yield chunk
-    while pending:
-        chunk = [unpacked(row) for row in pending.popleft().result()]
+        decided = (decide_rows(batch, *args) for batch in reader)
+    else:
+        decided = _in_order((pool.submit(decide_rows, batch, *args) for batch in reader), ahead)
+    for rows in decided:
+        chunk = [unpacked(row) for row in rows]
         lap("decide")
         yield chunk
+
+
+def _in_order(futures: Iterator[Future], ahead: int = 2) -> Iterator:
+    """The futures' results in the order submitted, keeping `ahead` more submitted meanwhile."""
+    pending: deque[Future] = deque()
+    for future in futures:
+        pending.append(future)
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def decide_rows(
