@@ -3,11 +3,25 @@ and axe-core's accessibility rules run in Chromium."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pdfplumber
 from PIL import Image
+
+# Debian's chromium, which Playwright drives through executable_path.
+CHROMIUM = os.environ.get("TAXGATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# As root, without a sandbox; and without the background traffic this machine's closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 BAR = (0x1F, 0x5F, 0x8B)  # the charts' bar colour (taxgate.render.charts.BAR)
 

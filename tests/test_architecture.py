@@ -124,3 +124,47 @@ def test_every_design_section_the_code_cites_exists():
     missing = [(f, name) for f, name in cited if not any(s.startswith(name) for s in sections)]
     assert missing == []
     assert "../shared/DESIGN.md" not in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+# Folders of tests that are not a package's: the design's conformance cases, run as data.
+NOT_A_PACKAGE = {"conformance"}
+# Tests of the project as a whole, at the top: this file and the user's-files guard.
+PROJECT_WIDE = {"test_architecture.py", "test_user_files.py"}
+
+
+def test_the_test_tree_mirrors_the_package_tree():
+    """A package's tests are in the folder of its name (tests/ledger/ for taxgate.ledger), so a
+    reader finds them where the code is; only project-wide tests sit at the top."""
+    tests = ROOT / "tests"
+    packages = {_package(p, SRC) for p in SRC.iterdir() if p.suffix == ".py" or p.is_dir()}
+    misplaced = []
+    for path in sorted(tests.rglob("test_*.py")):
+        parts = path.relative_to(tests).parts
+        if len(parts) == 1:
+            ok = parts[0] in PROJECT_WIDE
+        else:
+            ok = len(parts) == 2 and (parts[0] in packages or parts[0] in NOT_A_PACKAGE)
+        if not ok:
+            misplaced.append(str(path.relative_to(ROOT)))
+    assert misplaced == []
+
+
+def test_no_test_module_imports_another():
+    """Helpers more than one test module needs live in tests/support.py (seeing.py for what a person
+    sees, dying.py for a kill on cue); a test module imported by another runs its tests twice and
+    ties the two folders together. conftest.py holds fixtures only and is never imported."""
+    tests = ROOT / "tests"
+    found = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                first = name.split(".")[0]
+                if first.startswith("test_") or first in ("conftest", "tests"):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: imports {name}")
+    assert found == []

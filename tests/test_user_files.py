@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # a nested test run
+from support import TESTS
 
-TESTS = Path(__file__).parent
+pytestmark = pytest.mark.slow  # a nested test run
 
 
 def test_a_test_run_leaves_the_users_store_and_key_byte_identical(tmp_path):
@@ -33,7 +32,7 @@ def test_a_test_run_leaves_the_users_store_and_key_byte_identical(tmp_path):
             "-p",
             "no:cacheprovider",
             f"--rootdir={TESTS.parent}",
-            f"{TESTS / 'test_pipeline.py'}::test_every_row_ends_with_exactly_one_outcome",
+            f"{TESTS / 'pipeline' / 'test_pipeline.py'}::test_every_row_ends_with_exactly_one_outcome",
         ],
         cwd=tmp_path,
         env=env,

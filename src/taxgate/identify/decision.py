@@ -20,7 +20,7 @@ against that taxpayer's record, each fact a word an officer can read:
 
 Then the rules, in order: the first that holds gives the code. Each is a named piece — its code
 (whose citation is the statute's), its SQL condition over the facts, and its words — so each can
-be tested on hand-built scored pairs without Splink (tests/test_identify_rules.py). A request no
+be tested on hand-built scored pairs without Splink (tests/identify/test_identify_rules.py). A request no
 rule stops is ID_POSITIVE. Near the line (`REVIEW_SQL`), a disclosure officer decides.
 
 The tolerances are for what a requester's clerk gets wrong and nothing else: each tolerated error

@@ -5,7 +5,7 @@ macros. Spark has no macros, and SQLGlot (which Splink itself uses to speak both
 Spark spelling for a few of DuckDB's list functions, so `to_spark` first writes each macro call
 out as its body (arguments put in for parameters), then rewrites those functions into Spark's,
 and only then lets SQLGlot translate the rest. Each rewrite is exact for the values the decision
-gives it (token lists with no NULL in them); `tests/test_spark.py` runs the rules on both engines.
+gives it (token lists with no NULL in them); `tests/identify/test_spark.py` runs the rules on both engines.
 
 A function this module does not know is not guessed at: `to_spark` refuses (UnsupportedSQL) any
 DuckDB list function left in the translation, so a new rule cannot silently mean something else

@@ -12,7 +12,7 @@ cost more than they save are off on this connection. Per request:
   builds, captured once) scores them, with the master's own term frequencies
   (`identify.master_frequencies`), as a batch scores them;
 - the batch's decision query (`identify.decision_query`) decides.
-tests/test_identify_single.py holds the two paths to the same answer.
+tests/identify/test_identify_single.py holds the two paths to the same answer.
 
     identifier = Identifier(master_path, policy.identification)
     found = identifier.identify(request)          # an Identification, with its evidence
