@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from taxgate.identify import MODEL_FILE
-from taxgate.identify.settings import model_settings
+from taxgate.identify.splink_settings import model_settings
 from taxgate.identify.training import train_model
 from taxgate.normalize.name import names_agree, suffix_code
 from taxgate.synth import training_world

@@ -151,8 +151,8 @@ def test_every_comparison_level_is_the_same_on_both_engines():
     import pyarrow as pa
 
     from taxgate.identify import MODEL_FILE
-    from taxgate.identify.settings import trained_settings
     from taxgate.identify.spark import session
+    from taxgate.identify.splink_settings import trained_settings
 
     rows = _crafted_pairs()
     columns = sorted({k for r in rows for k in r})
@@ -196,7 +196,7 @@ def test_every_comparison_level_is_the_same_on_both_engines():
 
 
 def test_jaro_winkler_is_not_the_same_on_both_engines():
-    """Why the model does without it (see identify.settings): the engines' Jaro-Winkler disagree
+    """Why the model does without it (see identify.splink_settings): the engines' Jaro-Winkler disagree
     (here on letters outside ASCII, which DuckDB's counts in bytes)."""
     import duckdb
 

@@ -641,3 +641,85 @@ def test_a_nul_in_a_url_is_a_clear_400_on_either_store_never_a_fault(service, ur
     assert answer.headers["content-security-policy"]  # answered like any page of the service
     fine = service.client.get("/api/reads?username=ana", headers=service.auth("auditor"))
     assert fine.status_code == 200 and fine.json()["reads"] == []
+
+
+STAY_BODY = {
+    "kind": "stay",
+    "court": "D.D.C.",
+    "docket": "1:26-cv-00099",
+    "issued": "2026-01-05",
+    "effective_from": "2026-01-05",
+    "effective_to": None,
+    "hours": None,
+    "scope": {"agency": "DHS-ICE", "statutes": []},
+    "notify": ["court"],
+}
+
+
+@pytest.mark.parametrize(
+    "role,path,body",
+    [
+        ("admin", "/api/users", '{"username": "ana\\u0000", "role": "court"}'),
+        ("admin", "/api/users", '{"username": "ana", "role": "requester", "agency": "X\\u0000"}'),
+        ("officer", "/api/orders", json.dumps({**STAY_BODY, "court": "D.D.C.\x00"})),
+        ("officer", "/api/orders", json.dumps({**STAY_BODY, "notify": ["court", "a\x00b"]})),
+        ("officer", "/api/orders", json.dumps({**STAY_BODY, "scope": {"agency\x00": "DHS-ICE"}})),
+        (
+            "officer",
+            "/api/orders/1/lift",
+            '{"authority": "ECF\\u0000 1", "reason": "The court said so."}',
+        ),
+        (
+            "officer",
+            "/api/reviews",
+            '{"decision": 1, "action": "decline", "note": "Not\\u0000 the same."}',
+        ),
+        ("auditor", "/api/accounting", '{"tin": "\\u0000"}'),
+        (
+            "officer",
+            "/api/reviews",
+            b'{"decision": 1, "action": "decline", "note": "raw \x00 NUL."}',
+        ),
+    ],
+)
+def test_a_nul_in_a_json_body_is_a_clear_400_on_either_store_never_a_fault(
+    service, role, path, body
+):
+    """PostgreSQL's text refuses NUL where SQLite keeps it: a field holding one, escaped or raw, in
+    a key or nested, is refused before any route runs, alike on both stores; nothing is kept."""
+    with service.store.session() as session:
+        before = session.execute(select(func.count()).select_from(AccountEvent)).scalar_one()
+    answer = service.client.post(
+        path, headers={**service.auth(role), "content-type": "application/json"}, content=body
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"detail": "a field may not contain a NUL character"}
+    with service.store.session() as session:
+        after = session.execute(select(func.count()).select_from(AccountEvent)).scalar_one()
+    assert after == before  # no user added, nothing recorded on the way
+
+
+def test_a_nul_in_a_console_form_is_a_clear_400_and_the_text_of_one_is_not(service):
+    """A form field with %00 is refused like a JSON one; a court's name that merely spells
+    `\\u0000` (a backslash, then u0000) is text like any other."""
+    client, csrf = console(service, "admin")
+    refused = client.post(
+        "/users", data={"csrf": csrf, "username": "ana\x00", "role": "court", "agency": ""}
+    )
+    assert refused.status_code == 400, refused.text
+    assert "NUL" in refused.text
+    assert not [u for u in accounts.list_users(service.store) if u["username"].startswith("ana")]
+    spelled = {**STAY_BODY, "court": "spelled \\u0000 out"}
+    added = service.client.post("/api/orders", headers=service.auth("officer"), json=spelled)
+    assert added.status_code == 201, added.text
+    assert added.json()["court"] == "spelled \\u0000 out"
+
+
+def test_a_text_body_larger_than_any_route_takes_is_refused_unread(service):
+    answer = service.client.post(
+        "/api/reviews",
+        headers={**service.auth("officer"), "content-type": "application/json"},
+        content=b'{"note": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+    )
+    assert answer.status_code == 413
+    assert answer.json() == {"detail": "a JSON or form body is limited to 1024 KiB"}

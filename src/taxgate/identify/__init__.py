@@ -34,7 +34,7 @@ from taxgate.domain import ReasonCode, Request
 from taxgate.identify.decision import decision_macros, decision_sql, define_decision_macros
 from taxgate.identify.features import FEATURE_COLUMNS, address_features, person_features
 from taxgate.identify.master import MasterError, addresses_to_release, load_master
-from taxgate.identify.settings import trained_settings
+from taxgate.identify.splink_settings import trained_settings
 from taxgate.normalize.name import define_names_agree, nickname_table
 from taxgate.policy import IdentificationRules
 

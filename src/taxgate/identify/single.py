@@ -37,7 +37,7 @@ from taxgate.identify import (
     request_features,
     score_floor,
 )
-from taxgate.identify.settings import trained_settings
+from taxgate.identify.splink_settings import trained_settings
 from taxgate.policy import IdentificationRules
 
 _SCORING = "taxgate-single"

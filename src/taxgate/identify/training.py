@@ -47,7 +47,7 @@ def train_model(out: Path, master: Path, manifest: Path, labels: Path, seed: int
     seeds the random pairs. Writes the model to `out`."""
     from splink import DuckDBAPI, Linker
 
-    from taxgate.identify.settings import model_settings
+    from taxgate.identify.splink_settings import model_settings
 
     labels = pq.read_table(labels).to_pylist()
     con = duckdb.connect()

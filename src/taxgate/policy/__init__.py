@@ -38,7 +38,9 @@ class Period:
 
 
 @dataclass(frozen=True)
-class Signer:
+class AuthorizedOfficial:
+    """One who may sign an agency's requests for a period (the policy's `signers`; § 6103(i)(2)(A))."""
+
     name: str
     title: str
     period: Period
@@ -49,7 +51,7 @@ class Agency:
     code: str
     name: str
     safeguards_deficient: bool
-    signers: tuple[Signer, ...]
+    signers: tuple[AuthorizedOfficial, ...]
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ def load_policy(path: Path) -> Policy:
                 a.code,
                 a.name or a.code,
                 a.safeguards_deficient,
-                tuple(Signer(s.name, s.title, _period(s)) for s in a.signers),
+                tuple(AuthorizedOfficial(s.name, s.title, _period(s)) for s in a.signers),
             )
             for a in given.agencies
         },

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import quote, unquote_plus
+from urllib.parse import parse_qsl, quote, unquote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
@@ -122,6 +123,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             # No text the service keeps can hold a NUL (PostgreSQL's text refuses it): a URL with
             # one names nothing, and is answered so on either store, not as a fault of ours.
             response = JSONResponse({"detail": "a URL may not contain a NUL character"}, 400)
+        elif text_body_too_large(request):
+            response = JSONResponse(
+                {"detail": f"a JSON or form body is limited to {TEXT_BODY_LIMIT // 1024} KiB"}, 413
+            )
+        elif await nul_in_body(request):
+            response = JSONResponse({"detail": "a field may not contain a NUL character"}, 400)
         elif request.method in STATE_CHANGING and not same_origin(request):
             # A browser names the page a form or script came from; another site's is refused.
             await run_in_threadpool(
@@ -203,3 +210,50 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(tlog.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+# The bodies whose fields the routes keep as text: a JSON document or a form. (A multipart upload's
+# files go through intake, which answers a NUL in a row as that row's damage.)
+TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
+TEXT_BODY_LIMIT = 1024 * 1024  # the largest a route takes is a proof of 200,000 characters
+
+
+def _text_body(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return request.method in ("POST", "PUT", "PATCH") and kind in TEXT_BODIES
+
+
+def text_body_too_large(request: Request) -> bool:
+    """A JSON or form body declared larger than any route takes (it is read whole, below)."""
+    declared = request.headers.get("content-length", "")
+    return _text_body(request) and declared.isdigit() and int(declared) > TEXT_BODY_LIMIT
+
+
+async def nul_in_body(request: Request) -> bool:
+    """Whether a JSON or form body holds a NUL in any key or value, escaped or not. Starlette keeps
+    the body read here for the route."""
+    if not _text_body(request):
+        return False
+    body = await request.body()
+    if b"\x00" in body:
+        return True
+    if "form" in request.headers.get("content-type", "").lower():
+        fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return any("\x00" in key or "\x00" in value for key, value in fields)
+    if b"\\u0000" not in body:  # the only way JSON spells a NUL inside a string
+        return False
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False  # not JSON: the route's validation answers it
+    return _holds_nul(document)
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
