@@ -191,3 +191,32 @@ def test_a_chart_is_plain_svg_whatever_else_registered_xml_namespaces():
     ).svg
     assert svg.startswith("<svg ") and 'xmlns="http://www.w3.org/2000/svg"' in svg
     assert "ns0" not in svg and "xlink:" not in svg and "<title" in svg and "style=" not in svg
+
+
+def test_a_command_in_backticks_reads_as_code_and_other_text_stays_text():
+    """A reader sees `taxgate rules` set as a command, not two stray backticks; markup in the text
+    is escaped, and a lone backtick is a character."""
+    from taxgate.render import commands, to_html
+
+    assert commands("run `taxgate rules` now") == "run <code>taxgate rules</code> now"
+    assert commands("`a <b>` & `c`") == "<code>a &lt;b&gt;</code> &amp; <code>c</code>"
+    assert commands("it`s one") == "it`s one"
+    html = to_html(
+        Document(
+            "t",
+            sections=[
+                Section(
+                    "s",
+                    ["With the key, `taxgate ledger check` verifies it."],
+                    figures=[
+                        bar_chart("c", "c", ["a"], [1], axis="n", caption="See `taxgate rules`.")
+                    ],
+                )
+            ],
+            footer="Made by `taxgate report`.",
+        )
+    )
+    for command in ("taxgate ledger check", "taxgate rules", "taxgate report"):
+        assert f"<code>{command}</code>" in html
+    visible = html.split("<main>", 1)[1]
+    assert "`" not in visible.replace("<code>", "").replace("</code>", "")

@@ -33,6 +33,19 @@ _env.tests["date"] = lambda value: bool(
 _env.tests["unbreakable"] = lambda value: any(len(token) > 20 for token in str(value).split())
 
 
+def commands(text: str) -> Markup:
+    """Text with each `command` in backticks set as code, as a reader types it (the rest escaped)."""
+    parts = str(Markup.escape(text)).split("`")
+    if len(parts) % 2 == 0:  # an odd backtick is a character, not a delimiter
+        return Markup.escape(text)
+    return Markup(
+        "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    )
+
+
+_env.filters["commands"] = commands
+
+
 @dataclass
 class Section:
     heading: str

@@ -168,6 +168,7 @@ def _tallies(session, size: int, replayed: set[int]) -> tuple[_Tally, _Tally]:
 def _document(
     session, note: str, size: int, now: datetime, max_cases: int, window_days: int
 ) -> Document:
+    """The report on everything inside the checkpoint `note` (its first `size` ledger entries)."""
     batches = (
         session.execute(select(Batch).where(Batch.received_index < size).order_by(Batch.id))
         .scalars()
@@ -175,24 +176,6 @@ def _document(
     )
     replayed = {b.id for b in batches if b.rule_set_version in REPLAYED_VERSIONS}
     statute, replay = _tallies(session, size, replayed)
-    by_day: Counter[str] = Counter()
-    for moment, n in session.execute(
-        select(Disclosure.disclosed_at, func.count())
-        .select_from(Disclosure)
-        .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
-        .where(
-            Disclosure.ledger_index < size,
-            DecisionRecord.batch_id.not_in(replayed) if replayed else true(),
-        )
-        .group_by(Disclosure.disclosed_at)
-    ):
-        by_day[moment.date().isoformat()] += n
-    after_review = session.execute(
-        select(func.count())
-        .select_from(Disclosure)
-        .join(Review, Review.decision_id == Disclosure.decision_id)
-        .where(Disclosure.ledger_index < size, Review.action == "disclose")
-    ).scalar_one()
     notices = (
         session.execute(select(NoticeRecord).where(NoticeRecord.ledger_index < size))
         .scalars()
@@ -206,22 +189,18 @@ def _document(
         .scalars()
         .all()
     )
-    disclosed = sum(statute.disclosed.values())
-
-    checkpoint = parse_note(note)
-    lawful = len(batches) - len(replayed)
     facts = [
         (
             "Drawn from",
-            f"ledger checkpoint at {size:,} entries (root {checkpoint.root.hex()[:16]}...)",
+            f"ledger checkpoint at {size:,} entries (root {parse_note(note).root.hex()[:16]}...)",
         ),
         ("Written", now.isoformat(timespec="seconds")),
-        ("Batches decided under the statute", f"{lawful:,}"),
+        ("Batches decided under the statute", f"{len(batches) - len(replayed):,}"),
         ("Requests decided under the statute", f"{statute.requests:,}"),
         (
             "Disclosures",
-            f"{disclosed:,} (the last known address only; {after_review:,} of them after an "
-            "officer's review)",
+            f"{sum(statute.disclosed.values()):,} (the last known address only; "
+            f"{_after_review(session, size):,} of them after an officer's review)",
         ),
         (
             "Replays of past practice",
@@ -234,63 +213,14 @@ def _document(
         ("Notices", f"{len(notices):,} ({sum(timeliness['overdue'].values()):,} overdue)"),
         ("Orders", f"{len(orders):,}"),
     ]
-    refs = {b.id: b.batch_ref for b in batches}
     sections = [
         _outcomes(statute),
-        _identification(statute, refs),
-        Section(
-            "Disclosures over time",
-            [
-                f"{disclosed:,} disclosures under the statute, by the day they left (UTC). Replays release nothing "
-                "and are not counted here."
-            ],
-            figures=[
-                bar_chart(
-                    "disclosures-over-time",
-                    "Disclosures per day",
-                    sorted(by_day),
-                    [by_day[d] for d in sorted(by_day)],
-                    horizontal=False,
-                    axis="disclosures (addresses)",
-                )
-            ],
-        ),
+        _identification(statute, {b.id: b.batch_ref for b in batches}),
+        _over_time(session, size, replayed, sum(statute.disclosed.values())),
         _officers(session, size, window_days, max_cases),
         _replays(session, size, batches, replayed, replay),
-        Section(
-            "Notices",
-            [
-                "Notices owed to courts, recipients and taxpayers, and whether they went out on time.",
-            ],
-            ("kind", "sent on time", "sent late", "overdue", "not yet due"),
-            [
-                (
-                    k.replace("_", " "),
-                    *(f"{timeliness[s][k]:,}" for s in ("on_time", "late", "overdue", "pending")),
-                )
-                for k in sorted({n.kind for n in notices})
-            ],
-            [_timeliness_chart(timeliness)],
-        ),
-        Section(
-            "Court orders",
-            [],
-            ("id", "kind", "court", "docket", "from", "to", "lifted"),
-            [
-                (
-                    str(o.id),
-                    o.kind,
-                    o.court,
-                    o.docket,
-                    o.effective_from,
-                    o.effective_to or "",
-                    o.lifted_at.date().isoformat() if o.lifted_at else "",
-                )
-                for o in orders
-            ],
-        )
-        if orders
-        else Section("Court orders", ["No order is recorded."]),
+        _notices(notices, timeliness),
+        _orders(orders),
         Section(
             "The checkpoint this report was drawn from",
             [
@@ -307,6 +237,87 @@ def _document(
         facts,
         sections,
         "Synthetic demo data. Every figure counts only records inside the checkpoint above.",
+    )
+
+
+def _after_review(session, size: int) -> int:
+    """Disclosures an officer's review released (a request near the line, decided by a person)."""
+    return session.execute(
+        select(func.count())
+        .select_from(Disclosure)
+        .join(Review, Review.decision_id == Disclosure.decision_id)
+        .where(Disclosure.ledger_index < size, Review.action == "disclose")
+    ).scalar_one()
+
+
+def _over_time(session, size: int, replayed: set[int], disclosed: int) -> Section:
+    by_day: Counter[str] = Counter()
+    for moment, n in session.execute(
+        select(Disclosure.disclosed_at, func.count())
+        .select_from(Disclosure)
+        .join(DecisionRecord, DecisionRecord.id == Disclosure.decision_id)
+        .where(
+            Disclosure.ledger_index < size,
+            DecisionRecord.batch_id.not_in(replayed) if replayed else true(),
+        )
+        .group_by(Disclosure.disclosed_at)
+    ):
+        by_day[moment.date().isoformat()] += n
+    days = sorted(by_day)
+    return Section(
+        "Disclosures over time",
+        [
+            f"{disclosed:,} disclosures under the statute, by the day they left (UTC). Replays release nothing "
+            "and are not counted here."
+        ],
+        figures=[
+            bar_chart(
+                "disclosures-over-time",
+                "Disclosures per day",
+                days,
+                [by_day[d] for d in days],
+                horizontal=False,
+                axis="disclosures (addresses)",
+            )
+        ],
+    )
+
+
+def _notices(notices: list[NoticeRecord], timeliness: dict[str, Counter]) -> Section:
+    return Section(
+        "Notices",
+        ["Notices owed to courts, recipients and taxpayers, and whether they went out on time."],
+        ("kind", "sent on time", "sent late", "overdue", "not yet due"),
+        [
+            (
+                k.replace("_", " "),
+                *(f"{timeliness[s][k]:,}" for s in ("on_time", "late", "overdue", "pending")),
+            )
+            for k in sorted({n.kind for n in notices})
+        ],
+        [_timeliness_chart(timeliness)],
+    )
+
+
+def _orders(orders: list[OrderRecord]) -> Section:
+    if not orders:
+        return Section("Court orders", ["No order is recorded."])
+    return Section(
+        "Court orders",
+        [],
+        ("id", "kind", "court", "docket", "from", "to", "lifted"),
+        [
+            (
+                str(o.id),
+                o.kind,
+                o.court,
+                o.docket,
+                o.effective_from,
+                o.effective_to or "",
+                o.lifted_at.date().isoformat() if o.lifted_at else "",
+            )
+            for o in orders
+        ],
     )
 
 
