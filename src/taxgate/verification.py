@@ -121,7 +121,9 @@ def verify_store(
                 yield from rows.finish(size)
             return
     url = store.engine.url.render_as_string(hide_password=False)
-    cut = size // 3  # the log's own walk costs about as much as checking a third of the rows
+    # The log's own walk costs about 0.28 of checking every row (profiled at 1M entries): the
+    # first process walks it and checks the rows below the cut, the second the rest, evenly.
+    cut = size * 36 // 100
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
         jobs = [
             pool.submit(

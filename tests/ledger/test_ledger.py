@@ -57,6 +57,40 @@ def test_canonical_is_rfc8785_for_ledger_entries():
         canonical({"weight": 1.5})
 
 
+def test_canonical_bytes_are_the_standard_encoders_for_every_character_and_value():
+    """The entry bytes are what they were when the standard library wrote them: every character
+    as a value and as a key (escapes, U+2028, DEL, astral planes), keys in code point order, the
+    integers at 64-bit bounds, codes that are str enums; what no entry holds is refused."""
+    import dataclasses
+    import json
+    from datetime import UTC, datetime
+
+    from taxgate.domain import ReasonCode
+    from taxgate.ledger.log import loads
+
+    standard = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    points = [*range(0x3000), *range(0x3000, 0x110000, 97)]
+    for c in (c for c in points if not 0xD800 <= c <= 0xDFFF):
+        entry = {"v": f"a{chr(c)}b", f"k{chr(c)}": c, chr(c): [chr(c)]}
+        assert canonical(entry, checked=False) == standard(entry).encode(), hex(c)
+    keys = {"é": 1, "z": 2, "\U0001f600": 3, "\uffff": 4, "A": 5, "": 6}
+    values = {"n": [0, -1, 2**63 - 1, -(2**63), 2**64 - 1], "t": True, "f": False, "x": None}
+    codes = {"reasons": [ReasonCode.ID_POSITIVE, ReasonCode.ADDRESS_PLACEHOLDER]}
+    for entry in (keys, values, codes, {"nested": {"b": {"d": [], "c": {}}, "a": ()}}):
+        assert canonical(entry, checked=False) == standard(entry).encode()
+
+    @dataclasses.dataclass
+    class Row:
+        a: int
+
+    for not_an_entry in ({"at": datetime(2026, 1, 1, tzinfo=UTC)}, {"row": Row(1)}, {1: "a"}):
+        with pytest.raises(TypeError):
+            canonical(not_an_entry)
+    for document in ('{"weight": NaN}', '{"w": Infinity}', "[-Infinity]"):
+        with pytest.raises(ValueError, match="is not a JSON value"):
+            loads(document)  # NaN re-encoded by orjson would read as null: it never gets that far
+
+
 @pytest.mark.slow  # every tree size to a thousand
 def test_roots_and_proofs_match_the_pure_tree(ledger, signer):
     fill(
