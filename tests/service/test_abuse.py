@@ -19,7 +19,7 @@ from taxgate import accounts
 from taxgate.service import Settings
 from taxgate.store.models import AccessRefusal, AccountEvent, DecisionRecord
 
-from support import Service, console, findings, refusals, upload_files
+from support import STAY, Service, console, findings, refusals, upload_files
 
 pytestmark = pytest.mark.slow  # a service under hostile input, batches end to end
 
@@ -643,27 +643,14 @@ def test_a_nul_in_a_url_is_a_clear_400_on_either_store_never_a_fault(service, ur
     assert fine.status_code == 200 and fine.json()["reads"] == []
 
 
-STAY_BODY = {
-    "kind": "stay",
-    "court": "D.D.C.",
-    "docket": "1:26-cv-00099",
-    "issued": "2026-01-05",
-    "effective_from": "2026-01-05",
-    "effective_to": None,
-    "hours": None,
-    "scope": {"agency": "DHS-ICE", "statutes": []},
-    "notify": ["court"],
-}
-
-
 @pytest.mark.parametrize(
     "role,path,body",
     [
         ("admin", "/api/users", '{"username": "ana\\u0000", "role": "court"}'),
         ("admin", "/api/users", '{"username": "ana", "role": "requester", "agency": "X\\u0000"}'),
-        ("officer", "/api/orders", json.dumps({**STAY_BODY, "court": "D.D.C.\x00"})),
-        ("officer", "/api/orders", json.dumps({**STAY_BODY, "notify": ["court", "a\x00b"]})),
-        ("officer", "/api/orders", json.dumps({**STAY_BODY, "scope": {"agency\x00": "DHS-ICE"}})),
+        ("officer", "/api/orders", json.dumps({**STAY, "court": "D.D.C.\x00"})),
+        ("officer", "/api/orders", json.dumps({**STAY, "notify": ["court", "a\x00b"]})),
+        ("officer", "/api/orders", json.dumps({**STAY, "scope": {"agency\x00": "DHS-ICE"}})),
         (
             "officer",
             "/api/orders/1/lift",
@@ -709,7 +696,7 @@ def test_a_nul_in_a_console_form_is_a_clear_400_and_the_text_of_one_is_not(servi
     assert refused.status_code == 400, refused.text
     assert "NUL" in refused.text
     assert not [u for u in accounts.list_users(service.store) if u["username"].startswith("ana")]
-    spelled = {**STAY_BODY, "court": "spelled \\u0000 out"}
+    spelled = {**STAY, "court": "spelled \\u0000 out"}
     added = service.client.post("/api/orders", headers=service.auth("officer"), json=spelled)
     assert added.status_code == 201, added.text
     assert added.json()["court"] == "spelled \\u0000 out"
