@@ -333,3 +333,26 @@ class Request:
     def display_id(self) -> str:
         """The id to answer under: the requester's own, or the row number when it is unreadable."""
         return self.request_id or f"ROW-{self.row_number}"
+
+
+def unstorable_text(value) -> str | None:
+    """What in a parsed JSON document no store can keep as text, or None: a NUL (PostgreSQL's
+    text refuses it where SQLite keeps it, so the two stores would answer differently) or a lone
+    surrogate (neither store's driver can encode it). Keys and values, at any depth, without
+    recursion (a hostile document may be as deep as its parser allowed)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a lone surrogate (text that is not Unicode)"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None

@@ -149,7 +149,7 @@ def test_unreadable_header_is_an_intake_error(tmp_path):
         ("../../etc/passwd", "relative to the manifest's folder"),
         ("/etc/passwd", "relative to the manifest's folder"),
         ("link/passwd", "outside the manifest's folder"),
-        ("rows\x00.csv", "not a file name"),
+        ("rows\x00.csv", "holds a NUL character, which no field can"),
         ("manifest.json", "names the manifest itself"),
     ],
 )

@@ -86,8 +86,8 @@ def test_canonical_bytes_are_the_standard_encoders_for_every_character_and_value
     for not_an_entry in ({"at": datetime(2026, 1, 1, tzinfo=UTC)}, {"row": Row(1)}, {1: "a"}):
         with pytest.raises(TypeError):
             canonical(not_an_entry)
-    for document in ('{"weight": NaN}', '{"w": Infinity}', "[-Infinity]"):
-        with pytest.raises(ValueError, match="is not a JSON value"):
+    for document in ('{"weight": NaN}', '{"w": Infinity}', "[-Infinity]", '{"hours": 1e400}'):
+        with pytest.raises(ValueError, match="is not a JSON value|past the range"):
             loads(document)  # NaN re-encoded by orjson would read as null: it never gets that far
 
 

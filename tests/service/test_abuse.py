@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from taxgate import accounts
 from taxgate.service import Settings
-from taxgate.store.models import AccessRefusal, AccountEvent, DecisionRecord
+from taxgate.store.models import AccessRefusal, AccountEvent, DecisionRecord, Submission
 
 from support import STAY, Service, console, findings, refusals, upload_files
 
@@ -710,3 +710,54 @@ def test_a_text_body_larger_than_any_route_takes_is_refused_unread(service):
     )
     assert answer.status_code == 413
     assert answer.json() == {"detail": "a JSON or form body is limited to 1024 KiB"}
+
+
+@pytest.mark.parametrize(
+    "content_type,body",
+    [
+        ("application/vnd.api+json", json.dumps({**STAY, "court": "a\x00"})),  # FastAPI parses it
+        ("application/merge-patch+json", json.dumps({**STAY, "docket": "d\x00"})),
+        ("application/json; profile=form", json.dumps({**STAY, "court": "a\x00"})),
+        ("application/json", json.dumps({**STAY, "court": "\ud800"})),  # a lone surrogate
+        ("application/json", '{"court": ' + "[" * 450 + '"\\u0000"' + "]" * 450 + "}"),
+    ],
+)
+def test_a_json_body_in_any_dress_is_checked(service, content_type, body):
+    """What the helper who attacked the guard sent: every content type FastAPI reads as JSON, a
+    parameter that reads as a form, a surrogate neither store can encode, and a NUL nested past
+    what a recursive walk survives, each a 400 with the service's own headers."""
+    answer = service.client.post(
+        "/api/orders",
+        headers={**service.auth("officer"), "content-type": content_type},
+        content=body.encode("utf-8", "surrogatepass"),
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"].startswith("a field may not contain a ")
+    assert answer.headers["content-security-policy"]
+    listed = service.client.get("/api/orders", headers=service.auth("officer")).json()
+    assert listed["orders"] == []
+
+
+def test_a_multipart_console_form_and_a_chunked_body_are_checked_too(service):
+    client, csrf = console(service, "officer")
+    sent = client.post(
+        "/account/tokens", files={"csrf": (None, csrf), "label": (None, "a\x00b")}
+    )  # multipart, as a browser may send any form
+    assert sent.status_code == 400 and "NUL" in sent.text
+    chunked = service.client.post(
+        "/api/reviews",
+        headers={**service.auth("officer"), "content-type": "application/json"},
+        content=iter([b'{"note": "', b"x" * (2 * 1024 * 1024), b'"}']),  # no Content-Length
+    )
+    assert chunked.status_code == 413, chunked.text
+
+
+def test_a_manifest_with_a_nul_is_refused_in_one_line(service, small_batch):
+    raw = json.loads(small_batch.read_text())
+    for field, value in (("batch_ref", "x\x00"), ("agency", "\ud800")):
+        manifest = json.dumps({**raw, field: value}).encode()
+        answer = service.submit(small_batch, manifest_bytes=manifest)
+        assert answer.status_code in (400, 422), answer.text
+        assert "which no field can" in answer.json()["detail"], answer.text
+    with service.store.session() as session:
+        assert session.execute(select(func.count()).select_from(Submission)).scalar_one() == 0

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
+from taxgate.domain import unstorable_text
+
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few hundred bytes; more is not a manifest
 FORMATS = {
     ".csv": "csv",
@@ -45,7 +47,7 @@ def parse_json(data: bytes, what: str) -> object:
     """JSON that a hostile sender wrote: too deep, a number of 5,000 digits and bad UTF-8 are all
     one line naming `what`, never a traceback."""
     try:
-        return json.loads(data.decode("utf-8-sig"))
+        document = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise IntakeError(f"{what} is not UTF-8: invalid byte at {exc.start}") from None
     except json.JSONDecodeError as exc:
@@ -54,6 +56,9 @@ def parse_json(data: bytes, what: str) -> object:
         raise IntakeError(f"{what} is nested too deeply to be a manifest") from None
     except ValueError as exc:  # an integer past Python's digit limit
         raise IntakeError(f"{what} is not usable JSON: {exc}") from None
+    if wrong := unstorable_text(document):
+        raise IntakeError(f"{what} holds {wrong}, which no field can")
+    return document
 
 
 def rows_file(manifest: Path, requests: str) -> Path:

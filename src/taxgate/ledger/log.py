@@ -9,6 +9,7 @@ record an event (a decision, a disclosure) and its ledger entry commit together 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Sequence
@@ -51,13 +52,22 @@ def loads(text: str | bytes, depth: int = 64, **options):
         level += 1 if bracket in (b"[", b"{") else -1
         if level > depth:
             raise ValueError(f"JSON nested more than {depth} deep")
-    return json.loads(text, **{"parse_constant": _not_json, **options})
+    return json.loads(text, **{"parse_constant": _not_json, "parse_float": _finite, **options})
 
 
 def _not_json(constant: str):
     """NaN and Infinity are Python's extensions, not JSON (RFC 8259): a value that holds one is
     refused like any other text that is not JSON (and cannot pass for a null when re-encoded)."""
     raise ValueError(f"{constant} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    """A number past a float's range (1e400) is infinite once read, and orjson writes an infinite
+    float as null: refused, as NaN is."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is past the range of a number")
+    return value
 
 
 def raw(column):

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taxgate.accounts.limits import Limiter
+from taxgate.domain import unstorable_text
 from taxgate.ledger import TamperedError, load_signer
 from taxgate.policy import load_policies
 from taxgate.service import accounts, batches, jobs, ledger, orders, oversight, reviews, tlog
@@ -123,12 +124,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             # No text the service keeps can hold a NUL (PostgreSQL's text refuses it): a URL with
             # one names nothing, and is answered so on either store, not as a fault of ours.
             response = JSONResponse({"detail": "a URL may not contain a NUL character"}, 400)
-        elif text_body_too_large(request):
+        elif (
+            text_body_too_large(request) or (wrong := await unstorable_body(request)) == "too large"
+        ):
             response = JSONResponse(
                 {"detail": f"a JSON or form body is limited to {TEXT_BODY_LIMIT // 1024} KiB"}, 413
             )
-        elif await nul_in_body(request):
-            response = JSONResponse({"detail": "a field may not contain a NUL character"}, 400)
+        elif wrong:
+            response = JSONResponse({"detail": f"a field may not contain {wrong}"}, 400)
         elif request.method in STATE_CHANGING and not same_origin(request):
             # A browser names the page a form or script came from; another site's is refused.
             await run_in_threadpool(
@@ -212,48 +215,62 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     return app
 
 
-# The bodies whose fields the routes keep as text: a JSON document or a form. (A multipart upload's
-# files go through intake, which answers a NUL in a row as that row's damage.)
-TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
+# The routes that stream a batch's files (multipart, any bytes in them, their own limits); every
+# other body is the fields of a JSON document or a form, read whole and checked here.
+STREAMED = {("POST", "/api/batches"), ("POST", "/batches")}
 TEXT_BODY_LIMIT = 1024 * 1024  # the largest a route takes is a proof of 200,000 characters
 
 
-def _text_body(request: Request) -> bool:
+def _media_type(request: Request) -> str:
+    """'json', 'form', 'multipart' or '' for a body a route would parse, as FastAPI decides: JSON
+    for application/json and any application/*+json."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return request.method in ("POST", "PUT", "PATCH") and kind in TEXT_BODIES
+    main, _, sub = kind.partition("/")
+    if main == "application" and (sub == "json" or sub.endswith("+json")):
+        return "json"
+    if kind == "application/x-www-form-urlencoded":
+        return "form"
+    if kind == "multipart/form-data":
+        return "multipart"
+    return ""
+
+
+def _checked(request: Request) -> str:
+    if (request.method, request.url.path) in STREAMED or request.method in ("GET", "HEAD"):
+        return ""
+    return _media_type(request)
 
 
 def text_body_too_large(request: Request) -> bool:
     """A JSON or form body declared larger than any route takes (it is read whole, below)."""
     declared = request.headers.get("content-length", "")
-    return _text_body(request) and declared.isdigit() and int(declared) > TEXT_BODY_LIMIT
+    return bool(_checked(request)) and declared.isdigit() and int(declared) > TEXT_BODY_LIMIT
 
 
-async def nul_in_body(request: Request) -> bool:
-    """Whether a JSON or form body holds a NUL in any key or value, escaped or not. Starlette keeps
-    the body read here for the route."""
-    if not _text_body(request):
-        return False
-    body = await request.body()
+async def unstorable_body(request: Request) -> str | None:
+    """What in a JSON or form body no store can keep as text (a NUL, a lone surrogate), or None;
+    a body past the limit sent without a length is 'too large'. The body read here is the one the
+    route reads (Starlette replays it)."""
+    kind = _checked(request)
+    if not kind:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > TEXT_BODY_LIMIT:
+            return "too large"
+    request._body = bytes(body)  # what Request.body() keeps, for the route to read again
+    if kind == "multipart":  # no file reaches these routes: any NUL is in a field
+        return "a NUL character" if b"\x00" in body else None
     if b"\x00" in body:
-        return True
-    if "form" in request.headers.get("content-type", "").lower():
-        fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        return any("\x00" in key or "\x00" in value for key, value in fields)
-    if b"\\u0000" not in body:  # the only way JSON spells a NUL inside a string
-        return False
+        return "a NUL character"
+    if kind == "form":
+        fields = parse_qsl(body.decode("utf-8", "surrogateescape"), keep_blank_values=True)
+        return unstorable_text([text for field in fields for text in field])
+    if b"\\u" not in body:  # a NUL or a surrogate inside a JSON string is spelled \u....
+        return None
     try:
         document = json.loads(body)
-    except ValueError:
-        return False  # not JSON: the route's validation answers it
-    return _holds_nul(document)
-
-
-def _holds_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
+    except (ValueError, RecursionError):
+        return None  # not JSON: the route's validation answers it
+    return unstorable_text(document)
