@@ -132,6 +132,10 @@ def test_a_lapsed_or_future_order_holds_nothing(world, tmp_path, store, control)
         ({"notify": ["court"] * 51}, "at most 50 names"),
         ({"scope": {"agency": ["DHS-ICE"]}}, "agency's code"),
         ({"hourz": 24}, "does not know: 'hourz'"),
+        # a number Python's fromisoformat reads as a date, then kept as a number no entry can hold
+        ({"issued": 20251121.0}, "not a date"),
+        ({"effective_from": 2025112100}, "not a date"),
+        ({"effective_from": "20251121"}, "not a date"),
     ],
 )
 def test_bad_orders_are_refused_with_a_reason(change, message):

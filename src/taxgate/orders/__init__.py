@@ -17,6 +17,7 @@ deleted in its table holds or releases nothing by itself.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -123,9 +124,11 @@ def _date(raw: dict, key: str, required: bool) -> date | None:
             raise OrderError(f"order lacks {key!r} (a date, YYYY-MM-DD)")
         return None
     try:
-        day = (
-            date.fromisoformat(str(value)[:10]) if len(str(value)) == 10 else date.fromisoformat("")
-        )
+        # Text in the one form an order writes, YYYY-MM-DD: not a number (20251121.0, which
+        # Python's fromisoformat reads as a date) and not the basic form (20251121).
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise OrderError(f"order {key!r} is not a date (YYYY-MM-DD): {str(value)[:40]!r}") from None
     if not EARLIEST <= day <= LATEST:
