@@ -124,6 +124,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             # No text the service keeps can hold a NUL (PostgreSQL's text refuses it): a URL with
             # one names nothing, and is answered so on either store, not as a fault of ours.
             response = JSONResponse({"detail": "a URL may not contain a NUL character"}, 400)
+        elif request.method in STATE_CHANGING and not same_origin(request):
+            # A browser names the page a form or script came from; another site's is refused.
+            await run_in_threadpool(
+                refuse, request, 403, f"cross-site request from {request.headers['origin'][:100]}"
+            )
+            response = JSONResponse({"detail": "cross-site requests are refused"}, status_code=403)
         elif (
             text_body_too_large(request) or (wrong := await unstorable_body(request)) == "too large"
         ):
@@ -132,12 +138,6 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             )
         elif wrong:
             response = JSONResponse({"detail": f"a field may not contain {wrong}"}, 400)
-        elif request.method in STATE_CHANGING and not same_origin(request):
-            # A browser names the page a form or script came from; another site's is refused.
-            await run_in_threadpool(
-                refuse, request, 403, f"cross-site request from {request.headers['origin'][:100]}"
-            )
-            response = JSONResponse({"detail": "cross-site requests are refused"}, status_code=403)
         else:
             try:
                 response = await call_next(request)
