@@ -114,7 +114,7 @@ def test_a_batch_submitted_is_decided_in_the_background(service, small_batch):
         ("nested manifest", 422, "nested too deeply"),
         ("rows inside the manifest", 422, "manifest.json and out/ are the service's own"),
         ("rows under out", 422, "manifest.json and out/ are the service's own"),
-        ("NUL in the path", 422, "plain relative file name"),
+        ("NUL in the path", 422, "holds a NUL character, which no field can"),
         ("tiny parquet", 415, "not a readable Parquet file"),
         ("jsonl not json lines", 415, "not JSON Lines"),
         ("no header", 422, "the header names none of the request columns"),
