@@ -132,7 +132,7 @@ def record(store, ledger: Ledger, total: int, chunk: int) -> None:
         for first in range(1, rows_in_batch + 1, chunk):
             rows = decision_rows(batch_id, first, min(chunk, rows_in_batch - first + 1))
             with store.session.begin() as session:
-                span = ledger.append(session, [decision_entry({**r, **VERSIONS}) for r in rows])
+                span = ledger.append(session, [decision_entry(r, VERSIONS) for r in rows])
                 for row, index in zip(rows, span):
                     row["ledger_index"] = index
                     outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + 1

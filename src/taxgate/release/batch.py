@@ -247,9 +247,7 @@ class BatchRecorder:
             "rule_set_version": batch.rule_set_version,
             "model_version": batch.model_version,
         }
-        span = self.ledger.append(
-            session, [decision_entry({**row, **versions}) for row in decisions]
-        )
+        span = self.ledger.append(session, [decision_entry(row, versions) for row in decisions])
         for row, index in zip(decisions, span):
             row["ledger_index"] = index
         insert_rows(session.connection(), DecisionRecord.__table__, decisions)

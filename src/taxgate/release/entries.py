@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from taxgate.ledger import Binding, Field, at, canonical
+from taxgate.ledger.log import raw
 from taxgate.store.models import Batch, DecisionRecord, Disclosure, HeldItem
 
 DISCLOSABLE = "last_known_address"
@@ -66,10 +67,12 @@ def batch_completed_entry(batch_id: int, rows: int, outcomes: dict[str, int]) ->
     }
 
 
-def decision_entry(row: dict) -> dict:
-    """One decision, with the rule-set and model versions it was decided under; its evidence (which
-    an officer's review reads) is committed to by its SHA-256; the statute the request cites, when
-    it cites one (entries written before the store kept it have none)."""
+def decision_entry(row: dict, batch: dict | None = None) -> dict:
+    """One decision, with the rule-set and model versions it was decided under (the batch's: from
+    `batch`, or from `row` itself); its evidence (which an officer's review reads) is committed to
+    by its SHA-256; the statute the request cites, when it cites one (entries written before the
+    store kept it have none)."""
+    versions = row if batch is None else batch
     cited = {"statute": row["statute"]} if row.get("statute") else {}
     return {
         **cited,
@@ -78,8 +81,8 @@ def decision_entry(row: dict) -> dict:
         "row": row["row_number"],
         "request_id": row["request_id"],
         "requested_tin": row["requested_tin"],
-        "rule_set": f"{row['rule_set_version']}+{row['policy_version']}",
-        "model": row["model_version"],
+        "rule_set": f"{versions['rule_set_version']}+{versions['policy_version']}",
+        "model": versions["model_version"],
         "official": row["official"],
         "case": row["case_number"],
         "outcome": row["outcome"],
@@ -163,6 +166,22 @@ def _outcomes(connection: Connection) -> dict[int, dict[str, int]]:
     return counts
 
 
+def _versions(connection: Connection) -> dict[int, dict]:
+    """Each batch's versions, read once rather than joined onto each of its million decisions (a
+    fifth of reading them). Their types are the batch row's binding's to check; a value of the
+    wrong type here makes an entry that differs from the ledgered one."""
+    names = [f.name for f in _VERSIONS]
+    return {
+        batch_id: dict(zip(names, values))
+        for batch_id, *values in connection.execute(
+            select(raw(Batch.id), *(raw(f.column) for f in _VERSIONS))
+        )
+    }
+
+
+_NO_VERSIONS = dict.fromkeys(f.name for f in _VERSIONS)  # a decision whose batch is gone
+
+
 BATCH_COMPLETED = Binding(
     kind="batch_completed",
     table="batches",
@@ -193,7 +212,6 @@ DECISIONS = Binding(
     table="decisions",
     index=DecisionRecord.ledger_index,
     key=DecisionRecord.id,
-    source=DecisionRecord.__table__.outerjoin(Batch.__table__, Batch.id == DecisionRecord.batch_id),
     fields=(
         Field("batch_id", DecisionRecord.batch_id, "int"),
         Field("row_number", DecisionRecord.row_number, "int"),
@@ -210,9 +228,9 @@ DECISIONS = Binding(
         Field("runner_up_tin", DecisionRecord.runner_up_tin),
         Field("runner_up_weight", DecisionRecord.runner_up_weight, "real?"),
         Field("evidence", DecisionRecord.evidence, "str?"),
-        *_VERSIONS,
     ),
-    entry=lambda row, _: decision_entry(row),
+    entry=lambda row, versions: decision_entry(row, versions.get(row["batch_id"], _NO_VERSIONS)),
+    prepare=_versions,
     describe=lambda row: (
         f"batch {row['batch_id']}, row {row['row_number']}, request {row['request_id']}"
     ),
