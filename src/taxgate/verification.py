@@ -184,20 +184,16 @@ def _log_and_first_rows(
     try:
         with snapshot(store) as connection:
             rows = RowCheck(connection, BINDINGS, chunk, hi=cut)
-            visit = rows.visit
-
-            def first_rows(idx: int, blob: bytes) -> list[Finding]:
-                return visit(idx, blob) if idx < cut else []
-
             found = list(
                 verify_log(
                     connection,
                     verifier_key,
                     kept,
-                    visit=first_rows,
+                    visit=rows.visit,
                     chunk=chunk,
                     size=size,
                     checkpoints_at_least=at_least,
+                    visit_below=cut,
                 )
             )
             if rows.last == cut - 1:

@@ -23,6 +23,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -46,9 +47,13 @@ MIN_PASSWORD = 12
 SESSION_HOURS = 8
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 _hasher = PasswordHasher()  # argon2id with the library's current (RFC 9106 low-memory) parameters
-_DUMMY = _hasher.hash(
-    "a password nobody has"
-)  # checked when the user is unknown, so timing says nothing
+
+
+@cache
+def _dummy() -> str:
+    """The hash checked when the user is unknown, so that timing says nothing; made on first use,
+    not on import (every command and verifying process would pay for an argon2 hash)."""
+    return _hasher.hash("a password nobody has")
 
 
 VIA = ("console", "api", "host")  # how a change of access was made
@@ -414,8 +419,9 @@ def by_password(store: Store, username: str, password: str) -> Principal | None:
         if user is not None and user.password_hash and not user.disabled
         else None
     )
+    dummy = _dummy()  # made before the branch: the first attempt of either kind pays for it
     try:
-        _hasher.verify(stored or _DUMMY, password)
+        _hasher.verify(stored or dummy, password)
     except (VerificationError, InvalidHashError):
         return None
     if stored is None:

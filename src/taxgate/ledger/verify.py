@@ -41,11 +41,13 @@ def verify_log(
     origin: str = ORIGIN,
     size: int | None = None,
     checkpoints_at_least: int = 0,
+    visit_below: int | None = None,
 ) -> Iterator[Finding]:
     """Findings about the log in the store, in the order found. A finding that breaks the chain of
     hashes ends the walk (nothing after it can be trusted); `visit`'s findings do not. `size`: walk
     the first `size` entries only (appends may go on beside a walk that reads in several
-    transactions; what lies beyond is then the caller's to check)."""
+    transactions; what lies beyond is then the caller's to check). `visit_below`: hand `visit`
+    only the entries before it (another process checks the rest against their rows)."""
     head = connection.execute(
         select(raw(LedgerHead.size)).where(LedgerHead.id == 1)
     ).scalar_one_or_none()
@@ -150,6 +152,10 @@ def verify_log(
     pending = iter([d for d in due if d[0] > 0])
     next_due = next(pending, None)
     leaf_hash, node_hash = merkle.leaf_hash, merkle.node_hash
+    if visit is None:
+        visit_below = 0
+    elif visit_below is None:
+        visit_below = size
     query = select(raw(LedgerEntry.idx), raw(LedgerEntry.entry), raw(LedgerEntry.leaf_hash))
     if bounded:
         query = query.where(LedgerEntry.idx < size)
@@ -230,7 +236,7 @@ def verify_log(
                 )
                 return
             next_due = next(pending, None)
-        if visit is not None and (found := visit(idx, entry)):
+        if idx < visit_below and (found := visit(idx, entry)):
             yield from found
     if expected != size:
         yield Finding(

@@ -155,15 +155,22 @@ BATCH_RECEIVED = Binding(
 )
 
 
-def _outcomes(connection: Connection) -> dict[int, dict[str, int]]:
-    counts: dict[int, dict[str, int]] = {}
-    for batch_id, outcome, n in connection.execute(
-        select(DecisionRecord.batch_id, DecisionRecord.outcome, func.count()).group_by(
-            DecisionRecord.batch_id, DecisionRecord.outcome
-        )
-    ):
-        counts.setdefault(batch_id, {})[outcome] = n
-    return counts
+class _Outcomes:
+    """Each batch's decisions counted by outcome, as its completion is checked: one batch at a
+    time (its index finds its rows), so that each verifying process counts only the batches whose
+    completion it checks, rather than both counting every decision in the store (4.5 s each at
+    10M)."""
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+
+    def get(self, batch_id: int, default: dict[str, int]) -> dict[str, int]:
+        counts = self.connection.execute(
+            select(DecisionRecord.outcome, func.count())
+            .where(DecisionRecord.batch_id == batch_id)
+            .group_by(DecisionRecord.outcome)
+        ).all()
+        return dict(counts) or default
 
 
 def _versions(connection: Connection) -> dict[int, dict]:
@@ -204,7 +211,7 @@ BATCH_COMPLETED = Binding(
         if row["committed_rows"] != row["rows"]
         else None
     ),
-    prepare=_outcomes,
+    prepare=_Outcomes,
 )
 
 DECISIONS = Binding(
