@@ -16,7 +16,10 @@ process and its workers together, sampled from /proc every 0.2 s (so generating 
 runs before in a process of its own, is never counted). `--requests` is the number of rows
 written.
 
-    python benchmarks/pipeline_2025.py [--rows 10000000] [--requests 1280000]
+Each step also prints its CPU seconds (user and system time of its process and the workers it
+waited for): against twice the wall time, what is left of this machine's two cores.
+
+    python benchmarks/pipeline_2025.py [--rows 10000000] [--requests 1280000] [--steps cold,warm,...]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -36,6 +40,7 @@ MASTERS = (
     Path(__file__).parent / "_work" / "scale"
 )  # shared with identify_scale.py: the same seeded master
 ROWS_PER_TAXPAYER = 4.14
+STEPS = ("cold", "warm", "replay", "audit", "verify")
 STAGES = ("intake", "receipt", "history", "rules", "master", "identify", "decide", "ledger")
 
 
@@ -62,9 +67,12 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def run(name: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run one step; (seconds, peak GiB of its process tree). Its output goes to WORK/<name>.log."""
+def run(name: str, args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Run one step; (seconds, peak GiB of its process tree, CPU seconds of its process tree: user
+    and system time of the step's process and every worker it waited for). Its output goes to
+    WORK/<name>.log."""
     log = open(WORK / f"{name}.log", "w", encoding="utf-8")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     child = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     peak = 0
@@ -80,12 +88,14 @@ def run(name: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
     sampler.start()
     code = child.wait()
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     done.set()
     sampler.join()
     log.close()
     if code != 0:
         sys.exit(f"{name} failed (exit {code}): see {WORK / (name + '.log')}")
-    return seconds, peak / 1024**3
+    return seconds, peak / 1024**3, cpu
 
 
 def main() -> None:
@@ -97,7 +107,16 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=1_280_000, help="rows the batch file holds")
     parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help="the steps to run, of " + ",".join(STEPS) + " (replay, audit and verify use the "
+        "warm run's store; warm without cold uses the prepared master as it is)",
+    )
     args = parser.parse_args()
+    steps = args.steps.split(",")
+    if unknown := set(steps) - set(STEPS):
+        parser.error(f"unknown steps: {', '.join(sorted(unknown))}")
     WORK.mkdir(parents=True, exist_ok=True)
     MASTERS.mkdir(parents=True, exist_ok=True)
     taxgate = [sys.executable, "-m", "taxgate"]
@@ -109,7 +128,7 @@ def main() -> None:
 
     master = MASTERS / f"master-{args.rows}.parquet"
     if not master.exists():
-        seconds, peak = run(
+        seconds, peak, _ = run(
             "master",
             [
                 *taxgate,
@@ -132,7 +151,7 @@ def main() -> None:
             f"generate_batch(Path({str(master)!r}), Path({str(batch)!r}), {args.requests}, seed={args.seed}, "
             f"mix=Mix.datafile_2025())"
         )
-        seconds, peak = run("batch", [sys.executable, "-c", code], env)
+        seconds, peak, _ = run("batch", [sys.executable, "-c", code], env)
         print(f"generated the batch: {seconds:.0f} s, {peak:.2f} GiB (not counted below)")
     manifest = batch / "manifest.json"
     with open(batch / "requests.csv", "rb") as fh:
@@ -140,17 +159,18 @@ def main() -> None:
     print(f"master: {master.name}; batch: {written:,} rows written (--requests {args.requests:,})")
 
     rows = []
-    for cache in master.parent.glob(master.stem + ".taxgate-prepared.*"):
-        shutil.rmtree(
-            cache
-        ) if cache.is_dir() else cache.unlink()  # cold: the master prepared from scratch
-    for step in ("cold", "warm"):
+    if "cold" in steps:
+        for cache in master.parent.glob(master.stem + ".taxgate-prepared.*"):
+            shutil.rmtree(
+                cache
+            ) if cache.is_dir() else cache.unlink()  # cold: the master prepared from scratch
+    for step in [s for s in ("cold", "warm") if s in steps]:
         # a fresh store, and a fresh signing key for it (a key remembers the last checkpoint it signed)
         for old in WORK.glob(f"{step}.*"):
             old.unlink()
         shutil.rmtree(WORK / step, ignore_errors=True)
         url = f"sqlite:///{WORK / (step + '.db')}"
-        seconds, peak = run(
+        seconds, peak, cpu = run(
             step,
             [
                 *taxgate,
@@ -166,7 +186,7 @@ def main() -> None:
             {**env, "TAXGATE_LEDGER_KEY": str(WORK / f"{step}.key")},
         )
         stages = json.loads((WORK / step / "summary.json").read_text())["seconds"]
-        rows.append((step, seconds, peak, stages))
+        rows.append((step, seconds, peak, cpu, stages))
     url = f"sqlite:///{WORK / 'warm.db'}"
     shutil.rmtree(WORK / "replay", ignore_errors=True)
     # The replay is a batch of its own in the store (as `taxgate demo` makes it): the same rows, its own reference.
@@ -184,18 +204,21 @@ def main() -> None:
         ("audit", ["audit", str(replayed), "--master", str(master), "--out", str(WORK / "audit")]),
         ("verify", ["ledger", "verify", "--key", str(WORK / "warm.pub")]),
     ):
-        seconds, peak = run(
+        if step not in steps:
+            continue
+        seconds, peak, cpu = run(
             step,
             [*taxgate, *command, "--database-url", url],
             {**env, "TAXGATE_LEDGER_KEY": str(WORK / "warm.key")},
         )
-        rows.append((step, seconds, peak, {}))
+        rows.append((step, seconds, peak, cpu, {}))
 
-    print(f"{'step':8} {'wall s':>7} {'peak GiB':>8}   stages (s)")
-    for step, seconds, peak, stages in rows:
+    print(f"{'step':8} {'wall s':>7} {'CPU s':>7} {'peak GiB':>8}   stages (s)")
+    for step, seconds, peak, cpu, stages in rows:
         parts = ", ".join(f"{s} {stages[s]:.0f}" for s in STAGES if s in stages)
-        print(f"{step:8} {seconds:7.0f} {peak:8.2f}   {parts}")
-    print("ledger verify: " + " ".join((WORK / "verify.log").read_text().split()))
+        print(f"{step:8} {seconds:7.0f} {cpu:7.0f} {peak:8.2f}   {parts}")
+    if "verify" in steps:
+        print("ledger verify: " + " ".join((WORK / "verify.log").read_text().split()))
 
 
 if __name__ == "__main__":
