@@ -220,29 +220,33 @@ class Ledger:
 
     def append(self, session: Session, entries: Sequence[dict]) -> range:
         """Append entries in the caller's transaction; returns their indexes."""
+        return self.append_encoded(
+            session, [(b, merkle.leaf_hash(b)) for b in map(canonical, entries)]
+        )
+
+    def append_encoded(self, session: Session, encoded: Sequence[tuple[bytes, bytes]]) -> range:
+        """`append` of entries already encoded, each as (`canonical(entry)`, its leaf hash): made
+        where the entries are (pass 3's workers make a batch's decisions' entries)."""
         start = self._locked_size(session)
-        blobs = [canonical(e) for e in entries]
-        if any(
-            len(b) > MAX_ENTRY for b in blobs
-        ):  # C2SP entry bundles prefix each entry with a uint16
+        if any(len(b) > MAX_ENTRY for b, _ in encoded):
+            # C2SP entry bundles prefix each entry with a uint16
             raise LedgerError(
                 f"a ledger entry is at most {MAX_ENTRY:,} bytes: ledger a digest of what is larger"
             )
-        leaves = [merkle.leaf_hash(b) for b in blobs]
-        if blobs:
+        if encoded:
             insert_rows(
                 session.connection(),
                 LedgerEntry.__table__,
                 [
                     {"idx": start + i, "entry": b, "leaf_hash": h}
-                    for i, (b, h) in enumerate(zip(blobs, leaves))
+                    for i, (b, h) in enumerate(encoded)
                 ],
             )
-            self._extend(session, 0, start, leaves)
+            self._extend(session, 0, start, [h for _, h in encoded])
             session.execute(
-                update(LedgerHead).where(LedgerHead.id == 1).values(size=start + len(blobs))
+                update(LedgerHead).where(LedgerHead.id == 1).values(size=start + len(encoded))
             )
-        return range(start, start + len(blobs))
+        return range(start, start + len(encoded))
 
     def next_index(self, session: Session) -> int:
         """The index the next entry appended in this transaction will have (the head is locked)."""

@@ -32,14 +32,14 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 
-from taxgate import identify
+from taxgate import identify, response
 from taxgate.history import Figures, History, scope_of
 from taxgate.intake import Manifest, read_manifest
-from taxgate.pipeline.deciding import Decided, decide_block
+from taxgate.pipeline.deciding import Decided, Recording, decide_block
 from taxgate.pipeline.judging import RuleTask, blocks, judge_chunk, rows_per_block, rule_workers
 from taxgate.pipeline.staging import sql_text, stage, workspace
 from taxgate.policy import Policy, load_policies, policy_in_force
-from taxgate.release.batch import BatchRecorder
+from taxgate.release.batch import BatchRecorder, batch_versions
 from taxgate.response import ResponseWriter
 from taxgate.rules import (
     KEYS_SQL,
@@ -119,6 +119,7 @@ def decide_staged(
     lap: Callable[[str], None] = lambda stage: None,
     history: History | None = None,
     block_rows: int | None = None,
+    recording: Recording | None = None,
 ) -> Iterator[list[Decided]]:
     """Passes 2 and 3 over the staged rows: every rule on every request, identification of those that
     passed, and one decision per request, yielded in row order in chunks of RECORD_ROWS.
@@ -130,7 +131,8 @@ def decide_staged(
     stages add up to its wall time ("rules" is the time spent waiting for the workers).
 
     `history` is the agency's recorded requests (the batch's keys are registered there first); without
-    it the batch's figures are its own alone; `block_rows` overrides the block's size."""
+    it the batch's figures are its own alone; `block_rows` overrides the block's size; `recording`
+    has pass 3's workers make each decision's ledger entry and response lines beside it."""
     stats = batch_figures(con, work, history)
     lap("history")
     batch_codes = tuple(judge_batch(manifest, policy, as_of))
@@ -195,6 +197,7 @@ def decide_staged(
                 history,
                 lap,
                 deciders,
+                recording=recording,
             )
     finally:
         for workers_of in (
@@ -273,6 +276,9 @@ def process(
             with ResponseWriter(
                 out_dir, f"{rules.version}+{policy.recorded}", identify.MODEL_VERSION
             ) as writer:
+                recording = Recording(
+                    recorder.batch.id, batch_versions(recorder.batch), writer.versions
+                )
                 for chunk in decide_staged(
                     con,
                     work,
@@ -284,17 +290,21 @@ def process(
                     stream.rows,
                     laps,
                     history,
+                    recording=recording,
                 ):
+                    made = [d.row.decision for d in chunk]
                     indexes = recorder.record([d.row for d in chunk])
                     laps("ledger")
-                    for d, index in zip(chunk, indexes):
+                    for d, decided in zip(chunk, made):
                         # the decision as recorded: an order in force at release may have held it
                         decision = d.row.decision
-                        writer.write(
-                            d.request, decision, d.row.address, d.evidence, ledger_index=str(index)
-                        )
+                        if decision is not decided or d.lines is None:
+                            d.lines = response.lines(
+                                d.request, decision, d.row.address, d.evidence, writer.versions
+                            )
                         outcomes[decision.outcome.value] += 1
                         code_counts.update(c.value for c in decision.codes)
+                    writer.write_lines([d.lines for d in chunk], indexes)
                     laps("decide")  # the response's rows count with the decision
             note = recorder.complete(outcomes)
             laps("ledger")

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from taxgate import identify
+from taxgate import identify, response
 from taxgate.decide import Decision, decide
 from taxgate.domain import Outcome, ReasonCode, Request
 from taxgate.history import History
@@ -21,7 +21,7 @@ from taxgate.normalize.text import digits
 from taxgate.pipeline import staging
 from taxgate.pipeline.staging import sql_text
 from taxgate.policy import Policy
-from taxgate.release.batch import Row
+from taxgate.release.batch import Row, decision_record, encoded
 from taxgate.response import evidence_fields, evidence_json
 from taxgate.rules import (
     RULE_SETS,
@@ -60,6 +60,19 @@ class Decided:
     evidence: (
         dict[str, tuple[str, str]] | None
     )  # response.evidence_fields: serialised once, written twice
+    lines: tuple | None = None  # `response.lines`, when pass 3 was told how the batch is recorded
+
+
+@dataclass(frozen=True)
+class Recording:
+    """How a batch's decisions are recorded and answered, so that pass 3's workers can make each
+    decision's ledger entry (`release.batch.encoded`) and response lines (`response.lines`)
+    beside it: the batch's id in the store, the versions its entries name, and those its response
+    files name."""
+
+    batch_id: int
+    versions: dict
+    response_versions: tuple[str, str]
 
 
 _CODES = {
@@ -77,12 +90,14 @@ def decide_block(
     lap: Callable[[str], None],
     pool: ProcessPoolExecutor | None = None,
     ahead: int = 2,
+    recording: Recording | None = None,
 ) -> Iterator[list[Decided]]:
     """Pass 3 over one block's rows (those of `judged`): decide each, in row order, streamed.
 
-    DuckDB joins everything a decision reads; the decisions themselves, and their evidence's JSON,
-    are made chunk by chunk in `pool`'s workers when there is one (`ahead` chunks in flight), so that
-    this process, which records and writes every row, does nothing else per row."""
+    DuckDB joins everything a decision reads; the decisions themselves, their evidence's JSON and,
+    with `recording`, their ledger entries and response lines, are made chunk by chunk in `pool`'s
+    workers when there is one (`ahead` chunks in flight), so that this process, which records and
+    writes every row, does little else per row."""
     wanted = ", ".join(f"'{c}'" for c in releasing)
     reader = con.sql(
         f"""
@@ -100,7 +115,7 @@ def decide_block(
         """
     ).to_arrow_reader(RECORD_ROWS)
     window = history.window_days if history else None
-    args = (rules.name, policy, window)
+    args = (rules.name, policy, window, recording)
     if pool is None:
         decided = (decide_rows(batch, *args) for batch in reader)
     else:
@@ -123,11 +138,16 @@ def _in_order(futures: Iterator[Future], ahead: int = 2) -> Iterator:
 
 
 def decide_rows(
-    batch: pa.RecordBatch, rule_set: str, policy: Policy, window_days: int | None
+    batch: pa.RecordBatch,
+    rule_set: str,
+    policy: Policy,
+    window_days: int | None,
+    recording: Recording | None = None,
 ) -> list[tuple]:
     """One decision per row of pass 3's query (in a worker, or in the main process when alone), each
     as a tuple of plain values (`unpacked` makes it a `Decided`): a worker's answer is pickled, and
-    dataclasses pickle several times slower than tuples of strings."""
+    dataclasses pickle several times slower than tuples of strings. With `recording`, each also
+    carries its ledger entry and its response lines."""
     releases = RULE_SETS[rule_set].releases
     chunk: list[tuple] = []
     for row in batch.to_pylist():
@@ -148,25 +168,40 @@ def decide_rows(
         if behind:  # the figure behind a cross-batch code, for whoever reads the decision later
             evidence = {**(evidence or {}), "figures": behind}
         dumped = evidence_fields(evidence) if evidence else None
+        values = (
+            row["row_number"],
+            row["request_id"],
+            row["parse_error"],
+            digits(row["tin"]),
+            decision.outcome.value,
+            ";".join(c.value for c in decision.codes),
+            decision.refused_items,
+            decision.matched_tin,
+            decision.runner_up_tin,
+            decision.match_weight,
+            decision.runner_up_weight,
+            row["address"],
+            evidence_json(dumped) if dumped else None,
+            row["statute"] or "",
+            row["engaged_official"] or "",
+            row["case_number"] or "",
+            dumped,
+        )
+        if recording is None:
+            chunk.append((*values, None, None))
+            continue
+        made = unpacked((*values, None, None))
         chunk.append(
             (
-                row["row_number"],
-                row["request_id"],
-                row["parse_error"],
-                digits(row["tin"]),
-                decision.outcome.value,
-                ";".join(c.value for c in decision.codes),
-                decision.refused_items,
-                decision.matched_tin,
-                decision.runner_up_tin,
-                decision.match_weight,
-                decision.runner_up_weight,
-                row["address"],
-                evidence_json(dumped) if dumped else None,
-                row["statute"] or "",
-                row["engaged_official"] or "",
-                row["case_number"] or "",
-                dumped,
+                *values,
+                encoded(decision_record(made.row, recording.batch_id), recording.versions),
+                response.lines(
+                    made.request,
+                    decision,
+                    made.row.address,
+                    dumped,
+                    recording.response_versions,
+                ),
             )
         )
     return chunk
@@ -195,6 +230,8 @@ def unpacked(values: tuple) -> Decided:
         official,
         case_number,
         dumped,
+        entry,
+        lines,
     ) = values
     request = Request(row_number, request_id=request_id, parse_error=parse_error)
     decision = Decision(
@@ -218,6 +255,8 @@ def unpacked(values: tuple) -> Decided:
             statute,
             official,
             case_number,
+            entry,
         ),
         dumped,
+        lines,
     )

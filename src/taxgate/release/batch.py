@@ -20,8 +20,16 @@ from sqlalchemy import select
 from taxgate.decide import Decision
 from taxgate.domain import Outcome, ReasonCode
 from taxgate.intake import Manifest
-from taxgate.ledger import Ledger, TamperedError, checked_row, checked_rows, sign_checkpoint
+from taxgate.ledger import (
+    Ledger,
+    TamperedError,
+    canonical,
+    checked_row,
+    checked_rows,
+    sign_checkpoint,
+)
 from taxgate.ledger.log import loads, raw, stream
+from taxgate.ledger.merkle import leaf_hash
 from taxgate.notices import owe_on_receipt
 from taxgate.orders import orders_in
 from taxgate.release import Item, Release
@@ -51,6 +59,47 @@ class Row:
     statute: str = ""
     official: str = ""  # the officer named as personally and directly engaged
     case_number: str = ""
+    # The decision's ledger entry and its leaf hash, when made beside the decision (`encoded`, in
+    # pass 3's workers); None once the decision changes (an order holds it) or when not made.
+    entry: tuple[bytes, bytes] | None = None
+
+
+def decision_record(row: Row, batch_id: int) -> dict:
+    """The decisions table's row for a decided request, but for its ledger index."""
+    d = row.decision
+    return {
+        "batch_id": batch_id,
+        "row_number": row.row_number,
+        "request_id": row.request_id,
+        "requested_tin": row.requested_tin,
+        "official": row.official,
+        "case_number": row.case_number,
+        "statute": row.statute,
+        "outcome": d.outcome.value,
+        "reasons": ";".join(c.value for c in d.codes),
+        "refused_items": ";".join(d.refused_items),
+        "matched_tin": d.matched_tin,
+        "match_weight": d.match_weight,
+        "runner_up_tin": d.runner_up_tin,
+        "runner_up_weight": d.runner_up_weight,
+        "evidence": row.evidence,
+    }
+
+
+def encoded(record: dict, versions: dict) -> tuple[bytes, bytes]:
+    """A decision's ledger entry as the ledger appends it, and its leaf hash: made where the request
+    is decided, so that the process recording a million of them only stores them."""
+    entry = canonical(decision_entry(record, versions))
+    return entry, leaf_hash(entry)
+
+
+def batch_versions(batch: Batch) -> dict:
+    """The versions a batch was decided under, as its decisions' entries name them."""
+    return {
+        "policy_version": batch.policy_version,
+        "rule_set_version": batch.rule_set_version,
+        "model_version": batch.model_version,
+    }
 
 
 class BatchRecorder:
@@ -216,38 +265,17 @@ class BatchRecorder:
                     r.decision = replace(
                         r.decision, outcome=Outcome.HELD, codes=(*r.decision.codes, held[0])
                     )
+                    r.entry = None  # made for the decision before it was held
 
     def _record_fresh(
         self, session, release: Release, batch: Batch, rows: Sequence[Row]
     ) -> dict[int, int]:
-        decisions = []
-        for r in rows:
-            d = r.decision
-            decisions.append(
-                {
-                    "batch_id": batch.id,
-                    "row_number": r.row_number,
-                    "request_id": r.request_id,
-                    "requested_tin": r.requested_tin,
-                    "official": r.official,
-                    "case_number": r.case_number,
-                    "statute": r.statute,
-                    "outcome": d.outcome.value,
-                    "reasons": ";".join(c.value for c in d.codes),
-                    "refused_items": ";".join(d.refused_items),
-                    "matched_tin": d.matched_tin,
-                    "match_weight": d.match_weight,
-                    "runner_up_tin": d.runner_up_tin,
-                    "runner_up_weight": d.runner_up_weight,
-                    "evidence": r.evidence,
-                }
-            )
-        versions = {
-            "policy_version": batch.policy_version,
-            "rule_set_version": batch.rule_set_version,
-            "model_version": batch.model_version,
-        }
-        span = self.ledger.append(session, [decision_entry(row, versions) for row in decisions])
+        decisions = [decision_record(r, batch.id) for r in rows]
+        versions = batch_versions(batch)
+        span = self.ledger.append_encoded(
+            session,
+            [r.entry or encoded(row, versions) for r, row in zip(rows, decisions)],
+        )
         for row, index in zip(decisions, span):
             row["ledger_index"] = index
         insert_rows(session.connection(), DecisionRecord.__table__, decisions)

@@ -13,7 +13,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from taxgate.decide import Decision
@@ -122,13 +125,103 @@ def auditors(out_dir: Path) -> Path:
     return out_dir / AUDITORS
 
 
+class _Text:
+    """A csv writer whose rows come back as text (`row`), for `lines`."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = SafeCSV(self._buffer)
+
+    def row(self, values) -> str:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(values)
+        return self._buffer.getvalue()
+
+
+_TEXT = _Text()
+
+
+def lines(
+    request: Request,
+    decision: Decision,
+    address: dict[str, str] | None,
+    evidence: dict[str, tuple[str, str]] | None,
+    versions: tuple[str, str],
+) -> tuple:
+    """What `ResponseWriter` writes for one decided request, but for its ledger index, known only
+    once the request is recorded: (response.csv's row, response.jsonl's line, decisions.csv's row,
+    malformed_rows.csv's row or "", evidence.jsonl's line or "", the requester's codes that
+    reasons.csv counts). Made where the request is decided (pass 3's workers), so that the process
+    that records every row only adds the index (`ResponseWriter.write_lines`); a plain tuple,
+    which pickles fast. `evidence` as `evidence_fields` gives it, `versions` the rule-set and model
+    versions."""
+    released = address if decision.outcome is Outcome.DISCLOSED and address else {}
+    row = {
+        "row_number": str(request.row_number),
+        "request_id": request.display_id,
+        "outcome": decision.outcome.value,
+        "reasons": ";".join(c.value for c in decision.requester_codes),
+        "refused_items": ";".join(decision.refused_items),
+        **{f"address_{p}": str(released.get(p, "") or "") for p in _ADDRESS_PARTS},
+        "ledger_index": "",  # last: `write_lines` puts the index in its place
+    }
+    given = tuple(c.value for c in decision.requester_codes)
+    decisions = _TEXT.row(
+        (
+            request.display_id,
+            decision.outcome.value,
+            ";".join(c.value for c in decision.codes),
+            decision.matched_tin,
+            _weight(decision.match_weight),
+            decision.runner_up_tin,
+            _weight(decision.runner_up_weight),
+            *versions,
+        )
+    )
+    malformed = (
+        _TEXT.row((request.row_number, request.request_id, request.parse_error))
+        if request.malformed
+        else ""
+    )
+    line = ""
+    if (
+        evidence
+    ):  # the request's own fields first: one of the evidence's, if named alike, wins (as in a dict)
+        line = (
+            evidence_json(
+                {
+                    "outcome": (_OUTCOME, _DUMPS(decision.outcome.value)),
+                    "request_id": (_REQUEST_ID, _DUMPS(request.display_id)),
+                    "row_number": (_ROW_NUMBER, str(request.row_number)),
+                    **evidence,
+                }
+            )
+            + "\n"
+        )
+    return (
+        _TEXT.row(row[c] for c in RESPONSE_COLUMNS),
+        _DUMPS_UNICODE(row) + "\n",
+        decisions,
+        malformed,
+        line,
+        given,
+    )
+
+
+# The blank ledger index at the end of each line `lines` makes, which `write_lines` fills: the last
+# cell of a CSV row (a blank cell is written as nothing, and digits need no quotes) and the last
+# value of a JSON object (its key written last, as the row's dict holds it).
+_CSV_END, _JSON_END = "\r\n", '"}\n'
+
+
 class ResponseWriter:
     """Streams the output files; use as a context manager."""
 
     def __init__(self, out_dir: Path, rule_set_version: str, model_version: str):
         auditors(out_dir).mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
-        self._versions = (rule_set_version, model_version)
+        self.versions = (rule_set_version, model_version)
         self._files = [
             open(folder / name, "w", encoding="utf-8", newline="")
             for folder, name in (
@@ -139,15 +232,10 @@ class ResponseWriter:
                 (auditors(out_dir), "evidence.jsonl"),
             )
         ]
-        self._evidence = self._files[4]
-        self._response = SafeCSV(self._files[0])
-        self._jsonl = self._files[1]
-        self._decisions = SafeCSV(self._files[2])
-        self._malformed = SafeCSV(self._files[3])
-        self._response.writerow(RESPONSE_COLUMNS)
-        self._decisions.writerow(DECISION_COLUMNS)
-        self._malformed.writerow(MALFORMED_COLUMNS)
-        self._given: dict[str, int] = {}
+        SafeCSV(self._files[0]).writerow(RESPONSE_COLUMNS)
+        SafeCSV(self._files[2]).writerow(DECISION_COLUMNS)
+        SafeCSV(self._files[3]).writerow(MALFORMED_COLUMNS)
+        self._given: Counter[str] = Counter()
 
     def __enter__(self) -> ResponseWriter:
         return self
@@ -169,39 +257,22 @@ class ResponseWriter:
         ledger_index: str = "",
     ) -> None:
         """One decided request into every file; `evidence` as `evidence_fields` gives it."""
-        released = address if decision.outcome is Outcome.DISCLOSED and address else {}
-        row = {
-            "row_number": str(request.row_number),
-            "request_id": request.display_id,
-            "outcome": decision.outcome.value,
-            "reasons": ";".join(c.value for c in decision.requester_codes),
-            "refused_items": ";".join(decision.refused_items),
-            **{f"address_{p}": str(released.get(p, "") or "") for p in _ADDRESS_PARTS},
-            "ledger_index": ledger_index,
-        }
-        self._response.writerow(row[c] for c in RESPONSE_COLUMNS)
-        for code in decision.requester_codes:
-            self._given[code.value] = self._given.get(code.value, 0) + 1
-        self._jsonl.write(_DUMPS_UNICODE(row) + "\n")
-        self._decisions.writerow(
-            (
-                request.display_id,
-                decision.outcome.value,
-                ";".join(c.value for c in decision.codes),
-                decision.matched_tin,
-                _weight(decision.match_weight),
-                decision.runner_up_tin,
-                _weight(decision.runner_up_weight),
-                *self._versions,
-            )
+        self.write_lines(
+            [lines(request, decision, address, evidence, self.versions)], [ledger_index]
         )
-        if request.malformed:
-            self._malformed.writerow((request.row_number, request.request_id, request.parse_error))
-        if evidence:  # the request's own fields first: one of the evidence's, if named alike, wins (as in a dict)
-            line = {
-                "outcome": (_OUTCOME, _DUMPS(decision.outcome.value)),
-                "request_id": (_REQUEST_ID, _DUMPS(request.display_id)),
-                "row_number": (_ROW_NUMBER, str(request.row_number)),
-                **evidence,
-            }
-            self._evidence.write(evidence_json(line) + "\n")
+
+    def write_lines(self, rows: Sequence[tuple], ledger_indexes: Sequence[object]) -> None:
+        """Decided requests as `lines` made them, each with its ledger index, into every file."""
+        response, jsonl, decisions, malformed, evidence = [], [], [], [], []
+        given = self._given
+        for (csv_row, json_line, decision_row, bad, line, codes), index in zip(
+            rows, ledger_indexes
+        ):
+            response.append(f"{csv_row[: -len(_CSV_END)]}{index}{_CSV_END}")
+            jsonl.append(f"{json_line[: -len(_JSON_END)]}{index}{_JSON_END}")
+            decisions.append(decision_row)
+            malformed.append(bad)
+            evidence.append(line)
+            given.update(codes)
+        for fh, text in zip(self._files, (response, jsonl, decisions, malformed, evidence)):
+            fh.write("".join(text))
