@@ -272,3 +272,149 @@ def test_the_name_macros_say_what_their_plain_definition_says():
     assert close[0] > 60 and close[1] > 60, close  # not vacuous: both kinds of answer are common
     last = rows[-1]
     assert con.execute("SELECT plain_close(?, ?, ?, ?)", list(last)).fetchall()[0][0] is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "-",
+        "n/a",
+        "N/A N/A",
+        "Ł",
+        "Øre",
+        "ß",
+        "½",
+        "²",
+        "١٢",
+        "ſ",
+        "K",
+        "İ",
+        "\u2028",
+        "x\x00",
+    ],
+)
+def test_blank_is_exactly_what_folds_to_nothing(text):
+    from taxgate.normalize.text import fold, is_blank
+
+    assert is_blank(text) == (fold(text) == "")
+
+
+def test_blank_is_exactly_what_folds_to_nothing_on_any_text():
+    """`is_blank` answers the rules' `fold(x) == ""` without folding; on any text, the same answer
+    (letters that fold to ASCII, digits of other scripts, marks, the Kelvin sign, ...)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from taxgate.normalize.text import fold, is_blank
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.text(max_size=12))
+    def same(text):
+        assert is_blank(text) == (fold.__wrapped__(text) == "")
+
+    same()
+
+
+def _usaddress_tags(text):
+    import usaddress
+
+    try:
+        return usaddress.tag(text)[0]
+    except usaddress.RepeatedLabelError:
+        return None
+
+
+def test_the_flat_tagger_tags_as_usaddress_does_on_a_world(world, tmp_path):
+    """`_crf_tags` hands python-crfsuite usaddress's own attributes flat, made once per token, and
+    leaves out the false ones: on every street line of a 2025-shaped batch (defects, typos, units,
+    boxes, placeholders) and of its master, the tags usaddress.tag gives, and None where it raises."""
+    import duckdb
+    from scourgify.cleaning import pre_clean_addr_str
+
+    from taxgate.normalize.text import ascii_text
+    from taxgate.synth import Mix, generate_batch
+
+    assert address._FLAT, "usaddress or python-crfsuite moved: check the flat tagger against it"
+    manifest = generate_batch(
+        world["master"], tmp_path / "batch", 3_000, seed=8, mix=Mix.datafile_2025()
+    )
+    lines = duckdb.sql(
+        f"""SELECT street, unit FROM read_csv('{manifest.parent / "requests.csv"}', all_varchar=true,
+                header=true, ignore_errors=true)
+            UNION SELECT street, unit FROM '{world["master"]}'"""
+    ).fetchall()
+    texts = set()
+    for street, unit in lines + _STREETS:
+        text = " ".join(
+            p for p in (ascii_text(street or "").strip(), ascii_text(unit or "").strip()) if p
+        )
+        texts.add(text)
+        try:
+            texts.add(pre_clean_addr_str(text))
+        except Exception:  # scourgify refuses some; the raw text is tagged all the same
+            pass
+    assert len(texts) > 3_000
+    differ = [t for t in sorted(texts) if address._crf_tags(t) != _usaddress_tags(t)]
+    assert differ == []
+
+
+def test_the_flat_tagger_tags_as_usaddress_does_on_any_line():
+    """Lines made of address words, numbers, punctuation the tokenizer splits on ('#', '&', ',',
+    parentheses), intersections and repeated labels, and text outside ASCII."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    words = st.sampled_from(
+        [
+            "123",
+            "4B",
+            "½",
+            "N",
+            "SW",
+            "MAIN",
+            "OAK",
+            "ST",
+            "AVE",
+            "Blvd.",
+            "apt",
+            "#",
+            "12",
+            "&",
+            "PO",
+            "BOX",
+            "Box",
+            "77",
+            "RR",
+            "2",
+            "Unit",
+            "Suite",
+            "FL",
+            "(rear)",
+            "St,",
+            "Núñez",
+            "and",
+            "Failed",
+            "to",
+            "Provide",
+            "NA",
+            "00000",
+            "CO",
+            "RD",
+            "HWY",
+            "1ST",
+            "x",
+            "-",
+            ".",
+            ";",
+        ]
+    )
+
+    @settings(max_examples=1500, deadline=None)
+    @given(st.lists(words, max_size=9))
+    def same(parts):
+        text = " ".join(parts)
+        assert address._crf_tags(text) == _usaddress_tags(text)
+
+    same()

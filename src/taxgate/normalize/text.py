@@ -54,6 +54,15 @@ def fold(text: str) -> str:
     return _NON_ALNUM.sub(" ", ascii_text(text).lower()).strip()
 
 
+_ALNUM = re.compile(r"[A-Za-z0-9]")
+
+
+def is_blank(text: str) -> bool:
+    """`fold(text) == ""` without folding: no letter or digit in the text once it is in ASCII. The
+    rules ask it of unique values on every request (case numbers, reasons), which no cache holds."""
+    return _ALNUM.search(text if text.isascii() else ascii_text(text)) is None
+
+
 def digits(value: str | None) -> str:
     """Only the digits: "123-45-6789" -> "123456789" (TINs, ZIPs)."""
     return "".join(c for c in value or "" if c.isdigit())

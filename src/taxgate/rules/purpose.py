@@ -8,7 +8,7 @@ from datetime import date
 
 from taxgate.domain import ReasonCode, Request
 from taxgate.normalize.statute import Citation, parse_citation
-from taxgate.normalize.text import fold, split_list
+from taxgate.normalize.text import is_blank, split_list
 from taxgate.rules.registry import Context, request_rule
 
 
@@ -45,7 +45,7 @@ def statute_unknown(request: Request, ctx: Context) -> bool:
     "The request must name the proceeding or investigation (its case number) the information is for.",
 )
 def case_number_missing(request: Request, ctx: Context) -> bool:
-    return not fold(request.case_number)
+    return is_blank(request.case_number)
 
 
 @request_rule(
@@ -53,7 +53,7 @@ def case_number_missing(request: Request, ctx: Context) -> bool:
     "The request must name the officer personally and directly engaged in the investigation.",
 )
 def engaged_official_missing(request: Request, ctx: Context) -> bool:
-    return not fold(request.engaged_official)
+    return is_blank(request.engaged_official)
 
 
 def _readable_date(text: str) -> bool:
@@ -89,7 +89,7 @@ def removal_order_missing(request: Request, ctx: Context) -> bool:
         and any(c.within(required) for required in agreement.removal_order_required_for)
         for c in _citations(request)
     )
-    has_order = _readable_date(request.removal_order_date.strip()) and bool(
-        fold(request.removal_order_number)
+    has_order = _readable_date(request.removal_order_date.strip()) and not is_blank(
+        request.removal_order_number
     )
     return needs_order and not has_order

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from taxgate.domain import ADDRESS_FIELDS, ReasonCode, Request
 from taxgate.normalize.address import is_placeholder, state_code, street_kind, zip5
-from taxgate.normalize.text import fold, split_list
+from taxgate.normalize.text import fold, is_blank, split_list
 from taxgate.rules.registry import Context, request_rule
 
 
@@ -126,7 +126,7 @@ def statute_missing(request: Request, ctx: Context) -> bool:
     "The request must state why the information is or may be relevant.",
 )
 def relevance_missing(request: Request, ctx: Context) -> bool:
-    return not fold(request.relevance)
+    return is_blank(request.relevance)
 
 
 @request_rule(
@@ -135,4 +135,4 @@ def relevance_missing(request: Request, ctx: Context) -> bool:
 )
 def relevance_too_short(request: Request, ctx: Context) -> bool:
     text = " ".join(request.relevance.split())
-    return bool(fold(text)) and len(text) < ctx.policy.thresholds.relevance_min_chars
+    return not is_blank(text) and len(text) < ctx.policy.thresholds.relevance_min_chars
