@@ -184,7 +184,7 @@ def match_by_tin(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE id_decisions AS
-        WITH tins AS (SELECT DISTINCT regexp_replace(tin, '[^0-9]', '', 'g') AS tin FROM master),
+        WITH tins AS (SELECT tin FROM last_known),  -- every TIN the master holds
         by_tin AS (
             SELECT q.row_number, t.tin FROM id_requests q JOIN tins t ON nullif(q.tin, '') = t.tin
         )

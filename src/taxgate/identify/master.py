@@ -2,8 +2,10 @@
 filed from ("address history"), with the model's comparison columns, and the last known address.
 
 Preparing normalises each distinct name and street once; the result is cached beside the master
-(`<name>.taxgate-prepared.parquet`, tied to the master's SHA-256 and FEATURES_VERSION) so a large
-master is prepared once, not on every batch.
+(`<name>.taxgate-prepared.parquet`), with each TIN's last known address
+(`<name>.taxgate-last-known.parquet`), both tied to the master's SHA-256, FEATURES_VERSION and the
+order that says which address is the last known, so that a large master is prepared once, and
+after that not even read, however many batches come.
 """
 
 from __future__ import annotations
@@ -54,8 +56,10 @@ def _sha256(path: Path) -> str:
 
 
 def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None = None) -> None:
-    """Create table `master` (as filed, every column text but tax_year) and `master_addresses`,
-    prepared on DuckDB or, with `backend` (or TAXGATE_MATCH_BACKEND) "spark", on Spark."""
+    """Create tables `master_addresses` (the address history, prepared on DuckDB or, with `backend`
+    (or TAXGATE_MATCH_BACKEND) "spark", on Spark) and `last_known` (each TIN's last known address,
+    `last_known_address_sql`). Both are cached beside the master, so that a master seen before is
+    neither prepared nor read again."""
     for (table,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND "
         "starts_with(table_name, 'tf_master_')"
@@ -65,6 +69,45 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None 
         )  # the term frequencies of a master read before (`master_frequencies`)
     if not path.is_file():
         raise MasterError(f"taxpayer master not found: {path}")
+    cache = path.with_name(path.stem + ".taxgate-prepared.parquet")
+    known = path.with_name(path.stem + ".taxgate-last-known.parquet")
+    stamp = cache.with_suffix(".json")
+    source = {
+        "sha256": _sha256(path),
+        "features_version": FEATURES_VERSION,
+        "last_known": LATEST_FIRST,
+    }
+    if all(p.exists() for p in (cache, known, stamp)) and json.loads(stamp.read_text()) == source:
+        for table, cached in (("master_addresses", cache), ("last_known", known)):
+            con.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet(?)", [str(cached)]
+            )
+        return
+    present = _read_master(con, path)
+    if (backend or os.environ.get("TAXGATE_MATCH_BACKEND", "duckdb")) == "spark":
+        parts = _prepare_on_spark(path, present, cache.with_name(cache.name + ".spark"))
+        con.execute(
+            "CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)",
+            [f"{parts}/*.parquet"],
+        )
+    else:
+        _prepare(con)
+    every_tin = "SELECT regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') FROM master"
+    con.execute(
+        f"CREATE OR REPLACE TABLE last_known AS {last_known_address_sql('master', every_tin)}"
+    )
+    con.execute("DROP TABLE master")  # ten million rows no later step reads
+    try:
+        con.execute("COPY master_addresses TO ? (FORMAT parquet)", [str(cache)])
+        con.execute("COPY last_known TO ? (FORMAT parquet)", [str(known)])
+        stamp.write_text(json.dumps(source))
+    except (duckdb.Error, OSError):
+        pass  # a read-only folder: prepare again next time
+
+
+def _read_master(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
+    """Table `master`: the master's file as filed, every column text but tax_year, or MasterError
+    in one line. Returns the columns the file has."""
     # CSV as RFC 4180 has it (commas, double quotes), not as sniffed: Spark reads the same file alike.
     reader = (
         "read_parquet(?)"
@@ -80,36 +123,13 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None 
             f"cannot read taxpayer master {path.name}: {str(exc).splitlines()[0]}"
         ) from None
     kinds = {name.lower(): kind for name, kind, *_ in con.execute("DESCRIBE master_raw").fetchall()}
-    present = set(kinds)
-    missing = [c for c in REQUIRED if c not in present]
+    missing = [c for c in REQUIRED if c not in kinds]
     if missing:
         raise MasterError(f"taxpayer master {path.name} lacks column(s): {', '.join(missing)}")
     _check_kinds(con, path, kinds)
-    con.execute(f"CREATE OR REPLACE TABLE master AS {_as_filed(present)}")
+    con.execute(f"CREATE OR REPLACE TABLE master AS {_as_filed(set(kinds))}")
     con.execute("DROP TABLE master_raw")
-
-    cache = path.with_name(path.stem + ".taxgate-prepared.parquet")
-    stamp = cache.with_suffix(".json")
-    source = {"sha256": _sha256(path), "features_version": FEATURES_VERSION}
-    if cache.exists() and stamp.exists() and json.loads(stamp.read_text()) == source:
-        con.execute(
-            "CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)",
-            [str(cache)],
-        )
-        return
-    if (backend or os.environ.get("TAXGATE_MATCH_BACKEND", "duckdb")) == "spark":
-        parts = _prepare_on_spark(path, present, cache.with_name(cache.name + ".spark"))
-        con.execute(
-            "CREATE OR REPLACE TABLE master_addresses AS SELECT * FROM read_parquet(?)",
-            [f"{parts}/*.parquet"],
-        )
-    else:
-        _prepare(con)
-    try:
-        con.execute("COPY master_addresses TO ? (FORMAT parquet)", [str(cache)])
-        stamp.write_text(json.dumps(source))
-    except (duckdb.Error, OSError):
-        pass  # a read-only folder: prepare again next time
+    return set(kinds)
 
 
 _INTEGERS = (
@@ -307,10 +327,12 @@ def addresses_to_release(
 ) -> None:
     """Table `released`: for each taxpayer identified in table `decisions` with one of `codes` (only a
     positive identification, unless a replayed rule set says otherwise), the last known address
-    (`LAST_KNOWN_ADDRESS_SQL`)."""
+    (table `last_known`, made by `load_master`)."""
     wanted = ", ".join("'" + c.replace("'", "''") + "'" for c in codes)
-    tins = f"SELECT matched_tin FROM {decisions} WHERE code IN ({wanted})"
-    con.execute(f"CREATE OR REPLACE TABLE released AS {last_known_address_sql('master', tins)}")
+    con.execute(
+        f"""CREATE OR REPLACE TABLE released AS SELECT tin, address FROM last_known
+            WHERE tin IN (SELECT matched_tin FROM {decisions} WHERE code IN ({wanted}))"""
+    )
 
 
 # The one order of a taxpayer's rows that says which address is the last known one (docs/DESIGN.md
