@@ -60,7 +60,9 @@ _ALNUM = re.compile(r"[A-Za-z0-9]")
 def is_blank(text: str) -> bool:
     """`fold(text) == ""` without folding: no letter or digit in the text once it is in ASCII. The
     rules ask it of unique values on every request (case numbers, reasons), which no cache holds."""
-    return _ALNUM.search(text if text.isascii() else ascii_text(text)) is None
+    if _ALNUM.search(text):  # an ASCII letter or digit stays one in ASCII
+        return False
+    return text.isascii() or _ALNUM.search(ascii_text(text)) is None
 
 
 def digits(value: str | None) -> str:

@@ -59,8 +59,8 @@ def judge_chunk(task: RuleTask) -> tuple[pa.Table, pa.Table]:
     """Every rule on every request of one chunk: (judged rows, identification keys of eligible rows)."""
     policy, batch_codes, judge = task.policy, list(task.batch_codes), RULE_SETS[task.rule_set].judge
     ctx = Context(policy, task.manifest, task.as_of)
-    judged = {name: [] for name in JUDGED.names}
-    eligible = {name: [] for name in ID_REQUESTS.names}
+    numbers, codes_of, refused_of, wants_of = [], [], [], []
+    eligible = []
     rows = pq.ParquetFile(task.staged).read_row_group(task.row_group)
     figures = zip(*(task.stats[f.name].tolist() for f in fields(RowStats)))
     for request, stats in zip(requests_from(rows), figures):
@@ -70,16 +70,15 @@ def judge_chunk(task: RuleTask) -> tuple[pa.Table, pa.Table]:
         wants = not request.malformed and any(
             i in policy.disclosable_items for i in requested_items(request, policy)
         )
-        for name, value in zip(
-            JUDGED.names, (request.row_number, ";".join(codes), ";".join(refused), wants)
-        ):
-            judged[name].append(value)
+        numbers.append(request.row_number)
+        codes_of.append(";".join(codes))
+        refused_of.append(";".join(refused))
+        wants_of.append(wants)
         if wants and not any(is_refusal(c) for c in codes):
-            for name, value in zip(
-                ID_REQUESTS.names, (request.row_number, *identify.request_features(request))
-            ):
-                eligible[name].append(value)
-    return pa.table(judged, schema=JUDGED), pa.table(eligible, schema=ID_REQUESTS)
+            eligible.append((request.row_number, *identify.request_features(request)))
+    judged = pa.table([numbers, codes_of, refused_of, wants_of], schema=JUDGED)
+    columns = list(zip(*eligible)) or [[] for _ in ID_REQUESTS.names]
+    return judged, pa.table([list(c) for c in columns], schema=ID_REQUESTS)
 
 
 def rule_workers(rows: int) -> int:

@@ -5,15 +5,12 @@ personally and directly engaged in it — and what the agreement adds. Request s
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 from taxgate.domain import ReasonCode, Request
 from taxgate.normalize.statute import Citation, parse_citation
 from taxgate.normalize.text import is_blank, split_list
 from taxgate.rules.registry import Context, request_rule
-
-
-def _citations(request: Request) -> list[Citation | None]:
-    return [parse_citation(part) for part in split_list(request.statute)]
 
 
 @request_rule(
@@ -82,14 +79,18 @@ def removal_order_missing(request: Request, ctx: Context) -> bool:
     if ctx.manifest.submitted_at is None:
         return False  # no agreement can apply; NO_AGREEMENT says it
     agreement = ctx.policy.agreement_for(ctx.manifest.agency, ctx.manifest.submitted_at.date())
-    if agreement is None:
+    if agreement is None or not _needs_order(request.statute, agreement.removal_order_required_for):
         return False
-    needs_order = any(
-        c is not None
-        and any(c.within(required) for required in agreement.removal_order_required_for)
-        for c in _citations(request)
-    )
     has_order = _readable_date(request.removal_order_date.strip()) and not is_blank(
         request.removal_order_number
     )
-    return needs_order and not has_order
+    return not has_order
+
+
+@lru_cache(maxsize=4096)  # a statute field recurs on most rows of a batch
+def _needs_order(statute: str, required: tuple[Citation, ...]) -> bool:
+    """Whether a citation of the statute field is within one the agreement names."""
+    return any(
+        c is not None and any(c.within(r) for r in required)
+        for c in (parse_citation(part) for part in split_list(statute))
+    )
