@@ -309,3 +309,26 @@ def test_the_first_block_takes_every_chunk_already_judged():
         10,
     ]  # seven judged ahead: one block of them
     assert sizes(lambda chunk: True) == [120]  # all judged: one block, one Splink run
+
+
+@pytest.mark.parametrize("master_exists", [True, False])
+def test_a_batch_refused_at_intake_leaves_no_master_load_behind(world, tmp_path, master_exists):
+    """The master is loaded in a thread from the batch's first row (`master_loading`): a rows file
+    refused at intake still gets its own error (not the master's), and nothing of the load is left
+    running or on disk once the run has stopped."""
+    import shutil
+    import threading
+
+    from taxgate.intake import IntakeError
+
+    master = tmp_path / "master.parquet"
+    if master_exists:
+        shutil.copy(world["master"], master)
+    (tmp_path / "requests.csv").write_text("name,colour\nA,blue\n", encoding="utf-8")
+    manifest = tmp_path / "manifest.json"
+    raw = json.loads(world["manifest"].read_text(encoding="utf-8"))
+    manifest.write_text(json.dumps({**raw, "requests": "requests.csv"}), encoding="utf-8")
+    with pytest.raises(IntakeError, match="none of the request columns"):
+        process(manifest, master, tmp_path / "out")
+    assert not any(t.name.startswith("taxgate-master") for t in threading.enumerate())
+    assert not (tmp_path / "out" / ".work").exists()

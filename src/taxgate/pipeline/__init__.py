@@ -22,7 +22,8 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from multiprocessing import get_context
@@ -101,6 +102,28 @@ def batch_figures(
     return con.execute("SELECT * FROM row_stats ORDER BY row_number").fetchnumpy()
 
 
+@contextmanager
+def master_loading(con: duckdb.DuckDBPyConnection, master_path: Path) -> Iterator[Future]:
+    """`identify.load_master` in a thread of its own, on a connection of its own to the work
+    database, from the batch's first row: preparing a master (minutes, the first time) or reading
+    its cache then overlaps intake and the batch figures, which leave a core idle. The future
+    holds its MasterError, raised where the master is needed. A run that stops before then stops
+    the load's query and waits for the thread, so that nothing uses the work folder once it goes
+    (a master's preparation, which is cached, is finished)."""
+    cursor = con.cursor()
+    with ThreadPoolExecutor(1, thread_name_prefix="taxgate-master") as thread:
+        loading = thread.submit(identify.load_master, cursor, master_path)
+        try:
+            yield loading
+        finally:
+            if not loading.done():
+                cursor.interrupt()
+            # Its error was raised where the master was needed, or is moot once the run stopped.
+            with suppress(Exception):
+                loading.result()
+            cursor.close()
+
+
 def judged_as_of(manifest: Manifest, today: date) -> date:
     """The day a batch is judged as of: the day it says it was submitted, never a day after it
     arrived (a batch dated ahead would otherwise move the history's window past those before it)."""
@@ -120,6 +143,7 @@ def decide_staged(
     history: History | None = None,
     block_rows: int | None = None,
     recording: Recording | None = None,
+    master: Future | None = None,
 ) -> Iterator[list[Decided]]:
     """Passes 2 and 3 over the staged rows: every rule on every request, identification of those that
     passed, and one decision per request, yielded in row order in chunks of RECORD_ROWS.
@@ -132,7 +156,8 @@ def decide_staged(
 
     `history` is the agency's recorded requests (the batch's keys are registered there first); without
     it the batch's figures are its own alone; `block_rows` overrides the block's size; `recording`
-    has pass 3's workers make each decision's ledger entry and response lines beside it."""
+    has pass 3's workers make each decision's ledger entry and response lines beside it; `master`
+    is the master being loaded already (`master_loading`), else it is loaded here."""
     stats = batch_figures(con, work, history)
     lap("history")
     batch_codes = tuple(judge_batch(manifest, policy, as_of))
@@ -165,7 +190,10 @@ def decide_staged(
     try:
         futures = [pool.submit(judge_chunk, task) for task in tasks] if pool else []
         results = (f.result() for f in futures) if pool else map(judge_chunk, tasks)
-        identify.load_master(con, master_path)  # while the workers judge
+        if master is None:
+            identify.load_master(con, master_path)  # while the workers judge
+        else:
+            master.result()  # loaded meanwhile, or its MasterError
         lap("master")
 
         def judged_already(chunk: int) -> bool:
@@ -244,7 +272,10 @@ def process(
     policy = policy_in_force(load_policies(policy_path), as_of)
     own_store = store is None
     try:
-        with workspace(out_dir, keep_work) as (work, con):
+        with (
+            workspace(out_dir, keep_work) as (work, con),
+            master_loading(con, master_path) as master,
+        ):
             stream = stage(manifest, policy, work)
             laps("intake")
 
@@ -291,6 +322,7 @@ def process(
                     laps,
                     history,
                     recording=recording,
+                    master=master,
                 ):
                     made = [d.row.decision for d in chunk]
                     indexes = recorder.record([d.row for d in chunk])
