@@ -113,9 +113,11 @@ def blocks(
 def rows_per_block(rows: int, workers: int) -> int:
     """Requests identified and decided at a time. With workers, the main process decides one block
     while they judge the next, so blocks are a fraction of the batch; alone, it is one block (a
-    block costs a Splink run over the master)."""
+    block costs a Splink run over the master). Two blocks per worker: at a ten-million-row master a
+    run costs about 3 s whatever its size, and the 2025 batch's warm run took 302 s in eight blocks,
+    268 s in four and 267 s in two (peak memory 7.6, 7.7, 7.9 GiB)."""
     if workers == 1:
         return max(rows, 1)
     return max(
-        staging.CHUNK_ROWS, -(-rows // (4 * workers)) // staging.CHUNK_ROWS * staging.CHUNK_ROWS
+        staging.CHUNK_ROWS, -(-rows // (2 * workers)) // staging.CHUNK_ROWS * staging.CHUNK_ROWS
     )
