@@ -122,9 +122,12 @@ def test_a_watcher_releases_held_items_when_the_notice_period_ends_once(world, t
             time.sleep(0.5)
         time.sleep(3)  # more rounds: nothing more may leave
     finally:
+        # Both stopped before either is waited for: one waiting for the store's lock (SQLite's
+        # busy timeout) stops only once the other has let it go.
         for w in watchers:
             w.send_signal(signal.SIGINT)
-            assert w.wait(timeout=30) == 0
+        for w in watchers:
+            assert w.wait(timeout=60) == 0
     released = []
     for path in tmp_path.glob("w*/released-*.csv"):
         with open(path, newline="", encoding="utf-8") as fh:
