@@ -86,8 +86,9 @@ def decided(source: Path, limit: int | None) -> tuple[dict, list[Row]]:
 def fresh(url: str):
     """An empty store at `url` (its tables dropped and made again by the store's migrations)."""
     if url.startswith("sqlite:///"):
-        for old in WORK.glob(Path(url.removeprefix("sqlite:///")).name + "*"):
-            old.unlink()
+        path = Path(url.removeprefix("sqlite:///"))
+        for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            old.unlink(missing_ok=True)
     else:
         engine = create_engine(url)
         Base.metadata.drop_all(engine)
