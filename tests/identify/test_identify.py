@@ -193,6 +193,47 @@ def test_master_preparation_in_parallel_gives_the_same_table(world, tmp_path, mo
     assert tables[0] == tables[1] and len(tables[0]) > 3_000
 
 
+def test_a_load_told_to_stop_stops_at_its_next_step_and_caches_nothing(
+    world, tmp_path, monkeypatch
+):
+    """`load_master(stop=...)`: a run that ends while its master is being prepared (refused at
+    intake, Ctrl-C) does not wait for the whole preparation. Wherever the stop arrives (before the
+    master is read, between the normalisers, amid the worker processes' chunks), the load ends
+    with LoadStopped, leaves no stamp (so the next run prepares the master again) and no table."""
+    import shutil
+    import threading
+
+    import duckdb
+
+    from taxgate.identify import master as prepared
+
+    class StopsAfter(threading.Event):  # the stop arrives after `checks` looks at it
+        def __init__(self, checks: int):
+            super().__init__()
+            self.checks = checks
+
+        def is_set(self) -> bool:
+            self.checks -= 1
+            return self.checks < 0
+
+    copy = tmp_path / "master.parquet"
+    shutil.copy(world["master"], copy)
+    stamp = tmp_path / "master.taxgate-prepared.json"
+    for checks, parallel_above in ((0, 10**9), (4, 10**9), (6, 10**9), (5, 100)):
+        monkeypatch.setattr(prepared, "PARALLEL_ABOVE", parallel_above)
+        con = duckdb.connect()
+        with pytest.raises(prepared.LoadStopped):
+            prepared.load_master(con, copy, stop=StopsAfter(checks))
+        assert not stamp.exists()
+        assert not con.execute(
+            "SELECT 1 FROM duckdb_tables() WHERE table_name IN ('master_addresses', 'last_known')"
+        ).fetchall()
+        con.close()
+    con = duckdb.connect()
+    prepared.load_master(con, copy, stop=StopsAfter(10**6))  # never stopped: prepared and cached
+    assert stamp.exists() and con.execute("SELECT count(*) FROM master_addresses").fetchone()[0]
+
+
 def test_the_last_known_address_is_one_address_for_every_caller(tmp_path):
     """Two addresses filed for the same latest year: a batch's release (`released`), an officer's
     review (`last_known_address`) and the records an officer sees (`taxpayer_records`, first row)

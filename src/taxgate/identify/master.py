@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -47,6 +48,15 @@ class MasterError(ValueError):
     """The taxpayer master cannot be used; the message is the one line the user sees."""
 
 
+class LoadStopped(Exception):
+    """`load_master` was told to stop (the run it served stopped first)."""
+
+
+def _go_on(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise LoadStopped
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -55,11 +65,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None = None) -> None:
+def load_master(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    backend: str | None = None,
+    stop: threading.Event | None = None,
+) -> None:
     """Create tables `master_addresses` (the address history, prepared on DuckDB or, with `backend`
     (or TAXGATE_MATCH_BACKEND) "spark", on Spark) and `last_known` (each TIN's last known address,
     `last_known_address_sql`). Both are cached beside the master, so that a master seen before is
-    neither prepared nor read again."""
+    neither prepared nor read again. `stop`, once set, ends a load at its next step (LoadStopped)."""
     for (table,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND "
         "starts_with(table_name, 'tf_master_')"
@@ -83,7 +98,9 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None 
                 f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet(?)", [str(cached)]
             )
         return
+    _go_on(stop)
     present = _read_master(con, path)
+    _go_on(stop)
     if (backend or os.environ.get("TAXGATE_MATCH_BACKEND", "duckdb")) == "spark":
         parts = _prepare_on_spark(path, present, cache.with_name(cache.name + ".spark"))
         con.execute(
@@ -91,12 +108,14 @@ def load_master(con: duckdb.DuckDBPyConnection, path: Path, backend: str | None 
             [f"{parts}/*.parquet"],
         )
     else:
-        _prepare(con)
+        _prepare(con, stop)
+    _go_on(stop)
     every_tin = "SELECT regexp_replace(CAST(tin AS VARCHAR), '[^0-9]', '', 'g') FROM master"
     con.execute(
         f"CREATE OR REPLACE TABLE last_known AS {last_known_address_sql('master', every_tin)}"
     )
     con.execute("DROP TABLE master")  # ten million rows no later step reads
+    _go_on(stop)
     try:
         con.execute("COPY master_addresses TO ? (FORMAT parquet)", [str(cache)])
         con.execute("COPY last_known TO ? (FORMAT parquet)", [str(known)])
@@ -244,7 +263,14 @@ def _apply(fn, values: list[tuple]) -> list[tuple]:
     return [fn(*v) for v in values]
 
 
-def _map_distinct(con, table: str, columns: tuple[str, ...], fn, outputs: tuple[str, ...]) -> None:
+def _map_distinct(
+    con,
+    table: str,
+    columns: tuple[str, ...],
+    fn,
+    outputs: tuple[str, ...],
+    stop: threading.Event | None = None,
+) -> None:
     """Normalise each distinct value of `columns` once, in Python, into table `table`; large sets of
     values (the street lines of a national master) are spread over the machine's cores."""
     values = con.execute(f"SELECT DISTINCT {', '.join(columns)} FROM master").fetchall()
@@ -252,8 +278,13 @@ def _map_distinct(con, table: str, columns: tuple[str, ...], fn, outputs: tuple[
     if len(values) > PARALLEL_ABOVE and workers > 1:
         size = -(-len(values) // (workers * 8))
         chunks = [values[i : i + size] for i in range(0, len(values), size)]
+        mapped = []
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            mapped = [m for part in pool.map(_apply, [fn] * len(chunks), chunks) for m in part]
+            for part in [pool.submit(_apply, fn, chunk) for chunk in chunks]:
+                if stop is not None and stop.is_set():
+                    pool.shutdown(cancel_futures=True)
+                    raise LoadStopped
+                mapped.extend(part.result())
     else:
         mapped = _apply(fn, values)
     data = {c: pa.array([v[i] for v in values], pa.string()) for i, c in enumerate(columns)}
@@ -270,9 +301,11 @@ def _outputs(mapped: list[tuple], outputs: tuple[str, ...]) -> dict[str, pa.Arra
     }
 
 
-def _prepare(con: duckdb.DuckDBPyConnection) -> None:
+def _prepare(con: duckdb.DuckDBPyConnection, stop: threading.Event | None = None) -> None:
     for table, columns, fn, outputs in _MAPS:
-        _map_distinct(con, table, columns, fn, outputs)
+        _go_on(stop)
+        _map_distinct(con, table, columns, fn, outputs, stop)
+    _go_on(stop)
     con.execute(f"CREATE OR REPLACE TABLE master_addresses AS {_HISTORY}")
 
 

@@ -19,11 +19,13 @@ writes the response in row order.
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from multiprocessing import get_context
@@ -107,21 +109,26 @@ def master_loading(con: duckdb.DuckDBPyConnection, master_path: Path) -> Iterato
     """`identify.load_master` in a thread of its own, on a connection of its own to the work
     database, from the batch's first row: preparing a master (minutes, the first time) or reading
     its cache then overlaps intake and the batch figures, which leave a core idle. The future
-    holds its MasterError, raised where the master is needed. A run that stops before then stops
-    the load's query and waits for the thread, so that nothing uses the work folder once it goes
-    (a master's preparation, which is cached, is finished)."""
-    cursor = con.cursor()
-    with ThreadPoolExecutor(1, thread_name_prefix="taxgate-master") as thread:
-        loading = thread.submit(identify.load_master, cursor, master_path)
-        try:
-            yield loading
-        finally:
-            if not loading.done():
-                cursor.interrupt()
-            # Its error was raised where the master was needed, or is moot once the run stopped.
-            with suppress(Exception):
-                loading.result()
-            cursor.close()
+    holds its MasterError, raised where the master is needed. However the run ends, the load is
+    told to stop (at its next step, or in the query it is in) and waited for, so that nothing uses
+    the work folder once it goes and a refused run is not kept waiting for a master's preparation."""
+    if os.environ.get("TAXGATE_MATCH_BACKEND", "duckdb") == "spark":
+        # Made here, not in the load's thread: only a session made on the main thread has the
+        # handler that cancels its jobs on Ctrl-C.
+        from taxgate.identify.spark import session
+
+        session()
+    cursor, stop = con.cursor(), threading.Event()
+    thread = ThreadPoolExecutor(1, thread_name_prefix="taxgate-master")
+    loading = thread.submit(identify.load_master, cursor, master_path, stop=stop)
+    try:
+        yield loading
+    finally:
+        stop.set()
+        cursor.interrupt()
+        wait([loading])  # its error, if any, was raised where the master was needed
+        thread.shutdown()
+        cursor.close()
 
 
 def judged_as_of(manifest: Manifest, today: date) -> date:

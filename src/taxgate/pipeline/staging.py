@@ -88,9 +88,11 @@ def workspace(
     try:
         yield work, con
     finally:
-        con.close()
-        if not keep_work:
-            shutil.rmtree(work, ignore_errors=True)
+        try:
+            con.close()
+        finally:  # the requests go even if DuckDB would not close (a run stopped mid-query)
+            if not keep_work:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 def stage(manifest: Manifest, policy: Policy, work: Path) -> RowStream:
