@@ -1,4 +1,5 @@
-"""A process that dies on cue: SIGKILL inside the Nth chunk's store transaction, deterministically.
+"""A process that dies on cue: SIGKILL inside the Nth chunk's store transaction, deterministically;
+or a Ctrl-C, on cue, to the whole process group, as a terminal sends it.
 
 A test that kills a run on a timer can miss (a loaded machine finishes first) or land anywhere.
 Instead, the process under test is started with this folder's `sitecustomize.py` on its path: it
@@ -31,17 +32,57 @@ if os.environ.get("TAXGATE_TEST_DIE_IN_CHUNK"):
             os.kill(os.getpid(), signal.SIGKILL)
 
     _recording.insert_rows = _insert_then_die
+
+if os.environ.get("TAXGATE_TEST_CTRL_C"):
+    import functools
+    import importlib
+    import signal
+    import threading
+
+    _module, _name, _call, _delay, _marker = os.environ["TAXGATE_TEST_CTRL_C"].split(":", 4)
+    _where = importlib.import_module(_module)
+    _original, _calls = getattr(_where, _name), [0]
+
+    def _ctrl_c():
+        os.killpg(os.getpgrp(), signal.SIGINT)
+
+    @functools.wraps(_original)  # pickled by name to a worker, it must still be found by it
+    def _interrupted(*args, **kwargs):
+        _calls[0] += 1
+        if _calls[0] == int(_call) and not os.path.exists(_marker):
+            open(_marker, "w").close()
+            if float(_delay):  # lands inside the call (a DuckDB query, say), not before it
+                threading.Timer(float(_delay), _ctrl_c).start()
+            else:
+                _ctrl_c()
+        return _original(*args, **kwargs)
+
+    setattr(_where, _name, _interrupted)
 """
+
+
+def _hooked(folder: Path) -> tuple[Path, str]:
+    """The hook's folder under `folder`, and PYTHONPATH with it first."""
+    hook = folder / "dying-hook"
+    hook.mkdir(parents=True, exist_ok=True)
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+    return hook, os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
 
 
 def dying_env(folder: Path, chunk: int) -> dict[str, str]:
     """Environment variables under which a taxgate process dies in its `chunk`-th recorded chunk,
     once (`folder` holds the hook and the marker)."""
-    hook = folder / "dying-hook"
-    hook.mkdir(parents=True, exist_ok=True)
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
-    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    hook, path = _hooked(folder)
     return {"PYTHONPATH": path, "TAXGATE_TEST_DIE_IN_CHUNK": f"{chunk}:{hook / 'died'}"}
+
+
+def interrupted_env(folder: Path, target: str, call: int = 1, delay: float = 0.0) -> dict[str, str]:
+    """Environment variables under which the `call`-th call of `target` ("module:function") in any
+    process of a run, once, sends SIGINT to the run's process group (`delay` seconds into the call):
+    a Ctrl-C at that moment. The run must lead a process group of its own (start_new_session)."""
+    hook, path = _hooked(folder)
+    cue = f"{target}:{call}:{delay}:{hook / 'interrupted'}"
+    return {"PYTHONPATH": path, "TAXGATE_TEST_CTRL_C": cue}
 
 
 def died(folder: Path) -> bool:

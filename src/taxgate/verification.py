@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from multiprocessing import get_context
 
 from sqlalchemy import func, select, text
 
@@ -26,6 +24,7 @@ from taxgate import accounts, notices, orders, remediation, review
 from taxgate.ledger import Finding, KeptCheckpoint, LedgerError, RowCheck, verify_log
 from taxgate.ledger.log import raw
 from taxgate.ledger.verify import tile_widths, walk_entries
+from taxgate.processes import Workers
 from taxgate.release import entries
 from taxgate.store import Store, open_store
 from taxgate.store.models import LedgerEntry, LedgerHead
@@ -124,7 +123,7 @@ def verify_store(
     # The log's own walk costs about 0.28 of checking every row (profiled at 1M entries): the
     # first process walks it and checks the rows below the cut, the second the rest, evenly.
     cut = size * 36 // 100
-    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+    with Workers(2) as pool:
         jobs = [
             pool.submit(
                 _log_and_first_rows,

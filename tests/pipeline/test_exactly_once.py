@@ -1,13 +1,16 @@
-"""Exactly once: a batch sent twice, or a run killed with SIGKILL mid-batch and started again, gives
-each decision and each disclosure once, the same response, and a ledger that verifies."""
+"""Exactly once: a batch sent twice, or a run killed with SIGKILL mid-batch (or stopped by a Ctrl-C)
+and started again, gives each decision and each disclosure once, the same response, and a ledger
+that verifies."""
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +20,7 @@ from taxgate.store import open_store
 from taxgate.store.models import Batch, DecisionRecord, Disclosure, LedgerEntry
 from taxgate.synth import generate_batch
 
-from dying import died, dying_env
+from dying import died, dying_env, interrupted_env
 from support import control_store, findings
 
 pytestmark = pytest.mark.slow  # runs killed and started again
@@ -107,3 +110,65 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(
     assert found["disclosures"] == disclosed == control.outcomes["DISCLOSED"] > 0
     assert found["entries"] == 1 + total + disclosed + 1
     assert len({r["ledger_index"] for r in rows}) == total == len(rows)
+
+
+@pytest.mark.parametrize(
+    "target, call, delay",
+    [
+        ("taxgate.identify.master:_prepare", 1, 0.2),  # preparing the master, in the load's thread
+        ("taxgate.identify:request_features", 1, 0.0),  # in a rules worker
+        ("taxgate.identify:identify", 1, 0.3),  # amid Splink's queries on DuckDB
+        ("taxgate.release.batch:insert_rows", 2, 0.0),  # in the second chunk's transaction
+    ],
+    ids=["preparing the master", "in a rules worker", "identifying", "recording"],
+)
+def test_a_ctrl_c_stops_a_run_in_one_line_and_the_same_command_finishes_it(
+    world, tmp_path, database_url, target, call, delay
+):
+    """A Ctrl-C (SIGINT to the run's process group, as a terminal sends it), wherever it lands: the
+    run says one line and exits 130; its workers end without a word (no traceback from any
+    process); nothing of it is left running; its work folder, which holds the requests, is gone;
+    a master it was preparing is not cached half-made. The same command again finishes the batch,
+    each event recorded once."""
+    master = world["master"]
+    if "master" in target:  # a master of its own, never prepared
+        master = tmp_path / "master.parquet"
+        shutil.copy(world["master"], master)
+    manifest = generate_batch(world["master"], tmp_path / "batch", 6_000, seed=11)
+    env = {**os.environ, "TAXGATE_RECORD_ROWS": "500", "TAXGATE_WORKERS": "2"}
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "taxgate", "process", str(manifest)]
+    command += ["--master", str(master), "--out", str(out)]
+    run = subprocess.Popen(
+        command,
+        env={**env, **interrupted_env(tmp_path, target, call, delay)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal's foreground job
+    )
+    _, stderr = run.communicate(timeout=600)
+    assert (tmp_path / "dying-hook" / "interrupted").exists()
+    assert run.returncode == 130 and stderr == "taxgate: stopped (Ctrl-C)\n", stderr
+    deadline = time.monotonic() + 30
+    while _group_alive(run.pid):
+        assert time.monotonic() < deadline, "a process of the stopped run is still running"
+        time.sleep(0.1)
+    assert not (out / ".work").exists()
+    if "master" in target:
+        assert not list(tmp_path.glob("master.taxgate-*"))
+
+    restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert restarted.returncode == 0, restarted.stderr
+    found = counts(database_url)
+    assert found["batches"] == 1 and found["decisions"] == found["distinct_rows"]
+    assert found["decisions"] == len(response(out)) > 5_000
+    assert found["problems"] == []
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

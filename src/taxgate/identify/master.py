@@ -15,8 +15,6 @@ import json
 import os
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import duckdb
@@ -24,6 +22,7 @@ import pyarrow as pa
 
 from taxgate.identify.features import ADDRESS_COLUMNS, address_features, iso_date, name_features
 from taxgate.normalize.name import suffix_code
+from taxgate.processes import Workers
 
 FEATURES_VERSION = "8"  # 2: street core and type; 3, 5: dates of birth read day first, or blank; 4: street letters;
 # 6: a street line without a word is no street; 7: the rows numbered in an order without ties; 8: all in ASCII
@@ -279,7 +278,7 @@ def _map_distinct(
         size = -(-len(values) // (workers * 8))
         chunks = [values[i : i + size] for i in range(0, len(values), size)]
         mapped = []
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with Workers(workers) as pool:
             for part in [pool.submit(_apply, fn, chunk) for chunk in chunks]:
                 if stop is not None and stop.is_set():
                     pool.shutdown(cancel_futures=True)

@@ -24,11 +24,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from multiprocessing import get_context
 from pathlib import Path
 
 import duckdb
@@ -42,6 +41,7 @@ from taxgate.pipeline.deciding import Decided, Recording, decide_block
 from taxgate.pipeline.judging import RuleTask, blocks, judge_chunk, rows_per_block, rule_workers
 from taxgate.pipeline.staging import sql_text, stage, workspace
 from taxgate.policy import Policy, load_policies, policy_in_force
+from taxgate.processes import Workers
 from taxgate.release.batch import BatchRecorder, batch_versions
 from taxgate.response import ResponseWriter
 from taxgate.rules import (
@@ -188,12 +188,10 @@ def decide_staged(
     ]
     workers = rule_workers(rows)
     releasing = sorted(c.value for c in rules.releases)
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    pool = Workers(workers) if workers > 1 else None
     # Pass 3's workers are a pool of their own: in one, a block's decisions would wait behind every
     # chunk still to judge, and this process (which records them) with them.
-    deciders = (
-        ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
-    )
+    deciders = Workers(workers) if workers > 1 else None
     try:
         futures = [pool.submit(judge_chunk, task) for task in tasks] if pool else []
         results = (f.result() for f in futures) if pool else map(judge_chunk, tasks)
