@@ -1,5 +1,5 @@
 """A process that dies on cue: SIGKILL inside the Nth chunk's store transaction, deterministically;
-or a Ctrl-C, on cue, to the whole process group, as a terminal sends it.
+or a Ctrl-C (or another signal), on cue, to the whole process group, as a terminal sends it.
 
 A test that kills a run on a timer can miss (a loaded machine finishes first) or land anywhere.
 Instead, the process under test is started with this folder's `sitecustomize.py` on its path: it
@@ -38,23 +38,24 @@ if os.environ.get("TAXGATE_TEST_CTRL_C"):
     import importlib
     import signal
     import threading
+    import time
 
-    _module, _name, _call, _delay, _marker = os.environ["TAXGATE_TEST_CTRL_C"].split(":", 4)
+    _cue = os.environ["TAXGATE_TEST_CTRL_C"].split(":", 6)
+    _module, _name, _call, _delay, _signal, _times, _marker = _cue
     _where = importlib.import_module(_module)
     _original, _calls = getattr(_where, _name), [0]
 
-    def _ctrl_c():
-        os.killpg(os.getpgrp(), signal.SIGINT)
+    def _stop():  # from a thread of its own: the first signal may end the thread that called
+        for i in range(int(_times)):
+            time.sleep(float(_delay) if i == 0 else 0.2)
+            os.killpg(os.getpgrp(), getattr(signal, _signal))
 
-    @functools.wraps(_original)  # pickled by name to a worker, it must still be found by it
+    @functools.wraps(_original)
     def _interrupted(*args, **kwargs):
         _calls[0] += 1
         if _calls[0] == int(_call) and not os.path.exists(_marker):
             open(_marker, "w").close()
-            if float(_delay):  # lands inside the call (a DuckDB query, say), not before it
-                threading.Timer(float(_delay), _ctrl_c).start()
-            else:
-                _ctrl_c()
+            threading.Thread(target=_stop, daemon=True).start()
         return _original(*args, **kwargs)
 
     setattr(_where, _name, _interrupted)
@@ -76,12 +77,20 @@ def dying_env(folder: Path, chunk: int) -> dict[str, str]:
     return {"PYTHONPATH": path, "TAXGATE_TEST_DIE_IN_CHUNK": f"{chunk}:{hook / 'died'}"}
 
 
-def interrupted_env(folder: Path, target: str, call: int = 1, delay: float = 0.0) -> dict[str, str]:
-    """Environment variables under which the `call`-th call of `target` ("module:function") in any
-    process of a run, once, sends SIGINT to the run's process group (`delay` seconds into the call):
-    a Ctrl-C at that moment. The run must lead a process group of its own (start_new_session)."""
+def interrupted_env(
+    folder: Path,
+    target: str,
+    call: int = 1,
+    delay: float = 0.0,
+    signal_name: str = "SIGINT",
+    times: int = 1,
+) -> dict[str, str]:
+    """Environment variables under which the `call`-th call of `target` ("module:function", looked
+    up in the module when called) in any process of a run, once, sends `signal_name` to the run's
+    process group `delay` seconds into the call, `times` times 0.2 s apart: a Ctrl-C (or a `kill`)
+    at that moment. The run must lead a process group of its own (start_new_session)."""
     hook, path = _hooked(folder)
-    cue = f"{target}:{call}:{delay}:{hook / 'interrupted'}"
+    cue = f"{target}:{call}:{delay}:{signal_name}:{times}:{hook / 'interrupted'}"
     return {"PYTHONPATH": path, "TAXGATE_TEST_CTRL_C": cue}
 
 

@@ -198,8 +198,10 @@ def test_a_load_told_to_stop_stops_at_its_next_step_and_caches_nothing(
 ):
     """`load_master(stop=...)`: a run that ends while its master is being prepared (refused at
     intake, Ctrl-C) does not wait for the whole preparation. Wherever the stop arrives (before the
-    master is read, between the normalisers, amid the worker processes' chunks), the load ends
-    with LoadStopped, leaves no stamp (so the next run prepares the master again) and no table."""
+    master is read, between the normalisers, amid the worker processes' chunks, with the cache's
+    files written but not yet in place), the load ends with LoadStopped and leaves no file beside
+    the master (so the next run prepares it again, and finds nothing half-made) and, before the
+    tables are made, no table."""
     import shutil
     import threading
 
@@ -219,15 +221,17 @@ def test_a_load_told_to_stop_stops_at_its_next_step_and_caches_nothing(
     copy = tmp_path / "master.parquet"
     shutil.copy(world["master"], copy)
     stamp = tmp_path / "master.taxgate-prepared.json"
-    for checks, parallel_above in ((0, 10**9), (4, 10**9), (6, 10**9), (5, 100)):
+    # The checks: 0-1 reading, 2-5 the normalisers, 6-8 the tables, 9 the cache's files written.
+    for checks, parallel_above in ((0, 10**9), (4, 10**9), (6, 10**9), (5, 100), (9, 10**9)):
         monkeypatch.setattr(prepared, "PARALLEL_ABOVE", parallel_above)
         con = duckdb.connect()
         with pytest.raises(prepared.LoadStopped):
             prepared.load_master(con, copy, stop=StopsAfter(checks))
-        assert not stamp.exists()
-        assert not con.execute(
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["master.parquet"]
+        tables = con.execute(
             "SELECT 1 FROM duckdb_tables() WHERE table_name IN ('master_addresses', 'last_known')"
         ).fetchall()
+        assert len(tables) == (2 if checks == 9 else 0)
         con.close()
     con = duckdb.connect()
     prepared.load_master(con, copy, stop=StopsAfter(10**6))  # never stopped: prepared and cached

@@ -113,23 +113,34 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(
 
 
 @pytest.mark.parametrize(
-    "target, call, delay",
+    "target, call, delay, signal_name, times",
     [
-        ("taxgate.identify.master:_prepare", 1, 0.2),  # preparing the master, in the load's thread
-        ("taxgate.identify:request_features", 1, 0.0),  # in a rules worker
-        ("taxgate.identify:identify", 1, 0.3),  # amid Splink's queries on DuckDB
-        ("taxgate.release.batch:insert_rows", 2, 0.0),  # in the second chunk's transaction
+        # preparing the master, in the load's thread
+        ("taxgate.identify.master:_prepare", 1, 0.2, "SIGINT", 1),
+        ("taxgate.identify:request_features", 1, 0.0, "SIGINT", 1),  # in a rules worker
+        ("taxgate.identify:identify", 1, 0.3, "SIGINT", 1),  # amid Splink's queries on DuckDB
+        ("taxgate.release.batch:insert_rows", 2, 0.0, "SIGINT", 1),  # in a chunk's transaction
+        # three Ctrl-Cs while the workers start: the second and third must not cut the clean-up short
+        ("taxgate.pipeline:batch_figures", 1, 0.3, "SIGINT", 3),
+        ("taxgate.identify:identify", 1, 0.3, "SIGTERM", 1),  # `kill`, a service stopping
     ],
-    ids=["preparing the master", "in a rules worker", "identifying", "recording"],
+    ids=[
+        "preparing the master",
+        "in a rules worker",
+        "identifying",
+        "recording",
+        "three times as workers start",
+        "SIGTERM",
+    ],
 )
 def test_a_ctrl_c_stops_a_run_in_one_line_and_the_same_command_finishes_it(
-    world, tmp_path, database_url, target, call, delay
+    world, tmp_path, database_url, target, call, delay, signal_name, times
 ):
-    """A Ctrl-C (SIGINT to the run's process group, as a terminal sends it), wherever it lands: the
-    run says one line and exits 130; its workers end without a word (no traceback from any
-    process); nothing of it is left running; its work folder, which holds the requests, is gone;
-    a master it was preparing is not cached half-made. The same command again finishes the batch,
-    each event recorded once."""
+    """A Ctrl-C (SIGINT to the run's process group, as a terminal sends it; or SIGTERM), wherever
+    it lands: the run says one line and exits 128 + the signal; its workers end without a word (no
+    traceback from any process); nothing of it is left running; its work folder, which holds the
+    requests, is gone; a master it was preparing is not cached half-made. The same command again
+    finishes the batch, each event recorded once."""
     master = world["master"]
     if "master" in target:  # a master of its own, never prepared
         master = tmp_path / "master.parquet"
@@ -141,7 +152,7 @@ def test_a_ctrl_c_stops_a_run_in_one_line_and_the_same_command_finishes_it(
     command += ["--master", str(master), "--out", str(out)]
     run = subprocess.Popen(
         command,
-        env={**env, **interrupted_env(tmp_path, target, call, delay)},
+        env={**env, **interrupted_env(tmp_path, target, call, delay, signal_name, times)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -149,7 +160,9 @@ def test_a_ctrl_c_stops_a_run_in_one_line_and_the_same_command_finishes_it(
     )
     _, stderr = run.communicate(timeout=600)
     assert (tmp_path / "dying-hook" / "interrupted").exists()
-    assert run.returncode == 130 and stderr == "taxgate: stopped (Ctrl-C)\n", stderr
+    said = "Ctrl-C" if signal_name == "SIGINT" else signal_name
+    assert run.returncode == 128 + getattr(signal, signal_name), stderr
+    assert stderr == f"taxgate: stopped ({said})\n"
     deadline = time.monotonic() + 30
     while _group_alive(run.pid):
         assert time.monotonic() < deadline, "a process of the stopped run is still running"

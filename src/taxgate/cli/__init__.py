@@ -1,8 +1,8 @@
 """The command line (docs/DESIGN.md "Command line"). Thin: parse, call a stage, print.
 
 Exit codes: 0 done, 1 refused because the store disagrees with its ledger (or a finding of `ledger
-verify`), 2 bad input, 130 stopped by Ctrl-C, each with a one-line reason on stderr; never a
-traceback for a user error.
+verify`), 2 bad input, 128 + the signal's number when stopped (130 Ctrl-C, 143 SIGTERM, 129
+SIGHUP), each with a one-line reason on stderr; never a traceback for a user error.
 One module per group of commands; each registers its commands on the shared `app`.
 """
 
@@ -10,35 +10,47 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
+from contextlib import suppress
 
 from taxgate.cli import batches, courts, ledger, reports, service, synthetic  # noqa: F401  (registers the commands)
 from taxgate.cli.shared import app, errors
 
+# The signals that stop a command, as its one line names them: Ctrl-C, `kill` or a service
+# stopping, the terminal closing. Each stops it as Ctrl-C does (exit 128 + the signal's number).
+STOPS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
 
 def main() -> None:
     """The `taxgate` command: the app, with the ledger's refusals as one line (exit 1), and a
-    Ctrl-C as one line (exit 130) whatever it interrupted."""
+    stop (`STOPS`) as one line whatever it interrupted, after its clean-up (a run's work folder,
+    which holds the requests, goes)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from taxgate.ledger import LedgerError
 
-    stopped, before = threading.Event(), signal.getsignal(signal.SIGINT)
-    if before is signal.default_int_handler:  # not when started ignoring it, in the background
+    stopped: list[int] = []
 
-        def on_ctrl_c(signum, frame):
-            stopped.set()
+    def on_stop(signum, frame):
+        if not stopped:  # the first; any after it must not cut the clean-up short
+            stopped.append(signum)
             raise KeyboardInterrupt
 
-        signal.signal(signal.SIGINT, on_ctrl_c)
+    before = {s: signal.getsignal(s) for s in STOPS}
+    for s, handler in before.items():
+        # Not a signal the command was started ignoring (in the background, under nohup).
+        if handler in (signal.default_int_handler, signal.SIG_DFL):
+            signal.signal(s, on_stop)
     try:
         app()
     except BaseException as exc:
-        if stopped.is_set() and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
-            # What the Ctrl-C broke on its way (DuckDB's "Query interrupted", a pool whose
+        if stopped and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            # What the stop broke on its way (DuckDB's "Query interrupted", a pool whose
             # workers it ended) is the stop itself, not a fault to report.
-            errors.print("taxgate: stopped (Ctrl-C)", markup=False, highlight=False)
-            sys.exit(130)
+            with suppress(OSError):  # a terminal that closed takes no more lines
+                errors.print(
+                    f"taxgate: stopped ({STOPS[stopped[0]]})", markup=False, highlight=False
+                )
+            sys.exit(128 + stopped[0])
         if isinstance(exc, LedgerError):
             errors.print(f"taxgate: refused: {exc}", markup=False, highlight=False, soft_wrap=True)
             sys.exit(1)
@@ -54,4 +66,5 @@ def main() -> None:
             sys.exit(1)
         raise
     finally:
-        signal.signal(signal.SIGINT, before)
+        for s, handler in before.items():
+            signal.signal(s, handler)

@@ -115,12 +115,27 @@ def load_master(
     )
     con.execute("DROP TABLE master")  # ten million rows no later step reads
     _go_on(stop)
+    _cache(con, {"master_addresses": cache, "last_known": known}, stamp, source, stop)
+
+
+def _cache(con, files: dict[str, Path], stamp: Path, source: dict, stop) -> None:
+    """Each table into its file beside the master, then the stamp that says what they were made
+    from. Written under other names and renamed into place once all are written, so that a load
+    that stops (or fails) midway leaves nothing behind, not a file half-made or without its stamp."""
+    partial = {table: path.with_name(path.name + ".partial") for table, path in files.items()}
     try:
-        con.execute("COPY master_addresses TO ? (FORMAT parquet)", [str(cache)])
-        con.execute("COPY last_known TO ? (FORMAT parquet)", [str(known)])
+        stamp.unlink(missing_ok=True)  # never beside files it does not describe
+        for table, path in partial.items():
+            con.execute(f"COPY {table} TO ? (FORMAT parquet)", [str(path)])
+        _go_on(stop)
+        for table, path in partial.items():
+            os.replace(path, files[table])
         stamp.write_text(json.dumps(source))
     except (duckdb.Error, OSError):
-        pass  # a read-only folder: prepare again next time
+        pass  # a read-only folder, or a copy interrupted: prepare again next time
+    finally:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
 
 
 def _read_master(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
