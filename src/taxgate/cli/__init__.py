@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from contextlib import suppress
 
 from taxgate.cli import batches, courts, ledger, reports, service, synthetic  # noqa: F401  (registers the commands)
@@ -18,6 +19,7 @@ from taxgate.cli.shared import app, errors
 # The signals that stop a command, as its one line names them: Ctrl-C, `kill` or a service
 # stopping, the terminal closing. Each stops it as Ctrl-C does (exit 128 + the signal's number).
 STOPS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+STOP_AGAIN_AFTER = 5.0  # seconds
 
 
 def main() -> None:
@@ -29,10 +31,15 @@ def main() -> None:
     from taxgate.ledger import LedgerError
 
     stopped: list[int] = []
+    acted_at = [0.0]  # when the last stop that acted came
 
     def on_stop(signum, frame):
-        if not stopped:  # the first; any after it must not cut the clean-up short
+        # The first stops the command; those in the next seconds must not cut its clean-up short.
+        # One after that stops it again: the first may have been swallowed (Python reports an
+        # interrupt inside a finaliser as "Exception ignored" and goes on).
+        if not stopped or time.monotonic() - acted_at[0] > STOP_AGAIN_AFTER:
             stopped.append(signum)
+            acted_at[0] = time.monotonic()
             raise KeyboardInterrupt
 
     before = {s: signal.getsignal(s) for s in STOPS}
