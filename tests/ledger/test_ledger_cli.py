@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -13,6 +16,7 @@ from sqlalchemy import text
 from taxgate.pipeline import process
 from taxgate.store import open_store
 
+from dying import interrupted_env
 from support import taxgate
 
 pytestmark = pytest.mark.slow  # the command line in subprocesses
@@ -164,3 +168,25 @@ def test_a_malformed_proof_is_one_line_and_exit_2(processed, tmp_path, change, s
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-500:]
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and says in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "target", ["taxgate.ledger.verify:stream", "taxgate.ledger.bindings:stream"]
+)
+def test_a_ctrl_c_in_verify_is_one_line_and_the_store_still_verifies(processed, tmp_path, target):
+    """A Ctrl-C while `ledger verify` streams the store (the driver mid-read: a server-side cursor on
+    PostgreSQL) says one line and exits 130: no traceback from the pool putting the connection back,
+    nor from a stream closed after its connection. The store is untouched and verifies after."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "taxgate", "ledger", "verify"],
+        env={**os.environ, **interrupted_env(tmp_path, target)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _, stderr = run.communicate(timeout=300)
+    assert (tmp_path / "dying-hook" / "interrupted").exists(), (run.returncode, stderr)
+    assert (run.returncode, stderr) == (130, "taxgate: stopped (Ctrl-C)\n")
+    again = taxgate("ledger", "verify")
+    assert again.returncode == 0, again.stderr

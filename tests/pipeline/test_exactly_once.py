@@ -120,6 +120,8 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(
         ("taxgate.identify:request_features", 1, 0.0, "SIGINT", 1),  # in a rules worker
         ("taxgate.identify:identify", 1, 0.3, "SIGINT", 1),  # amid Splink's queries on DuckDB
         ("taxgate.release.batch:insert_rows", 2, 0.0, "SIGINT", 1),  # in a chunk's transaction
+        # writing the batch's keys into the requester's history (a COPY on PostgreSQL)
+        ("taxgate.history:_bulk", 1, 0.0, "SIGINT", 1),
         # three Ctrl-Cs while the workers start: the second and third must not cut the clean-up short
         ("taxgate.pipeline:batch_figures", 1, 0.3, "SIGINT", 3),
         ("taxgate.identify:identify", 1, 0.3, "SIGTERM", 1),  # `kill`, a service stopping
@@ -129,6 +131,7 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(
         "in a rules worker",
         "identifying",
         "recording",
+        "registering the history",
         "three times as workers start",
         "SIGTERM",
     ],

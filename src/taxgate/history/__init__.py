@@ -32,6 +32,7 @@ import pyarrow as pa
 from sqlalchemy import func, select, text
 
 from taxgate.store import Store
+from taxgate.store.bulk import driver_cursor
 from taxgate.store.models import Batch, HistoryBatch, HistoryScope
 
 # Outcomes that answered a request (or will): a second request like it is a duplicate. A REVIEW an
@@ -241,10 +242,11 @@ class History:
         ).fetchall()
         if names:  # the first name an officer was written under stays
             marks = "?, ?, ?" if self.store.dialect == "sqlite" else "%s, %s, %s"
-            session.connection().connection.driver_connection.cursor().executemany(
-                f"INSERT INTO history_officers (scope, official_key, name) VALUES ({marks}) ON CONFLICT DO NOTHING",
-                names,
-            )
+            with driver_cursor(session.connection()) as cursor:
+                cursor.executemany(
+                    f"INSERT INTO history_officers (scope, official_key, name) VALUES ({marks}) ON CONFLICT DO NOTHING",
+                    names,
+                )
 
     def _lookup(
         self, connection, con: duckdb.DuckDBPyConnection, query: str, column: str, scope: int
@@ -272,16 +274,14 @@ def _bulk(
 ) -> None:
     if not rows:
         return
-    if dialect == "postgresql":
-        cursor = connection.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        marks = ", ".join("?" for _ in columns)
-        connection.connection.driver_connection.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
-        )
+    with driver_cursor(connection) as cursor:
+        if dialect == "postgresql":
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
 def _table(fields: tuple[tuple[str, pa.DataType], ...], rows: list) -> pa.Table:

@@ -13,6 +13,7 @@ import math
 import re
 import uuid
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -114,8 +115,15 @@ def stream(connection, query, chunk: int = 50_000):
             f"the store cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}): it was "
             "altered where the driver cannot follow"
         ) from None
+    except (KeyboardInterrupt, SystemExit):  # mid-read: nobody talks to this connection again
+        connection.invalidate()  # (store.bulk.driver_cursor says why)
+        raise
     finally:
-        cursor.close()
+        if not connection.invalidated:
+            # A stream left unfinished by a stop is closed when it is collected, perhaps after
+            # its connection: there is nothing left to close then.
+            with suppress(connection.dialect.loaded_dbapi.Error):
+                cursor.close()
 
 
 class _UndecodableText(Exception):

@@ -11,10 +11,31 @@ skip it. Any other database gets SQLAlchemy's Core insert.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy import Connection, LargeBinary, Table, insert
 from sqlalchemy.exc import DBAPIError
+
+
+@contextmanager
+def driver_cursor(connection: Connection, **options) -> Iterator:
+    """The driver's own cursor, inside `connection`'s transaction, closed after.
+
+    A stop (Ctrl-C, SIGTERM: KeyboardInterrupt) that lands while the driver works can leave its
+    connection mid-command, inside a COPY on PostgreSQL; rolling that back over the wire then fails
+    ("another command is already in progress") with a traceback from the pool. So the connection is
+    invalidated, as SQLAlchemy does when a stop interrupts its own statements: nobody talks to it
+    again, and the server rolls the transaction back when the socket closes."""
+    cursor = connection.connection.dbapi_connection.cursor(**options)
+    try:
+        yield cursor
+    except (KeyboardInterrupt, SystemExit):
+        connection.invalidate()
+        raise
+    finally:
+        if not connection.invalidated:
+            cursor.close()
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict]) -> None:
@@ -43,21 +64,19 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict]) -> N
         values = [tuple(row[c] for c in columns) for row in rows]
     names = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
     target = dialect.identifier_preparer.format_table(table)
-    cursor = connection.connection.cursor()  # the driver's cursor, inside this transaction
     if dialect.name == "sqlite":
         statement = f"INSERT INTO {target} ({names}) VALUES ({', '.join('?' * len(columns))})"
     else:
         statement = f"COPY {target} ({names}) FROM STDIN"
     try:
-        if dialect.name == "sqlite":
-            cursor.executemany(statement, values)
-        else:
-            with cursor.copy(statement) as copy:
-                for value in values:
-                    copy.write_row(value)
+        with driver_cursor(connection) as cursor:
+            if dialect.name == "sqlite":
+                cursor.executemany(statement, values)
+            else:
+                with cursor.copy(statement) as copy:
+                    for value in values:
+                        copy.write_row(value)
     except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it (IntegrityError, ...)
         raise DBAPIError.instance(
             statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
         ) from exc
-    finally:
-        cursor.close()
