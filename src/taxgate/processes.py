@@ -1,4 +1,4 @@
-"""Worker processes that a Ctrl-C ends quietly.
+"""Worker processes that a Ctrl-C ends quietly, and a garbage collector paced for a batch.
 
 A Ctrl-C at a terminal reaches every process of the foreground group, workers included, and a
 worker in which Python raises KeyboardInterrupt prints a traceback: several at once when workers
@@ -8,10 +8,20 @@ starts with SIGINT blocked (a spawned process inherits the signal mask of the th
 it, and `submit` is where a worker is started) and, once running, takes SIGINT with the system's
 default action: it ends there and then. The main process gets its own KeyboardInterrupt; its
 futures fail as a broken pool.
+
+A batch's passes allocate millions of short-lived objects (a request, its decision, their tuples)
+beside a few million long-lived ones (the normalisers' caches, a chunk's rows, the modules). At
+Python's default thresholds (a collection every 700 net allocations, a full one every hundred of
+those) the collector walks the long-lived ones again and again: 11 of a 128,000-row run's 50 CPU
+seconds, measured with `gc.callbacks` in every process. `batch_pace` makes collections rarer, not
+absent: the young generation is collected every BATCH_THRESHOLDS[0] allocations; and in the main
+process what was alive before the batch (imports, the policy) is frozen out of every collection
+until the batch ends.
 """
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Iterator
@@ -25,7 +35,7 @@ class Workers(ProcessPoolExecutor):
     store's threads) that a Ctrl-C ends quietly."""
 
     def __init__(self, count: int):
-        super().__init__(count, mp_context=get_context("spawn"), initializer=_quiet_on_ctrl_c)
+        super().__init__(count, mp_context=get_context("spawn"), initializer=_start_worker)
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         with _starting():  # a submit may start a worker
@@ -55,6 +65,29 @@ def _starting() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
         for number in held[:1]:
             handlers[number](number, None)
+
+
+BATCH_THRESHOLDS = (100_000, 50, 100)
+
+
+@contextmanager
+def batch_pace() -> Iterator[None]:
+    """The collector paced for a batch (module docstring) while the block runs, as it was after."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*BATCH_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def _start_worker() -> None:
+    _quiet_on_ctrl_c()
+    # A worker lives for one batch's pass. Nothing is frozen in it: what is frozen is never
+    # collected, and DuckDB's bindings (nanobind) then report each object of theirs as leaked at exit.
+    gc.set_threshold(*BATCH_THRESHOLDS)
 
 
 def _quiet_on_ctrl_c() -> None:

@@ -41,7 +41,7 @@ from taxgate.pipeline.deciding import Decided, Recording, decide_block
 from taxgate.pipeline.judging import RuleTask, blocks, judge_chunk, rows_per_block, rule_workers
 from taxgate.pipeline.staging import sql_text, stage, workspace
 from taxgate.policy import Policy, load_policies, policy_in_force
-from taxgate.processes import Workers
+from taxgate.processes import Workers, batch_pace
 from taxgate.release.batch import BatchRecorder, batch_versions
 from taxgate.response import ResponseWriter
 from taxgate.rules import (
@@ -278,6 +278,7 @@ def process(
     own_store = store is None
     try:
         with (
+            batch_pace(),
             workspace(out_dir, keep_work) as (work, con),
             master_loading(con, master_path) as master,
         ):

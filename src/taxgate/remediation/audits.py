@@ -21,6 +21,7 @@ from taxgate.ledger import Binding, Field, Ledger, at, canonical
 from taxgate.ledger.log import loads
 from taxgate.pipeline import decide_staged, stage, workspace
 from taxgate.policy import load_policies, policy_in_force
+from taxgate.processes import batch_pace
 from taxgate.response import SafeCSV
 from taxgate.rules import RULE_SETS, is_refusal, named_rule_set
 from taxgate.store import Store
@@ -120,7 +121,7 @@ def audit(
     manifest = read_manifest(manifest_path)
     policies = load_policies(policy_path)
     probe = manifest.submitted_at.date() if manifest.submitted_at else date.today()
-    with workspace(out_dir) as (work, con):
+    with batch_pace(), workspace(out_dir) as (work, con):
         stream = stage(manifest, policy_in_force(policies, probe), work)
         with store.session() as session:
             batch = session.execute(
