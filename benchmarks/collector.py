@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from taxgate.synth import Mix, generate_batch, generate_master
+from profile_rules import seeded_world  # this folder's, on the path as the script's own
 
 WORK = Path(__file__).parent / "_work" / "collector"
 
@@ -107,14 +107,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=128_000)
     parser.add_argument("--taxpayers", type=int, default=250_000)
     args = parser.parse_args()
-    data = WORK / f"{args.taxpayers}-{args.requests}"
-    data.mkdir(parents=True, exist_ok=True)
-    master = data / "master.parquet"
-    if not master.exists():
-        generate_master(args.taxpayers, master, seed=7)
-    manifest = data / "batch" / "manifest.json"
-    if not manifest.exists():
-        generate_batch(master, data / "batch", args.requests, seed=5, mix=Mix.datafile_2025())
+    master, manifest = seeded_world(
+        WORK / f"{args.taxpayers}-{args.requests}", args.taxpayers, args.requests
+    )
     print(
         f"{args.requests:,} requests (2025 mix) against {args.taxpayers:,} taxpayers, warm master"
     )

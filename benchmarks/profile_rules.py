@@ -38,6 +38,18 @@ from taxgate.synth import Mix, generate_batch, generate_master
 WORK = Path(__file__).parent / "_work" / "profile_rules"
 
 
+def seeded_world(folder: Path, taxpayers: int, requests: int) -> tuple[Path, Path]:
+    """(master, batch manifest) in `folder`, seeded, the batch 2025-shaped: made once, then reused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    master = folder / "master.parquet"
+    if not master.exists():
+        generate_master(taxpayers, master, seed=7)
+    manifest = folder / "batch" / "manifest.json"
+    if not manifest.exists():
+        generate_batch(master, folder / "batch", requests, seed=5, mix=Mix.datafile_2025())
+    return master, manifest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -50,13 +62,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true", help="time without the profiler")
     args = parser.parse_args()
     folder = WORK / f"{args.taxpayers}-{args.requests}"
-    folder.mkdir(parents=True, exist_ok=True)
-    master = folder / "master.parquet"
-    if not master.exists():
-        generate_master(args.taxpayers, master, seed=7)
-    if not (folder / "batch" / "manifest.json").exists():
-        generate_batch(master, folder / "batch", args.requests, seed=5, mix=Mix.datafile_2025())
-    manifest = read_manifest(folder / "batch" / "manifest.json")
+    manifest = read_manifest(seeded_world(folder, args.taxpayers, args.requests)[1])
     as_of = date(2025, 7, 25)
     policy = policy_in_force(load_policies(None), as_of)
     (folder / "work").mkdir(exist_ok=True)
