@@ -13,7 +13,6 @@ import math
 import re
 import uuid
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,7 +25,7 @@ from sqlalchemy.types import NullType
 from taxgate.ledger import merkle
 from taxgate.ledger.checkpoint import Checkpoint, Signer
 from taxgate.store import Store
-from taxgate.store.bulk import insert_rows
+from taxgate.store.bulk import driver_cursor, insert_rows
 from taxgate.store.models import CheckpointRecord, LedgerEntry, LedgerHead, LedgerTile
 
 ORIGIN = "taxgate.example/ledger"
@@ -87,24 +86,27 @@ def stream(connection, query, chunk: int = 50_000):
     PostgreSQL a server-side cursor keeps memory bounded."""
     sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     dbapi = connection.connection.dbapi_connection
-    if connection.dialect.name == "postgresql":
-        cursor = dbapi.cursor(name=f"taxgate_{uuid.uuid4().hex[:12]}")
-        cursor.itersize = chunk
-    else:
-        cursor = dbapi.cursor()
+    server_side = connection.dialect.name == "postgresql"
+    named = {"name": f"taxgate_{uuid.uuid4().hex[:12]}"} if server_side else {}
     fast = connection.dialect.name == "sqlite" and dbapi.text_factory is not str
     done = 0
     try:
-        try:
-            cursor.execute(sql)
-            while rows := (_fetch_utf8(cursor, dbapi, chunk) if fast else cursor.fetchmany(chunk)):
-                yield from rows
-                done += len(rows)
-        except _UndecodableText:
-            # Text that is not UTF-8 (altered): read again with the connection's lenient decoder,
-            # past the rows already handed over (the snapshot holds still, the order is the query's).
-            cursor.close()
-            cursor = dbapi.cursor()
+        with driver_cursor(connection, **named) as cursor:
+            if server_side:
+                cursor.itersize = chunk
+            try:
+                cursor.execute(sql)
+                while rows := (
+                    _fetch_utf8(cursor, dbapi, chunk) if fast else cursor.fetchmany(chunk)
+                ):
+                    yield from rows
+                    done += len(rows)
+                return
+            except _UndecodableText:
+                pass
+        # Text that is not UTF-8 (altered): read again with the connection's lenient decoder,
+        # past the rows already handed over (the snapshot holds still, the order is the query's).
+        with driver_cursor(connection) as cursor:
             cursor.execute(sql)
             while done and (skipped := cursor.fetchmany(min(chunk, done))):
                 done -= len(skipped)
@@ -115,15 +117,6 @@ def stream(connection, query, chunk: int = 50_000):
             f"the store cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}): it was "
             "altered where the driver cannot follow"
         ) from None
-    except (KeyboardInterrupt, SystemExit):  # mid-read: nobody talks to this connection again
-        connection.invalidate()  # (store.bulk.driver_cursor says why)
-        raise
-    finally:
-        if not connection.invalidated:
-            # A stream left unfinished by a stop is closed when it is collected, perhaps after
-            # its connection: there is nothing left to close then.
-            with suppress(connection.dialect.loaded_dbapi.Error):
-                cursor.close()
 
 
 class _UndecodableText(Exception):

@@ -12,7 +12,7 @@ skip it. Any other database gets SQLAlchemy's Core insert.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from sqlalchemy import Connection, LargeBinary, Table, insert
 from sqlalchemy.exc import DBAPIError
@@ -35,7 +35,10 @@ def driver_cursor(connection: Connection, **options) -> Iterator:
         raise
     finally:
         if not connection.invalidated:
-            cursor.close()
+            # A generator's cursor (ledger.log.stream) left unfinished by a stop is closed when
+            # the generator is collected, perhaps after its connection: nothing is left to close.
+            with suppress(connection.dialect.loaded_dbapi.Error):
+                cursor.close()
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict]) -> None:
