@@ -14,9 +14,9 @@ beside a few million long-lived ones (the normalisers' caches, a chunk's rows, t
 Python's default thresholds (a collection every 700 net allocations, a full one every hundred of
 those) the collector walks the long-lived ones again and again: 7.0 of a 128,000-row run's 49 CPU
 seconds, 1.5 at this pace (`benchmarks/collector.py`, `gc.callbacks` in every process).
-`batch_pace` makes collections rarer, not absent: the young generation is collected every BATCH_THRESHOLDS[0] allocations; and in the main
-process what was alive before the batch (imports, the policy) is frozen out of every collection
-until the batch ends.
+`batch_pace` makes collections rarer, not absent: the young generation is collected every
+BATCH_THRESHOLDS[0] allocations; and in the main process what was alive before the batch
+(imports, the policy) is frozen out of every collection until the batch ends.
 """
 
 from __future__ import annotations
