@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -26,6 +28,23 @@ DASH = "\u2014 "
 
 class CheckpointError(ValueError):
     """A checkpoint or key that cannot be read or does not verify."""
+
+
+def create_key_file(path: Path, text: str) -> None:
+    """Write a new private key file, owner-only, whole or not at all, and never over one that exists
+    (FileExistsError). The text goes to a temporary file first and is hard-linked into place: a
+    stop halfway (a Ctrl-C, a full disk) must not leave a truncated key that every later run
+    refuses, and two processes making the key at once must not both believe theirs is it."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(temporary, path)  # atomic, and fails if the key exists
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, slots=True)

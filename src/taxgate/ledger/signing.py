@@ -16,7 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,13 @@ from sqlalchemy.orm import Session
 
 from taxgate.ledger import merkle
 from taxgate.ledger.bindings import TamperedError
-from taxgate.ledger.checkpoint import Checkpoint, CheckpointError, Signer, verify_note
+from taxgate.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Signer,
+    create_key_file,
+    verify_note,
+)
 from taxgate.ledger.log import ORIGIN, TILE, Ledger, LedgerError, _Tiles, is_int, loads, raw, stream
 from taxgate.store import Store
 from taxgate.store.models import LedgerEntry, LedgerTile
@@ -52,15 +58,22 @@ def load_signer(path: Path | str | None = None, origin: str = ORIGIN) -> Signer:
     path = key_path(path)
     if path.exists():
         try:
-            return Signer.from_text(path.read_text(encoding="utf-8"))
+            signer = Signer.from_text(path.read_text(encoding="utf-8"))
         except CheckpointError as exc:
             raise LedgerError(f"signing key {path}: {exc}") from None
-    signer = Signer.generate(origin)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(signer.to_text() + "\n")
-    path.with_suffix(".pub").write_text(signer.verifier_key() + "\n", encoding="utf-8")
+    else:
+        signer = Signer.generate(origin)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            create_key_file(path, signer.to_text() + "\n")
+        except FileExistsError:  # another process made it first: theirs is the key
+            return load_signer(path, origin)
+    public = path.with_suffix(".pub")
+    if not public.exists():  # first use, or a run stopped between writing the key and this
+        temporary = public.with_suffix(f".pub.{os.getpid()}.partial")
+        with suppress(OSError):  # a convenience: the key alone signs
+            temporary.write_text(signer.verifier_key() + "\n", encoding="utf-8")
+            os.replace(temporary, public)
     return signer
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from taxgate.ledger.checkpoint import DASH, CheckpointError, check_key_name
+from taxgate.ledger.checkpoint import DASH, CheckpointError, check_key_name, create_key_file
 
 COSIGNATURE_V1 = b"\x04"
 
@@ -81,11 +80,8 @@ class Cosigner:
 
     def save(self, path: Path) -> None:
         seed = self.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(
-                f"PRIVATE+KEY+{self.name}+{self.key_id.hex()}+{base64.b64encode(COSIGNATURE_V1 + seed).decode()}\n"
-            )
+        encoded = base64.b64encode(COSIGNATURE_V1 + seed).decode()
+        create_key_file(path, f"PRIVATE+KEY+{self.name}+{self.key_id.hex()}+{encoded}\n")
 
     @property
     def public(self) -> bytes:
