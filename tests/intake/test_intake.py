@@ -11,6 +11,7 @@ import pytest
 
 from taxgate.domain import REQUEST_COLUMNS
 from taxgate.intake import IntakeError, RowStream, read_manifest
+from taxgate.intake.rows import staged_row
 
 HEADER = ",".join(REQUEST_COLUMNS)
 
@@ -25,8 +26,18 @@ def good_line(rid: str) -> str:
 
 
 def read(path, fmt="csv", max_field=4000):
+    """The file's requests; and, read again the way pass 1 stages it (`RowStream.staged`, which
+    skips the Request for a CSV's well-formed rows), the same rows, counts and hash."""
     stream = RowStream(path, fmt, max_field)
-    return stream, list(stream)
+    requests = list(stream)
+    again = RowStream(path, fmt, max_field)
+    assert list(again.staged()) == [staged_row(r) for r in requests]
+    assert (again.rows, again.malformed, again.sha256) == (
+        stream.rows,
+        stream.malformed,
+        stream.sha256,
+    )
+    return stream, requests
 
 
 def test_csv_damage_is_contained_to_its_row(tmp_path):
@@ -80,6 +91,31 @@ def test_unknown_columns_are_kept_and_missing_ones_are_empty(tmp_path):
     _, [request] = read(tmp_path / "rows.csv")
     assert request.request_id == "R1" and request.last_name == "Ruiz" and request.street == ""
     assert request.extra == {"alien_number": "A123"}
+
+
+def test_staged_rows_are_the_requests_whatever_the_columns(tmp_path):
+    """Columns in any order, repeated, missing, unknown, padded with spaces, empty names: the
+    staged tuple is the Request's, field for field (`read` compares them)."""
+    text = (
+        " Last_Name ,request_id,zip,last_name,,alien_number,street,ALIEN_NUMBER\n"
+        ' Ruiz ,R1, 02139 ,Other,x, A123 ,"1 Main St\nApt 2",dup\n'
+        "Ruiz,R2,,,,,,\n"
+        "Ruiz,R3\n"
+        "\n"
+        '"Ruiz",R4,02139,,,,"a ""quoted"" street",\n'
+    )
+    (tmp_path / "rows.csv").write_text(text, encoding="utf-8")
+    _, requests = read(tmp_path / "rows.csv")
+    assert [r.request_id for r in requests] == ["R1", "R2", "R3", "R4"]
+    assert requests[0].last_name == "Ruiz" and requests[0].zip == "02139"
+    assert requests[0].extra == {"alien_number": "dup"}  # the last of a repeated unknown name
+    assert requests[2].malformed and not requests[3].malformed
+    (tmp_path / "all.csv").write_text(
+        HEADER + "\n" + good_line("R1") + "\n" + good_line("R2").replace("Ana", " Ana ") + "\n",
+        encoding="utf-8",
+    )
+    _, requests = read(tmp_path / "all.csv")
+    assert [r.first_name for r in requests] == ["Ana", "Ana"] and not requests[0].extra
 
 
 def test_jsonl_bad_lines_are_rows_too(tmp_path):

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +25,17 @@ MAX_CONTINUATION_LINES = (
     20  # how far a quoted field may run across lines before we call it a stray quote
 )
 _KNOWN = frozenset(REQUEST_COLUMNS)
+
+
+def staged_row(request: Request) -> tuple:
+    """A request as pass 1 stages it: row number, the request's fields, parse error, and the
+    columns it does not know as JSON ("" when none)."""
+    return (
+        request.row_number,
+        *(getattr(request, c) for c in REQUEST_COLUMNS),
+        request.parse_error,
+        json.dumps(request.extra) if request.extra else "",
+    )
 
 
 class RowStream:
@@ -45,6 +57,19 @@ class RowStream:
             self.rows += 1
             self.malformed += request.malformed
             yield request
+
+    def staged(self) -> Iterator[tuple]:
+        """The same rows as `__iter__`, each as the tuple `staged_row` makes of its Request: a CSV's
+        well-formed rows go straight from their fields to the tuple, since building a Request
+        only to take it apart again was half of staging's time."""
+        rows = self._csv(staged=True) if self.format == "csv" else iter(self)
+        for row in rows:
+            if type(row) is not tuple:
+                row = staged_row(row)
+            if self.format == "csv":
+                self.rows += 1
+                self.malformed += bool(row[-2])
+            yield row
 
     # -- building a Request ------------------------------------------------------------------
 
@@ -74,7 +99,9 @@ class RowStream:
 
     # -- CSV ---------------------------------------------------------------------------------
 
-    def _csv(self) -> Iterator[Request]:
+    def _csv(self, staged: bool = False) -> Iterator[Request | tuple]:
+        """The rows of a CSV file as Requests; with `staged`, each well-formed row as the tuple
+        `staged_row` would make of its Request (the others still as Requests)."""
         with open(self.path, "rb") as fh:
             lines = _Lines(fh, self._hasher)
             header_raw = lines.next()
@@ -99,6 +126,10 @@ class RowStream:
             # Where each column goes: request fields by name (the first of a repeated name), the rest kept aside.
             known = [(name, header.index(name)) for name in REQUEST_COLUMNS if name in header]
             extra = [(name, i) for i, name in enumerate(header) if name and name not in _KNOWN]
+            # A column the file lacks reads the empty field appended at the end of each row.
+            missing = len(known) < len(REQUEST_COLUMNS)
+            at = dict(known)
+            pick = itemgetter(*(at.get(name, len(header)) for name in REQUEST_COLUMNS))
             row_number = 0
             while (raw := lines.next()) is not None:
                 try:
@@ -137,6 +168,16 @@ class RowStream:
                     yield self._request(
                         row_number, dict(zip(header, fields))
                     )  # reports which field
+                    continue
+                if staged:
+                    if missing:
+                        fields.append("")
+                    yield (
+                        row_number,
+                        *map(str.strip, pick(fields)),
+                        "",
+                        json.dumps({name: fields[i] for name, i in extra}) if extra else "",
+                    )
                     continue
                 request = Request(row_number, **{name: fields[i].strip() for name, i in known})
                 if extra:

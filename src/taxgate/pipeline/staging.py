@@ -3,7 +3,6 @@ DuckDB database the passes share."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,15 +99,8 @@ def stage(manifest: Manifest, policy: Policy, work: Path) -> RowStream:
     `sha256`, `rows` and `malformed` are then known)."""
     stream = RowStream(manifest.rows_path, manifest.rows_format, policy.thresholds.max_field_chars)
     staged = ChunkWriter(work / "staged.parquet", STAGED)
-    for request in stream:
-        staged.add(
-            (
-                request.row_number,
-                *(getattr(request, c) for c in REQUEST_COLUMNS),
-                request.parse_error,
-                json.dumps(request.extra) if request.extra else "",
-            )
-        )
+    for row in stream.staged():
+        staged.add(row)
     staged.close()
     return stream
 
