@@ -57,6 +57,14 @@ def test_a_stay_in_force_holds_every_disclosure_and_lifting_releases_them_once(
     ]
     assert len(held) == control_result.outcomes["DISCLOSED"] > 0
     assert all("HELD_BY_COURT_ORDER" in r["reasons"] and not r["address_street"] for r in held)
+    # The auditors' evidence of a held request is the control's, byte for byte, but its outcome
+    # (its lines are made again at release, the evidence read back from the decision's JSON).
+    evidence = (tmp_path / "out" / "auditors" / "evidence.jsonl").read_text().splitlines()
+    control_evidence = (tmp_path / "control" / "auditors" / "evidence.jsonl").read_text()
+    assert sum('"outcome": "HELD"' in line for line in evidence) == len(held)
+    assert [
+        line.replace('"outcome": "HELD"', '"outcome": "DISCLOSED"') for line in evidence
+    ] == control_evidence.splitlines()
     with store.session() as session:
         assert session.scalar(select(func.count(Disclosure.id))) == 0
         assert session.scalar(select(func.count(HeldItem.id))) == len(held)

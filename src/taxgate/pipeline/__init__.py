@@ -338,7 +338,11 @@ def process(
                         decision = d.row.decision
                         if decision is not decided or d.lines is None:
                             d.lines = response.lines(
-                                d.request, decision, d.row.address, d.evidence, writer.versions
+                                d.request,
+                                decision,
+                                d.row.address,
+                                d.evidence_fields(),
+                                writer.versions,
                             )
                         outcomes[decision.outcome.value] += 1
                         code_counts.update(c.value for c in decision.codes)

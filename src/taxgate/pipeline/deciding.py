@@ -3,6 +3,7 @@ figures, the identification, the address released), in worker processes, in row 
 
 from __future__ import annotations
 
+import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -57,10 +58,17 @@ class Decided:
 
     request: Request
     row: Row
-    evidence: (
-        dict[str, tuple[str, str]] | None
-    )  # response.evidence_fields: serialised once, written twice
+    # response.evidence_fields: serialised once, written twice; None when `lines` came made
+    evidence: dict[str, tuple[str, str]] | None
     lines: tuple | None = None  # `response.lines`, when pass 3 was told how the batch is recorded
+
+    def evidence_fields(self) -> dict[str, tuple[str, str]] | None:
+        """The evidence as `response.evidence_fields` gives it, read back from the row's JSON when
+        the worker did not send it (it sends `lines` instead: a decision held at release is the
+        rare one whose lines are made again)."""
+        if self.evidence is None and self.row.evidence:
+            return evidence_fields(json.loads(self.row.evidence))
+        return self.evidence
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,8 @@ def decide_rows(
         made = unpacked((*values, None, None))
         chunk.append(
             (
-                *values,
+                *values[:-1],
+                None,  # the evidence's fields: in the lines already, and the most objects to pickle
                 encoded(decision_record(made.row, recording.batch_id), recording.versions),
                 response.lines(
                     made.request,
