@@ -212,6 +212,10 @@ class _Tiles:
         return merkle.root(nodes)
 
 
+# session.info's key for the entries a transaction appended: [(first index, [entry bytes])].
+APPENDED = "taxgate.ledger.appended"
+
+
 class Ledger:
     def __init__(self, store: Store, origin: str = ORIGIN):
         self.store = store
@@ -247,6 +251,8 @@ class Ledger:
             session.execute(
                 update(LedgerHead).where(LedgerHead.id == 1).values(size=start + len(encoded))
             )
+            # What this transaction appended, for `signing` once it commits (APPENDED).
+            session.info.setdefault(APPENDED, []).append((start, [b for b, _ in encoded]))
         return range(start, start + len(encoded))
 
     def next_index(self, session: Session) -> int:

@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from taxgate.ledger import merkle
@@ -32,7 +32,18 @@ from taxgate.ledger.checkpoint import (
     create_key_file,
     verify_note,
 )
-from taxgate.ledger.log import ORIGIN, TILE, Ledger, LedgerError, _Tiles, is_int, loads, raw, stream
+from taxgate.ledger.log import (
+    APPENDED,
+    ORIGIN,
+    TILE,
+    Ledger,
+    LedgerError,
+    _Tiles,
+    is_int,
+    loads,
+    raw,
+    stream,
+)
 from taxgate.store import Store
 from taxgate.store.models import LedgerEntry, LedgerTile
 
@@ -303,6 +314,38 @@ def _kind_of(entry: bytes):
 _scanned: dict[
     tuple, tuple[int, list[tuple[int, dict]]]
 ] = {}  # the unsigned tail already read, per tree
+
+
+@event.listens_for(Session, "after_commit")
+def _own_appends_read(session: Session) -> None:
+    """Entries this process appended in a transaction that committed are known without reading
+    them back: `entries_of_kinds`'s tail moves past them when it had read up to their first (a
+    batch's chunks no longer re-read the chunk before). Whatever another process appended in
+    between is still read from the store; and a transaction that rolled back (even a savepoint
+    in it) moves nothing."""
+    appended = session.info.pop(APPENDED, None)
+    if not appended:
+        return
+    url = str(session.get_bind().url)
+    for key, (scanned_to, tail) in list(_scanned.items()):
+        if key[0] != url:
+            continue
+        markers, tail = [_MARKERS[kind] for kind in key[3]], list(tail)
+        for start, entries in appended:
+            if start != scanned_to:
+                break
+            for i, entry in enumerate(entries):
+                if any(marker in entry for marker in markers):
+                    parsed = _parsed(entry, start + i)
+                    if parsed.get("kind") in key[3]:
+                        tail.append((start + i, parsed))
+            scanned_to = start + len(entries)
+        _scanned[key] = (scanned_to, tail)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, previous_transaction) -> None:
+    session.info.pop(APPENDED, None)
 
 
 def entries_of_kinds(

@@ -1,0 +1,81 @@
+"""The entries that decide a release (orders, reviews) are read from the ledger by their content.
+Past the last signed checkpoint every entry is read, but what this process appended itself, in a
+transaction that committed, is known without reading it back: a batch's chunks no longer re-read
+the chunk before. What another process appended in between is still read, and a transaction that
+rolled back is never taken as appended."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from taxgate.ledger import Ledger, signing
+from taxgate.ledger.signing import entries_of_kinds
+
+KINDS = ("order_added", "order_lifted")
+
+
+def entries(n: int, start: int = 0) -> list[dict]:
+    return [{"kind": "test", "n": i} for i in range(start, start + n)]
+
+
+def read(store, monkeypatch) -> tuple[list[tuple[int, dict]], int]:
+    """entries_of_kinds, and how many entries it read from the store to answer."""
+    counted = []
+    real = signing.stream
+
+    def stream(connection, query):
+        for row in real(connection, query):
+            counted.append(row)
+            yield row
+
+    monkeypatch.setattr(signing, "stream", stream)
+    with store.session.begin() as session:
+        found = entries_of_kinds(session, KINDS)
+    monkeypatch.setattr(signing, "stream", real)
+    return found, len(counted)
+
+
+def test_own_appends_are_not_read_back_and_others_are(store, database_url, monkeypatch):
+    ledger = Ledger(store)
+    with store.session.begin() as session:
+        ledger.append(session, entries(3))
+    assert read(store, monkeypatch) == ([], 3)  # the first time: everything past the checkpoint
+
+    with store.session.begin() as session:  # this process's own, committed
+        ledger.append(session, entries(4, 3))
+    assert read(store, monkeypatch) == ([], 0)
+
+    # Another process appends a stay, then this one appends again: the stay is read.
+    code = (
+        "from taxgate.store import open_store; from taxgate.ledger import Ledger; "
+        f"store = open_store({database_url!r}); s = store.session.begin().__enter__(); "
+        "Ledger(store).append(s, [{'kind': 'order_added', 'order': 'stay'}]); s.commit(); store.close()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with store.session.begin() as session:
+        ledger.append(session, entries(2, 8))
+    assert read(store, monkeypatch) == ([(7, {"kind": "order_added", "order": "stay"})], 3)
+    assert read(store, monkeypatch) == ([(7, {"kind": "order_added", "order": "stay"})], 0)
+
+
+def test_a_transaction_rolled_back_is_not_taken_as_appended(store, monkeypatch):
+    ledger = Ledger(store)
+    assert read(store, monkeypatch) == ([], 0)
+    session = store.session()
+    with session.begin():
+        ledger.append(session, [{"kind": "order_lifted", "order_entry": 0}])
+        session.rollback()
+    session.close()
+    with store.session.begin() as session:  # the same index, now holding something else
+        ledger.append(session, entries(1))
+    assert read(store, monkeypatch) == ([], 0)
+
+    # A savepoint rolled back inside a transaction that commits: what it held is forgotten, and
+    # the entry appended after it, at the same index, is the one known.
+    with store.session.begin() as session:
+        savepoint = session.begin_nested()
+        ledger.append(session, [{"kind": "order_added", "order": "never"}])
+        savepoint.rollback()
+        ledger.append(session, [{"kind": "order_added", "order": "kept"}])
+    assert read(store, monkeypatch) == ([(1, {"kind": "order_added", "order": "kept"})], 0)
