@@ -45,6 +45,11 @@ def test_own_appends_are_not_read_back_and_others_are(store, database_url, monke
     with store.session.begin() as session:  # this process's own, committed
         ledger.append(session, entries(4, 3))
     assert read(store, monkeypatch) == ([], 0)
+    lift = {"kind": "order_lifted", "order_entry": 1}
+    nested = {"kind": "test", "inside": {"kind": "order_added"}}  # the marker, in another kind
+    with store.session.begin() as session:
+        ledger.append(session, [*entries(2, 7), lift, nested, *entries(1, 9)])
+    assert read(store, monkeypatch) == ([(9, lift)], 0)
 
     # Another process appends a stay, then this one appends again: the stay is read.
     code = (
@@ -54,9 +59,10 @@ def test_own_appends_are_not_read_back_and_others_are(store, database_url, monke
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     with store.session.begin() as session:
-        ledger.append(session, entries(2, 8))
-    assert read(store, monkeypatch) == ([(7, {"kind": "order_added", "order": "stay"})], 3)
-    assert read(store, monkeypatch) == ([(7, {"kind": "order_added", "order": "stay"})], 0)
+        ledger.append(session, entries(2, 13))
+    stay = (12, {"kind": "order_added", "order": "stay"})
+    assert read(store, monkeypatch) == ([(9, lift), stay], 3)
+    assert read(store, monkeypatch) == ([(9, lift), stay], 0)
 
 
 def test_a_transaction_rolled_back_is_not_taken_as_appended(store, monkeypatch):
