@@ -3,6 +3,7 @@ DuckDB database the passes share."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,16 +57,20 @@ def sql_text(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+# Request's own fields in order, but `extra`: the staged columns, read back positionally.
+_POSITIONAL = tuple(f.name for f in dataclasses.fields(Request) if f.name != "extra")
+
+
 def requests_from(batch: pa.RecordBatch | pa.Table, fields: tuple[str, ...] = REQUEST_COLUMNS):
-    """Requests back from staged rows, with only `fields` filled in."""
-    columns = batch.to_pydict()
-    for i in range(batch.num_rows):
-        request = Request(
-            row_number=columns["row_number"][i], parse_error=columns["parse_error"][i]
-        )
-        for name in fields:
-            setattr(request, name, columns[name][i])
-        yield request
+    """Requests back from staged rows, with only `fields` filled in (and never `extra`)."""
+    names = ("row_number", *fields, "parse_error")
+    columns = [batch.column(name).to_pylist() for name in names]
+    if names == _POSITIONAL:  # every field: positional arguments, a million times cheaper
+        for values in zip(*columns):
+            yield Request(*values)
+        return
+    for values in zip(*columns):
+        yield Request(**dict(zip(names, values)))
 
 
 @contextmanager
