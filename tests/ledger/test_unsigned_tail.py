@@ -85,3 +85,19 @@ def test_a_transaction_rolled_back_is_not_taken_as_appended(store, monkeypatch):
         savepoint.rollback()
         ledger.append(session, [{"kind": "order_added", "order": "kept"}])
     assert read(store, monkeypatch) == ([(1, {"kind": "order_added", "order": "kept"})], 0)
+
+
+def test_a_session_closed_without_committing_and_used_again_moves_nothing(store, monkeypatch):
+    ledger = Ledger(store)
+    assert read(store, monkeypatch) == ([], 0)
+    session = store.session()
+    session.begin()
+    ledger.append(session, [{"kind": "order_lifted", "order_entry": 0}])
+    session.close()  # its transaction ends unwritten
+    with session.begin():  # the same session again, appending nothing
+        pass
+    with store.session.begin() as other:
+        ledger.append(other, [{"kind": "order_added", "order": "real"}])
+    with session.begin():
+        pass
+    assert read(store, monkeypatch) == ([(0, {"kind": "order_added", "order": "real"})], 0)

@@ -212,7 +212,8 @@ class _Tiles:
         return merkle.root(nodes)
 
 
-# session.info's key for the entries a transaction appended: [(first index, [entry bytes])].
+# session.info's key for the entries a transaction appended: (the transaction, [(first index,
+# [entry bytes])]).
 APPENDED = "taxgate.ledger.appended"
 
 
@@ -252,7 +253,10 @@ class Ledger:
                 update(LedgerHead).where(LedgerHead.id == 1).values(size=start + len(encoded))
             )
             # What this transaction appended, for `signing` once it commits (APPENDED).
-            session.info.setdefault(APPENDED, []).append((start, [b for b, _ in encoded]))
+            transaction = session.get_transaction()
+            if session.info.get(APPENDED, (None,))[0] is not transaction:
+                session.info[APPENDED] = (transaction, [])
+            session.info[APPENDED][1].append((start, [b for b, _ in encoded]))
         return range(start, start + len(encoded))
 
     def next_index(self, session: Session) -> int:

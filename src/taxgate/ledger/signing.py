@@ -325,9 +325,9 @@ def _own_appends_read(session: Session) -> None:
     batch's chunks no longer re-read the chunk before). Whatever another process appended in
     between is still read from the store; and a transaction that rolled back (even a savepoint
     in it) moves nothing."""
-    appended = session.info.pop(APPENDED, None)
-    if not appended:
-        return
+    transaction, appended = session.info.pop(APPENDED, (None, None))
+    if not appended or transaction is not session.get_transaction():
+        return  # nothing appended, or in a transaction that ended unwritten (a session closed)
     url = str(session.get_bind().url)
     keys = [key for key in _scanned if key[0] == url]
     if not keys:
