@@ -65,7 +65,7 @@ def requests_from(batch: pa.RecordBatch | pa.Table, fields: tuple[str, ...] = RE
     """Requests back from staged rows, with only `fields` filled in (and never `extra`)."""
     names = ("row_number", *fields, "parse_error")
     columns = [batch.column(name).to_pylist() for name in names]
-    if names == _POSITIONAL:  # every field: positional arguments, a million times cheaper
+    if names == _POSITIONAL:  # every field: positional arguments, cheaper than keywords
         for values in zip(*columns):
             yield Request(*values)
         return
