@@ -9,8 +9,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from taxgate.ledger import Ledger, signing
-from taxgate.ledger.signing import entries_of_kinds
+from taxgate.ledger.bindings import TamperedError
+from taxgate.ledger.signing import entries_of_kinds, sign_checkpoint
 
 KINDS = ("order_added", "order_lifted")
 
@@ -36,6 +39,15 @@ def read(store, monkeypatch) -> tuple[list[tuple[int, dict]], int]:
     return found, len(counted)
 
 
+def another_process_appends(database_url: str, entry: dict) -> None:
+    code = (
+        "from taxgate.store import open_store; from taxgate.ledger import Ledger; "
+        f"store = open_store({database_url!r}); s = store.session.begin().__enter__(); "
+        f"Ledger(store).append(s, [{entry!r}]); s.commit(); store.close()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_own_appends_are_not_read_back_and_others_are(store, database_url, monkeypatch):
     ledger = Ledger(store)
     with store.session.begin() as session:
@@ -52,12 +64,7 @@ def test_own_appends_are_not_read_back_and_others_are(store, database_url, monke
     assert read(store, monkeypatch) == ([(9, lift)], 0)
 
     # Another process appends a stay, then this one appends again: the stay is read.
-    code = (
-        "from taxgate.store import open_store; from taxgate.ledger import Ledger; "
-        f"store = open_store({database_url!r}); s = store.session.begin().__enter__(); "
-        "Ledger(store).append(s, [{'kind': 'order_added', 'order': 'stay'}]); s.commit(); store.close()"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    another_process_appends(database_url, {"kind": "order_added", "order": "stay"})
     with store.session.begin() as session:
         ledger.append(session, entries(2, 13))
     stay = (12, {"kind": "order_added", "order": "stay"})
@@ -101,3 +108,63 @@ def test_a_session_closed_without_committing_and_used_again_moves_nothing(store,
     with session.begin():
         pass
     assert read(store, monkeypatch) == ([(0, {"kind": "order_added", "order": "real"})], 0)
+
+
+REAL = {"kind": "order_added", "order": "real"}
+
+
+def test_a_savepoint_released_in_a_transaction_that_rolls_back_moves_nothing(
+    store, database_url, monkeypatch
+):
+    """SQLAlchemy calls after_commit for a savepoint released too; the transaction around it can
+    still roll back, and then another entry takes the index of the one it appended."""
+    ledger = Ledger(store)
+    assert read(store, monkeypatch) == ([], 0)
+    with pytest.raises(RuntimeError), store.session.begin() as session:
+        ledger.append(session, [{"kind": "order_added", "order": "phantom"}])
+        with session.begin_nested():
+            pass
+        raise RuntimeError("a failure after the savepoint")
+    another_process_appends(database_url, REAL)
+    assert read(store, monkeypatch) == ([(0, REAL)], 1)
+
+
+def test_a_read_inside_a_transaction_that_appended_is_not_kept(store, database_url, monkeypatch):
+    """A batch's receipt appends, then reads the orders in force, in one transaction. Were that
+    read kept and the transaction rolled back, an order later ledgered at the same index would
+    never be seen by this process."""
+    ledger = Ledger(store)
+    with pytest.raises(RuntimeError), store.session.begin() as session:
+        ledger.append(session, [{"kind": "batch_received"}])
+        assert entries_of_kinds(session, KINDS) == []
+        raise RuntimeError("the receipt's notices fail")
+    another_process_appends(database_url, REAL)
+    assert read(store, monkeypatch) == ([(0, REAL)], 1)
+
+
+def test_a_failure_moving_the_tail_never_fails_the_commit(store, monkeypatch):
+    """The listener runs after the commit: whatever goes wrong in it, the commit stands and the
+    tail is read again from the store."""
+    ledger = Ledger(store)
+    assert read(store, monkeypatch) == ([], 0)
+
+    def broken(entry, idx):
+        raise TamperedError("unreadable")
+
+    monkeypatch.setattr(signing, "_parsed", broken)
+    with store.session.begin() as session:
+        ledger.append(session, [REAL])
+    monkeypatch.undo()
+    assert read(store, monkeypatch) == ([(0, REAL)], 1)
+
+
+def test_an_older_checkpoint_s_tail_is_not_kept(store, monkeypatch):
+    ledger = Ledger(store)
+    for n in range(3):
+        with store.session.begin() as session:
+            ledger.append(session, entries(2, 2 * n))
+        read(store, monkeypatch)
+        sign_checkpoint(store)
+    url = str(store.engine.url)
+    # one tail kept: the one past the checkpoint it was last read against (signed at size 4)
+    assert [key[1] for key in signing._scanned if key[0] == url and key[3] == KINDS] == [4]

@@ -212,9 +212,11 @@ class _Tiles:
         return merkle.root(nodes)
 
 
-# session.info's key for the entries a transaction appended: (the transaction, [(first index,
-# [entry bytes])]).
+# session.info's keys: the entries a transaction appended, (the transaction, [(first index,
+# [entry bytes])]), dropped if a savepoint in it rolls back; and the last transaction that appended
+# at all (APPENDING), never dropped, so a read of the log inside it is known to see its own entries.
 APPENDED = "taxgate.ledger.appended"
+APPENDING = "taxgate.ledger.appending"
 
 
 class Ledger:
@@ -254,6 +256,7 @@ class Ledger:
             )
             # What this transaction appended, for `signing` once it commits (APPENDED).
             transaction = session.get_transaction()
+            session.info[APPENDING] = transaction
             if session.info.get(APPENDED, (None,))[0] is not transaction:
                 session.info[APPENDED] = (transaction, [])
             session.info[APPENDED][1].append((start, [b for b, _ in encoded]))

@@ -36,6 +36,7 @@ from taxgate.ledger.checkpoint import (
 )
 from taxgate.ledger.log import (
     APPENDED,
+    APPENDING,
     ORIGIN,
     TILE,
     Ledger,
@@ -325,27 +326,31 @@ def _own_appends_read(session: Session) -> None:
     batch's chunks no longer re-read the chunk before). Whatever another process appended in
     between is still read from the store; and a transaction that rolled back (even a savepoint
     in it) moves nothing."""
+    if session.in_nested_transaction():
+        return  # a savepoint released: its transaction may still roll back; wait for that one
     transaction, appended = session.info.pop(APPENDED, (None, None))
     if not appended or transaction is not session.get_transaction():
         return  # nothing appended, or in a transaction that ended unwritten (a session closed)
     url = str(session.get_bind().url)
-    keys = [key for key in _scanned if key[0] == url]
-    if not keys:
-        return
-    # The entries that may be of an indexed kind, found in one pass over each span's bytes.
-    marked = [(start, entries, _marked(entries)) for start, entries in appended]
-    for key in keys:
-        scanned_to, tail = _scanned[key]
-        tail = list(tail)
-        for start, entries, candidates in marked:
-            if start != scanned_to:
-                break
-            for i in candidates:
-                parsed = _parsed(entries[i], start + i)
-                if parsed.get("kind") in key[3]:
-                    tail.append((start + i, parsed))
-            scanned_to = start + len(entries)
-        _scanned[key] = (scanned_to, tail)
+    keys = [key for key in list(_scanned) if key[0] == url]  # the timer thread may add one
+    try:
+        # The entries that may be of an indexed kind, found in one pass over each span's bytes.
+        marked = [(start, entries, _marked(entries)) for start, entries in appended]
+        for key in keys:
+            scanned_to, tail = _scanned.get(key, (None, ()))
+            tail = list(tail)
+            for start, entries, candidates in marked:
+                if start != scanned_to:
+                    break
+                for i in candidates:
+                    parsed = _parsed(entries[i], start + i)
+                    if parsed.get("kind") in key[3]:
+                        tail.append((start + i, parsed))
+                scanned_to = start + len(entries)
+            _scanned[key] = (scanned_to, tail)
+    except Exception:  # the commit is done: never fail it; the tail is read again instead
+        for key in keys:
+            _scanned.pop(key, None)
 
 
 def _marked(entries: list[bytes]) -> list[int]:
@@ -420,5 +425,10 @@ def entries_of_kinds(
             parsed = _parsed(entry, idx)
             if parsed.get("kind") in kinds:
                 tail.append((idx, parsed))
-    _scanned[cache_key] = (max(head, scanned_to), tail)
+    if session.info.get(APPENDING) is not session.get_transaction():
+        # Kept only when this transaction has appended nothing: what it read of its own entries
+        # is gone if it rolls back, and another entry may take their places.
+        for stale in [k for k in list(_scanned) if (k[0], k[3]) == (cache_key[0], kinds)]:
+            _scanned.pop(stale, None)  # an older checkpoint's tail
+        _scanned[cache_key] = (max(head, scanned_to), tail)
     return sorted(found + tail, key=lambda pair: pair[0])
