@@ -61,7 +61,7 @@ class RowStream:
     def staged(self) -> Iterator[tuple]:
         """The same rows as `__iter__`, each as the tuple `staged_row` makes of its Request: a CSV's
         well-formed rows go straight from their fields to the tuple: building a Request only to
-        take it apart again was a fifth of staging's time (19.0 s of the 2025 batch's 1.28M rows)."""
+        take it apart again was a fifth of pass 1's time (`benchmarks/intake_throughput.py`)."""
         rows = self._csv(staged=True) if self.format == "csv" else iter(self)
         for row in rows:
             if type(row) is not tuple:
