@@ -117,7 +117,7 @@ def test_a_run_killed_mid_batch_and_started_again_records_each_event_once(
     [
         # preparing the master, in the load's thread
         ("taxgate.identify.master:_prepare", 1, 0.2, "SIGINT", 1),
-        ("taxgate.identify:request_features", 1, 0.0, "SIGINT", 1),  # in a rules worker
+        ("taxgate.identify:request_feature_columns", 1, 0.0, "SIGINT", 1),  # in a rules worker
         ("taxgate.identify:identify", 1, 0.3, "SIGINT", 1),  # amid Splink's queries on DuckDB
         ("taxgate.release.batch:insert_rows", 2, 0.0, "SIGINT", 1),  # in a chunk's transaction
         # writing the batch's keys into the requester's history (a COPY on PostgreSQL)

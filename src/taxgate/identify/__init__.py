@@ -30,9 +30,9 @@ from pathlib import Path
 
 import duckdb
 
-from taxgate.domain import ReasonCode, Request
+from taxgate.domain import REQUEST_COLUMNS, ReasonCode, Request
 from taxgate.identify.decision import decision_macros, decision_sql, define_decision_macros
-from taxgate.identify.features import FEATURE_COLUMNS, address_features, person_features
+from taxgate.identify.features import FEATURE_COLUMNS, request_feature_columns
 from taxgate.identify.master import MasterError, addresses_to_release, load_master
 from taxgate.identify.splink_settings import trained_settings
 from taxgate.normalize.name import define_names_agree, nickname_table
@@ -55,6 +55,7 @@ __all__ = [
     "match_by_tin",
     "addresses_to_release",
     "request_features",
+    "request_feature_columns",
     "score_floor",
 ]
 
@@ -72,18 +73,10 @@ class Identification:
 
 
 def request_features(request: Request) -> tuple[str, ...]:
-    """The model's comparison columns for one request, in FEATURE_COLUMNS order."""
-    return (
-        *person_features(
-            request.first_name,
-            request.middle_name,
-            request.last_name,
-            request.suffix,
-            request.date_of_birth,
-            request.tin,
-        ),
-        *address_features(request.street, request.unit, request.city, request.state, request.zip),
-    )
+    """The model's comparison columns for one request, in FEATURE_COLUMNS order
+    (`request_feature_columns` of one row)."""
+    columns = {name: [getattr(request, name)] for name in REQUEST_COLUMNS}
+    return tuple(column[0] for column in request_feature_columns(columns, [0]))
 
 
 def identify(

@@ -6,6 +6,7 @@ and split into house number, street, unit, ZIP5, city and state; phonetic codes 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import lru_cache
 
@@ -110,3 +111,29 @@ def address_features(
         state_code(state),
         f"{line.line}#{line.unit}" if line.kind else "",
     )
+
+
+def _per_distinct(function, keys: list[tuple]) -> list:
+    """`function(*key)` for each key, computed once per distinct key: names, dates and addresses
+    recur in a batch."""
+    answers = {key: function(*key) for key in set(keys)}
+    return list(map(answers.__getitem__, keys))
+
+
+def request_feature_columns(
+    columns: Mapping[str, Sequence[str]], rows: Sequence[int]
+) -> list[Sequence[str]]:
+    """FEATURE_COLUMNS, a sequence each, of the requests at positions `rows` of `columns` (a
+    request's fields by name, a sequence each): `person_features` and `address_features` of each."""
+
+    def values(*names: str) -> list[tuple[str, ...]]:
+        return list(zip(*([columns[n][i] for i in rows] for n in names)))
+
+    if not rows:
+        return [[] for _ in FEATURE_COLUMNS]
+    names = _per_distinct(name_features, values("first_name", "middle_name", "last_name"))
+    suffixes = _per_distinct(suffix_code, values("suffix"))
+    born = _per_distinct(iso_date, values("date_of_birth"))
+    tins = [digits(columns["tin"][i]) for i in rows]
+    addresses = _per_distinct(address_features, values("street", "unit", "city", "state", "zip"))
+    return [*zip(*names), suffixes, born, tins, *zip(*addresses)]

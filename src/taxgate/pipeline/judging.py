@@ -14,16 +14,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taxgate import identify
-from taxgate.domain import ReasonCode
+from taxgate.domain import REQUEST_COLUMNS, ReasonCode
 from taxgate.intake import Manifest
 from taxgate.pipeline import staging
-from taxgate.pipeline.staging import requests_from
 from taxgate.policy import Policy
 from taxgate.rules import (
     RULE_SETS,
     Context,
     RowStats,
     is_refusal,
+    judge_rows,
     refused_items,
     requested_items,
 )
@@ -36,6 +36,7 @@ JUDGED = pa.schema(
         ("wants", pa.bool_()),
     ]
 )
+STAGED_FIELDS = ("row_number", *REQUEST_COLUMNS, "parse_error")  # what the rules may read
 ID_REQUESTS = pa.schema(
     [("row_number", pa.int64())] + [(k, pa.string()) for k in identify.FEATURE_COLUMNS]
 )
@@ -56,29 +57,49 @@ class RuleTask:
 
 
 def judge_chunk(task: RuleTask) -> tuple[pa.Table, pa.Table]:
-    """Every rule on every request of one chunk: (judged rows, identification keys of eligible rows)."""
-    policy, batch_codes, judge = task.policy, list(task.batch_codes), RULE_SETS[task.rule_set].judge
-    ctx = Context(policy, task.manifest, task.as_of)
-    numbers, codes_of, refused_of, wants_of = [], [], [], []
-    eligible = []
-    rows = pq.ParquetFile(task.staged).read_row_group(task.row_group)
-    figures = zip(*(task.stats[f.name].tolist() for f in fields(RowStats)))
-    for request, stats in zip(requests_from(rows), figures):
-        ctx.stats = RowStats(*stats)
-        codes = batch_codes + [c for c in judge(request, ctx) if c not in batch_codes]
-        refused = [] if request.malformed else refused_items(request, policy)
-        wants = not request.malformed and any(
-            i in policy.disclosable_items for i in requested_items(request, policy)
+    """Every rule on every request of one chunk: (judged rows, identification keys of eligible rows).
+
+    Column by column (`rules.judge_rows`): no request is built, and each rule, each item list and
+    each name, date and address of the identification keys is worked out once per distinct value."""
+    policy, rule_set = task.policy, RULE_SETS[task.rule_set]
+    batch_codes = list(task.batch_codes)
+    table = pq.ParquetFile(task.staged).read_row_group(task.row_group)
+    columns = {name: table.column(name).to_pylist() for name in STAGED_FIELDS}
+    figures = {f.name: task.stats[f.name].tolist() for f in fields(RowStats)}
+    codes_of = judge_rows(
+        rule_set.rules, columns, figures, Context(policy, task.manifest, task.as_of)
+    )
+    # Per distinct set of codes: the batch's first, then the request's own; and whether one refuses.
+    said = {
+        codes: (
+            ";".join(batch_codes + [c for c in codes if c not in batch_codes]),
+            any(is_refusal(c) for c in (*batch_codes, *codes)),
         )
-        numbers.append(request.row_number)
-        codes_of.append(";".join(codes))
-        refused_of.append(";".join(refused))
+        for codes in set(codes_of)
+    }
+    items = {
+        text: (
+            ";".join(refused_items(text, policy)),
+            any(i in policy.disclosable_items for i in requested_items(text, policy)),
+        )
+        for text in set(columns["requested_items"])
+    }
+    malformed = [bool(e) for e in columns["parse_error"]]
+    refused_of, wants_of, eligible = [], [], []
+    for row, (codes, text, broken) in enumerate(
+        zip(codes_of, columns["requested_items"], malformed)
+    ):
+        refused, wants = ("", False) if broken else items[text]
+        refused_of.append(refused)
         wants_of.append(wants)
-        if wants and not any(is_refusal(c) for c in codes):
-            eligible.append((request.row_number, *identify.request_features(request)))
-    judged = pa.table([numbers, codes_of, refused_of, wants_of], schema=JUDGED)
-    columns = list(zip(*eligible)) or [[] for _ in ID_REQUESTS.names]
-    return judged, pa.table([list(c) for c in columns], schema=ID_REQUESTS)
+        if wants and not said[codes][1]:
+            eligible.append(row)
+    judged = pa.table(
+        [columns["row_number"], [said[c][0] for c in codes_of], refused_of, wants_of], schema=JUDGED
+    )
+    features = identify.request_feature_columns(columns, eligible)
+    numbers = [columns["row_number"][i] for i in eligible]
+    return judged, pa.table([numbers, *map(list, features)], schema=ID_REQUESTS)
 
 
 def rule_workers(rows: int) -> int:

@@ -3,7 +3,6 @@ DuckDB database the passes share."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from taxgate.domain import REQUEST_COLUMNS, Request
+from taxgate.domain import REQUEST_COLUMNS
 from taxgate.intake import Manifest, RowStream
 from taxgate.policy import Policy
 
@@ -55,22 +54,6 @@ class ChunkWriter:
 def sql_text(path: Path) -> str:
     """A path as a SQL string literal (views cannot take parameters)."""
     return "'" + str(path).replace("'", "''") + "'"
-
-
-# Request's own fields in order, but `extra`: the staged columns, read back positionally.
-_POSITIONAL = tuple(f.name for f in dataclasses.fields(Request) if f.name != "extra")
-
-
-def requests_from(batch: pa.RecordBatch | pa.Table, fields: tuple[str, ...] = REQUEST_COLUMNS):
-    """Requests back from staged rows, with only `fields` filled in (and never `extra`)."""
-    names = ("row_number", *fields, "parse_error")
-    columns = [batch.column(name).to_pylist() for name in names]
-    if names == _POSITIONAL:  # every field: positional arguments, cheaper than keywords
-        for values in zip(*columns):
-            yield Request(*values)
-        return
-    for values in zip(*columns):
-        yield Request(**dict(zip(names, values)))
 
 
 @contextmanager

@@ -7,6 +7,7 @@ released ((C)), `batch` is what only the whole batch shows. Every rule runs; `ju
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
 from datetime import date
 
 from taxgate.domain import Level, ReasonCode, Request
@@ -14,13 +15,22 @@ from taxgate.intake import Manifest
 from taxgate.policy import Policy
 from taxgate.rules import batch, items, purpose, request, requester  # noqa: F401  (registers the rules)
 from taxgate.rules.batch import KEYS_SQL, ROW_STATS_SQL, figures_evidence
+from taxgate.rules.columns import CODE_ORDER, UndeclaredRead, judge_rows
 from taxgate.rules.items import refused_items, requested_items
-from taxgate.rules.registry import BATCH_RULES, REQUEST_RULES, Context, RowStats, Rule, all_rules
+from taxgate.rules.registry import (
+    BATCH_RULES,
+    REQUEST_FIELDS,
+    REQUEST_RULES,
+    Context,
+    RowStats,
+    Rule,
+    all_rules,
+)
 from taxgate.rules.sets import RuleSet, rule_sets
 
 # Bump when a rule's logic changes; the policy version is recorded beside it on every decision.
 RULE_SET_VERSION = "2026.12.1"
-RULE_SETS = rule_sets(RULE_SET_VERSION)
+RULE_SETS = rule_sets(RULE_SET_VERSION, REQUEST_RULES)
 # Batches decided under these replay a practice held unlawful: counted apart from the statute's.
 REPLAYED_VERSIONS = frozenset(r.version for r in RULE_SETS.values() if not r.lawful)
 
@@ -37,26 +47,16 @@ def judge_batch(manifest: Manifest, policy: Policy, as_of: date) -> list[ReasonC
     """Codes of every batch-scope rule that fails; each applies to every request of the batch."""
     return sorted(
         {r.code for r in BATCH_RULES if r.check(manifest, policy, as_of)},
-        key=_CODE_ORDER.__getitem__,
+        key=CODE_ORDER.__getitem__,
     )
 
 
-def judge_request(request_: Request, ctx: Context) -> list[ReasonCode]:
-    """Codes of every request-scope rule that fails, in registry order, without repeats.
-
-    A row that could not be parsed is judged on MALFORMED_ROW alone: its fields are not the
-    requester's words, so nothing else can be said about them.
-    """
-    if request_.malformed:
-        return [ReasonCode.MALFORMED_ROW]
-    found: dict[ReasonCode, None] = {}
-    for rule in REQUEST_RULES:
-        if rule.code not in found and rule.check(request_, ctx):
-            found[rule.code] = None
-    return sorted(found, key=_CODE_ORDER.__getitem__)
-
-
-_CODE_ORDER = {code: i for i, code in enumerate(ReasonCode)}  # docs/DESIGN.md's table order
+def judge_request(request_: Request, ctx: Context, rule_set: str = "statute") -> list[ReasonCode]:
+    """Codes of every request-scope rule of the rule set that fails on one request (`ctx.stats` its
+    figures), in the table's order, without repeats: `judge_rows` with one row."""
+    columns = {name: [getattr(request_, name)] for name in (*REQUEST_FIELDS, "parse_error")}
+    figures = {f.name: [getattr(ctx.stats, f.name)] for f in dataclass_fields(RowStats)}
+    return list(judge_rows(RULE_SETS[rule_set].rules, columns, figures, ctx)[0])
 
 
 def is_refusal(code: ReasonCode) -> bool:
@@ -82,6 +82,8 @@ __all__ = [
     "is_refusal",
     "judge_batch",
     "judge_request",
+    "judge_rows",
+    "UndeclaredRead",
     "refused_items",
     "requested_items",
     "named_rule_set",

@@ -126,6 +126,8 @@ def figures_evidence(codes, stats: dict, policy, window_days: int | None) -> dic
 @request_rule(
     ReasonCode.RELEVANCE_NOT_SPECIFIC,
     "The same reason text (normalised) is on more of the agency's requests within the window than allowed.",
+    reads=(),
+    figures=("relevance_repeats",),
 )
 def relevance_boilerplate(request: Request, ctx: Context) -> bool:
     return ctx.stats.relevance_repeats > ctx.policy.thresholds.relevance_max_repeats
@@ -134,6 +136,8 @@ def relevance_boilerplate(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.ENGAGED_OFFICIAL_IMPLAUSIBLE,
     "The officer is named on more of the agency's cases within the window than one person can be engaged in.",
+    reads=(),
+    figures=("official_cases",),
 )
 def engaged_official_implausible(request: Request, ctx: Context) -> bool:
     return ctx.stats.official_cases > ctx.policy.thresholds.official_max_cases
@@ -142,6 +146,8 @@ def engaged_official_implausible(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.DUPLICATE_REQUEST,
     "The request id, or person and case, is on an earlier row or on an earlier answered or pending request.",
+    reads=(),
+    figures=("request_id_ordinal", "person_case_ordinal", "earlier_request", "earlier_person_case"),
 )
 def duplicate_request(request: Request, ctx: Context) -> bool:
     stats = ctx.stats

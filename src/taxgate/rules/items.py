@@ -9,19 +9,21 @@ from taxgate.policy import Policy
 from taxgate.rules.registry import Context, request_rule
 
 
-def requested_items(request: Request, policy: Policy) -> list[str]:
-    """The items asked for, in canonical names; none listed means the last known address."""
-    return list(policy.requested_items(request.requested_items)) or [LAST_KNOWN_ADDRESS]
+def requested_items(items_field: str, policy: Policy) -> list[str]:
+    """The items a request's `requested_items` field asks for, in canonical names; none listed
+    means the last known address."""
+    return list(policy.requested_items(items_field)) or [LAST_KNOWN_ADDRESS]
 
 
-def refused_items(request: Request, policy: Policy) -> list[str]:
+def refused_items(items_field: str, policy: Policy) -> list[str]:
     """Requested items this path may not release: return information, and anything unrecognised."""
-    return [i for i in requested_items(request, policy) if i not in policy.disclosable_items]
+    return [i for i in requested_items(items_field, policy) if i not in policy.disclosable_items]
 
 
 @request_rule(
     ReasonCode.ITEM_NOT_DISCLOSABLE,
     "A requested item is return information (employer, bank, income, relatives, phone, e-mail, IP, ...): refused.",
+    reads=("requested_items",),
 )
 def item_not_disclosable(request: Request, ctx: Context) -> bool:
-    return bool(refused_items(request, ctx.policy))
+    return bool(refused_items(request.requested_items, ctx.policy))

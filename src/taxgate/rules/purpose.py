@@ -16,6 +16,7 @@ from taxgate.rules.registry import Context, request_rule
 @request_rule(
     ReasonCode.STATUTE_NOT_CRIMINAL,
     "The cited statute is civil (e.g. 8 U.S.C. § 1227, § 1229a, § 1231); (i)(2) serves criminal matters only.",
+    reads=("statute",),
 )
 def statute_not_criminal(request: Request, ctx: Context) -> bool:
     return "civil" in ctx.policy.statute_kinds(request.statute)
@@ -24,6 +25,7 @@ def statute_not_criminal(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.STATUTE_TAX_ADMINISTRATION,
     "The cited statute is in title 26, which is tax administration; (i)(2) excludes it.",
+    reads=("statute",),
 )
 def statute_tax_administration(request: Request, ctx: Context) -> bool:
     return "tax_administration" in ctx.policy.statute_kinds(request.statute)
@@ -32,6 +34,7 @@ def statute_tax_administration(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.STATUTE_UNKNOWN,
     "The cited statute is not in the policy's catalog of designated statutes; it is refused, never guessed.",
+    reads=("statute",),
 )
 def statute_unknown(request: Request, ctx: Context) -> bool:
     return "unknown" in ctx.policy.statute_kinds(request.statute)
@@ -40,6 +43,7 @@ def statute_unknown(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.CASE_NUMBER_MISSING,
     "The request must name the proceeding or investigation (its case number) the information is for.",
+    reads=("case_number",),
 )
 def case_number_missing(request: Request, ctx: Context) -> bool:
     return is_blank(request.case_number)
@@ -48,6 +52,7 @@ def case_number_missing(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.ENGAGED_OFFICIAL_MISSING,
     "The request must name the officer personally and directly engaged in the investigation.",
+    reads=("engaged_official",),
 )
 def engaged_official_missing(request: Request, ctx: Context) -> bool:
     return is_blank(request.engaged_official)
@@ -74,6 +79,7 @@ def _readable_date(text: str) -> bool:
 @request_rule(
     ReasonCode.REMOVAL_ORDER_MISSING,
     "For this statute the agreement requires the final removal order's date and number.",
+    reads=("statute", "removal_order_date", "removal_order_number"),
 )
 def removal_order_missing(request: Request, ctx: Context) -> bool:
     if ctx.manifest.submitted_at is None:

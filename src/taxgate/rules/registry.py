@@ -11,10 +11,10 @@ Two scopes:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 
-from taxgate.domain import ReasonCode
+from taxgate.domain import REQUEST_COLUMNS, ReasonCode
 from taxgate.intake import Manifest
 from taxgate.policy import Policy
 
@@ -57,19 +57,28 @@ class Rule:
     explanation: str  # what this rule checks; what the code means and cites is the code's own
     check: Callable[..., bool]  # True when the rule FAILS, i.e. the defect is present
     scope: str  # "batch" or "request"
+    # A request rule's inputs besides the batch's (ctx.policy, ctx.manifest, ctx.as_of): the
+    # request's fields it reads, and the figures of ctx.stats. It is judged once per distinct
+    # value of them (`rules.judging`), and reading anything else is refused there.
+    reads: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()
 
     @property
     def citation(self) -> str:
         return self.code.citation
 
 
+# What a request rule may read: the columns a request is staged with (`parse_error` aside, a
+# malformed row is never judged by the rules; `extra` is not the statute's business).
+REQUEST_FIELDS = REQUEST_COLUMNS
+
 BATCH_RULES: list[Rule] = []
 REQUEST_RULES: list[Rule] = []
 
 
-def _register(rules: list[Rule], scope: str, code: ReasonCode, explanation: str):
+def _register(rules: list[Rule], scope: str, code: ReasonCode, explanation: str, **inputs):
     def wrap(check: Callable[..., bool]) -> Callable[..., bool]:
-        rules.append(Rule(code, explanation, check, scope))
+        rules.append(Rule(code, explanation, check, scope, **inputs))
         return check
 
     return wrap
@@ -80,9 +89,17 @@ def batch_rule(code: ReasonCode, explanation: str):
     return _register(BATCH_RULES, "batch", code, explanation)
 
 
-def request_rule(code: ReasonCode, explanation: str):
-    """Register `check(request, ctx) -> bool`, True when the request is defective."""
-    return _register(REQUEST_RULES, "request", code, explanation)
+def request_rule(
+    code: ReasonCode, explanation: str, *, reads: tuple[str, ...], figures: tuple[str, ...] = ()
+):
+    """Register `check(request, ctx) -> bool`, True when the request is defective. `reads` names
+    every field of the request it reads, `figures` every field of `ctx.stats` (`RowStats`)."""
+    unknown = set(reads) - set(REQUEST_FIELDS) | set(figures) - {f.name for f in fields(RowStats)}
+    if unknown:
+        raise ValueError(f"rule {code.value} reads what no request has: {sorted(unknown)}")
+    return _register(
+        REQUEST_RULES, "request", code, explanation, reads=tuple(reads), figures=tuple(figures)
+    )
 
 
 def all_rules() -> list[Rule]:

@@ -13,6 +13,7 @@ from taxgate.rules.registry import Context, request_rule
 @request_rule(
     ReasonCode.MALFORMED_ROW,
     "The row could not be read, so it sets forth nothing the statute requires.",
+    reads=(),  # the rules judge well-formed rows alone: a malformed row is MALFORMED_ROW and nothing else
 )
 def malformed_row(request: Request, ctx: Context) -> bool:
     return request.malformed
@@ -30,7 +31,9 @@ def _name_absent(value: str, ctx: Context) -> bool:
 
 
 @request_rule(
-    ReasonCode.NAME_MISSING, "The request must set forth the taxpayer's given name and surname."
+    ReasonCode.NAME_MISSING,
+    "The request must set forth the taxpayer's given name and surname.",
+    reads=("first_name", "last_name"),
 )
 def name_missing(request: Request, ctx: Context) -> bool:
     return _name_absent(request.first_name, ctx) or _name_absent(request.last_name, ctx)
@@ -40,7 +43,11 @@ def _address_given(request: Request) -> bool:
     return any(getattr(request, f) for f in ADDRESS_FIELDS)
 
 
-@request_rule(ReasonCode.ADDRESS_MISSING, "The request must set forth the taxpayer's address.")
+@request_rule(
+    ReasonCode.ADDRESS_MISSING,
+    "The request must set forth the taxpayer's address.",
+    reads=ADDRESS_FIELDS,
+)
 def address_missing(request: Request, ctx: Context) -> bool:
     return not _address_given(request)
 
@@ -72,6 +79,7 @@ def _address(request: Request, ctx: Context) -> tuple[bool, bool]:
 @request_rule(
     ReasonCode.ADDRESS_PLACEHOLDER,
     'An address field holds a placeholder ("Failed to Provide", "NA NA", "00000", a ZIP code alone), not an address.',
+    reads=ADDRESS_FIELDS,
 )
 def address_placeholder(request: Request, ctx: Context) -> bool:
     return _address_given(request) and _address(request, ctx)[0]
@@ -80,6 +88,7 @@ def address_placeholder(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.ADDRESS_INCOMPLETE,
     "The address needs a street line or PO box, and either a city and state or a ZIP code.",
+    reads=ADDRESS_FIELDS,
 )
 def address_incomplete(request: Request, ctx: Context) -> bool:
     # An address not given at all is ADDRESS_MISSING, not incomplete.
@@ -90,7 +99,9 @@ def address_incomplete(request: Request, ctx: Context) -> bool:
 
 
 @request_rule(
-    ReasonCode.TAX_PERIOD_MISSING, "The request must set forth the taxable period or periods."
+    ReasonCode.TAX_PERIOD_MISSING,
+    "The request must set forth the taxable period or periods.",
+    reads=("tax_periods",),
 )
 def tax_period_missing(request: Request, ctx: Context) -> bool:
     return not split_list(request.tax_periods)
@@ -99,6 +110,7 @@ def tax_period_missing(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.TAX_PERIOD_INVALID,
     "Every taxable period must be a past tax year within the policy's range.",
+    reads=("tax_periods",),
 )
 def tax_period_invalid(request: Request, ctx: Context) -> bool:
     first, last = ctx.policy.thresholds.tax_year_min, ctx.as_of.year - 1
@@ -112,7 +124,9 @@ def tax_period_invalid(request: Request, ctx: Context) -> bool:
 
 
 @request_rule(
-    ReasonCode.STATUTE_MISSING, "The request must set forth the statute under which it is made."
+    ReasonCode.STATUTE_MISSING,
+    "The request must set forth the statute under which it is made.",
+    reads=("statute",),
 )
 def statute_missing(request: Request, ctx: Context) -> bool:
     return not split_list(request.statute)
@@ -124,6 +138,7 @@ def statute_missing(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.RELEVANCE_MISSING,
     "The request must state why the information is or may be relevant.",
+    reads=("relevance",),
 )
 def relevance_missing(request: Request, ctx: Context) -> bool:
     return is_blank(request.relevance)
@@ -132,6 +147,7 @@ def relevance_missing(request: Request, ctx: Context) -> bool:
 @request_rule(
     ReasonCode.RELEVANCE_NOT_SPECIFIC,
     "The stated reason is too short to be specific to this taxpayer.",
+    reads=("relevance",),
 )
 def relevance_too_short(request: Request, ctx: Context) -> bool:
     text = " ".join(request.relevance.split())

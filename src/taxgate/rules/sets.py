@@ -13,18 +13,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from taxgate.domain import ReasonCode, Request
-from taxgate.rules.registry import Context
+from taxgate.rules.registry import Context, Rule
 
 
 @dataclass(frozen=True)
 class RuleSet:
     name: str
     version: str  # recorded on the batch and on every decision entry
-    judge: Callable[[Request, Context], list[ReasonCode]]
+    rules: tuple[Rule, ...]  # the request-scope rules that judge each request (`rules.columns`)
     releases: frozenset[ReasonCode]  # identification codes on which the item is released
     tin_path: bool  # a supplied TIN found in the master identifies the taxpayer on its own
     lawful: bool
@@ -34,28 +34,28 @@ class RuleSet:
 _ZIP_LIKE = re.compile(r"^\s*\d{5}(-?\d{4})?\s*$")
 
 
-def _as_practised_2025(request: Request, ctx: Context) -> list[ReasonCode]:
+def _address_field_blank_2025(request: Request, ctx: Context) -> bool:
     """The script's one check on a request: the street field not blank, or the ZIP field a ZIP code.
     "Failed to Provide", "NA NA" and "00000" all passed it."""
-    if request.malformed:
-        return [ReasonCode.MALFORMED_ROW]
-    if request.street.strip() or _ZIP_LIKE.match(request.zip or ""):
-        return []
-    return [ReasonCode.ADDRESS_MISSING]
+    return not (request.street.strip() or _ZIP_LIKE.match(request.zip or ""))
 
 
-def _statute(request: Request, ctx: Context) -> list[ReasonCode]:
-    from taxgate.rules import judge_request  # the registry's rules, all of them
+_AS_PRACTISED_2025 = Rule(
+    ReasonCode.ADDRESS_MISSING,
+    "The 2025 script's only check: the street field blank and the ZIP field not a ZIP code.",
+    _address_field_blank_2025,
+    "request",
+    reads=("street", "zip"),
+)
 
-    return judge_request(request, ctx)
 
-
-def rule_sets(statute_version: str) -> dict[str, RuleSet]:
+def rule_sets(statute_version: str, registry: Sequence[Rule]) -> dict[str, RuleSet]:
+    """The rule sets; `registry` is every request rule of the registry, in order (the statute's)."""
     return {
         "statute": RuleSet(
             "statute",
             statute_version,
-            _statute,
+            tuple(registry),
             frozenset({ReasonCode.ID_POSITIVE}),
             tin_path=False,
             lawful=True,
@@ -64,7 +64,7 @@ def rule_sets(statute_version: str) -> dict[str, RuleSet]:
         "as-practised-2025": RuleSet(
             "as-practised-2025",
             "as-practised-2025",
-            _as_practised_2025,
+            (_AS_PRACTISED_2025,),
             frozenset({ReasonCode.ID_POSITIVE, ReasonCode.ID_TIN_MATCH}),
             tin_path=True,
             lawful=False,
