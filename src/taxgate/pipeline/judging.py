@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from taxgate import identify
@@ -21,9 +22,9 @@ from taxgate.policy import Policy
 from taxgate.rules import (
     RULE_SETS,
     Context,
-    RowStats,
+    codes_of,
     is_refusal,
-    judge_rows,
+    judge_masks,
     refused_items,
     requested_items,
 )
@@ -59,47 +60,46 @@ class RuleTask:
 def judge_chunk(task: RuleTask) -> tuple[pa.Table, pa.Table]:
     """Every rule on every request of one chunk: (judged rows, identification keys of eligible rows).
 
-    Column by column (`rules.judge_rows`): no request is built, and each rule, each item list and
+    Column by column (`rules.judge_masks`): no request is built, and each rule, each item list and
     each name, date and address of the identification keys is worked out once per distinct value."""
     policy, rule_set = task.policy, RULE_SETS[task.rule_set]
     batch_codes = list(task.batch_codes)
     table = pq.ParquetFile(task.staged).read_row_group(task.row_group)
-    columns = {name: table.column(name).to_pylist() for name in STAGED_FIELDS}
-    figures = {f.name: task.stats[f.name].tolist() for f in fields(RowStats)}
-    codes_of = judge_rows(
-        rule_set.rules, columns, figures, Context(policy, task.manifest, task.as_of)
+    columns = {name: table.column(name) for name in STAGED_FIELDS}
+    masks = judge_masks(
+        rule_set.rules, columns, task.stats, Context(policy, task.manifest, task.as_of)
     )
     # Per distinct set of codes: the batch's first, then the request's own; and whether one refuses.
-    said = {
-        codes: (
-            ";".join(batch_codes + [c for c in codes if c not in batch_codes]),
-            any(is_refusal(c) for c in (*batch_codes, *codes)),
-        )
-        for codes in set(codes_of)
-    }
-    items = {
-        text: (
-            ";".join(refused_items(text, policy)),
-            any(i in policy.disclosable_items for i in requested_items(text, policy)),
-        )
-        for text in set(columns["requested_items"])
-    }
-    malformed = [bool(e) for e in columns["parse_error"]]
-    refused_of, wants_of, eligible = [], [], []
-    for row, (codes, text, broken) in enumerate(
-        zip(codes_of, columns["requested_items"], malformed)
-    ):
-        refused, wants = ("", False) if broken else items[text]
-        refused_of.append(refused)
-        wants_of.append(wants)
-        if wants and not said[codes][1]:
-            eligible.append(row)
+    told, each = np.unique(masks, return_inverse=True)
+    said, refuses = [], []
+    for mask in told.tolist():
+        codes = codes_of(mask)
+        said.append(";".join(batch_codes + [c for c in codes if c not in batch_codes]))
+        refuses.append(any(is_refusal(c) for c in (*batch_codes, *codes)))
+    # Per distinct item list: the items refused, and whether one that may be released is asked for.
+    asked = pc.dictionary_encode(columns["requested_items"].combine_chunks())
+    refused, wants = [], []
+    for text in asked.dictionary.to_pylist():
+        refused.append(";".join(refused_items(text, policy)))
+        wants.append(any(i in policy.disclosable_items for i in requested_items(text, policy)))
+    lists = asked.indices.to_numpy(zero_copy_only=False)
+    malformed = np.asarray(pc.not_equal(pc.fill_null(columns["parse_error"], ""), ""))
+    wanting = np.array(wants, dtype=bool)[lists] & ~malformed
     judged = pa.table(
-        [columns["row_number"], [said[c][0] for c in codes_of], refused_of, wants_of], schema=JUDGED
+        [
+            columns["row_number"],
+            pa.array(said, pa.string()).take(pa.array(each.reshape(-1))),
+            pc.if_else(
+                pa.array(malformed), "", pa.array(refused, pa.string()).take(pa.array(lists))
+            ),
+            pa.array(wanting),
+        ],
+        schema=JUDGED,
     )
-    features = identify.request_feature_columns(columns, eligible)
-    numbers = [columns["row_number"][i] for i in eligible]
-    return judged, pa.table([numbers, *map(list, features)], schema=ID_REQUESTS)
+    eligible = np.flatnonzero(wanting & ~np.array(refuses, dtype=bool)[each.reshape(-1)])
+    chosen = table.take(pa.array(eligible)).select(STAGED_FIELDS).to_pydict()
+    features = identify.request_feature_columns(chosen, range(len(eligible)))
+    return judged, pa.table([chosen["row_number"], *map(list, features)], schema=ID_REQUESTS)
 
 
 def rule_workers(rows: int) -> int:

@@ -15,7 +15,13 @@ from taxgate.intake import Manifest
 from taxgate.policy import Policy
 from taxgate.rules import batch, items, purpose, request, requester  # noqa: F401  (registers the rules)
 from taxgate.rules.batch import KEYS_SQL, ROW_STATS_SQL, figures_evidence
-from taxgate.rules.columns import CODE_ORDER, UndeclaredRead, judge_rows
+from taxgate.rules.columns import (
+    CODE_ORDER,
+    UndeclaredRead,
+    codes_of,
+    judge_masks,
+    judge_rows,
+)
 from taxgate.rules.items import refused_items, requested_items
 from taxgate.rules.registry import (
     BATCH_RULES,
@@ -83,6 +89,8 @@ __all__ = [
     "judge_batch",
     "judge_request",
     "judge_rows",
+    "judge_masks",
+    "codes_of",
     "UndeclaredRead",
     "refused_items",
     "requested_items",

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
-from itertools import compress, repeat
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from taxgate.domain import ReasonCode
 from taxgate.rules.registry import Context, Rule
@@ -48,54 +49,99 @@ def _declared(names: tuple[str, ...], rules: list[Rule]) -> type:
     return type("Declared", (_Undeclared, row), {"__slots__": (), "_rules": labels})
 
 
-def judge_rows(
-    rules: Sequence[Rule],
-    columns: Mapping[str, Sequence],
-    figures: Mapping[str, Sequence],
-    ctx: Context,
-) -> list[tuple[ReasonCode, ...]]:
-    """Each row's codes: those of every rule that fails on it, in the table's order, without
-    repeats; a row that could not be parsed (`parse_error`) is MALFORMED_ROW alone (its fields are
-    not the requester's words, so nothing else can be said about them).
+Column = pa.Array | pa.ChunkedArray | np.ndarray | Sequence
 
-    `columns` are the requests' fields by name, a sequence each, in row order, `parse_error` among
-    them; `figures` the rows' `RowStats` fields likewise. `ctx` gives the batch's context; its
-    `stats` is replaced, rule by rule, by what each rule declared."""
-    malformed = [bool(error) for error in columns["parse_error"]]
-    well_formed = [not m for m in malformed]
-    rows = len(malformed)
-    masks = np.zeros(rows, dtype=np.int64)
+
+def _encoded(column: Column) -> tuple[np.ndarray, list]:
+    """(each row's index into the distinct values, the distinct values as Python objects)."""
+    if not isinstance(column, pa.Array | pa.ChunkedArray):
+        column = pa.array(column)
+    encoded = pc.dictionary_encode(column, null_encoding="encode")
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+
+
+def _keys(indexes: list[np.ndarray], rows: int) -> np.ndarray:
+    """One key a row for several columns' indexes: equal exactly where every index is equal."""
+    key = np.zeros(rows, dtype=np.int64)
+    for index in indexes:
+        # renumbered densely before each step, so that the product stays below rows × distinct
+        _, key = np.unique(key * (int(index.max(initial=0)) + 1) + index, return_inverse=True)
+    return key.reshape(-1)
+
+
+def judge_masks(
+    rules: Sequence[Rule],
+    columns: Mapping[str, Column],
+    figures: Mapping[str, Column],
+    ctx: Context,
+) -> np.ndarray:
+    """Each row's codes as the bits of one int64 (`CODE_ORDER`): those of every rule that fails on
+    it; a row that could not be parsed (`parse_error`) is MALFORMED_ROW alone (its fields are not
+    the requester's words, so nothing else can be said about them).
+
+    `columns` are the requests' fields by name, a column each (Arrow, NumPy or a list), in row
+    order, `parse_error` among them; `figures` the rows' `RowStats` fields likewise. `ctx` gives the
+    batch's context; its `stats` is replaced, rule by rule, by what each rule declared. No value
+    is made a Python object but the distinct ones, and no rule asked but of them."""
+    encoded = {}  # name: (each row's index, the distinct values)
+
+    def of(name: str) -> tuple[np.ndarray, list]:
+        if name not in encoded:
+            encoded[name] = _encoded(columns[name] if name in columns else figures[name])
+        return encoded[name]
+
+    errors, error_values = of("parse_error")
+    malformed = np.array([bool(e) for e in error_values], dtype=bool)[errors]
+    well_formed = np.flatnonzero(~malformed)
+    masks = np.zeros(len(errors), dtype=np.int64)
     # Rules that read the same names are judged together, key by key: they share the key and any
     # work the key's value costs (the address rules each assess the one address).
     groups: dict[tuple[str, ...], list[Rule]] = {}
     for rule in rules:
         groups.setdefault((*rule.reads, *rule.figures), []).append(rule)
     for names, group in groups.items():
-        values = [columns[n] if n in columns else figures[n] for n in names]
-        # one name: its values are the keys themselves (no tuple a row)
-        keys = values[0] if len(values) == 1 else list(zip(*values)) or [()] * rows
+        keys = _keys([of(n)[0] for n in names], len(errors))
+        # one row of the well-formed for each distinct key: what every row with that key is told
+        present, first = np.unique(keys[well_formed], return_index=True)
         # What each rule of the group is handed: the request's declared fields (and `malformed`,
         # False: a malformed row is never judged by them), and the declared figures as ctx.stats.
-        reads, figured = group[0].reads, group[0].figures
-        request_of, stats_of = _declared((*reads, "malformed"), group), _declared(figured, group)
+        reads = group[0].reads
+        request_of, stats_of = (
+            _declared((*reads, "malformed"), group),
+            _declared(group[0].figures, group),
+        )
         checks = [(rule.check, 1 << CODE_ORDER[rule.code]) for rule in group]
-        single, cut, make = len(names) == 1, len(reads), tuple.__new__
-        fails = {}
-        for key in set(compress(keys, well_formed)):
-            named = (key,) if single else key
-            request = make(request_of, (*named[:cut], False))
-            ctx.stats = make(stats_of, named[cut:])
+        picked = [(of(n)[0][well_formed[first]].tolist(), of(n)[1]) for n in names]
+        failed_by_key = np.zeros(int(keys.max(initial=0)) + 1, dtype=np.int64)
+        make = tuple.__new__
+        for number, key in enumerate(present.tolist()):
+            named = [values[rows[number]] for rows, values in picked]
+            request = make(request_of, (*named[: len(reads)], False))
+            ctx.stats = make(stats_of, named[len(reads) :])
             failed = 0
             for check, bit in checks:
                 if check(request, ctx):
                     failed |= bit
-            if failed:
-                fails[key] = failed
-        if fails:
-            masks |= np.fromiter(map(fails.get, keys, repeat(0)), dtype=np.int64, count=rows)
-    masks[np.array(malformed, dtype=bool)] = _MALFORMED
-    codes_of = {
-        mask: tuple(code for code, i in CODE_ORDER.items() if mask >> i & 1)
-        for mask in set(masks.tolist())
-    }
-    return [codes_of[mask] for mask in masks.tolist()]
+            failed_by_key[key] = failed
+        masks |= failed_by_key[keys]
+    masks[malformed] = _MALFORMED
+    return masks
+
+
+def codes_of(mask: int) -> tuple[ReasonCode, ...]:
+    """The codes whose bits a mask holds, in the table's order."""
+    return tuple(code for code, i in CODE_ORDER.items() if mask >> i & 1)
+
+
+def judge_rows(
+    rules: Sequence[Rule],
+    columns: Mapping[str, Column],
+    figures: Mapping[str, Column],
+    ctx: Context,
+) -> list[tuple[ReasonCode, ...]]:
+    """`judge_masks`, each row's codes as a tuple, in the table's order."""
+    masks = judge_masks(rules, columns, figures, ctx).tolist()
+    told = {mask: codes_of(mask) for mask in set(masks)}
+    return [told[mask] for mask in masks]
