@@ -41,6 +41,29 @@ class Workers(ProcessPoolExecutor):
         with _starting():  # a submit may start a worker
             return super().submit(fn, *args, **kwargs)
 
+    def stop(self) -> None:
+        """Run nothing more: every worker ended now, whatever it is doing, and the pool's threads
+        waited for. A worker that ends while it sends an answer (a Ctrl-C ends them all at once)
+        leaves half a message in the answers' pipe, and the pool's own thread would wait for the
+        rest for ever, since this process holds the pipe's writing end open too (CPython 3.11,
+        `concurrent.futures.process`). Once every worker is gone that end is closed, so that
+        half a message reads as the pipe's end, and the pool breaks instead of hanging."""
+        processes = list((self._processes or {}).values())  # type: ignore[attr-defined]
+        answers = self._result_queue  # type: ignore[attr-defined]
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join()
+        if answers is not None:
+            answers._writer.close()
+        self.shutdown(wait=True, cancel_futures=True)
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        if kind is not None:  # a run that stopped early waits for no worker's answer
+            self.stop()
+            return False
+        return super().__exit__(kind, value, traceback)
+
 
 @contextmanager
 def _starting() -> Iterator[None]:

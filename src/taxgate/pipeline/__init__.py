@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
 import time
 from collections import Counter
@@ -87,6 +88,63 @@ class _Laps:
         now = time.perf_counter()
         self.seconds[stage] = round(self.seconds.get(stage, 0.0) + now - self._clock, 3)
         self._clock = now
+
+
+class _Recording:
+    """Records and answers pass 3's chunks, in order, in a thread of its own, while this process's
+    main thread goes on to the next: identifying a block (DuckDB) and recording one (the store)
+    each leave most of a core idle, and the store's driver and DuckDB let go of the GIL while they
+    work. At most `queued` chunks wait. A failure in the thread is raised in the main thread at its
+    next chunk, or when it ends; a run that stops (an error, Ctrl-C) records no further chunk than
+    the one in the store's hands, which commits or rolls back whole: the next run takes the batch
+    from its mark (`release.batch`), exactly once either way."""
+
+    def __init__(self, record: Callable[[list[Decided]], None], queued: int = 2):
+        self._record, self._chunks = record, queue.Queue(maxsize=queued)
+        self._failed: BaseException | None = None
+        self._stopping = threading.Event()
+        self.seconds = 0.0  # the thread's busy time, for the summary
+        self._thread = threading.Thread(target=self._run, name="taxgate-recording", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._failed is None and not self._stopping.is_set():
+                started = time.perf_counter()
+                try:
+                    self._record(chunk)
+                except BaseException as exc:  # raised in the main thread; the rest is not recorded
+                    self._failed = exc
+                self.seconds += time.perf_counter() - started
+
+    def put(self, chunk: list[Decided]) -> None:
+        while True:
+            if self._failed is not None:
+                raise self._failed
+            try:
+                self._chunks.put(chunk, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait for every chunk to be recorded; raise what failed."""
+        self._chunks.put(None)
+        self._thread.join()
+        if self._failed is not None:
+            raise self._failed
+
+    def stop(self) -> None:
+        """Record nothing more (the chunk in the store's hands ends as its transaction does)."""
+        if self._thread.is_alive():
+            self._stopping.set()
+            while True:  # the queue drains: the thread takes every chunk left and skips it
+                try:
+                    self._chunks.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            self._thread.join()
 
 
 def batch_figures(
@@ -232,11 +290,13 @@ def decide_staged(
                 deciders,
                 recording=recording,
             )
+    except BaseException:  # a run that stopped early judges and decides no further
+        for workers_of in (pool, deciders):
+            if workers_of:
+                workers_of.stop()
+        raise
     finally:
-        for workers_of in (
-            pool,
-            deciders,
-        ):  # a run that stopped early judges and decides no further
+        for workers_of in (pool, deciders):
             if workers_of:
                 workers_of.shutdown(cancel_futures=True)
 
@@ -316,23 +376,10 @@ def process(
                 recording = Recording(
                     recorder.batch.id, batch_versions(recorder.batch), writer.versions
                 )
-                for chunk in decide_staged(
-                    con,
-                    work,
-                    master_path,
-                    manifest,
-                    policy,
-                    rules,
-                    as_of,
-                    stream.rows,
-                    laps,
-                    history,
-                    recording=recording,
-                    master=master,
-                ):
+
+                def record(chunk: list[Decided]) -> None:
                     made = [d.row.decision for d in chunk]
                     indexes = recorder.record([d.row for d in chunk])
-                    laps("ledger")
                     for d, decided in zip(chunk, made):
                         # the decision as recorded: an order in force at release may have held it
                         decision = d.row.decision
@@ -347,7 +394,30 @@ def process(
                         outcomes[decision.outcome.value] += 1
                         code_counts.update(c.value for c in decision.codes)
                     writer.write_lines([d.lines for d in chunk], indexes)
-                    laps("decide")  # the response's rows count with the decision
+
+                recording_thread = _Recording(record)
+                try:
+                    for chunk in decide_staged(
+                        con,
+                        work,
+                        master_path,
+                        manifest,
+                        policy,
+                        rules,
+                        as_of,
+                        stream.rows,
+                        laps,
+                        history,
+                        recording=recording,
+                        master=master,
+                    ):
+                        recording_thread.put(chunk)
+                        laps("ledger")  # waiting for the recording to take the chunk
+                    recording_thread.finish()
+                    laps("ledger")
+                finally:
+                    recording_thread.stop()
+            laps.seconds["recording"] = round(recording_thread.seconds, 3)
             note = recorder.complete(outcomes)
             laps("ledger")
     finally:
