@@ -11,7 +11,8 @@ their shares) against a ten-million-row master, through the command line a tax a
 5. verify: `taxgate ledger verify` of the warm store, every entry.
 
 Each step runs as its own process. Its wall time, the stages the pipeline reports in
-summary.json, and its peak memory are printed: the peak is the resident memory of the step's
+summary.json (the main thread's, which add up to its wall time, then the recording thread's busy
+time, which overlaps them), and its peak memory are printed: the peak is the resident memory of the step's
 process and its workers together, sampled from /proc every 0.2 s (so generating the batch, which
 runs before in a process of its own, is never counted). `--requests` is the number of rows
 written.
@@ -41,7 +42,19 @@ MASTERS = (
 )  # shared with identify_scale.py: the same seeded master
 ROWS_PER_TAXPAYER = 4.14
 STEPS = ("cold", "warm", "replay", "audit", "verify")
-STAGES = ("intake", "receipt", "history", "rules", "master", "identify", "decide", "ledger")
+# The main thread's stretches, which add up to its wall time ("ledger": waiting for the recording
+# thread), then the recording thread's own busy time, which overlaps them.
+STAGES = (
+    "intake",
+    "receipt",
+    "history",
+    "rules",
+    "master",
+    "identify",
+    "decide",
+    "ledger",
+    "recording",
+)
 
 
 def _tree_rss(root: int) -> int:
