@@ -159,3 +159,28 @@ def test_identification_keys_a_column_at_a_time_are_each_requests_own(staged):
     assert len(made) == len(identify.FEATURE_COLUMNS)
     assert list(zip(*made)) == [identify.request_features(requests[i]) for i in chosen]
     assert all(len(column) == 0 for column in identify.request_feature_columns(columns, []))
+
+
+def test_the_callers_context_is_left_as_it_was(staged):
+    """`judge_rows` hands each rule its own declared figures as `ctx.stats`, and puts the caller's
+    back: a second request judged with the same context reads its own figures, not a proxy's."""
+    columns, figures, ctx = staged
+    requests = _requests(columns)
+    mine = RowStats(relevance_repeats=10**6)
+    ctx.stats = mine
+    first = judge_request(requests[0], ctx)
+    assert ctx.stats is mine
+    assert judge_request(requests[0], ctx) == first
+    assert ReasonCode.RELEVANCE_NOT_SPECIFIC in first or requests[0].malformed
+
+
+def test_a_rule_cannot_name_a_field_twice():
+    with pytest.raises(ValueError, match="names a field twice"):
+        request_rule(ReasonCode.NAME_MISSING, "Twice.", reads=("street", "street"))
+
+
+def test_a_column_shorter_than_the_rest_is_refused_not_spread_over_every_row(staged):
+    columns, figures, ctx = staged
+    short = {**figures, "request_id_ordinal": [2]}
+    with pytest.raises(ValueError, match="request_id_ordinal.* rows, not"):
+        judge_rows(RULE_SETS["statute"].rules, columns, short, ctx)

@@ -99,25 +99,37 @@ class _Recording:
     the one in the store's hands, which commits or rolls back whole: the next run takes the batch
     from its mark (`release.batch`), exactly once either way."""
 
-    def __init__(self, record: Callable[[list[Decided]], None], queued: int = 2):
+    def __init__(
+        self, record: Callable[[list[Decided]], None], threaded: bool = True, queued: int = 2
+    ):
         self._record, self._chunks = record, queue.Queue(maxsize=queued)
         self._failed: BaseException | None = None
-        self._stopping = threading.Event()
+        self._stopping, self._ended = threading.Event(), threading.Event()
         self.seconds = 0.0  # the thread's busy time, for the summary
-        self._thread = threading.Thread(target=self._run, name="taxgate-recording", daemon=True)
-        self._thread.start()
+        self._thread = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="taxgate-recording", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            if self._failed is None and not self._stopping.is_set():
-                started = time.perf_counter()
-                try:
-                    self._record(chunk)
-                except BaseException as exc:  # raised in the main thread; the rest is not recorded
-                    self._failed = exc
-                self.seconds += time.perf_counter() - started
+        try:
+            while (chunk := self._chunks.get()) is not None:
+                if self._failed is None and not self._stopping.is_set():
+                    started = time.perf_counter()
+                    try:
+                        self._record(chunk)
+                    except BaseException as exc:  # raised in the main thread; nothing more recorded
+                        self._failed = exc
+                    self.seconds += time.perf_counter() - started
+        finally:
+            self._ended.set()
 
     def put(self, chunk: list[Decided]) -> None:
+        if self._thread is None:  # recorded here and now
+            started = time.perf_counter()
+            self._record(chunk)
+            self.seconds += time.perf_counter() - started
+            return
         while True:
             if self._failed is not None:
                 raise self._failed
@@ -127,24 +139,44 @@ class _Recording:
             except queue.Full:
                 continue
 
+    def halt(self) -> None:
+        """Record no chunk after the one in the store's hands: the first thing a stopping run does."""
+        self._stopping.set()
+
     def finish(self) -> None:
         """Wait for every chunk to be recorded; raise what failed."""
-        self._chunks.put(None)
-        self._thread.join()
+        self._end()
         if self._failed is not None:
             raise self._failed
 
     def stop(self) -> None:
-        """Record nothing more (the chunk in the store's hands ends as its transaction does)."""
-        if self._thread.is_alive():
-            self._stopping.set()
-            while True:  # the queue drains: the thread takes every chunk left and skips it
-                try:
+        """Record nothing more, and wait for the chunk in the store's hands to end as its
+        transaction does."""
+        self.halt()
+        self._end()
+
+    def _end(self) -> None:
+        """Tell the thread to end once it has taken what is queued, and wait until it has. A Ctrl-C
+        meanwhile halts it and is held until then, and raised after: the chunk in the store's
+        hands ends whole, and the response files, closed after this, are never closed under it."""
+        if self._thread is None or self._ended.is_set():
+            return
+        held: BaseException | None = None
+        told = False
+        while not self._ended.is_set():
+            try:
+                if not told:  # the thread drains the queue, which is never full for long
                     self._chunks.put(None, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-            self._thread.join()
+                    told = True
+                else:
+                    self._ended.wait(0.2)
+            except queue.Full:
+                continue
+            except KeyboardInterrupt as exc:
+                held = held or exc
+                self.halt()
+        if held is not None:
+            raise held
 
 
 def batch_figures(
@@ -209,6 +241,7 @@ def decide_staged(
     block_rows: int | None = None,
     recording: Recording | None = None,
     master: Future | None = None,
+    stopping: Callable[[], None] = lambda: None,
 ) -> Iterator[list[Decided]]:
     """Passes 2 and 3 over the staged rows: every rule on every request, identification of those that
     passed, and one decision per request, yielded in row order in chunks of RECORD_ROWS.
@@ -222,7 +255,8 @@ def decide_staged(
     `history` is the agency's recorded requests (the batch's keys are registered there first); without
     it the batch's figures are its own alone; `block_rows` overrides the block's size; `recording`
     has pass 3's workers make each decision's ledger entry and response lines beside it; `master`
-    is the master being loaded already (`master_loading`), else it is loaded here."""
+    is the master being loaded already (`master_loading`), else it is loaded here; `stopping()` is
+    called first when the run stops early (an error, Ctrl-C), before the workers are ended."""
     stats = batch_figures(con, work, history)
     lap("history")
     batch_codes = tuple(judge_batch(manifest, policy, as_of))
@@ -291,6 +325,7 @@ def decide_staged(
                 recording=recording,
             )
     except BaseException:  # a run that stopped early judges and decides no further
+        stopping()
         for workers_of in (pool, deciders):
             if workers_of:
                 workers_of.stop()
@@ -395,7 +430,7 @@ def process(
                         code_counts.update(c.value for c in decision.codes)
                     writer.write_lines([d.lines for d in chunk], indexes)
 
-                recording_thread = _Recording(record)
+                recording_thread = _Recording(record, threaded=store.threads_share_it)
                 try:
                     for chunk in decide_staged(
                         con,
@@ -410,11 +445,15 @@ def process(
                         history,
                         recording=recording,
                         master=master,
+                        stopping=recording_thread.halt,
                     ):
                         recording_thread.put(chunk)
                         laps("ledger")  # waiting for the recording to take the chunk
                     recording_thread.finish()
                     laps("ledger")
+                except BaseException:
+                    recording_thread.halt()
+                    raise
                 finally:
                     recording_thread.stop()
             laps.seconds["recording"] = round(recording_thread.seconds, 3)

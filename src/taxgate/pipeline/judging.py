@@ -77,7 +77,7 @@ def judge_chunk(task: RuleTask) -> tuple[pa.Table, pa.Table]:
         said.append(";".join(batch_codes + [c for c in codes if c not in batch_codes]))
         refuses.append(any(is_refusal(c) for c in (*batch_codes, *codes)))
     # Per distinct item list: the items refused, and whether one that may be released is asked for.
-    asked = pc.dictionary_encode(columns["requested_items"].combine_chunks())
+    asked = pc.dictionary_encode(pc.fill_null(columns["requested_items"], "").combine_chunks())
     refused, wants = [], []
     for text in asked.dictionary.to_pylist():
         refused.append(";".join(refused_items(text, policy)))

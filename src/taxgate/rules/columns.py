@@ -11,7 +11,7 @@ part of the key it is kept under.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -93,6 +93,9 @@ def judge_masks(
         return encoded[name]
 
     errors, error_values = of("parse_error")
+    for name in {n for rule in rules for n in (*rule.reads, *rule.figures)}:
+        if len(of(name)[0]) != len(errors):  # a short column would be spread over every row
+            raise ValueError(f"column {name!r} has {len(of(name)[0])} rows, not {len(errors)}")
     malformed = np.array([bool(e) for e in error_values], dtype=bool)[errors]
     well_formed = np.flatnonzero(~malformed)
     masks = np.zeros(len(errors), dtype=np.int64)
@@ -101,33 +104,50 @@ def judge_masks(
     groups: dict[tuple[str, ...], list[Rule]] = {}
     for rule in rules:
         groups.setdefault((*rule.reads, *rule.figures), []).append(rule)
-    for names, group in groups.items():
-        keys = _keys([of(n)[0] for n in names], len(errors))
-        # one row of the well-formed for each distinct key: what every row with that key is told
-        present, first = np.unique(keys[well_formed], return_index=True)
-        # What each rule of the group is handed: the request's declared fields (and `malformed`,
-        # False: a malformed row is never judged by them), and the declared figures as ctx.stats.
-        reads = group[0].reads
-        request_of, stats_of = (
-            _declared((*reads, "malformed"), group),
-            _declared(group[0].figures, group),
-        )
-        checks = [(rule.check, 1 << CODE_ORDER[rule.code]) for rule in group]
-        picked = [(of(n)[0][well_formed[first]].tolist(), of(n)[1]) for n in names]
-        failed_by_key = np.zeros(int(keys.max(initial=0)) + 1, dtype=np.int64)
-        make = tuple.__new__
-        for number, key in enumerate(present.tolist()):
-            named = [values[rows[number]] for rows, values in picked]
-            request = make(request_of, (*named[: len(reads)], False))
-            ctx.stats = make(stats_of, named[len(reads) :])
-            failed = 0
-            for check, bit in checks:
-                if check(request, ctx):
-                    failed |= bit
-            failed_by_key[key] = failed
-        masks |= failed_by_key[keys]
+    given = ctx.stats  # the caller's, put back however the rules end
+    try:
+        for names, group in groups.items():
+            _judge_group(names, group, of, well_formed, masks, ctx)
+    finally:
+        ctx.stats = given
     masks[malformed] = _MALFORMED
     return masks
+
+
+def _judge_group(
+    names: tuple[str, ...],
+    group: list[Rule],
+    of: Callable[[str], tuple[np.ndarray, list]],
+    well_formed: np.ndarray,
+    masks: np.ndarray,
+    ctx: Context,
+) -> None:
+    """One group of rules that read the same names: each rule asked once per distinct key among
+    the well-formed rows, its bit ORed into `masks` of every row with that key."""
+    keys = _keys([of(n)[0] for n in names], len(masks))
+    # one row of the well-formed for each distinct key: what every row with that key is told
+    present, first = np.unique(keys[well_formed], return_index=True)
+    # What each rule of the group is handed: the request's declared fields (and `malformed`,
+    # False: a malformed row is never judged by them), and the declared figures as ctx.stats.
+    reads = group[0].reads
+    request_of, stats_of = (
+        _declared((*reads, "malformed"), group),
+        _declared(group[0].figures, group),
+    )
+    checks = [(rule.check, 1 << CODE_ORDER[rule.code]) for rule in group]
+    picked = [(of(n)[0][well_formed[first]].tolist(), of(n)[1]) for n in names]
+    failed_by_key = np.zeros(int(keys.max(initial=0)) + 1, dtype=np.int64)
+    make = tuple.__new__
+    for number, key in enumerate(present.tolist()):
+        named = [values[rows[number]] for rows, values in picked]
+        request = make(request_of, (*named[: len(reads)], False))
+        ctx.stats = make(stats_of, named[len(reads) :])
+        failed = 0
+        for check, bit in checks:
+            if check(request, ctx):
+                failed |= bit
+        failed_by_key[key] = failed
+    masks |= failed_by_key[keys]
 
 
 def codes_of(mask: int) -> tuple[ReasonCode, ...]:

@@ -97,6 +97,8 @@ def request_rule(
     unknown = set(reads) - set(REQUEST_FIELDS) | set(figures) - {f.name for f in fields(RowStats)}
     if unknown:
         raise ValueError(f"rule {code.value} reads what no request has: {sorted(unknown)}")
+    if len(set(reads)) != len(reads) or len(set(figures)) != len(figures):
+        raise ValueError(f"rule {code.value} names a field twice: {reads}, {figures}")
     return _register(
         REQUEST_RULES, "request", code, explanation, reads=tuple(reads), figures=tuple(figures)
     )

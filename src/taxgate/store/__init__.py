@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import SingletonThreadPool
 
 from taxgate.store import models
 
@@ -37,6 +38,12 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def threads_share_it(self) -> bool:
+        """Whether a thread of this process sees what another committed: not so for SQLite in
+        memory, a database per connection and so, in SQLAlchemy's pool for it, per thread."""
+        return not isinstance(self.engine.pool, SingletonThreadPool)
 
     def close(self) -> None:
         self.engine.dispose()
